@@ -1,0 +1,5 @@
+"""modelyard: `pulumi up` enters here. Settings are read and validated, then the platform is composed."""
+
+from components.program import run
+
+run()

@@ -1,0 +1,113 @@
+"""Plan JSON v1: the recorded program turned into a stable, reviewable document (design.md, Contracts).
+
+Stability rules: resource keys are built from names (region, parent chain, type), never URNs or
+mock ids; maps are sorted when dumped; lists the kit builds without order are sorted here; money is
+Decimal rounded to cents; nothing depends on the time or the machine.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from importlib import metadata
+from typing import Any
+
+from components.plan.engine import Recording, Registration, normalise
+from components.settings import Settings
+
+SCHEMA = "modelyard.plan/v1"
+_PACKAGES = ("pulumi", "pulumi-aws", "pulumi-kubernetes")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def resource_keys(registrations: list[Registration], stack_urn: str) -> dict[str, str]:
+    """URN -> stable key `<region>/<parent names>/<name>::<type>` (region only where a provider sets one)."""
+    by_urn = {r.urn: r for r in registrations}
+    regions: dict[str, str] = {}
+    for r in registrations:
+        if r.type.startswith("pulumi:providers:") and isinstance(r.inputs.get("region"), str):
+            regions[r.urn] = r.inputs["region"]
+
+    keys: dict[str, str] = {}
+    for r in registrations:
+        chain = [r.name]
+        parent = r.parent_urn
+        while parent and parent != stack_urn and parent in by_urn:
+            chain.append(by_urn[parent].name)
+            parent = by_urn[parent].parent_urn
+        region = regions.get(r.urn) or regions.get(r.provider_urn, "")
+        prefix = f"{region}/" if region else ""
+        keys[r.urn] = f"{prefix}{'/'.join(reversed(chain))}::{r.type}"
+    return keys
+
+
+def _resource(r: Registration, keys: dict[str, str], stack_urn: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "key": keys[r.urn],
+        "type": r.type,
+        "name": r.name,
+        "parent": keys.get(r.parent_urn) if r.parent_urn != stack_urn else None,
+        "custom": r.custom,
+        "provider": keys.get(r.provider_urn) if r.provider_urn else None,
+        "protect": r.protect,
+        "retain_on_delete": r.retain_on_delete,
+        "depends_on": sorted({keys[u] for u in r.dependency_urns if u in keys}),
+        "inputs": normalise(r.inputs, urn_keys=keys),
+    }
+    options: dict[str, Any] = {}
+    if r.ignore_changes:
+        options["ignore_changes"] = sorted(r.ignore_changes)
+    if r.custom_timeouts:
+        options["custom_timeouts"] = dict(sorted(r.custom_timeouts.items()))
+    if options:
+        entry["options"] = options
+    return entry
+
+
+def _manifest_object(r: Registration, keys: dict[str, str]) -> dict[str, Any] | None:
+    """A Kubernetes object the resource applies, from its inputs (Helm releases are listed, not expanded)."""
+    if not r.custom or not r.type.startswith("kubernetes:") or r.type.startswith("kubernetes:helm.sh"):
+        return None
+    obj = normalise(r.inputs, urn_keys=keys)
+    return obj if "apiVersion" in obj and "kind" in obj else None
+
+
+def build_plan(*, settings: Settings, recording: Recording, catalog_date: str) -> dict[str, Any]:
+    keys = resource_keys(recording.registrations, recording.stack_urn)
+    resources = sorted(
+        (_resource(r, keys, recording.stack_urn) for r in recording.registrations), key=lambda e: e["key"]
+    )
+    manifests = sorted(
+        (
+            {"source": keys[r.urn], "object": obj}
+            for r in recording.registrations
+            if (obj := _manifest_object(r, keys)) is not None
+        ),
+        key=lambda m: m["source"],
+    )
+    return {
+        "schema": SCHEMA,
+        "project": settings.project,
+        "stack": settings.stack,
+        "preset": settings.preset.value,
+        "meta": {
+            "kit_version": _version("modelyard"),
+            "catalog_date": catalog_date,
+            "packages": {p: _version(p) for p in _PACKAGES},
+        },
+        "resources": resources,
+        "manifests": manifests,
+        "outputs": {name: normalise(v, urn_keys=keys) for name, v in sorted(recording.outputs.items())},
+        # The cost model (issue 10) prices this plan; until it lands the plan says so instead of guessing.
+        "cost": None,
+    }
+
+
+def type_counts(plan: dict[str, Any]) -> list[tuple[str, int]]:
+    counts = Counter(r["type"] for r in plan["resources"])
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -1,0 +1,229 @@
+"""The offline engine: run the Pulumi program under the SDK's mocks and record what it registers.
+
+The program is exactly the one `pulumi up` runs (components.program.run). A MockMonitor subclass
+records every registration with its parent, provider, dependencies and options; the mocks answer with
+plausible outputs (ARNs with an account and the region, ids, endpoints), or, in preview mode, with the
+inputs only, so that every computed output is unknown as it is in a real `pulumi preview`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+import pulumi.runtime.settings
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.errors import InputError, Problem
+from components.plan.stackfile import StackFile
+
+UNKNOWN_TEXT = "(known after apply)"
+SECRET_TEXT = "[secret]"
+MOCK_ACCOUNT = "123456789012"  # AWS's documented example account id: never a real one
+
+
+@dataclass(kw_only=True)
+class Registration:
+    """One resource as the program registered it (names, not URNs: URNs are engine details)."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent_urn: str
+    provider_urn: str
+    protect: bool
+    retain_on_delete: bool
+    dependency_urns: list[str]
+    inputs: dict[str, Any]
+    ignore_changes: list[str]
+    custom_timeouts: dict[str, str]
+
+
+@dataclass(kw_only=True)
+class Recording:
+    registrations: list[Registration] = field(default_factory=list)
+    stack_urn: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _mock_id(urn: str, prefix: str) -> str:
+    return f"{prefix}-{hashlib.sha256(urn.encode()).hexdigest()[:17]}"
+
+
+# Resource-id prefixes AWS uses, so mock ids look like what a user sees in the console.
+_ID_PREFIXES = {
+    "aws:ec2/vpc:Vpc": "vpc",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/internetGateway:InternetGateway": "igw",
+    "aws:ec2/natGateway:NatGateway": "nat",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/routeTable:RouteTable": "rtb",
+    "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce",
+    "aws:ec2/flowLog:FlowLog": "fl",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
+    "aws:ec2/route:Route": "r",
+}
+
+# ARN shapes for the types the kit creates: (service, resource part from name/inputs).
+_ARNS: dict[str, Callable[[str, Mapping[str, Any]], tuple[str, str]]] = {
+    "aws:cloudwatch/logGroup:LogGroup": lambda rid, i: ("logs", f"log-group:{i.get('name', rid)}"),
+    "aws:iam/role:Role": lambda rid, i: ("iam", f"role/{i.get('name', rid)}"),
+    "aws:ec2/vpc:Vpc": lambda rid, i: ("ec2", f"vpc/{rid}"),
+    "aws:ec2/subnet:Subnet": lambda rid, i: ("ec2", f"subnet/{rid}"),
+    "aws:ec2/securityGroup:SecurityGroup": lambda rid, i: ("ec2", f"security-group/{rid}"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": lambda rid, i: ("ec2", f"vpc-endpoint/{rid}"),
+}
+_GLOBAL_SERVICES = {"iam"}
+
+
+class PlanMocks(mocks.Mocks):
+    """Answers registrations with plausible outputs; in preview, with the inputs only."""
+
+    def __init__(self, *, preview: bool, provider_regions: dict[str, str]) -> None:
+        self.preview = preview
+        self.provider_regions = provider_regions
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        urn = f"{args.typ}::{args.name}"
+        if args.typ.startswith("pulumi:providers:"):
+            return _mock_id(urn, "provider"), dict(args.inputs)
+        if self.preview:
+            return "", dict(args.inputs)
+        rid = _mock_id(urn, _ID_PREFIXES.get(args.typ, args.name))
+        state = dict(args.inputs)
+        state.setdefault("id", rid)
+        if args.typ in _ARNS:
+            region = self.provider_regions.get(args.provider.split("::")[-1] if args.provider else "", "")
+            service, resource = _ARNS[args.typ](rid, args.inputs)
+            region_part = "" if service in _GLOBAL_SERVICES else region
+            state["arn"] = f"arn:aws:{service}:{region_part}:{MOCK_ACCOUNT}:{resource}"
+        if args.typ.startswith("aws:") and "tags" in args.inputs:
+            state["tagsAll"] = args.inputs["tags"]
+        return rid, state
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        raise NotImplementedError(f"the offline engine does not answer the invoke {args.token}")
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A MockMonitor that keeps what MockResourceArgs drops: parent, provider, dependencies, options."""
+
+    def __init__(self, mocks_: PlanMocks, recording: Recording) -> None:
+        super().__init__(mocks_)
+        self.recording = recording
+        self.plan_mocks = mocks_
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            self.recording.stack_urn = response.urn
+            return response
+        raw = json_format.MessageToDict(request.object)
+        if request.type.startswith("pulumi:providers:") and "region" in raw:
+            self.plan_mocks.provider_regions[response.id] = raw["region"]
+        self.recording.registrations.append(
+            Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent_urn=request.parent,
+                provider_urn=request.provider.rsplit("::", 1)[0] if request.provider else "",
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                dependency_urns=list(request.dependencies),
+                inputs=raw,
+                ignore_changes=list(request.ignoreChanges),
+                custom_timeouts={
+                    k: v
+                    for k, v in json_format.MessageToDict(request.customTimeouts).items()
+                    if v
+                },
+            )
+        )
+        return response
+
+
+def normalise(value: Any, *, urn_keys: Mapping[str, str]) -> Any:
+    """Engine wire values -> plan values: unknowns and secrets as text, integral floats as ints,
+    resource references as plan keys."""
+    if isinstance(value, dict):
+        sig = value.get(rpc._special_sig_key)
+        if sig == rpc._special_secret_sig:
+            return SECRET_TEXT
+        if sig == rpc._special_resource_sig:
+            return urn_keys.get(value.get("urn", ""), value.get("urn", ""))
+        if sig == rpc._special_asset_sig:
+            return {"asset": value.get("path") or value.get("uri") or "(inline text)"}
+        return {k: normalise(v, urn_keys=urn_keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v, urn_keys=urn_keys) for v in value]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN_TEXT
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+async def _resolve_output(value: Any) -> Any:
+    out = pulumi.Output.from_input(value)
+    if not await out.is_known():
+        return UNKNOWN_TEXT
+    if await out.is_secret():
+        return SECRET_TEXT
+    return await out.future(with_unknowns=True)
+
+
+def run_program(
+    stack_file: StackFile,
+    *,
+    preview: bool,
+    program: Callable[[], None] | None = None,
+) -> Recording:
+    """Run the program for one stack under mocks. Settings errors surface as InputError (exit 2)."""
+    from components.program import run
+
+    recording = Recording()
+    plan_mocks = PlanMocks(preview=preview, provider_regions={})
+    monitor = RecordingMonitor(plan_mocks, recording)
+
+    # The SDK keeps its root resource and config in context variables: reset them so one stack's
+    # run never leaks into the next (design.md, "The offline engine").
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(stack_file.engine_config(), list(stack_file.secret_keys))
+    # The SDK's event loop may have been closed by an earlier run in this process.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    mocks.set_mocks(plan_mocks, project=stack_file.project, stack=stack_file.stack, preview=preview, monitor=monitor)
+
+    _sync_await(run_pulumi_func(program or run))
+    root = pulumi.runtime.settings.get_root_resource()
+    outputs = getattr(root, "outputs", {}) or {}
+    for name in sorted(outputs):
+        recording.outputs[name] = _sync_await(_resolve_output(outputs[name]))
+    return recording
+
+
+def load_stack_file(project_dir: Path, stack: str) -> StackFile:
+    try:
+        return StackFile.load(project_dir, stack)
+    except InputError:
+        raise
+    except OSError as exc:
+        raise InputError(Problem(path=str(project_dir), message=str(exc))) from None
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

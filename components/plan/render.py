@@ -1,0 +1,93 @@
+"""Human views of a plan: the resource tree for a terminal, markdown for a pull request, manifest files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.plan.document import type_counts
+
+
+def _children(plan: dict[str, Any]) -> dict[str | None, list[dict[str, Any]]]:
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for r in plan["resources"]:
+        children.setdefault(r["parent"], []).append(r)
+    return children
+
+
+def tree_lines(plan: dict[str, Any]) -> list[str]:
+    """`type  name` lines indented under their parents; providers and components included."""
+    children = _children(plan)
+    lines: list[str] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for r in children.get(parent, []):
+            flags = "".join(
+                [" [protected]" if r["protect"] else "", " [retained on delete]" if r["retain_on_delete"] else ""]
+            )
+            lines.append(f"{'  ' * depth}{r['type']}  {r['name']}{flags}")
+            walk(r["key"], depth + 1)
+
+    walk(None, 0)
+    return lines
+
+
+def text_report(plan: dict[str, Any]) -> str:
+    counts = type_counts(plan)
+    total = len(plan["resources"])
+    width = max((len(t) for t, _ in counts), default=0)
+    out = [
+        f"stack {plan['stack']} (preset {plan['preset']}, project {plan['project']}): "
+        f"{total} resources, {len(plan['manifests'])} Kubernetes objects",
+        "",
+        *tree_lines(plan),
+        "",
+        "resources by type:",
+        *(f"  {t.ljust(width)}  {n}" for t, n in counts),
+    ]
+    if plan["outputs"]:
+        out += ["", "outputs:", *(f"  {k}: {v}" for k, v in plan["outputs"].items())]
+    return "\n".join(out) + "\n"
+
+
+def markdown_report(plan: dict[str, Any]) -> str:
+    counts = type_counts(plan)
+    out = [
+        f"### modelyard plan: `{plan['stack']}` (preset `{plan['preset']}`)",
+        "",
+        f"{len(plan['resources'])} resources, {len(plan['manifests'])} Kubernetes objects.",
+        "",
+        "| resource type | count |",
+        "|---|---:|",
+        *(f"| `{t}` | {n} |" for t, n in counts),
+        "",
+        "<details><summary>Resource tree</summary>",
+        "",
+        "```",
+        *tree_lines(plan),
+        "```",
+        "",
+        "</details>",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", part) or "_"
+
+
+def write_manifests(plan: dict[str, Any], directory: Path) -> list[Path]:
+    """One YAML file per Kubernetes object: <namespace or _cluster>/<kind>-<name>.yaml."""
+    written: list[Path] = []
+    for manifest in plan["manifests"]:
+        obj = manifest["object"]
+        meta = obj.get("metadata", {})
+        folder = directory / _safe(meta.get("namespace", "_cluster"))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{_safe(obj['kind'].lower())}-{_safe(meta.get('name', 'unnamed'))}.yaml"
+        path.write_text(yaml.safe_dump(obj, sort_keys=True), encoding="utf-8")
+        written.append(path)
+    return written

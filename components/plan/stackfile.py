@@ -1,0 +1,111 @@
+"""Read Pulumi.yaml and stacks/Pulumi.<stack>.yaml the way the Pulumi CLI hands config to a program."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.errors import InputError, Problem
+from components.settings.schema import close_matches
+
+# What the program sees in place of a `secure:` value: the ciphertext cannot be decrypted offline.
+SECRET_PLACEHOLDER = "offline-secret-placeholder"
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(Problem(path=str(path), message=f"{what} not found")) from None
+    except yaml.YAMLError as exc:
+        raise InputError(Problem(path=str(path), message=f"not valid YAML: {exc}")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise InputError(Problem(path=str(path), message=f"{what} must be a YAML mapping"))
+    return dict(data)
+
+
+def _has_secure(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return set(value) == {"secure"} or any(_has_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secure(v) for v in value)
+    return False
+
+
+def _decrypt_placeholder(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER
+        return {k: _decrypt_placeholder(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decrypt_placeholder(v) for v in value]
+    return value
+
+
+def _engine_text(value: Any) -> str:
+    """How the Pulumi CLI passes a config value: strings as they are, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackFile:
+    project: str
+    stack: str
+    path: Path
+    config: Mapping[str, Any]
+    """Full key -> value, project-level defaults from Pulumi.yaml overlaid by the stack file."""
+    secret_keys: frozenset[str]
+
+    @staticmethod
+    def stacks_dir(project_dir: Path) -> Path:
+        project = _read_mapping(project_dir / "Pulumi.yaml", "Pulumi.yaml")
+        return project_dir / str(project.get("stackConfigDir", "."))
+
+    @classmethod
+    def available(cls, project_dir: Path) -> list[str]:
+        return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in cls.stacks_dir(project_dir).glob("Pulumi.*.yaml"))
+
+    @classmethod
+    def load(cls, project_dir: Path, stack: str) -> StackFile:
+        project = _read_mapping(project_dir / "Pulumi.yaml", "Pulumi.yaml")
+        name = project.get("name")
+        if not isinstance(name, str):
+            raise InputError(Problem(path=str(project_dir / "Pulumi.yaml"), message="needs a project name"))
+        path = cls.stacks_dir(project_dir) / f"Pulumi.{stack}.yaml"
+        if not path.is_file():
+            known = cls.available(project_dir)
+            raise InputError(
+                Problem(
+                    path="--stack",
+                    message=f"no stack {stack!r} ({path} does not exist); shipped stacks: {', '.join(known)}"
+                    + close_matches(stack, known),
+                )
+            )
+        data = _read_mapping(path, "stack file")
+        config: dict[str, Any] = {}
+        for key, entry in (project.get("config") or {}).items():
+            default = entry.get("value", entry.get("default")) if isinstance(entry, Mapping) else entry
+            if default is not None:
+                config[key if ":" in key else f"{name}:{key}"] = default
+        stack_config = data.get("config") or {}
+        if not isinstance(stack_config, Mapping):
+            raise InputError(Problem(path=f"{path}: config", message="must be a mapping of config keys"))
+        secret_keys = set()
+        for key, value in stack_config.items():
+            full = key if ":" in key else f"{name}:{key}"
+            if _has_secure(value):
+                secret_keys.add(full)
+            config[full] = _decrypt_placeholder(value)
+        return cls(project=name, stack=stack, path=path, config=config, secret_keys=frozenset(secret_keys))
+
+    def engine_config(self) -> dict[str, str]:
+        return {key: _engine_text(value) for key, value in self.config.items()}

@@ -1,0 +1,274 @@
+"""The typed settings of one stack: what `modelyard:*` config means, with defaults and rules.
+
+Every field documents its default and units; `docs/settings.md` is generated from these classes
+(`modelyard docs settings`), and a test keeps it in step. Cross-field rules live in
+`components.settings.rules`; this module only declares shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from components.settings.schema import doc_field
+from components.tagging import tags_for
+
+
+class Preset(StrEnum):
+    """The three cost-of-ownership tiers (docs/presets.md)."""
+
+    MINIMAL = "minimal"
+    MODERATE = "moderate"
+    ENTERPRISE = "enterprise"
+
+
+class NatMode(StrEnum):
+    """How nodes in private subnets reach the internet."""
+
+    NONE = "none"  # no route out: images come through the ECR pull-through cache, AWS APIs through endpoints
+    SINGLE = "single"  # one NAT gateway in the first zone: cheap, but a zone outage cuts egress for all
+    PER_ZONE = "per-zone"  # one NAT gateway per zone: egress survives the loss of a zone
+
+
+class InterfaceEndpoint(StrEnum):
+    """AWS services reachable through VPC interface endpoints (PrivateLink), by service suffix."""
+
+    ECR_API = "ecr.api"
+    ECR_DKR = "ecr.dkr"
+    STS = "sts"
+    EKS = "eks"
+    EKS_AUTH = "eks-auth"
+    EC2 = "ec2"
+    ELASTIC_LOAD_BALANCING = "elasticloadbalancing"
+    SQS = "sqs"
+    KMS = "kms"
+    LOGS = "logs"
+    SSM = "ssm"
+
+
+# What a node with no NAT needs (design.md, Network): image pulls (ECR api, dkr; layers come from S3
+# through the gateway endpoint), Pod Identity and IRSA (STS, EKS auth), Karpenter (EC2, SQS for the
+# interruption queue), the Load Balancer Controller (ELB), envelope encryption (KMS), logs (CloudWatch).
+ENDPOINTS_WITHOUT_NAT: tuple[InterfaceEndpoint, ...] = (
+    InterfaceEndpoint.ECR_API,
+    InterfaceEndpoint.ECR_DKR,
+    InterfaceEndpoint.STS,
+    InterfaceEndpoint.EKS_AUTH,
+    InterfaceEndpoint.EC2,
+    InterfaceEndpoint.ELASTIC_LOAD_BALANCING,
+    InterfaceEndpoint.SQS,
+    InterfaceEndpoint.KMS,
+    InterfaceEndpoint.LOGS,
+)
+
+
+class FlowLogTraffic(StrEnum):
+    ALL = "ALL"
+    ACCEPT = "ACCEPT"
+    REJECT = "REJECT"
+
+
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy, logs API reference), in days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+
+class PoolKind(StrEnum):
+    """Who adds and removes a pool's nodes."""
+
+    ELASTIC = "elastic"  # Karpenter NodePool: scales with pending pods, to zero, within max_gpus
+    STATIC = "static"  # EKS managed node group: fixed or reserved capacity, min_nodes always running
+
+
+class Capacity(StrEnum):
+    """How a pool's instances are bought."""
+
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"  # interruptible, 50-65% cheaper for GPUs (facts.md §1); elastic pools only
+    RESERVATION = "reservation"  # an on-demand capacity reservation (ODCR): one zone, static pools
+    CAPACITY_BLOCK = "capacity-block"  # a Capacity Block for ML: a paid, time-boxed block in one zone
+
+
+class Interconnect(StrEnum):
+    STANDARD = "standard"
+    EFA = "efa"  # Elastic Fabric Adapter, for models split across nodes: one zone, EFA-capable types
+
+
+class Dtype(StrEnum):
+    """The weight precision a model is served in."""
+
+    BF16 = "bf16"
+    FP8 = "fp8"  # needs Ada, Hopper or Blackwell GPUs (L4, L40S, H100, H200, B200)
+    MXFP4 = "mxfp4"  # gpt-oss native weights
+
+
+class DataPolicy(StrEnum):
+    """Whether a tenant's prompts may leave the VPC."""
+
+    IN_VPC = "in-vpc"  # never: no fallback to a proprietary API, whatever the gateway allows
+    EXTERNAL_ALLOWED = "external-allowed"  # the gateway may fall back to an allowed proprietary API
+
+
+_ARN = r"arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)/[\w+=,.@/-]+"
+_TAG_KEY = r"(?!aws:)[\w .:/=+\-@]{1,128}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlowLogSettings:
+    retention_days: int = doc_field(
+        "days CloudWatch keeps VPC flow logs", default=90, allowed=LOG_RETENTION_DAYS
+    )
+    traffic: FlowLogTraffic = doc_field("which traffic is logged", default=FlowLogTraffic.ALL)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkSettings:
+    cidr: str = doc_field(
+        "the VPC's IPv4 range, a private /16 to /20",
+        default="10.0.0.0/16",
+        pattern=r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
+        pattern_doc="an IPv4 CIDR such as 10.0.0.0/16",
+    )
+    zone_ids: tuple[str, ...] = doc_field(
+        "2 or 3 availability-zone IDs of the region (IDs, e.g. use1-az1, name the same zone in every account)"
+    )
+    nat: NatMode = doc_field("NAT gateways for egress from private subnets", default=NatMode.SINGLE)
+    interface_endpoints: tuple[InterfaceEndpoint, ...] | None = doc_field(
+        "interface endpoints to create; null: all that a node without NAT needs when nat is none, else none",
+        default=None,
+    )
+    flow_logs: FlowLogSettings = doc_field("VPC flow logs to CloudWatch", default_factory=FlowLogSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolSettings:
+    instance_types: tuple[str, ...] = doc_field(
+        "GPU instance types from the catalog (several only for elastic pools, where Karpenter picks)"
+    )
+    max_gpus: int = doc_field("the pool's GPU ceiling: its budget limit, in GPUs", minimum=1, maximum=4096)
+    kind: PoolKind = doc_field("who scales the pool", default=PoolKind.ELASTIC)
+    capacity: Capacity = doc_field("how instances are bought", default=Capacity.ON_DEMAND)
+    min_nodes: int = doc_field(
+        "nodes kept running (elastic: 0 lets the pool scale to zero)", default=0, minimum=0, maximum=512
+    )
+    zone_ids: tuple[str, ...] = doc_field(
+        "zones the pool may use, a subset of network.zone_ids; empty: all of them", default=()
+    )
+    reservation_id: str | None = doc_field(
+        "the capacity reservation or capacity block id (cr-...) for capacity reservation or capacity-block",
+        default=None,
+        pattern=r"cr-[0-9a-f]{17}",
+        pattern_doc="a capacity reservation id such as cr-0123456789abcdef0",
+    )
+    interconnect: Interconnect = doc_field("network between the pool's nodes", default=Interconnect.STANDARD)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicaSettings:
+    min: int = doc_field("replicas always running", default=1, minimum=1, maximum=256)
+    max: int = doc_field("replicas the autoscaler may reach", default=1, minimum=1, maximum=256)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    model: str = doc_field("a model of the catalog, by name or Hugging Face repository id")
+    pool: str = doc_field("the GPU pool (a key of pools) the model's replicas run on")
+    revision: str = doc_field(
+        "the revision pushed to models/<name>/<revision>/ in the model bucket",
+        default="main",
+        pattern=r"[A-Za-z0-9._-]{1,64}",
+        pattern_doc="1-64 letters, digits, '.', '_' or '-'",
+    )
+    dtype: Dtype = doc_field("weight precision served", default=Dtype.BF16)
+    context: int = doc_field(
+        "maximum tokens per sequence (prompt + output), vLLM --max-model-len",
+        default=8192,
+        minimum=512,
+        maximum=1_048_576,
+    )
+    concurrency: int = doc_field(
+        "sequences served at once per replica, vLLM --max-num-seqs", default=16, minimum=1, maximum=1024
+    )
+    replicas: ReplicaSettings = doc_field("replica counts", default_factory=ReplicaSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TenantSettings:
+    models: tuple[str, ...] = doc_field("models (keys of models) the tenant may call")
+    gpu_quota: int = doc_field("GPUs the tenant's namespace may request", default=0, minimum=0, maximum=4096)
+    principals: tuple[str, ...] = doc_field(
+        "IAM role or user ARNs of the team, given access to its namespace",
+        default=(),
+        pattern=_ARN,
+        pattern_doc="an IAM role or user ARN",
+    )
+    dedicated_pool: str | None = doc_field("a pool (a key of pools) only this tenant may use", default=None)
+    data: DataPolicy = doc_field("whether prompts may leave the VPC", default=DataPolicy.IN_VPC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TagSettings:
+    cost_center: str = doc_field(
+        "value of the modelyard:cost-center tag, for cost allocation",
+        default="",
+        pattern=r"[\w .:/=+\-@]{0,256}",
+        pattern_doc="up to 256 letters, digits, spaces and _.:/=+-@",
+    )
+    extra: Mapping[str, str] = doc_field(
+        "more tags on every taggable AWS resource",
+        default_factory=lambda: MappingProxyType({}),
+        key_pattern=_TAG_KEY,
+        key_pattern_doc="tag keys are 1-128 letters, digits, spaces and _.:/=+-@, not starting with aws:",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything one stack is built from: the preset merged with the stack file's overrides."""
+
+    project: str = field(metadata={"context": True})
+    stack: str = field(metadata={"context": True})
+    preset: Preset = doc_field("the cost tier this stack starts from (stacks/presets/<preset>.yaml)")
+    region: str = doc_field("the AWS region everything is created in")
+    network: NetworkSettings = doc_field("the VPC")
+    pools: Mapping[str, PoolSettings] = doc_field(
+        "GPU node pools by name", default_factory=lambda: MappingProxyType({})
+    )
+    models: Mapping[str, ModelSettings] = doc_field(
+        "models served, by name (the name is the model id clients ask the gateway for)",
+        default_factory=lambda: MappingProxyType({}),
+    )
+    tenants: Mapping[str, TenantSettings] = doc_field(
+        "teams sharing the platform, by name", default_factory=lambda: MappingProxyType({})
+    )
+    tags: TagSettings = doc_field("cost-allocation and extra tags", default_factory=TagSettings)
+
+    @property
+    def name(self) -> str:
+        """The prefix of every physical name of this stack: `<project>-<stack>`."""
+        return f"{self.project}-{self.stack}"
+
+    @property
+    def cost_center(self) -> str:
+        return self.tags.cost_center or self.name
+
+    def tags_for(self, component: str) -> dict[str, str]:
+        """Tags for one taggable AWS resource of `component` (project, stack, preset, cost center, extra)."""
+        return tags_for(
+            project=self.project,
+            stack=self.stack,
+            preset=self.preset.value,
+            component=component,
+            cost_center=self.cost_center,
+            extra=self.tags.extra,
+        )
+
+    @property
+    def interface_endpoints(self) -> tuple[InterfaceEndpoint, ...]:
+        """The endpoints the network creates, in a stable order."""
+        chosen = self.network.interface_endpoints
+        if chosen is None:
+            chosen = ENDPOINTS_WITHOUT_NAT if self.network.nat is NatMode.NONE else ()
+        return tuple(sorted(set(chosen), key=lambda e: e.value))

@@ -1,0 +1,178 @@
+"""Cross-field rules over converted settings. Each rule returns problems; none stops the others."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from functools import cache
+
+from components.errors import Problem
+from components.settings.model import (
+    ENDPOINTS_WITHOUT_NAT,
+    Capacity,
+    Interconnect,
+    NatMode,
+    PoolKind,
+    Settings,
+)
+from components.settings.schema import close_matches
+from components.tagging import KIT_TAG_KEYS, MAX_TAGS_PER_RESOURCE
+
+Rule = Callable[[Settings], Iterator[Problem]]
+
+_DIRECTIONS = {
+    "north": "n",
+    "south": "s",
+    "east": "e",
+    "west": "w",
+    "central": "c",
+    "northeast": "ne",
+    "northwest": "nw",
+    "southeast": "se",
+    "southwest": "sw",
+}
+
+
+@cache
+def known_regions() -> tuple[str, ...]:
+    """Commercial regions with EC2, from botocore's bundled endpoint data (no network needed)."""
+    import botocore.session
+
+    return tuple(botocore.session.get_session().get_available_regions("ec2"))
+
+
+def zone_id_prefix(region: str) -> str:
+    """The AZ-ID prefix of a region: us-east-1 -> use1, ap-northeast-2 -> apne2, eu-central-1 -> euc1.
+
+    AWS names AZ IDs as <area><direction initials><number>-az<n> (AWS RAM user guide, "AZ IDs").
+    """
+    area, direction, number = region.split("-")
+    return f"{area}{_DIRECTIONS[direction]}{number}"
+
+
+def _p(path: str, message: str) -> Problem:
+    return Problem(path=f"modelyard:{path}", message=message)
+
+
+def region_known(s: Settings) -> Iterator[Problem]:
+    if s.region not in known_regions():
+        yield _p("region", f"unknown AWS region {s.region!r}" + close_matches(s.region, known_regions()))
+
+
+def network_cidr(s: Settings) -> Iterator[Problem]:
+    try:
+        net = ipaddress.IPv4Network(s.network.cidr, strict=True)
+    except ValueError as exc:
+        yield _p("network.cidr", f"{s.network.cidr!r} is not a network address ({exc})")
+        return
+    if not net.is_private:
+        yield _p("network.cidr", f"{net} is not a private range (use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)")
+    if not 16 <= net.prefixlen <= 20:
+        yield _p("network.cidr", f"/{net.prefixlen} is not allowed; use a /16 to /20 (GPU pods need addresses)")
+
+
+def network_zones(s: Settings) -> Iterator[Problem]:
+    zones = s.network.zone_ids
+    if len(zones) not in (2, 3):
+        yield _p("network.zone_ids", f"give 2 or 3 zone IDs, not {len(zones)}")
+    if len(set(zones)) != len(zones):
+        yield _p("network.zone_ids", "zone IDs repeat")
+    if s.region not in known_regions():
+        return  # reported by region_known; a prefix would be a guess
+    prefix = zone_id_prefix(s.region)
+    for i, zone in enumerate(zones):
+        if not re.fullmatch(rf"{prefix}-az\d+", zone):
+            yield _p(f"network.zone_ids[{i}]", f"{zone!r} is not a zone ID of {s.region} (they look like {prefix}-az1)")
+
+
+def network_endpoints(s: Settings) -> Iterator[Problem]:
+    if s.network.nat is not NatMode.NONE or s.network.interface_endpoints is None:
+        return
+    missing = sorted(set(ENDPOINTS_WITHOUT_NAT) - set(s.network.interface_endpoints))
+    if missing:
+        yield _p(
+            "network.interface_endpoints",
+            "with nat: none, nodes reach AWS only through endpoints; add "
+            + ", ".join(m.value for m in missing)
+            + " (or leave interface_endpoints unset for the full set)",
+        )
+
+
+def pools_capacity(s: Settings) -> Iterator[Problem]:
+    for name, pool in s.pools.items():
+        path = f"pools.{name}"
+        zoned = pool.capacity in (Capacity.RESERVATION, Capacity.CAPACITY_BLOCK)
+        if pool.capacity is Capacity.SPOT and pool.kind is not PoolKind.ELASTIC:
+            yield _p(f"{path}.capacity", "spot needs kind: elastic (Karpenter replaces interrupted nodes)")
+        if zoned and pool.kind is not PoolKind.STATIC:
+            yield _p(f"{path}.capacity", f"{pool.capacity.value} needs kind: static (a managed node group)")
+        if zoned and pool.reservation_id is None:
+            yield _p(f"{path}.reservation_id", f"required with capacity: {pool.capacity.value}")
+        if not zoned and pool.reservation_id is not None:
+            yield _p(f"{path}.reservation_id", "only with capacity: reservation or capacity-block")
+        if zoned and len(pool.zone_ids) != 1:
+            yield _p(f"{path}.zone_ids", f"{pool.capacity.value} lives in one zone: give exactly its zone ID")
+        if pool.interconnect is Interconnect.EFA and len(pool.zone_ids) != 1:
+            yield _p(f"{path}.zone_ids", "interconnect: efa keeps a pool in one zone: give exactly one zone ID")
+        if pool.kind is PoolKind.STATIC and len(pool.instance_types) != 1:
+            yield _p(f"{path}.instance_types", "a static pool has exactly one instance type")
+        if not pool.instance_types:
+            yield _p(f"{path}.instance_types", "give at least one instance type")
+        for i, zone in enumerate(pool.zone_ids):
+            if zone not in s.network.zone_ids:
+                yield _p(f"{path}.zone_ids[{i}]", f"{zone!r} is not one of network.zone_ids")
+
+
+def models_pools(s: Settings) -> Iterator[Problem]:
+    for name, model in s.models.items():
+        if model.pool not in s.pools:
+            yield _p(f"models.{name}.pool", f"no pool named {model.pool!r}" + close_matches(model.pool, s.pools))
+        if model.replicas.max < model.replicas.min:
+            yield _p(f"models.{name}.replicas.max", f"{model.replicas.max} is below min ({model.replicas.min})")
+
+
+def tenants_refs(s: Settings) -> Iterator[Problem]:
+    dedicated: dict[str, str] = {}
+    for name, tenant in s.tenants.items():
+        if not tenant.models:
+            yield _p(f"tenants.{name}.models", "give at least one model")
+        for i, model in enumerate(tenant.models):
+            if model not in s.models:
+                yield _p(f"tenants.{name}.models[{i}]", f"no model named {model!r}" + close_matches(model, s.models))
+        pool = tenant.dedicated_pool
+        if pool is None:
+            continue
+        if pool not in s.pools:
+            yield _p(f"tenants.{name}.dedicated_pool", f"no pool named {pool!r}" + close_matches(pool, s.pools))
+        elif pool in dedicated:
+            yield _p(f"tenants.{name}.dedicated_pool", f"pool {pool!r} is already dedicated to {dedicated[pool]!r}")
+        else:
+            dedicated[pool] = name
+
+
+def tags_extra(s: Settings) -> Iterator[Problem]:
+    for key, value in s.tags.extra.items():
+        if key in KIT_TAG_KEYS:
+            yield _p(f"tags.extra.{key}", "is set by the kit and cannot be overridden")
+        if len(value) > 256:
+            yield _p(f"tags.extra.{key}", "tag values are at most 256 characters")
+    room = MAX_TAGS_PER_RESOURCE - len(KIT_TAG_KEYS)
+    if len(s.tags.extra) > room:
+        yield _p("tags.extra", f"at most {room} extra tags (AWS allows {MAX_TAGS_PER_RESOURCE} per resource)")
+
+
+RULES: tuple[Rule, ...] = (
+    region_known,
+    network_cidr,
+    network_zones,
+    network_endpoints,
+    pools_capacity,
+    models_pools,
+    tenants_refs,
+    tags_extra,
+)
+
+
+def check(settings: Settings) -> list[Problem]:
+    return [problem for rule in RULES for problem in rule(settings)]

@@ -1,0 +1,262 @@
+"""Turn merged stack configuration (plain dicts from YAML/JSON) into frozen, typed settings.
+
+The settings classes are ordinary frozen dataclasses; this module reads their type hints and
+field metadata, so the schema lives in one place and the reference table in the docs is
+generated from it. Conversion never stops at the first problem: it collects every one, each
+named by its config path, and the caller raises them together.
+
+Field metadata understood here (all optional):
+  doc      one line for the reference table
+  minimum  smallest allowed number
+  maximum  largest allowed number
+  pattern  a regular expression a string must match in full
+  allowed  a tuple of allowed values for an int or str field (when an enum would be overkill)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any, TypeVar
+
+from components.errors import Problem
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+# Names of pools, models and tenants become parts of AWS and Kubernetes names (DNS labels).
+NAME_PATTERN = r"[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?"
+NAME_PATTERN_DOC = (
+    "names are 1-30 characters of lower-case letters, digits and '-', starting and ending with a letter or digit"
+)
+
+
+def doc_field(
+    doc: str,
+    *,
+    default: Any = dataclasses.MISSING,
+    default_factory: Any = dataclasses.MISSING,
+    **rules: Any,
+) -> Any:
+    """A dataclass field with its documentation and validation rules kept beside it."""
+    metadata = {"doc": doc, **rules}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def close_matches(word: str, candidates: typing.Iterable[str]) -> str:
+    """' (did you mean ...?)' for a mistyped word, or '' when nothing is close."""
+    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(repr(m) for m in matches)}?)" if matches else ""
+
+
+def describe_type(tp: Any) -> str:
+    """A short human name of a settings type, for messages and the reference table."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        return f"{describe_type(inner[0])} or null"
+    if origin is tuple:
+        return f"list of {describe_type(args[0])}"
+    if origin in (dict, Mapping):
+        return f"map of name to {describe_type(args[1])}"
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return "one of " + ", ".join(str(m.value) for m in tp)
+    if dataclasses.is_dataclass(tp):
+        return "object"
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+class Converter:
+    """Converts plain data into a settings dataclass, collecting problems."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path=path, message=message))
+
+    def convert(self, tp: Any, value: Any, path: str, meta: Mapping[str, Any] | None = None) -> Any:
+        meta = meta or {}
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (types.UnionType, typing.Union):
+            if value is None:
+                return None
+            inner = [a for a in args if a is not type(None)]
+            return self.convert(inner[0], value, path, meta)
+        if value is None:
+            self.fail(path, f"expected {describe_type(tp)}, got null")
+            return _MISSING
+        if dataclasses.is_dataclass(tp):
+            return self.convert_object(typing.cast(type, tp), value, path)
+        if origin is tuple:
+            if not isinstance(value, list):
+                self.fail(path, f"expected a list of {describe_type(args[0])}, got {_kind_of(value)}")
+                return _MISSING
+            items = [self.convert(args[0], v, f"{path}[{i}]", meta) for i, v in enumerate(value)]
+            return tuple(items)
+        if origin in (dict, Mapping):
+            if not isinstance(value, Mapping):
+                self.fail(path, f"expected a map of name to {describe_type(args[1])}, got {_kind_of(value)}")
+                return _MISSING
+            out: dict[str, Any] = {}
+            key_pattern = meta.get("key_pattern", NAME_PATTERN)
+            for name in sorted(value, key=str):
+                if not isinstance(name, str) or not re.fullmatch(key_pattern, name):
+                    self.fail(f"{path}.{name}", meta.get("key_pattern_doc", NAME_PATTERN_DOC))
+                    continue
+                out[name] = self.convert(args[1], value[name], f"{path}.{name}", meta)
+            return types.MappingProxyType(out)
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            allowed = [str(m.value) for m in tp]
+            if not isinstance(value, str) or value not in allowed:
+                shown = value if isinstance(value, str) else _kind_of(value)
+                self.fail(
+                    path,
+                    f"{shown!r} is not allowed; choose one of {', '.join(allowed)}"
+                    + (close_matches(value, allowed) if isinstance(value, str) else ""),
+                )
+                return _MISSING
+            return tp(value)
+        return self.convert_scalar(tp, value, path, meta)
+
+    def convert_scalar(self, tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
+        if tp is bool:
+            if not isinstance(value, bool):
+                self.fail(path, f"expected true or false, got {_kind_of(value)}")
+                return _MISSING
+            return value
+        if tp is int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+                self.fail(path, f"expected an integer, got {_kind_of(value)}")
+                return _MISSING
+            value = int(value)
+        elif tp is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self.fail(path, f"expected a number, got {_kind_of(value)}")
+                return _MISSING
+            value = float(value)
+        elif tp is str:
+            if not isinstance(value, str):
+                self.fail(path, f"expected a string, got {_kind_of(value)}")
+                return _MISSING
+            pattern = meta.get("pattern")
+            if pattern and not re.fullmatch(pattern, value):
+                self.fail(path, f"{value!r} does not match {meta.get('pattern_doc', pattern)}")
+                return _MISSING
+        minimum, maximum = meta.get("minimum"), meta.get("maximum")
+        if minimum is not None and value < minimum:
+            self.fail(path, f"{value} is below the minimum of {minimum}")
+            return _MISSING
+        if maximum is not None and value > maximum:
+            self.fail(path, f"{value} is above the maximum of {maximum}")
+            return _MISSING
+        allowed = meta.get("allowed")
+        if allowed is not None and value not in allowed:
+            self.fail(path, f"{value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+            return _MISSING
+        return value
+
+    def convert_object(self, cls: type[T], value: Any, path: str, **context: Any) -> T | Any:
+        if not isinstance(value, Mapping):
+            self.fail(path, f"expected an object, got {_kind_of(value)}")
+            return _MISSING
+        hints = typing.get_type_hints(cls)
+        fields = {
+            f.name: f
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if not f.metadata.get("context")
+        }
+        for key in sorted(set(value) - set(fields)):
+            self.fail(
+                f"{path}.{key}" if path else key,
+                "unknown key" + close_matches(str(key), fields) + f"; allowed: {', '.join(sorted(fields))}",
+            )
+        kwargs: dict[str, Any] = {}
+        broken = False
+        for name, field in fields.items():
+            field_path = f"{path}.{name}" if path else name
+            if name in value:
+                converted = self.convert(hints[name], value[name], field_path, field.metadata)
+                if converted is _MISSING:
+                    broken = True
+                else:
+                    kwargs[name] = converted
+            elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                self.fail(field_path, f"required ({field.metadata.get('doc', describe_type(hints[name]))})")
+                broken = True
+        if broken:
+            return _MISSING
+        return cls(**kwargs, **context)
+
+
+def reference_rows(cls: type, prefix: str) -> list[tuple[str, str, str, str]]:
+    """(path, type, default, doc) for every field below a settings class, for the docs."""
+    rows: list[tuple[str, str, str, str]] = []
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.metadata.get("context"):
+            continue
+        tp = hints[field.name]
+        path = f"{prefix}.{field.name}" if prefix else field.name
+        default = _default_text(field)
+        inner = typing.get_args(tp)[1] if typing.get_origin(tp) in (dict, Mapping) else tp
+        inner = _strip_optional(inner)
+        rows.append((path, describe_type(tp), default, field.metadata.get("doc", "")))
+        if dataclasses.is_dataclass(inner):
+            sub = f"{path}.<name>" if typing.get_origin(tp) in (dict, Mapping) else path
+            rows.extend(reference_rows(typing.cast(type, inner), sub))
+    return rows
+
+
+def _strip_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (types.UnionType, typing.Union):
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
+
+
+def _default_text(field: dataclasses.Field[Any]) -> str:
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
+        return "required"
+    if dataclasses.is_dataclass(value):
+        return "(see below)"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, Mapping)) and not value:
+        return "empty"
+    if isinstance(value, tuple):
+        return ", ".join(str(v.value if isinstance(v, Enum) else v) for v in value)
+    return str(value)

@@ -1,0 +1,37 @@
+"""Tags every taggable AWS resource of the kit carries.
+
+Tags are set on each resource explicitly, not through provider default tags: default tags do not
+appear in resource inputs, so neither the offline plan nor a policy could see them (design.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+KIT_TAG_KEYS = (
+    "modelyard:project",
+    "modelyard:stack",
+    "modelyard:preset",
+    "modelyard:component",
+    "modelyard:cost-center",
+)
+
+# AWS allows 50 user tags per resource (Tagging AWS resources, "Tag naming limits and requirements").
+MAX_TAGS_PER_RESOURCE = 50
+
+
+def tags_for(
+    *, project: str, stack: str, preset: str, component: str, cost_center: str, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """The full tag set for one resource: the stack's extra tags, then the kit's (which win)."""
+    tags = dict(extra)
+    tags.update(
+        {
+            "modelyard:project": project,
+            "modelyard:stack": stack,
+            "modelyard:preset": preset,
+            "modelyard:component": component,
+            "modelyard:cost-center": cost_center,
+        }
+    )
+    return tags
