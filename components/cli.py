@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--markdown", type=Path, metavar="FILE", help="write a markdown summary here")
     plan.add_argument("--manifests", type=Path, metavar="DIR", help="write one YAML file per Kubernetes object")
     plan.add_argument(
+        "--project-dir",
+        type=Path,
+        default=PROJECT_ROOT,
+        metavar="DIR",
+        help="the folder holding Pulumi.yaml and the stacks (default: this kit)",
+    )
+    plan.add_argument(
         "--preview",
         action="store_true",
         help="answer like `pulumi preview` for a new stack: computed outputs are unknown",
@@ -50,7 +57,7 @@ def _plan(args: argparse.Namespace) -> int:
     from components.plan.run import plan_stack
     from components.plan.render import markdown_report, text_report, write_manifests
 
-    plan = plan_stack(PROJECT_ROOT, args.stack, preview=args.preview)
+    plan = plan_stack(args.project_dir, args.stack, preview=args.preview)
     from components.plan.engine import dump_json
 
     for option, path in (("--json", args.json), ("--markdown", args.markdown)):

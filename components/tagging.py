@@ -6,7 +6,10 @@ appear in resource inputs, so neither the offline plan nor a policy could see th
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Mapping
+from functools import cache
 
 KIT_TAG_KEYS = (
     "modelyard:project",
@@ -35,3 +38,19 @@ def tags_for(
         }
     )
     return tags
+
+
+@cache
+def is_taggable(type_token: str) -> bool:
+    """Whether a pulumi-aws resource type accepts tags, read from the SDK's own signature.
+
+    `aws:ec2/vpc:Vpc` -> pulumi_aws.ec2.Vpc; a type takes tags when its constructor has `tags`.
+    """
+    package, module_path, class_name = type_token.split(":")
+    if package != "aws":
+        return False
+    module = importlib.import_module(f"pulumi_aws.{module_path.split('/')[0]}")
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        return False
+    return "tags" in inspect.signature(cls._internal_init).parameters

@@ -15,7 +15,12 @@ from components.settings import Settings, build_settings
 def load_settings(project_dir: Path, stack: str) -> tuple[StackFile, Settings]:
     """Read and validate a stack before anything runs (InputError names every problem)."""
     stack_file = StackFile.load(project_dir, stack)
-    settings = build_settings(project=stack_file.project, stack=stack, config=stack_file.engine_config())
+    settings = build_settings(
+        project=stack_file.project,
+        stack=stack,
+        config=stack_file.engine_config(),
+        presets_dir=StackFile.stacks_dir(project_dir) / "presets",
+    )
     return stack_file, settings
 
 
@@ -29,6 +34,7 @@ def plan_stack(project_dir: Path, stack: str, *, preview: bool = False) -> dict[
 
 
 def _catalog_date() -> str:
-    from components.catalog import catalog_date
+    """The date of the newest dated source in the catalog: how fresh the prices and specs are."""
+    from components.catalog import sources
 
-    return catalog_date()
+    return max(s.date for s in sources().values() if s.date[:1].isdigit())

@@ -46,10 +46,11 @@ def read_yaml(path: Path, what: str) -> Any:
         raise InputError(Problem(path=str(path), message=f"not valid YAML: {exc}")) from None
 
 
-def load_preset(name: str) -> dict[str, Any]:
-    data = read_yaml(PRESETS_DIR / f"{name}.yaml", "preset file")
+def load_preset(name: str, presets_dir: Path = PRESETS_DIR) -> dict[str, Any]:
+    path = presets_dir / f"{name}.yaml"
+    data = read_yaml(path, "preset file")
     if not isinstance(data, Mapping):
-        raise InputError(Problem(path=str(PRESETS_DIR / f"{name}.yaml"), message="a preset is a YAML mapping"))
+        raise InputError(Problem(path=str(path), message="a preset is a YAML mapping"))
     return dict(data)
 
 
@@ -70,7 +71,9 @@ def decode_config(config: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def build_settings(*, project: str, stack: str, config: Mapping[str, str]) -> Settings:
+def build_settings(
+    *, project: str, stack: str, config: Mapping[str, str], presets_dir: Path = PRESETS_DIR
+) -> Settings:
     """Preset + stack config -> Settings. Raises InputError naming every problem; returns only valid settings."""
     values = decode_config(config)
     preset = values.pop("preset", None)
@@ -84,7 +87,7 @@ def build_settings(*, project: str, stack: str, config: Mapping[str, str]) -> Se
                 message=f"{preset!r} is not a preset; choose one of {', '.join(allowed)}" + close_matches(str(preset), allowed),
             )
         )
-    merged = merge(load_preset(preset), values)
+    merged = merge(load_preset(preset, presets_dir), values)
     merged["preset"] = preset
     problems: list[Problem] = []
     aws_region = config.get("aws:region")
@@ -99,7 +102,8 @@ def build_settings(*, project: str, stack: str, config: Mapping[str, str]) -> Se
     converter = Converter()
     settings = converter.convert_object(Settings, merged, "", project=project, stack=stack)
     problems += [Problem(path=f"{NAMESPACE}:{p.path}", message=p.message) for p in converter.problems]
-    if not converter.problems:
+    if isinstance(settings, Settings):
+        # Built despite unknown keys (those leave the object whole): cross-field rules still apply.
         problems += rules.check(settings)
     if problems:
         raise InputError(problems, heading=f"stack {stack!r}: {len(problems)} problem(s) in the settings")

@@ -119,7 +119,7 @@ class Converter:
                 self.fail(path, f"expected a list of {describe_type(args[0])}, got {_kind_of(value)}")
                 return _MISSING
             items = [self.convert(args[0], v, f"{path}[{i}]", meta) for i, v in enumerate(value)]
-            return tuple(items)
+            return _MISSING if any(i is _MISSING for i in items) else tuple(items)
         if origin in (dict, Mapping):
             if not isinstance(value, Mapping):
                 self.fail(path, f"expected a map of name to {describe_type(args[1])}, got {_kind_of(value)}")
@@ -131,6 +131,8 @@ class Converter:
                     self.fail(f"{path}.{name}", meta.get("key_pattern_doc", NAME_PATTERN_DOC))
                     continue
                 out[name] = self.convert(args[1], value[name], f"{path}.{name}", meta)
+            if len(out) != len(value) or any(v is _MISSING for v in out.values()):
+                return _MISSING
             return types.MappingProxyType(out)
         if isinstance(tp, type) and issubclass(tp, Enum):
             allowed = [str(m.value) for m in tp]

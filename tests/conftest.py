@@ -1,0 +1,56 @@
+"""Shared fixtures: the kit's root, plans of every shipped stack (run once per session), settings builders."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.plan.run import plan_stack
+from components.plan.stackfile import StackFile
+from components.settings import Settings, build_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_STACKS = StackFile.available(ROOT)
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def plans() -> dict[str, dict[str, Any]]:
+    """Plan JSON of every shipped stack, with plausible outputs (as after an apply)."""
+    return {stack: plan_stack(ROOT, stack) for stack in SHIPPED_STACKS}
+
+
+@pytest.fixture(scope="session")
+def preview_plans() -> dict[str, dict[str, Any]]:
+    """The same stacks in preview mode: every computed output unknown."""
+    return {stack: plan_stack(ROOT, stack, preview=True) for stack in SHIPPED_STACKS}
+
+
+def config_for(preset: str, **overrides: Any) -> dict[str, str]:
+    """Engine-shaped config (objects as JSON text) for a preset plus overrides under modelyard:."""
+    config = {"modelyard:preset": preset}
+    for key, value in overrides.items():
+        config[f"modelyard:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    def make(preset: str = "minimal", *, stack: str = "test", extra: Mapping[str, str] | None = None, **overrides: Any):
+        config = config_for(preset, **overrides)
+        config.update(extra or {})
+        return build_settings(project="modelyard", stack=stack, config=config)
+
+    return make
+
+
+def by_type(plan: Mapping[str, Any], type_token: str) -> list[dict[str, Any]]:
+    return [r for r in plan["resources"] if r["type"] == type_token]

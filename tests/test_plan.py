@@ -1,0 +1,140 @@
+"""Plan JSON v1: shape, stable keys, determinism, preview unknowns, and the `pulumi up` error path."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from components.errors import InputError
+from components.plan.engine import SECRET_TEXT, UNKNOWN_TEXT, dump_json, run_program
+from components.plan.run import plan_stack
+from components.plan.stackfile import SECRET_PLACEHOLDER, StackFile
+from tests.conftest import ROOT, SHIPPED_STACKS, by_type
+
+SNAKE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def test_every_preset_has_a_shipped_stack():
+    presets = {p.stem for p in (ROOT / "stacks" / "presets").glob("*.yaml")}
+    chosen = {StackFile.load(ROOT, s).config["modelyard:preset"] for s in SHIPPED_STACKS}
+    assert presets == chosen == {"minimal", "moderate", "enterprise"}
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_plan_has_the_v1_shape(plans, stack):
+    plan = plans[stack]
+    assert plan["schema"] == "modelyard.plan/v1"
+    assert set(plan) == {"schema", "project", "stack", "preset", "meta", "resources", "manifests", "outputs", "cost"}
+    assert (plan["project"], plan["stack"]) == ("modelyard", stack)
+    assert set(plan["meta"]) == {"kit_version", "catalog_date", "packages"}
+    assert set(plan["meta"]["packages"]) == {"pulumi", "pulumi-aws", "pulumi-kubernetes"}
+    assert all(v != "not installed" for v in plan["meta"]["packages"].values())
+    fields = {"key", "type", "name", "parent", "custom", "provider", "protect", "retain_on_delete", "depends_on", "inputs"}
+    for resource in plan["resources"]:
+        assert fields <= set(resource) <= fields | {"options"}
+        assert all(SNAKE.fullmatch(k) for k in resource)
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_keys_are_unique_stable_names_not_urns(plans, stack):
+    keys = [r["key"] for r in plans[stack]["resources"]]
+    assert len(keys) == len(set(keys))
+    assert keys == sorted(keys)
+    for key in keys:
+        assert "urn:pulumi" not in key
+    (vpc,) = by_type(plans[stack], "aws:ec2/vpc:Vpc")
+    assert vpc["key"] == "us-east-1/network/network-vpc::aws:ec2/vpc:Vpc"
+    assert vpc["parent"] == "network::modelyard:aws:Network"
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_references_point_at_resources_of_the_plan(plans, stack):
+    plan = plans[stack]
+    keys = {r["key"] for r in plan["resources"]}
+    for resource in plan["resources"]:
+        assert resource["parent"] is None or resource["parent"] in keys
+        assert resource["provider"] is None or resource["provider"] in keys
+        assert set(resource["depends_on"]) <= keys
+        assert resource["depends_on"] == sorted(resource["depends_on"])
+
+
+def test_same_settings_same_bytes(plans):
+    assert dump_json(plan_stack(ROOT, "product")) == dump_json(plans["product"])
+
+
+def test_mock_outputs_are_plausible(plans):
+    plan = plans["product"]
+    (policy,) = by_type(plan, "aws:iam/rolePolicy:RolePolicy")
+    assert "arn:aws:logs:us-east-1:123456789012:log-group:" in policy["inputs"]["policy"]
+    assert re.fullmatch(r"vpc-[0-9a-f]{17}", plan["outputs"]["vpc_id"])
+    assert all(re.fullmatch(r"subnet-[0-9a-f]{17}", s) for s in plan["outputs"]["private_subnet_ids"])
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_preview_leaves_computed_outputs_unknown(preview_plans, plans, stack):
+    preview = preview_plans[stack]
+    assert preview["outputs"]["vpc_id"] == UNKNOWN_TEXT
+    assert preview["outputs"]["region"] == "us-east-1"
+    (subnet, *_) = by_type(preview, "aws:ec2/subnet:Subnet")
+    assert subnet["inputs"]["vpcId"] == UNKNOWN_TEXT
+    # Same resources either way: nothing in the program depends on an output being known.
+    assert [r["key"] for r in preview["resources"]] == [r["key"] for r in plans[stack]["resources"]]
+
+
+def _project_copy(tmp_path: Path, stack: str, body: str) -> Path:
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks" / "presets", tmp_path / "stacks" / "presets")
+    (tmp_path / "stacks" / f"Pulumi.{stack}.yaml").write_text(body)
+    return tmp_path
+
+
+def test_one_setting_changes_only_what_it_concerns(tmp_path):
+    base = (ROOT / "stacks" / "Pulumi.pilot.yaml").read_text()
+    changed = base + "  modelyard:network:\n    flow_logs:\n      retention_days: 365\n"
+    project = _project_copy(tmp_path, "pilot", changed)
+    before = {r["key"]: r for r in plan_stack(ROOT, "pilot")["resources"]}
+    after = {r["key"]: r for r in plan_stack(project, "pilot")["resources"]}
+    assert before.keys() == after.keys()
+    differing = [k for k in before if before[k] != after[k]]
+    assert differing == ["us-east-1/network/network-flow-logs::aws:cloudwatch/logGroup:LogGroup"]
+    assert after[differing[0]]["inputs"]["retentionInDays"] == 365
+
+
+def test_secure_config_values_are_placeholders_and_secret(tmp_path):
+    body = (
+        "config:\n  modelyard:preset: minimal\n"
+        "  modelyard:tags:\n    cost_center:\n      secure: v1:abc==\n"
+    )
+    stack_file = StackFile.load(_project_copy(tmp_path, "s", body), "s")
+    assert stack_file.secret_keys == {"modelyard:tags"}
+    assert json.loads(stack_file.engine_config()["modelyard:tags"]) == {"cost_center": SECRET_PLACEHOLDER}
+
+
+def test_secret_inputs_are_masked(tmp_path):
+    from components.plan.document import resource_keys
+    from components.plan.engine import normalise
+
+    wire = {"password": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "hunter2"}}
+    assert normalise(wire, urn_keys=resource_keys([], "")) == {"password": SECRET_TEXT}
+
+
+def test_bad_settings_under_pulumi_up_are_one_error_before_any_resource(tmp_path):
+    body = "config:\n  modelyard:preset: minimal\n  modelyard:network:\n    natt: none\n    cidr: 10.0.0.0/8\n"
+    stack_file = StackFile.load(_project_copy(tmp_path, "bad", body), "bad")
+    with pytest.raises(pulumi.RunError) as exc:
+        run_program(stack_file, preview=True)
+    message = str(exc.value)
+    assert "modelyard:network.natt: unknown key (did you mean 'nat'?)" in message
+    assert "modelyard:network.cidr" in message
+
+
+def test_plan_refuses_bad_settings_with_input_error(tmp_path):
+    body = "config:\n  modelyard:preset: moderat\n"
+    with pytest.raises(InputError) as exc:
+        plan_stack(_project_copy(tmp_path, "bad", body), "bad")
+    assert exc.value.problems[0].path == "modelyard:preset"
