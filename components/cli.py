@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from components.plan.run import plan_stack
     from components.plan.render import markdown_report, text_report, write_manifests
+    from components.plan.run import plan_stack
 
     plan = plan_stack(args.project_dir, args.stack, preview=args.preview)
     from components.plan.engine import dump_json

@@ -26,8 +26,17 @@ def _write_stack(tmp_path: Path, body: str) -> Path:
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_plan_writes_json_markdown_and_manifests(tmp_path, capsys, stack):
     code = main(
-        ["plan", "--stack", stack, "--json", str(tmp_path / "plan.json"), "--markdown", str(tmp_path / "plan.md"),
-         "--manifests", str(tmp_path / "manifests")]
+        [
+            "plan",
+            "--stack",
+            stack,
+            "--json",
+            str(tmp_path / "plan.json"),
+            "--markdown",
+            str(tmp_path / "plan.md"),
+            "--manifests",
+            str(tmp_path / "manifests"),
+        ]
     )
     assert code == 0
     plan = json.loads((tmp_path / "plan.json").read_text())
@@ -81,7 +90,11 @@ def test_installed_command_runs_in_a_fresh_process(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "error::DeprecationWarning:components"}
     result = subprocess.run(
         [str(exe), "plan", "--stack", "pilot", "--json", str(tmp_path / "p.json")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr

@@ -73,8 +73,21 @@ def test_no_nat_means_no_public_subnets_and_every_node_endpoint(plans):
     assert not by_type(plan, "aws:ec2/natGateway:NatGateway")
     assert not by_type(plan, "aws:ec2/internetGateway:InternetGateway")
     assert not _subnets(plan, "public")
-    services = {e["inputs"]["serviceName"].split("us-east-1.")[1] for e in by_type(plan, "aws:ec2/vpcEndpoint:VpcEndpoint")}
-    assert {"s3", "ecr.api", "ecr.dkr", "sts", "eks-auth", "ec2", "elasticloadbalancing", "sqs", "kms", "logs"} <= services
+    services = {
+        e["inputs"]["serviceName"].split("us-east-1.")[1] for e in by_type(plan, "aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
+    assert {
+        "s3",
+        "ecr.api",
+        "ecr.dkr",
+        "sts",
+        "eks-auth",
+        "ec2",
+        "elasticloadbalancing",
+        "sqs",
+        "kms",
+        "logs",
+    } <= services
     for route in by_type(plan, "aws:ec2/route:Route"):
         assert "natGatewayId" not in route["inputs"] and "gatewayId" not in route["inputs"]
 
@@ -103,7 +116,9 @@ def test_public_subnets_only_for_load_balancers(plans):
 
 def test_s3_gateway_endpoint_on_every_private_route_table(plans):
     for plan in plans.values():
-        (s3,) = [e for e in by_type(plan, "aws:ec2/vpcEndpoint:VpcEndpoint") if e["inputs"]["serviceName"].endswith(".s3")]
+        (s3,) = [
+            e for e in by_type(plan, "aws:ec2/vpcEndpoint:VpcEndpoint") if e["inputs"]["serviceName"].endswith(".s3")
+        ]
         assert s3["inputs"]["vpcEndpointType"] == "Gateway"
         private_tables = [t for t in by_type(plan, "aws:ec2/routeTable:RouteTable") if "private" in t["name"]]
         assert len(s3["inputs"]["routeTableIds"]) == len(private_tables)

@@ -34,7 +34,18 @@ def test_plan_has_the_v1_shape(plans, stack):
     assert set(plan["meta"]) == {"kit_version", "catalog_date", "packages"}
     assert set(plan["meta"]["packages"]) == {"pulumi", "pulumi-aws", "pulumi-kubernetes"}
     assert all(v != "not installed" for v in plan["meta"]["packages"].values())
-    fields = {"key", "type", "name", "parent", "custom", "provider", "protect", "retain_on_delete", "depends_on", "inputs"}
+    fields = {
+        "key",
+        "type",
+        "name",
+        "parent",
+        "custom",
+        "provider",
+        "protect",
+        "retain_on_delete",
+        "depends_on",
+        "inputs",
+    }
     for resource in plan["resources"]:
         assert fields <= set(resource) <= fields | {"options"}
         assert all(SNAKE.fullmatch(k) for k in resource)
@@ -106,10 +117,7 @@ def test_one_setting_changes_only_what_it_concerns(tmp_path):
 
 
 def test_secure_config_values_are_placeholders_and_secret(tmp_path):
-    body = (
-        "config:\n  modelyard:preset: minimal\n"
-        "  modelyard:tags:\n    cost_center:\n      secure: v1:abc==\n"
-    )
+    body = "config:\n  modelyard:preset: minimal\n  modelyard:tags:\n    cost_center:\n      secure: v1:abc==\n"
     stack_file = StackFile.load(_project_copy(tmp_path, "s", body), "s")
     assert stack_file.secret_keys == {"modelyard:tags"}
     assert json.loads(stack_file.engine_config()["modelyard:tags"]) == {"cost_center": SECRET_PLACEHOLDER}

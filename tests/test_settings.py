@@ -87,9 +87,7 @@ def test_missing_preset(make_settings):
 def test_string_where_a_number_belongs(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings(network={"flow_logs": {"retention_days": "ninety"}})
-    assert problems(exc) == {
-        "modelyard:network.flow_logs.retention_days": "expected an integer, got string 'ninety'"
-    }
+    assert problems(exc) == {"modelyard:network.flow_logs.retention_days": "expected an integer, got string 'ninety'"}
 
 
 def test_enum_values_are_listed(make_settings):

@@ -86,9 +86,7 @@ class Network(pulumi.ComponentResource):
         nat_gateways: list[aws.ec2.NatGateway] = []
         if args.public_subnets:
             igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=child)
-            public_rt = aws.ec2.RouteTable(
-                f"{name}-public", vpc_id=vpc.id, tags=named("public"), opts=child
-            )
+            public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, tags=named("public"), opts=child)
             aws.ec2.Route(
                 f"{name}-public-default",
                 route_table_id=public_rt.id,

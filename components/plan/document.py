@@ -82,13 +82,13 @@ def build_plan(*, settings: Settings, recording: Recording, catalog_date: str) -
     resources = sorted(
         (_resource(r, keys, recording.stack_urn) for r in recording.registrations), key=lambda e: e["key"]
     )
-    manifests = sorted(
+    manifests: list[dict[str, Any]] = sorted(
         (
             {"source": keys[r.urn], "object": obj}
             for r in recording.registrations
             if (obj := _manifest_object(r, keys)) is not None
         ),
-        key=lambda m: m["source"],
+        key=lambda m: str(m["source"]),
     )
     return {
         "schema": SCHEMA,

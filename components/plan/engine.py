@@ -126,7 +126,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.recording = recording
         self.plan_mocks = mocks_
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             self.recording.stack_urn = response.urn
@@ -147,11 +147,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 dependency_urns=list(request.dependencies),
                 inputs=raw,
                 ignore_changes=list(request.ignoreChanges),
-                custom_timeouts={
-                    k: v
-                    for k, v in json_format.MessageToDict(request.customTimeouts).items()
-                    if v
-                },
+                custom_timeouts={k: v for k, v in json_format.MessageToDict(request.customTimeouts).items() if v},
             )
         )
         return response

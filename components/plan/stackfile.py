@@ -8,27 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.errors import InputError, Problem
 from components.settings.schema import close_matches
+from components.yamlio import read_yaml_mapping
 
 # What the program sees in place of a `secure:` value: the ciphertext cannot be decrypted offline.
 SECRET_PLACEHOLDER = "offline-secret-placeholder"
-
-
-def _read_mapping(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(Problem(path=str(path), message=f"{what} not found")) from None
-    except yaml.YAMLError as exc:
-        raise InputError(Problem(path=str(path), message=f"not valid YAML: {exc}")) from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise InputError(Problem(path=str(path), message=f"{what} must be a YAML mapping"))
-    return dict(data)
 
 
 def _has_secure(value: Any) -> bool:
@@ -67,7 +52,7 @@ class StackFile:
 
     @staticmethod
     def stacks_dir(project_dir: Path) -> Path:
-        project = _read_mapping(project_dir / "Pulumi.yaml", "Pulumi.yaml")
+        project = read_yaml_mapping(project_dir / "Pulumi.yaml", "Pulumi.yaml")
         return project_dir / str(project.get("stackConfigDir", "."))
 
     @classmethod
@@ -76,7 +61,7 @@ class StackFile:
 
     @classmethod
     def load(cls, project_dir: Path, stack: str) -> StackFile:
-        project = _read_mapping(project_dir / "Pulumi.yaml", "Pulumi.yaml")
+        project = read_yaml_mapping(project_dir / "Pulumi.yaml", "Pulumi.yaml")
         name = project.get("name")
         if not isinstance(name, str):
             raise InputError(Problem(path=str(project_dir / "Pulumi.yaml"), message="needs a project name"))
@@ -90,7 +75,7 @@ class StackFile:
                     + close_matches(stack, known),
                 )
             )
-        data = _read_mapping(path, "stack file")
+        data = read_yaml_mapping(path, "stack file")
         config: dict[str, Any] = {}
         for key, entry in (project.get("config") or {}).items():
             default = entry.get("value", entry.get("default")) if isinstance(entry, Mapping) else entry

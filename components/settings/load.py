@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.errors import InputError, Problem
 from components.settings import rules
 from components.settings.model import Preset, Settings
 from components.settings.schema import Converter, close_matches
+from components.yamlio import read_yaml_mapping
 
 NAMESPACE = "modelyard"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -37,21 +36,8 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def read_yaml(path: Path, what: str) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(Problem(path=str(path), message=f"{what} not found")) from None
-    except yaml.YAMLError as exc:
-        raise InputError(Problem(path=str(path), message=f"not valid YAML: {exc}")) from None
-
-
 def load_preset(name: str, presets_dir: Path = PRESETS_DIR) -> dict[str, Any]:
-    path = presets_dir / f"{name}.yaml"
-    data = read_yaml(path, "preset file")
-    if not isinstance(data, Mapping):
-        raise InputError(Problem(path=str(path), message="a preset is a YAML mapping"))
-    return dict(data)
+    return read_yaml_mapping(presets_dir / f"{name}.yaml", "preset file")
 
 
 def decode_config(config: Mapping[str, str]) -> dict[str, Any]:
@@ -71,9 +57,7 @@ def decode_config(config: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def build_settings(
-    *, project: str, stack: str, config: Mapping[str, str], presets_dir: Path = PRESETS_DIR
-) -> Settings:
+def build_settings(*, project: str, stack: str, config: Mapping[str, str], presets_dir: Path = PRESETS_DIR) -> Settings:
     """Preset + stack config -> Settings. Raises InputError naming every problem; returns only valid settings."""
     values = decode_config(config)
     preset = values.pop("preset", None)
@@ -84,7 +68,8 @@ def build_settings(
         raise InputError(
             Problem(
                 path=f"{NAMESPACE}:preset",
-                message=f"{preset!r} is not a preset; choose one of {', '.join(allowed)}" + close_matches(str(preset), allowed),
+                message=f"{preset!r} is not a preset; choose one of {', '.join(allowed)}"
+                + close_matches(str(preset), allowed),
             )
         )
     merged = merge(load_preset(preset, presets_dir), values)

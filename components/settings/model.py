@@ -71,8 +71,30 @@ class FlowLogTraffic(StrEnum):
 
 
 # The retention periods CloudWatch Logs accepts (PutRetentionPolicy, logs API reference), in days.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 class PoolKind(StrEnum):
@@ -117,9 +139,7 @@ _TAG_KEY = r"(?!aws:)[\w .:/=+\-@]{1,128}"
 
 @dataclass(frozen=True, kw_only=True)
 class FlowLogSettings:
-    retention_days: int = doc_field(
-        "days CloudWatch keeps VPC flow logs", default=90, allowed=LOG_RETENTION_DAYS
-    )
+    retention_days: int = doc_field("days CloudWatch keeps VPC flow logs", default=90, allowed=LOG_RETENTION_DAYS)
     traffic: FlowLogTraffic = doc_field("which traffic is logged", default=FlowLogTraffic.ALL)
 
 

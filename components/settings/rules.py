@@ -36,10 +36,19 @@ _DIRECTIONS = {
 
 @cache
 def known_regions() -> tuple[str, ...]:
-    """Commercial regions with EC2, from botocore's bundled endpoint data (no network needed)."""
-    import botocore.session
+    """Regions of the commercial partition, from the endpoint data botocore bundles (no network needed).
 
-    return tuple(botocore.session.get_session().get_available_regions("ec2"))
+    Read as JSON rather than through botocore.session, whose import costs about 0.15 s per command.
+    """
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("botocore")
+    assert spec is not None and spec.submodule_search_locations, "botocore is a dependency of the kit"
+    data = json.loads((Path(spec.submodule_search_locations[0]) / "data" / "endpoints.json").read_text())
+    (partition,) = [p for p in data["partitions"] if p["partition"] == "aws"]
+    return tuple(sorted(partition["regions"]))
 
 
 def zone_id_prefix(region: str) -> str:

@@ -1,0 +1,101 @@
+"""`modelyard size`: table and JSON output, exit codes, and messages that name the argument at fault."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from components.sizing.command import main
+
+REQUIRED_KEYS = {
+    "instance",
+    "gpus_per_replica",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "nodes_per_replica",
+    "usd_per_hour",
+    "usd_per_million_output_tokens",
+    "reason",
+}
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_table_ranks_options_and_lists_refusals() -> None:
+    code, out, err = run("--model", "llama-3.1-8b", "--context", "8192", "--concurrency", "2")
+    assert code == 0 and not err
+    assert "ranked by $/hour" in out
+    lines = out.splitlines()
+    assert lines[2].split()[:2] == ["#", "instance"]
+    assert lines[3].split()[:2] == ["1", "g6.xlarge"]  # the cheapest GPU that fits
+    assert "p5e.48xlarge: no us-east-1 on-demand list price" in out
+
+
+def test_json_lists_every_instance_type_with_the_contract_keys() -> None:
+    code, out, _ = run("--model", "Meta-Llama/Llama-3.1-70B-Instruct", "--dtype", "bf16", "--json")
+    assert code == 0
+    entries = json.loads(out)
+    assert len(entries) == 18  # every GPU instance type: an option or a refusal
+    for entry in entries:
+        assert entry.keys() >= REQUIRED_KEYS
+    fitting = [e for e in entries if e["fits"]]
+    refused = [e for e in entries if not e["fits"]]
+    assert fitting and refused
+    assert all(e["reason"] is None for e in fitting) and all(e["reason"] for e in refused)
+    assert [e["rank_by_usd_per_hour"] for e in fitting] == list(range(1, len(fitting) + 1))
+    priced = [e for e in fitting if e["usd_per_hour"] is not None]
+    assert all(isinstance(e["usd_per_hour"], str) and e["usd_per_hour"].count(".") == 1 for e in priced)
+    assert all(len(e["usd_per_hour"].split(".")[1]) == 2 for e in priced)  # cents
+
+
+def test_json_when_nothing_fits_gives_reasons() -> None:
+    code, out, _ = run("--model", "deepseek-r1", "--instance", "p4d.24xlarge", "g5.48xlarge", "--json")
+    assert code == 0
+    entries = json.loads(out)
+    assert {e["instance"] for e in entries} == {"p4d.24xlarge", "g5.48xlarge"}
+    assert all(not e["fits"] and "fp8" in e["reason"] for e in entries)
+
+
+def test_sort_by_cost_per_token() -> None:
+    code, out, _ = run("--model", "gpt-oss-120b", "--concurrency", "32", "--sort", "usd-per-mtok", "--json")
+    assert code == 0
+    costs = [float(e["usd_per_million_output_tokens"]) for e in json.loads(out) if e["usd_per_million_output_tokens"]]
+    assert costs == sorted(costs)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--model", "lama-3.1-8b"], "--model: unknown model 'lama-3.1-8b'; close matches: llama-3.1-8b"),
+        (
+            ["--model", "llama-3.1-8b", "--dtype", "mxfp4"],
+            "--dtype: llama-3.1-8b is not served in mxfp4; allowed: bf16, fp8",
+        ),
+        (["--model", "llama-3.1-8b", "--dtype", "int4"], "argument --dtype: invalid choice: 'int4'"),
+        (["--model", "llama-3.1-8b", "--context", "0"], "argument --context: expected a positive integer"),
+        (["--model", "llama-3.1-8b", "--context", "200000"], "--context: 200000 tokens is outside 1..131072"),
+        (["--model", "llama-3.1-8b", "--concurrency", "x"], "argument --concurrency: expected a positive integer"),
+        (["--model", "llama-3.1-8b", "--instance", "p5.49xlarge"], "--instance: unknown instance type 'p5.49xlarge'"),
+        (["--model", "llama-3.1-8b", "--instance", "t3.medium"], "--instance: t3.medium has no GPU"),
+        (["--model", "llama-3.1-8b", "--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization: must be in (0, 1]"),
+        (["--dtype", "bf16"], "the following arguments are required: --model"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_argument(argv: list[str], expected: str) -> None:
+    code, out, err = run(*argv)
+    assert code == 2
+    assert not out
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_help_exits_0() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    assert "usage: modelyard size" in out
