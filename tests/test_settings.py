@@ -279,3 +279,68 @@ def test_bad_json_object_is_named(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings(extra={"modelyard:network": "{nat: none"})
     assert "not valid JSON" in problems(exc)["modelyard:network"]
+
+
+def test_mistyped_instance_type_is_named_with_close_matches(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(pools={"l40s": {"instance_types": ["g6e.xlarg"]}})
+    assert problems(exc) == {
+        "modelyard:pools.l40s.instance_types[0]": "unknown instance type 'g6e.xlarg' "
+        "(did you mean 'g6e.xlarge', 'g6e.2xlarge', 'g6.xlarge'?)"
+    }
+
+
+def test_pool_instance_types_need_gpus(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(pools={"l40s": {"instance_types": ["m7i.large"]}})
+    assert problems(exc) == {
+        "modelyard:pools.l40s.instance_types[0]": "m7i.large has no GPU; GPU pools take GPU instance types"
+    }
+
+
+def test_efa_pools_need_efa_capable_types(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(pools={"l40s": {"interconnect": "efa", "zone_ids": ["use1-az1"]}})
+    assert "has no EFA" in problems(exc)["modelyard:pools.l40s.instance_types[0]"]
+
+
+def test_gpu_ceiling_below_one_node(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(pools={"l40s": {"instance_types": ["g6e.12xlarge"], "max_gpus": 2}})
+    assert "below the 4 GPUs of one g6e.12xlarge node" in problems(exc)["modelyard:pools.l40s.max_gpus"]
+
+
+def test_unknown_model_with_close_matches(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(models={"llama-8b": {"model": "lama-3.1-8b"}})
+    assert "did you mean 'llama-3.1-8b'" in problems(exc)["modelyard:models.llama-8b.model"]
+
+
+def test_model_by_repository_id(make_settings):
+    settings = make_settings(models={"llama-8b": {"model": "meta-llama/Llama-3.1-8B-Instruct"}})
+    assert settings.models["llama-8b"].model == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_model_too_big_for_its_pool_is_refused_with_the_reason(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(models={"llama-8b": {"model": "llama-3.1-70b"}})
+    message = problems(exc)["modelyard:models.llama-8b"]
+    assert "does not fit pool 'l40s' (g6e.xlarge)" in message and "needs" in message and "GB" in message
+
+
+def test_fp8_refused_on_gpus_without_fp8(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(pools={"l40s": {"instance_types": ["g5.xlarge"]}}, models={"llama-8b": {"dtype": "fp8"}})
+    assert "fp8 needs FP8 compute" in problems(exc)["modelyard:models.llama-8b"]
+
+
+def test_context_above_the_models_maximum(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(models={"llama-8b": {"context": 500_000}})
+    assert "maximum context" in problems(exc)["modelyard:models.llama-8b.context"]
+
+
+def test_multi_node_models_need_an_efa_pool(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings("enterprise", pools={"h100-efa": {"interconnect": "standard", "zone_ids": []}})
+    assert "set interconnect: efa" in problems(exc)["modelyard:models.llama-405b.pool"]

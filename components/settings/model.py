@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from components.catalog import WeightDtype
 from components.settings.schema import doc_field
 from components.tagging import tags_for
 
@@ -118,14 +119,6 @@ class Interconnect(StrEnum):
     EFA = "efa"  # Elastic Fabric Adapter, for models split across nodes: one zone, EFA-capable types
 
 
-class Dtype(StrEnum):
-    """The weight precision a model is served in."""
-
-    BF16 = "bf16"
-    FP8 = "fp8"  # needs Ada, Hopper or Blackwell GPUs (L4, L40S, H100, H200, B200)
-    MXFP4 = "mxfp4"  # gpt-oss native weights
-
-
 class DataPolicy(StrEnum):
     """Whether a tenant's prompts may leave the VPC."""
 
@@ -201,7 +194,10 @@ class ModelSettings:
         pattern=r"[A-Za-z0-9._-]{1,64}",
         pattern_doc="1-64 letters, digits, '.', '_' or '-'",
     )
-    dtype: Dtype = doc_field("weight precision served", default=Dtype.BF16)
+    dtype: WeightDtype | None = doc_field(
+        "weight precision served (fp8 needs L4, L40S, H100, H200 or B200); null: the model's native precision",
+        default=None,
+    )
     context: int = doc_field(
         "maximum tokens per sequence (prompt + output), vLLM --max-model-len",
         default=8192,

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from functools import cache
 
+from components import catalog
 from components.errors import Problem
 from components.settings.model import (
     ENDPOINTS_WITHOUT_NAT,
@@ -133,6 +134,70 @@ def pools_capacity(s: Settings) -> Iterator[Problem]:
                 yield _p(f"{path}.zone_ids[{i}]", f"{zone!r} is not one of network.zone_ids")
 
 
+def pools_catalog(s: Settings) -> Iterator[Problem]:
+    """Instance types exist in the catalog, have GPUs, support EFA where asked, fit under the ceiling."""
+    for name, pool in s.pools.items():
+        for i, type_name in enumerate(pool.instance_types):
+            path = f"pools.{name}.instance_types[{i}]"
+            try:
+                instance = catalog.resolve_instance(type_name)
+            except catalog.UnknownInstanceError as exc:
+                gpu_types = sorted(t for t, it in catalog.instances().items() if it.gpu is not None)
+                yield _p(path, f"unknown instance type {type_name!r}" + close_matches(type_name, gpu_types))
+                continue
+            if instance.gpu is None:
+                yield _p(path, f"{type_name} has no GPU; GPU pools take GPU instance types")
+                continue
+            if pool.interconnect is Interconnect.EFA and not instance.supports_efa:
+                yield _p(path, f"{type_name} has no EFA; interconnect: efa needs an EFA-capable type")
+            if instance.gpu_count > pool.max_gpus:
+                yield _p(
+                    f"pools.{name}.max_gpus",
+                    f"{pool.max_gpus} is below the {instance.gpu_count} GPUs of one {type_name} node: "
+                    "the pool could never start a node",
+                )
+
+
+def models_catalog(s: Settings) -> Iterator[Problem]:
+    """Each model is in the catalog, served in a precision it has, and fits every instance type of its pool."""
+    from components.sizing import SizingInputError, SizingOption, fit_on
+
+    for name, model_settings in s.models.items():
+        path = f"models.{name}"
+        try:
+            model = catalog.resolve_model(model_settings.model)
+        except catalog.UnknownModelError as exc:
+            hint = f" (did you mean {', '.join(repr(m) for m in exc.close_matches)}?)" if exc.close_matches else ""
+            yield _p(f"{path}.model", f"no model {model_settings.model!r} in the catalog{hint}")
+            continue
+        pool = s.pools.get(model_settings.pool)
+        if pool is None:
+            continue  # reported by models_pools
+        for type_name in pool.instance_types:
+            instance = catalog.instances().get(type_name)
+            if instance is None or instance.gpu is None:
+                continue  # reported by pools_catalog
+            try:
+                fit = fit_on(
+                    model,
+                    type_name,
+                    dtype=model_settings.dtype,
+                    context=model_settings.context,
+                    concurrency=model_settings.concurrency,
+                )
+            except SizingInputError as exc:
+                yield _p(f"{path}.{exc.argument}", str(exc))
+                break
+            if not isinstance(fit, SizingOption):
+                yield _p(path, f"{model.name} does not fit pool {model_settings.pool!r} ({type_name}): {fit.reason}")
+            elif fit.nodes_per_replica > 1 and pool.interconnect is not Interconnect.EFA:
+                yield _p(
+                    f"{path}.pool",
+                    f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica; "
+                    f"set interconnect: efa on pool {model_settings.pool!r} (one zone)",
+                )
+
+
 def models_pools(s: Settings) -> Iterator[Problem]:
     for name, model in s.models.items():
         if model.pool not in s.pools:
@@ -177,7 +242,9 @@ RULES: tuple[Rule, ...] = (
     network_zones,
     network_endpoints,
     pools_capacity,
+    pools_catalog,
     models_pools,
+    models_catalog,
     tenants_refs,
     tags_extra,
 )
