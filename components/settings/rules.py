@@ -141,7 +141,7 @@ def pools_catalog(s: Settings) -> Iterator[Problem]:
             path = f"pools.{name}.instance_types[{i}]"
             try:
                 instance = catalog.resolve_instance(type_name)
-            except catalog.UnknownInstanceError as exc:
+            except catalog.UnknownInstanceError:
                 gpu_types = sorted(t for t, it in catalog.instances().items() if it.gpu is not None)
                 yield _p(path, f"unknown instance type {type_name!r}" + close_matches(type_name, gpu_types))
                 continue
