@@ -344,3 +344,15 @@ def test_multi_node_models_need_an_efa_pool(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings("enterprise", pools={"h100-efa": {"interconnect": "standard", "zone_ids": []}})
     assert "set interconnect: efa" in problems(exc)["modelyard:models.llama-405b.pool"]
+
+
+def test_pool_ceiling_must_hold_its_models_at_max_replicas(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(models={"llama-8b": {"replicas": {"min": 1, "max": 3}}})
+    assert "cannot hold its models at their maximum replicas (3 GPUs)" in problems(exc)["modelyard:pools.l40s.max_gpus"]
+
+
+def test_other_tenants_cannot_call_models_on_a_dedicated_pool(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings("enterprise", tenants={"core": {"models": ["analytics-8b"]}})
+    assert "dedicated to tenant 'analytics'" in problems(exc)["modelyard:tenants.core.models[0]"]

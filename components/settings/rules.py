@@ -12,6 +12,7 @@ from components.errors import Problem
 from components.settings.model import (
     ENDPOINTS_WITHOUT_NAT,
     Capacity,
+    EndpointAccess,
     Interconnect,
     NatMode,
     PoolKind,
@@ -162,6 +163,7 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
     """Each model is in the catalog, served in a precision it has, and fits every instance type of its pool."""
     from components.sizing import SizingInputError, SizingOption, fit_on
 
+    gpus_at_max: dict[str, int] = {}
     for name, model_settings in s.models.items():
         path = f"models.{name}"
         try:
@@ -173,6 +175,7 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
         pool = s.pools.get(model_settings.pool)
         if pool is None:
             continue  # reported by models_pools
+        per_replica = 0
         for type_name in pool.instance_types:
             instance = catalog.instances().get(type_name)
             if instance is None or instance.gpu is None:
@@ -190,12 +193,26 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
                 break
             if not isinstance(fit, SizingOption):
                 yield _p(path, f"{model.name} does not fit pool {model_settings.pool!r} ({type_name}): {fit.reason}")
-            elif fit.nodes_per_replica > 1 and pool.interconnect is not Interconnect.EFA:
+                continue
+            # Karpenter may start any of the pool's types: budget for the hungriest layout.
+            per_replica = max(per_replica, fit.gpus_per_replica)
+            if fit.nodes_per_replica > 1 and pool.interconnect is not Interconnect.EFA:
                 yield _p(
                     f"{path}.pool",
                     f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica; "
                     f"set interconnect: efa on pool {model_settings.pool!r} (one zone)",
                 )
+        gpus_at_max[model_settings.pool] = gpus_at_max.get(model_settings.pool, 0) + per_replica * (
+            model_settings.replicas.max
+        )
+    for pool_name, gpus in sorted(gpus_at_max.items()):
+        ceiling = s.pools[pool_name].max_gpus
+        if gpus > ceiling:
+            yield _p(
+                f"pools.{pool_name}.max_gpus",
+                f"{ceiling} GPUs cannot hold its models at their maximum replicas ({gpus} GPUs): "
+                "raise max_gpus or lower replicas.max",
+            )
 
 
 def models_pools(s: Settings) -> Iterator[Problem]:
@@ -225,6 +242,73 @@ def tenants_refs(s: Settings) -> Iterator[Problem]:
             dedicated[pool] = name
 
 
+def dedicated_pools(s: Settings) -> Iterator[Problem]:
+    """A dedicated pool serves only its tenant: no other tenant may call a model placed on it."""
+    owners = {t.dedicated_pool: name for name, t in s.tenants.items() if t.dedicated_pool}
+    for tenant_name, tenant in s.tenants.items():
+        for i, model in enumerate(tenant.models):
+            pool = s.models[model].pool if model in s.models else None
+            owner = owners.get(pool)
+            if owner is not None and owner != tenant_name:
+                yield _p(
+                    f"tenants.{tenant_name}.models[{i}]",
+                    f"{model!r} runs on pool {pool!r}, dedicated to tenant {owner!r}",
+                )
+
+
+_RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+
+
+def cluster_endpoint(s: Settings) -> Iterator[Problem]:
+    """The private endpoint is always on; a public one only for an explicit, limited allow-list."""
+    cluster = s.cluster
+    public = cluster.endpoint is EndpointAccess.PUBLIC_AND_PRIVATE
+    if public and not cluster.public_cidrs:
+        yield _p(
+            "cluster.public_cidrs",
+            "a public endpoint needs the CIDRs allowed to reach it (your office or deploy runner, e.g. "
+            "203.0.113.0/24); or set cluster.endpoint: private",
+        )
+    if not public and cluster.public_cidrs:
+        yield _p("cluster.public_cidrs", "only with cluster.endpoint: public-and-private (the endpoint is private)")
+    if not public and cluster.allow_public_world:
+        yield _p("cluster.allow_public_world", "only with cluster.endpoint: public-and-private")
+    for i, cidr in enumerate(cluster.public_cidrs):
+        path = f"cluster.public_cidrs[{i}]"
+        try:
+            net = ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError as exc:
+            yield _p(path, f"{cidr!r} is not a network address ({exc})")
+            continue
+        if net.prefixlen == 0 and not cluster.allow_public_world:
+            yield _p(
+                path,
+                "0.0.0.0/0 opens the Kubernetes API to the whole internet; list your CIDRs instead, or set "
+                "cluster.allow_public_world: true if you really mean it",
+            )
+        elif any(net.subnet_of(ipaddress.IPv4Network(r)) for r in _RFC1918):
+            yield _p(path, f"{net} is a private range: the public endpoint sees public source addresses only")
+
+
+def cluster_system_nodes(s: Settings) -> Iterator[Problem]:
+    nodes = s.cluster.system_nodes
+    path = "cluster.system_nodes"
+    system_types = sorted(t for t, it in catalog.instances().items() if it.gpu is None)
+    instance = catalog.instances().get(nodes.instance_type)
+    if instance is None:
+        yield _p(
+            f"{path}.instance_type",
+            f"unknown instance type {nodes.instance_type!r}; choose one of {', '.join(system_types)}"
+            + close_matches(nodes.instance_type, system_types),
+        )
+    elif instance.gpu is not None:
+        yield _p(f"{path}.instance_type", f"{nodes.instance_type} is a GPU type; choose one of {', '.join(system_types)}")
+    if nodes.max_nodes < nodes.min_nodes:
+        yield _p(f"{path}.max_nodes", f"{nodes.max_nodes} is below min_nodes ({nodes.min_nodes})")
+    elif not nodes.min_nodes <= nodes.desired_nodes <= nodes.max_nodes:
+        yield _p(f"{path}.desired_nodes", f"{nodes.desired_nodes} is outside {nodes.min_nodes}..{nodes.max_nodes}")
+
+
 def tags_extra(s: Settings) -> Iterator[Problem]:
     for key, value in s.tags.extra.items():
         if key in KIT_TAG_KEYS:
@@ -246,6 +330,7 @@ RULES: tuple[Rule, ...] = (
     models_pools,
     models_catalog,
     tenants_refs,
+    dedicated_pools,
     tags_extra,
 )
 

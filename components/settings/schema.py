@@ -257,7 +257,7 @@ def _default_text(field: dataclasses.Field[Any]) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, (tuple, Mapping)) and not value:
+    if isinstance(value, (tuple, Mapping, str)) and not value:
         return "empty"
     if isinstance(value, tuple):
         return ", ".join(str(v.value if isinstance(v, Enum) else v) for v in value)

@@ -1,0 +1,99 @@
+"""The settings reference in docs/settings.md, generated from the settings classes so it cannot drift.
+
+Regenerate with `python -m components.settings.reference --write`: it rewrites the generated parts of
+docs/settings.md (every setting) and docs/presets.md (what each preset provisions).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from components.settings.model import Settings
+from components.settings.schema import reference_rows
+
+BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
+PRESETS_BEGIN, PRESETS_END = "<!-- presets:begin -->", "<!-- presets:end -->"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOC = DOCS / "settings.md"
+PRESETS_DOC = DOCS / "presets.md"
+
+
+def render_markdown() -> str:
+    rows = reference_rows(Settings, "")
+    lines = ["| config key | type | default | meaning |", "|---|---|---|---|"]
+    for path, kind, default, doc in rows:
+        key = f"modelyard:{path}"
+        lines.append(f"| `{key}` | {kind} | {default.replace('|', '/')} | {doc.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_presets() -> str:
+    """What each preset provisions, with the layout sizing picks for each model on its pool."""
+    from components.settings.load import build_settings
+    from components.settings.model import Preset
+    from components.sizing import SizingOption, fit_on
+
+    out: list[str] = []
+    for preset in Preset:
+        s = build_settings(project="modelyard", stack="example", config={"modelyard:preset": preset.value})
+        out += [
+            f"### `{preset.value}`",
+            "",
+            f"Region {s.region}, zones {', '.join(s.network.zone_ids)}, NAT `{s.network.nat.value}`, "
+            f"interface endpoints: {', '.join(e.value for e in s.interface_endpoints) or 'none'}; "
+            f"flow logs kept {s.network.flow_logs.retention_days} days.",
+            "",
+            "| pool | kind | capacity | instance types | GPU ceiling | zones |",
+            "|---|---|---|---|---:|---|",
+        ]
+        for name, pool in s.pools.items():
+            zones = ", ".join(pool.zone_ids) or "all"
+            out.append(
+                f"| `{name}` | {pool.kind.value} | {pool.capacity.value} | {', '.join(pool.instance_types)} "
+                f"| {pool.max_gpus} | {zones}{' (EFA)' if pool.interconnect.value == 'efa' else ''} |"
+            )
+        out += [
+            "",
+            "| model | catalog model | precision | context x concurrency | pool | GPUs per replica (TP x PP) | replicas |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, m in s.models.items():
+            pool = s.pools[m.pool]
+            fit = fit_on(m.model, pool.instance_types[0], dtype=m.dtype, context=m.context, concurrency=m.concurrency)
+            assert isinstance(fit, SizingOption), "settings validation guarantees a fit"
+            out.append(
+                f"| `{name}` | {m.model} | {fit.dtype.value} | {m.context:,} x {m.concurrency} | `{m.pool}` "
+                f"| {fit.gpus_per_replica} ({fit.tensor_parallel} x {fit.pipeline_parallel}) "
+                f"| {m.replicas.min} to {m.replicas.max} |"
+            )
+        out += ["", "| tenant | models | GPU quota | dedicated pool | data |", "|---|---|---:|---|---|"]
+        for name, t in s.tenants.items():
+            out.append(
+                f"| `{name}` | {', '.join(t.models)} | {t.gpu_quota} | {t.dedicated_pool or '-'} | {t.data.value} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def replace_between_markers(text: str, generated: str, begin: str = BEGIN, end: str = END) -> str:
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    return f"{head}{begin}\n{generated}{end}{tail}"
+
+
+def write_docs() -> None:
+    DOC.write_text(replace_between_markers(DOC.read_text(encoding="utf-8"), render_markdown()), encoding="utf-8")
+    PRESETS_DOC.write_text(
+        replace_between_markers(
+            PRESETS_DOC.read_text(encoding="utf-8"), render_presets(), PRESETS_BEGIN, PRESETS_END
+        ),
+        encoding="utf-8",
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        write_docs()
+    else:
+        sys.stdout.write(render_markdown())
