@@ -1,90 +1,46 @@
-"""The `modelyard` command. Exit codes: 0 done, 1 kit fault, 2 bad input, 3 environment, 4 policy."""
+"""The `modelyard` command. Exit codes: 0 done, 1 kit fault, 2 bad input, 3 environment, 4 policy.
+
+Each command lives in its own module exposing `main(argv: list[str]) -> int`; this module only
+dispatches and turns the kit's errors into exit codes, the same way for every command.
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 
-from components.errors import EnvironmentBlocked, ExitCode, InputError, Problem
+from components.errors import EnvironmentBlocked, ExitCode, InputError
+from components.settings.schema import close_matches
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# command -> (module with main(argv), one line of help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("components.plan.command", "run a stack's program offline; write plan JSON, markdown, manifests"),
+    "size": ("components.sizing.command", "which instances, GPUs and parallelism a model needs, and the cost"),
+}
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="modelyard",
-        description="Plan, size and operate open-weight LLM stacks on AWS EKS.",
-        epilog="Exit codes: 0 done, 1 a fault of the kit, 2 bad input, 3 the environment blocks it, "
-        "4 policy violations.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    plan = commands.add_parser(
-        "plan",
-        help="run the stack's Pulumi program offline and write what it would create",
-        description="Run the same program `pulumi up` runs, under the SDK's mocks: no AWS credentials, "
-        "no cluster, no Pulumi CLI. Prints the resource tree; writes plan JSON, markdown and manifests.",
-    )
-    plan.add_argument("--stack", required=True, help="a stack of stacks/Pulumi.<stack>.yaml")
-    plan.add_argument("--json", type=Path, metavar="FILE", help="write plan JSON v1 here")
-    plan.add_argument("--markdown", type=Path, metavar="FILE", help="write a markdown summary here")
-    plan.add_argument("--manifests", type=Path, metavar="DIR", help="write one YAML file per Kubernetes object")
-    plan.add_argument(
-        "--project-dir",
-        type=Path,
-        default=PROJECT_ROOT,
-        metavar="DIR",
-        help="the folder holding Pulumi.yaml and the stacks (default: this kit)",
-    )
-    plan.add_argument(
-        "--preview",
-        action="store_true",
-        help="answer like `pulumi preview` for a new stack: computed outputs are unknown",
-    )
-
-    commands.add_parser(
-        "size",
-        help="which instances, GPUs and parallelism a model needs, and what it costs",
-        add_help=False,
-    )
-    return parser
-
-
-def _plan(args: argparse.Namespace) -> int:
-    from components.plan.render import markdown_report, text_report, write_manifests
-    from components.plan.run import plan_stack
-
-    plan = plan_stack(args.project_dir, args.stack, preview=args.preview)
-    from components.plan.engine import dump_json
-
-    for option, path in (("--json", args.json), ("--markdown", args.markdown)):
-        if path is not None and not path.parent.is_dir():
-            raise InputError(Problem(path=option, message=f"folder {path.parent} does not exist"))
-    if args.json is not None:
-        args.json.write_text(dump_json(plan), encoding="utf-8")
-    if args.markdown is not None:
-        args.markdown.write_text(markdown_report(plan), encoding="utf-8")
-    if args.manifests is not None:
-        args.manifests.mkdir(parents=True, exist_ok=True)
-        write_manifests(plan, args.manifests)
-    sys.stdout.write(text_report(plan))
-    return ExitCode.OK
+USAGE = (
+    "usage: modelyard COMMAND [options]   (modelyard COMMAND --help for its options)\n\ncommands:\n"
+    + "".join(f"  {name:<10}{text}\n" for name, (_, text) in COMMANDS.items())
+    + "\nexit codes: 0 done, 1 a fault of the kit, 2 bad input, 3 the environment blocks it, 4 policy violations\n"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["size"]:
-        from components.sizing.command import main as size_main
-
-        return size_main(argv[1:])
-    args = _parser().parse_args(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return ExitCode.OK if argv else ExitCode.BAD_INPUT
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        sys.stderr.write(f"modelyard: unknown command {name!r}{close_matches(name, COMMANDS)}\n\n{USAGE}")
+        return ExitCode.BAD_INPUT
     try:
-        if args.command == "plan":
-            return _plan(args)
-        raise AssertionError(f"unhandled command {args.command}")
+        command = importlib.import_module(COMMANDS[name][0])
+        return int(command.main(rest))
+    except SystemExit as exc:  # argparse: --help exits 0, bad arguments exit 2
+        return int(exc.code or 0) if isinstance(exc.code, int) else ExitCode.BAD_INPUT
     except InputError as exc:
         print(exc.render(), file=sys.stderr)
         return ExitCode.BAD_INPUT

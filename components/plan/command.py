@@ -1,0 +1,58 @@
+"""`modelyard plan`: run the stack's program offline and write what it would create."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from components.errors import ExitCode, InputError, Problem
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelyard plan",
+        description="Run the same program `pulumi up` runs, under the SDK's mocks: no AWS credentials, "
+        "no cluster, no Pulumi CLI. Prints the resource tree; writes plan JSON, markdown and manifests.",
+    )
+    parser.add_argument("--stack", required=True, help="a stack of stacks/Pulumi.<stack>.yaml")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write plan JSON v1 here")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a markdown summary here")
+    parser.add_argument("--manifests", type=Path, metavar="DIR", help="write one YAML file per Kubernetes object")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=PROJECT_ROOT,
+        metavar="DIR",
+        help="the folder holding Pulumi.yaml and the stacks (default: this kit)",
+    )
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="answer like `pulumi preview` for a new stack: computed outputs are unknown",
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    for option, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path is not None and not path.parent.is_dir():
+            raise InputError(Problem(path=option, message=f"folder {path.parent} does not exist"))
+
+    from components.plan.engine import dump_json
+    from components.plan.render import markdown_report, text_report, write_manifests
+    from components.plan.run import plan_stack
+
+    plan = plan_stack(args.project_dir, args.stack, preview=args.preview)
+    if args.json is not None:
+        args.json.write_text(dump_json(plan), encoding="utf-8")
+    if args.markdown is not None:
+        args.markdown.write_text(markdown_report(plan), encoding="utf-8")
+    if args.manifests is not None:
+        args.manifests.mkdir(parents=True, exist_ok=True)
+        write_manifests(plan, args.manifests)
+    sys.stdout.write(text_report(plan))
+    return ExitCode.OK
