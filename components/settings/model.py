@@ -126,6 +126,23 @@ class DataPolicy(StrEnum):
     EXTERNAL_ALLOWED = "external-allowed"  # the gateway may fall back to an allowed proprietary API
 
 
+class EndpointAccess(StrEnum):
+    """Who can reach the cluster's Kubernetes API endpoint."""
+
+    PRIVATE = "private"  # only from inside the VPC (a deploy runner there, or a VPN/peering path)
+    PUBLIC_AND_PRIVATE = "public-and-private"  # nodes use the private endpoint; the public one admits public_cidrs
+
+
+class ExtraLogType(StrEnum):
+    """Control-plane log types beyond the api, audit and authenticator logs the kit always enables."""
+
+    CONTROLLER_MANAGER = "controllerManager"
+    SCHEDULER = "scheduler"
+
+
+# Kubernetes versions the kit's add-on table (components/aws/addons.py) has pinned add-ons for.
+EKS_VERSIONS = ("1.33",)
+
 _ARN = r"arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)/[\w+=,.@/-]+"
 _TAG_KEY = r"(?!aws:)[\w .:/=+\-@]{1,128}"
 
@@ -225,9 +242,59 @@ class TenantSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SystemNodeSettings:
+    instance_type: str = doc_field(
+        "instance type of the on-demand system node group (add-ons, controllers): a system type of the catalog",
+        default="m7i.large",
+    )
+    min_nodes: int = doc_field("fewest system nodes", default=2, minimum=1, maximum=10)
+    max_nodes: int = doc_field("most system nodes", default=4, minimum=1, maximum=10)
+    desired_nodes: int = doc_field(
+        "system nodes at creation (later changes in AWS are kept: the kit ignores drift here)",
+        default=2,
+        minimum=1,
+        maximum=10,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSettings:
+    version: str = doc_field("the EKS Kubernetes version (minor), pinned", default="1.33", allowed=EKS_VERSIONS)
+    endpoint: EndpointAccess = doc_field(
+        "API endpoint access; the private endpoint is always on", default=EndpointAccess.PRIVATE
+    )
+    public_cidrs: tuple[str, ...] = doc_field(
+        "IPv4 CIDRs admitted to the public endpoint (required with public-and-private; 0.0.0.0/0 only with "
+        "allow_public_world)",
+        default=(),
+        pattern=r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
+        pattern_doc="an IPv4 CIDR such as 203.0.113.0/24",
+    )
+    allow_public_world: bool = doc_field(
+        "deliberately admit the whole internet (0.0.0.0/0) to the public API endpoint; never in production",
+        default=False,
+    )
+    admins: tuple[str, ...] = doc_field(
+        "IAM role or user ARNs given cluster-admin through access entries (the deploying principal is admin already)",
+        default=(),
+        pattern=_ARN,
+        pattern_doc="an IAM role or user ARN",
+    )
+    log_retention_days: int = doc_field(
+        "days CloudWatch keeps control-plane logs", default=90, allowed=LOG_RETENTION_DAYS
+    )
+    extra_log_types: tuple[ExtraLogType, ...] = doc_field(
+        "control-plane log types beyond api, audit and authenticator (always on)", default=()
+    )
+    system_nodes: SystemNodeSettings = doc_field(
+        "the small managed node group for add-ons and controllers", default_factory=SystemNodeSettings
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class TagSettings:
     cost_center: str = doc_field(
-        "value of the modelyard:cost-center tag, for cost allocation",
+        "value of the modelyard:cost-center tag, for cost allocation; empty: <project>-<stack>",
         default="",
         pattern=r"[\w .:/=+\-@]{0,256}",
         pattern_doc="up to 256 letters, digits, spaces and _.:/=+-@",
@@ -249,6 +316,7 @@ class Settings:
     preset: Preset = doc_field("the cost tier this stack starts from (stacks/presets/<preset>.yaml)")
     region: str = doc_field("the AWS region everything is created in")
     network: NetworkSettings = doc_field("the VPC")
+    cluster: ClusterSettings = doc_field("the EKS cluster", default_factory=ClusterSettings)
     pools: Mapping[str, PoolSettings] = doc_field(
         "GPU node pools by name", default_factory=lambda: MappingProxyType({})
     )

@@ -302,7 +302,9 @@ def cluster_system_nodes(s: Settings) -> Iterator[Problem]:
             + close_matches(nodes.instance_type, system_types),
         )
     elif instance.gpu is not None:
-        yield _p(f"{path}.instance_type", f"{nodes.instance_type} is a GPU type; choose one of {', '.join(system_types)}")
+        yield _p(
+            f"{path}.instance_type", f"{nodes.instance_type} is a GPU type; choose one of {', '.join(system_types)}"
+        )
     if nodes.max_nodes < nodes.min_nodes:
         yield _p(f"{path}.max_nodes", f"{nodes.max_nodes} is below min_nodes ({nodes.min_nodes})")
     elif not nodes.min_nodes <= nodes.desired_nodes <= nodes.max_nodes:
@@ -331,6 +333,8 @@ RULES: tuple[Rule, ...] = (
     models_catalog,
     tenants_refs,
     dedicated_pools,
+    cluster_endpoint,
+    cluster_system_nodes,
     tags_extra,
 )
 
