@@ -5,6 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components import catalog
+from components.aws.cluster import Cluster, ClusterArgs
 from components.aws.network import Network, NetworkArgs
 from components.settings import Settings
 from components.settings.model import NatMode
@@ -30,7 +32,31 @@ def build_platform(settings: Settings) -> None:
         ),
         opts=pulumi.ResourceOptions(provider=aws_provider),
     )
+    system = settings.cluster.system_nodes
+    cluster = Cluster(
+        "cluster",
+        args=ClusterArgs(
+            cluster_name=settings.name,
+            region=settings.region,
+            version=settings.cluster.version,
+            private_subnet_ids=network.private_subnet_ids,
+            endpoint=settings.cluster.endpoint,
+            public_cidrs=settings.cluster.public_cidrs,
+            admins=settings.cluster.admins,
+            log_retention_days=settings.cluster.log_retention_days,
+            extra_log_types=settings.cluster.extra_log_types,
+            system_instance_type=system.instance_type,
+            system_architecture=catalog.instances()[system.instance_type].architecture.value,
+            system_min=system.min_nodes,
+            system_max=system.max_nodes,
+            system_desired=system.desired_nodes,
+            tags=settings.tags_for("cluster"),
+        ),
+        opts=pulumi.ResourceOptions(provider=aws_provider, depends_on=[network]),
+    )
     pulumi.export("region", settings.region)
     pulumi.export("preset", settings.preset.value)
     pulumi.export("vpc_id", network.vpc_id)
     pulumi.export("private_subnet_ids", network.private_subnet_ids)
+    pulumi.export("cluster_name", cluster.cluster_name)
+    pulumi.export("cluster_endpoint", cluster.endpoint)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from components.aws.addons import ADDON_VERSIONS
 from components.errors import InputError
+from components.plan.engine import dump_json
+from components.plan.run import plan_stack
 from components.settings.model import EndpointAccess
+from tests.conftest import SHIPPED_STACKS, by_type
 
 
 def problems(exc: pytest.ExceptionInfo[InputError]) -> dict[str, str]:
@@ -86,3 +92,162 @@ def test_bad_system_nodes_are_refused(make_settings, system_nodes, path, expecte
     with pytest.raises(InputError) as exc:
         make_settings("minimal", cluster={"system_nodes": system_nodes})
     assert expected in problems(exc)[f"modelyard:cluster.system_nodes.{path}"]
+
+
+# --- the plan of every shipped stack ----------------------------------------------------------------
+
+CLUSTER = "aws:eks/cluster:Cluster"
+
+
+def _one(plan, type_token):
+    (resource,) = by_type(plan, type_token)
+    return resource
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_secrets_are_encrypted_with_a_rotating_kms_key(plans, stack):
+    plan = plans[stack]
+    cluster, key = _one(plan, CLUSTER), _one(plan, "aws:kms/key:Key")
+    assert key["inputs"]["enableKeyRotation"] is True
+    encryption = cluster["inputs"]["encryptionConfig"]
+    assert encryption["resources"] == ["secrets"]
+    assert encryption["provider"]["keyArn"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
+    assert key["key"] in cluster["depends_on"]
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_audit_logs_go_to_a_log_group_with_retention_created_first(plans, stack):
+    plan = plans[stack]
+    cluster = _one(plan, CLUSTER)
+    assert {"api", "audit", "authenticator"} <= set(cluster["inputs"]["enabledClusterLogTypes"])
+    (group,) = [
+        g for g in by_type(plan, "aws:cloudwatch/logGroup:LogGroup") if g["inputs"]["name"].startswith("/aws/eks/")
+    ]
+    assert group["inputs"]["name"] == f"/aws/eks/modelyard-{stack}/cluster"
+    assert group["inputs"]["retentionInDays"] >= 30
+    assert group["key"] in cluster["depends_on"]
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_public_endpoint_is_off_or_limited(plans, stack):
+    vpc_config = _one(plans[stack], CLUSTER)["inputs"]["vpcConfig"]
+    assert vpc_config["endpointPrivateAccess"] is True
+    if vpc_config["endpointPublicAccess"]:
+        cidrs = vpc_config["publicAccessCidrs"]
+        assert cidrs and "0.0.0.0/0" not in cidrs
+    else:
+        assert not vpc_config.get("publicAccessCidrs")
+
+
+def test_enterprise_cluster_is_private_only(plans):
+    assert _one(plans["core"], CLUSTER)["inputs"]["vpcConfig"]["endpointPublicAccess"] is False
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_access_is_through_access_entries_with_creator_admin(plans, stack):
+    access = _one(plans[stack], CLUSTER)["inputs"]["accessConfig"]
+    assert access == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True}
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_cluster_runs_in_the_private_subnets(plans, stack):
+    plan = plans[stack]
+    private = {s["key"] for s in by_type(plan, "aws:ec2/subnet:Subnet") if "-private-" in s["name"]}
+    cluster = _one(plan, CLUSTER)
+    assert private <= set(cluster["depends_on"])
+    assert all(s.startswith("subnet-") for s in cluster["inputs"]["vpcConfig"]["subnetIds"])
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_cni_enforces_network_policy(plans, stack):
+    addons = {a["inputs"]["addonName"]: a for a in by_type(plans[stack], "aws:eks/addon:Addon")}
+    cni = addons["vpc-cni"]
+    assert json.loads(cni["inputs"]["configurationValues"])["enableNetworkPolicy"] == "true"
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_addons_are_pinned_and_coredns_waits_for_the_system_nodes(plans, stack):
+    plan = plans[stack]
+    addons = {a["inputs"]["addonName"]: a for a in by_type(plan, "aws:eks/addon:Addon")}
+    assert set(addons) == {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver"}
+    for name, addon in addons.items():
+        assert addon["inputs"]["addonVersion"] == ADDON_VERSIONS["1.33"][name]
+    nodes = _one(plan, "aws:eks/nodeGroup:NodeGroup")
+    assert nodes["key"] in addons["coredns"]["depends_on"]
+    (association,) = addons["aws-ebs-csi-driver"]["inputs"]["podIdentityAssociations"]
+    assert association["serviceAccount"] == "ebs-csi-controller-sa"
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_system_nodes_are_on_demand_and_keep_their_scaled_size(plans, stack):
+    nodes = _one(plans[stack], "aws:eks/nodeGroup:NodeGroup")
+    assert nodes["inputs"]["capacityType"] == "ON_DEMAND"
+    assert nodes["options"]["ignore_changes"] == ["scalingConfig.desiredSize"]
+    assert nodes["inputs"]["amiType"].startswith("AL2023_")
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_default_storage_class_is_encrypted_gp3(plans, stack):
+    classes = [m["object"] for m in plans[stack]["manifests"] if m["object"]["kind"] == "StorageClass"]
+    defaults = [
+        c for c in classes if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class")
+    ]
+    (default,) = defaults
+    assert default["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert default["provisioner"] == "ebs.csi.aws.com"
+    assert default["parameters"] == {"type": "gp3", "encrypted": "true"}
+    assert default["volumeBindingMode"] == "WaitForFirstConsumer"
+
+
+@pytest.mark.parametrize("mode", ["plans", "preview_plans"])
+def test_no_kubernetes_resource_on_a_default_provider(request, mode):
+    for plan in request.getfixturevalue(mode).values():
+        (provider,) = by_type(plan, "pulumi:providers:kubernetes")
+        kube = [r for r in plan["resources"] if r["custom"] and r["type"].startswith("kubernetes:")]
+        assert kube
+        for resource in kube:
+            assert resource["provider"] == provider["key"], resource["key"]
+
+
+def test_kubeconfig_gets_a_token_from_aws_and_holds_no_credential(plans):
+    (provider,) = by_type(plans["pilot"], "pulumi:providers:kubernetes")
+    config = json.loads(provider["inputs"]["kubeconfig"])
+    (user,) = config["users"]
+    assert user["user"]["exec"]["command"] == "aws"
+    assert user["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", "modelyard-pilot"]
+    assert config["clusters"][0]["cluster"]["server"].startswith("https://")
+
+
+def test_preview_keeps_cluster_outputs_unknown(preview_plans):
+    (provider,) = by_type(preview_plans["pilot"], "pulumi:providers:kubernetes")
+    assert provider["inputs"]["kubeconfig"] == "(known after apply)"
+    assert preview_plans["pilot"]["outputs"]["cluster_endpoint"] == "(known after apply)"
+
+
+def test_admins_get_access_entries_with_the_cluster_admin_policy(tmp_path, root):
+    plan = _plan_with(root, tmp_path, {"admins": ["arn:aws:iam::123456789012:role/platform-admin"]})
+    (entry,) = by_type(plan, "aws:eks/accessEntry:AccessEntry")
+    (association,) = by_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert entry["inputs"]["principalArn"] == association["inputs"]["principalArn"]
+    assert association["inputs"]["policyArn"].endswith(":cluster-access-policy/AmazonEKSClusterAdminPolicy")
+    assert association["inputs"]["accessScope"] == {"type": "cluster"}
+    assert entry["key"] in association["depends_on"]
+
+
+def test_plan_is_byte_identical_run_to_run(root):
+    assert dump_json(plan_stack(root, "pilot")) == dump_json(plan_stack(root, "pilot"))
+
+
+def _plan_with(root, tmp_path, cluster):
+    """Plan a copy of the pilot stack with cluster settings overridden."""
+    import shutil
+
+    import yaml
+
+    shutil.copy(root / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(root / "stacks", tmp_path / "stacks")
+    path = tmp_path / "stacks" / "Pulumi.pilot.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["config"]["modelyard:cluster"] = cluster
+    path.write_text(yaml.safe_dump(data))
+    return plan_stack(tmp_path, "pilot")

@@ -85,8 +85,33 @@ _ARNS: dict[str, Callable[[str, Mapping[str, Any]], tuple[str, str]]] = {
     "aws:ec2/subnet:Subnet": lambda rid, i: ("ec2", f"subnet/{rid}"),
     "aws:ec2/securityGroup:SecurityGroup": lambda rid, i: ("ec2", f"security-group/{rid}"),
     "aws:ec2/vpcEndpoint:VpcEndpoint": lambda rid, i: ("ec2", f"vpc-endpoint/{rid}"),
+    "aws:kms/key:Key": lambda rid, i: ("kms", f"key/{rid}"),
+    "aws:eks/cluster:Cluster": lambda rid, i: ("eks", f"cluster/{i.get('name', rid)}"),
+    "aws:eks/nodeGroup:NodeGroup": lambda rid, i: (
+        "eks",
+        f"nodegroup/{i.get('clusterName', '')}/{i.get('nodeGroupName', rid)}/{rid[-8:]}",
+    ),
+    "aws:eks/addon:Addon": lambda rid, i: ("eks", f"addon/{i.get('clusterName', '')}/{i.get('addonName', rid)}"),
+    "aws:eks/accessEntry:AccessEntry": lambda rid, i: ("eks", f"access-entry/{i.get('clusterName', '')}/{rid}"),
+    "aws:sqs/queue:Queue": lambda rid, i: ("sqs", str(i.get("name", rid))),
+    "aws:cloudwatch/eventRule:EventRule": lambda rid, i: ("events", f"rule/{i.get('name', rid)}"),
 }
 _GLOBAL_SERVICES = {"iam"}
+
+
+def _eks_cluster_outputs(rid: str, state: Mapping[str, Any], *, region: str) -> dict[str, Any]:
+    """What EKS returns for a cluster: endpoint, CA bundle, OIDC issuer, cluster security group (deterministic)."""
+    token = hashlib.sha256(rid.encode()).hexdigest()[:32].upper()
+    vpc_config = dict(state.get("vpcConfig") or {})
+    vpc_config.setdefault("clusterSecurityGroupId", _mock_id(f"{rid}-cluster-sg", "sg"))
+    return {
+        "endpoint": f"https://{token}.gr7.{region}.eks.amazonaws.com",
+        # Not a certificate: a fixed placeholder, base64 like the real field.
+        "certificateAuthority": {"data": "TU9DSy1DQS1CVU5ETEU="},
+        "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{token}"}]}],
+        "vpcConfig": vpc_config,
+        "status": "ACTIVE",
+    }
 
 
 class PlanMocks(mocks.Mocks):
@@ -106,13 +131,23 @@ class PlanMocks(mocks.Mocks):
         state = dict(args.inputs)
         state.setdefault("id", rid)
         if args.typ in _ARNS:
-            region = self.provider_regions.get(args.provider.split("::")[-1] if args.provider else "", "")
+            region = self._region(args)
             service, resource = _ARNS[args.typ](rid, args.inputs)
             region_part = "" if service in _GLOBAL_SERVICES else region
             state["arn"] = f"arn:aws:{service}:{region_part}:{MOCK_ACCOUNT}:{resource}"
+        if args.typ == "aws:eks/cluster:Cluster":
+            state.update(_eks_cluster_outputs(rid, state, region=self._region(args)))
+        if args.typ == "aws:kms/key:Key":
+            state["keyId"] = rid
+        if args.typ == "aws:sqs/queue:Queue":
+            name = args.inputs.get("name", rid)
+            state["url"] = f"https://sqs.{self._region(args)}.amazonaws.com/{MOCK_ACCOUNT}/{name}"
         if args.typ.startswith("aws:") and "tags" in args.inputs:
             state["tagsAll"] = args.inputs["tags"]
         return rid, state
+
+    def _region(self, args: mocks.MockResourceArgs) -> str:
+        return self.provider_regions.get(args.provider.split("::")[-1] if args.provider else "", "")
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         raise NotImplementedError(f"the offline engine does not answer the invoke {args.token}")

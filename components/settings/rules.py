@@ -248,7 +248,7 @@ def dedicated_pools(s: Settings) -> Iterator[Problem]:
     for tenant_name, tenant in s.tenants.items():
         for i, model in enumerate(tenant.models):
             pool = s.models[model].pool if model in s.models else None
-            owner = owners.get(pool)
+            owner = owners.get(pool) if pool is not None else None
             if owner is not None and owner != tenant_name:
                 yield _p(
                     f"tenants.{tenant_name}.models[{i}]",

@@ -1,0 +1,333 @@
+"""Cluster: the EKS control plane, its system nodes and add-ons, and the one Kubernetes provider.
+
+What a platform team expects on day one (design.md, Components: Cluster):
+  - secrets envelope-encrypted with a customer-managed KMS key (rotation on);
+  - api, audit and authenticator logs to a log group with retention, created before the cluster so EKS
+    never creates one without retention;
+  - authentication mode API: access entries only (no aws-auth ConfigMap); the deploying principal is
+    admin through bootstrap_cluster_creator_admin_permissions (settable only at creation), and every ARN
+    of settings' admins gets AmazonEKSClusterAdminPolicy through an access entry;
+  - the private endpoint always on; the public one only for the CIDRs settings allow;
+  - a small on-demand managed node group for add-ons and controllers, whose desired size is left to
+    whoever scaled it;
+  - add-ons at the versions of components/aws/addons.py: VPC CNI with network policy enforcement,
+    kube-proxy, the Pod Identity agent, EBS CSI (Pod Identity role), CoreDNS after the nodes exist;
+  - a Kubernetes provider built from the cluster's outputs (token from `aws eks get-token`), used by
+    every Kubernetes resource of the kit, and an encrypted gp3 StorageClass as the default.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws import addons
+from components.settings.model import EndpointAccess, ExtraLogType
+
+ALWAYS_ON_LOG_TYPES = ("api", "audit", "authenticator")
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+_MANAGED = "arn:aws:iam::aws:policy/"
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy")
+AMI_TYPES = {"x86_64": "AL2023_x86_64_STANDARD", "arm64": "AL2023_ARM_64_STANDARD"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterArgs:
+    cluster_name: str
+    """The EKS cluster's name (`<project>-<stack>`, also the Karpenter discovery tag's value)."""
+    region: str
+    """The region, for the token command of the kubeconfig."""
+    version: str
+    """Kubernetes minor version, a key of addons.ADDON_VERSIONS."""
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    """Subnets of the control plane's network interfaces and of the system nodes."""
+    endpoint: EndpointAccess
+    """private, or public-and-private limited to public_cidrs."""
+    public_cidrs: Sequence[str]
+    """CIDRs admitted to the public endpoint (validated by settings)."""
+    admins: Sequence[str]
+    """IAM role or user ARNs given cluster-admin through access entries."""
+    log_retention_days: int
+    """Retention of the control-plane log group."""
+    extra_log_types: Sequence[ExtraLogType]
+    """Control-plane logs beyond api, audit and authenticator."""
+    system_instance_type: str
+    system_architecture: str
+    """x86_64 or arm64, from the catalog: picks the AL2023 AMI type."""
+    system_min: int
+    system_max: int
+    system_desired: int
+    tags: Mapping[str, str]
+    """Tags for every taggable resource of the component."""
+
+
+def _assume_role_policy(service: str, *, tag_session: bool = False) -> str:
+    actions = ["sts:AssumeRole", "sts:TagSession"] if tag_session else "sts:AssumeRole"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
+        }
+    )
+
+
+def kubeconfig(*, cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
+    """A kubeconfig whose credentials come from `aws eks get-token` at use: nothing secret is stored."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
+            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
+                            "interactiveMode": "Never",
+                        }
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity] | None) -> str:
+    for identity in identities or ():
+        for oidc in identity.oidcs or ():
+            if oidc.issuer:
+                return oidc.issuer
+    return ""
+
+
+class Cluster(pulumi.ComponentResource):
+    """EKS with KMS-encrypted secrets, audit logs, access entries, system nodes, pinned add-ons."""
+
+    cluster_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    cluster_security_group_id: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]
+    k8s_provider: k8s.Provider
+
+    def __init__(self, name: str, *, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelyard:aws:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        versions = addons.addon_versions(args.version)
+
+        def named(role: str) -> dict[str, str]:
+            return {**tags, "Name": f"{args.cluster_name}-{role}"}
+
+        role = aws.iam.Role(
+            f"{name}-control-plane",
+            assume_role_policy=_assume_role_policy("eks.amazonaws.com", tag_session=True),
+            tags=named("control-plane"),
+            opts=child,
+        )
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-control-plane", role=role.name, policy_arn=f"{_MANAGED}AmazonEKSClusterPolicy", opts=child
+        )
+
+        key = aws.kms.Key(
+            f"{name}-secrets",
+            description=f"Envelope encryption of Kubernetes secrets of EKS cluster {args.cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=named("secrets"),
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-secrets", name=f"alias/{args.cluster_name}-eks-secrets", target_key_id=key.key_id, opts=child
+        )
+
+        # EKS writes to /aws/eks/<name>/cluster; created first, it keeps the kit's retention and tags.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=args.log_retention_days,
+            tags=named("logs"),
+            opts=child,
+        )
+
+        public = args.endpoint is EndpointAccess.PUBLIC_AND_PRIVATE
+        cluster = aws.eks.Cluster(
+            f"{name}-eks",
+            name=args.cluster_name,
+            version=args.version,
+            role_arn=role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.private_subnet_ids,
+                endpoint_private_access=True,
+                endpoint_public_access=public,
+                public_access_cidrs=list(args.public_cidrs) if public else None,
+            ),
+            enabled_cluster_log_types=[*ALWAYS_ON_LOG_TYPES, *(t.value for t in args.extra_log_types)],
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                resources=["secrets"],
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
+            ),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API",
+                # The deploying principal becomes admin; EKS accepts this only at creation.
+                bootstrap_cluster_creator_admin_permissions=True,
+            ),
+            tags=named("eks"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, cluster_policy]),
+        )
+
+        for index, principal in enumerate(args.admins):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{index}",
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                type="STANDARD",
+                tags=named(f"admin-{index}"),
+                opts=child,
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{index}",
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                policy_arn=CLUSTER_ADMIN_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+            )
+
+        node_group = self._system_nodes(name, cluster, args, named)
+
+        def addon(
+            addon_name: str,
+            *,
+            configuration: Mapping[str, object] | None = None,
+            pod_identity: list[aws.eks.AddonPodIdentityAssociationArgs] | None = None,
+            after: Sequence[pulumi.Resource] = (),
+        ) -> aws.eks.Addon:
+            return aws.eks.Addon(
+                f"{name}-{addon_name}",
+                cluster_name=cluster.name,
+                addon_name=addon_name,
+                addon_version=versions[addon_name],
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                configuration_values=json.dumps(configuration, sort_keys=True) if configuration else None,
+                pod_identity_associations=pod_identity,
+                tags=named(addon_name),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+            )
+
+        # Network policy enforcement: without it NetworkPolicies are accepted and silently ignored.
+        addon(addons.VPC_CNI, configuration={"enableNetworkPolicy": "true"})
+        addon(addons.KUBE_PROXY)
+        pod_identity_agent = addon(addons.POD_IDENTITY_AGENT)
+        # Deployments: created once nodes exist, or the add-on waits degraded until Pulumi times out.
+        addon(addons.COREDNS, after=[node_group])
+        ebs_role = aws.iam.Role(
+            f"{name}-ebs-csi",
+            assume_role_policy=_assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
+            tags=named("ebs-csi"),
+            opts=child,
+        )
+        ebs_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi",
+            role=ebs_role.name,
+            policy_arn=f"{_MANAGED}service-role/AmazonEBSCSIDriverPolicy",
+            opts=child,
+        )
+        ebs_csi = addon(
+            addons.EBS_CSI,
+            pod_identity=[
+                aws.eks.AddonPodIdentityAssociationArgs(role_arn=ebs_role.arn, service_account="ebs-csi-controller-sa")
+            ],
+            after=[node_group, pod_identity_agent, ebs_policy],
+        )
+
+        provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
+                lambda v: kubeconfig(cluster_name=v[0], region=args.region, endpoint=v[1], ca_data=v[2])
+            ),
+            # Never fall back to the operator's kubeconfig context or namespace.
+            namespace="default",
+            opts=child,
+        )
+
+        # EKS ships no default StorageClass: this one encrypts every volume and waits for the pod's zone.
+        k8s.storage.v1.StorageClass(
+            f"{name}-gp3",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="gp3",
+                annotations={"storageclass.kubernetes.io/is-default-class": "true"},
+            ),
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Delete",
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ebs_csi]),
+        )
+
+        self.cluster_name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.oidc_issuer = cluster.identities.apply(_oidc_issuer)
+        self.k8s_provider = provider
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "endpoint": self.endpoint,
+                "cluster_security_group_id": self.cluster_security_group_id,
+                "oidc_issuer": self.oidc_issuer,
+            }
+        )
+
+    def _system_nodes(
+        self, name: str, cluster: aws.eks.Cluster, args: ClusterArgs, named: Callable[[str], dict[str, str]]
+    ) -> aws.eks.NodeGroup:
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-system-nodes",
+            assume_role_policy=_assume_role_policy("ec2.amazonaws.com"),
+            tags=named("system-nodes"),
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-system-nodes-{policy}", role=role.name, policy_arn=f"{_MANAGED}{policy}", opts=child
+            )
+            for policy in NODE_POLICIES
+        ]
+        return aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=cluster.name,
+            node_group_name="system",
+            node_role_arn=role.arn,
+            subnet_ids=args.private_subnet_ids,
+            instance_types=[args.system_instance_type],
+            ami_type=AMI_TYPES[args.system_architecture],
+            capacity_type="ON_DEMAND",
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=args.system_min, max_size=args.system_max, desired_size=args.system_desired
+            ),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            labels={"modelyard.io/pool": "system"},
+            tags=named("system"),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=attachments,
+                # Whoever scaled the group (an operator, an autoscaler) keeps their count across `up`.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
+        )
