@@ -7,6 +7,7 @@ import pulumi_aws as aws
 
 from components import catalog
 from components.aws.cluster import Cluster, ClusterArgs
+from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
 from components.settings import Settings
 from components.settings.model import NatMode
@@ -54,9 +55,35 @@ def build_platform(settings: Settings) -> None:
         ),
         opts=pulumi.ResourceOptions(provider=aws_provider, depends_on=[network]),
     )
+    storage = ModelStorage(
+        "models",
+        args=ModelStorageArgs(
+            bucket_name=model_bucket_name(settings, aws_provider),
+            tenants={
+                name: TenantAccess(model_prefixes=[model_prefix(settings, model) for model in tenant.models])
+                for name, tenant in settings.tenants.items()
+            },
+            tags=settings.tags_for("model-storage"),
+        ),
+        opts=pulumi.ResourceOptions(provider=aws_provider),
+    )
     pulumi.export("region", settings.region)
     pulumi.export("preset", settings.preset.value)
     pulumi.export("vpc_id", network.vpc_id)
     pulumi.export("private_subnet_ids", network.private_subnet_ids)
     pulumi.export("cluster_name", cluster.cluster_name)
     pulumi.export("cluster_endpoint", cluster.endpoint)
+    pulumi.export("model_bucket", storage.bucket_name)
+
+
+def model_bucket_name(settings: Settings, provider: aws.Provider) -> pulumi.Output[str]:
+    """`<project>-<stack>-models-<account id>`: globally unique, and derivable by the push tool."""
+    identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=provider))
+    return pulumi.Output.concat(settings.name, "-models-", identity.account_id)
+
+
+def model_prefix(settings: Settings, model_key: str) -> str:
+    """Where a stack model's weights live: models/<catalog name>/<revision>/ (shared by every entry
+    that serves the same weights at the same revision)."""
+    model = settings.models[model_key]
+    return f"models/{catalog.resolve_model(model.model).name}/{model.revision}/"

@@ -107,7 +107,8 @@ def _one(plan, type_token):
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_secrets_are_encrypted_with_a_rotating_kms_key(plans, stack):
     plan = plans[stack]
-    cluster, key = _one(plan, CLUSTER), _one(plan, "aws:kms/key:Key")
+    cluster = _one(plan, CLUSTER)
+    (key,) = [k for k in by_type(plan, "aws:kms/key:Key") if k["name"] == "cluster-secrets"]
     assert key["inputs"]["enableKeyRotation"] is True
     encryption = cluster["inputs"]["encryptionConfig"]
     assert encryption["resources"] == ["secrets"]
@@ -226,7 +227,7 @@ def test_preview_keeps_cluster_outputs_unknown(preview_plans):
 
 def test_admins_get_access_entries_with_the_cluster_admin_policy(tmp_path, root):
     plan = _plan_with(root, tmp_path, {"admins": ["arn:aws:iam::123456789012:role/platform-admin"]})
-    (entry,) = by_type(plan, "aws:eks/accessEntry:AccessEntry")
+    (entry,) = [e for e in by_type(plan, "aws:eks/accessEntry:AccessEntry") if e["inputs"]["type"] == "STANDARD"]
     (association,) = by_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
     assert entry["inputs"]["principalArn"] == association["inputs"]["principalArn"]
     assert association["inputs"]["policyArn"].endswith(":cluster-access-policy/AmazonEKSClusterAdminPolicy")
@@ -251,3 +252,30 @@ def _plan_with(root, tmp_path, cluster):
     data["config"]["modelyard:cluster"] = cluster
     path.write_text(yaml.safe_dump(data))
     return plan_stack(tmp_path, "pilot")
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_karpenter_interruption_queue_is_encrypted_and_fed_by_every_event(plans, stack):
+    plan = plans[stack]
+    queue = _one(plan, "aws:sqs/queue:Queue")
+    assert queue["inputs"]["sqsManagedSseEnabled"] is True
+    patterns = [json.loads(r["inputs"]["eventPattern"]) for r in by_type(plan, "aws:cloudwatch/eventRule:EventRule")]
+    assert {p["detail-type"][0] for p in patterns} == {
+        "AWS Health Event",
+        "EC2 Spot Instance Interruption Warning",
+        "EC2 Instance Rebalance Recommendation",
+        "EC2 Instance State-change Notification",
+    }
+    targets = by_type(plan, "aws:cloudwatch/eventTarget:EventTarget")
+    assert len(targets) == 4 and all(t["inputs"]["arn"].startswith("arn:aws:sqs:us-east-1:") for t in targets)
+    policy = json.loads(_one(plan, "aws:sqs/queuePolicy:QueuePolicy")["inputs"]["policy"])
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in str(s) for s in policy["Statement"])
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_karpenter_controller_uses_pod_identity_and_nodes_can_join(plans, stack):
+    plan = plans[stack]
+    association = _one(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert (association["inputs"]["namespace"], association["inputs"]["serviceAccount"]) == ("kube-system", "karpenter")
+    node_entries = [e for e in by_type(plan, "aws:eks/accessEntry:AccessEntry") if e["inputs"]["type"] == "EC2_LINUX"]
+    assert len(node_entries) == 1

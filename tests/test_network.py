@@ -139,7 +139,7 @@ def test_endpoint_security_group_admits_https_from_the_vpc_only(plans):
 
 def test_flow_log_role_can_only_write_its_log_group(plans):
     plan = plans["pilot"]
-    (policy,) = by_type(plan, "aws:iam/rolePolicy:RolePolicy")
+    (policy,) = [p for p in by_type(plan, "aws:iam/rolePolicy:RolePolicy") if p["name"] == "network-flow-logs"]
     document = json.loads(policy["inputs"]["policy"])
     (statement,) = document["Statement"]
     assert all(r.startswith("arn:aws:logs:us-east-1:123456789012:log-group:/modelyard/") for r in statement["Resource"])

@@ -139,6 +139,11 @@ class PlanMocks(mocks.Mocks):
             state.update(_eks_cluster_outputs(rid, state, region=self._region(args)))
         if args.typ == "aws:kms/key:Key":
             state["keyId"] = rid
+        if args.typ == "aws:s3/bucket:Bucket":
+            # S3 buckets are known by name: the id is the name, the ARN has no region or account.
+            rid = state["id"] = str(args.inputs.get("bucket", rid))
+            state["arn"] = f"arn:aws:s3:::{rid}"
+            state["bucketRegionalDomainName"] = f"{rid}.s3.{self._region(args)}.amazonaws.com"
         if args.typ == "aws:sqs/queue:Queue":
             name = args.inputs.get("name", rid)
             state["url"] = f"https://sqs.{self._region(args)}.amazonaws.com/{MOCK_ACCOUNT}/{name}"
@@ -150,6 +155,14 @@ class PlanMocks(mocks.Mocks):
         return self.provider_regions.get(args.provider.split("::")[-1] if args.provider else "", "")
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        """Invokes run during a real preview too, so both modes answer them. Only the few the kit uses."""
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": MOCK_ACCOUNT,
+                "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/offline-plan",
+                "userId": "AIDAOFFLINEPLAN",
+                "id": MOCK_ACCOUNT,
+            }, []
         raise NotImplementedError(f"the offline engine does not answer the invoke {args.token}")
 
 

@@ -66,6 +66,17 @@ def _p(path: str, message: str) -> Problem:
     return Problem(path=f"modelyard:{path}", message=message)
 
 
+def stack_name(s: Settings) -> Iterator[Problem]:
+    """`<project>-<stack>` prefixes AWS names; the longest, `<name>-models-<12-digit account>-logs`,
+    must stay within S3's 63 characters, in S3's alphabet."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,37}", s.name):
+        yield Problem(
+            path="stack",
+            message=f"project and stack name {s.name!r} must be at most 38 lower-case letters, digits and '-' "
+            "(they prefix bucket and cluster names)",
+        )
+
+
 def region_known(s: Settings) -> Iterator[Problem]:
     if s.region not in known_regions():
         yield _p("region", f"unknown AWS region {s.region!r}" + close_matches(s.region, known_regions()))
@@ -323,6 +334,7 @@ def tags_extra(s: Settings) -> Iterator[Problem]:
 
 
 RULES: tuple[Rule, ...] = (
+    stack_name,
     region_known,
     network_cidr,
     network_zones,

@@ -1,0 +1,294 @@
+"""ModelStorage: the private, encrypted home of a stack's model weights, and who may read what.
+
+Layout (design.md, "Model bucket layout"):
+  models/<model>/<revision>/   base weights and manifest.json, written by `modelyard models push`
+  tenants/<tenant>/            what belongs to one tenant (adapters, evaluation data)
+A tenant's read role may get the model prefixes the tenant uses and its own tenant prefix, nothing
+else. With S3 bucket keys, KMS grants cannot be scoped by prefix, so isolation is IAM's: every role
+may decrypt with the bucket's key, and the role's S3 actions are limited to its prefixes.
+
+The bucket and its key are stateful: protected against `pulumi destroy` and retained if Pulumi
+ever deletes them (a rename, a removed stack), so weights survive any config change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True, kw_only=True)
+class TenantAccess:
+    model_prefixes: Sequence[str]
+    """Bucket prefixes of the models the tenant may read, e.g. models/llama-3.1-8b/main/."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelStorageArgs:
+    bucket_name: pulumi.Input[str]
+    """The model bucket's name (`<project>-<stack>-models-<account id>`; the push tool finds it so)."""
+    tenants: Mapping[str, TenantAccess]
+    """Tenants by name and the model prefixes each may read; one read role each."""
+    tags: Mapping[str, str]
+    """Tags for every taggable resource of the component."""
+    noncurrent_version_days: int = 30
+    """Days an overwritten or deleted object version is kept before S3 expires it."""
+    abort_multipart_days: int = 7
+    """Days before S3 drops an incomplete multipart upload. The push tool resumes by whole objects within
+    a session; a part-uploaded object is re-sent, so a week only bounds what abandoned parts cost."""
+    access_log_days: int = 365
+    """Days server access logs are kept in the log bucket."""
+    protect: bool = field(default=True)
+    """Protect the bucket and key from deletion (stateful); tests may turn it off."""
+
+
+def _tls_only(bucket_arn: str) -> dict[str, object]:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+class ModelStorage(pulumi.ComponentResource):
+    """S3 bucket with KMS (bucket key), versioning, no public access, TLS only, lifecycle, access logs,
+    and one read role per tenant for EKS Pod Identity."""
+
+    bucket_name: pulumi.Output[str]
+    bucket_arn: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+    tenant_role_arns: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, *, args: ModelStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelyard:aws:ModelStorage", name, None, opts)
+        tags = dict(args.tags)
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True)
+
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"{name}: model weights at rest",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags,
+            opts=stateful,
+        )
+        aws.kms.Alias(f"{name}-key", name=f"alias/{name}", target_key_id=key.key_id, opts=child)
+
+        # Server access logs go to a bucket of their own. S3 log delivery cannot write with a
+        # customer KMS key, so it uses SSE-S3, and its policy carries no encryption-header rule.
+        logs = aws.s3.Bucket(
+            f"{name}-logs",
+            bucket=pulumi.Output.concat(args.bucket_name, "-logs"),
+            tags=tags,
+            opts=stateful,
+        )
+        self._harden(f"{name}-logs", logs, child, kms_key_arn=None)
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-logs",
+            bucket=logs.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-access-logs",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.access_log_days),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=1
+                    ),
+                )
+            ],
+            opts=child,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-logs",
+            bucket=logs.id,
+            policy=pulumi.Output.all(logs.arn, args.bucket_name).apply(
+                lambda a: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            _tls_only(a[0]),
+                            {
+                                "Sid": "S3ServerAccessLogs",
+                                "Effect": "Allow",
+                                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                                "Action": "s3:PutObject",
+                                "Resource": f"{a[0]}/access/*",
+                                "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{a[1]}"}},
+                            },
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+
+        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=args.bucket_name, tags=tags, opts=stateful)
+        self._harden(f"{name}-bucket", bucket, child, kms_key_arn=key.arn)
+        aws.s3.BucketLogging(
+            f"{name}-bucket",
+            bucket=bucket.id,
+            target_bucket=logs.id,
+            target_prefix="access/",
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-bucket",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-old-versions",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=args.noncurrent_version_days
+                    ),
+                ),
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="abort-incomplete-uploads",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=args.abort_multipart_days
+                    ),
+                ),
+            ],
+            opts=child,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-bucket",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            _tls_only(arn),
+                            {
+                                # ...IfExists: uploads without the header get the bucket's default (KMS);
+                                # an upload asking for another algorithm is refused.
+                                "Sid": "DenyOtherEncryption",
+                                "Effect": "Deny",
+                                "Principal": "*",
+                                "Action": "s3:PutObject",
+                                "Resource": f"{arn}/*",
+                                "Condition": {
+                                    "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}
+                                },
+                            },
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+
+        self.tenant_role_arns = {}
+        for tenant, access in sorted(args.tenants.items()):
+            role = aws.iam.Role(
+                f"{name}-read-{tenant}",
+                description=f"Reads tenant {tenant}'s models and prefix in the model bucket (EKS Pod Identity)",
+                assume_role_policy=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                            }
+                        ],
+                    }
+                ),
+                tags=tags,
+                opts=child,
+            )
+            prefixes = sorted({*access.model_prefixes, f"tenants/{tenant}/"})
+            aws.iam.RolePolicy(
+                f"{name}-read-{tenant}",
+                role=role.id,
+                policy=pulumi.Output.all(bucket.arn, key.arn).apply(
+                    lambda a, prefixes=prefixes: json.dumps(
+                        {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Sid": "ReadOwnPrefixes",
+                                    "Effect": "Allow",
+                                    "Action": "s3:GetObject",
+                                    "Resource": [f"{a[0]}/{p}*" for p in prefixes],
+                                },
+                                {
+                                    "Sid": "ListOwnPrefixes",
+                                    "Effect": "Allow",
+                                    "Action": "s3:ListBucket",
+                                    "Resource": a[0],
+                                    "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+                                },
+                                {"Sid": "DecryptWeights", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": a[1]},
+                            ],
+                        }
+                    )
+                ),
+                opts=child,
+            )
+            self.tenant_role_arns[tenant] = role.arn
+
+        self.bucket_name = bucket.bucket
+        self.bucket_arn = bucket.arn
+        self.key_arn = key.arn
+        self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
+
+    def _harden(
+        self, name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, kms_key_arn: pulumi.Output[str] | None
+    ) -> None:
+        """Versioning, default encryption, all public access blocked, ACLs off: both buckets get these."""
+        aws.s3.BucketVersioning(
+            name,
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=child,
+        )
+        by_default = (
+            aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                sse_algorithm="aws:kms", kms_master_key_id=kms_key_arn
+            )
+            if kms_key_arn is not None
+            else aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                sse_algorithm="AES256"
+            )
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            name,
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=by_default,
+                    bucket_key_enabled=kms_key_arn is not None,
+                )
+            ],
+            opts=child,
+        )
+        aws.s3.BucketPublicAccessBlock(
+            name,
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            name,
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
