@@ -57,6 +57,31 @@ def _tls_only(bucket_arn: str) -> dict[str, object]:
     }
 
 
+def _read_policy(bucket_arn: str, key_arn: str, prefixes: Sequence[str]) -> str:
+    """GetObject under the prefixes, ListBucket limited to them, Decrypt with the bucket's key: nothing else."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadOwnPrefixes",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": [f"{bucket_arn}/{p}*" for p in prefixes],
+                },
+                {
+                    "Sid": "ListOwnPrefixes",
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": bucket_arn,
+                    "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+                },
+                {"Sid": "DecryptWeights", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn},
+            ],
+        }
+    )
+
+
 class ModelStorage(pulumi.ComponentResource):
     """S3 bucket with KMS (bucket key), versioning, no public access, TLS only, lifecycle, access logs,
     and one read role per tenant for EKS Pod Identity."""
@@ -216,27 +241,7 @@ class ModelStorage(pulumi.ComponentResource):
                 f"{name}-read-{tenant}",
                 role=role.id,
                 policy=pulumi.Output.all(bucket.arn, key.arn).apply(
-                    lambda a, prefixes=prefixes: json.dumps(
-                        {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Sid": "ReadOwnPrefixes",
-                                    "Effect": "Allow",
-                                    "Action": "s3:GetObject",
-                                    "Resource": [f"{a[0]}/{p}*" for p in prefixes],
-                                },
-                                {
-                                    "Sid": "ListOwnPrefixes",
-                                    "Effect": "Allow",
-                                    "Action": "s3:ListBucket",
-                                    "Resource": a[0],
-                                    "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
-                                },
-                                {"Sid": "DecryptWeights", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": a[1]},
-                            ],
-                        }
-                    )
+                    lambda arns, prefixes=prefixes: _read_policy(arns[0], arns[1], prefixes)
                 ),
                 opts=child,
             )
