@@ -13,6 +13,7 @@ ever deletes them (a rename, a removed stack), so weights survive any config cha
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,8 +58,9 @@ def _tls_only(bucket_arn: str) -> dict[str, object]:
     }
 
 
-def _read_policy(bucket_arn: str, key_arn: str, prefixes: Sequence[str]) -> str:
+def _read_policy(arns: list[str], *, prefixes: Sequence[str]) -> str:
     """GetObject under the prefixes, ListBucket limited to them, Decrypt with the bucket's key: nothing else."""
+    bucket_arn, key_arn = arns
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -240,9 +242,7 @@ class ModelStorage(pulumi.ComponentResource):
             aws.iam.RolePolicy(
                 f"{name}-read-{tenant}",
                 role=role.id,
-                policy=pulumi.Output.all(bucket.arn, key.arn).apply(
-                    lambda arns, prefixes=prefixes: _read_policy(arns[0], arns[1], prefixes)
-                ),
+                policy=pulumi.Output.all(bucket.arn, key.arn).apply(functools.partial(_read_policy, prefixes=prefixes)),
                 opts=child,
             )
             self.tenant_role_arns[tenant] = role.arn
