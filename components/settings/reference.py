@@ -55,7 +55,8 @@ def render_presets() -> str:
             )
         out += [
             "",
-            "| model | catalog model | precision | context x concurrency | pool | GPUs per replica (TP x PP) | replicas |",
+            "| model | catalog model | precision | context x concurrency | pool "
+            "| GPUs per replica (TP x PP) | replicas |",
             "|---|---|---|---|---|---|---|",
         ]
         for name, m in s.models.items():
@@ -85,9 +86,7 @@ def replace_between_markers(text: str, generated: str, begin: str = BEGIN, end: 
 def write_docs() -> None:
     DOC.write_text(replace_between_markers(DOC.read_text(encoding="utf-8"), render_markdown()), encoding="utf-8")
     PRESETS_DOC.write_text(
-        replace_between_markers(
-            PRESETS_DOC.read_text(encoding="utf-8"), render_presets(), PRESETS_BEGIN, PRESETS_END
-        ),
+        replace_between_markers(PRESETS_DOC.read_text(encoding="utf-8"), render_presets(), PRESETS_BEGIN, PRESETS_END),
         encoding="utf-8",
     )
 
