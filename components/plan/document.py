@@ -90,7 +90,7 @@ def build_plan(*, settings: Settings, recording: Recording, catalog_date: str) -
         ),
         key=lambda m: str(m["source"]),
     )
-    return {
+    plan: dict[str, Any] = {
         "schema": SCHEMA,
         "project": settings.project,
         "stack": settings.stack,
@@ -103,9 +103,12 @@ def build_plan(*, settings: Settings, recording: Recording, catalog_date: str) -
         "resources": resources,
         "manifests": manifests,
         "outputs": {name: normalise(v, urn_keys=keys) for name, v in sorted(recording.outputs.items())},
-        # The cost model (issue 10) prices this plan; until it lands the plan says so instead of guessing.
         "cost": None,
     }
+    from components.cost import stack_cost  # prices this plan's resources plus what controllers create
+
+    plan["cost"] = stack_cost(plan, settings)
+    return plan
 
 
 def type_counts(plan: dict[str, Any]) -> list[tuple[str, int]]:

@@ -292,6 +292,95 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CostSettings:
+    """Usage assumptions, people and hidden costs of the TCO (docs/cost.md explains every line)."""
+
+    fte: float = doc_field(
+        "engineers who build and run the platform, in full-time equivalents", default=0.5, minimum=0, maximum=500
+    )
+    usd_per_fte_year: float = doc_field(
+        "loaded cost of one engineer a year; default: BLS median pay of computer and information research "
+        "scientists $145,080 (May 2023) x 1.42, wages to wages + benefits from BLS ECEC (June 2025)",
+        default=207_000,
+        minimum=0,
+    )
+    usd_per_fte_year_source: str = doc_field(
+        "where usd_per_fte_year comes from, printed beside the people line",
+        default="BLS OOH median pay, computer and information research scientists, $145,080 (May 2023) x 1.42 "
+        "from BLS ECEC private industry wages 70.2% of employer cost (June 2025); derived, before equity and "
+        "recruiting",
+    )
+    tools_usd_per_month: float = doc_field(
+        "tools bought outside AWS (observability, paging, evaluation SaaS); default: the $250-400 a month "
+        "of logging and monitoring tools of the TCO tiers' source",
+        default=300,
+        minimum=0,
+    )
+    evaluation_usd_per_month: float = doc_field(
+        "hidden cost: model evaluation (eval sets, human review, red-teaming) outside the team's time",
+        default=0,
+        minimum=0,
+    )
+    compliance_usd_per_month: float = doc_field(
+        "hidden cost: audits, penetration tests, licence and legal review attributed to the platform",
+        default=0,
+        minimum=0,
+    )
+    upgrades_usd_per_month: float = doc_field(
+        "hidden cost: support contracts or consultants for EKS, driver and vLLM upgrades", default=0, minimum=0
+    )
+    burst_share: float = doc_field(
+        "share of the month that replicas above replicas.min run (0: never, 1: always at replicas.max)",
+        default=0.25,
+        minimum=0,
+        maximum=1,
+    )
+    utilisation: float = doc_field(
+        "share of the serving capacity turned into output tokens, for cost per token and break-even",
+        default=0.5,
+        minimum=0.01,
+        maximum=1,
+    )
+    input_tokens_per_output_token: float = doc_field(
+        "prompt tokens per output token of the traffic, to price the same traffic on an API",
+        default=3.0,
+        minimum=0,
+        maximum=1000,
+    )
+    compute_discount: float = doc_field(
+        "discount on EC2 instances from Savings Plans or an agreement (0.3: 30% off on-demand)",
+        default=0,
+        minimum=0,
+        maximum=0.9,
+    )
+    nat_gb_per_month: float = doc_field("GB per month through the NAT gateways, all together", default=100, minimum=0)
+    endpoint_gb_per_month: float = doc_field(
+        "GB per month through the interface endpoints, all together", default=100, minimum=0
+    )
+    log_gb_per_month: float = doc_field("GB per month ingested into each CloudWatch log group", default=5, minimum=0)
+    egress_gb_per_month: float = doc_field("GB per month sent to the internet", default=50, minimum=0)
+    node_volume_gb: int = doc_field(
+        "root EBS volume (gp3) of each GPU node the autoscaler starts, in GB", default=100, minimum=20, maximum=16384
+    )
+    monitoring_volume_gb: int = doc_field(
+        "EBS volumes the monitoring stack claims (Prometheus, Grafana), in GB", default=50, minimum=0, maximum=65536
+    )
+    region_price_multiplier: float | None = doc_field(
+        "factor on every AWS price, all read for us-east-1; null: 1.0 in us-east-1, 1.1 elsewhere (an "
+        "unsourced assumption: set your region's)",
+        default=None,
+        minimum=0.5,
+        maximum=3,
+    )
+    prices: Mapping[str, float] = doc_field(
+        "your own AWS prices in USD by key of components/cost/prices.yaml (a discount, another region's list)",
+        default_factory=lambda: MappingProxyType({}),
+        key_pattern=r"[a-z0-9_.]{1,64}",
+        key_pattern_doc="a price key of components/cost/prices.yaml, such as nat_gateway_hour",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class TagSettings:
     cost_center: str = doc_field(
         "value of the modelyard:cost-center tag, for cost allocation; empty: <project>-<stack>",
@@ -328,6 +417,9 @@ class Settings:
         "teams sharing the platform, by name", default_factory=lambda: MappingProxyType({})
     )
     tags: TagSettings = doc_field("cost-allocation and extra tags", default_factory=TagSettings)
+    cost: CostSettings = doc_field(
+        "usage assumptions, people and hidden costs of the TCO (docs/cost.md)", default_factory=CostSettings
+    )
 
     @property
     def name(self) -> str:

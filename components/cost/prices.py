@@ -1,0 +1,170 @@
+"""The price book: AWS and API prices from prices.yaml, each with its source, date and quality.
+
+The loader refuses the whole file, listing every problem, when a price names no source or an unknown
+one, is not a number, or a source is cited by nothing. Prices are Decimal. A stack may replace any
+price (settings cost.prices); a replaced price says so wherever it is used.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+PRICES_FILE = Path(__file__).with_name("prices.yaml")
+QUALITIES = ("M", "O", "T", "U")  # best to worst
+
+
+class PriceBookError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid price book:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PriceSource:
+    key: str
+    citation: str
+    date: str
+    quality: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Price:
+    key: str
+    usd: Decimal
+    unit: str
+    source: PriceSource
+    quality: str  # the source's quality, or weaker where the price says so
+    note: str = ""
+
+    @property
+    def cite(self) -> str:
+        return f"{self.source.key} {self.source.date} ({self.quality})"
+
+    @property
+    def assumed(self) -> bool:
+        return self.quality == "U"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiPrice:
+    key: str
+    label: str
+    input: Decimal  # USD per million input tokens
+    output: Decimal  # USD per million output tokens
+    source: PriceSource
+
+    def per_million_output(self, input_per_output: Decimal) -> Decimal:
+        """USD for one million output tokens and the prompt tokens that come with them."""
+        return self.input * input_per_output + self.output
+
+
+@dataclass(frozen=True, kw_only=True)
+class PriceBook:
+    prices: Mapping[str, Price]
+    proprietary: Mapping[str, ApiPrice]
+    hosted_open: Mapping[str, ApiPrice]
+    sources: Mapping[str, PriceSource]
+
+    def __getitem__(self, key: str) -> Price:
+        return self.prices[key]
+
+    def with_overrides(self, overrides: Mapping[str, float]) -> PriceBook:
+        """The book with a stack's own prices; unknown keys raise KeyError naming them."""
+        unknown = sorted(set(overrides) - set(self.prices))
+        if unknown:
+            raise KeyError(unknown)
+        if not overrides:
+            return self
+        own = PriceSource(key="STACK", citation="the stack's own price (settings cost.prices)", date="-", quality="U")
+        prices = dict(self.prices)
+        for key, usd in overrides.items():
+            prices[key] = replace(
+                prices[key], usd=Decimal(str(usd)), source=own, quality="U", note=f"set in cost.prices.{key}"
+            )
+        return replace(self, prices=MappingProxyType(prices))
+
+
+def _number(value: Any, path: str, problems: list[str]) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        problems.append(f"{path}: expected a non-negative number, got {value!r}")
+        return None
+    return Decimal(str(value))
+
+
+def parse(data: Mapping[str, Any]) -> PriceBook:
+    problems: list[str] = []
+    sources: dict[str, PriceSource] = {}
+    for key, s in (data.get("sources") or {}).items():
+        missing = [f for f in ("citation", "date", "quality") if not s.get(f)]
+        if missing:
+            problems.append(f"sources.{key}: missing {', '.join(missing)}")
+            continue
+        if s["quality"] not in QUALITIES:
+            problems.append(f"sources.{key}.quality: {s['quality']!r} is not one of {', '.join(QUALITIES)}")
+            continue
+        sources[key] = PriceSource(key=key, citation=s["citation"], date=str(s["date"]), quality=s["quality"])
+    cited: set[str] = set()
+
+    def source_of(entry: Mapping[str, Any], path: str) -> PriceSource | None:
+        key = entry.get("source")
+        if key not in sources:
+            problems.append(f"{path}.source: {key!r} is not a key of sources")
+            return None
+        cited.add(key)
+        return sources[key]
+
+    prices: dict[str, Price] = {}
+    for key, p in (data.get("prices") or {}).items():
+        path = f"prices.{key}"
+        source = source_of(p, path)
+        usd = _number(p.get("usd"), f"{path}.usd", problems)
+        if not p.get("unit"):
+            problems.append(f"{path}.unit: missing")
+        quality = p.get("quality")
+        if quality is not None and quality not in QUALITIES:
+            problems.append(f"{path}.quality: {quality!r} is not one of {', '.join(QUALITIES)}")
+            continue
+        if source is None or usd is None:
+            continue
+        worst = max(source.quality, quality or source.quality, key=QUALITIES.index)
+        prices[key] = Price(
+            key=key, usd=usd, unit=str(p.get("unit", "")), source=source, quality=worst, note=p.get("note", "")
+        )
+    apis: dict[str, dict[str, ApiPrice]] = {"proprietary": {}, "hosted_open": {}}
+    for group in apis:
+        for key, a in ((data.get("apis") or {}).get(group) or {}).items():
+            path = f"apis.{group}.{key}"
+            source = source_of(a, path)
+            inp = _number(a.get("input"), f"{path}.input", problems)
+            out = _number(a.get("output"), f"{path}.output", problems)
+            if source is None or inp is None or out is None:
+                continue
+            apis[group][key] = ApiPrice(key=key, label=a.get("label", key), input=inp, output=out, source=source)
+    for key in sorted(set(sources) - cited):
+        problems.append(f"sources.{key}: cited by no price")
+    if problems:
+        raise PriceBookError(problems)
+    return PriceBook(
+        prices=MappingProxyType(prices),
+        proprietary=MappingProxyType(apis["proprietary"]),
+        hosted_open=MappingProxyType(apis["hosted_open"]),
+        sources=MappingProxyType(sources),
+    )
+
+
+def load(path: Path = PRICES_FILE) -> PriceBook:
+    with path.open(encoding="utf-8") as f:
+        return parse(yaml.safe_load(f) or {})
+
+
+@functools.cache
+def default_book() -> PriceBook:
+    return load()
