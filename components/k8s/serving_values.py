@@ -1,0 +1,228 @@
+"""Values of `charts/llm-serving` for one model of a stack: a pure function of the settings and the sizing.
+
+The Serving component renders one release per model from `serving_values(settings, model_name, ...)`;
+the offline plan renders the same values with the real Helm engine. Nothing here touches AWS or Kubernetes.
+
+What comes from where:
+  GPUs, parallelism   `components.sizing.fit_on` on each instance type of the model's pool; the hungriest
+                      layout wins (Karpenter may start any of the types), as the settings rules budget it
+  CPU, memory         a share of the smallest node of the pool that holds the layout (HOST_SHARE of its
+                      GPUs' part of the node; the rest is left to kubelet and the DaemonSets)
+  weights cache       the size of the checkpoint that is pushed (the native one unless the catalog has a
+                      checkpoint in the served precision), plus WEIGHTS_MARGIN
+  probes              STARTUP_BASE_MINUTES plus the weights at LOAD_GB_PER_MINUTE
+  images              pinned in the chart; `image_registry` points both images at the ECR pull-through
+                      cache, and is required when the stack's nodes have no NAT
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from components.catalog import InstanceType, Model, WeightDtype, resolve_instance, resolve_model
+from components.settings.model import NatMode, Settings
+from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
+from components.sizing.core import weights_gb
+
+CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "llm-serving"
+
+# The node label the kit's GPU pools carry, naming the pool (GpuNodePool sets it on every node it starts).
+POOL_LABEL = "modelyard.dev/pool"
+# The taint on a pool dedicated to one tenant; the value is the tenant's name. Admission lets only that
+# tenant's namespaces tolerate it (Isolation).
+TENANT_TAINT = "modelyard.dev/tenant"
+# Helm's limit on release names (they become label values and parts of object names).
+MAX_RELEASE_NAME = 53
+
+# Share of a node's CPU and memory (its GPUs' part of the node) a replica requests. The rest is for
+# kubelet's reservation and the DaemonSets every GPU node runs (CNI, kube-proxy, CSI, Pod Identity agent,
+# device plugin, DCGM and node exporters): about 0.5 vCPU and 1-2 GiB in all, a quarter of a 4-vCPU node.
+HOST_SHARE = 0.75
+# The weights cache holds the checkpoint plus tokenizer and config files; 10% covers file-system overhead.
+WEIGHTS_MARGIN = 1.10
+# Loading from the node's NVMe RAID0 runs at several GB/s; 0.5 GB/s (30 GB a minute) is the slow end, for
+# single-volume instance stores and tensor-parallel shards read at once.
+LOAD_GB_PER_MINUTE = 30
+# Engine start besides loading: CUDA graph capture and torch.compile (its cache lives on an emptyDir, so
+# every new pod compiles again), a few minutes on large models.
+STARTUP_BASE_MINUTES = 10
+# S3 to NVMe with 64 parallel requests reaches about 1 GB/s on a 25-100 Gbit/s node; 0.5 GB/s is budgeted.
+COPY_GB_PER_MINUTE = 30
+# A first pull of the ~10 GB vLLM image, through the pull-through cache where there is no NAT.
+IMAGE_PULL_MINUTES = 10
+GIB = 2**30
+GB = 10**9
+
+
+class ServingValuesError(ValueError):
+    """The chart cannot serve this model as configured; ``path`` names the settings key at fault."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+def release_name(model_name: str) -> str:
+    """The Helm release of a model: its settings key (a DNS label within Helm's 53 characters)."""
+    if len(model_name) > MAX_RELEASE_NAME:
+        raise ServingValuesError(
+            f"models.{model_name}", f"the name is {len(model_name)} characters; Helm allows {MAX_RELEASE_NAME}"
+        )
+    return model_name
+
+
+def _layout(settings: Settings, model_name: str) -> tuple[SizingOption, list[InstanceType]]:
+    """The layout the model gets on its pool, and the pool's instance types it fits on."""
+    model_settings = settings.models[model_name]
+    pool = settings.pools[model_settings.pool]
+    fits: list[tuple[SizingOption, InstanceType]] = []
+    for type_name in pool.instance_types:
+        fit = fit_on(
+            model_settings.model,
+            type_name,
+            dtype=model_settings.dtype,
+            context=model_settings.context,
+            concurrency=model_settings.concurrency,
+        )
+        if isinstance(fit, SizingOption):
+            fits.append((fit, resolve_instance(type_name)))
+    if not fits:
+        raise ServingValuesError(f"models.{model_name}.pool", f"fits no instance type of pool {model_settings.pool!r}")
+    option = max(fits, key=lambda f: (f[0].gpus_per_replica, f[0].tensor_parallel))[0]
+    return option, [instance for _, instance in fits]
+
+
+def _pushed_dtype(model: Model, served: WeightDtype) -> tuple[WeightDtype, str]:
+    """The checkpoint in the bucket and vLLM's --quantization: a served precision with no checkpoint of its
+    own in the catalog means the native checkpoint is pushed and vLLM quantizes it while loading."""
+    if served is model.native_dtype or served in model.checkpoints:
+        return served, ""
+    if served is WeightDtype.FP8:
+        return model.native_dtype, "fp8"
+    raise ServingValuesError(
+        "dtype", f"{served.value} needs a {served.value} checkpoint of {model.name}; vLLM quantizes only to fp8"
+    )
+
+
+def _gi(value_bytes: float) -> int:
+    return max(1, math.ceil(value_bytes / GIB))
+
+
+def serving_values(
+    settings: Settings,
+    model_name: str,
+    *,
+    bucket: str,
+    image_registry: str | None = None,
+    tenant: str | None = None,
+    service_account: str | None = None,
+    storage_role_arn: str | None = None,
+    prometheus_release: str = "kube-prometheus-stack",
+    gateway_namespace: str = "gateway",
+    gateway_pod_labels: Mapping[str, str] | None = None,
+    monitoring_namespace: str = "monitoring",
+    prometheus_pod_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Values of charts/llm-serving for `settings.models[model_name]`, over the chart's defaults.
+
+    bucket: the model bucket (ModelStorage). image_registry: registry host and prefix both images are pulled
+    through (the ECR pull-through cache, e.g. `<account>.dkr.ecr.<region>.amazonaws.com/docker-hub`); required
+    when `settings.network.nat` is none, else None pulls from Docker Hub. tenant, service_account,
+    storage_role_arn: the service account the pods run as and the tenant whose storage role EKS Pod Identity
+    binds to it (default: `<model>-serving`). prometheus_release: the `release` label kube-prometheus-stack
+    selects ServiceMonitors by. gateway_*, monitoring_*, *_pod_labels: who the NetworkPolicy admits.
+
+    Raises ServingValuesError for what the chart cannot serve: a multi-node replica (pipeline parallel across
+    nodes is out of scope for chart 0.1), a missing pull-through registry without NAT, a name over 53 characters.
+    """
+    if model_name not in settings.models:
+        raise ServingValuesError(f"models.{model_name}", "no such model in the stack's settings")
+    path = f"models.{model_name}"
+    model_settings = settings.models[model_name]
+    release_name(model_name)
+    if image_registry is None and settings.network.nat is NatMode.NONE:
+        raise ServingValuesError(
+            "network.nat", "is none: nodes cannot reach Docker Hub, so image_registry must name the pull-through cache"
+        )
+    model = resolve_model(model_settings.model)
+    option, instances = _layout(settings, model_name)
+    if option.nodes_per_replica > 1:
+        raise ServingValuesError(
+            path,
+            f"{model.name} needs {option.nodes_per_replica} {option.instance} nodes per replica (pipeline parallel "
+            f"{option.pipeline_parallel} across nodes); llm-serving 0.1 serves single-node replicas only",
+        )
+    try:
+        pushed, quantization = _pushed_dtype(model, option.dtype)
+    except ServingValuesError as exc:
+        raise ServingValuesError(f"{path}.{exc.path}", str(exc).split(": ", 1)[1]) from None
+
+    gpus = option.gpus_per_replica
+    # Requests that fit the smallest node able to hold the layout, so any type Karpenter picks will do.
+    host = min((i for i in instances if i.gpu_count >= gpus), key=lambda i: (i.vcpu * gpus / i.gpu_count, i.name))
+    node_share = gpus / host.gpu_count
+    cpu = max(1, math.floor(host.vcpu * node_share * HOST_SHARE))
+    memory_gi = max(4, math.floor(host.memory_gib * node_share * HOST_SHARE))
+    shm_gi = 2 if gpus == 1 else 4 * gpus
+    checkpoint_gb, _ = weights_gb(model, pushed)
+    weights_gi = _gi(checkpoint_gb * GB * WEIGHTS_MARGIN)
+    startup_minutes = STARTUP_BASE_MINUTES + math.ceil(checkpoint_gb / LOAD_GB_PER_MINUTE)
+    deadline_minutes = IMAGE_PULL_MINUTES + math.ceil(checkpoint_gb / COPY_GB_PER_MINUTE) + startup_minutes
+
+    dedicated = sorted(name for name, t in settings.tenants.items() if t.dedicated_pool == model_settings.pool)
+    tolerations = [
+        {"key": TENANT_TAINT, "operator": "Equal", "value": name, "effect": "NoSchedule"} for name in dedicated
+    ]
+    replicas = model_settings.replicas.min
+
+    values: dict[str, Any] = {
+        "model": {
+            "servedName": model_name,
+            "catalogName": model.name,
+            "revision": model_settings.revision,
+            "quantization": quantization,
+        },
+        "weights": {"bucket": bucket, "region": settings.region},
+        "vllm": {
+            "tensorParallel": option.tensor_parallel,
+            "pipelineParallel": option.pipeline_parallel,
+            "nodesPerReplica": option.nodes_per_replica,
+            "maxModelLen": model_settings.context,
+            # The budget sizing fitted the model into: the engine must not take more.
+            "gpuMemoryUtilization": DEFAULT_GPU_MEMORY_UTILIZATION,
+            "maxNumSeqs": model_settings.concurrency,
+        },
+        "replicaCount": replicas,
+        "progressDeadlineMinutes": deadline_minutes,
+        "resources": {
+            "requests": {"cpu": str(cpu), "memory": f"{memory_gi}Gi"},
+            "limits": {"memory": f"{memory_gi}Gi"},
+        },
+        "pool": {"labelKey": POOL_LABEL, "name": model_settings.pool, "extraTolerations": tolerations},
+        "probes": {"startup": {"minutes": startup_minutes}},
+        "volumes": {"weightsSizeGi": weights_gi, "shmSizeGi": shm_gi},
+        "serviceAccount": {
+            "name": service_account or f"{model_name}-serving",
+            "tenant": tenant or "",
+            "storageRoleArn": storage_role_arn or "",
+        },
+        "serviceMonitor": {"release": prometheus_release},
+        "networkPolicy": {
+            "gateway": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gateway_namespace}},
+                "podSelector": {"matchLabels": dict(gateway_pod_labels or {"app.kubernetes.io/name": "litellm"})},
+            },
+            "prometheus": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": monitoring_namespace}},
+                "podSelector": {"matchLabels": dict(prometheus_pod_labels or {"app.kubernetes.io/name": "prometheus"})},
+            },
+        },
+        "commonLabels": {"modelyard.dev/stack": settings.stack},
+    }
+    if image_registry is not None:
+        values["image"] = {"registry": image_registry}
+        values["loader"] = {"image": {"registry": image_registry}}
+    return values

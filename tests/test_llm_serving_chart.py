@@ -1,0 +1,551 @@
+"""charts/llm-serving with the real tools: Helm's engine (helm-python-sdk: lint, schema, render),
+kubernetes-validate strict for the cluster's Kubernetes, checkov over every rendered object, and golden files.
+
+Rendered: every model of every shipped stack (values from components.k8s.serving_values) and every values file
+in charts/llm-serving/ci/. UPDATE_GOLDEN=1 rewrites tests/golden/llm-serving/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from components.k8s.serving_values import (
+    CHART_DIR,
+    MAX_RELEASE_NAME,
+    POOL_LABEL,
+    TENANT_TAINT,
+    ServingValuesError,
+    serving_values,
+)
+from components.plan.stackfile import StackFile
+from components.settings import Settings, build_settings
+from components.sizing import SizingOption, fit_on
+from tests.tools import require_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN_DIR = ROOT / "tests" / "golden" / "llm-serving"
+CI_DIR = CHART_DIR / "ci"
+KUBERNETES_VERSION = "1.33.0"
+# API groups of CRDs the chart may render, which kubernetes-validate has no schema for.
+CRD_GROUPS = frozenset({"monitoring.coreos.com"})
+# Two contrasting releases kept as golden files: one GPU on a pilot, eight H200s on the enterprise stack.
+GOLDEN = {"pilot-llama-8b": ("pilot", "llama-8b"), "core-deepseek-r1": ("core", "deepseek-r1")}
+ECR_ACCOUNT = "123456789012"
+GPU_TAINT = {"key": "nvidia.com/gpu", "effect": "NoSchedule", "value": "true"}
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def stack_settings(stack: str) -> Settings:
+    stack_file = StackFile.load(ROOT, stack)
+    return build_settings(project=stack_file.project, stack=stack, config=stack_file.engine_config())
+
+
+def stack_values(settings: Settings, model: str) -> dict[str, Any]:
+    registry = None
+    if settings.network.nat.value == "none":
+        registry = f"{ECR_ACCOUNT}.dkr.ecr.{settings.region}.amazonaws.com/docker-hub"
+    return serving_values(settings, model, bucket=f"{settings.name}-models", image_registry=registry)
+
+
+def namespace_of(settings: Settings, model: str) -> str:
+    tenants = sorted(name for name, t in settings.tenants.items() if model in t.models)
+    return tenants[0] if tenants else "models"
+
+
+def render(chart: helm.Chart, values: Mapping[str, Any], *, name: str, namespace: str) -> list[dict[str, Any]]:
+    out = chart.render(values=dict(values), name=name, namespace=namespace)
+    objects = [doc for path, text in sorted(out.items()) if path.endswith(".yaml") for doc in yaml.safe_load_all(text)]
+    return sorted((o for o in objects if o), key=lambda o: (o["kind"], o["metadata"]["name"]))
+
+
+def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = of_kind(objects, "Deployment")
+    return deployment["spec"]["template"]["spec"]
+
+
+def sizing_gpus(settings: Settings, model: str) -> tuple[int, int]:
+    """(tensor parallel, GPUs per replica) sizing chooses: the hungriest fit over the pool's instance types."""
+    m = settings.models[model]
+    fits = [
+        fit_on(m.model, t, dtype=m.dtype, context=m.context, concurrency=m.concurrency)
+        for t in settings.pools[m.pool].instance_types
+    ]
+    options = [f for f in fits if isinstance(f, SizingOption)]
+    best = max(options, key=lambda f: f.gpus_per_replica)
+    return best.tensor_parallel, best.gpus_per_replica
+
+
+def schedulable(spec: Mapping[str, Any], node_labels: Mapping[str, str], taints: list[dict[str, str]]) -> bool:
+    """The scheduler's nodeSelector and taint rules (NodeAffinity and TaintToleration filters)."""
+    if any(node_labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
+        return False
+    for taint in taints:
+        if taint["effect"] not in ("NoSchedule", "NoExecute"):
+            continue
+        if not any(tolerates(t, taint) for t in spec.get("tolerations") or []):
+            return False
+    return True
+
+
+def tolerates(toleration: Mapping[str, str], taint: Mapping[str, str]) -> bool:
+    if toleration.get("effect") and toleration["effect"] != taint["effect"]:
+        return False
+    if toleration.get("key") and toleration["key"] != taint["key"]:
+        return False
+    if toleration.get("operator", "Equal") == "Exists":
+        return True
+    return toleration.get("value", "") == taint.get("value", "")
+
+
+def disruptions_allowed(pdb: Mapping[str, Any], *, replicas: int, healthy: int) -> int:
+    """The disruption controller's arithmetic (pkg/controller/disruption): currentHealthy - desiredHealthy."""
+    spec = pdb["spec"]
+    assert "minAvailable" not in spec
+    max_unavailable = spec["maxUnavailable"]
+    assert isinstance(max_unavailable, int)
+    desired_healthy = max(0, replicas - max_unavailable)
+    return max(0, healthy - desired_healthy)
+
+
+def eviction_allowed(pdb: Mapping[str, Any], *, replicas: int, healthy: int, pod_ready: bool) -> bool:
+    """Whether the eviction API lets a drain evict one pod of the release."""
+    if not pod_ready and pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow":
+        return True
+    return disruptions_allowed(pdb, replicas=replicas, healthy=healthy) >= 1
+
+
+def all_containers(spec: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from spec.get("initContainers") or []
+    yield from spec["containers"]
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART_DIR) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def settings_by_stack() -> dict[str, Settings]:
+    return {stack: stack_settings(stack) for stack in StackFile.available(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def stack_cases(settings_by_stack: dict[str, Settings]) -> dict[str, tuple[Settings, str]]:
+    """<stack>-<model> -> (settings, model), for every single-node model of every shipped stack."""
+    cases = {}
+    for stack, settings in settings_by_stack.items():
+        for model in settings.models:
+            try:
+                stack_values(settings, model)
+            except ServingValuesError as exc:
+                if "nodes per replica" in str(exc):
+                    continue  # refused: test_multi_node_models_are_refused
+                raise
+            cases[f"{stack}-{model}"] = (settings, model)
+    return cases
+
+
+@pytest.fixture(scope="module")
+def rendered(chart: helm.Chart, stack_cases: dict[str, tuple[Settings, str]]) -> dict[str, list[dict[str, Any]]]:
+    """Every release the tests render: shipped stacks' models and the ci/ values files."""
+    out = {}
+    for case, (settings, model) in stack_cases.items():
+        out[case] = render(chart, stack_values(settings, model), name=model, namespace=namespace_of(settings, model))
+    for path in sorted(CI_DIR.glob("*.yaml")):
+        out[f"ci-{path.stem}"] = render(chart, yaml.safe_load(path.read_text()), name="ci", namespace="ci")
+    return out
+
+
+@pytest.fixture(scope="module")
+def stack_rendered(rendered: dict[str, list[dict[str, Any]]], stack_cases: dict[str, Any]) -> dict[str, Any]:
+    return {case: rendered[case] for case in stack_cases}
+
+
+# --- the chart as a chart --------------------------------------------------------------------------
+
+
+def test_every_shipped_model_is_rendered_or_refused(settings_by_stack: dict[str, Settings], stack_cases) -> None:
+    total = sum(len(s.models) for s in settings_by_stack.values())
+    assert len(stack_cases) >= total - 1, "only the multi-node llama-405b may be left out"
+    assert {"pilot-llama-8b", "core-deepseek-r1", "product-llama-70b"} <= set(stack_cases)
+
+
+@pytest.mark.parametrize("values_file", sorted(p.name for p in CI_DIR.glob("*.yaml")))
+def test_lint_strict_passes_for_ci_values(values_file: str) -> None:
+    report = helm.lint(CHART_DIR, yaml.safe_load((CI_DIR / values_file).read_text()), strict=True)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+
+
+def test_lint_strict_passes_for_shipped_stacks(stack_cases: dict[str, tuple[Settings, str]]) -> None:
+    for case, (settings, model) in stack_cases.items():
+        report = helm.lint(
+            CHART_DIR, stack_values(settings, model), strict=True, namespace=namespace_of(settings, model)
+        )
+        assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == [], (case, report)
+
+
+def test_templates_use_neither_capabilities_nor_lookup(chart: helm.Chart) -> None:
+    for template in chart.templates:
+        code = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", template["data"], flags=re.DOTALL)
+        assert ".Capabilities" not in code, template["name"]
+        assert not re.search(r"\blookup\b", code), template["name"]
+
+
+def test_helpers_are_namespaced(chart: helm.Chart) -> None:
+    defined = [name for t in chart.templates for name in re.findall(r'define "([^"]+)"', t["data"])]
+    assert defined and all(name.startswith("llm-serving.") for name in defined)
+
+
+def test_every_value_has_a_comment_above_it() -> None:
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    missing = []
+    for i, line in enumerate(lines):
+        if re.match(r"^\s*[\w./-]+:", line) and not lines[i - 1].lstrip().startswith("#"):
+            missing.append(f"{i + 1}: {line.strip()}")
+    assert missing == []
+
+
+def test_schema_covers_every_value_and_refuses_unknown_keys(chart: helm.Chart) -> None:
+    schema = chart.schema
+    assert schema is not None
+
+    def walk(values: Any, node: Mapping[str, Any], path: str) -> Iterator[str]:
+        if not isinstance(values, dict) or "properties" not in node:
+            return
+        if node.get("additionalProperties") is not False:
+            yield f"{path or '<root>'} admits unknown keys"
+        for key, value in values.items():
+            if key not in node["properties"]:
+                yield f"{path}.{key} is not in the schema"
+            else:
+                yield from walk(value, node["properties"][key], f"{path}.{key}")
+
+    assert list(walk(chart.values, schema, "")) == []
+    with pytest.raises(helm.HelmValuesError, match="replicas"):
+        chart.validate_schema({**base_values(), "replicas": 2})
+
+
+def base_values() -> dict[str, Any]:
+    return yaml.safe_load((CI_DIR / "minimal-values.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [
+        ({"vllm": {"pipelineParallel": 2, "nodesPerReplica": 2}}, "/vllm/nodesPerReplica"),
+        ({"vllm": {"tensorParallel": 3}}, "/vllm/tensorParallel"),
+        ({"image": {"tag": "latest"}}, "/image/tag"),
+        ({"image": {"digest": "sha256:abc"}}, "/image/digest"),
+        ({"podDisruptionBudget": {"maxUnavailable": 0}}, "/podDisruptionBudget/maxUnavailable"),
+        ({"rollingUpdate": {"maxUnavailable": 0}}, "/rollingUpdate/maxUnavailable"),
+        ({"securityContext": {"runAsUser": 0}}, "/securityContext/runAsUser"),
+        ({"vllm": {"extraArgs": ["--enable-log-requests"]}}, "/vllm/extraArgs/0"),
+        ({"vllm": {"gpuMemoryUtilization": 1.5}}, "/vllm/gpuMemoryUtilization"),
+        ({"weights": {"bucket": ""}}, "/weights/bucket"),
+    ],
+)
+def test_schema_refuses(chart: helm.Chart, override: dict[str, Any], where: str) -> None:
+    values = base_values()
+    for key, value in override.items():
+        values[key] = {**values.get(key, {}), **value}
+    with pytest.raises(helm.HelmValuesError) as caught:
+        chart.validate_schema(values)
+    assert where in str(caught.value)
+    with pytest.raises(helm.HelmValuesError):  # the engine enforces it while rendering too
+        chart.render(values=values, name="refused", namespace="ci")
+
+
+def test_schema_refuses_the_defaults_alone(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        chart.render(values={}, name="x", namespace="ci")
+    for path in ("/weights/bucket", "/pool/name", "/model/servedName"):
+        assert path in str(caught.value)
+
+
+def test_images_are_pinned_by_tag_and_digest(chart: helm.Chart) -> None:
+    for image in (chart.values["image"], chart.values["loader"]["image"]):
+        assert image["tag"] and image["tag"] != "latest"
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", image["digest"])
+    assert chart.metadata["appVersion"] == chart.values["image"]["tag"]
+    docs = (ROOT / "docs" / "serving.md").read_text()
+    for image in (chart.values["image"], chart.values["loader"]["image"]):
+        assert f"{image['repository']}:{image['tag']}" in docs and image["digest"] in docs
+    # Tag-only pins are accepted (an image with no known digest), and so is a pull-through registry.
+    values = base_values() | {"image": {"digest": "", "registry": f"{ECR_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/x"}}
+    containers = pod_spec(render(chart, values, name="t", namespace="ci"))["containers"]
+    assert containers[0]["image"] == f"{ECR_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/x/vllm/vllm-openai:v0.17.1"
+
+
+def test_release_names_fit_helm(stack_cases: dict[str, tuple[Settings, str]]) -> None:
+    for _, model in stack_cases.values():
+        helm.validate_release_name(model)
+        assert len(model) <= MAX_RELEASE_NAME
+
+
+# --- Kubernetes validity and security ----------------------------------------------------------------
+
+
+def test_every_object_is_valid_for_the_cluster_kubernetes(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    seen_crds = set()
+    for case, objects in rendered.items():
+        for obj in objects:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.SchemaNotFoundError:
+                group = obj["apiVersion"].split("/")[0]
+                assert group in CRD_GROUPS, f"{case}: no schema for {obj['apiVersion']} {obj['kind']}"
+                seen_crds.add(group)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{case}: {obj['kind']} {obj['metadata']['name']}: {exc.message}")
+    assert seen_crds == CRD_GROUPS
+
+
+def test_checkov_finds_nothing_outside_the_skip_list(rendered: dict[str, list[dict[str, Any]]], tmp_path: Path) -> None:
+    checkov = require_tool("checkov")
+    skips = yaml.safe_load((CHART_DIR / "checkov-skips.yaml").read_text())["skips"]
+    assert all(s["id"].startswith("CKV") and len(s["reason"]) > 40 for s in skips)
+    for case, objects in rendered.items():
+        (tmp_path / f"{case}.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    result = subprocess.run(
+        [
+            checkov,
+            *("--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"),
+            *("--skip-check", ",".join(s["id"] for s in skips)),
+            *("-d", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+    )
+    report = json.loads(result.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [
+        f"{f['check_id']} {f['resource']} ({f['file_path']})" for r in reports for f in r["results"]["failed_checks"]
+    ]
+    assert failed == []
+    summary = reports[0]["summary"]
+    assert summary["parsing_errors"] == 0 and summary["passed"] > 100 and summary["resource_count"] >= len(rendered)
+
+
+def test_every_container_is_locked_down(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for case, objects in rendered.items():
+        spec = pod_spec(objects)
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] >= 10000, case
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, case
+        assert spec["automountServiceAccountToken"] is False, case
+        assert not any("hostPath" in v for v in spec["volumes"]), case
+        for container in all_containers(spec):
+            sc = container["securityContext"]
+            assert sc["runAsNonRoot"] is True and sc["runAsUser"] >= 10000, (case, container["name"])
+            assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False, case
+            assert sc["readOnlyRootFilesystem"] is True, case
+            assert sc["capabilities"] == {"drop": ["ALL"]}, case
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, case
+            assert "@sha256:" in container["image"], (case, container["image"])
+
+
+def test_writable_paths_are_volumes_and_shm_is_memory(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for case, objects in rendered.items():
+        spec = pod_spec(objects)
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["shm"]["emptyDir"]["medium"] == "Memory" and volumes["shm"]["emptyDir"]["sizeLimit"], case
+        assert all(v["emptyDir"].get("sizeLimit") for v in volumes.values()), case
+        (vllm,) = spec["containers"]
+        mounts = {m["mountPath"]: m for m in vllm["volumeMounts"]}
+        assert {"/dev/shm", "/tmp", "/scratch"} <= set(mounts), case
+        env = {e["name"]: e["value"] for e in vllm["env"]}
+        for key in ("HOME", "XDG_CACHE_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "HF_HOME"):
+            assert env[key].startswith("/scratch"), (case, key)
+
+
+def test_vllm_runs_offline_with_request_logging_off(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for case, objects in rendered.items():
+        (vllm,) = pod_spec(objects)["containers"]
+        env = {e["name"]: e["value"] for e in vllm["env"]}
+        assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1" and env["DO_NOT_TRACK"] == "1"
+        assert "--no-enable-log-requests" in vllm["args"], case
+        assert not any(a.startswith(("--enable-log-requests", "--disable-log-requests")) for a in vllm["args"])
+
+
+# --- what the kit promises ----------------------------------------------------------------------------
+
+
+def test_arguments_come_from_the_settings_and_the_sizing(stack_cases, stack_rendered) -> None:
+    for case, (settings, model) in stack_cases.items():
+        m = settings.models[model]
+        tp, gpus = sizing_gpus(settings, model)
+        args = pod_spec(stack_rendered[case])["containers"][0]["args"]
+        assert args[0] == f"/models/{model}"
+        assert f"--served-model-name={model}" in args
+        assert f"--tensor-parallel-size={tp}" in args
+        assert f"--pipeline-parallel-size={gpus // tp}" in args
+        assert f"--max-model-len={m.context}" in args
+        assert f"--max-num-seqs={m.concurrency}" in args
+        assert "--gpu-memory-utilization=0.9" in args
+        assert "--enable-prefix-caching" in args
+
+
+def test_gpu_limits_equal_the_parallel_size_sizing_chose(stack_cases, stack_rendered) -> None:
+    seen = set()
+    for case, (settings, model) in stack_cases.items():
+        tp, gpus = sizing_gpus(settings, model)
+        resources = pod_spec(stack_rendered[case])["containers"][0]["resources"]
+        assert resources["limits"]["nvidia.com/gpu"] == str(gpus) == str(tp), case
+        assert resources["requests"]["nvidia.com/gpu"] == str(gpus), case
+        seen.add(gpus)
+    assert seen == {1, 4, 8}  # one GPU (pilot), tensor parallel 4 (product 70B) and 8 (core DeepSeek-R1)
+
+
+def test_pod_lands_only_on_gpu_nodes_of_its_pool(stack_cases, stack_rendered) -> None:
+    for case, (settings, model) in stack_cases.items():
+        spec = pod_spec(stack_rendered[case])
+        pool = settings.models[model].pool
+        dedicated_to = [n for n, t in settings.tenants.items() if t.dedicated_pool == pool]
+        own_taints = [GPU_TAINT] + [{"key": TENANT_TAINT, "value": t, "effect": "NoSchedule"} for t in dedicated_to]
+        gpu_node = {POOL_LABEL: pool, "nvidia.com/gpu.present": "true"}
+        assert schedulable(spec, gpu_node, own_taints), case
+        for other in settings.pools:
+            if other != pool:
+                assert not schedulable(spec, {**gpu_node, POOL_LABEL: other}, [GPU_TAINT]), (case, other)
+        assert not schedulable(spec, {POOL_LABEL: pool}, []), f"{case}: a node without GPUs"
+        assert not schedulable(spec, {"kubernetes.io/os": "linux"}, []), f"{case}: a system node"
+        assert not schedulable(
+            spec, gpu_node, [*own_taints, {"key": TENANT_TAINT, "value": "x", "effect": "NoSchedule"}]
+        )
+
+
+def test_only_the_dedicated_tenants_models_tolerate_its_pool(stack_cases, stack_rendered) -> None:
+    analytics = pod_spec(stack_rendered["core-analytics-8b"])["tolerations"]
+    assert {"key": TENANT_TAINT, "operator": "Equal", "value": "analytics", "effect": "NoSchedule"} in analytics
+    for case in stack_cases:
+        if case != "core-analytics-8b":
+            assert all(t["key"] != TENANT_TAINT for t in pod_spec(stack_rendered[case])["tolerations"]), case
+
+
+def test_pdb_never_blocks_a_drain_of_a_single_replica(chart: helm.Chart, rendered) -> None:
+    single = render(chart, base_values(), name="one", namespace="ci")
+    assert of_kind(single, "Deployment")[0]["spec"]["replicas"] == 1
+    (pdb,) = of_kind(single, "PodDisruptionBudget")
+    assert eviction_allowed(pdb, replicas=1, healthy=1, pod_ready=True)  # serving
+    assert eviction_allowed(pdb, replicas=1, healthy=0, pod_ready=False)  # waiting for weights, or loading
+    for case, objects in rendered.items():
+        for pdb in of_kind(objects, "PodDisruptionBudget"):
+            replicas = of_kind(objects, "Deployment")[0]["spec"]["replicas"]
+            assert eviction_allowed(pdb, replicas=replicas, healthy=replicas, pod_ready=True), case
+            assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels(objects).items(), case
+
+
+def pod_labels(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return of_kind(objects, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+
+
+def test_rollout_needs_no_spare_gpus_and_spreads_zones_only_with_replicas(rendered) -> None:
+    for case, objects in rendered.items():
+        (deployment,) = of_kind(objects, "Deployment")
+        strategy = deployment["spec"]["strategy"]
+        assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, case
+        spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints")
+        if deployment["spec"]["replicas"] > 1:
+            assert spread[0]["topologyKey"] == "topology.kubernetes.io/zone", case
+            assert spread[0]["whenUnsatisfiable"] == "ScheduleAnyway", case
+        else:
+            assert spread is None, case
+
+
+def test_startup_probe_covers_the_model_load(stack_cases, stack_rendered) -> None:
+    minutes = {}
+    for case in stack_cases:
+        (vllm,) = pod_spec(stack_rendered[case])["containers"]
+        startup = vllm["startupProbe"]
+        minutes[case] = startup["periodSeconds"] * startup["failureThreshold"] / 60
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert vllm[probe]["httpGet"] == {"path": "/health", "port": "http"}, case
+    assert minutes["pilot-llama-8b"] >= 10
+    assert minutes["core-deepseek-r1"] > minutes["product-llama-70b"] > minutes["pilot-llama-8b"]
+
+
+def test_weights_wait_for_the_manifest_and_fit_the_cache(stack_cases, stack_rendered) -> None:
+    for case, (settings, model) in stack_cases.items():
+        (loader,) = pod_spec(stack_rendered[case])["initContainers"]
+        env = {e["name"]: e["value"] for e in loader["env"]}
+        assert env["BUCKET"] == f"{settings.name}-models"
+        assert env["PREFIX"] == f"models/{model}/{settings.models[model].revision}"
+        script = loader["command"][-1]
+        assert 'until err=$(aws s3api head-object --bucket "$BUCKET" --key "$PREFIX/manifest.json"' in script
+        assert "aws s3 sync" in script
+    volumes = {v["name"]: v for v in pod_spec(stack_rendered["core-deepseek-r1"])["volumes"]}
+    assert volumes["weights"]["emptyDir"]["sizeLimit"] == "688Gi"  # 671 GB of fp8 weights and 10%
+
+
+def test_no_nat_stacks_pull_through_the_ecr_cache(settings_by_stack, stack_rendered) -> None:
+    for case, objects in stack_rendered.items():
+        settings = settings_by_stack[case.split("-", 1)[0]]
+        for container in all_containers(pod_spec(objects)):
+            through_ecr = container["image"].startswith(f"{ECR_ACCOUNT}.dkr.ecr.")
+            assert through_ecr == (settings.network.nat.value == "none"), (case, container["image"])
+    with pytest.raises(ServingValuesError, match=r"network\.nat"):
+        serving_values(settings_by_stack["core"], "llama-8b", bucket="core-models")
+
+
+def test_multi_node_models_are_refused(settings_by_stack: dict[str, Settings], chart: helm.Chart) -> None:
+    with pytest.raises(ServingValuesError, match=r"models\.llama-405b: .*2 p5\.48xlarge nodes per replica"):
+        stack_values(settings_by_stack["core"], "llama-405b")
+
+
+def test_service_monitor_network_policy_and_service_account(stack_cases, stack_rendered) -> None:
+    for case, (_, model) in stack_cases.items():
+        objects = stack_rendered[case]
+        (monitor,) = of_kind(objects, "ServiceMonitor")
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+        (service,) = of_kind(objects, "Service")
+        assert service["spec"]["type"] == "ClusterIP"
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        (policy,) = of_kind(objects, "NetworkPolicy")
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        sources = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+        namespaces = [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in sources]
+        assert namespaces == ["gateway", "monitoring"] and all("podSelector" in p for p in sources), case
+        (account,) = of_kind(objects, "ServiceAccount")
+        assert account["metadata"]["name"] == f"{model}-serving" == pod_spec(objects)["serviceAccountName"]
+        labels = pod_labels(objects)
+        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version"):
+            assert key in labels and all(key in o["metadata"]["labels"] for o in objects), case
+
+
+# --- golden files ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN))
+def test_golden(case: str, stack_rendered: dict[str, list[dict[str, Any]]]) -> None:
+    text = yaml.safe_dump_all(stack_rendered[case], sort_keys=True, width=120)
+    path = GOLDEN_DIR / f"{case}.yaml"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest {__file__}"
+    assert text == path.read_text(), f"{case} changed: review the diff, bump the chart version, UPDATE_GOLDEN=1"
