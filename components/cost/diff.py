@@ -1,0 +1,516 @@
+"""Compare two plans of one stack (plan JSON v1): what is added, removed and changed, field by field;
+which changes replace a stateful resource; how the cost moves, line by line and in total.
+
+Offline, no provider can say what forces a replacement, so REPLACE_FORCING lists the input paths that do
+for the types the kit creates (from the providers' documentation: Terraform's ForceNew attributes that
+pulumi-aws inherits, and Kubernetes' immutable names). A path not listed is treated as an in-place update;
+a changed resource key (a renamed logical resource) is a delete plus a create.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from components.cost.estimate import STATEFUL_TYPES, money
+
+SECRET = "[secret]"
+UNKNOWN = "(known after apply)"
+
+# type -> input paths (dotted; a prefix covers everything under it) whose change replaces the resource.
+REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {
+    "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix"),
+    "aws:s3/bucketV2:BucketV2": ("bucket", "bucketPrefix"),
+    "aws:eks/cluster:Cluster": (
+        "name",
+        "kubernetesNetworkConfig",
+        "accessConfig.bootstrapClusterCreatorAdminPermissions",
+        "encryptionConfig.provider.keyArn",
+        "outpostConfig",
+    ),
+    "aws:eks/nodeGroup:NodeGroup": (
+        "clusterName",
+        "nodeGroupName",
+        "nodeGroupNamePrefix",
+        "nodeRoleArn",
+        "subnetIds",
+        "instanceTypes",
+        "amiType",
+        "capacityType",
+        "diskSize",
+        "remoteAccess",
+    ),
+    "aws:eks/addon:Addon": ("addonName", "clusterName"),
+    "aws:ec2/vpc:Vpc": ("cidrBlock", "instanceTenancy"),
+    "aws:ec2/subnet:Subnet": ("cidrBlock", "availabilityZoneId", "availabilityZone", "vpcId", "ipv6Native"),
+    "aws:ec2/natGateway:NatGateway": ("subnetId", "allocationId", "connectivityType", "privateIp"),
+    "aws:ec2/eip:Eip": ("domain", "publicIpv4Pool", "networkBorderGroup"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("serviceName", "vpcId", "vpcEndpointType"),
+    "aws:ec2/securityGroup:SecurityGroup": ("name", "namePrefix", "description", "vpcId"),
+    "aws:ec2/routeTable:RouteTable": ("vpcId",),
+    "aws:ec2/flowLog:FlowLog": (
+        "vpcId",
+        "logDestination",
+        "logDestinationType",
+        "trafficType",
+        "iamRoleArn",
+        "maxAggregationInterval",
+    ),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix", "logGroupClass"),
+    "aws:kms/key:Key": ("customerMasterKeySpec", "keySpec", "keyUsage", "multiRegion"),
+    "aws:kms/alias:Alias": ("name", "namePrefix"),
+    "aws:iam/role:Role": ("name", "namePrefix", "path"),
+    "aws:iam/policy:Policy": ("name", "namePrefix", "path"),
+    "aws:sqs/queue:Queue": ("name", "namePrefix", "fifoQueue"),
+    "aws:ebs/volume:Volume": ("availabilityZone", "encrypted", "kmsKeyId", "snapshotId"),
+    "aws:fsx/lustreFileSystem:LustreFileSystem": (
+        "subnetIds",
+        "deploymentType",
+        "perUnitStorageThroughput",
+        "kmsKeyId",
+        "importPath",
+        "exportPath",
+    ),
+    "aws:rds/instance:Instance": ("identifier", "engine", "dbName", "kmsKeyId", "storageEncrypted", "username"),
+    "aws:elasticache/replicationGroup:ReplicationGroup": (
+        "replicationGroupId",
+        "atRestEncryptionEnabled",
+        "subnetGroupName",
+        "kmsKeyId",
+    ),
+    "aws:ecr/repository:Repository": ("name",),
+    "aws:route53/zone:Zone": ("name",),
+    "aws:secretsmanager/secret:Secret": ("name", "namePrefix"),
+    "aws:lb/loadBalancer:LoadBalancer": ("name", "namePrefix", "internal", "loadBalancerType"),
+}
+KUBERNETES_REPLACE_FORCING = ("metadata.name", "metadata.namespace", "apiVersion", "kind")
+
+
+def replace_forcing(resource_type: str) -> tuple[str, ...]:
+    if resource_type.startswith("kubernetes:") and not resource_type.startswith("kubernetes:helm.sh"):
+        return KUBERNETES_REPLACE_FORCING
+    return REPLACE_FORCING.get(resource_type, ())
+
+
+def _forces(resource_type: str, path: str) -> bool:
+    return any(
+        path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in replace_forcing(resource_type)
+    )
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted paths to scalars; lists of scalars stay whole (their order is the value), lists of maps by index."""
+    out: dict[str, Any] = {}
+    if isinstance(value, Mapping):
+        if not value and prefix:
+            out[prefix] = {}
+        for k in sorted(value, key=str):
+            out.update(flatten(value[k], f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(value, list) and any(isinstance(v, (Mapping, list)) for v in value):
+        for i, v in enumerate(value):
+            out.update(flatten(v, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = value
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+    forces_replacement: bool
+    ignored: bool = False  # listed in ignore_changes: `pulumi up` keeps what AWS has
+
+
+@dataclass(kw_only=True)
+class ResourceChange:
+    key: str
+    type: str
+    name: str
+    action: str  # create, delete, update, replace
+    stateful: bool
+    protected: bool = False
+    retained: bool = False
+    fields: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def loud(self) -> bool:
+        """A replacement or deletion that loses state (or is blocked by protect)."""
+        return self.stateful and self.action in ("replace", "delete")
+
+
+def _show(value: Any) -> Any:
+    return SECRET if value == SECRET else value
+
+
+def _resource_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[ResourceChange]:
+    before = {r["key"]: r for r in base.get("resources", [])}
+    after = {r["key"]: r for r in head.get("resources", [])}
+    changes: list[ResourceChange] = []
+    for key in sorted(set(before) | set(after)):
+        b, a = before.get(key), after.get(key)
+        r = a or b
+        assert r is not None
+        stateful = r["type"] in STATEFUL_TYPES
+        if b is None:
+            changes.append(ResourceChange(key=key, type=r["type"], name=r["name"], action="create", stateful=stateful))
+            continue
+        if a is None:
+            changes.append(
+                ResourceChange(
+                    key=key,
+                    type=r["type"],
+                    name=r["name"],
+                    action="delete",
+                    stateful=stateful,
+                    protected=bool(b.get("protect")),
+                    retained=bool(b.get("retain_on_delete")),
+                )
+            )
+            continue
+        fields: list[FieldChange] = []
+        fb, fa = flatten(b.get("inputs") or {}), flatten(a.get("inputs") or {})
+        for path in sorted(set(fb) | set(fa)):
+            vb, va = fb.get(path), fa.get(path)
+            if vb == va or (vb == SECRET and va == SECRET):
+                continue
+            if UNKNOWN in (vb, va) and path not in fb.keys() ^ fa.keys():
+                continue  # an output unknown on one side only is not a planned change
+            ignored = any(
+                path == i or path.startswith(i + ".") for i in (a.get("options") or {}).get("ignore_changes", [])
+            )
+            fields.append(
+                FieldChange(
+                    path=path,
+                    before=_show(vb),
+                    after=_show(va),
+                    forces_replacement=_forces(r["type"], path) and not ignored,
+                    ignored=ignored,
+                )
+            )
+        for option in ("protect", "retain_on_delete", "provider", "parent"):
+            if b.get(option) != a.get(option):
+                fields.append(
+                    FieldChange(
+                        path=f"({option})",
+                        before=b.get(option),
+                        after=a.get(option),
+                        forces_replacement=option == "provider",
+                    )
+                )
+        if fields:
+            action = "replace" if any(f.forces_replacement for f in fields) else "update"
+            changes.append(
+                ResourceChange(
+                    key=key,
+                    type=r["type"],
+                    name=r["name"],
+                    action=action,
+                    stateful=stateful,
+                    protected=bool(b.get("protect")),
+                    retained=bool(b.get("retain_on_delete")),
+                    fields=fields,
+                )
+            )
+    return changes
+
+
+def _cost_delta(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any] | None:
+    cb, ch = base.get("cost"), head.get("cost")
+    if not cb or not ch:
+        return None
+    lb = {ln["id"]: ln for ln in cb["lines"]}
+    lh = {ln["id"]: ln for ln in ch["lines"]}
+    lines = []
+    for line_id in sorted(set(lb) | set(lh)):
+        b, h = lb.get(line_id), lh.get(line_id)
+        vb = Decimal(b["monthly"]) if b else Decimal(0)
+        vh = Decimal(h["monthly"]) if h else Decimal(0)
+        basis_changed = bool(b and h and b["basis"] != h["basis"])
+        if vb == vh and not basis_changed and (b is None) == (h is None):
+            continue
+        ref = h or b
+        assert ref is not None
+        lines.append(
+            {
+                "id": line_id,
+                "category": ref["category"],
+                "item": ref["item"],
+                "before": money(vb) if b else None,
+                "after": money(vh) if h else None,
+                "delta": money(vh - vb),
+                "basis": h["basis"] if h else b["basis"] if b else "",
+                "source": ref["source"],
+            }
+        )
+    lines.sort(key=lambda x: (-abs(Decimal(x["delta"])), x["id"]))
+    monthly = Decimal(ch["monthly_total"]) - Decimal(cb["monthly_total"])
+    aws = Decimal(ch["aws_monthly"]) - Decimal(cb["aws_monthly"])
+    return {
+        "currency": ch["currency"],
+        "monthly_before": cb["monthly_total"],
+        "monthly_after": ch["monthly_total"],
+        "monthly_delta": money(monthly),
+        "annual_before": cb["annual_total"],
+        "annual_after": ch["annual_total"],
+        "annual_delta": money(monthly * 12),
+        "aws_monthly_delta": money(aws),
+        "band_before": cb["band"],
+        "band": ch["band"],
+        "per_million_output_tokens_before": cb.get("per_million_output_tokens"),
+        "per_million_output_tokens_after": ch.get("per_million_output_tokens"),
+        "lines": lines,
+    }
+
+
+def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
+    changes = _resource_changes(base, head)
+    counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "replace", "delete")}
+    warnings: list[str] = []
+    for c in changes:
+        if not c.loud:
+            continue
+        why = ", ".join(f.path for f in c.fields if f.forces_replacement)
+        if c.action == "replace":
+            text = f"REPLACES stateful {c.type} {c.name} ({why}): the old one is deleted with its data"
+        else:
+            text = f"DELETES stateful {c.type} {c.name}"
+        if c.retained:
+            text += "; retain_on_delete keeps the old one in AWS, orphaned"
+        if c.protected:
+            text += "; it is protected, so `pulumi up` will refuse until protect is lifted"
+        warnings.append(text)
+    cost = _cost_delta(base, head)
+    if cost and cost["band_before"]["within"] and not cost["band"]["within"]:
+        warnings.append(
+            f"the change takes the stack out of its {cost['band']['preset']} band "
+            f"(${Decimal(cost['band']['low']):,.0f} to ${Decimal(cost['band']['high']):,.0f} a year)"
+        )
+    return {
+        "stack": head.get("stack"),
+        "preset": head.get("preset"),
+        "base_stack": base.get("stack"),
+        "counts": counts,
+        "warnings": warnings,
+        "changes": [
+            {
+                "key": c.key,
+                "type": c.type,
+                "name": c.name,
+                "action": c.action,
+                "stateful": c.stateful,
+                "protected": c.protected,
+                "retained": c.retained,
+                "fields": [
+                    {
+                        "path": f.path,
+                        "before": f.before,
+                        "after": f.after,
+                        "forces_replacement": f.forces_replacement,
+                        "ignored": f.ignored,
+                    }
+                    for f in c.fields
+                ],
+            }
+            for c in changes
+        ],
+        "cost": cost,
+    }
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+GITHUB_COMMENT_LIMIT = 65_536
+MARKER = "<!-- modelyard-plan-diff -->"
+
+
+def _usd(value: str | None, sign: bool = False) -> str:
+    if value is None:
+        return "-"
+    amount = Decimal(value)
+    text = f"${abs(amount):,.2f}"
+    return f"-{text}" if amount < 0 else (f"+{text}" if sign else text)
+
+
+def _value(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = "(absent)" if value is None else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _cost_summary(cost: Mapping[str, Any] | None) -> list[str]:
+    if cost is None:
+        return ["Cost: not available (a plan without a cost object)."]
+    band = cost["band"]
+    inside = "inside" if band["within"] else "**outside**"
+    return [
+        f"Cost: {_usd(cost['monthly_delta'], True)} a month ({_usd(cost['annual_delta'], True)} a year), "
+        f"AWS {_usd(cost['aws_monthly_delta'], True)} a month; total {_usd(cost['monthly_before'])} -> "
+        f"{_usd(cost['monthly_after'])} a month, {_usd(cost['annual_after'])} a year, {inside} the "
+        f"{band['preset']} band ({_usd(band['low'])} to {_usd(band['high'])})."
+    ]
+
+
+def render_text(diff: Mapping[str, Any]) -> str:
+    n = diff["counts"]
+    out = [
+        f"Plan diff, stack {diff['stack']} ({diff['preset']}): {n['create']} to add, {n['update']} to change, "
+        f"{n['replace']} to replace, {n['delete']} to delete.",
+        *_cost_summary(diff["cost"]),
+    ]
+    for w in diff["warnings"]:
+        out.append(f"!! WARNING: {w}")
+    for c in diff["changes"]:
+        symbol = {"create": "+", "delete": "-", "update": "~", "replace": "+-"}[c["action"]]
+        loud = "  !! STATEFUL" if c["stateful"] and c["action"] in ("replace", "delete") else ""
+        out.append(f"{symbol} {c['key']} ({c['action']}){loud}")
+        for f in c["fields"]:
+            mark = "  [forces replacement]" if f["forces_replacement"] else ""
+            mark += "  [ignored on update: applies at creation only]" if f.get("ignored") else ""
+            out.append(f"      {f['path']}: {_value(f['before'])} -> {_value(f['after'])}{mark}")
+    if diff["cost"] and diff["cost"]["lines"]:
+        out.append("Cost by line (a month):")
+        for ln in diff["cost"]["lines"]:
+            out.append(f"  {_usd(ln['delta'], True):>14}  {ln['item']} ({_usd(ln['before'])} -> {_usd(ln['after'])})")
+    return "\n".join(out) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _mermaid_id(text: str) -> str:
+    return "n" + "".join(ch if ch.isalnum() else "_" for ch in text)
+
+
+def mermaid(plan: Mapping[str, Any], diff: Mapping[str, Any] | None = None, max_nodes: int = 60) -> str:
+    """The stack as a graph: components and, under each, its resources grouped by type (added, changed or
+    replaced groups coloured)."""
+    actions = {c["key"]: c["action"] for c in (diff or {}).get("changes", [])}
+    resources = plan.get("resources", [])
+    components = [r for r in resources if not r.get("custom", True)]
+    component_keys = {c["key"] for c in components}
+    by_key = {r["key"]: r for r in resources}
+
+    def owner(key: str | None) -> str | None:
+        """The nearest component above a resource (resources may be parented to other resources)."""
+        seen = set()
+        while key is not None and key not in component_keys and key not in seen:
+            seen.add(key)
+            key = (by_key.get(key) or {}).get("parent")
+        return key if key in component_keys else None
+
+    groups: dict[tuple[str | None, str], list[str]] = {}
+    for r in resources:
+        if not r.get("custom", True) or r["type"].startswith("pulumi:providers:"):
+            continue
+        groups.setdefault((owner(r.get("parent")), r["type"].rsplit(":", 1)[-1]), []).append(r["key"])
+    for c in (diff or {}).get("changes", []):
+        if c["action"] == "delete" and not c["type"].startswith("pulumi:providers:"):
+            groups.setdefault((None, c["type"].rsplit(":", 1)[-1] + " (deleted)"), []).append(c["key"])
+    lines = ["graph LR", f'  stack(["{plan.get("stack")} ({plan.get("preset")})"])']
+    styles: dict[str, list[str]] = {"create": [], "update": [], "replace": [], "delete": []}
+    for comp in components:
+        cid = _mermaid_id(comp["key"])
+        up = owner(comp.get("parent"))
+        parent = _mermaid_id(up) if up else "stack"
+        lines.append(f'  {cid}["{comp["name"]}"]')
+        lines.append(f"  {parent} --> {cid}")
+    ordered = sorted(groups.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+    for shown, ((parent_key, short), keys) in enumerate(ordered):
+        if shown >= max_nodes:
+            lines.append(f'  more["... {len(groups) - shown} more groups"]')
+            lines.append("  stack --> more")
+            break
+        gid = _mermaid_id(f"{parent_key}/{short}")
+        label = f"{len(keys)} x {short}" if len(keys) > 1 else short
+        lines.append(f'  {gid}["{label}"]')
+        lines.append(f"  {_mermaid_id(parent_key) if parent_key else 'stack'} --> {gid}")
+        acts = [actions.get(k) for k in keys]
+        for action in ("delete", "replace", "create", "update"):
+            if action in acts or (action == "delete" and "(deleted)" in short):
+                styles[action].append(gid)
+                break
+    colours = {"create": "#d4f8d4", "update": "#fff3c4", "replace": "#ffd0d0", "delete": "#e0e0e0"}
+    for action, ids in styles.items():
+        if ids:
+            lines.append(f"  classDef {action} fill:{colours[action]}")
+            lines.append(f"  class {','.join(ids)} {action}")
+    return "\n".join(lines)
+
+
+def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT) -> str:
+    n = diff["counts"]
+    head_lines = [
+        MARKER,
+        f"### modelyard plan diff: stack `{diff['stack']}` ({diff['preset']})",
+        "",
+        f"**Resources:** {n['create']} to add, {n['update']} to change, {n['replace']} to replace, "
+        f"{n['delete']} to delete.",
+        "",
+        f"**{_cost_summary(diff['cost'])[0]}**",
+        "",
+    ]
+    if diff["warnings"]:
+        head_lines += ["> [!CAUTION]"] + [f"> **{_escape(w)}**  " for w in diff["warnings"]] + [""]
+    body: list[str] = []
+    cost = diff["cost"]
+    if cost and cost["lines"]:
+        body += [
+            f"<details><summary>Cost delta by line ({len(cost['lines'])})</summary>",
+            "",
+            "| line | before | after | delta a month |",
+            "|---|---:|---:|---:|",
+        ]
+        body += [
+            f"| {_escape(ln['item'])} | {_usd(ln['before'])} | {_usd(ln['after'])} | {_usd(ln['delta'], True)} |"
+            for ln in cost["lines"]
+        ]
+        body += ["", "</details>", ""]
+    changes = diff["changes"]
+    if changes:
+        body += [f"<details><summary>Resource changes ({len(changes)})</summary>", ""]
+        for c in changes:
+            loud = " **STATEFUL**" if c["stateful"] and c["action"] in ("replace", "delete") else ""
+            body.append(f"- `{c['action']}` `{c['key']}`{loud}")
+            if c["fields"]:
+                body += ["", "  | field | before | after | replaces |", "  |---|---|---|---|"]
+                body += [
+                    f"  | `{_escape(f['path'])}` | `{_escape(_value(f['before']))}` | `{_escape(_value(f['after']))}` "
+                    f"| {'yes' if f['forces_replacement'] else 'ignored on update' if f.get('ignored') else ''} |"
+                    for f in c["fields"]
+                ]
+                body.append("")
+        body += ["", "</details>", ""]
+    body += [
+        "<details><summary>Stack diagram</summary>",
+        "",
+        "```mermaid",
+        mermaid(head, diff),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return truncate("\n".join(head_lines), "\n".join(body), limit)
+
+
+def truncate(head: str, body: str, limit: int) -> str:
+    """head + body within limit characters; the body is cut at a line and closed, with a note."""
+    text = head + "\n" + body
+    if len(text) <= limit:
+        return text
+    note = (
+        "\n\n</details>\n\n_Truncated: the diff exceeds GitHub's comment limit of "
+        f"{GITHUB_COMMENT_LIMIT:,} characters; the full diff is in the workflow's artifact._\n"
+    )
+    room = max(0, limit - len(head) - 1 - len(note))
+    cut = body[:room]
+    cut = cut[: cut.rfind("\n")] if "\n" in cut else ""
+    if cut.count("```") % 2:
+        cut = cut[: cut.rfind("```")]
+    return (head + "\n" + cut + note)[:limit]
