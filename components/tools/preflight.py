@@ -1,0 +1,589 @@
+"""`modelyard preflight --stack S [--profile P]`: what would make `pulumi up` fail, checked before spending.
+
+Each check prints one line, OK, WARN or FAIL, and every FAIL carries its fix (for a quota, the exact
+increase request). Exit codes: 0 nothing blocks, 3 something blocks (or no credentials), 2 bad input.
+WARN never blocks: it marks what could not be checked, or a risk (docs/preflight.md, one section per check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import botocore.exceptions
+
+from components.catalog import InstanceType, instances
+from components.errors import ExitCode, InputError, Problem
+from components.settings import Settings
+from components.settings.model import EKS_VERSIONS, Capacity, NatMode
+from components.tools import aws
+from components.tools.aws import Clients, caller_identity, error_code, http_status, model_bucket_name
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Status(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # which check: credentials, region, offering, quota, eip, eni, eks, bucket, reservation
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Quota:
+    service: str
+    code: str
+    name: str
+
+
+# EC2 vCPU quotas per instance class and purchase option (Service Quotas, service code ec2). G and VT share one.
+ON_DEMAND_G = Quota("ec2", "L-DB2E81BA", "Running On-Demand G and VT instances")
+ON_DEMAND_P = Quota("ec2", "L-417A185B", "Running On-Demand P instances")
+SPOT_G = Quota("ec2", "L-3819A6DF", "All G and VT Spot Instance Requests")
+SPOT_P = Quota("ec2", "L-7212CCBC", "All P Spot Instance Requests")
+ON_DEMAND_STANDARD = Quota("ec2", "L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances")
+ELASTIC_IPS = Quota("ec2", "L-0263D0A3", "EC2-VPC Elastic IPs")
+NETWORK_INTERFACES = Quota("vpc", "L-DF5E4CA3", "Network interfaces per Region")
+
+VCPU_QUOTAS: Mapping[tuple[str, bool], Quota] = {
+    ("G", False): ON_DEMAND_G,
+    ("G", True): SPOT_G,
+    ("P", False): ON_DEMAND_P,
+    ("P", True): SPOT_P,
+}
+
+# Network interfaces the kit's stack uses besides its nodes' (an estimate; docs/preflight.md):
+# the EKS control plane places up to 4 in the cluster's subnets, and load balancers take about 3 more.
+ENI_CONTROL_PLANE_AND_BALANCERS = 7
+# Per node, the VPC CNI attaches the primary interface and keeps one warm secondary interface.
+ENIS_PER_NODE = 2
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
+        self.checks.append(Check(name, status, detail, fix))
+
+    @property
+    def blocked(self) -> bool:
+        return any(c.status is Status.FAIL for c in self.checks)
+
+    def render(self) -> str:
+        lines = []
+        for check in self.checks:
+            lines.append(f"  {check.status.value:<5} {check.name}: {check.detail}")
+            if check.fix:
+                lines.append(f"        fix: {check.fix}")
+        failed = sum(c.status is Status.FAIL for c in self.checks)
+        warned = sum(c.status is Status.WARN for c in self.checks)
+        lines.append(
+            f"{len(self.checks)} checks: {len(self.checks) - failed - warned} OK, {warned} WARN, {failed} FAIL"
+            + (" -- fix the FAIL lines before `pulumi up`" if failed else "")
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _quota_class(instance: InstanceType) -> str | None:
+    """G (G and VT) or P, the EC2 vCPU quota class of a GPU instance family; None for others."""
+    family = instance.family.lower()
+    if family.startswith(("g", "vt")):
+        return "G"
+    if family.startswith("p"):
+        return "P"
+    return None
+
+
+def pool_zones(settings: Settings, pool_name: str) -> tuple[str, ...]:
+    return settings.pools[pool_name].zone_ids or settings.network.zone_ids
+
+
+def pool_peak(settings: Settings, pool_name: str) -> tuple[int, int]:
+    """(nodes, vCPUs) a pool reaches at its GPU ceiling, with its hungriest instance type.
+
+    Nodes = ceil(max_gpus / GPUs per instance); vCPUs = nodes x vCPUs per instance. With several types
+    (Karpenter picks) the worst case counts: the type with the most vCPUs for the ceiling.
+    """
+    pool = settings.pools[pool_name]
+    catalog = instances()
+    worst = (0, 0)
+    for type_name in pool.instance_types:
+        instance = catalog[type_name]
+        nodes = math.ceil(pool.max_gpus / max(instance.gpu_count, 1))
+        worst = max(worst, (nodes * instance.vcpu, nodes), key=lambda v: v[0])
+    vcpus, nodes = worst
+    return nodes, vcpus
+
+
+def vcpu_needs(settings: Settings) -> dict[Quota, tuple[int, list[str]]]:
+    """vCPUs each EC2 quota must allow at the stack's GPU ceilings, with the pools that need them.
+
+    Reservation pools count as on-demand (instances in an on-demand capacity reservation count against
+    the on-demand quota); capacity-block pools are left out (docs/preflight.md). System nodes count
+    against the Standard on-demand quota at their maximum.
+    """
+    needs: dict[Quota, tuple[int, list[str]]] = {}
+    catalog = instances()
+
+    def add(quota: Quota, vcpus: int, who: str) -> None:
+        total, pools = needs.get(quota, (0, []))
+        needs[quota] = (total + vcpus, [*pools, who])
+
+    for name, pool in sorted(settings.pools.items()):
+        if pool.capacity is Capacity.CAPACITY_BLOCK:
+            continue
+        classes = {_quota_class(catalog[t]) for t in pool.instance_types} - {None}
+        _, vcpus = pool_peak(settings, name)
+        for cls in sorted(c for c in classes if c):
+            add(VCPU_QUOTAS[(cls, pool.capacity is Capacity.SPOT)], vcpus, f"pools.{name}")
+    system = settings.cluster.system_nodes
+    if system.instance_type in catalog:
+        add(ON_DEMAND_STANDARD, system.max_nodes * catalog[system.instance_type].vcpu, "cluster.system_nodes")
+    return needs
+
+
+def nat_gateways(settings: Settings) -> int:
+    return {NatMode.NONE: 0, NatMode.SINGLE: 1, NatMode.PER_ZONE: len(settings.network.zone_ids)}[settings.network.nat]
+
+
+def eni_need(settings: Settings) -> int:
+    """Network interfaces the stack may use at its ceilings (an estimate, docs/preflight.md)."""
+    nodes = settings.cluster.system_nodes.max_nodes + sum(pool_peak(settings, name)[0] for name in settings.pools)
+    endpoints = len(settings.interface_endpoints) * len(settings.network.zone_ids)
+    return nodes * ENIS_PER_NODE + endpoints + nat_gateways(settings) + ENI_CONTROL_PLANE_AND_BALANCERS
+
+
+def increase_command(quota: Quota, desired: int, region: str) -> str:
+    return (
+        f"aws service-quotas request-service-quota-increase --service-code {quota.service} "
+        f"--quota-code {quota.code} --desired-value {desired} --region {region}"
+    )
+
+
+class Preflight:
+    """All checks for one stack, against one account (clients already built)."""
+
+    def __init__(self, settings: Settings, clients: Clients) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.region = settings.region
+        self.report = Report()
+        self._quota_cache: dict[Quota, float | None] = {}
+
+    # --- each check -------------------------------------------------------------------------------
+    def run(self) -> Report:
+        identity = caller_identity(self.clients)  # raises EnvironmentBlocked: nothing else can run
+        self.report.add("credentials", Status.OK, f"{identity['arn']} (account {identity['account']})")
+        if not self.check_region():
+            return self.report
+        for check in (
+            self.check_zones,
+            self.check_offerings,
+            self.check_vcpu_quotas,
+            self.check_elastic_ips,
+            self.check_network_interfaces,
+            self.check_eks_version,
+            lambda: self.check_bucket(identity["account"]),
+            self.check_reservations,
+        ):
+            check()
+        return self.report
+
+    def check_region(self) -> bool:
+        try:
+            answer = self.clients("ec2").describe_regions(AllRegions=True)
+        except botocore.exceptions.ClientError as exc:
+            self.report.add(
+                "region",
+                Status.FAIL,
+                f"{self.region}: cannot list regions ({error_code(exc)})",
+                "grant ec2:DescribeRegions to the caller",
+            )
+            return False
+        regions = {r["RegionName"]: r.get("OptInStatus", "opt-in-not-required") for r in answer["Regions"]}
+        if self.region not in regions:
+            self.report.add(
+                "region",
+                Status.FAIL,
+                f"{self.region} is not a region of this account's partition",
+                "set modelyard:region to a region `aws ec2 describe-regions` lists",
+            )
+            return False
+        if regions[self.region] == "not-opted-in":
+            self.report.add(
+                "region",
+                Status.FAIL,
+                f"{self.region} is an opt-in region not enabled in this account",
+                f"aws account enable-region --region-name {self.region}",
+            )
+            return False
+        self.report.add("region", Status.OK, f"{self.region} ({regions[self.region]})")
+        return True
+
+    def check_zones(self) -> None:
+        wanted = set(self.settings.network.zone_ids)
+        for pool in self.settings.pools.values():
+            wanted.update(pool.zone_ids)
+        answer = self.clients("ec2").describe_availability_zones(AllAvailabilityZones=True)
+        zones = {z["ZoneId"]: z for z in answer["AvailabilityZones"]}
+        for zone_id in sorted(wanted):
+            zone = zones.get(zone_id)
+            if zone is None:
+                self.report.add(
+                    "zone",
+                    Status.FAIL,
+                    f"{zone_id} is not a zone of {self.region}",
+                    f"pick zone ids from `aws ec2 describe-availability-zones --region {self.region}` "
+                    "(network.zone_ids, pools.<pool>.zone_ids)",
+                )
+            elif zone.get("State") != "available":
+                self.report.add(
+                    "zone",
+                    Status.FAIL,
+                    f"{zone_id} ({zone['ZoneName']}) is {zone.get('State')}",
+                    "choose another zone in network.zone_ids",
+                )
+            else:
+                self.report.add("zone", Status.OK, f"{zone_id} is {zone['ZoneName']} in this account")
+
+    def _offered(self, types: Iterable[str]) -> dict[str, set[str]]:
+        """Zone ids of the region where each instance type is offered."""
+        offered: dict[str, set[str]] = defaultdict(set)
+        paginator = self.clients("ec2").get_paginator("describe_instance_type_offerings")
+        pages = paginator.paginate(
+            LocationType="availability-zone-id",
+            Filters=[{"Name": "instance-type", "Values": sorted(set(types))}],
+        )
+        for page in pages:
+            for offering in page["InstanceTypeOfferings"]:
+                offered[offering["InstanceType"]].add(offering["Location"])
+        return offered
+
+    def check_offerings(self) -> None:
+        types = {t for pool in self.settings.pools.values() for t in pool.instance_types}
+        if not types:
+            return
+        offered = self._offered(types)
+        for name, pool in sorted(self.settings.pools.items()):
+            zones = pool_zones(self.settings, name)
+            for type_name in pool.instance_types:
+                missing = [z for z in zones if z not in offered.get(type_name, set())]
+                if not missing:
+                    self.report.add("offering", Status.OK, f"pools.{name}: {type_name} in {', '.join(zones)}")
+                    continue
+                elsewhere = sorted(offered.get(type_name, set()))
+                where = f"offered in {', '.join(elsewhere)}" if elsewhere else f"not offered anywhere in {self.region}"
+                covered = [z for z in missing if any(z in offered.get(other, set()) for other in pool.instance_types)]
+                # An elastic pool with another type offered in that zone still gets nodes there.
+                status = Status.WARN if len(covered) == len(missing) and len(pool.instance_types) > 1 else Status.FAIL
+                self.report.add(
+                    "offering",
+                    status,
+                    f"pools.{name}: {type_name} is not offered in {', '.join(missing)} ({where})",
+                    f"set pools.{name}.zone_ids to zones where it is offered, or choose another instance type"
+                    if status is Status.FAIL
+                    else "",
+                )
+
+    def quota_value(self, quota: Quota) -> float | None:
+        """The account's applied value, else AWS's default; None when Service Quotas cannot say."""
+        if quota not in self._quota_cache:
+            client = self.clients("service-quotas")
+            value: float | None
+            try:
+                value = client.get_service_quota(ServiceCode=quota.service, QuotaCode=quota.code)["Quota"]["Value"]
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) != "NoSuchResourceException":
+                    raise
+                try:
+                    answer = client.get_aws_default_service_quota(ServiceCode=quota.service, QuotaCode=quota.code)
+                    value = answer["Quota"]["Value"]
+                except botocore.exceptions.ClientError:
+                    value = None
+            self._quota_cache[quota] = value
+        return self._quota_cache[quota]
+
+    def _quota_line(self, name: str, quota: Quota, needed: int, current: float | None, why: str) -> None:
+        label = f"{quota.name} ({quota.code})"
+        if current is None:
+            self.report.add(name, Status.WARN, f"{label}: Service Quotas has no value; needed {needed} {why}")
+        elif current >= needed:
+            self.report.add(name, Status.OK, f"{label}: {current:g}, needed {needed} {why}")
+        else:
+            self.report.add(
+                name,
+                Status.FAIL,
+                f"{label}: current value {current:g}, needed value {needed} {why}",
+                increase_command(quota, needed, self.region),
+            )
+
+    def check_vcpu_quotas(self) -> None:
+        needs = vcpu_needs(self.settings)
+        # Sorted, so the calls come in a stable order (tests stub them with botocore's Stubber).
+        for quota in sorted(needs, key=lambda q: (q.service, q.code)):
+            needed, who = needs[quota]
+            try:
+                current = self.quota_value(quota)
+            except botocore.exceptions.ClientError as exc:
+                self.report.add(
+                    "quota",
+                    Status.WARN,
+                    f"{quota.name} ({quota.code}): cannot read ({error_code(exc)})",
+                    "grant servicequotas:GetServiceQuota to the caller",
+                )
+                continue
+            self._quota_line("quota", quota, needed, current, f"vCPUs for {', '.join(who)}")
+        for name, pool in sorted(self.settings.pools.items()):
+            if pool.capacity is Capacity.CAPACITY_BLOCK:
+                self.report.add("quota", Status.OK, f"pools.{name}: a capacity block, no vCPU quota counted")
+
+    def _headroom(self, name: str, quota: Quota, in_use: int, needed: int, what: str, release: str) -> None:
+        try:
+            current = self.quota_value(quota)
+        except botocore.exceptions.ClientError as exc:
+            self.report.add(name, Status.WARN, f"{quota.name} ({quota.code}): cannot read ({error_code(exc)})")
+            return
+        label = f"{quota.name} ({quota.code})"
+        if current is None:
+            self.report.add(name, Status.WARN, f"{label}: no value; {in_use} in use, {needed} needed for {what}")
+        elif current - in_use >= needed:
+            self.report.add(name, Status.OK, f"{label}: {current:g}, {in_use} in use, {needed} needed for {what}")
+        else:
+            self.report.add(
+                name,
+                Status.FAIL,
+                f"{label}: current value {current:g} with {in_use} in use leaves {current - in_use:g}; "
+                f"needed value {needed} for {what}",
+                f"{release}, or: {increase_command(quota, math.ceil(in_use + needed), self.region)}",
+            )
+
+    def check_elastic_ips(self) -> None:
+        needed = nat_gateways(self.settings)
+        if needed == 0:
+            self.report.add("elastic-ip", Status.OK, "network.nat is none: no Elastic IP needed")
+            return
+        in_use = len(self.clients("ec2").describe_addresses().get("Addresses", []))
+        self._headroom(
+            "elastic-ip",
+            ELASTIC_IPS,
+            in_use,
+            needed,
+            f"{needed} NAT gateway{'s' if needed > 1 else ''} (network.nat {self.settings.network.nat.value})",
+            "release unassociated addresses (`aws ec2 describe-addresses`, `aws ec2 release-address`)",
+        )
+
+    def check_network_interfaces(self) -> None:
+        paginator = self.clients("ec2").get_paginator("describe_network_interfaces")
+        in_use = sum(len(page["NetworkInterfaces"]) for page in paginator.paginate())
+        self._headroom(
+            "network-interfaces",
+            NETWORK_INTERFACES,
+            in_use,
+            eni_need(self.settings),
+            "nodes at the pools' ceilings, endpoints, NAT, control plane (estimate)",
+            "delete unused interfaces (`aws ec2 describe-network-interfaces --filters Name=status,Values=available`)",
+        )
+
+    def check_eks_version(self) -> None:
+        version = self.settings.cluster.version
+        try:
+            answer = self.clients("eks").describe_cluster_versions(clusterVersions=[version], includeAll=True)
+        except (botocore.exceptions.ClientError, botocore.exceptions.EndpointConnectionError) as exc:
+            code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else "unreachable"
+            known = version in EKS_VERSIONS
+            self.report.add(
+                "eks-version",
+                Status.WARN,
+                f"{version}: EKS could not be asked (DescribeClusterVersions: {code}); falling back to the kit's "
+                f"table, which {'pins add-ons for' if known else 'does not know'} {version}",
+                f"check with `aws eks describe-cluster-versions --cluster-versions {version} --region {self.region}`",
+            )
+            return
+        entries = [v for v in answer.get("clusterVersions", []) if v.get("clusterVersion") == version]
+        if not entries:
+            self.report.add(
+                "eks-version",
+                Status.FAIL,
+                f"EKS in {self.region} does not offer Kubernetes {version}",
+                "set cluster.version to a version `aws eks describe-cluster-versions` lists and the kit supports",
+            )
+            return
+        entry = entries[0]
+        status = str(entry.get("versionStatus") or entry.get("status") or "").upper().replace("-", "_")
+        end = entry.get("endOfStandardSupportDate")
+        if status == "STANDARD_SUPPORT":
+            self.report.add(
+                "eks-version",
+                Status.OK,
+                f"{version}: standard support" + (f" until {end:%Y-%m-%d}" if hasattr(end, "strftime") else ""),
+            )
+        elif status == "EXTENDED_SUPPORT":
+            self.report.add(
+                "eks-version",
+                Status.WARN,
+                f"{version}: extended support only (costs more per hour)",
+                "plan an upgrade of cluster.version",
+            )
+        else:
+            self.report.add(
+                "eks-version",
+                Status.FAIL,
+                f"{version}: {status.lower() or 'unsupported'} in EKS",
+                "set cluster.version to a supported version",
+            )
+
+    def check_bucket(self, account_id: str) -> None:
+        name = model_bucket_name(self.settings.project, self.settings.stack, account_id)
+        s3 = self.clients("s3")
+        try:
+            s3.head_bucket(Bucket=name)
+        except botocore.exceptions.ClientError as exc:
+            status = http_status(exc)
+            if status == 404 or error_code(exc) in ("404", "NoSuchBucket"):
+                self.report.add("bucket", Status.OK, f"{name} is free: `pulumi up` creates it")
+            elif status == 403:
+                self.report.add(
+                    "bucket",
+                    Status.FAIL,
+                    f"{name} exists and this caller may not read it (403): another account "
+                    "owns it, or a policy denies s3:ListBucket",
+                    "if the caller lacks s3:ListBucket, grant it; if another account holds the name, deploy "
+                    "under another project name (Pulumi.yaml name), which changes the bucket's name",
+                )
+            else:
+                self.report.add("bucket", Status.FAIL, f"{name}: HeadBucket answered {status} {error_code(exc)}")
+            return
+        try:
+            tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name).get("TagSet", [])}
+        except botocore.exceptions.ClientError:
+            tags = {}
+        if tags.get("modelyard:stack") == self.settings.stack:
+            self.report.add(
+                "bucket", Status.OK, f"{name} exists and is this stack's (modelyard:stack={self.settings.stack})"
+            )
+        else:
+            self.report.add(
+                "bucket",
+                Status.FAIL,
+                f"{name} exists in this account but is not tagged modelyard:stack={self.settings.stack}",
+                "`pulumi import` it into the stack, or empty and delete it if it is left over",
+            )
+
+    def check_reservations(self) -> None:
+        pools = {name: p for name, p in self.settings.pools.items() if p.reservation_id}
+        if not pools:
+            return
+        ec2 = self.clients("ec2")
+        for name, pool in sorted(pools.items()):
+            rid = str(pool.reservation_id)
+            try:
+                found = ec2.describe_capacity_reservations(CapacityReservationIds=[rid])["CapacityReservations"]
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc).startswith("InvalidCapacityReservationId"):
+                    found = []
+                else:
+                    self.report.add(
+                        "reservation",
+                        Status.WARN,
+                        f"pools.{name}: {rid} cannot be read ({error_code(exc)})",
+                        "grant ec2:DescribeCapacityReservations to the caller",
+                    )
+                    continue
+            if not found:
+                self.report.add(
+                    "reservation",
+                    Status.FAIL,
+                    f"pools.{name}: capacity reservation {rid} does not exist in {self.region}",
+                    f"check the id with `aws ec2 describe-capacity-reservations --region {self.region}` "
+                    f"(pools.{name}.reservation_id)",
+                )
+                continue
+            reservation = found[0]
+            problems = []
+            zones = pool_zones(self.settings, name)
+            zone = reservation.get("AvailabilityZoneId", "")
+            if zone not in zones:
+                problems.append(
+                    f"it sits in {zone or reservation.get('AvailabilityZone')}, not in the pool's zones "
+                    f"({', '.join(zones)})"
+                )
+            if reservation.get("InstanceType") not in pool.instance_types:
+                problems.append(
+                    f"it reserves {reservation.get('InstanceType')}, the pool runs {', '.join(pool.instance_types)}"
+                )
+            state = reservation.get("State", "")
+            if state not in ("active", "scheduled", "pending"):
+                problems.append(f"its state is {state}")
+            if problems:
+                self.report.add(
+                    "reservation",
+                    Status.FAIL,
+                    f"pools.{name}: {rid}: " + "; ".join(problems),
+                    f"set pools.{name}.zone_ids to [{zone}] and instance_types to the reserved type, "
+                    "or use a reservation that matches",
+                )
+            else:
+                self.report.add(
+                    "reservation",
+                    Status.OK,
+                    f"pools.{name}: {rid} {state}, {reservation.get('InstanceType')} in {zone}",
+                )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelyard preflight",
+        description="Check the AWS account before `pulumi up`: credentials, region and zones, GPU instance "
+        "offerings, vCPU quotas, Elastic IP and network-interface headroom, EKS version, the model bucket's "
+        "name, capacity reservations. Exit 0: nothing blocks; 3: something blocks; 2: bad input.",
+    )
+    parser.add_argument("--stack", required=True, help="a stack of stacks/Pulumi.<stack>.yaml")
+    parser.add_argument("--profile", help="an AWS CLI profile (default: boto3's credential chain)")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=PROJECT_ROOT,
+        metavar="DIR",
+        help="the folder holding Pulumi.yaml and the stacks (default: this kit)",
+    )
+    return parser
+
+
+def run_preflight(settings: Settings, clients: Clients) -> Report:
+    return Preflight(settings, clients).run()
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from components.plan.run import load_settings
+
+    _, settings = load_settings(args.project_dir, args.stack)
+    unknown = sorted(
+        f"pools.{name}.instance_types: {t}"
+        for name, pool in settings.pools.items()
+        for t in pool.instance_types
+        if t not in instances()
+    )
+    if unknown:
+        raise InputError(
+            [Problem(path=u.split(": ")[0], message=f"{u.split(': ')[1]} is not in the catalog") for u in unknown]
+        )
+    clients = aws.open_clients(args.profile, settings.region)
+    sys.stdout.write(f"preflight: stack {args.stack}, region {settings.region}\n")
+    report = run_preflight(settings, clients)
+    sys.stdout.write(report.render())
+    return ExitCode.ENVIRONMENT if report.blocked else ExitCode.OK
