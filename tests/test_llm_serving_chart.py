@@ -26,6 +26,7 @@ from components.k8s.serving_values import (
     POOL_LABEL,
     TENANT_TAINT,
     ServingValuesError,
+    release_name,
     serving_values,
 )
 from components.plan.stackfile import StackFile
@@ -464,16 +465,19 @@ def pod_labels(objects: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_rollout_needs_no_spare_gpus_and_spreads_zones_only_with_replicas(rendered) -> None:
+    spread_cases: list[str] = []
     for case, objects in rendered.items():
         (deployment,) = of_kind(objects, "Deployment")
         strategy = deployment["spec"]["strategy"]
         assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, case
         spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints")
         if deployment["spec"]["replicas"] > 1:
+            spread_cases.append(case)
             assert spread[0]["topologyKey"] == "topology.kubernetes.io/zone", case
             assert spread[0]["whenUnsatisfiable"] == "ScheduleAnyway", case
         else:
             assert spread is None, case
+    assert {"product-llama-8b", "core-deepseek-r1", "ci-multi-gpu-values"} <= set(spread_cases)
 
 
 def test_startup_probe_covers_the_model_load(stack_cases, stack_rendered) -> None:
@@ -549,3 +553,40 @@ def test_golden(case: str, stack_rendered: dict[str, list[dict[str, Any]]]) -> N
         path.write_text(text)
     assert path.is_file(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest {__file__}"
     assert text == path.read_text(), f"{case} changed: review the diff, bump the chart version, UPDATE_GOLDEN=1"
+
+
+# --- the values function on its own ----------------------------------------------------------------------
+
+
+def test_fp8_from_a_bf16_checkpoint_is_quantized_at_load(stack_cases, stack_rendered) -> None:
+    args = pod_spec(stack_rendered["product-llama-70b"])["containers"][0]["args"]
+    assert "--quantization=fp8" in args  # no fp8 checkpoint in the catalog: the bf16 one is pushed
+    volumes = {v["name"]: v for v in pod_spec(stack_rendered["product-llama-70b"])["volumes"]}
+    assert volumes["weights"]["emptyDir"]["sizeLimit"] == "145Gi"  # the bf16 checkpoint, not the fp8 size
+    for case in ("pilot-llama-8b", "core-deepseek-r1"):  # served in their native precision
+        assert not any(a.startswith("--quantization") for a in pod_spec(stack_rendered[case])["containers"][0]["args"])
+
+
+def test_requests_fit_the_smallest_node_of_the_pool(settings_by_stack: dict[str, Settings]) -> None:
+    # product's l40s pool holds g6e.xlarge (4 vCPU, 32 GiB) and g6e.2xlarge: the request fits the smaller.
+    values = stack_values(settings_by_stack["product"], "llama-8b")
+    assert values["resources"]["requests"] == {"cpu": "3", "memory": "24Gi"}
+    values = stack_values(settings_by_stack["core"], "deepseek-r1")  # all of a p5en.48xlarge's 8 GPUs
+    assert values["resources"]["requests"] == {"cpu": "144", "memory": "1536Gi"}
+    assert values["volumes"]["shmSizeGi"] == 32
+
+
+def test_values_function_refuses_what_the_chart_cannot_serve(make_settings) -> None:
+    settings = make_settings("minimal")
+    with pytest.raises(ServingValuesError, match=r"models\.nope: no such model"):
+        serving_values(settings, "nope", bucket="b-models")
+    # Settings keep model names to 30 characters; the release name check is the last line of defence.
+    with pytest.raises(ServingValuesError, match="53"):
+        release_name("m" * (MAX_RELEASE_NAME + 1))
+    assert release_name("deepseek-r1") == "deepseek-r1"
+
+
+def test_serving_selects_the_labels_and_taints_the_gpu_pools_set() -> None:
+    gpu_pools = pytest.importorskip("components.k8s.gpu_pools")
+    assert gpu_pools.POOL_LABEL == POOL_LABEL
+    assert gpu_pools.TENANT_LABEL == TENANT_TAINT

@@ -29,10 +29,11 @@ from components.sizing.core import weights_gb
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "llm-serving"
 
-# The node label the kit's GPU pools carry, naming the pool (GpuNodePool sets it on every node it starts).
+# The node label the kit's GPU pools carry, naming the pool (the GPU pools set it on every node they start;
+# the same key as components.k8s.gpu_pools.POOL_LABEL).
 POOL_LABEL = "modelyard.dev/pool"
-# The taint on a pool dedicated to one tenant; the value is the tenant's name. Admission lets only that
-# tenant's namespaces tolerate it (Isolation).
+# The taint on a pool dedicated to one tenant (NoSchedule, the value is the tenant's name); admission lets
+# only that tenant's namespaces tolerate it (Isolation). The same key as components.k8s.gpu_pools.TENANT_LABEL.
 TENANT_TAINT = "modelyard.dev/tenant"
 # Helm's limit on release names (they become label values and parts of object names).
 MAX_RELEASE_NAME = 53
