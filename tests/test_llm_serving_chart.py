@@ -7,6 +7,7 @@ in charts/llm-serving/ci/. UPDATE_GOLDEN=1 rewrites tests/golden/llm-serving/.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -590,3 +591,28 @@ def test_serving_selects_the_labels_and_taints_the_gpu_pools_set() -> None:
     gpu_pools = pytest.importorskip("components.k8s.gpu_pools")
     assert gpu_pools.POOL_LABEL == POOL_LABEL
     assert gpu_pools.TENANT_LABEL == TENANT_TAINT
+
+
+def chart_fingerprint() -> str:
+    """sha256 over what the packaged chart holds (templates, values, schema, Chart.yaml but its version)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in CHART_DIR.rglob("*") if p.is_file()):
+        relative = path.relative_to(CHART_DIR).as_posix()
+        if relative.startswith("ci/") or relative == "checkov-skips.yaml":
+            continue
+        text = path.read_text()
+        if relative == "Chart.yaml":
+            text = re.sub(r"(?m)^version:.*$", "", text)
+        digest.update(f"{relative}\0{text}\0".encode())
+    return digest.hexdigest()
+
+
+def test_chart_version_is_bumped_with_every_change(chart: helm.Chart) -> None:
+    path = GOLDEN_DIR / "chart.json"
+    current = {"version": chart.version, "sha256": chart_fingerprint()}
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    changed_unbumped = current["sha256"] != recorded.get("sha256") and current["version"] == recorded.get("version")
+    assert not changed_unbumped, f"the chart changed: bump version in {CHART_DIR / 'Chart.yaml'}, then UPDATE_GOLDEN=1"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(current, indent=2) + "\n")
+    assert current == json.loads(path.read_text()), "run UPDATE_GOLDEN=1 after bumping the chart version"
