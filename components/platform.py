@@ -9,6 +9,7 @@ from components import catalog
 from components.aws.cluster import Cluster, ClusterArgs
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
+from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
 from components.settings import Settings
 from components.settings.model import NatMode
 
@@ -54,6 +55,24 @@ def build_platform(settings: Settings) -> None:
             tags=settings.tags_for("cluster"),
         ),
         opts=pulumi.ResourceOptions(provider=aws_provider, depends_on=[network]),
+    )
+    GpuPools(
+        "gpu-pools",
+        args=GpuPoolsArgs(
+            cluster_name=settings.name,
+            pools=settings.pools,
+            dedicated={t.dedicated_pool: name for name, t in settings.tenants.items() if t.dedicated_pool},
+            zone_subnets=network.private_subnet_by_zone,
+            node_role_name=cluster.karpenter_node_role_name,
+            node_role_arn=cluster.karpenter_node_role_arn,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+            vpc_id=network.vpc_id,
+            tags=settings.tags_for("gpu-pools"),
+        ),
+        aws_provider=aws_provider,
+        k8s_provider=cluster.k8s_provider,
+        # NodePools and EC2NodeClasses are Karpenter's CRDs: the chart must be installed first.
+        opts=pulumi.ResourceOptions(depends_on=[cluster.karpenter]),
     )
     storage = ModelStorage(
         "models",

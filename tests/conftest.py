@@ -54,3 +54,16 @@ def make_settings() -> Callable[..., Settings]:
 
 def by_type(plan: Mapping[str, Any], type_token: str) -> list[dict[str, Any]]:
     return [r for r in plan["resources"] if r["type"] == type_token]
+
+
+def plan_with(tmp_path: Path, preset: str, overrides: Mapping[str, Any], *, stack: str = "custom") -> dict[str, Any]:
+    """Plan a stack that is a shipped preset plus `modelyard:` overrides, in a scratch project folder."""
+    import shutil
+
+    import yaml
+
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks" / "presets", tmp_path / "stacks" / "presets")
+    config = {"modelyard:preset": preset, **{f"modelyard:{k}": v for k, v in overrides.items()}}
+    (tmp_path / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return plan_stack(tmp_path, stack)

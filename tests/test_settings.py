@@ -356,3 +356,9 @@ def test_other_tenants_cannot_call_models_on_a_dedicated_pool(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings("enterprise", tenants={"core": {"models": ["analytics-8b"]}})
     assert "dedicated to tenant 'analytics'" in problems(exc)["modelyard:tenants.core.models[0]"]
+
+
+def test_static_pool_minimum_within_the_gpu_ceiling(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings(pools={"l40s": {"kind": "static", "min_nodes": 3}})
+    assert "above max_gpus 2" in problems(exc)["modelyard:pools.l40s.min_nodes"]

@@ -41,6 +41,11 @@ INTERRUPTION_EVENTS = {
     "instance-state-change": ("aws.ec2", "EC2 Instance State-change Notification"),
 }
 KARPENTER_NAMESPACE = "kube-system"
+# Karpenter's chart (oci://public.ecr.aws/karpenter/karpenter; tag v1.7.3 of aws/karpenter-provider-aws).
+# It runs on the system node group, which Karpenter does not manage.
+KARPENTER_CHART = ("oci://public.ecr.aws/karpenter/karpenter", "1.7.3")
+# The system node group's label: controllers are pinned there, never on GPU nodes.
+SYSTEM_POOL_LABEL = ("modelyard.dev/pool", "system")
 KARPENTER_SERVICE_ACCOUNT = "karpenter"
 AMI_TYPES = {"x86_64": "AL2023_x86_64_STANDARD", "arm64": "AL2023_ARM_64_STANDARD"}
 
@@ -130,6 +135,9 @@ class Cluster(pulumi.ComponentResource):
     cluster_security_group_id: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
     k8s_provider: k8s.Provider
+    karpenter_node_role_name: pulumi.Output[str]
+    karpenter_node_role_arn: pulumi.Output[str]
+    karpenter: k8s.helm.v3.Release
 
     def __init__(self, name: str, *, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:aws:Cluster", name, None, opts)
@@ -263,7 +271,7 @@ class Cluster(pulumi.ComponentResource):
             after=[node_group, pod_identity_agent, ebs_policy],
         )
 
-        self._karpenter(name, cluster, args, named)
+        karpenter_node_role, karpenter_queue = self._karpenter(name, cluster, args, named)
 
         provider = k8s.Provider(
             f"{name}-k8s",
@@ -290,11 +298,36 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ebs_csi]),
         )
 
+        chart, version = KARPENTER_CHART
+        self.karpenter = k8s.helm.v3.Release(
+            f"{name}-karpenter",
+            name="karpenter",
+            chart=chart,
+            version=version,
+            namespace=KARPENTER_NAMESPACE,
+            values={
+                "settings": {"clusterName": args.cluster_name, "interruptionQueue": karpenter_queue.name},
+                # The Pod Identity association binds this service account to the controller role.
+                "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT},
+                "replicas": 2,
+                "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+                "controller": {
+                    "resources": {
+                        "requests": {"cpu": "250m", "memory": "512Mi"},
+                        "limits": {"memory": "512Mi"},
+                    }
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[node_group]),
+        )
+
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
         self.oidc_issuer = cluster.identities.apply(_oidc_issuer)
         self.k8s_provider = provider
+        self.karpenter_node_role_name = karpenter_node_role.name
+        self.karpenter_node_role_arn = karpenter_node_role.arn
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -333,7 +366,7 @@ class Cluster(pulumi.ComponentResource):
                 min_size=args.system_min, max_size=args.system_max, desired_size=args.system_desired
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            labels={"modelyard.io/pool": "system"},
+            labels={SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
             tags=named("system"),
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -345,7 +378,7 @@ class Cluster(pulumi.ComponentResource):
 
     def _karpenter(
         self, name: str, cluster: aws.eks.Cluster, args: ClusterArgs, named: Callable[[str], dict[str, str]]
-    ) -> None:
+    ) -> tuple[aws.iam.Role, aws.sqs.Queue]:
         """Karpenter's AWS side: interruption queue and rules, node role (with its access entry), controller role.
 
         The controller itself (a pinned Helm chart on the system nodes) is not installed yet (docs/cluster.md).
@@ -449,6 +482,7 @@ class Cluster(pulumi.ComponentResource):
             tags=named("karpenter-controller"),
             opts=child,
         )
+        return node_role, queue
 
 
 def _karpenter_controller_policy(*, queue_arn: str, node_role_arn: str, cluster_arn: str) -> str:

@@ -57,6 +57,7 @@ class Network(pulumi.ComponentResource):
 
     vpc_id: pulumi.Output[str]
     private_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_by_zone: dict[str, pulumi.Output[str]]
     public_subnet_ids: pulumi.Output[list[str]]
 
     def __init__(self, name: str, *, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -201,6 +202,7 @@ class Network(pulumi.ComponentResource):
 
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.private_subnet_by_zone = {z: s.id for z, s in zip(args.zone_ids, private_subnets, strict=True)}
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
         self.register_outputs(
             {

@@ -162,6 +162,12 @@ def pools_catalog(s: Settings) -> Iterator[Problem]:
                 continue
             if pool.interconnect is Interconnect.EFA and not instance.supports_efa:
                 yield _p(path, f"{type_name} has no EFA; interconnect: efa needs an EFA-capable type")
+            if pool.kind is PoolKind.STATIC and pool.min_nodes * instance.gpu_count > pool.max_gpus:
+                yield _p(
+                    f"pools.{name}.min_nodes",
+                    f"{pool.min_nodes} {type_name} nodes hold {pool.min_nodes * instance.gpu_count} GPUs, "
+                    f"above max_gpus {pool.max_gpus}",
+                )
             if instance.gpu_count > pool.max_gpus:
                 yield _p(
                     f"pools.{name}.max_gpus",
