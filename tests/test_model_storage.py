@@ -128,3 +128,20 @@ def test_a_stack_name_too_long_for_bucket_names_is_refused(make_settings):
         make_settings(stack="a-very-long-environment-name-for-tests")
     assert exc.value.problems[0].path == "stack"
     assert "at most 38" in exc.value.problems[0].message
+
+
+def test_writer_role_writes_only_under_models_and_never_deletes(plans):
+    plan = plans["pilot"]
+    role = _of(plan, "aws:iam/role:Role", "models-writer")
+    assert json.loads(role["inputs"]["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "pods.eks.amazonaws.com"
+    }
+    policy = json.loads(_of(plan, "aws:iam/rolePolicy:RolePolicy", "models-writer")["inputs"]["policy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["WriteModels"]["Resource"].endswith("/models/*")
+    assert "s3:PutObject" in statements["WriteModels"]["Action"]
+    assert not any(
+        "Delete" in a
+        for s in policy["Statement"]
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    )

@@ -58,6 +58,55 @@ def _tls_only(bucket_arn: str) -> dict[str, object]:
     }
 
 
+# EKS Pod Identity: the agent assumes the role for a service account bound by an association.
+_POD_IDENTITY_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+        }
+    ],
+}
+
+
+def _writer_policy(arns: list[str]) -> str:
+    """Put, read back and resume under models/ only; never delete (versions expire by lifecycle)."""
+    bucket_arn, key_arn = arns
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "WriteModels",
+                    "Effect": "Allow",
+                    "Action": [
+                        "s3:PutObject",
+                        "s3:GetObject",
+                        "s3:AbortMultipartUpload",
+                        "s3:ListMultipartUploadParts",
+                    ],
+                    "Resource": f"{bucket_arn}/models/*",
+                },
+                {
+                    "Sid": "ListModels",
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": bucket_arn,
+                    "Condition": {"StringLike": {"s3:prefix": ["models/*"]}},
+                },
+                {
+                    "Sid": "EncryptWeights",
+                    "Effect": "Allow",
+                    "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                    "Resource": key_arn,
+                },
+            ],
+        }
+    )
+
+
 def _read_policy(arns: list[str], *, prefixes: Sequence[str]) -> str:
     """GetObject under the prefixes, ListBucket limited to them, Decrypt with the bucket's key: nothing else."""
     bucket_arn, key_arn = arns
@@ -92,6 +141,7 @@ class ModelStorage(pulumi.ComponentResource):
     bucket_arn: pulumi.Output[str]
     key_arn: pulumi.Output[str]
     tenant_role_arns: dict[str, pulumi.Output[str]]
+    writer_role_arn: pulumi.Output[str]
 
     def __init__(self, name: str, *, args: ModelStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:aws:ModelStorage", name, None, opts)
@@ -218,23 +268,27 @@ class ModelStorage(pulumi.ComponentResource):
             opts=child,
         )
 
+        writer = aws.iam.Role(
+            f"{name}-writer",
+            description="Writes model weights under models/ (an in-cluster push Job via EKS Pod Identity)",
+            assume_role_policy=json.dumps(_POD_IDENTITY_TRUST),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-writer",
+            role=writer.id,
+            policy=pulumi.Output.all(bucket.arn, key.arn).apply(_writer_policy),
+            opts=child,
+        )
+        self.writer_role_arn = writer.arn
+
         self.tenant_role_arns = {}
         for tenant, access in sorted(args.tenants.items()):
             role = aws.iam.Role(
                 f"{name}-read-{tenant}",
                 description=f"Reads tenant {tenant}'s models and prefix in the model bucket (EKS Pod Identity)",
-                assume_role_policy=json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "pods.eks.amazonaws.com"},
-                                "Action": ["sts:AssumeRole", "sts:TagSession"],
-                            }
-                        ],
-                    }
-                ),
+                assume_role_policy=json.dumps(_POD_IDENTITY_TRUST),
                 tags=tags,
                 opts=child,
             )
