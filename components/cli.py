@@ -20,9 +20,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "size": ("components.sizing.command", "which instances, GPUs and parallelism a model needs, and the cost"),
     "preflight": ("components.tools.preflight", "check the AWS account before `pulumi up`: quotas, offerings, names"),
     "models": ("components.tools.models", "pull weights from the hub, push them to the stack's bucket, verify"),
-    "preflight": ("components.tools.preflight", "check the AWS account before `pulumi up`: quotas, offerings, names"),
-    "models": ("components.tools.models", "pull weights from the hub, push them to the stack's bucket, verify"),
-    "models": ("components.tools.models", "pull weights from the hub, push them to the stack's bucket, verify"),
     "tco": ("components.cost.command", "a stack's total cost of ownership: AWS, people, tools; band, $/Mtok"),
     "diff": ("components.cost.diff_command", "compare two plan JSONs: changes, replacements, cost delta"),
 }
