@@ -169,14 +169,23 @@ def stack_cases(settings_by_stack: dict[str, Settings]) -> dict[str, tuple[Setti
 
 
 @pytest.fixture(scope="module")
-def rendered(chart: helm.Chart, stack_cases: dict[str, tuple[Settings, str]]) -> dict[str, list[dict[str, Any]]]:
-    """Every release the tests render: shipped stacks' models and the ci/ values files."""
+def case_values(stack_cases: dict[str, tuple[Settings, str]]) -> dict[str, tuple[dict[str, Any], str, str]]:
+    """case -> (values, release, namespace): shipped stacks' models and the ci/ values files."""
     out = {}
     for case, (settings, model) in stack_cases.items():
-        out[case] = render(chart, stack_values(settings, model), name=model, namespace=namespace_of(settings, model))
+        out[case] = (stack_values(settings, model), model, namespace_of(settings, model))
     for path in sorted(CI_DIR.glob("*.yaml")):
-        out[f"ci-{path.stem}"] = render(chart, yaml.safe_load(path.read_text()), name="ci", namespace="ci")
+        out[f"ci-{path.stem}"] = (yaml.safe_load(path.read_text()), "ci", "ci")
     return out
+
+
+@pytest.fixture(scope="module")
+def rendered(chart: helm.Chart, case_values) -> dict[str, list[dict[str, Any]]]:
+    """Every release the tests render."""
+    return {
+        case: render(chart, values, name=release, namespace=namespace)
+        for case, (values, release, namespace) in case_values.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -465,20 +474,23 @@ def pod_labels(objects: list[dict[str, Any]]) -> dict[str, str]:
     return of_kind(objects, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
 
 
-def test_rollout_needs_no_spare_gpus_and_spreads_zones_only_with_replicas(rendered) -> None:
+def test_rollout_needs_no_spare_gpus_and_spreads_zones_only_with_replicas(rendered, case_values) -> None:
     spread_cases: list[str] = []
     for case, objects in rendered.items():
+        values = case_values[case][0]
+        most = max(values.get("replicaCount", 1), values.get("maxReplicas", 1))
         (deployment,) = of_kind(objects, "Deployment")
         strategy = deployment["spec"]["strategy"]
         assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, case
         spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints")
-        if deployment["spec"]["replicas"] > 1:
+        if most > 1:
             spread_cases.append(case)
             assert spread[0]["topologyKey"] == "topology.kubernetes.io/zone", case
             assert spread[0]["whenUnsatisfiable"] == "ScheduleAnyway", case
         else:
             assert spread is None, case
-    assert {"product-llama-8b", "core-deepseek-r1", "ci-multi-gpu-values"} <= set(spread_cases)
+    assert {"pilot-llama-8b", "product-llama-8b", "core-deepseek-r1", "ci-multi-gpu-values"} <= set(spread_cases)
+    assert "ci-minimal-values" not in spread_cases
 
 
 def test_startup_probe_covers_the_model_load(stack_cases, stack_rendered) -> None:

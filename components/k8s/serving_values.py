@@ -197,6 +197,7 @@ def serving_values(
             "maxNumSeqs": model_settings.concurrency,
         },
         "replicaCount": replicas,
+        "maxReplicas": model_settings.replicas.max,
         "progressDeadlineMinutes": deadline_minutes,
         "resources": {
             "requests": {"cpu": str(cpu), "memory": f"{memory_gi}Gi"},
