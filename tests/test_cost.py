@@ -1,0 +1,270 @@
+"""Cost of ownership (issue 10): the price book, pricing of plan resources and controller-made nodes,
+TCO lines, the preset bands, cost per token, break-even and `modelyard tco`."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from components.cli import main as cli_main
+from components.cost.estimate import (
+    BANDS,
+    FREE_TYPES,
+    PRICERS,
+    Pricer,
+    gpu_fleets,
+    plan_lines,
+    stack_cost,
+)
+from components.cost.prices import PriceBookError, default_book, parse
+from components.errors import InputError
+from components.settings.model import CostSettings
+
+
+def resource(key: str, type_: str, **inputs: Any) -> dict[str, Any]:
+    return {"key": key, "type": type_, "name": key, "custom": True, "parent": None, "inputs": inputs}
+
+
+def plan_of(*resources: dict[str, Any], preset: str = "minimal") -> dict[str, Any]:
+    return {
+        "schema": "modelyard.plan/v1",
+        "stack": "test",
+        "preset": preset,
+        "resources": list(resources),
+        "manifests": [],
+    }
+
+
+def by_id(cost: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {line["id"]: line for line in cost["lines"]}
+
+
+SMALL_PLAN = plan_of(
+    resource("eks", "aws:eks/cluster:Cluster", name="c", version="1.33"),
+    resource("nat", "aws:ec2/natGateway:NatGateway"),
+    resource("eip", "aws:ec2/eip:Eip"),
+    resource(
+        "ep",
+        "aws:ec2/vpcEndpoint:VpcEndpoint",
+        serviceName="com.amazonaws.us-east-1.sts",
+        vpcEndpointType="Interface",
+        subnetIds=["a", "b", "c"],
+    ),
+    resource(
+        "s3", "aws:ec2/vpcEndpoint:VpcEndpoint", serviceName="com.amazonaws.us-east-1.s3", vpcEndpointType="Gateway"
+    ),
+    resource("logs", "aws:cloudwatch/logGroup:LogGroup", name="/x", retentionInDays=30),
+    resource("key", "aws:kms/key:Key"),
+    resource(
+        "ng",
+        "aws:eks/nodeGroup:NodeGroup",
+        instanceTypes=["m7i.large"],
+        scalingConfig={"desiredSize": 2},
+        labels={"modelyard.io/pool": "system"},
+    ),
+    resource("vol", "aws:ebs/volume:Volume", size=100, iops=4000, throughput=125),
+    resource("subnet", "aws:ec2/subnet:Subnet"),
+    resource("mystery", "aws:foo/bar:Baz"),
+)
+
+
+def test_price_book_every_price_has_a_source_date_and_quality() -> None:
+    book = default_book()
+    assert book.prices and book.proprietary and book.hosted_open
+    for price in book.prices.values():
+        assert price.source.citation and price.source.date and price.quality in "MOTU"
+        assert price.usd >= 0
+    # Prices facts.md marks unverified are assumptions here too.
+    for key in (
+        "fsx_lustre_250_gb_month",
+        "guardduty_eks_vcpu_month",
+        "logs_vended_ingest_gb",
+        "rds_db.r7g.large_hour",
+    ):
+        assert book[key].assumed, key
+    assert not book["nat_gateway_hour"].assumed
+    assert book["eks_cluster_hour"].usd == Decimal("0.10")
+
+
+def test_price_book_refuses_missing_and_dead_sources() -> None:
+    with pytest.raises(PriceBookError) as err:
+        parse(
+            {
+                "sources": {
+                    "A": {"citation": "x", "date": "2026", "quality": "M"},
+                    "DEAD": {"citation": "y", "date": "2026", "quality": "T"},
+                },
+                "prices": {
+                    "p": {"usd": 1, "unit": "hour", "source": "NOPE"},
+                    "q": {"usd": "x", "unit": "h", "source": "A"},
+                },
+            }
+        )
+    text = "\n".join(err.value.problems)
+    assert "prices.p.source" in text and "prices.q.usd" in text and "sources.DEAD: cited by no price" in text
+
+
+def test_price_arithmetic_on_a_small_plan(make_settings) -> None:
+    settings = make_settings("minimal")
+    pricer = Pricer(book=default_book(), settings=CostSettings(), region="us-east-1", zones=2)
+    lines, free = plan_lines(SMALL_PLAN, settings, pricer)
+    got = {line.id: line.monthly for line in lines}
+    assert got["eks"] == Decimal("73.00")  # 0.10 x 730
+    assert got["nat"] == Decimal("37.35")  # 0.045 x 730 + 0.045 x 100 GB
+    assert got["eip"] == Decimal("3.65")  # 0.005 x 730
+    assert got["ep"] == Decimal("22.90")  # 0.01 x 730 x 3 zones + 0.01 x 100 GB
+    assert got["s3"] == Decimal("0.00")
+    assert got["logs"] == Decimal("2.65")  # 5 GB x 0.50 + 5 GB x 1 month x 0.03
+    assert got["key"] == Decimal("1.00")
+    assert got["ng"] == Decimal("147.17")  # 2 x 0.1008 x 730
+    assert got["ng#volumes"] == Decimal("3.20")  # 2 x 20 GB x 0.08
+    assert got["vol"] == Decimal("13.00")  # 100 GB x 0.08 + 1000 IOPS x 0.005
+    mystery = next(line for line in lines if line.id == "mystery")
+    assert mystery.status == "not priced" and mystery.monthly == 0 and "no rule" in mystery.basis
+    assert {"type": "aws:ec2/subnet:Subnet", "count": 1, "reason": "subnets are free"} in free
+    assert pricer.assumptions["cost.nat_gb_per_month"] == "100"
+
+
+def test_region_rule_is_an_explicit_assumption(make_settings) -> None:
+    settings = make_settings("minimal")
+    plan = plan_of(resource("eks", "aws:eks/cluster:Cluster"))
+    away = Pricer(book=default_book(), settings=CostSettings(), region="eu-west-1")
+    assert away.region_multiplier == Decimal("1.1")
+    (line,) = plan_lines(plan, settings, away)[0]
+    assert line.monthly == Decimal("80.30") and "region rule (eu-west-1)" in line.basis
+    own = Pricer(book=default_book(), settings=CostSettings(region_price_multiplier=1.25), region="eu-west-1")
+    assert plan_lines(plan, settings, own)[0][0].monthly == Decimal("91.25")
+
+
+def test_gpu_nodes_from_pools_and_sizing(make_settings) -> None:
+    settings = make_settings("minimal")
+    cost = stack_cost(plan_of(), settings)
+    line = by_id(cost)["controllers/gpu/l40s/llama-8b"]
+    # One g6e.xlarge always on for replicas.min 1, one more for 25% of the hours up to replicas.max 2.
+    assert Decimal(line["monthly"]) == Decimal("1698.16")  # 1.861 x 730 x 1.25
+    assert "KARP-PRICE" in line["source"]
+    assert Decimal(by_id(cost)["controllers/gpu/l40s/llama-8b#volumes"]["monthly"]) == Decimal("10.00")
+
+
+def test_spot_pool_uses_the_smallest_observed_discount(make_settings) -> None:
+    settings = make_settings("minimal", pools={"l40s": {"instance_types": ["g6e.2xlarge"], "capacity": "spot"}})
+    line = by_id(stack_cost(plan_of(), settings))["controllers/gpu/l40s/llama-8b"]
+    expected = (Decimal("2.24208") * (1 - Decimal("0.51")) * 730 * Decimal("1.25")).quantize(Decimal("0.01"))
+    assert Decimal(line["monthly"]) == expected and "SKY" in line["source"]
+
+
+def test_pool_ceiling_caps_the_burst(make_settings) -> None:
+    settings = make_settings("moderate")
+    fleets = {f.model_key: f for f in gpu_fleets(settings)}
+    assert fleets["llama-70b"].always_nodes == 2 and fleets["llama-70b"].burst_nodes == 1  # 12 GPUs / 4 per node
+    for f in fleets.values():
+        pool = settings.pools[f.pool]
+        assert (f.always_nodes + f.burst_nodes) * f.instance.gpu_count <= pool.max_gpus
+
+
+def test_an_instance_without_a_sourced_price_is_a_visible_unpriced_line(make_settings) -> None:
+    settings = make_settings("enterprise", pools={"h200": {"instance_types": ["p5e.48xlarge"]}})
+    cost = stack_cost(plan_of(preset="enterprise"), settings)
+    line = by_id(cost)["controllers/gpu/h200/deepseek-r1"]
+    assert line["status"] == "unpriced" and line["monthly"] == "0.00"
+    assert "controllers/gpu/h200/deepseek-r1" in cost["unpriced"]
+
+
+def test_tco_lines_people_tools_hidden(make_settings) -> None:
+    settings = make_settings(
+        "minimal", cost={"fte": 1, "evaluation_usd_per_month": 100, "compliance_usd_per_month": 200}
+    )
+    cost = stack_cost(plan_of(), settings)
+    lines = by_id(cost)
+    assert lines["people/engineers"]["monthly"] == "17250.00"  # 207,000 / 12
+    assert "BLS" in lines["people/engineers"]["source"]
+    assert lines["hidden/evaluation"]["monthly"] == "100.00" and lines["hidden/compliance"]["monthly"] == "200.00"
+    assert {ln["category"] for ln in cost["lines"]} == {"aws", "people", "tools", "hidden"}
+    total = sum(Decimal(ln["monthly"]) for ln in cost["lines"])
+    assert Decimal(cost["monthly_total"]) == total
+    assert Decimal(cost["annual_total"]) == total * 12
+    assert Decimal(cost["aws_monthly"]) == sum(
+        Decimal(ln["monthly"]) for ln in cost["lines"] if ln["category"] == "aws"
+    )
+    for key in ("currency", "band", "per_million_output_tokens", "break_even"):
+        assert key in cost
+    apis = {b["api"] for b in cost["break_even"]}
+    assert {"gpt-4o-mini", "gpt-5", "claude-sonnet", "hosted-open"} <= apis
+
+
+def test_price_overrides_are_yours_and_checked(make_settings) -> None:
+    settings = make_settings("minimal", cost={"prices": {"eks_cluster_hour": 0.2}})
+    cost = stack_cost(plan_of(resource("eks", "aws:eks/cluster:Cluster")), settings)
+    line = by_id(cost)["eks"]
+    assert line["monthly"] == "146.00" and line["quality"] == "U" and "STACK" in line["source"]
+    with pytest.raises(InputError, match=r"cost.prices.nat_hour"):
+        stack_cost(plan_of(), make_settings("minimal", cost={"prices": {"nat_hour": 1}}))
+
+
+def test_cost_per_token_and_break_even_arithmetic(make_settings) -> None:
+    cost = stack_cost(plan_of(), make_settings("minimal"))
+    tokens = cost["tokens"]
+    mtok = Decimal(tokens["million_output_tokens_per_month"])
+    assert abs(Decimal(cost["per_million_output_tokens"]) - Decimal(cost["monthly_total"]) / mtok) < Decimal("0.01")
+    gpt5 = next(b for b in cost["break_even"] if b["api"] == "gpt-5")
+    assert gpt5["usd_per_million_output_tokens"] == "13.75"  # 3 x 1.25 input + 10.00 output
+    assert (
+        abs(
+            Decimal(gpt5["break_even_million_output_tokens_per_month"]) * Decimal("13.75")
+            - Decimal(cost["monthly_total"])
+        )
+        < 2
+    )
+
+
+def test_every_shipped_stack_is_inside_its_band(plans) -> None:
+    assert plans
+    for stack, plan in plans.items():
+        cost = plan["cost"]
+        low, high = BANDS[plan["preset"]]
+        annual = Decimal(cost["annual_total"])
+        assert cost["band"]["within"] and low <= annual <= high, (stack, annual)
+        assert cost["currency"] == "USD" and cost["per_million_output_tokens"] is not None
+
+
+def test_every_resource_type_of_the_shipped_stacks_is_priced_or_declared_free(plans) -> None:
+    for stack, plan in plans.items():
+        not_priced = [ln["item"] for ln in plan["cost"]["lines"] if ln["status"] == "not priced"]
+        assert not not_priced, f"{stack}: add a rule in components/cost/estimate.py for {not_priced}"
+        for entry in plan["cost"]["free"]:
+            assert entry["reason"]
+    assert not set(FREE_TYPES) & set(PRICERS)
+
+
+def test_cost_is_deterministic(plans, make_settings) -> None:
+    settings = make_settings("moderate")
+    plan = plans.get("product") or plan_of(preset="moderate")
+    assert json.dumps(stack_cost(plan, settings)) == json.dumps(stack_cost(plan, settings))
+
+
+def test_tco_command_text_and_json(capsys) -> None:
+    assert cli_main(["tco", "--stack", "pilot"]) == 0
+    out = capsys.readouterr().out
+    for text in (
+        "AWS subtotal a month",
+        "Monthly total",
+        "Annual total",
+        "inside the band",
+        "per million output tokens",
+        "GPT-5",
+        "Claude Sonnet",
+        "GPT-4o-mini",
+        "hosted open models",
+        "[U]",
+    ):
+        assert text in out, text
+    assert cli_main(["tco", "--stack", "pilot", "--json"]) == 0
+    cost = json.loads(capsys.readouterr().out)
+    assert cost["band"]["preset"] == "minimal" and cost["band"]["within"] is True
+
+
+def test_tco_command_unknown_stack_is_bad_input(capsys) -> None:
+    assert cli_main(["tco", "--stack", "nope"]) == 2
