@@ -1,0 +1,103 @@
+"""The Monitoring component: kube-prometheus-stack, the DCGM exporter, the kit's dashboards and alert rules.
+
+The caller passes the cluster's Kubernetes provider in `opts` (``provider=cluster.k8s_provider``); every
+child inherits it through ``parent=self``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.monitoring import assets
+from components.k8s.monitoring.values import (
+    DCGM_EXPORTER_CHART,
+    DCGM_EXPORTER_RELEASE,
+    DCGM_EXPORTER_REPO,
+    DCGM_EXPORTER_VERSION,
+    KUBE_PROMETHEUS_STACK_CHART,
+    KUBE_PROMETHEUS_STACK_RELEASE,
+    KUBE_PROMETHEUS_STACK_REPO,
+    KUBE_PROMETHEUS_STACK_VERSION,
+    dcgm_exporter_values,
+    monitoring_values,
+)
+from components.settings import Settings
+
+# Seconds Helm waits for a release's pods: Prometheus volumes are created on first schedule.
+RELEASE_TIMEOUT_SECONDS = 900
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringArgs:
+    settings: Settings
+    """The stack's settings: the preset sizes Prometheus and Alertmanager, the stack name labels the data."""
+    runbook_base_url: str = assets.RUNBOOK_BASE_URL
+    """URL the alerts' runbook_url annotations start with (the kit's docs/runbooks/ in your fork's web view);
+    default: the upstream repository."""
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Prometheus, Alertmanager and Grafana (kube-prometheus-stack), the DCGM exporter on GPU nodes, the
+    kit's Grafana dashboards (ConfigMaps) and alert and recording rules (PrometheusRule objects)."""
+
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, *, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelyard:k8s:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        namespace = _apply(f"{name}-namespace", assets.namespace_object(), child)
+
+        after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        stack = k8s.helm.v3.Release(
+            f"{name}-{KUBE_PROMETHEUS_STACK_RELEASE}",
+            name=KUBE_PROMETHEUS_STACK_RELEASE,
+            chart=KUBE_PROMETHEUS_STACK_CHART,
+            version=KUBE_PROMETHEUS_STACK_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KUBE_PROMETHEUS_STACK_REPO),
+            namespace=namespace.metadata["name"],
+            values=monitoring_values(args.settings),
+            timeout=RELEASE_TIMEOUT_SECONDS,
+            opts=after_namespace,
+        )
+        # The exporter's ServiceMonitor and the rules need the CRDs the stack installs.
+        after_stack = pulumi.ResourceOptions(parent=self, depends_on=[stack])
+        k8s.helm.v3.Release(
+            f"{name}-{DCGM_EXPORTER_RELEASE}",
+            name=DCGM_EXPORTER_RELEASE,
+            chart=DCGM_EXPORTER_CHART,
+            version=DCGM_EXPORTER_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_EXPORTER_REPO),
+            namespace=namespace.metadata["name"],
+            values=dcgm_exporter_values(),
+            timeout=RELEASE_TIMEOUT_SECONDS,
+            opts=after_stack,
+        )
+        for config_map in assets.dashboard_config_maps():
+            _apply(f"{name}-{config_map['metadata']['name']}", config_map, after_namespace)
+        for rule in assets.prometheus_rules(runbook_base_url=args.runbook_base_url):
+            _apply(f"{name}-{rule['metadata']['name']}", rule, after_stack)
+
+        self.namespace = namespace.metadata["name"]
+        self.register_outputs({"namespace": self.namespace})
+
+
+def _apply(resource_name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> Any:
+    """Register one Kubernetes object given as a manifest (the same dict the tests validate)."""
+    kind = obj["kind"]
+    if kind == "Namespace":
+        return k8s.core.v1.Namespace(resource_name, metadata=obj["metadata"], opts=opts)
+    if kind == "ConfigMap":
+        return k8s.core.v1.ConfigMap(resource_name, metadata=obj["metadata"], data=obj["data"], opts=opts)
+    return k8s.apiextensions.CustomResource(
+        resource_name,
+        api_version=obj["apiVersion"],
+        kind=kind,
+        metadata=obj["metadata"],
+        spec=obj["spec"],
+        opts=opts,
+    )

@@ -1,0 +1,529 @@
+"""Generate the monitoring files that derive from code or the catalog; a test keeps them in step.
+
+- ``rules/cost.yaml``: one price series per GPU instance type of the catalog (on-demand $/hr), and the
+  cost rules built on them: $/hr per node, per pod and per model, and cost per million output tokens.
+- ``dashboards/{serving,gpus,cost}.json``: the Grafana dashboards.
+
+Run ``python -m components.k8s.monitoring.generate`` after changing the catalog or this file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+from components import catalog
+from components.k8s.monitoring.assets import DASHBOARDS_DIR, RULES_DIR
+from components.k8s.monitoring.values import (
+    DCGM_JOB,
+    KUBE_PROMETHEUS_STACK_RELEASE,
+    MONITORING_NAMESPACE,
+    SERVING_CONTAINER,
+    VLLM_VERSION,
+)
+
+PRICE_RECORD = "modelyard:instance_type_price_usd_per_hour"
+COST_FILE = RULES_DIR / "cost.yaml"
+
+# kube_node_labels with the allow-listed node labels (values.py NODE_LABELS_FOR_COST), renamed for joins.
+_NODE_LABELS = (
+    'label_replace(label_replace(kube_node_labels, "instance_type", "$1", '
+    '"label_node_kubernetes_io_instance_type", "(.+)"), "nodepool", "$1", "label_karpenter_sh_nodepool", "(.*)")'
+)
+_GPU_CAPACITY = 'kube_node_status_capacity{resource="nvidia_com_gpu"}'
+
+COST_RULES: tuple[tuple[str, str], ...] = (
+    # What each node bills per hour, by its instance type (nodes of types the catalog does not price are absent).
+    (
+        "modelyard:node_price_usd_per_hour",
+        f"max by (node, instance_type, nodepool) ({_NODE_LABELS})\n* on (instance_type) group_left () {PRICE_RECORD}",
+    ),
+    ("modelyard:gpu_cost_usd_per_hour", "sum (modelyard:node_price_usd_per_hour)"),
+    ("modelyard:gpus", f"sum ({_GPU_CAPACITY})"),
+    # A pod's share of its node: the GPUs it requests times the node's price per GPU.
+    (
+        "modelyard:pod_gpu_cost_usd_per_hour",
+        'sum by (namespace, pod, node) (kube_pod_container_resource_requests{resource="nvidia_com_gpu"})\n'
+        "* on (node) group_left (instance_type, nodepool)\n"
+        f"(modelyard:node_price_usd_per_hour / on (node) group_left () sum by (node) ({_GPU_CAPACITY}))",
+    ),
+    (
+        "modelyard:model_gpu_cost_usd_per_hour",
+        "sum by (namespace, model_name) (\n"
+        "  modelyard:pod_gpu_cost_usd_per_hour\n"
+        "  * on (namespace, pod) group_left (model_name)\n"
+        "  group by (namespace, pod, model_name) (vllm:num_requests_running)\n"
+        ")",
+    ),
+    (
+        "modelyard:model_output_tokens_per_second",
+        "sum by (namespace, model_name) (rate(vllm:generation_tokens_total[5m]))",
+    ),
+    # $ per million output tokens = $/hr / (tokens/s * 3600) * 1e6; absent while a model generates nothing.
+    (
+        "modelyard:model_cost_per_million_output_tokens_usd",
+        "modelyard:model_gpu_cost_usd_per_hour\n"
+        "/ on (namespace, model_name) (modelyard:model_output_tokens_per_second * 3600 > 0)\n"
+        "* 1e6",
+    ),
+    # The whole GPU bill over all output tokens: idle GPUs count, which is the point.
+    (
+        "modelyard:cost_per_million_output_tokens_usd",
+        "modelyard:gpu_cost_usd_per_hour\n/ (sum (modelyard:model_output_tokens_per_second) * 3600 > 0)\n* 1e6",
+    ),
+)
+
+
+def instance_prices() -> dict[str, Decimal]:
+    """On-demand $/hr of every GPU instance type the catalog prices."""
+    return {
+        name: instance.on_demand_usd_per_hour
+        for name, instance in sorted(catalog.instances().items())
+        if instance.gpu is not None and instance.on_demand_usd_per_hour is not None
+    }
+
+
+class _Literal(str):
+    """A multi-line string YAML writes as a block."""
+
+
+def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+yaml.SafeDumper.add_representer(_Literal, _literal)
+
+
+def cost_rule() -> dict[str, Any]:
+    prices = [
+        {"record": PRICE_RECORD, "expr": f"vector({price})", "labels": {"instance_type": name}}
+        for name, price in instance_prices().items()
+    ]
+    derived = [{"record": record, "expr": _Literal(expr)} for record, expr in COST_RULES]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "modelyard-cost",
+            "namespace": MONITORING_NAMESPACE,
+            "labels": {"release": KUBE_PROMETHEUS_STACK_RELEASE, "app.kubernetes.io/part-of": "modelyard"},
+        },
+        "spec": {
+            "groups": [
+                {"name": "modelyard.cost.prices", "rules": prices},
+                {"name": "modelyard.cost", "rules": derived},
+            ]
+        },
+    }
+
+
+def render_cost_rules() -> str:
+    header = (
+        "# GENERATED by `python -m components.k8s.monitoring.generate` from components/catalog/instances.yaml\n"
+        "# (on-demand us-east-1 prices, each with its source there). Do not edit: change the catalog and rerun.\n"
+        "# Spot and reserved nodes are priced on demand here: an upper bound.\n"
+    )
+    return header + yaml.safe_dump(cost_rule(), sort_keys=False, width=120)
+
+
+# --- dashboards ---------------------------------------------------------------------------------------
+
+_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def _variable(name: str, label: str, query: str, *, include_all: bool = True) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": _DATASOURCE,
+        "definition": query,
+        "query": {"query": query, "refId": name},
+        "refresh": 2,
+        "includeAll": include_all,
+        "multi": include_all,
+        "allValue": ".*",
+        "current": {},
+        "sort": 1,
+    }
+
+
+def _datasource_variable() -> dict[str, Any]:
+    return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus", "current": {}}
+
+
+def _panel(
+    panel_id: int,
+    title: str,
+    targets: Sequence[tuple[str, str]],
+    *,
+    x: int,
+    y: int,
+    w: int = 12,
+    h: int = 8,
+    unit: str = "short",
+    kind: str = "timeseries",
+    description: str = "",
+    instant: bool = False,
+) -> dict[str, Any]:
+    return {
+        "id": panel_id,
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": _DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {},
+        "targets": [
+            {
+                "refId": chr(ord("A") + index),
+                "datasource": _DATASOURCE,
+                "expr": expr,
+                "legendFormat": legend,
+                **({"instant": True, "range": False, "format": "table"} if instant else {}),
+            }
+            for index, (expr, legend) in enumerate(targets)
+        ],
+    }
+
+
+def _dashboard(uid: str, title: str, description: str, variables: list[dict[str, Any]], panels: list[dict[str, Any]]):
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["modelyard"],
+        "timezone": "utc",
+        "editable": False,
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "1m",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [_datasource_variable(), *variables]},
+        "annotations": {"list": []},
+        "panels": panels,
+    }
+
+
+def serving_dashboard() -> dict[str, Any]:
+    sel = 'namespace=~"$namespace", model_name=~"$model"'
+    rate = "[$__rate_interval]"
+
+    def quantile(q: float, family: str) -> tuple[str, str]:
+        expr = f"histogram_quantile({q}, sum by (model_name, le) (rate({family}_bucket{{{sel}}}{rate})))"
+        return expr, f"{{{{model_name}}}} p{int(q * 100)}"
+
+    panels = [
+        _panel(
+            1,
+            "Requests per second (finished)",
+            [
+                (
+                    f"sum by (model_name, finished_reason) (rate(vllm:request_success_total{{{sel}}}{rate}))",
+                    "{{model_name}} {{finished_reason}}",
+                )
+            ],
+            x=0,
+            y=0,
+            unit="reqps",
+        ),
+        _panel(
+            2,
+            "Errors",
+            [
+                (
+                    "sum by (model_name, finished_reason) "
+                    f'(rate(vllm:request_success_total{{{sel}, finished_reason=~"abort|error"}}{rate}))',
+                    "{{model_name}} {{finished_reason}}",
+                ),
+                (
+                    f'sum by (namespace) (rate(http_requests_total{{container="{SERVING_CONTAINER}", '
+                    f'namespace=~"$namespace", status="5xx"}}{rate}))',
+                    "{{namespace}} HTTP 5xx",
+                ),
+            ],
+            x=12,
+            y=0,
+            unit="reqps",
+            description="Requests vLLM finished as abort or error, and HTTP 5xx answers of the model servers.",
+        ),
+        _panel(
+            3,
+            "Time to first token",
+            [quantile(0.5, "vllm:time_to_first_token_seconds"), quantile(0.95, "vllm:time_to_first_token_seconds")],
+            x=0,
+            y=8,
+            unit="s",
+            description="Objective: 99% of requests within 2.5 s (alerts TtftBudgetBurnFast/Slow).",
+        ),
+        _panel(
+            4,
+            "Inter-token latency",
+            [quantile(0.5, "vllm:inter_token_latency_seconds"), quantile(0.95, "vllm:inter_token_latency_seconds")],
+            x=12,
+            y=8,
+            unit="s",
+        ),
+        _panel(
+            5,
+            "Output tokens per second",
+            [
+                (f"sum by (model_name) (rate(vllm:generation_tokens_total{{{sel}}}{rate}))", "{{model_name}} output"),
+                (f"sum by (model_name) (rate(vllm:prompt_tokens_total{{{sel}}}{rate}))", "{{model_name}} prompt"),
+            ],
+            x=0,
+            y=16,
+        ),
+        _panel(
+            6,
+            "Requests waiting and running",
+            [
+                (f"sum by (model_name) (vllm:num_requests_waiting{{{sel}}})", "{{model_name}} waiting"),
+                (f"sum by (model_name) (vllm:num_requests_running{{{sel}}})", "{{model_name}} running"),
+            ],
+            x=12,
+            y=16,
+        ),
+        _panel(
+            7,
+            "KV cache use",
+            [(f"max by (model_name, pod) (vllm:kv_cache_usage_perc{{{sel}}})", "{{model_name}} {{pod}}")],
+            x=0,
+            y=24,
+            unit="percentunit",
+            description="Above 90% for 20 minutes raises KvCacheSaturated.",
+        ),
+        _panel(
+            8,
+            "Preemptions per second",
+            [(f"sum by (model_name) (rate(vllm:num_preemptions_total{{{sel}}}{rate}))", "{{model_name}}")],
+            x=12,
+            y=24,
+        ),
+        _panel(
+            9,
+            "Share of requests over the TTFT objective (1h)",
+            [("namespace_model_name:vllm_ttft_over_objective:ratio_rate1h{" + sel + "}", "{{model_name}}")],
+            x=0,
+            y=32,
+            unit="percentunit",
+        ),
+        _panel(
+            10,
+            "Model servers up",
+            [(f'sum by (namespace) (up{{container="{SERVING_CONTAINER}", namespace=~"$namespace"}})', "{{namespace}}")],
+            x=12,
+            y=32,
+        ),
+    ]
+    variables = [
+        _variable("namespace", "Namespace", "label_values(vllm:num_requests_running, namespace)"),
+        _variable("model", "Model", 'label_values(vllm:num_requests_running{namespace=~"$namespace"}, model_name)'),
+    ]
+    return _dashboard(
+        "modelyard-serving",
+        "modelyard / Serving",
+        f"vLLM model servers (metric names as vLLM {VLLM_VERSION} exposes them).",
+        variables,
+        panels,
+    )
+
+
+def gpus_dashboard() -> dict[str, Any]:
+    sel = 'node=~"$node"'
+    panels = [
+        _panel(
+            1, "GPU utilisation", [(f"DCGM_FI_DEV_GPU_UTIL{{{sel}}}", "{{node}} gpu{{gpu}}")], x=0, y=0, unit="percent"
+        ),
+        _panel(
+            2,
+            "GPU memory used",
+            [
+                (
+                    f"DCGM_FI_DEV_FB_USED{{{sel}}} / (DCGM_FI_DEV_FB_USED{{{sel}}} + DCGM_FI_DEV_FB_FREE{{{sel}}})",
+                    "{{node}} gpu{{gpu}}",
+                )
+            ],
+            x=12,
+            y=0,
+            unit="percentunit",
+            description="vLLM reserves most GPU memory for its KV cache at start: high and flat is normal.",
+        ),
+        _panel(
+            3, "GPU temperature", [(f"DCGM_FI_DEV_GPU_TEMP{{{sel}}}", "{{node}} gpu{{gpu}}")], x=0, y=8, unit="celsius"
+        ),
+        _panel(4, "Power draw", [(f"DCGM_FI_DEV_POWER_USAGE{{{sel}}}", "{{node}} gpu{{gpu}}")], x=12, y=8, unit="watt"),
+        _panel(
+            5,
+            "Last XID error (0: none)",
+            [(f"DCGM_FI_DEV_XID_ERRORS{{{sel}}}", "{{node}} gpu{{gpu}}")],
+            x=0,
+            y=16,
+            description="See docs/runbooks/GpuXidError.md for what each XID means.",
+        ),
+        _panel(
+            6,
+            "Tensor core activity",
+            [(f"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{{{sel}}}", "{{node}} gpu{{gpu}}")],
+            x=12,
+            y=16,
+            unit="percentunit",
+        ),
+        _panel(
+            7,
+            "GPUs per node: advertised vs reporting",
+            [
+                (f'sum by (node) (kube_node_status_capacity{{resource="nvidia_com_gpu", {sel}}})', "{{node}} capacity"),
+                (f'count by (node) (DCGM_FI_DEV_GPU_TEMP{{job="{DCGM_JOB}", {sel}}})', "{{node}} reporting"),
+            ],
+            x=0,
+            y=24,
+            w=24,
+        ),
+    ]
+    variables = [_variable("node", "Node", "label_values(DCGM_FI_DEV_GPU_TEMP, node)")]
+    return _dashboard("modelyard-gpus", "modelyard / GPUs", "GPU health from the DCGM exporter.", variables, panels)
+
+
+def cost_dashboard() -> dict[str, Any]:
+    hours = "$__range_s / 3600"
+    panels = [
+        _panel(
+            1,
+            "GPU spend now",
+            [("modelyard:gpu_cost_usd_per_hour", "$/hr")],
+            x=0,
+            y=0,
+            w=6,
+            h=5,
+            unit="currencyUSD",
+            kind="stat",
+            description="Every GPU node priced at its on-demand rate from the kit's catalog.",
+        ),
+        _panel(2, "GPUs now", [("modelyard:gpus", "GPUs")], x=6, y=0, w=6, h=5, kind="stat"),
+        _panel(
+            3,
+            "GPU hours in range",
+            [(f"avg_over_time(modelyard:gpus[$__range]) * {hours}", "GPU hours")],
+            x=12,
+            y=0,
+            w=6,
+            h=5,
+            kind="stat",
+        ),
+        _panel(
+            4,
+            "GPU spend in range",
+            [(f"avg_over_time(modelyard:gpu_cost_usd_per_hour[$__range]) * {hours}", "$")],
+            x=18,
+            y=0,
+            w=6,
+            h=5,
+            unit="currencyUSD",
+            kind="stat",
+        ),
+        _panel(
+            5,
+            "Cost per million output tokens (all GPUs)",
+            [("modelyard:cost_per_million_output_tokens_usd", "all models")],
+            x=0,
+            y=5,
+            unit="currencyUSD",
+            description="GPU $/hr / (output tokens/s x 3600) x 1e6, idle GPUs included.",
+        ),
+        _panel(
+            6,
+            "Cost per million output tokens by model",
+            [
+                (
+                    'modelyard:model_cost_per_million_output_tokens_usd{namespace=~"$namespace"}',
+                    "{{namespace}}/{{model_name}}",
+                )
+            ],
+            x=12,
+            y=5,
+            unit="currencyUSD",
+            description="The GPUs a model's pods request, priced per GPU of their node, over its output tokens.",
+        ),
+        _panel(
+            7,
+            "$/hr by instance type",
+            [("sum by (instance_type) (modelyard:node_price_usd_per_hour)", "{{instance_type}}")],
+            x=0,
+            y=13,
+            unit="currencyUSD",
+        ),
+        _panel(
+            8,
+            "$/hr by node pool",
+            [("sum by (nodepool) (modelyard:node_price_usd_per_hour)", "{{nodepool}}")],
+            x=12,
+            y=13,
+            unit="currencyUSD",
+        ),
+        _panel(
+            9,
+            "$/hr on idle GPU nodes (no GPU above 5% now)",
+            [
+                (
+                    "sum (modelyard:node_price_usd_per_hour"
+                    " * on (node) group_left () (max by (node) (DCGM_FI_DEV_GPU_UTIL) < bool 5))",
+                    "idle",
+                )
+            ],
+            x=0,
+            y=21,
+            unit="currencyUSD",
+        ),
+        _panel(
+            10,
+            "Catalog prices (on-demand $/hr)",
+            [(PRICE_RECORD, "{{instance_type}}")],
+            x=12,
+            y=21,
+            kind="table",
+            unit="currencyUSD",
+            instant=True,
+        ),
+    ]
+    variables = [_variable("namespace", "Namespace", "label_values(modelyard:model_gpu_cost_usd_per_hour, namespace)")]
+    return _dashboard(
+        "modelyard-cost",
+        "modelyard / Cost",
+        "GPU hours and $ per million tokens, priced from the kit's catalog.",
+        variables,
+        panels,
+    )
+
+
+DASHBOARDS = {"serving.json": serving_dashboard, "gpus.json": gpus_dashboard, "cost.json": cost_dashboard}
+
+
+def render_dashboard(name: str) -> str:
+    return json.dumps(DASHBOARDS[name](), indent=2, sort_keys=True) + "\n"
+
+
+def generated_files() -> dict[str, str]:
+    """Path relative to the monitoring package -> content."""
+    files = {f"rules/{COST_FILE.name}": render_cost_rules()}
+    files.update({f"dashboards/{name}": render_dashboard(name) for name in DASHBOARDS})
+    return files
+
+
+def main() -> int:
+    base = RULES_DIR.parent
+    for relative, text in generated_files().items():
+        (base / relative).write_text(text)
+        print(f"wrote {relative}")
+    assert DASHBOARDS_DIR.is_dir()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Pins, scrape contract and Helm values for the monitoring stack (kube-prometheus-stack and DCGM exporter).
+
+Everything here is plain data computed from settings: the Monitoring component installs it, the plan shows
+it, tests check it. Versions are pinned on purpose; each pin names where it was read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from components.settings import Settings
+from components.settings.model import Preset
+
+# --- pins -------------------------------------------------------------------------------------------
+
+# prometheus-community/helm-charts charts/kube-prometheus-stack/Chart.yaml at commit ea930bae (2026-08-21):
+# version 88.5.3, appVersion v0.93.1 (Prometheus Operator). Subcharts it pins: kube-state-metrics 8.4.0
+# (kube-state-metrics v2.20.0), prometheus-node-exporter 4.56.1 (node-exporter 1.12.1), grafana 12.11.1.
+KUBE_PROMETHEUS_STACK_CHART = "kube-prometheus-stack"
+KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
+KUBE_PROMETHEUS_STACK_REPO = "https://prometheus-community.github.io/helm-charts"
+
+# NVIDIA/dcgm-exporter deployment/Chart.yaml at tag 4.5.3-4.8.2 (commit 691c9276, 2026-05-06): chart 4.8.2;
+# its values.yaml defaults the image to this tag (DCGM 4.5.3, exporter 4.8.2). Repository from its README.
+DCGM_EXPORTER_CHART = "dcgm-exporter"
+DCGM_EXPORTER_VERSION = "4.8.2"
+DCGM_EXPORTER_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+DCGM_EXPORTER_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter"
+DCGM_EXPORTER_IMAGE_TAG = "4.5.3-4.8.2-distroless"
+
+# The vLLM release whose metric names the dashboards and rules use: the one charts/llm-serving pins
+# (a test keeps them equal). metrics.yaml lists the names, read from vllm/v1/metrics/loggers.py of the
+# PyPI wheel vllm==0.17.1. Names changed between releases: vllm:gpu_cache_usage_perc became
+# vllm:kv_cache_usage_perc (renamed in 0.9, old name hidden in 0.11, absent in 0.17.1), and
+# vllm:time_per_output_token_seconds became vllm:inter_token_latency_seconds (0.11; absent in 0.17.1).
+VLLM_VERSION = "0.17.1"
+VLLM_IMAGE = "vllm/vllm-openai"
+VLLM_IMAGE_TAG = f"v{VLLM_VERSION}"
+
+# --- the scrape contract other components follow ------------------------------------------------------
+
+MONITORING_NAMESPACE = "monitoring"
+# Helm release names: the chart names its objects after them, and Prometheus selects ServiceMonitors,
+# PodMonitors and PrometheusRules carrying `release: <this>` (kube-prometheus-stack's default selectors).
+KUBE_PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
+DCGM_EXPORTER_RELEASE = "dcgm-exporter"
+
+# Labels every ServiceMonitor, PodMonitor and PrometheusRule of the kit carries so that Prometheus selects
+# it. ServiceMonitors may live in any namespace (the tenant's, the gateway's): Prometheus watches all.
+SCRAPE_SELECTOR_LABELS: MappingProxyType[str, str] = MappingProxyType({"release": KUBE_PROMETHEUS_STACK_RELEASE})
+
+# How the rules find model servers: the container serving vLLM's /metrics is named SERVING_CONTAINER
+# (charts/llm-serving names it so), and the Prometheus Operator labels every target it scrapes through a
+# ServiceMonitor with `container`, `namespace`, `service` and `pod`.
+SERVING_CONTAINER = "vllm"
+# The serving release's autoscaler (KEDA ScaledObject `advanced.horizontalPodAutoscalerConfig.name`, or an
+# HPA) must be named exactly like its Service: the "queue growing at max replicas" alert joins on that name.
+# The gateway's ServiceMonitor carries SCRAPE_SELECTOR_LABELS like any other; no kit rule depends on it yet.
+DCGM_JOB = DCGM_EXPORTER_RELEASE  # the operator names the job after the exporter's Service
+
+# Node labels cost panels need, exported by kube-state-metrics as kube_node_labels. The kit's GPU pools
+# label their nodes POOL_LABEL (components/k8s/gpu_pools.py); the system node group uses
+# SYSTEM_POOL_LABEL (components/aws/cluster.py): both are exported until the kit settles on one.
+POOL_LABEL = "modelyard.dev/pool"
+SYSTEM_POOL_LABEL = "modelyard.io/pool"
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+NODE_LABELS_FOR_COST = (
+    "node.kubernetes.io/instance-type",
+    "karpenter.sh/nodepool",
+    "topology.kubernetes.io/zone",
+    POOL_LABEL,
+    SYSTEM_POOL_LABEL,
+)
+
+# Dashboards: ConfigMaps with this label are loaded by Grafana's sidecar (kube-prometheus-stack default).
+DASHBOARD_LABEL = ("grafana_dashboard", "1")
+
+# The default StorageClass the cluster creates (components/aws/cluster.py): encrypted gp3.
+STORAGE_CLASS = "gp3"
+
+
+# --- sizes by preset ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringSize:
+    """How big the monitoring stack is for one preset."""
+
+    retention_days: int  # Prometheus keeps this many days of samples
+    storage_gib: int  # gp3 volume per Prometheus replica
+    prometheus_replicas: int
+    prometheus_cpu: str
+    prometheus_memory: str
+    alertmanager_replicas: int
+    alertmanager_storage_gib: int
+
+    @property
+    def retention_size(self) -> str:
+        """Prometheus deletes the oldest blocks above 85% of its volume, before the disk fills."""
+        return f"{int(self.storage_gib * 0.85)}GiB"
+
+
+SIZES: MappingProxyType[Preset, MonitoringSize] = MappingProxyType(
+    {
+        # A pilot: one replica of each, a week of history.
+        Preset.MINIMAL: MonitoringSize(
+            retention_days=7,
+            storage_gib=20,
+            prometheus_replicas=1,
+            prometheus_cpu="250m",
+            prometheus_memory="2Gi",
+            alertmanager_replicas=1,
+            alertmanager_storage_gib=2,
+        ),
+        # Customer-facing: survives the loss of a node or zone; a month of history for capacity reviews.
+        Preset.MODERATE: MonitoringSize(
+            retention_days=30,
+            storage_gib=100,
+            prometheus_replicas=2,
+            prometheus_cpu="500m",
+            prometheus_memory="4Gi",
+            alertmanager_replicas=2,
+            alertmanager_storage_gib=5,
+        ),
+        # Core product: a quarter of history (several regions, many GPUs: more series per day).
+        Preset.ENTERPRISE: MonitoringSize(
+            retention_days=90,
+            storage_gib=500,
+            prometheus_replicas=2,
+            prometheus_cpu="2",
+            prometheus_memory="16Gi",
+            alertmanager_replicas=3,
+            alertmanager_storage_gib=10,
+        ),
+    }
+)
+
+
+def _resources(cpu: str, memory: str) -> dict[str, Any]:
+    """Requests as given; a memory limit equal to the request (no CPU limit: throttling hurts scrapes)."""
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
+
+
+# Keep the stack off GPU nodes even if a GPU node were ever left untainted: GPUs cost 10-100x a CPU node.
+_OFF_GPU_NODES: dict[str, Any] = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "DoesNotExist"}]}]
+        }
+    }
+}
+
+_GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def _pvc(size_gib: int) -> dict[str, Any]:
+    return {
+        "volumeClaimTemplate": {
+            "spec": {
+                "storageClassName": STORAGE_CLASS,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{size_gib}Gi"}},
+            }
+        }
+    }
+
+
+def alertmanager_config(preset: Preset) -> dict[str, Any]:
+    """Alertmanager routing: critical alerts page, warnings go to a ticket queue, Watchdog proves the path.
+
+    Receivers are placeholders ("null") until settings carry webhook, Slack or PagerDuty keys (issue 6,
+    deliverable 5): the routing tree is in place so adding a receiver is one change. Repeat intervals
+    shorten with the preset: an on-call team wants to hear sooner than a pilot does.
+    """
+    repeat = {Preset.MINIMAL: "24h", Preset.MODERATE: "4h", Preset.ENTERPRISE: "1h"}[preset]
+    return {
+        "global": {"resolve_timeout": "5m"},
+        "route": {
+            "receiver": "null",
+            "group_by": ["alertname", "namespace", "model_name", "node"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": repeat,
+            "routes": [
+                {"receiver": "null", "matchers": ['alertname = "Watchdog"'], "repeat_interval": "5m"},
+                {"receiver": "page", "matchers": ['severity = "critical"']},
+                {"receiver": "ticket", "matchers": ['severity = "warning"']},
+            ],
+        },
+        # A critical alert silences the warnings of the same thing on the same node or model.
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity = "critical"'],
+                "target_matchers": ['severity = "warning"'],
+                "equal": ["namespace", "node", "model_name"],
+            }
+        ],
+        "receivers": [{"name": "null"}, {"name": "page"}, {"name": "ticket"}],
+        "templates": ["/etc/alertmanager/config/*.tmpl"],
+    }
+
+
+def monitoring_values(settings: Settings) -> dict[str, Any]:
+    """Helm values for kube-prometheus-stack, sized by the stack's preset."""
+    size = SIZES[settings.preset]
+    small = _resources("50m", "64Mi")
+    return {
+        "fullnameOverride": KUBE_PROMETHEUS_STACK_RELEASE,
+        "crds": {"enabled": True},
+        # EKS runs the control plane: scheduler, controller manager and etcd cannot be scraped, and
+        # kube-proxy binds its metrics to localhost. Their targets would only ever be down.
+        "kubeScheduler": {"enabled": False},
+        "kubeControllerManager": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        "kubeProxy": {"enabled": False},
+        "defaultRules": {
+            "create": True,
+            "rules": {
+                "etcd": False,
+                "kubeSchedulerAlerting": False,
+                "kubeSchedulerRecording": False,
+                "kubeControllerManager": False,
+                "kubeProxy": False,
+                "windows": False,
+            },
+            # The kit's own rules (rules/cluster.yaml) cover these with GPU-node-aware thresholds and runbooks.
+            "disabled": {"KubePodCrashLooping": True, "KubeNodeNotReady": True},
+        },
+        "windowsMonitoring": {"enabled": False},
+        "prometheusOperator": {
+            "resources": _resources("100m", "256Mi"),
+            "affinity": _OFF_GPU_NODES,
+            "admissionWebhooks": {"patch": {"resources": small, "affinity": _OFF_GPU_NODES}},
+            "prometheusConfigReloader": {"resources": small},
+        },
+        "prometheus": {
+            "prometheusSpec": {
+                "replicas": size.prometheus_replicas,
+                "retention": f"{size.retention_days}d",
+                "retentionSize": size.retention_size,
+                "storageSpec": _pvc(size.storage_gib),
+                "resources": _resources(size.prometheus_cpu, size.prometheus_memory),
+                "affinity": _OFF_GPU_NODES,
+                "externalLabels": {"cluster": settings.name},
+                # Select ServiceMonitors, PodMonitors and rules by SCRAPE_SELECTOR_LABELS in every namespace.
+                "serviceMonitorSelectorNilUsesHelmValues": True,
+                "podMonitorSelectorNilUsesHelmValues": True,
+                "ruleSelectorNilUsesHelmValues": True,
+            }
+        },
+        "alertmanager": {
+            "enabled": True,
+            "config": alertmanager_config(settings.preset),
+            "alertmanagerSpec": {
+                "replicas": size.alertmanager_replicas,
+                "storage": _pvc(size.alertmanager_storage_gib),
+                "resources": _resources("50m", "128Mi"),
+                "affinity": _OFF_GPU_NODES,
+            },
+        },
+        "grafana": {
+            "enabled": True,
+            "defaultDashboardsTimezone": "utc",
+            "resources": _resources("100m", "256Mi"),
+            "affinity": _OFF_GPU_NODES,
+            # Dashboards are code: loaded from ConfigMaps by the sidecar, not edited in the UI.
+            "sidecar": {
+                "resources": small,
+                "dashboards": {
+                    "enabled": True,
+                    "label": DASHBOARD_LABEL[0],
+                    "labelValue": DASHBOARD_LABEL[1],
+                    "searchNamespace": "ALL",
+                    "provider": {"allowUiUpdates": False},
+                },
+            },
+        },
+        "kube-state-metrics": {
+            "resources": _resources("50m", "256Mi"),
+            "affinity": _OFF_GPU_NODES,
+            # Node labels the cost panels group by (instance type for the price, pool, zone).
+            "metricLabelsAllowlist": [f"nodes=[{','.join(NODE_LABELS_FOR_COST)}]"],
+        },
+        "prometheus-node-exporter": {
+            "resources": _resources("50m", "64Mi"),
+            # node-exporter belongs on every node, GPU nodes included.
+            "tolerations": [_GPU_TOLERATION, {"operator": "Exists", "effect": "NoSchedule"}],
+        },
+    }
+
+
+def dcgm_exporter_values() -> dict[str, Any]:
+    """Helm values for the DCGM exporter: GPU nodes only, scraped through a ServiceMonitor."""
+    return {
+        "fullnameOverride": DCGM_EXPORTER_RELEASE,
+        "image": {"repository": DCGM_EXPORTER_IMAGE, "tag": DCGM_EXPORTER_IMAGE_TAG},
+        "nodeSelector": {GPU_PRESENT_LABEL: "true"},
+        "tolerations": [_GPU_TOLERATION],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "serviceMonitor": {
+            "enabled": True,
+            "interval": "15s",
+            "additionalLabels": dict(SCRAPE_SELECTOR_LABELS),
+            # The exporter's own pod/namespace labels name the GPU's workload; `node` names where it is,
+            # which the "GPU missing" alert and the cost rules join on.
+            "relabelings": [
+                {
+                    "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                    "targetLabel": "node",
+                    "action": "replace",
+                }
+            ],
+        },
+    }

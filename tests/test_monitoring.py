@@ -1,0 +1,441 @@
+"""Monitoring: rules with promtool, dashboards and rules against the metric list, objects with
+kubernetes-validate and checkov, Helm values by preset, and the component under the offline engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+import yaml
+
+from components.k8s.monitoring import assets, generate
+from components.k8s.monitoring.component import Monitoring, MonitoringArgs
+from components.k8s.monitoring.values import (
+    DCGM_EXPORTER_REPO,
+    DCGM_EXPORTER_VERSION,
+    GPU_PRESENT_LABEL,
+    GPU_TAINT_KEY,
+    KUBE_PROMETHEUS_STACK_REPO,
+    KUBE_PROMETHEUS_STACK_VERSION,
+    NODE_LABELS_FOR_COST,
+    SCRAPE_SELECTOR_LABELS,
+    SIZES,
+    VLLM_IMAGE_TAG,
+    alertmanager_config,
+    dcgm_exporter_values,
+    monitoring_values,
+)
+from components.plan.engine import run_program
+from components.plan.run import load_settings
+from components.settings.model import Preset
+from tests.tools import require_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = assets.RULES_DIR / "tests"
+KUBERNETES_VERSION = "1.33.0"
+CRD_GROUPS = frozenset({"monitoring.coreos.com"})
+TTFT_BOUND = "2.5"
+
+
+# --- rules with promtool ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def promtool_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each PrometheusRule's spec.groups as a plain rules file of the same name, beside the unit tests.
+    Annotations are dropped from the copy: the unit tests are about when alerts fire; `promtool check
+    rules` checks the annotations' templates on the full copy."""
+    directory = tmp_path_factory.mktemp("promtool")
+    (directory / "full").mkdir()
+    for path in assets.rule_files():
+        groups = assets.load_rule(path)["spec"]["groups"]
+        (directory / "full" / path.name).write_text(yaml.safe_dump({"groups": groups}))
+        for group in groups:
+            for rule in group["rules"]:
+                rule.pop("annotations", None)
+        (directory / path.name).write_text(yaml.safe_dump({"groups": groups}))
+    for test in TESTS_DIR.glob("*.yaml"):
+        (directory / test.name).write_text(test.read_text())
+    return directory
+
+
+def test_rules_pass_promtool_check(promtool_dir: Path) -> None:
+    promtool = require_tool("promtool")
+    files = sorted(str(p) for p in (promtool_dir / "full").glob("*.yaml"))
+    result = subprocess.run([promtool, "check", "rules", *files], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rule_unit_tests_pass(promtool_dir: Path) -> None:
+    promtool = require_tool("promtool")
+    tests = sorted(p.name for p in TESTS_DIR.glob("*.yaml"))
+    # One process per file, in parallel: the slow-burn file evaluates days of data.
+    runs = [
+        subprocess.Popen(
+            [promtool, "test", "rules", name],
+            cwd=promtool_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in tests
+    ]
+    failures = []
+    for name, run in zip(tests, runs, strict=True):
+        output, _ = run.communicate(timeout=120)
+        if run.returncode != 0:
+            failures.append(f"{name}:\n{output}")
+    assert not failures, "\n".join(failures)
+
+
+_SERIES = re.compile(r"^\s*([^{\s]+)\s*(?:\{(.*)\})?\s*$")
+_LABEL = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
+
+
+def _series_labels(text: str) -> dict[str, str]:
+    match = _SERIES.match(text)
+    assert match, text
+    return dict(_LABEL.findall(match.group(2) or ""))
+
+
+def test_every_alert_has_a_firing_and_a_silent_case() -> None:
+    """For every alert, a unit test expects it to fire, and the same test feeds at least one series that
+    no expected alert came from (or expects no alert at some time): promtool then proves it stays silent,
+    since it compares the full list of alerts."""
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for path in TESTS_DIR.glob("*.yaml"):
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            series = [_series_labels(s["series"]) for s in case.get("input_series", [])]
+            for check in case.get("alert_rule_test", []):
+                name, expected = check["alertname"], check.get("exp_alerts") or []
+                if not expected:
+                    silent.add(name)
+                    continue
+                fires.add(name)
+                wanted = [
+                    {k: str(v) for k, v in e["exp_labels"].items() if k not in ("severity", "alertname")}
+                    for e in expected
+                ]
+                uncovered = [s for s in series if not any(w.items() <= s.items() for w in wanted)]
+                if uncovered:
+                    silent.add(name)
+    names = {rule["alert"] for rule in assets.alerts()}
+    assert names - fires == set(), "alerts no unit test fires"
+    assert names - silent == set(), "alerts no unit test proves silent"
+
+
+def test_every_alert_has_severity_summary_and_a_runbook() -> None:
+    for rule in assets.alerts():
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in {"critical", "warning"}, name
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"], name
+        assert annotations["runbook_url"] == f"{assets.RUNBOOK_BASE_URL}{name}.md", name
+        runbook = assets.RUNBOOKS_DIR / f"{name}.md"
+        assert runbook.is_file(), f"missing {runbook}"
+        assert runbook.read_text().startswith(f"# {name}"), runbook
+
+
+def test_ttft_objective_sits_on_a_vllm_bucket_bound() -> None:
+    buckets = assets.known_metrics()["vllm:time_to_first_token_seconds"]["buckets"]
+    assert float(TTFT_BOUND) in buckets
+    serving = (assets.RULES_DIR / "serving.yaml").read_text()
+    assert set(re.findall(r'le="([^"]+)"', serving)) == {TTFT_BOUND}
+
+
+# --- metric names ---------------------------------------------------------------------------------
+
+_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
+_CLAUSE = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_NAME = re.compile(r"(?<![\w:.$])([A-Za-z_:][\w:]*)")
+
+
+def series_names(expr: str) -> set[str]:
+    """Series names a PromQL expression selects (a small lexer: strings, matchers, ranges, grouping
+    clauses, Grafana variables and numbers removed; what is left and is not a function or keyword)."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = _CLAUSE.sub(" ", text)
+    text = re.sub(r"\$\{?\w+\}?", " ", text)
+    text = re.sub(r"\b\d+(\.\d+)?([eE][+-]?\d+)?\b", " ", text)
+    names = set()
+    for match in _NAME.finditer(text):
+        rest = text[match.end() :].lstrip()
+        if rest.startswith("(") or match.group(1) in _KEYWORDS:
+            continue
+        names.add(match.group(1))
+    return names
+
+
+def test_series_names_lexer() -> None:
+    expr = (
+        'sum by (node) (rate(vllm:generation_tokens_total{le="2.5", a=~"x|y"}[5m])) / on (node) group_left () '
+        "max(up) * 1e6 > bool 5 and $__range_s"
+    )
+    assert series_names(expr) == {"vllm:generation_tokens_total", "up"}
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {path.name: json.loads(path.read_text()) for path in assets.dashboard_files()}
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            match = re.fullmatch(r"label_values\((.*),\s*\w+\)", variable["query"]["query"])
+            assert match, variable["query"]
+            exprs.append(match.group(1))
+    return exprs
+
+
+def test_dashboards_are_grafana_json_with_known_metrics() -> None:
+    allowed = assets.allowed_series_names()
+    found = dashboards()
+    assert set(found) == {"serving.json", "gpus.json", "cost.json"}
+    for name, dashboard in found.items():
+        assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36, name
+        ids = [panel["id"] for panel in dashboard["panels"]]
+        assert len(ids) == len(set(ids)), name
+        for panel in dashboard["panels"]:
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, (name, panel["title"])
+            assert panel["targets"], (name, panel["title"])
+        for expr in dashboard_queries(dashboard):
+            unknown = series_names(expr) - allowed
+            assert not unknown, f"{name}: {expr} uses {unknown}, not in metrics.yaml nor recorded"
+
+
+def test_rules_use_known_metrics() -> None:
+    allowed = assets.allowed_series_names()
+    for path in assets.rule_files():
+        for group in assets.load_rule(path)["spec"]["groups"]:
+            for rule in group["rules"]:
+                unknown = series_names(rule["expr"]) - allowed
+                assert not unknown, f"{path.name} {rule.get('alert') or rule.get('record')}: {unknown}"
+
+
+def test_every_listed_metric_names_its_source() -> None:
+    data = yaml.safe_load(assets.METRICS_FILE.read_text())
+    for name, meta in data["metrics"].items():
+        assert meta["source"] in data["sources"], name
+        assert meta["type"] in {"gauge", "counter", "histogram"}, name
+        if meta["type"] == "counter" and meta["source"].startswith("vllm"):
+            assert name.endswith("_total"), f"{name}: prometheus_client exposes counters with _total"
+    for key, source in data["sources"].items():
+        assert source["project"] and source["version"] and source["path"], key
+
+
+def test_vllm_version_is_the_one_the_serving_chart_pins() -> None:
+    chart_values = ROOT / "charts" / "llm-serving" / "values.yaml"
+    if not chart_values.is_file():
+        pytest.skip("charts/llm-serving is not in this tree")
+    image = yaml.safe_load(chart_values.read_text())["image"]
+    assert image["tag"] == VLLM_IMAGE_TAG
+    assert VLLM_IMAGE_TAG.removeprefix("v") in assets.METRICS_FILE.read_text()
+
+
+# --- generated files --------------------------------------------------------------------------------
+
+
+def test_generated_files_are_up_to_date() -> None:
+    base = assets.RULES_DIR.parent
+    for relative, text in generate.generated_files().items():
+        assert (base / relative).read_text() == text, f"run: python -m components.k8s.monitoring.generate ({relative})"
+
+
+def test_cost_rules_price_every_priced_gpu_type_from_the_catalog() -> None:
+    prices = {
+        rule["labels"]["instance_type"]: rule["expr"] for rule in generate.cost_rule()["spec"]["groups"][0]["rules"]
+    }
+    assert prices == {name: f"vector({price})" for name, price in generate.instance_prices().items()}
+    assert "g6e.xlarge" in prices and "m7i.large" not in prices
+
+
+# --- Kubernetes objects -----------------------------------------------------------------------------
+
+
+def rendered_objects() -> list[dict[str, Any]]:
+    return [assets.namespace_object(), *assets.dashboard_config_maps(), *assets.prometheus_rules()]
+
+
+def test_objects_are_valid_for_the_cluster_kubernetes() -> None:
+    seen = set()
+    for obj in rendered_objects():
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            group = obj["apiVersion"].split("/")[0]
+            assert group in CRD_GROUPS, f"no schema for {obj['apiVersion']} {obj['kind']}"
+            seen.add(group)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{obj['kind']} {obj['metadata']['name']}: {exc.message}")
+    assert seen == CRD_GROUPS
+
+
+def test_objects_carry_the_labels_prometheus_and_grafana_select() -> None:
+    for obj in rendered_objects():
+        labels = obj["metadata"]["labels"]
+        if obj["kind"] == "PrometheusRule":
+            assert SCRAPE_SELECTOR_LABELS.items() <= labels.items()
+            assert obj["metadata"]["namespace"] == "monitoring"
+        if obj["kind"] == "ConfigMap":
+            assert labels["grafana_dashboard"] == "1"
+            assert len(json.dumps(obj["data"])) < 1_000_000
+
+
+def test_checkov_finds_nothing_outside_the_skip_list(tmp_path: Path) -> None:
+    checkov = require_tool("checkov")
+    skips = yaml.safe_load((assets.ASSETS_DIR / "checkov-skips.yaml").read_text())["skips"] or []
+    assert all(s["id"].startswith("CKV") and len(s["reason"]) > 40 for s in skips)
+    (tmp_path / "monitoring.yaml").write_text(yaml.safe_dump_all(rendered_objects(), sort_keys=False))
+    command = [checkov, "--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"]
+    if skips:
+        command += ["--skip-check", ",".join(s["id"] for s in skips)]
+    result = subprocess.run(
+        [*command, "-d", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+    )
+    report = json.loads(result.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [f"{f['check_id']} {f['resource']}" for r in reports for f in r["results"]["failed_checks"]]
+    assert failed == []
+    summary = reports[0]["summary"]
+    assert summary["parsing_errors"] == 0 and summary["resource_count"] == len(rendered_objects())
+
+
+# --- Helm values ------------------------------------------------------------------------------------
+
+
+def test_sizes_grow_with_the_preset(make_settings) -> None:
+    specs = [
+        monitoring_values(make_settings(preset.value))["prometheus"]["prometheusSpec"]
+        for preset in (Preset.MINIMAL, Preset.MODERATE, Preset.ENTERPRISE)
+    ]
+    days = [int(s["retention"].removesuffix("d")) for s in specs]
+    sizes = [
+        int(s["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"][:-2]) for s in specs
+    ]
+    assert days == sorted(days) and len(set(days)) == 3
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3
+    for spec in specs:
+        assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["storageClassName"] == "gp3"
+        assert int(spec["retentionSize"].removesuffix("GiB")) < int(
+            spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"][:-2]
+        )
+    assert set(SIZES) == set(Preset)
+
+
+def _components(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        "operator": values["prometheusOperator"],
+        "prometheus": values["prometheus"]["prometheusSpec"],
+        "alertmanager": values["alertmanager"]["alertmanagerSpec"],
+        "grafana": values["grafana"],
+        "kube-state-metrics": values["kube-state-metrics"],
+        "node-exporter": values["prometheus-node-exporter"],
+    }
+
+
+def test_every_component_requests_resources_and_stays_off_gpu_nodes(make_settings) -> None:
+    values = monitoring_values(make_settings("moderate"))
+    for name, component in _components(values).items():
+        requests = component["resources"]["requests"]
+        assert requests["cpu"] and requests["memory"], name
+        if name == "node-exporter":
+            continue
+        terms = component["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert {"key": GPU_PRESENT_LABEL, "operator": "DoesNotExist"} in terms["nodeSelectorTerms"][0][
+            "matchExpressions"
+        ]
+        assert "tolerations" not in component, name
+    assert values["grafana"]["sidecar"]["resources"]["requests"]
+    assert values["prometheusOperator"]["admissionWebhooks"]["patch"]["resources"]["requests"]
+
+
+def test_exporters_tolerate_the_gpu_taint_and_dcgm_runs_only_on_gpu_nodes(make_settings) -> None:
+    gpu = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+    assert gpu in monitoring_values(make_settings())["prometheus-node-exporter"]["tolerations"]
+    dcgm = dcgm_exporter_values()
+    assert dcgm["tolerations"] == [gpu]
+    assert dcgm["nodeSelector"] == {GPU_PRESENT_LABEL: "true"}
+    assert dcgm["serviceMonitor"]["enabled"] and dcgm["serviceMonitor"]["additionalLabels"] == dict(
+        SCRAPE_SELECTOR_LABELS
+    )
+    assert dcgm["resources"]["requests"]
+
+
+def test_eks_hidden_scrapes_are_off_and_cost_labels_exported(make_settings) -> None:
+    values = monitoring_values(make_settings())
+    for key in ("kubeScheduler", "kubeControllerManager", "kubeEtcd", "kubeProxy"):
+        assert values[key] == {"enabled": False}, key
+    (allowlist,) = values["kube-state-metrics"]["metricLabelsAllowlist"]
+    assert allowlist.startswith("nodes=[") and set(allowlist[7:-1].split(",")) == set(NODE_LABELS_FOR_COST)
+    assert {"node.kubernetes.io/instance-type", "karpenter.sh/nodepool", "modelyard.dev/pool"} <= set(
+        NODE_LABELS_FOR_COST
+    )
+    assert (
+        values["alertmanager"]["enabled"] and values["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+    )
+
+
+def test_alertmanager_routes_by_severity_and_repeats_sooner_for_bigger_presets() -> None:
+    repeats = []
+    for preset in (Preset.MINIMAL, Preset.MODERATE, Preset.ENTERPRISE):
+        config = alertmanager_config(preset)
+        routes = {tuple(r["matchers"]): r["receiver"] for r in config["route"]["routes"]}
+        assert routes[('severity = "critical"',)] == "page" and routes[('severity = "warning"',)] == "ticket"
+        receivers = {r["name"] for r in config["receivers"]}
+        assert {config["route"]["receiver"], *routes.values()} <= receivers
+        repeats.append(int(config["route"]["repeat_interval"].removesuffix("h")))
+    assert repeats == sorted(repeats, reverse=True)
+
+
+# --- the component under the offline engine ---------------------------------------------------------
+
+
+def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_provider() -> None:
+    stack_file, settings = load_settings(ROOT, "pilot")
+
+    def program() -> None:
+        provider = k8s.Provider("k8s", kubeconfig="{}", namespace="default")
+        Monitoring("monitoring", args=MonitoringArgs(settings=settings), opts=pulumi.ResourceOptions(provider=provider))
+
+    recording = run_program(stack_file, preview=True, program=program)
+    by_name = {r.name: r for r in recording.registrations}
+    component = by_name["monitoring"]
+    assert component.type == "modelyard:k8s:Monitoring"
+    children = [r for r in recording.registrations if r.parent_urn == component.urn]
+    assert children and all(r.provider_urn.endswith("::k8s") for r in children)
+
+    stack = by_name["monitoring-kube-prometheus-stack"].inputs
+    assert (stack["chart"], stack["version"], stack["repositoryOpts"]["repo"]) == (
+        "kube-prometheus-stack",
+        KUBE_PROMETHEUS_STACK_VERSION,
+        KUBE_PROMETHEUS_STACK_REPO,
+    )
+    assert stack["name"] == "kube-prometheus-stack" and stack["namespace"] == "monitoring"
+    assert stack["values"]["prometheus"]["prometheusSpec"]["retention"] == f"{SIZES[settings.preset].retention_days}d"
+    dcgm = by_name["monitoring-dcgm-exporter"]
+    assert (dcgm.inputs["version"], dcgm.inputs["repositoryOpts"]["repo"]) == (
+        DCGM_EXPORTER_VERSION,
+        DCGM_EXPORTER_REPO,
+    )
+    assert by_name["monitoring-kube-prometheus-stack"].urn in dcgm.dependency_urns
+
+    rules = [r for r in children if r.type == "kubernetes:monitoring.coreos.com/v1:PrometheusRule"]
+    maps = [r for r in children if r.type == "kubernetes:core/v1:ConfigMap"]
+    assert len(rules) == len(assets.rule_files()) and len(maps) == len(assets.dashboard_files())
+    assert all(by_name["monitoring-kube-prometheus-stack"].urn in r.dependency_urns for r in rules)
