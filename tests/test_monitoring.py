@@ -439,3 +439,18 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
     maps = [r for r in children if r.type == "kubernetes:core/v1:ConfigMap"]
     assert len(rules) == len(assets.rule_files()) and len(maps) == len(assets.dashboard_files())
     assert all(by_name["monitoring-kube-prometheus-stack"].urn in r.dependency_urns for r in rules)
+
+
+# --- docs -------------------------------------------------------------------------------------------
+
+
+def test_docs_list_every_alert_and_the_sizes() -> None:
+    doc = (ROOT / "docs" / "monitoring.md").read_text()
+    for rule in assets.alerts():
+        name, severity = rule["alert"], rule["labels"]["severity"]
+        assert re.search(rf"^\| {name} \| {severity} \|.*\[{name}\]\(runbooks/{name}\.md\) \|$", doc, re.M), name
+    for preset, size in SIZES.items():
+        row = f"| {preset.value} | {size.retention_days} days | {size.storage_gib} GiB | {size.prometheus_replicas} |"
+        assert row in doc, row
+    for pin in (KUBE_PROMETHEUS_STACK_VERSION, DCGM_EXPORTER_VERSION, VLLM_IMAGE_TAG.removeprefix("v")):
+        assert f"`{pin}`" in doc, pin

@@ -9,6 +9,7 @@ describes what is installed and why.
 from components.k8s.monitoring.component import Monitoring, MonitoringArgs
 from components.k8s.monitoring.values import (
     MONITORING_NAMESPACE,
+    PROMETHEUS_POD_LABELS,
     SCRAPE_SELECTOR_LABELS,
     SERVING_CONTAINER,
     VLLM_IMAGE,
@@ -19,6 +20,7 @@ from components.k8s.monitoring.values import (
 
 __all__ = [
     "MONITORING_NAMESPACE",
+    "PROMETHEUS_POD_LABELS",
     "SCRAPE_SELECTOR_LABELS",
     "SERVING_CONTAINER",
     "VLLM_IMAGE",

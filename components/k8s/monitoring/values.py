@@ -51,6 +51,10 @@ DCGM_EXPORTER_RELEASE = "dcgm-exporter"
 # it. ServiceMonitors may live in any namespace (the tenant's, the gateway's): Prometheus watches all.
 SCRAPE_SELECTOR_LABELS: MappingProxyType[str, str] = MappingProxyType({"release": KUBE_PROMETHEUS_STACK_RELEASE})
 
+# Labels of the Prometheus pods (set by the Prometheus Operator), for NetworkPolicies that admit scrapes
+# from MONITORING_NAMESPACE (the serving chart's default matches).
+PROMETHEUS_POD_LABELS: MappingProxyType[str, str] = MappingProxyType({"app.kubernetes.io/name": "prometheus"})
+
 # How the rules find model servers: the container serving vLLM's /metrics is named SERVING_CONTAINER
 # (charts/llm-serving names it so), and the Prometheus Operator labels every target it scrapes through a
 # ServiceMonitor with `container`, `namespace`, `service` and `pod`.
