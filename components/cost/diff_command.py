@@ -58,7 +58,15 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.max_chars is not None and args.max_chars < 1000:
         raise InputError(Problem(path="--max-chars", message="at least 1000 characters"))
-    base, head = _read(args.base, "BASE"), _read(args.head, "HEAD")
+    plans, problems = [], []
+    for path, argument in ((args.base, "BASE"), (args.head, "HEAD")):
+        try:
+            plans.append(_read(path, argument))
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    base, head = plans
     if base.get("stack") != head.get("stack"):
         sys.stderr.write(f"note: comparing stack {base.get('stack')!r} with {head.get('stack')!r}\n")
     diff = diff_plans(base, head)
