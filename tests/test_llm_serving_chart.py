@@ -600,9 +600,11 @@ def test_values_function_refuses_what_the_chart_cannot_serve(make_settings) -> N
 
 
 def test_serving_selects_the_labels_and_taints_the_gpu_pools_set() -> None:
-    gpu_pools = pytest.importorskip("components.k8s.gpu_pools")
+    from components.k8s import gpu_pools  # not imported by serving_values: it pulls in the Pulumi SDKs
+
     assert gpu_pools.POOL_LABEL == POOL_LABEL
     assert gpu_pools.TENANT_LABEL == TENANT_TAINT
+    assert GPU_TAINT["key"] == gpu_pools.GPU_TAINT_KEY
 
 
 def chart_fingerprint() -> str:
