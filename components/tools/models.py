@@ -193,7 +193,10 @@ def _open_target(args: argparse.Namespace, name: str, revision: str) -> Target:
                 f"the stack's model bucket {bucket} does not exist: run `pulumi up --stack {args.stack}` first "
                 "(the bucket is part of the stack)"
             ) from exc
-        raise EnvironmentBlocked(f"cannot reach bucket {bucket}: {error_code(exc)} (needs s3:ListBucket)") from exc
+        if http_status(exc) != 403:
+            raise EnvironmentBlocked(f"cannot reach bucket {bucket}: {error_code(exc)}") from exc
+        # 403: a role limited to models/* (the kit's writer role) may not HeadBucket; the object calls decide.
+        print(f"note: HeadBucket on {bucket} was refused (403); going on with object calls", file=sys.stderr)
     models = [key for key, m in settings.models.items() if _catalog_name(m.model) == name and m.revision == revision]
     if models:
         print(f"stack {args.stack}: models {', '.join(models)} serve {name} revision {revision}", file=sys.stderr)
@@ -219,7 +222,8 @@ def read_manifest(target: Target) -> dict[str, Any] | None:
     try:
         body = target.s3.get_object(Bucket=target.bucket, Key=target.key(MANIFEST))["Body"].read()
     except botocore.exceptions.ClientError as exc:
-        if error_code(exc) in ("NoSuchKey", "404") or http_status(exc) == 404:
+        # Without an unconditioned s3:ListBucket, S3 answers 403 rather than 404 for a missing key.
+        if error_code(exc) in ("NoSuchKey", "404") or http_status(exc) in (403, 404):
             return None
         raise
     try:
@@ -241,7 +245,7 @@ def head(target: Target, path: str) -> tuple[int, str] | None:
     try:
         answer = target.s3.head_object(Bucket=target.bucket, Key=target.key(path))
     except botocore.exceptions.ClientError as exc:
-        if http_status(exc) == 404:
+        if http_status(exc) in (403, 404):  # 403: a missing key, for a caller without a plain s3:ListBucket
             return None
         raise
     return int(answer["ContentLength"]), str(answer.get("Metadata", {}).get("sha256", ""))
@@ -306,7 +310,7 @@ def push(
                 "meanwhile see no manifest and wait)"
             )
         # Replacing: the revision is incomplete from now until the new manifest lands.
-        target.s3.delete_object(Bucket=target.bucket, Key=target.key(MANIFEST))
+        _delete(target, MANIFEST)
 
     to_send: list[LocalFile] = []
     skipped: list[str] = []
@@ -366,7 +370,7 @@ def push(
     if force and existing is not None:
         stale = sorted(set(_list_keys(target)) - set(local) - {MANIFEST})
         for path in stale:
-            target.s3.delete_object(Bucket=target.bucket, Key=target.key(path))
+            _delete(target, path)
 
     manifest = {
         "schema": MANIFEST_SCHEMA,
@@ -383,6 +387,17 @@ def push(
         ContentType="application/json",
     )
     return PushResult(sent=sorted(f.path for f in to_send), skipped=sorted(skipped))
+
+
+def _delete(target: Target, path: str) -> None:
+    try:
+        target.s3.delete_object(Bucket=target.bucket, Key=target.key(path))
+    except botocore.exceptions.ClientError as exc:
+        raise EnvironmentBlocked(
+            f"--force could not delete s3://{target.bucket}/{target.key(path)} ({error_code(exc)}): replacing a "
+            "revision needs s3:DeleteObject, which the kit's writer role does not have; use an admin principal, "
+            "or push under a new --revision"
+        ) from exc
 
 
 def _differences(local: Mapping[str, tuple[int, str]], pushed: Mapping[str, tuple[int, str]]) -> list[str]:

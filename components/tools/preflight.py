@@ -200,7 +200,17 @@ class Preflight:
             lambda: self.check_bucket(identity["account"]),
             self.check_reservations,
         ):
-            check()
+            try:
+                check()
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else type(exc).__name__
+                what = getattr(check, "__name__", "check").removeprefix("check_").replace("_", " ")
+                self.report.add(
+                    what if what != "<lambda>" else "bucket",
+                    Status.FAIL,
+                    f"could not be checked: {code}: {exc}",
+                    "give the caller read access (docs/preflight.md lists the permissions) and run again",
+                )
         return self.report
 
     def check_region(self) -> bool:
@@ -400,10 +410,13 @@ class Preflight:
 
     def check_eks_version(self) -> None:
         version = self.settings.cluster.version
+        client = self.clients("eks")
         try:
-            answer = self.clients("eks").describe_cluster_versions(clusterVersions=[version], includeAll=True)
-        except (botocore.exceptions.ClientError, botocore.exceptions.EndpointConnectionError) as exc:
-            code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else "unreachable"
+            if not hasattr(client, "describe_cluster_versions"):  # boto3 older than the API (late 2024)
+                raise botocore.exceptions.ParamValidationError(report="DescribeClusterVersions is not in this boto3")
+            answer = client.describe_cluster_versions(clusterVersions=[version], includeAll=True)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else type(exc).__name__
             known = version in EKS_VERSIONS
             self.report.add(
                 "eks-version",
@@ -492,14 +505,15 @@ class Preflight:
             rid = str(pool.reservation_id)
             try:
                 found = ec2.describe_capacity_reservations(CapacityReservationIds=[rid])["CapacityReservations"]
-            except botocore.exceptions.ClientError as exc:
-                if error_code(exc).startswith("InvalidCapacityReservationId"):
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else type(exc).__name__
+                if code.startswith("InvalidCapacityReservationId"):
                     found = []
                 else:
                     self.report.add(
                         "reservation",
                         Status.WARN,
-                        f"pools.{name}: {rid} cannot be read ({error_code(exc)})",
+                        f"pools.{name}: {rid} cannot be read ({code})",
                         "grant ec2:DescribeCapacityReservations to the caller",
                     )
                     continue
