@@ -7,6 +7,7 @@ import pulumi_aws as aws
 
 from components import catalog
 from components.aws.cluster import Cluster, ClusterArgs
+from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
@@ -53,9 +54,26 @@ def build_platform(settings: Settings) -> None:
             system_max=system.max_nodes,
             system_desired=system.desired_nodes,
             tags=settings.tags_for("cluster"),
+            image_registry=lambda host: image_registry(settings, aws_provider, host),
         ),
         opts=pulumi.ResourceOptions(provider=aws_provider, depends_on=[network]),
     )
+    if settings.image_cache_on:
+        cache = settings.cluster.image_cache
+        ImageCache(
+            "image-cache",
+            args=ImageCacheArgs(
+                region=settings.region,
+                account_id=account_id(aws_provider),
+                credentials={
+                    "docker_hub_secret_arn": cache.docker_hub_secret_arn,
+                    "github_secret_arn": cache.github_secret_arn,
+                },
+                node_role_names=[cluster.system_node_role_name, cluster.karpenter_node_role_name],
+                tags=settings.tags_for("image-cache"),
+            ),
+            opts=pulumi.ResourceOptions(provider=aws_provider),
+        )
     GpuPools(
         "gpu-pools",
         args=GpuPoolsArgs(
@@ -95,10 +113,21 @@ def build_platform(settings: Settings) -> None:
     pulumi.export("model_bucket", storage.bucket_name)
 
 
+def account_id(provider: aws.Provider) -> pulumi.Output[str]:
+    """The account the stack deploys into (known during preview too: invokes run then)."""
+    return aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=provider)).account_id
+
+
+def image_registry(settings: Settings, provider: aws.Provider, host: str) -> pulumi.Input[str]:
+    """Where nodes pull `host`'s images from: the ECR pull-through cache when it is on, else `host` itself."""
+    if not settings.image_cache_on:
+        return host
+    return account_id(provider).apply(lambda account: mirrored(host, account=account, region=settings.region))
+
+
 def model_bucket_name(settings: Settings, provider: aws.Provider) -> pulumi.Output[str]:
     """`<project>-<stack>-models-<account id>`: globally unique, and derivable by the push tool."""
-    identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=provider))
-    return pulumi.Output.concat(settings.name, "-models-", identity.account_id)
+    return pulumi.Output.concat(settings.name, "-models-", account_id(provider))
 
 
 def model_prefix(settings: Settings, model_key: str) -> str:

@@ -275,7 +275,11 @@ def test_karpenter_interruption_queue_is_encrypted_and_fed_by_every_event(plans,
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_karpenter_controller_uses_pod_identity_and_nodes_can_join(plans, stack):
     plan = plans[stack]
-    association = _one(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    (association,) = [
+        a
+        for a in by_type(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if a["name"] == "cluster-karpenter-controller"
+    ]
     assert (association["inputs"]["namespace"], association["inputs"]["serviceAccount"]) == ("kube-system", "karpenter")
     node_entries = [e for e in by_type(plan, "aws:eks/accessEntry:AccessEntry") if e["inputs"]["type"] == "EC2_LINUX"]
     assert len(node_entries) == 1

@@ -507,7 +507,7 @@ def test_startup_probe_covers_the_model_load(stack_cases, stack_rendered) -> Non
 
 def test_weights_wait_for_the_manifest_and_fit_the_cache(stack_cases, stack_rendered) -> None:
     for case, (settings, model) in stack_cases.items():
-        (loader,) = pod_spec(stack_rendered[case])["initContainers"]
+        loader = pod_spec(stack_rendered[case])["initContainers"][0]
         env = {e["name"]: e["value"] for e in loader["env"]}
         assert env["BUCKET"] == f"{settings.name}-models"
         assert env["PREFIX"] == f"models/{model}/{settings.models[model].revision}"
@@ -630,3 +630,71 @@ def test_chart_version_is_bumped_with_every_change(chart: helm.Chart) -> None:
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(current, indent=2) + "\n")
     assert current == json.loads(path.read_text()), "run UPDATE_GOLDEN=1 after bumping the chart version"
+
+
+# --- the weights check (charts/llm-serving/files/verify-weights.py) ----------------------------------------
+
+VERIFY_SCRIPT = CHART_DIR / "files" / "verify-weights.py"
+
+
+def pushed_revision(root: Path, files: Mapping[str, bytes]) -> Path:
+    """A model directory as the loader leaves it: the files and the manifest `modelyard models push` writes."""
+    from components.tools.models import MANIFEST_SCHEMA
+
+    model_dir = root / "llama-8b"
+    entries = []
+    for name, data in sorted(files.items()):
+        (model_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (model_dir / name).write_bytes(data)
+        entries.append({"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    manifest = {"schema": MANIFEST_SCHEMA, "name": "llama-8b", "revision": "main", "files": entries}
+    (model_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return model_dir
+
+
+def verify(model_dir: Path) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", VERIFY_SCRIPT.read_text(), str(model_dir)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_verify_weights_accepts_a_complete_copy(tmp_path: Path) -> None:
+    files = {"config.json": b"{}", "model-00001-of-00002.safetensors": b"a" * 70_000, "sub/tokenizer.json": b"t"}
+    result = verify(pushed_revision(tmp_path, files))
+    assert result.returncode == 0, result.stderr
+    assert "3 files, 70003 bytes match" in result.stdout
+
+
+def test_verify_weights_names_every_mismatch(tmp_path: Path) -> None:
+    model_dir = pushed_revision(tmp_path, {"a.safetensors": b"aaaa", "b.safetensors": b"bbbb", "c.json": b"{}"})
+    (model_dir / "a.safetensors").write_bytes(b"aaab")  # same size, other content
+    (model_dir / "b.safetensors").write_bytes(b"bb")
+    (model_dir / "c.json").unlink()
+    result = verify(model_dir)
+    assert result.returncode == 1
+    assert "a.safetensors: sha256" in result.stderr and "b.safetensors: 2 bytes, the manifest says 4" in result.stderr
+    assert "c.json: missing" in result.stderr and "3 of 3 files do not match" in result.stderr
+
+
+def test_verify_weights_refuses_paths_outside_the_model_and_foreign_manifests(tmp_path: Path) -> None:
+    model_dir = pushed_revision(tmp_path, {"a.json": b"{}"})
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["files"].append({"path": "../escape", "size": 1, "sha256": "0" * 64})
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    result = verify(model_dir)
+    assert result.returncode == 1 and "../escape: outside the model directory" in result.stderr
+    (model_dir / "manifest.json").write_text(json.dumps({**manifest, "schema": "other/v9"}))
+    assert verify(model_dir).returncode == 1
+
+
+def test_verify_weights_runs_after_the_copy_in_the_vllm_image(rendered) -> None:
+    for case, objects in rendered.items():
+        spec = pod_spec(objects)
+        names = [c["name"] for c in spec["initContainers"]]
+        assert names == ["fetch-weights", "verify-weights"], case
+        verifier = spec["initContainers"][1]
+        assert verifier["image"] == spec["containers"][0]["image"], case  # no extra image to pull
+        assert verifier["command"][:3] == ["python3", "-c", VERIFY_SCRIPT.read_text()], case
+        assert all(m.get("readOnly") for m in verifier["volumeMounts"] if m["name"] == "weights"), case

@@ -178,7 +178,8 @@ def test_no_nat_needs_the_node_endpoints(make_settings):
 
 
 def test_no_nat_defaults_to_every_node_endpoint(make_settings):
-    settings = make_settings(network={"nat": "none"})
+    secret = "arn:aws:secretsmanager:us-east-1:111122223333:secret:ecr-pullthroughcache/docker-hub"
+    settings = make_settings(network={"nat": "none"}, cluster={"image_cache": {"docker_hub_secret_arn": secret}})
     assert InterfaceEndpoint.ECR_DKR in settings.interface_endpoints
     assert make_settings().interface_endpoints == ()
 

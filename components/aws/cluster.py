@@ -78,6 +78,8 @@ class ClusterArgs:
     system_desired: int
     tags: Mapping[str, str]
     """Tags for every taggable resource of the component."""
+    image_registry: Callable[[str], pulumi.Input[str]] = lambda host: host
+    """Maps an upstream registry host to where nodes pull it from (the pull-through cache, or itself)."""
 
 
 def _assume_role_policy(service: str, *, tag_session: bool = False) -> str:
@@ -136,6 +138,7 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer: pulumi.Output[str]
     k8s_provider: k8s.Provider
     karpenter_node_role_name: pulumi.Output[str]
+    system_node_role_name: pulumi.Output[str]
     karpenter_node_role_arn: pulumi.Output[str]
     karpenter: k8s.helm.v3.Release
 
@@ -307,16 +310,21 @@ class Cluster(pulumi.ComponentResource):
             namespace=KARPENTER_NAMESPACE,
             values={
                 "settings": {"clusterName": args.cluster_name, "interruptionQueue": karpenter_queue.name},
+                "controller": {
+                    "image": {
+                        "repository": pulumi.Output.concat(
+                            args.image_registry("public.ecr.aws"), "/karpenter/controller"
+                        )
+                    },
+                    "resources": {
+                        "requests": {"cpu": "250m", "memory": "512Mi"},
+                        "limits": {"memory": "512Mi"},
+                    },
+                },
                 # The Pod Identity association binds this service account to the controller role.
                 "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT},
                 "replicas": 2,
                 "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
-                "controller": {
-                    "resources": {
-                        "requests": {"cpu": "250m", "memory": "512Mi"},
-                        "limits": {"memory": "512Mi"},
-                    }
-                },
             },
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[node_group]),
         )
@@ -353,6 +361,7 @@ class Cluster(pulumi.ComponentResource):
             )
             for policy in NODE_POLICIES
         ]
+        self.system_node_role_name = role.name
         return aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=cluster.name,

@@ -10,7 +10,8 @@ What comes from where:
                       GPUs' part of the node; the rest is left to kubelet and the DaemonSets)
   weights cache       the size of the checkpoint that is pushed (the native one unless the catalog has a
                       checkpoint in the served precision), plus WEIGHTS_MARGIN
-  probes              STARTUP_BASE_MINUTES plus the weights at LOAD_GB_PER_MINUTE
+  probes              STARTUP_BASE_MINUTES plus the weights at LOAD_GB_PER_MINUTE; the rollout deadline adds
+                      the image pull, the copy and the verification
   images              pinned in the chart; `image_registry` points both images at the ECR pull-through
                       cache, and is required when the stack's nodes have no NAT
 """
@@ -52,6 +53,8 @@ LOAD_GB_PER_MINUTE = 30
 STARTUP_BASE_MINUTES = 10
 # S3 to NVMe with 64 parallel requests reaches about 1 GB/s on a 25-100 Gbit/s node; 0.5 GB/s is budgeted.
 COPY_GB_PER_MINUTE = 30
+# The verify-weights init container hashes the copy with several threads: 1 GB/s is the slow end.
+VERIFY_GB_PER_MINUTE = 60
 # A first pull of the ~10 GB vLLM image, through the pull-through cache where there is no NAT.
 IMAGE_PULL_MINUTES = 10
 GIB = 2**30
@@ -171,7 +174,12 @@ def serving_values(
     checkpoint_gb, _ = weights_gb(model, pushed)
     weights_gi = _gi(checkpoint_gb * GB * WEIGHTS_MARGIN)
     startup_minutes = STARTUP_BASE_MINUTES + math.ceil(checkpoint_gb / LOAD_GB_PER_MINUTE)
-    deadline_minutes = IMAGE_PULL_MINUTES + math.ceil(checkpoint_gb / COPY_GB_PER_MINUTE) + startup_minutes
+    deadline_minutes = (
+        IMAGE_PULL_MINUTES
+        + math.ceil(checkpoint_gb / COPY_GB_PER_MINUTE)
+        + math.ceil(checkpoint_gb / VERIFY_GB_PER_MINUTE)
+        + startup_minutes
+    )
 
     dedicated = sorted(name for name, t in settings.tenants.items() if t.dedicated_pool == model_settings.pool)
     tolerations = [

@@ -257,6 +257,32 @@ class SystemNodeSettings:
     )
 
 
+class ImageCacheMode(StrEnum):
+    """Whether images are pulled through the account's ECR pull-through cache."""
+
+    AUTO = "auto"  # on when network.nat is none (nodes cannot reach public registries), off otherwise
+    ON = "on"
+    OFF = "off"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageCacheSettings:
+    mode: ImageCacheMode = doc_field("when to pull through the cache", default=ImageCacheMode.AUTO)
+    docker_hub_secret_arn: str | None = doc_field(
+        "Secrets Manager ARN (name starting ecr-pullthroughcache/) of Docker Hub credentials; without it "
+        "Docker Hub images (vLLM, LiteLLM) cannot be cached",
+        default=None,
+        pattern=r"arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[A-Za-z0-9/_+=.@-]+",
+        pattern_doc="a Secrets Manager secret ARN whose name starts with ecr-pullthroughcache/",
+    )
+    github_secret_arn: str | None = doc_field(
+        "Secrets Manager ARN (name starting ecr-pullthroughcache/) of GitHub Container Registry credentials",
+        default=None,
+        pattern=r"arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[A-Za-z0-9/_+=.@-]+",
+        pattern_doc="a Secrets Manager secret ARN whose name starts with ecr-pullthroughcache/",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClusterSettings:
     version: str = doc_field("the EKS Kubernetes version (minor), pinned", default="1.33", allowed=EKS_VERSIONS)
@@ -288,6 +314,9 @@ class ClusterSettings:
     )
     system_nodes: SystemNodeSettings = doc_field(
         "the small managed node group for add-ons and controllers", default_factory=SystemNodeSettings
+    )
+    image_cache: ImageCacheSettings = doc_field(
+        "the ECR pull-through cache nodes pull public images through", default_factory=lambda: ImageCacheSettings()
     )
 
 
@@ -380,6 +409,26 @@ class CostSettings:
     )
 
 
+class GuardDutyRuntime(StrEnum):
+    """GuardDuty Runtime Monitoring of the cluster's nodes and containers."""
+
+    OFF = "off"  # nothing created (an account may already run GuardDuty: its detector is left alone)
+    ON = "on"  # a detector with Runtime Monitoring, its EKS agent add-on managed by GuardDuty (one per account+region)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecuritySettings:
+    """Account-level detection and audit beyond the cluster's own logs (docs/security.md)."""
+
+    guardduty_runtime: GuardDutyRuntime = doc_field(
+        "GuardDuty Runtime Monitoring for EKS", default=GuardDutyRuntime.OFF
+    )
+    cloudtrail_data_events: bool = doc_field(
+        "a CloudTrail trail recording every object read and write of the model bucket, into its own log bucket",
+        default=False,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class TagSettings:
     cost_center: str = doc_field(
@@ -417,6 +466,9 @@ class Settings:
         "teams sharing the platform, by name", default_factory=lambda: MappingProxyType({})
     )
     tags: TagSettings = doc_field("cost-allocation and extra tags", default_factory=TagSettings)
+    security: SecuritySettings = doc_field(
+        "GuardDuty and CloudTrail data events (docs/security.md)", default_factory=SecuritySettings
+    )
     cost: CostSettings = doc_field(
         "usage assumptions, people and hidden costs of the TCO (docs/cost.md)", default_factory=CostSettings
     )
@@ -440,6 +492,12 @@ class Settings:
             cost_center=self.cost_center,
             extra=self.tags.extra,
         )
+
+    @property
+    def image_cache_on(self) -> bool:
+        """Whether nodes pull public images through the ECR pull-through cache."""
+        mode = self.cluster.image_cache.mode
+        return mode is ImageCacheMode.ON or (mode is ImageCacheMode.AUTO and self.network.nat is NatMode.NONE)
 
     @property
     def interface_endpoints(self) -> tuple[InterfaceEndpoint, ...]:

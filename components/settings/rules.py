@@ -328,6 +328,17 @@ def cluster_system_nodes(s: Settings) -> Iterator[Problem]:
         yield _p(f"{path}.desired_nodes", f"{nodes.desired_nodes} is outside {nodes.min_nodes}..{nodes.max_nodes}")
 
 
+def image_cache_credentials(s: Settings) -> Iterator[Problem]:
+    """Without NAT, the vLLM image (Docker Hub) arrives only through the cache, which needs Docker Hub credentials."""
+    if s.image_cache_on and s.models and s.cluster.image_cache.docker_hub_secret_arn is None:
+        yield _p(
+            "cluster.image_cache.docker_hub_secret_arn",
+            "required: nodes pull images through the ECR pull-through cache (network.nat is none) and the model "
+            "servers' image is on Docker Hub, which ECR caches only with credentials in a Secrets Manager secret "
+            "named ecr-pullthroughcache/...",
+        )
+
+
 def tags_extra(s: Settings) -> Iterator[Problem]:
     for key, value in s.tags.extra.items():
         if key in KIT_TAG_KEYS:
@@ -353,6 +364,7 @@ RULES: tuple[Rule, ...] = (
     dedicated_pools,
     cluster_endpoint,
     cluster_system_nodes,
+    image_cache_credentials,
     tags_extra,
 )
 
