@@ -45,6 +45,7 @@ def moto_endpoint(tmp_path_factory) -> Iterator[str]:
             "AWS_SHARED_CREDENTIALS_FILE": nothing,
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_PROXY": "127.0.0.1,localhost",
+            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # the server runs in this process: skip ~1 s of AMI data
         }.items():
             patch.setenv(key, value)
         patch.delenv("AWS_PROFILE", raising=False)

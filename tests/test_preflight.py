@@ -51,6 +51,7 @@ def moto_endpoint(tmp_path_factory) -> Iterator[str]:
             "AWS_SHARED_CREDENTIALS_FILE": nothing,
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_PROXY": "127.0.0.1,localhost",
+            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # the server runs in this process: skip ~1 s of AMI data
         }.items():
             patch.setenv(key, value)
         patch.delenv("AWS_PROFILE", raising=False)
@@ -354,3 +355,62 @@ def test_caller_identity_raises_environment_blocked_without_credentials(session,
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(EnvironmentBlocked, match="aws configure sso"):
         aws.caller_identity(clients_for())
+
+
+def test_spot_pools_count_against_the_spot_quotas(make_settings):
+    settings = make_settings(
+        "minimal", pools={"l40s": {"instance_types": ["g6e.xlarge"], "max_gpus": 4, "capacity": "spot"}}
+    )
+    needs = vcpu_needs(settings)
+    assert needs[preflight.SPOT_G] == (16, ["pools.l40s"])
+    assert ON_DEMAND_G not in needs
+
+
+def test_another_type_covering_the_zone_only_warns(session, account, make_settings):
+    settings = make_settings(
+        "minimal", pools={"l40s": {"instance_types": ["g6e.xlarge", "p5en.48xlarge"], "max_gpus": 8}}
+    )
+    quotas = [
+        (ON_DEMAND_STANDARD, 64),
+        (ON_DEMAND_P, 192),
+        (ON_DEMAND_G, 64),
+        (ELASTIC_IPS, 5),
+        (NETWORK_INTERFACES, 5000),
+    ]
+    clients = aws.Clients(session, {"service-quotas": quota_client(session, quotas), "eks": eks_client(session)})
+    report = run_preflight(settings, clients)
+    statuses = {c.detail.split(":")[1].split()[0]: c.status for c in lines(report, "offering")}
+    assert statuses == {"g6e.xlarge": Status.OK, "p5en.48xlarge": Status.WARN}
+    assert not report.blocked, report.render()
+
+
+def test_a_refused_call_fails_its_check_and_the_rest_still_run(session, account, make_settings):
+    import botocore.exceptions
+
+    clients = aws.Clients(
+        session, {"service-quotas": quota_client(session, pilot_quotas()[:3]), "eks": eks_client(session)}
+    )
+
+    def deny(**_: Any) -> None:
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}}, "DescribeNetworkInterfaces"
+        )
+
+    clients("ec2").meta.events.register("before-call.ec2.DescribeNetworkInterfaces", deny)
+    report = run_preflight(make_settings("minimal"), clients)
+    (line,) = lines(report, "network interfaces")
+    assert line.status is Status.FAIL and "UnauthorizedOperation" in line.detail and "read access" in line.fix
+    assert lines(report, "bucket") and lines(report, "eks-version")  # later checks still ran
+
+
+def test_the_enterprise_preset_runs_every_check(session, account, make_settings):
+    settings = make_settings("enterprise")
+    needs = vcpu_needs(settings)
+    quotas = [(q, 10_000) for q in sorted(needs, key=lambda q: (q.service, q.code))] + [(NETWORK_INTERFACES, 5000)]
+    clients = aws.Clients(session, {"service-quotas": quota_client(session, quotas), "eks": eks_client(session)})
+    report = run_preflight(settings, clients)
+    failed = [c.detail for c in report.checks if c.status is Status.FAIL]
+    # moto's offerings: p5en.48xlarge only in use1-az2 and use1-az6; everything else passes.
+    assert failed == ["pools.h200: p5en.48xlarge is not offered in use1-az1, use1-az4 (offered in use1-az2, use1-az6)"]
+    (eip,) = lines(report, "elastic-ip")
+    assert "network.nat is none" in eip.detail

@@ -112,19 +112,22 @@ def pool_zones(settings: Settings, pool_name: str) -> tuple[str, ...]:
     return settings.pools[pool_name].zone_ids or settings.network.zone_ids
 
 
-def pool_peak(settings: Settings, pool_name: str) -> tuple[int, int]:
+def pool_peak(settings: Settings, pool_name: str, quota_class: str | None = None) -> tuple[int, int]:
     """(nodes, vCPUs) a pool reaches at its GPU ceiling, with its hungriest instance type.
 
     Nodes = ceil(max_gpus / GPUs per instance); vCPUs = nodes x vCPUs per instance. With several types
-    (Karpenter picks) the worst case counts: the type with the most vCPUs for the ceiling.
+    (Karpenter picks) the worst case counts: the type with the most vCPUs for the ceiling, among the
+    types of `quota_class` when given (a pool mixing G and P types can land wholly on either).
     """
     pool = settings.pools[pool_name]
     catalog = instances()
     worst = (0, 0)
     for type_name in pool.instance_types:
         instance = catalog[type_name]
+        if quota_class is not None and _quota_class(instance) != quota_class:
+            continue
         nodes = math.ceil(pool.max_gpus / max(instance.gpu_count, 1))
-        worst = max(worst, (nodes * instance.vcpu, nodes), key=lambda v: v[0])
+        worst = max(worst, (nodes * instance.vcpu, nodes))
     vcpus, nodes = worst
     return nodes, vcpus
 
@@ -147,8 +150,8 @@ def vcpu_needs(settings: Settings) -> dict[Quota, tuple[int, list[str]]]:
         if pool.capacity is Capacity.CAPACITY_BLOCK:
             continue
         classes = {_quota_class(catalog[t]) for t in pool.instance_types} - {None}
-        _, vcpus = pool_peak(settings, name)
         for cls in sorted(c for c in classes if c):
+            _, vcpus = pool_peak(settings, name, cls)
             add(VCPU_QUOTAS[(cls, pool.capacity is Capacity.SPOT)], vcpus, f"pools.{name}")
     system = settings.cluster.system_nodes
     if system.instance_type in catalog:
