@@ -698,3 +698,18 @@ def test_verify_weights_runs_after_the_copy_in_the_vllm_image(rendered) -> None:
         assert verifier["image"] == spec["containers"][0]["image"], case  # no extra image to pull
         assert verifier["command"][:3] == ["python3", "-c", VERIFY_SCRIPT.read_text()], case
         assert all(m.get("readOnly") for m in verifier["volumeMounts"] if m["name"] == "weights"), case
+
+
+def test_large_numbers_render_as_integers(chart: helm.Chart) -> None:
+    # Values reach Helm as JSON, where every number is a float64; Go prints 1048576.0 as 1.048576e+06.
+    values = base_values() | {
+        "vllm": {"maxModelLen": 1_048_576, "maxNumSeqs": 1024},
+        "securityContext": {"runAsUser": 2_000_000_000, "runAsGroup": 2_000_000_000, "fsGroup": 2_000_000_000},
+        "terminationGracePeriodSeconds": 3600,
+    }
+    spec = pod_spec(render(chart, values, name="big", namespace="ci"))
+    assert "--max-model-len=1048576" in spec["containers"][0]["args"]
+    assert (
+        spec["securityContext"]["runAsUser"] == 2_000_000_000 == spec["containers"][0]["securityContext"]["runAsUser"]
+    )
+    assert spec["securityContext"]["fsGroup"] == 2_000_000_000

@@ -85,8 +85,8 @@ modelyard.dev/model: {{ .Values.model.servedName | quote }}
 {{/* The container securityContext every container gets (Pod Security restricted and more). */}}
 {{- define "llm-serving.containerSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
+runAsUser: {{ int .Values.securityContext.runAsUser }}
+runAsGroup: {{ int .Values.securityContext.runAsGroup }}
 allowPrivilegeEscalation: false
 privileged: false
 readOnlyRootFilesystem: true
