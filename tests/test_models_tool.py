@@ -252,7 +252,11 @@ def test_no_credentials_exit_3(session, tmp_path, monkeypatch, capsys):
 # --- pull against a local fake of the hub -------------------------------------------------------------
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-HUB_FILES = {"config.json": b'{"model_type": "llama"}', "model.safetensors": b"\x00\x01" * 5000}
+HUB_FILES = {
+    "config.json": b'{"model_type": "llama"}',
+    "model.safetensors": b"\x00\x01" * 5000,
+    "original/consolidated.00.pth": b"a duplicate checkpoint",
+}
 
 
 class FakeHub(BaseHTTPRequestHandler):
@@ -329,12 +333,11 @@ def test_pull_copies_real_files_out_of_the_cache(hub, tmp_path, monkeypatch, cap
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     dest = tmp_path / "llama"
     cache = tmp_path / "cache"
-    assert (
-        main(["models", "pull", "meta-llama/Llama-3.1-8B-Instruct", "--dest", str(dest), "--cache-dir", str(cache)])
-        == 0
-    )
-    for name, data in HUB_FILES.items():
-        assert not (dest / name).is_symlink() and (dest / name).read_bytes() == data
+    argv = ["models", "pull", "meta-llama/Llama-3.1-8B-Instruct", "--dest", str(dest), "--cache-dir", str(cache)]
+    assert main([*argv, "--exclude", "original/*"]) == 0
+    for name in ("config.json", "model.safetensors"):
+        assert not (dest / name).is_symlink() and (dest / name).read_bytes() == HUB_FILES[name]
+    assert not (dest / "original").exists()
     # The cache itself holds symlinks into its blob store; the copy does not.
     snapshot = next(cache.glob("models--meta-llama--Llama-3.1-8B-Instruct/snapshots/*"))
     assert (snapshot / "config.json").is_symlink()

@@ -398,7 +398,7 @@ def test_a_refused_call_fails_its_check_and_the_rest_still_run(session, account,
 
     clients("ec2").meta.events.register("before-call.ec2.DescribeNetworkInterfaces", deny)
     report = run_preflight(make_settings("minimal"), clients)
-    (line,) = lines(report, "network interfaces")
+    (line,) = lines(report, "network-interfaces")
     assert line.status is Status.FAIL and "UnauthorizedOperation" in line.detail and "read access" in line.fix
     assert lines(report, "bucket") and lines(report, "eks-version")  # later checks still ran
 

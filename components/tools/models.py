@@ -460,7 +460,13 @@ def verify(target: Target, *, deep: bool = False, stream: IO[str] | None = None)
 
 
 def pull(
-    repo: str, revision: str | None, dest: Path, *, endpoint: str | None = None, cache_dir: Path | None = None
+    repo: str,
+    revision: str | None,
+    dest: Path,
+    *,
+    endpoint: str | None = None,
+    cache_dir: Path | None = None,
+    exclude: list[str] | None = None,
 ) -> dict[str, str]:
     """Download a snapshot through the hub's cache, then copy its real files (not symlinks) into `dest`."""
     import shutil
@@ -477,7 +483,15 @@ def pull(
     token = get_token()  # HF_TOKEN, or what `hf auth login` stored
     login_hint = "export HF_TOKEN=<a read token from https://huggingface.co/settings/tokens> or run `hf auth login`"
     try:
-        snapshot = Path(snapshot_download(repo_id=repo, revision=revision, endpoint=endpoint, cache_dir=cache_dir))
+        snapshot = Path(
+            snapshot_download(
+                repo_id=repo,
+                revision=revision,
+                endpoint=endpoint,
+                cache_dir=cache_dir,
+                ignore_patterns=exclude or None,
+            )
+        )
     except GatedRepoError as exc:
         who = "your token's account has not been granted access" if token else "no Hugging Face token was found"
         raise EnvironmentBlocked(
@@ -546,6 +560,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("repo", metavar="REPO", help="a hub repository id, such as meta-llama/Llama-3.1-8B-Instruct")
     p.add_argument("--revision", help="a branch, tag or commit (default: main)")
     p.add_argument("--dest", type=Path, help="the folder to fill (default: ./<repo name>)")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files matching this pattern (repeatable), e.g. 'original/*' (Llama's duplicate checkpoint)",
+    )
     p.add_argument("--cache-dir", type=Path, help="the hub's cache (default: HF_HUB_CACHE, ~/.cache/huggingface/hub)")
 
     p = commands.add_parser("push", help="upload a folder to models/<name>/<revision>/ in the stack's bucket")
@@ -587,7 +608,12 @@ def main(argv: list[str]) -> int:
     if args.command == "pull":
         dest = args.dest or Path(args.repo.rstrip("/").split("/")[-1])
         info = pull(
-            args.repo, args.revision, dest, endpoint=os.environ.get("HF_ENDPOINT") or None, cache_dir=args.cache_dir
+            args.repo,
+            args.revision,
+            dest,
+            endpoint=os.environ.get("HF_ENDPOINT") or None,
+            cache_dir=args.cache_dir,
+            exclude=args.exclude,
         )
         print(f"{info['repo']} at commit {info['commit']} is in {dest}")
         print(f"next: modelyard models push {dest} --stack <stack> --revision {info['revision']}")

@@ -197,7 +197,7 @@ class Preflight:
             self.check_zones,
             self.check_offerings,
             self.check_vcpu_quotas,
-            self.check_elastic_ips,
+            self.check_elastic_ip,
             self.check_network_interfaces,
             self.check_eks_version,
             lambda: self.check_bucket(identity["account"]),
@@ -207,7 +207,7 @@ class Preflight:
                 check()
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
                 code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else type(exc).__name__
-                what = getattr(check, "__name__", "check").removeprefix("check_").replace("_", " ")
+                what = getattr(check, "__name__", "check").removeprefix("check_").replace("_", "-")
                 self.report.add(
                     what if what != "<lambda>" else "bucket",
                     Status.FAIL,
@@ -384,7 +384,7 @@ class Preflight:
                 f"{release}, or: {increase_command(quota, math.ceil(in_use + needed), self.region)}",
             )
 
-    def check_elastic_ips(self) -> None:
+    def check_elastic_ip(self) -> None:
         needed = nat_gateways(self.settings)
         if needed == 0:
             self.report.add("elastic-ip", Status.OK, "network.nat is none: no Elastic IP needed")
