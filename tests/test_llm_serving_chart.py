@@ -713,3 +713,12 @@ def test_large_numbers_render_as_integers(chart: helm.Chart) -> None:
         spec["securityContext"]["runAsUser"] == 2_000_000_000 == spec["containers"][0]["securityContext"]["runAsUser"]
     )
     assert spec["securityContext"]["fsGroup"] == 2_000_000_000
+
+
+def test_pulumi_waits_for_the_rollout_deadline_or_not_at_all(settings_by_stack: dict[str, Settings]) -> None:
+    values = stack_values(settings_by_stack["core"], "deepseek-r1")
+    deadline = values["progressDeadlineMinutes"] * 60
+    assert values["deploymentAnnotations"] == {"pulumi.com/timeoutSeconds": str(deadline)}
+    assert deadline > 60 * values["probes"]["startup"]["minutes"] > 0
+    early = serving_values(settings_by_stack["pilot"], "llama-8b", bucket="pilot-models", await_rollout=False)
+    assert early["deploymentAnnotations"] == {"pulumi.com/skipAwait": "true"}

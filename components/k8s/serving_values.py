@@ -129,6 +129,7 @@ def serving_values(
     gateway_pod_labels: Mapping[str, str] | None = None,
     monitoring_namespace: str = "monitoring",
     prometheus_pod_labels: Mapping[str, str] | None = None,
+    await_rollout: bool = True,
 ) -> dict[str, Any]:
     """Values of charts/llm-serving for `settings.models[model_name]`, over the chart's defaults.
 
@@ -138,6 +139,9 @@ def serving_values(
     storage_role_arn: the service account the pods run as and the tenant whose storage role EKS Pod Identity
     binds to it (default: `<model>-serving`). prometheus_release: the `release` label kube-prometheus-stack
     selects ServiceMonitors by. gateway_*, monitoring_*, *_pod_labels: who the NetworkPolicy admits.
+    await_rollout: True makes Pulumi wait for the Deployment up to its rollout deadline (annotation
+    pulumi.com/timeoutSeconds: image pull, copy, verification and load); False skips the wait
+    (pulumi.com/skipAwait), for an `up` before the weights are pushed, when no replica can become ready.
 
     Raises ServingValuesError for what the chart cannot serve: a multi-node replica (pipeline parallel across
     nodes is out of scope for chart 0.1), a missing pull-through registry without NAT, a name over 53 characters.
@@ -204,6 +208,11 @@ def serving_values(
             "gpuMemoryUtilization": DEFAULT_GPU_MEMORY_UTILIZATION,
             "maxNumSeqs": model_settings.concurrency,
         },
+        "deploymentAnnotations": (
+            {"pulumi.com/timeoutSeconds": str(deadline_minutes * 60)}
+            if await_rollout
+            else {"pulumi.com/skipAwait": "true"}
+        ),
         "replicaCount": replicas,
         "maxReplicas": model_settings.replicas.max,
         "progressDeadlineMinutes": deadline_minutes,
