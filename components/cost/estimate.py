@@ -13,6 +13,7 @@ Money is Decimal, rounded to cents per line; totals are sums of the rounded line
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -391,7 +392,7 @@ def _kms_key(r: Mapping[str, Any], p: Pricer) -> list[Line]:
 
 def _bucket(r: Mapping[str, Any], p: Pricer, *, settings: Settings) -> list[Line]:
     name = str(r["inputs"].get("bucket") or r["name"])
-    if "log" in name:
+    if "model" not in name or "log" in name or "trail" in name:
         gb = p.assume("log_gb_per_month")
         basis = f"{gb} GB of access logs (cost.log_gb_per_month)"
     else:
@@ -572,6 +573,39 @@ def _ecr_repository(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     ]
 
 
+def _trail(r: Mapping[str, Any], p: Pricer) -> list[Line]:
+    inputs = r["inputs"]
+    data = "Data" in json.dumps(inputs.get("advancedEventSelectors") or inputs.get("eventSelectors") or [])
+    name = inputs.get("name", r["name"])
+    if not data:
+        return [
+            Line(
+                id=r["key"],
+                category="aws",
+                group="security",
+                item=f"CloudTrail trail {name}",
+                monthly=Decimal(0),
+                source="AWS: the first copy of management events is free",
+                quality="O",
+                basis="management events only",
+                resource=r["key"],
+            )
+        ]
+    events = p.assume("trail_data_events_per_month")
+    return [
+        p.aws(
+            id=r["key"],
+            group="security",
+            item=f"CloudTrail trail {name} (data events)",
+            monthly=p.price("cloudtrail_data_events_100k") * events / 100_000,
+            keys=["cloudtrail_data_events_100k"],
+            basis=f"{events:,} data events a month (cost.trail_data_events_per_month); its log files are on the "
+            "trail bucket line",
+            resource=r["key"],
+        )
+    ]
+
+
 def _secret(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     return [_not_priced(r, "Secrets Manager ($0.40/secret-month) is not in the price book yet")]
 
@@ -640,6 +674,7 @@ PRICERS: Mapping[str, Pricing] = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:secretsmanager/secret:Secret": _secret,
+    "aws:cloudtrail/trail:Trail": _trail,
 }
 # Priced with the whole plan in view (usage split over several resources, or depending on the nodes).
 PLAN_WIDE = frozenset(

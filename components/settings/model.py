@@ -388,6 +388,12 @@ class CostSettings:
     )
     log_gb_per_month: float = doc_field("GB per month ingested into each CloudWatch log group", default=5, minimum=0)
     egress_gb_per_month: float = doc_field("GB per month sent to the internet", default=50, minimum=0)
+    trail_data_events_per_month: int = doc_field(
+        "object reads and writes of the model bucket a month, priced as CloudTrail data events where "
+        "security.cloudtrail_data_events is on (weights are read at every model server start)",
+        default=1_000_000,
+        minimum=0,
+    )
     node_volume_gb: int = doc_field(
         "root EBS volume (gp3) of each GPU node the autoscaler starts, in GB", default=100, minimum=20, maximum=16384
     )
