@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from components.k8s.monitoring import assets, generate
-from components.k8s.monitoring.component import Monitoring, MonitoringArgs
+from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
 from components.k8s.monitoring.values import (
     DCGM_EXPORTER_REPO,
     DCGM_EXPORTER_VERSION,
@@ -29,11 +29,13 @@ from components.k8s.monitoring.values import (
     SCRAPE_SELECTOR_LABELS,
     SIZES,
     VLLM_IMAGE_TAG,
+    ReceiverKind,
+    ReceiverSpec,
     alertmanager_config,
     dcgm_exporter_values,
     monitoring_values,
 )
-from components.plan.engine import run_program
+from components.plan.engine import SECRET_TEXT, normalise, run_program
 from components.plan.run import load_settings
 from components.settings.model import Preset
 from tests.tools import require_tool
@@ -265,7 +267,12 @@ def test_cost_rules_price_every_priced_gpu_type_from_the_catalog() -> None:
 
 
 def rendered_objects() -> list[dict[str, Any]]:
-    return [assets.namespace_object(), *assets.dashboard_config_maps(), *assets.prometheus_rules()]
+    return [
+        assets.namespace_object(),
+        *assets.dashboard_config_maps(),
+        *assets.prometheus_rules(),
+        alertmanager_config(Preset.MODERATE),
+    ]
 
 
 def test_objects_are_valid_for_the_cluster_kubernetes() -> None:
@@ -285,6 +292,8 @@ def test_objects_are_valid_for_the_cluster_kubernetes() -> None:
 def test_objects_carry_the_labels_prometheus_and_grafana_select() -> None:
     for obj in rendered_objects():
         labels = obj["metadata"]["labels"]
+        if obj["kind"] in ("PrometheusRule", "AlertmanagerConfig"):
+            assert obj["metadata"]["namespace"] == "monitoring"
         if obj["kind"] == "PrometheusRule":
             assert SCRAPE_SELECTOR_LABELS.items() <= labels.items()
             assert obj["metadata"]["namespace"] == "monitoring"
@@ -394,13 +403,37 @@ def test_eks_hidden_scrapes_are_off_and_cost_labels_exported(make_settings) -> N
 def test_alertmanager_routes_by_severity_and_repeats_sooner_for_bigger_presets() -> None:
     repeats = []
     for preset in (Preset.MINIMAL, Preset.MODERATE, Preset.ENTERPRISE):
-        config = alertmanager_config(preset)
-        routes = {tuple(r["matchers"]): r["receiver"] for r in config["route"]["routes"]}
-        assert routes[('severity = "critical"',)] == "page" and routes[('severity = "warning"',)] == "ticket"
-        receivers = {r["name"] for r in config["receivers"]}
-        assert {config["route"]["receiver"], *routes.values()} <= receivers
-        repeats.append(int(config["route"]["repeat_interval"].removesuffix("h")))
+        route = alertmanager_config(preset)["spec"]["route"]
+        by_severity = {
+            m["value"]: r["receiver"] for r in route["routes"] for m in r["matchers"] if m["name"] == "severity"
+        }
+        assert by_severity == {"critical": "page", "warning": "ticket"}
+        repeats.append(int(route["repeatInterval"].removesuffix("h")))
     assert repeats == sorted(repeats, reverse=True)
+
+
+def test_receivers_read_their_secrets_from_secrets() -> None:
+    specs = {
+        "page": ReceiverSpec(kind=ReceiverKind.PAGERDUTY, secret_name="alertmanager-page"),
+        "ticket": ReceiverSpec(kind=ReceiverKind.SLACK, secret_name="alertmanager-ticket", slack_channel="#llm"),
+    }
+    receivers = {r["name"]: r for r in alertmanager_config(Preset.MODERATE, specs)["spec"]["receivers"]}
+    assert receivers["null"] == {"name": "null"}
+    assert receivers["page"]["pagerdutyConfigs"][0]["routingKey"] == {"name": "alertmanager-page", "key": "secret"}
+    slack = receivers["ticket"]["slackConfigs"][0]
+    assert slack["apiURL"] == {"name": "alertmanager-ticket", "key": "secret"} and slack["channel"] == "#llm"
+    webhook = alertmanager_config(
+        Preset.MINIMAL, {"page": ReceiverSpec(kind=ReceiverKind.WEBHOOK, secret_name="alertmanager-page")}
+    )["spec"]["receivers"]
+    assert webhook[1]["webhookConfigs"][0]["urlSecret"] == {"name": "alertmanager-page", "key": "secret"}
+    assert webhook[2] == {"name": "ticket"}
+    with pytest.raises(ValueError, match="unknown alert routes"):
+        alertmanager_config(Preset.MINIMAL, {"pager": specs["page"]})
+
+
+def test_alertmanager_uses_the_kits_routing(make_settings) -> None:
+    spec = monitoring_values(make_settings())["alertmanager"]["alertmanagerSpec"]
+    assert spec["alertmanagerConfiguration"] == {"name": alertmanager_config(Preset.MINIMAL)["metadata"]["name"]}
 
 
 # --- the component under the offline engine ---------------------------------------------------------
@@ -411,7 +444,12 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
 
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}", namespace="default")
-        Monitoring("monitoring", args=MonitoringArgs(settings=settings), opts=pulumi.ResourceOptions(provider=provider))
+        receivers = {"page": AlertReceiver(kind=ReceiverKind.PAGERDUTY, secret=pulumi.Output.secret("pd-key"))}
+        Monitoring(
+            "monitoring",
+            args=MonitoringArgs(settings=settings, receivers=receivers),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
 
     recording = run_program(stack_file, preview=True, program=program)
     by_name = {r.name: r for r in recording.registrations}
@@ -439,6 +477,16 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
     maps = [r for r in children if r.type == "kubernetes:core/v1:ConfigMap"]
     assert len(rules) == len(assets.rule_files()) and len(maps) == len(assets.dashboard_files())
     assert all(by_name["monitoring-kube-prometheus-stack"].urn in r.dependency_urns for r in rules)
+
+    # The receiver's key is in a Secret of its own, marked secret; the routing references it by name.
+    secret = by_name["monitoring-alertmanager-page"]
+    assert secret.type == "kubernetes:core/v1:Secret" and secret.inputs["metadata"]["namespace"] == "monitoring"
+    assert normalise(secret.inputs, urn_keys={})["stringData"] == SECRET_TEXT
+    routing = by_name["monitoring-alertmanager-config"]
+    assert routing.type == "kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig"
+    assert secret.urn in routing.dependency_urns
+    (page,) = [r for r in routing.inputs["spec"]["receivers"] if r["name"] == "page"]
+    assert page["pagerdutyConfigs"][0]["routingKey"] == {"name": "alertmanager-page", "key": "secret"}
 
 
 # --- docs -------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ child inherits it through ``parent=self``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pulumi
@@ -22,6 +24,11 @@ from components.k8s.monitoring.values import (
     KUBE_PROMETHEUS_STACK_RELEASE,
     KUBE_PROMETHEUS_STACK_REPO,
     KUBE_PROMETHEUS_STACK_VERSION,
+    MONITORING_NAMESPACE,
+    ROUTES,
+    ReceiverKind,
+    ReceiverSpec,
+    alertmanager_config,
     dcgm_exporter_values,
     monitoring_values,
 )
@@ -32,12 +39,27 @@ RELEASE_TIMEOUT_SECONDS = 900
 
 
 @dataclass(frozen=True, kw_only=True)
+class AlertReceiver:
+    """Where one alert route (page: critical, ticket: warning) delivers."""
+
+    kind: ReceiverKind
+    secret: pulumi.Input[str]
+    """The webhook URL, Slack incoming-webhook URL or PagerDuty routing key (a Pulumi secret): stored in a
+    Secret of its own in the monitoring namespace, never in Helm values."""
+    slack_channel: str | None = None
+    """Slack only: the channel, e.g. "#llm-oncall"; default: the webhook's own channel."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class MonitoringArgs:
     settings: Settings
     """The stack's settings: the preset sizes Prometheus and Alertmanager, the stack name labels the data."""
     runbook_base_url: str = assets.RUNBOOK_BASE_URL
     """URL the alerts' runbook_url annotations start with (the kit's docs/runbooks/ in your fork's web view);
     default: the upstream repository."""
+    receivers: Mapping[str, AlertReceiver] = field(default_factory=lambda: MappingProxyType({}))
+    """Receivers by route ("page", "ticket"); a route without one delivers nowhere (alerts still show in
+    Alertmanager and Grafana). Default: none."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -82,8 +104,42 @@ class Monitoring(pulumi.ComponentResource):
         for rule in assets.prometheus_rules(runbook_base_url=args.runbook_base_url):
             _apply(f"{name}-{rule['metadata']['name']}", rule, after_stack)
 
+        self._alert_routing(name, args, after_stack)
+
         self.namespace = namespace.metadata["name"]
         self.register_outputs({"namespace": self.namespace})
+
+    def _alert_routing(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions) -> None:
+        """One Secret per receiver, and the AlertmanagerConfig that routes to them."""
+        unknown = sorted(set(args.receivers) - set(ROUTES))
+        if unknown:
+            raise ValueError(f"unknown alert routes {unknown}; the routes are {', '.join(ROUTES)}")
+        specs: dict[str, ReceiverSpec] = {}
+        secrets = []
+        for route, receiver in sorted(args.receivers.items()):
+            spec = ReceiverSpec(
+                kind=receiver.kind, secret_name=f"alertmanager-{route}", slack_channel=receiver.slack_channel
+            )
+            specs[route] = spec
+            secrets.append(
+                k8s.core.v1.Secret(
+                    f"{name}-{spec.secret_name}",
+                    metadata={
+                        "name": spec.secret_name,
+                        "namespace": MONITORING_NAMESPACE,
+                        "labels": dict(assets.PART_OF),
+                    },
+                    type="Opaque",
+                    string_data={spec.secret_key: pulumi.Output.secret(receiver.secret)},
+                    opts=opts,
+                )
+            )
+        routing = alertmanager_config(args.settings.preset, specs)
+        _apply(
+            f"{name}-alertmanager-config",
+            routing,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=secrets)),
+        )
 
 
 def _apply(resource_name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> Any:

@@ -6,7 +6,9 @@ it, tests check it. Versions are pinned on purpose; each pin names where it was 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -172,38 +174,93 @@ def _pvc(size_gib: int) -> dict[str, Any]:
     }
 
 
-def alertmanager_config(preset: Preset) -> dict[str, Any]:
-    """Alertmanager routing: critical alerts page, warnings go to a ticket queue, Watchdog proves the path.
+class ReceiverKind(StrEnum):
+    """Where Alertmanager sends a route's alerts; the secret is the URL or the key."""
 
-    Receivers are placeholders ("null") until settings carry webhook, Slack or PagerDuty keys (issue 6,
-    deliverable 5): the routing tree is in place so adding a receiver is one change. Repeat intervals
-    shorten with the preset: an on-call team wants to hear sooner than a pilot does.
+    WEBHOOK = "webhook"  # secret: the URL Alertmanager POSTs to
+    SLACK = "slack"  # secret: the incoming-webhook URL
+    PAGERDUTY = "pagerduty"  # secret: the Events API v2 routing key
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiverSpec:
+    """A receiver of one route (page or ticket). Its secret lives in the Kubernetes Secret `secret_name`,
+    key `secret_key`; the Monitoring component creates that Secret from the value it is given."""
+
+    kind: ReceiverKind
+    secret_name: str
+    secret_key: str = "secret"
+    slack_channel: str | None = None  # Slack only: the channel, e.g. "#llm-oncall"
+
+
+# Routes of the kit's alerts: `critical` pages, `warning` opens a ticket.
+ROUTES = ("page", "ticket")
+ALERTMANAGER_CONFIG_NAME = "modelyard"
+
+
+def _receiver(name: str, spec: ReceiverSpec | None) -> dict[str, Any]:
+    if spec is None:
+        return {"name": name}
+    ref = {"name": spec.secret_name, "key": spec.secret_key}
+    if spec.kind is ReceiverKind.PAGERDUTY:
+        return {"name": name, "pagerdutyConfigs": [{"routingKey": ref, "sendResolved": True}]}
+    if spec.kind is ReceiverKind.SLACK:
+        slack: dict[str, Any] = {"apiURL": ref, "sendResolved": True}
+        if spec.slack_channel:
+            slack["channel"] = spec.slack_channel
+        return {"name": name, "slackConfigs": [slack]}
+    return {"name": name, "webhookConfigs": [{"urlSecret": ref, "sendResolved": True}]}
+
+
+def _equals(label: str, value: str) -> dict[str, str]:
+    return {"name": label, "value": value, "matchType": "="}
+
+
+def alertmanager_config(preset: Preset, receivers: Mapping[str, ReceiverSpec] | None = None) -> dict[str, Any]:
+    """Alertmanager routing as an AlertmanagerConfig object (monitoring.coreos.com/v1alpha1), which the
+    Alertmanager uses as its whole configuration (`alertmanagerSpec.alertmanagerConfiguration`).
+
+    `critical` alerts go to the receiver `page`, `warning` to `ticket`, the always-firing Watchdog to
+    `null`. A route without a receiver in `receivers` (keys of ROUTES) delivers nowhere: alerts still show in
+    Alertmanager and Grafana. Receivers' URLs and keys are read from Secrets, never written here. Repeat
+    intervals shorten with the preset: an on-call team wants to hear again sooner than a pilot does.
     """
+    receivers = receivers or {}
+    unknown = set(receivers) - set(ROUTES)
+    if unknown:
+        raise ValueError(f"unknown alert routes {sorted(unknown)}; the routes are {', '.join(ROUTES)}")
     repeat = {Preset.MINIMAL: "24h", Preset.MODERATE: "4h", Preset.ENTERPRISE: "1h"}[preset]
     return {
-        "global": {"resolve_timeout": "5m"},
-        "route": {
-            "receiver": "null",
-            "group_by": ["alertname", "namespace", "model_name", "node"],
-            "group_wait": "30s",
-            "group_interval": "5m",
-            "repeat_interval": repeat,
-            "routes": [
-                {"receiver": "null", "matchers": ['alertname = "Watchdog"'], "repeat_interval": "5m"},
-                {"receiver": "page", "matchers": ['severity = "critical"']},
-                {"receiver": "ticket", "matchers": ['severity = "warning"']},
+        "apiVersion": "monitoring.coreos.com/v1alpha1",
+        "kind": "AlertmanagerConfig",
+        "metadata": {
+            "name": ALERTMANAGER_CONFIG_NAME,
+            "namespace": MONITORING_NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": "modelyard"},
+        },
+        "spec": {
+            "route": {
+                "receiver": "null",
+                "groupBy": ["alertname", "namespace", "model_name", "node"],
+                "groupWait": "30s",
+                "groupInterval": "5m",
+                "repeatInterval": repeat,
+                "routes": [
+                    {"receiver": "null", "matchers": [_equals("alertname", "Watchdog")]},
+                    {"receiver": "page", "matchers": [_equals("severity", "critical")]},
+                    {"receiver": "ticket", "matchers": [_equals("severity", "warning")]},
+                ],
+            },
+            "receivers": [{"name": "null"}, *(_receiver(name, receivers.get(name)) for name in ROUTES)],
+            # A critical alert silences the warnings about the same namespace, node and model.
+            "inhibitRules": [
+                {
+                    "sourceMatch": [_equals("severity", "critical")],
+                    "targetMatch": [_equals("severity", "warning")],
+                    "equal": ["namespace", "node", "model_name"],
+                }
             ],
         },
-        # A critical alert silences the warnings of the same thing on the same node or model.
-        "inhibit_rules": [
-            {
-                "source_matchers": ['severity = "critical"'],
-                "target_matchers": ['severity = "warning"'],
-                "equal": ["namespace", "node", "model_name"],
-            }
-        ],
-        "receivers": [{"name": "null"}, {"name": "page"}, {"name": "ticket"}],
-        "templates": ["/etc/alertmanager/config/*.tmpl"],
     }
 
 
@@ -257,8 +314,9 @@ def monitoring_values(settings: Settings) -> dict[str, Any]:
         },
         "alertmanager": {
             "enabled": True,
-            "config": alertmanager_config(settings.preset),
             "alertmanagerSpec": {
+                # The kit's AlertmanagerConfig (alertmanager_config) is the whole configuration.
+                "alertmanagerConfiguration": {"name": ALERTMANAGER_CONFIG_NAME},
                 "replicas": size.alertmanager_replicas,
                 "storage": _pvc(size.alertmanager_storage_gib),
                 "resources": _resources("50m", "128Mi"),
