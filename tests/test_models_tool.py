@@ -213,6 +213,11 @@ def test_verify_catches_a_changed_object(bucket, calls, tmp_path, capsys):
     bucket.delete_object(Bucket=BUCKET, Key="models/llama-3.1-8b/main/config.json")
     assert verify() == 3
     assert "config.json: missing" in capsys.readouterr().err
+    # Pushing the revision again repairs what went missing, and only that.
+    calls.clear()
+    assert push(tmp_path) == 0
+    assert sent(calls) == {"config.json", MANIFEST}
+    assert verify() == 0
 
 
 def test_push_follows_hugging_face_cache_symlinks(bucket, calls, tmp_path):

@@ -291,14 +291,9 @@ def push(
     local = {f.path: (f.size, digests[f.path]) for f in files}
 
     existing = read_manifest(target)
-    if existing is not None:
+    same_manifest = existing is not None and manifest_files(existing) == local
+    if existing is not None and not same_manifest:
         pushed = manifest_files(existing)
-        if pushed == local:
-            print(
-                f"s3://{target.bucket}/{target.prefix} is already complete: its manifest matches {source}",
-                file=stream or sys.stderr,
-            )
-            return PushResult(sent=[], skipped=sorted(local))
         differences = _differences(local, pushed)
         if not force:
             raise EnvironmentBlocked(
@@ -320,6 +315,13 @@ def push(
             skipped.append(f.path)
         else:
             to_send.append(f)
+    if same_manifest and not to_send:
+        print(
+            f"s3://{target.bucket}/{target.prefix} is already complete: its manifest and objects match {source}",
+            file=stream or sys.stderr,
+        )
+        return PushResult(sent=[], skipped=sorted(skipped))
+    # With the same manifest, what is sent repairs objects that went missing or changed in the bucket.
 
     progress = Progress("upload", sum(f.size for f in to_send), len(to_send), stream)
 
