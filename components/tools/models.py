@@ -607,6 +607,14 @@ def _check_name(option: str, value: str) -> None:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        # An AWS refusal or an unreachable endpoint is the environment's, not a fault of the kit.
+        raise EnvironmentBlocked(f"AWS refused or could not be reached: {exc}") from exc
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "pull":
         dest = args.dest or Path(args.repo.rstrip("/").split("/")[-1])
         info = pull(
