@@ -23,6 +23,8 @@ from components.k8s.monitoring.values import (
     DCGM_EXPORTER_VERSION,
     GPU_PRESENT_LABEL,
     GPU_TAINT_KEY,
+    IMAGE_HOSTS,
+    KUBE_PROMETHEUS_STACK_IMAGES,
     KUBE_PROMETHEUS_STACK_REPO,
     KUBE_PROMETHEUS_STACK_VERSION,
     NODE_LABELS_FOR_COST,
@@ -384,6 +386,22 @@ def test_exporters_tolerate_the_gpu_taint_and_dcgm_runs_only_on_gpu_nodes(make_s
         SCRAPE_SELECTOR_LABELS
     )
     assert dcgm["resources"]["requests"]
+
+
+def test_image_mirrors_rewrite_every_image_of_the_stack(make_settings) -> None:
+    mirrors = {host: f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{host.split('.')[0]}" for host in IMAGE_HOSTS}
+    values = monitoring_values(make_settings("enterprise"), image_mirrors=mirrors)
+    for path, host in KUBE_PROMETHEUS_STACK_IMAGES:
+        node = values
+        for part in path.split("."):
+            node = node[part]
+        assert node["registry"] == mirrors[host], path
+    assert dcgm_exporter_values(image_mirrors=mirrors)["image"]["repository"] == (
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/nvcr/nvidia/k8s/dcgm-exporter"
+    )
+    plain = monitoring_values(make_settings("enterprise"))
+    assert "image" not in plain["prometheus"]["prometheusSpec"]
+    assert dcgm_exporter_values()["image"]["repository"] == "nvcr.io/nvidia/k8s/dcgm-exporter"
 
 
 def test_eks_hidden_scrapes_are_off_and_cost_labels_exported(make_settings) -> None:

@@ -87,6 +87,32 @@ DASHBOARD_LABEL = ("grafana_dashboard", "1")
 # The default StorageClass the cluster creates (components/aws/cluster.py): encrypted gp3.
 STORAGE_CLASS = "gp3"
 
+# Every image the pinned kube-prometheus-stack runs with these values, by values path, with its upstream
+# registry (read from the values.yaml of kube-prometheus-stack 88.5.3 and its subcharts kube-state-metrics
+# 8.4.0, prometheus-node-exporter 4.56.1, grafana 12.11.1). Stacks without NAT pull them through the ECR
+# pull-through cache: `image_mirrors` maps a registry host to the registry that serves its images.
+KUBE_PROMETHEUS_STACK_IMAGES: tuple[tuple[str, str], ...] = (
+    ("prometheusOperator.image", "quay.io"),
+    ("prometheusOperator.prometheusConfigReloader.image", "quay.io"),
+    ("prometheusOperator.admissionWebhooks.patch.image", "ghcr.io"),
+    ("prometheus.prometheusSpec.image", "quay.io"),
+    ("alertmanager.alertmanagerSpec.image", "quay.io"),
+    ("grafana.image", "docker.io"),
+    ("grafana.sidecar.image", "quay.io"),
+    ("kube-state-metrics.image", "registry.k8s.io"),
+    ("prometheus-node-exporter.image", "quay.io"),
+)
+# nvcr.io is not an upstream the ECR pull-through cache supports: without NAT, mirror the DCGM image into
+# ECR by hand and map "nvcr.io" to that registry.
+IMAGE_HOSTS = tuple(sorted({host for _, host in KUBE_PROMETHEUS_STACK_IMAGES} | {"nvcr.io"}))
+
+
+def _set_path(values: dict[str, Any], dotted: str, key: str, value: Any) -> None:
+    node = values
+    for part in dotted.split("."):
+        node = node.setdefault(part, {})
+    node[key] = value
+
 
 # --- sizes by preset ----------------------------------------------------------------------------------
 
@@ -264,8 +290,20 @@ def alertmanager_config(preset: Preset, receivers: Mapping[str, ReceiverSpec] | 
     }
 
 
-def monitoring_values(settings: Settings) -> dict[str, Any]:
-    """Helm values for kube-prometheus-stack, sized by the stack's preset."""
+def monitoring_values(settings: Settings, *, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Helm values for kube-prometheus-stack, sized by the stack's preset.
+
+    image_mirrors: registry host -> the registry serving its images (the ECR pull-through cache,
+    `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`); hosts not in it are pulled directly.
+    """
+    values = _stack_values(settings)
+    for path, host in KUBE_PROMETHEUS_STACK_IMAGES:
+        if image_mirrors and host in image_mirrors:
+            _set_path(values, path, "registry", image_mirrors[host])
+    return values
+
+
+def _stack_values(settings: Settings) -> dict[str, Any]:
     size = SIZES[settings.preset]
     small = _resources("50m", "64Mi")
     return {
@@ -354,11 +392,13 @@ def monitoring_values(settings: Settings) -> dict[str, Any]:
     }
 
 
-def dcgm_exporter_values() -> dict[str, Any]:
+def dcgm_exporter_values(*, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Helm values for the DCGM exporter: GPU nodes only, scraped through a ServiceMonitor."""
+    host, _, path = DCGM_EXPORTER_IMAGE.partition("/")
+    repository = f"{image_mirrors[host]}/{path}" if image_mirrors and host in image_mirrors else DCGM_EXPORTER_IMAGE
     return {
         "fullnameOverride": DCGM_EXPORTER_RELEASE,
-        "image": {"repository": DCGM_EXPORTER_IMAGE, "tag": DCGM_EXPORTER_IMAGE_TAG},
+        "image": {"repository": repository, "tag": DCGM_EXPORTER_IMAGE_TAG},
         "nodeSelector": {GPU_PRESENT_LABEL: "true"},
         "tolerations": [_GPU_TOLERATION],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
