@@ -414,3 +414,25 @@ def test_the_enterprise_preset_runs_every_check(session, account, make_settings)
     assert failed == ["pools.h200: p5en.48xlarge is not offered in use1-az1, use1-az4 (offered in use1-az2, use1-az6)"]
     (eip,) = lines(report, "elastic-ip")
     assert "network.nat is none" in eip.detail
+
+
+def test_instances_of_others_use_the_same_quota(session, account, make_settings, request):
+    ec2 = session.client("ec2")
+
+    def launch(stack: str, count: int) -> list[str]:
+        tags = [{"ResourceType": "instance", "Tags": [{"Key": "modelyard:stack", "Value": stack}]}]
+        answer = ec2.run_instances(
+            ImageId="ami-12345678", InstanceType="g6e.2xlarge", MinCount=count, MaxCount=count, TagSpecifications=tags
+        )
+        return [i["InstanceId"] for i in answer["Instances"]]
+
+    ids = launch("someone-else", 2) + launch("test", 1)  # g6e.2xlarge: 8 vCPUs; the stack's own node is left out
+    request.addfinalizer(lambda: ec2.terminate_instances(InstanceIds=ids))
+    clients = aws.Clients(
+        session, {"service-quotas": quota_client(session, pilot_quotas(g=20)), "eks": eks_client(session)}
+    )
+    report = run_preflight(make_settings("minimal"), clients)
+    (g,) = [c for c in lines(report, "quota") if "L-DB2E81BA" in c.detail]
+    assert g.status is Status.FAIL
+    assert "current value 20 with 16 vCPUs in use by other instances leaves 4; needed value 8" in g.detail
+    assert g.fix.endswith("--quota-code L-DB2E81BA --desired-value 24 --region us-east-1")

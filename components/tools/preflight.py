@@ -108,6 +108,22 @@ def _quota_class(instance: InstanceType) -> str | None:
     return None
 
 
+# Instance families on the Standard on-demand quota (A, C, D, H, I, M, R, T, Z).
+_STANDARD_LETTERS = frozenset("acdhimrtz")
+
+
+def _quota_of_type(type_name: str, spot: bool) -> Quota | None:
+    """The vCPU quota a running instance of this type counts against (None: one the stack does not use)."""
+    family = type_name.split(".")[0].lower()
+    if family.startswith(("g", "vt")):
+        return VCPU_QUOTAS[("G", spot)]
+    if family.startswith("p"):
+        return VCPU_QUOTAS[("P", spot)]
+    if not spot and family[:1] in _STANDARD_LETTERS and not family.startswith(("inf", "trn", "dl", "hpc", "mac")):
+        return ON_DEMAND_STANDARD
+    return None
+
+
 def pool_zones(settings: Settings, pool_name: str) -> tuple[str, ...]:
     return settings.pools[pool_name].zone_ids or settings.network.zone_ids
 
@@ -330,22 +346,57 @@ class Preflight:
             self._quota_cache[quota] = value
         return self._quota_cache[quota]
 
-    def _quota_line(self, name: str, quota: Quota, needed: int, current: float | None, why: str) -> None:
+    def _quota_line(
+        self, name: str, quota: Quota, needed: int, current: float | None, why: str, in_use: int = 0
+    ) -> None:
         label = f"{quota.name} ({quota.code})"
+        using = f", {in_use} in use by other instances" if in_use else ""
         if current is None:
             self.report.add(name, Status.WARN, f"{label}: Service Quotas has no value; needed {needed} {why}")
-        elif current >= needed:
-            self.report.add(name, Status.OK, f"{label}: {current:g}, needed {needed} {why}")
+        elif current - in_use >= needed:
+            self.report.add(name, Status.OK, f"{label}: {current:g}{using}, needed {needed} {why}")
         else:
+            held = f" with {in_use} vCPUs in use by other instances leaves {current - in_use:g};" if in_use else ","
             self.report.add(
                 name,
                 Status.FAIL,
-                f"{label}: current value {current:g}, needed value {needed} {why}",
-                increase_command(quota, needed, self.region),
+                f"{label}: current value {current:g}{held} needed value {needed} {why}",
+                increase_command(quota, in_use + needed, self.region),
             )
+
+    def vcpus_in_use(self) -> dict[Quota, int]:
+        """vCPUs of pending and running instances per vCPU quota, leaving out this stack's own nodes
+        (tagged modelyard:stack=<stack>): they are already part of what the stack needs."""
+        ec2 = self.clients("ec2")
+        counts: dict[tuple[Quota, str], int] = defaultdict(int)
+        filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                    if (
+                        tags.get("modelyard:stack") == self.settings.stack
+                        and tags.get("modelyard:project", self.settings.project) == self.settings.project
+                    ):
+                        continue
+                    quota = _quota_of_type(instance["InstanceType"], instance.get("InstanceLifecycle") == "spot")
+                    if quota is not None:
+                        counts[(quota, instance["InstanceType"])] += 1
+        catalog = instances()
+        vcpus = {t: catalog[t].vcpu for _, t in counts if t in catalog}
+        unknown = sorted({t for _, t in counts if t not in vcpus})
+        if unknown:
+            for page in ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=unknown):
+                for info in page["InstanceTypes"]:
+                    vcpus[info["InstanceType"]] = int(info["VCpuInfo"]["DefaultVCpus"])
+        used: dict[Quota, int] = defaultdict(int)
+        for (quota, type_name), count in counts.items():
+            used[quota] += count * vcpus.get(type_name, 0)
+        return dict(used)
 
     def check_vcpu_quotas(self) -> None:
         needs = vcpu_needs(self.settings)
+        in_use = self.vcpus_in_use()
         # Sorted, so the calls come in a stable order (tests stub them with botocore's Stubber).
         for quota in sorted(needs, key=lambda q: (q.service, q.code)):
             needed, who = needs[quota]
@@ -359,7 +410,7 @@ class Preflight:
                     "grant servicequotas:GetServiceQuota to the caller",
                 )
                 continue
-            self._quota_line("quota", quota, needed, current, f"vCPUs for {', '.join(who)}")
+            self._quota_line("quota", quota, needed, current, f"vCPUs for {', '.join(who)}", in_use.get(quota, 0))
         for name, pool in sorted(self.settings.pools.items()):
             if pool.capacity is Capacity.CAPACITY_BLOCK:
                 self.report.add("quota", Status.OK, f"pools.{name}: a capacity block, no vCPU quota counted")
