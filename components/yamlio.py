@@ -17,6 +17,11 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+def parse_yaml_all(text: str) -> list[Any]:
+    """Every document of a multi-document YAML stream."""
+    return list(yaml.load_all(text, Loader=_Loader))  # noqa: S506 - a safe loader
+
+
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     """A YAML file that must hold a mapping (empty file: empty mapping). InputError names the file."""
     try:

@@ -64,6 +64,7 @@ def plan_with(tmp_path: Path, preset: str, overrides: Mapping[str, Any], *, stac
 
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     shutil.copytree(ROOT / "stacks" / "presets", tmp_path / "stacks" / "presets")
+    (tmp_path / "charts").symlink_to(ROOT / "charts")  # the plan renders the kit's charts from the project
     config = {"modelyard:preset": preset, **{f"modelyard:{k}": v for k, v in overrides.items()}}
     (tmp_path / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
     return plan_stack(tmp_path, stack)

@@ -341,10 +341,11 @@ def test_context_above_the_models_maximum(make_settings):
     assert "maximum context" in problems(exc)["modelyard:models.llama-8b.context"]
 
 
-def test_multi_node_models_need_an_efa_pool(make_settings):
+def test_multi_node_replicas_are_refused_until_the_kit_serves_them(make_settings):
     with pytest.raises(InputError) as exc:
-        make_settings("enterprise", pools={"h100-efa": {"interconnect": "standard", "zone_ids": []}})
-    assert "set interconnect: efa" in problems(exc)["modelyard:models.llama-405b.pool"]
+        make_settings("enterprise", models={"llama-405b": {"dtype": "bf16", "context": 16384, "concurrency": 32}})
+    message = problems(exc)["modelyard:models.llama-405b"]
+    assert "needs 2 p5.48xlarge nodes per replica" in message and "single-node replicas only" in message
 
 
 def test_pool_ceiling_must_hold_its_models_at_max_replicas(make_settings):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
+from components.plan.charts import RELEASE_TYPES, local_chart, render_release
 from components.plan.engine import Recording, Registration, normalise
 from components.settings import Settings
 
@@ -77,18 +79,38 @@ def _manifest_object(r: Registration, keys: dict[str, str]) -> dict[str, Any] | 
     return obj if "apiVersion" in obj and "kind" in obj else None
 
 
-def build_plan(*, settings: Settings, recording: Recording, catalog_date: str) -> dict[str, Any]:
+def _release_objects(resources: list[dict[str, Any]], project_dir: Path) -> list[dict[str, Any]]:
+    """Objects of releases of the kit's own charts, rendered with Helm's engine (components/plan/charts.py)."""
+    out: list[dict[str, Any]] = []
+    for resource in resources:
+        if resource["type"] not in RELEASE_TYPES:
+            continue
+        chart_dir = local_chart(resource["inputs"], project_dir)
+        if chart_dir is not None:
+            out += [{"source": resource["key"], "object": obj} for obj in render_release(chart_dir, resource["inputs"])]
+    return out
+
+
+def build_plan(*, settings: Settings, recording: Recording, catalog_date: str, project_dir: Path) -> dict[str, Any]:
     keys = resource_keys(recording.registrations, recording.stack_urn)
     resources = sorted(
         (_resource(r, keys, recording.stack_urn) for r in recording.registrations), key=lambda e: e["key"]
     )
     manifests: list[dict[str, Any]] = sorted(
-        (
-            {"source": keys[r.urn], "object": obj}
-            for r in recording.registrations
-            if (obj := _manifest_object(r, keys)) is not None
+        [
+            *(
+                {"source": keys[r.urn], "object": obj}
+                for r in recording.registrations
+                if (obj := _manifest_object(r, keys)) is not None
+            ),
+            *_release_objects(resources, project_dir),
+        ],
+        key=lambda m: (
+            str(m["source"]),
+            m["object"]["kind"],
+            m["object"]["metadata"].get("namespace", ""),
+            m["object"]["metadata"]["name"],
         ),
-        key=lambda m: str(m["source"]),
     )
     plan: dict[str, Any] = {
         "schema": SCHEMA,

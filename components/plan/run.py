@@ -30,7 +30,7 @@ def plan_stack(project_dir: Path, stack: str, *, preview: bool = False) -> dict[
         # pulumi_aws 7 warns on import of its deprecated S3 *V2 classes, which the kit does not use.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws\..*")
         recording = run_program(stack_file, preview=preview)
-    return build_plan(settings=settings, recording=recording, catalog_date=_catalog_date())
+    return build_plan(settings=settings, recording=recording, catalog_date=_catalog_date(), project_dir=project_dir)
 
 
 def _catalog_date() -> str:

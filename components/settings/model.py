@@ -225,6 +225,16 @@ class ModelSettings:
         "sequences served at once per replica, vLLM --max-num-seqs", default=16, minimum=1, maximum=1024
     )
     replicas: ReplicaSettings = doc_field("replica counts", default_factory=ReplicaSettings)
+    owner: str | None = doc_field(
+        "the tenant whose namespace, GPU quota and storage role the servers use; null: the only tenant that "
+        "lists the model (required when several do)",
+        default=None,
+    )
+    await_ready: bool = doc_field(
+        "`pulumi up` waits until the servers are ready (up to image pull + weight copy + load); false for a "
+        "first `up` before the weights are pushed: the servers then wait for their manifest, `up` does not",
+        default=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -472,6 +482,11 @@ class Settings:
         "teams sharing the platform, by name", default_factory=lambda: MappingProxyType({})
     )
     tags: TagSettings = doc_field("cost-allocation and extra tags", default_factory=TagSettings)
+    licenses: tuple[str, ...] = doc_field(
+        "model licenses the stack's owners accept, by the catalog's license names (docs/sizing.md); a model "
+        "under any other is refused",
+        default=(),
+    )
     security: SecuritySettings = doc_field(
         "GuardDuty and CloudTrail data events (docs/security.md)", default_factory=SecuritySettings
     )
@@ -498,6 +513,14 @@ class Settings:
             cost_center=self.cost_center,
             extra=self.tags.extra,
         )
+
+    def model_owner(self, model: str) -> str | None:
+        """The tenant a model's servers belong to: `owner`, else the only tenant listing it (None: no tenant)."""
+        owner = self.models[model].owner
+        if owner is not None:
+            return owner
+        users = sorted(name for name, t in self.tenants.items() if model in t.models)
+        return users[0] if len(users) == 1 else None
 
     @property
     def image_cache_on(self) -> bool:

@@ -213,11 +213,13 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
                 continue
             # Karpenter may start any of the pool's types: budget for the hungriest layout.
             per_replica = max(per_replica, fit.gpus_per_replica)
-            if fit.nodes_per_replica > 1 and pool.interconnect is not Interconnect.EFA:
+            if fit.nodes_per_replica > 1:
+                # charts/llm-serving runs one pod per replica; a replica across nodes (pipeline parallel over
+                # EFA) needs a multi-node controller the kit does not ship yet.
                 yield _p(
-                    f"{path}.pool",
-                    f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica; "
-                    f"set interconnect: efa on pool {model_settings.pool!r} (one zone)",
+                    path,
+                    f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica; the kit serves "
+                    "single-node replicas only: use fp8, a shorter context, fewer sequences or a larger node",
                 )
         gpus_at_max[model_settings.pool] = gpus_at_max.get(model_settings.pool, 0) + per_replica * (
             model_settings.replicas.max
@@ -339,6 +341,46 @@ def image_cache_credentials(s: Settings) -> Iterator[Problem]:
         )
 
 
+def model_owners(s: Settings) -> Iterator[Problem]:
+    """Every served model belongs to one tenant, which must list it (its storage role reads only what it lists)."""
+    for name, model in s.models.items():
+        users = sorted(t for t, tenant in s.tenants.items() if name in tenant.models)
+        if model.owner is not None:
+            if model.owner not in s.tenants:
+                yield _p(
+                    f"models.{name}.owner", f"no tenant named {model.owner!r}" + close_matches(model.owner, s.tenants)
+                )
+            elif model.owner not in users:
+                yield _p(f"models.{name}.owner", f"tenant {model.owner!r} does not list {name!r} in its models")
+        elif len(users) > 1:
+            yield _p(
+                f"models.{name}.owner",
+                f"required: several tenants use {name!r} ({', '.join(users)}); name the one whose namespace, quota and storage role its servers use",
+            )
+        elif not users:
+            yield _p(f"models.{name}", "no tenant lists this model: add it to a tenant's models (or remove it)")
+
+
+def licenses_accepted(s: Settings) -> Iterator[Problem]:
+    """A model is served only under a license the stack accepts (modelyard:licenses)."""
+    known = sorted({m.license.name for m in catalog.models().values()})
+    for i, name in enumerate(s.licenses):
+        if name not in known:
+            yield _p(f"licenses[{i}]", f"{name!r} is not a license of the catalog; known: {', '.join(known)}")
+    for name, model_settings in s.models.items():
+        try:
+            model = catalog.resolve_model(model_settings.model)
+        except catalog.UnknownModelError:
+            continue  # reported by models_catalog
+        if model.license.name not in s.licenses:
+            restriction = f" ({model.license.restriction})" if model.license.restriction else ""
+            yield _p(
+                f"models.{name}",
+                f"{model.name} is licensed under {model.license.name!r}{restriction}, which modelyard:licenses does "
+                "not accept; add it there once your legal review does",
+            )
+
+
 def tags_extra(s: Settings) -> Iterator[Problem]:
     for key, value in s.tags.extra.items():
         if key in KIT_TAG_KEYS:
@@ -365,6 +407,8 @@ RULES: tuple[Rule, ...] = (
     cluster_endpoint,
     cluster_system_nodes,
     image_cache_credentials,
+    model_owners,
+    licenses_accepted,
     tags_extra,
 )
 

@@ -1,0 +1,80 @@
+"""Serving: one release of the kit's `charts/llm-serving` per model of the stack.
+
+Values come from settings and sizing (`components.k8s.serving_values`). Each model's servers run in its
+owner tenant's namespace (`Settings.model_owner`), as the service account the Isolation component binds to
+that tenant's storage role through EKS Pod Identity. The chart is deployed as a `helm.v4.Chart`: every
+object becomes a Pulumi resource, so `pulumi preview --diff` shows object-level changes and the Deployment's
+`pulumi.com/timeoutSeconds` annotation (image pull + weight copy + verification + model load) is the await.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.serving_values import CHART_DIR, release_name, serving_values
+from components.settings import Settings
+
+# The chart as Pulumi reads it: relative to the project folder, where `pulumi up` runs the program.
+CHART_PATH = f"./{CHART_DIR.relative_to(Path(__file__).resolve().parents[2]).as_posix()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingArgs:
+    settings: Settings
+    """The stack's settings (models, pools, tenants)."""
+    bucket: pulumi.Input[str]
+    """The model bucket (ModelStorage)."""
+    image_registry: Callable[[str], pulumi.Input[str]]
+    """Upstream registry host -> where nodes pull it from (the ECR pull-through cache, or itself)."""
+    namespace_of: Callable[[str], str]
+    """Tenant -> its namespace (Isolation)."""
+    service_account: str
+    """The service account, in each tenant namespace, bound to the tenant's storage role (Isolation)."""
+    prometheus_release: str
+    """The `release` label Prometheus selects ServiceMonitors by (Monitoring)."""
+    prometheus_pod_labels: Mapping[str, str]
+    """Labels of the Prometheus pods the model servers' NetworkPolicy admits."""
+
+
+class Serving(pulumi.ComponentResource):
+    """The vLLM servers of every model of a stack, each a release of charts/llm-serving."""
+
+    def __init__(self, name: str, *, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelyard:k8s:Serving", name, None, opts)
+        settings = args.settings
+        registry: pulumi.Input[str] | None = args.image_registry("docker.io") if settings.image_cache_on else None
+        for model_name in sorted(settings.models):
+            owner = settings.model_owner(model_name)
+            assert owner is not None, "settings validation gives every model an owner"
+
+            def values(resolved: list[str], model_name: str = model_name, owner: str = owner) -> dict[str, object]:
+                chart_values = serving_values(
+                    settings,
+                    model_name,
+                    bucket=resolved[0],
+                    image_registry=resolved[1] or None,
+                    tenant=owner,
+                    service_account=args.service_account,
+                    prometheus_release=args.prometheus_release,
+                    prometheus_pod_labels=args.prometheus_pod_labels,
+                    await_rollout=settings.models[model_name].await_ready,
+                )
+                # Isolation creates the service account once per tenant namespace (several models may share it).
+                chart_values["serviceAccount"]["create"] = False
+                return chart_values
+
+            chart_values = pulumi.Output.all(args.bucket, registry or "").apply(values)
+            k8s.helm.v4.Chart(
+                f"{name}-{model_name}",
+                name=release_name(model_name),
+                chart=CHART_PATH,
+                namespace=args.namespace_of(owner),
+                values=chart_values,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({})
