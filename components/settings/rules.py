@@ -355,7 +355,8 @@ def model_owners(s: Settings) -> Iterator[Problem]:
         elif len(users) > 1:
             yield _p(
                 f"models.{name}.owner",
-                f"required: several tenants use {name!r} ({', '.join(users)}); name the one whose namespace, quota and storage role its servers use",
+                f"required: several tenants use {name!r} ({', '.join(users)}); name the one whose namespace, "
+                "quota and storage role its servers use",
             )
         elif not users:
             yield _p(f"models.{name}", "no tenant lists this model: add it to a tenant's models (or remove it)")
