@@ -12,12 +12,20 @@ from typing import Any
 
 import kubernetes_validate
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
 from components.k8s.monitoring import assets, generate
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
+from components.k8s.monitoring.logs import (
+    FLUENT_BIT_VERSION,
+    LOG_RETENTION_BY_PRESET,
+    ContainerLogs,
+    ContainerLogsArgs,
+    fluent_bit_values,
+)
 from components.k8s.monitoring.values import (
     DCGM_EXPORTER_REPO,
     DCGM_EXPORTER_VERSION,
@@ -39,7 +47,7 @@ from components.k8s.monitoring.values import (
 )
 from components.plan.engine import SECRET_TEXT, normalise, run_program
 from components.plan.run import load_settings
-from components.settings.model import Preset
+from components.settings.model import LOG_RETENTION_DAYS, Preset
 from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -520,3 +528,55 @@ def test_docs_list_every_alert_and_the_sizes() -> None:
         assert row in doc, row
     for pin in (KUBE_PROMETHEUS_STACK_VERSION, DCGM_EXPORTER_VERSION, VLLM_IMAGE_TAG.removeprefix("v")):
         assert f"`{pin}`" in doc, pin
+
+
+# --- container logs ---------------------------------------------------------------------------------
+
+
+def test_log_retention_by_preset_is_one_cloudwatch_accepts() -> None:
+    assert set(LOG_RETENTION_BY_PRESET) == set(Preset)
+    days = [LOG_RETENTION_BY_PRESET[p] for p in (Preset.MODERATE, Preset.ENTERPRISE)]
+    assert all(d in LOG_RETENTION_DAYS for d in days) and days == sorted(days)
+    assert LOG_RETENTION_BY_PRESET[Preset.MINIMAL] is None
+
+
+def test_fluent_bit_ships_only_to_the_existing_group_from_every_node() -> None:
+    values = fluent_bit_values(region="us-east-1", group_name="/aws/eks/c/containers")
+    logs = values["cloudWatchLogs"]
+    assert logs["enabled"] and logs["autoCreateGroup"] is False and logs["logGroupName"] == "/aws/eks/c/containers"
+    assert not any(values[k]["enabled"] for k in ("cloudWatch", "firehose", "kinesis", "elasticsearch"))
+    assert {"operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
+    assert values["resources"]["requests"]["cpu"]
+    assert "image" not in values
+    mirrored = fluent_bit_values(region="us-east-1", group_name="g", image_registry="1.dkr.ecr.x/ecr-public")
+    assert mirrored["image"]["repository"] == "1.dkr.ecr.x/ecr-public/aws-observability/aws-for-fluent-bit"
+
+
+def test_container_logs_write_only_to_their_group_through_pod_identity() -> None:
+    stack_file, _ = load_settings(ROOT, "pilot")
+
+    def program() -> None:
+        aws_provider = aws.Provider("aws", region="us-east-1")
+        k8s_provider = k8s.Provider("k8s", kubeconfig="{}", namespace="default")
+        ContainerLogs(
+            "logs",
+            args=ContainerLogsArgs(cluster_name="modelyard-pilot", region="us-east-1", retention_days=30),
+            opts=pulumi.ResourceOptions(providers=[aws_provider, k8s_provider]),
+        )
+
+    recording = run_program(stack_file, preview=False, program=program)
+    by_type = {r.type: r for r in recording.registrations}
+    group = by_type["aws:cloudwatch/logGroup:LogGroup"]
+    assert group.inputs["retentionInDays"] == 30 and group.provider_urn.endswith("::aws")
+    assert group.inputs["name"] == "/aws/eks/modelyard-pilot/containers"
+    trust = json.loads(by_type["aws:iam/role:Role"].inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    (statement,) = json.loads(by_type["aws:iam/rolePolicy:RolePolicy"].inputs["policy"])["Statement"]
+    assert all(":log-group:/aws/eks/modelyard-pilot/containers" in arn for arn in statement["Resource"])
+    assert not any(action.startswith("logs:CreateLogGroup") or action == "logs:*" for action in statement["Action"])
+    identity = by_type["aws:eks/podIdentityAssociation:PodIdentityAssociation"].inputs
+    release = by_type["kubernetes:helm.sh/v3:Release"]
+    assert release.provider_urn.endswith("::k8s")
+    assert (release.inputs["chart"], release.inputs["version"]) == ("aws-for-fluent-bit", FLUENT_BIT_VERSION)
+    assert identity["serviceAccount"] == release.inputs["values"]["serviceAccount"]["name"]
+    assert identity["namespace"] == release.inputs["namespace"] == "monitoring"

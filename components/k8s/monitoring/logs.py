@@ -1,0 +1,172 @@
+"""ContainerLogs: every container's logs to CloudWatch Logs through Fluent Bit, kept as long as the preset says.
+
+AWS for Fluent Bit (the aws/eks-charts chart, pinned) runs on every node, GPU and dedicated-tenant nodes
+included, and writes to one log group the component creates with its retention (Fluent Bit never creates
+groups: an auto-created group would keep logs forever). Its service account gets write access to that
+group only, through EKS Pod Identity (the cluster runs the Pod Identity agent add-on).
+
+The caller passes both providers: ``opts=pulumi.ResourceOptions(providers=[aws_provider, k8s_provider])``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.k8s.monitoring.values import MONITORING_NAMESPACE
+from components.settings.model import Preset
+
+# aws/eks-charts stable/aws-for-fluent-bit/Chart.yaml at commit 2942cdce (2026-02-03): chart 0.2.0, image
+# public.ecr.aws/aws-observability/aws-for-fluent-bit:3.2.1. Repository from the eks-charts README.
+FLUENT_BIT_CHART = "aws-for-fluent-bit"
+FLUENT_BIT_VERSION = "0.2.0"
+FLUENT_BIT_REPO = "https://aws.github.io/eks-charts"
+FLUENT_BIT_RELEASE = "aws-for-fluent-bit"
+FLUENT_BIT_SERVICE_ACCOUNT = "aws-for-fluent-bit"
+
+# Days CloudWatch keeps container logs, by preset; None: no log shipping (a pilot reads `kubectl logs`, and
+# CloudWatch ingestion costs $0.50/GB). Values CloudWatch accepts (components.settings.model.LOG_RETENTION_DAYS).
+# The presets have no logs setting yet: this table stands in for it.
+LOG_RETENTION_BY_PRESET: MappingProxyType[Preset, int | None] = MappingProxyType(
+    {Preset.MINIMAL: None, Preset.MODERATE: 30, Preset.ENTERPRISE: 365}
+)
+
+
+def log_group_name(cluster_name: str) -> str:
+    return f"/aws/eks/{cluster_name}/containers"
+
+
+def fluent_bit_values(*, region: str, group_name: str, image_registry: str | None = None) -> dict[str, Any]:
+    """Helm values for aws-for-fluent-bit: CloudWatch Logs only, on every node, into an existing group."""
+    values: dict[str, Any] = {
+        "fullnameOverride": FLUENT_BIT_RELEASE,
+        "serviceAccount": {"create": True, "name": FLUENT_BIT_SERVICE_ACCOUNT},
+        "cloudWatchLogs": {
+            "enabled": True,
+            "region": region,
+            "logGroupName": group_name,
+            # One stream per pod and container, named so an engineer can find it.
+            "logStreamPrefix": "",
+            "logStreamTemplate": "$kubernetes['namespace_name'].$kubernetes['pod_name'].$kubernetes['container_name']",
+            "autoCreateGroup": False,
+        },
+        "cloudWatch": {"enabled": False},
+        "firehose": {"enabled": False},
+        "kinesis": {"enabled": False},
+        "elasticsearch": {"enabled": False},
+        # Every node: GPU nodes (nvidia.com/gpu) and dedicated tenant pools carry NoSchedule taints.
+        "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "system-node-critical",
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "250Mi"}},
+    }
+    if image_registry:
+        # Stacks without NAT: ECR Public through the pull-through cache (components.aws.image_cache).
+        values["image"] = {"repository": f"{image_registry}/aws-observability/aws-for-fluent-bit"}
+    return values
+
+
+def write_policy(group_arn: str) -> str:
+    """Write to the one log group: create streams and put events, nothing else."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    "Resource": [group_arn, f"{group_arn}:log-stream:*"],
+                }
+            ],
+        }
+    )
+
+
+_POD_IDENTITY_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ],
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerLogsArgs:
+    cluster_name: pulumi.Input[str]
+    """The EKS cluster (its name also names the log group)."""
+    region: str
+    """The region of the cluster and of the log group."""
+    retention_days: int
+    """Days CloudWatch keeps the logs (LOG_RETENTION_BY_PRESET gives the kit's default per preset)."""
+    namespace: pulumi.Input[str] = MONITORING_NAMESPACE
+    """Where Fluent Bit runs; pass Monitoring.namespace so the namespace exists first."""
+    kms_key_arn: pulumi.Input[str] | None = None
+    """A KMS key to encrypt the logs (its policy must admit logs.<region>.amazonaws.com); default: none,
+    CloudWatch's own encryption."""
+    image_registry: str | None = None
+    """The registry serving ECR Public's images, for stacks without NAT; default: public.ecr.aws."""
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Tags on the log group and the role."""
+
+
+class ContainerLogs(pulumi.ComponentResource):
+    """A CloudWatch log group with retention, a Pod Identity role that may write only there, and AWS for
+    Fluent Bit shipping every container's logs into it."""
+
+    log_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, *, args: ContainerLogsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelyard:k8s:ContainerLogs", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-group",
+            name=pulumi.Output.from_input(args.cluster_name).apply(log_group_name),
+            retention_in_days=args.retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags,
+            opts=child,
+        )
+        role = aws.iam.Role(f"{name}-fluent-bit", assume_role_policy=_POD_IDENTITY_TRUST, tags=tags, opts=child)
+        policy = aws.iam.RolePolicy(
+            f"{name}-fluent-bit-write", role=role.id, policy=group.arn.apply(write_policy), opts=child
+        )
+        identity = aws.eks.PodIdentityAssociation(
+            f"{name}-fluent-bit",
+            cluster_name=args.cluster_name,
+            namespace=args.namespace,
+            service_account=FLUENT_BIT_SERVICE_ACCOUNT,
+            role_arn=role.arn,
+            tags=tags,
+            opts=child,
+        )
+        values = pulumi.Output.all(group.name).apply(
+            lambda v: fluent_bit_values(region=args.region, group_name=v[0], image_registry=args.image_registry)
+        )
+        k8s.helm.v3.Release(
+            f"{name}-{FLUENT_BIT_RELEASE}",
+            name=FLUENT_BIT_RELEASE,
+            chart=FLUENT_BIT_CHART,
+            version=FLUENT_BIT_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=FLUENT_BIT_REPO),
+            namespace=args.namespace,
+            values=values,
+            # Credentials must exist before the first pod starts, or it logs errors until restarted.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, identity]),
+        )
+
+        self.log_group_name = group.name
+        self.register_outputs({"log_group_name": self.log_group_name})
