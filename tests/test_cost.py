@@ -268,3 +268,26 @@ def test_tco_command_text_and_json(capsys) -> None:
 
 def test_tco_command_unknown_stack_is_bad_input(capsys) -> None:
     assert cli_main(["tco", "--stack", "nope"]) == 2
+
+
+def test_load_balancers_come_from_the_manifests_or_are_expected_for_the_gateway(make_settings) -> None:
+    settings = make_settings("minimal")
+    assert Decimal(by_id(stack_cost(plan_of(), settings))["controllers/lb/gateway"]["monthly"]) == Decimal("20.81")
+    svc = resource("gw", "kubernetes:core/v1:Service", spec={"type": "LoadBalancer"})
+    ing = resource("web", "kubernetes:networking.k8s.io/v1:Ingress", spec={"ingressClassName": "alb"})
+    plan = plan_of(svc, ing)
+    plan["manifests"] = [
+        {
+            "source": "gw",
+            "object": {"kind": "Service", "metadata": {"name": "gateway"}, "spec": {"type": "LoadBalancer"}},
+        },
+        {
+            "source": "web",
+            "object": {"kind": "Ingress", "metadata": {"name": "web"}, "spec": {"ingressClassName": "alb"}},
+        },
+    ]
+    lines = by_id(stack_cost(plan, settings))
+    assert "controllers/lb/gateway" not in lines
+    assert lines["controllers/lb/gw/Service/gateway"]["monthly"] == "20.81"  # (0.0225 + 0.006) x 730
+    assert lines["controllers/lb/web/Ingress/web"]["monthly"] == "22.27"  # (0.0225 + 0.008) x 730
+    assert "gw" not in lines and "web" not in lines  # the Kubernetes objects themselves are free

@@ -696,9 +696,7 @@ def _free_reason(r: Mapping[str, Any]) -> str | None:
     if r["type"] in FREE_TYPES:
         return FREE_TYPES[r["type"]]
     if r["type"].startswith("kubernetes:"):
-        if r["type"] == "kubernetes:core/v1:Service" and (r["inputs"].get("spec") or {}).get("type") == "LoadBalancer":
-            return None
-        return "a Kubernetes object: runs on nodes priced as compute"
+        return "a Kubernetes object: runs on priced nodes (load balancers it asks for are priced from the manifests)"
     return None
 
 
@@ -747,10 +745,6 @@ def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[
             free[(r["type"], reason)] += 1
         elif r["type"] in PRICERS:
             lines += PRICERS[r["type"]](r, p)
-        elif r["type"] == "kubernetes:core/v1:Service":
-            lines.append(
-                _lb_line(p, id=r["key"], item=f"load balancer for Service {r['name']}", network=True, resource=r["key"])
-            )
         elif r["type"] == "aws:ec2/natGateway:NatGateway":
             lines += _nat_gateway(r, p, count=len(by_type[r["type"]]))
         elif r["type"] == "aws:ec2/vpcEndpoint:VpcEndpoint":
@@ -981,29 +975,30 @@ def controller_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> 
         for r in plan["resources"]
         if r["type"] in ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
     ]
-    services = [
-        m
-        for m in plan.get("manifests", [])
-        if m["object"].get("kind") == "Service" and (m["object"].get("spec") or {}).get("type") == "LoadBalancer"
-    ]
-    for m in services:
+    balanced = []
+    for m in plan.get("manifests", []):
+        obj = m["object"]
+        spec = obj.get("spec") or {}
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if obj.get("kind") == "Service" and spec.get("type") == "LoadBalancer":
+            balanced.append((m, "Service", True))
+        elif obj.get("kind") == "Ingress" and (
+            spec.get("ingressClassName") == "alb" or annotations.get("kubernetes.io/ingress.class") == "alb"
+        ):
+            balanced.append((m, "Ingress", False))
+    for m, kind, network in balanced:
         name = (m["object"].get("metadata") or {}).get("name", "?")
         lines.append(
             _lb_line(
                 p,
-                id=f"controllers/lb/{m['source']}/{name}",
-                item=f"load balancer for Service {name}",
-                network=True,
+                id=f"controllers/lb/{m['source']}/{kind}/{name}",
+                item=f"load balancer for {kind} {name}",
+                network=network,
                 resource=m["source"],
                 basis="created by the AWS Load Balancer Controller",
             )
         )
-    if (
-        settings.models
-        and not lbs
-        and not services
-        and not any(r["type"] == "kubernetes:core/v1:Service" and _free_reason(r) is None for r in plan["resources"])
-    ):
+    if settings.models and not lbs and not balanced:
         lines.append(
             _lb_line(
                 p,
