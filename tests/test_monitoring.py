@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -312,22 +313,42 @@ def test_objects_carry_the_labels_prometheus_and_grafana_select() -> None:
             assert len(json.dumps(obj["data"])) < 1_000_000
 
 
-def test_checkov_finds_nothing_outside_the_skip_list(tmp_path: Path) -> None:
-    checkov = require_tool("checkov")
-    skips = yaml.safe_load((assets.ASSETS_DIR / "checkov-skips.yaml").read_text())["skips"] or []
+CHECKOV_SKIPS = assets.ASSETS_DIR / "checkov-skips.yaml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def checkov_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """checkov over the rendered objects, started before this module's first test and read by the checkov
+    test (it takes seconds to start: the other tests run meanwhile)."""
+    run: dict[str, Any] = {}
+    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
+    if checkov.is_file():
+        directory = tmp_path_factory.mktemp("checkov")
+        (directory / "monitoring.yaml").write_text(yaml.safe_dump_all(rendered_objects(), sort_keys=False))
+        skips = yaml.safe_load(CHECKOV_SKIPS.read_text())["skips"] or []
+        command = [str(checkov), "--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"]
+        if skips:
+            command += ["--skip-check", ",".join(s["id"] for s in skips)]
+        run["process"] = subprocess.Popen(
+            [*command, "-d", str(directory)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+        )
+    yield run
+    if "process" in run and run["process"].poll() is None:
+        run["process"].kill()
+        run["process"].communicate()
+
+
+def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]) -> None:
+    require_tool("checkov")
+    skips = yaml.safe_load(CHECKOV_SKIPS.read_text())["skips"] or []
     assert all(s["id"].startswith("CKV") and len(s["reason"]) > 40 for s in skips)
-    (tmp_path / "monitoring.yaml").write_text(yaml.safe_dump_all(rendered_objects(), sort_keys=False))
-    command = [checkov, "--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"]
-    if skips:
-        command += ["--skip-check", ",".join(s["id"] for s in skips)]
-    result = subprocess.run(
-        [*command, "-d", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
-    )
-    report = json.loads(result.stdout)
+    stdout, stderr = checkov_run["process"].communicate(timeout=300)
+    assert stdout.strip(), stderr
+    report = json.loads(stdout)
     reports = report if isinstance(report, list) else [report]
     failed = [f"{f['check_id']} {f['resource']}" for r in reports for f in r["results"]["failed_checks"]]
     assert failed == []
