@@ -2,8 +2,9 @@
 
 ``Monitoring`` installs it all; ``values`` holds the pins, the scrape contract other components follow
 (labels, namespace, job names) and the Helm values by preset; ``assets`` turns the rule and dashboard files
-into Kubernetes objects; ``generate`` rewrites the files derived from the catalog. docs/monitoring.md
-describes what is installed and why.
+into Kubernetes objects; ``generate`` rewrites the files derived from the catalog; ``logs`` holds
+``ContainerLogs`` (Fluent Bit to CloudWatch Logs; import it from there: it needs pulumi_aws).
+docs/monitoring.md describes what is installed and why.
 """
 
 from components.k8s.monitoring.component import Monitoring, MonitoringArgs
