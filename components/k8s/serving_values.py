@@ -130,6 +130,7 @@ def serving_values(
     monitoring_namespace: str = "monitoring",
     prometheus_pod_labels: Mapping[str, str] | None = None,
     await_rollout: bool = True,
+    prometheus_url: str | None = None,
 ) -> dict[str, Any]:
     """Values of charts/llm-serving for `settings.models[model_name]`, over the chart's defaults.
 
@@ -139,7 +140,8 @@ def serving_values(
     storage_role_arn: the service account the pods run as and the tenant whose storage role EKS Pod Identity
     binds to it (default: `<model>-serving`). prometheus_release: the `release` label kube-prometheus-stack
     selects ServiceMonitors by. gateway_*, monitoring_*, *_pod_labels: who the NetworkPolicy admits.
-    await_rollout: True makes Pulumi wait for the Deployment up to its rollout deadline (annotation
+    prometheus_url: where KEDA reads vLLM's queue; given (and replicas.max above replicas.min), the chart
+    creates a ScaledObject and leaves the Deployment's replicas to it. await_rollout: True makes Pulumi wait for the Deployment up to its rollout deadline (annotation
     pulumi.com/timeoutSeconds: image pull, copy, verification and load); False skips the wait
     (pulumi.com/skipAwait), for an `up` before the weights are pushed, when no replica can become ready.
 
@@ -198,7 +200,12 @@ def serving_values(
             "revision": model_settings.revision,
             "quantization": quantization,
         },
-        "weights": {"bucket": bucket, "region": settings.region},
+        # Where `modelyard models push` puts them: by catalog name, shared by every entry serving these weights.
+        "weights": {
+            "bucket": bucket,
+            "region": settings.region,
+            "prefix": f"models/{model.name}/{model_settings.revision}",
+        },
         "vllm": {
             "tensorParallel": option.tensor_parallel,
             "pipelineParallel": option.pipeline_parallel,
@@ -240,6 +247,11 @@ def serving_values(
             },
         },
         "commonLabels": {"modelyard.dev/stack": settings.stack},
+        # KEDA scales replicas.min..replicas.max on the queue, given a Prometheus to read it from.
+        "autoscaling": {
+            "enabled": prometheus_url is not None and model_settings.replicas.max > model_settings.replicas.min,
+            "prometheusUrl": prometheus_url or "",
+        },
     }
     if image_registry is not None:
         values["image"] = {"registry": image_registry}

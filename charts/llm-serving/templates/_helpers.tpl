@@ -96,3 +96,11 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+"true" when KEDA scales the Deployment: autoscaling on and room above the minimum. The Deployment then
+leaves `replicas` unset, so an upgrade never resets what the autoscaler chose.
+*/}}
+{{- define "llm-serving.autoscaled" -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.maxReplicas) (int .Values.replicaCount)) -}}true{{- end -}}
+{{- end }}
