@@ -75,7 +75,7 @@ class ImageCache(pulumi.ComponentResource):
             prefixes.append(upstream.prefix)
         policy = aws.iam.Policy(
             f"{name}-pull",
-            description="First pulls through the ECR pull-through cache: import upstream images into cached repositories",
+            description="First pulls through the ECR pull-through cache: import upstream images into its repositories",
             policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: json.dumps(
                     {
