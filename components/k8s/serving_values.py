@@ -141,8 +141,9 @@ def serving_values(
     binds to it (default: `<model>-serving`). prometheus_release: the `release` label kube-prometheus-stack
     selects ServiceMonitors by. gateway_*, monitoring_*, *_pod_labels: who the NetworkPolicy admits.
     prometheus_url: where KEDA reads vLLM's queue; given (and replicas.max above replicas.min), the chart
-    creates a ScaledObject and leaves the Deployment's replicas to it. await_rollout: True makes Pulumi wait for the Deployment up to its rollout deadline (annotation
-    pulumi.com/timeoutSeconds: image pull, copy, verification and load); False skips the wait
+    creates a ScaledObject and leaves the Deployment's replicas to it. await_rollout: True makes Pulumi wait
+    for the Deployment up to its rollout deadline (annotation pulumi.com/timeoutSeconds: image pull, copy,
+    verification and load); False skips the wait
     (pulumi.com/skipAwait), for an `up` before the weights are pushed, when no replica can become ready.
 
     Raises ServingValuesError for what the chart cannot serve: a multi-node replica (pipeline parallel across
