@@ -11,6 +11,7 @@ from components.k8s.monitoring.component import Monitoring, MonitoringArgs
 from components.k8s.monitoring.values import (
     MONITORING_NAMESPACE,
     PROMETHEUS_POD_LABELS,
+    PROMETHEUS_URL,
     SCRAPE_SELECTOR_LABELS,
     SERVING_CONTAINER,
     VLLM_IMAGE,
@@ -22,6 +23,7 @@ from components.k8s.monitoring.values import (
 __all__ = [
     "MONITORING_NAMESPACE",
     "PROMETHEUS_POD_LABELS",
+    "PROMETHEUS_URL",
     "SCRAPE_SELECTOR_LABELS",
     "SERVING_CONTAINER",
     "VLLM_IMAGE",

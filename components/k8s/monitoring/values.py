@@ -53,6 +53,10 @@ DCGM_EXPORTER_RELEASE = "dcgm-exporter"
 # it. ServiceMonitors may live in any namespace (the tenant's, the gateway's): Prometheus watches all.
 SCRAPE_SELECTOR_LABELS: MappingProxyType[str, str] = MappingProxyType({"release": KUBE_PROMETHEUS_STACK_RELEASE})
 
+# Where Prometheus answers queries inside the cluster (KEDA's prometheus trigger, the gateway): the chart
+# names its Service <fullname>-prometheus, port 9090.
+PROMETHEUS_URL = f"http://{KUBE_PROMETHEUS_STACK_RELEASE}-prometheus.{MONITORING_NAMESPACE}.svc:9090"
+
 # Labels of the Prometheus pods (set by the Prometheus Operator), for NetworkPolicies that admit scrapes
 # from MONITORING_NAMESPACE (the serving chart's default matches).
 PROMETHEUS_POD_LABELS: MappingProxyType[str, str] = MappingProxyType({"app.kubernetes.io/name": "prometheus"})
@@ -61,8 +65,9 @@ PROMETHEUS_POD_LABELS: MappingProxyType[str, str] = MappingProxyType({"app.kuber
 # (charts/llm-serving names it so), and the Prometheus Operator labels every target it scrapes through a
 # ServiceMonitor with `container`, `namespace`, `service` and `pod`.
 SERVING_CONTAINER = "vllm"
-# The serving release's autoscaler (KEDA ScaledObject `advanced.horizontalPodAutoscalerConfig.name`, or an
-# HPA) must be named exactly like its Service: the "queue growing at max replicas" alert joins on that name.
+# A model's autoscaler is its KEDA ScaledObject named like its Service (KEDA names the HPA
+# keda-hpa-<ScaledObject>, as charts/llm-serving does) or an HPA named like its Service: the "queue growing
+# at max replicas" alert joins the HPA to the Service on that name.
 # The gateway's ServiceMonitor carries SCRAPE_SELECTOR_LABELS like any other; no kit rule depends on it yet.
 DCGM_JOB = DCGM_EXPORTER_RELEASE  # the operator names the job after the exporter's Service
 
