@@ -222,3 +222,12 @@ def test_workflows_plan_without_secrets_and_comment_from_workflow_run() -> None:
     assert comment[True]["workflow_run"]["workflows"] == [plan["name"]]
     assert comment["permissions"]["pull-requests"] == "write"
     assert MARKER in (ROOT / ".github/workflows/plan-diff-comment.yml").read_text()
+
+
+def test_a_new_stack_is_diffed_against_nothing(settings) -> None:
+    empty = {"schema": "modelyard.plan/v1", "stack": "test", "resources": [], "cost": None}
+    head = priced(settings, node_group("system"))
+    diff = diff_plans(empty, head)
+    assert diff["counts"]["create"] == 1
+    assert diff["cost"]["monthly_delta"] == head["cost"]["monthly_total"]
+    assert "Cost: +$" in render_markdown(diff, head)

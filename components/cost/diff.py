@@ -221,8 +221,11 @@ def _resource_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[
 
 def _cost_delta(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any] | None:
     cb, ch = base.get("cost"), head.get("cost")
-    if not cb or not ch:
+    if not ch:
         return None
+    if not cb:  # a stack new in this change (or a base too old to price): everything is added
+        zero = "0.00"
+        cb = {"lines": [], "monthly_total": zero, "annual_total": zero, "aws_monthly": zero, "band": None}
     lb = {ln["id"]: ln for ln in cb["lines"]}
     lh = {ln["id"]: ln for ln in ch["lines"]}
     lines = []
@@ -285,7 +288,7 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
             text += "; it is protected, so `pulumi up` will refuse until protect is lifted"
         warnings.append(text)
     cost = _cost_delta(base, head)
-    if cost and cost["band_before"]["within"] and not cost["band"]["within"]:
+    if cost and (cost["band_before"] or {"within": True})["within"] and not cost["band"]["within"]:
         warnings.append(
             f"the change takes the stack out of its {cost['band']['preset']} band "
             f"(${Decimal(cost['band']['low']):,.0f} to ${Decimal(cost['band']['high']):,.0f} a year)"
