@@ -45,6 +45,7 @@ def build_platform(settings: Settings) -> None:
             private_subnet_ids=network.private_subnet_ids,
             endpoint=settings.cluster.endpoint,
             public_cidrs=settings.cluster.public_cidrs,
+            private_access_cidrs=settings.cluster.private_access_cidrs,
             admins=settings.cluster.admins,
             log_retention_days=settings.cluster.log_retention_days,
             extra_log_types=settings.cluster.extra_log_types,

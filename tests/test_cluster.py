@@ -283,3 +283,37 @@ def test_karpenter_controller_uses_pod_identity_and_nodes_can_join(plans, stack)
     assert (association["inputs"]["namespace"], association["inputs"]["serviceAccount"]) == ("kube-system", "karpenter")
     node_entries = [e for e in by_type(plan, "aws:eks/accessEntry:AccessEntry") if e["inputs"]["type"] == "EC2_LINUX"]
     assert len(node_entries) == 1
+
+
+def test_private_cluster_without_a_runner_path_is_refused(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings("enterprise", cluster={"private_access_cidrs": []})
+    found = {p.path: p.message for p in exc.value.problems}
+    assert "needs a path for `pulumi up` to reach its Kubernetes API" in found["modelyard:cluster.private_access_cidrs"]
+
+
+def test_private_access_must_come_from_private_ranges(make_settings):
+    with pytest.raises(InputError) as exc:
+        make_settings("enterprise", cluster={"private_access_cidrs": ["198.51.100.0/24"]})
+    assert (
+        "not a private range"
+        in {p.path: p.message for p in exc.value.problems}["modelyard:cluster.private_access_cidrs[0]"]
+    )
+
+
+def test_private_cluster_admits_the_runner_network_on_443_only(plans):
+    (rule,) = [
+        r
+        for r in by_type(plans["core"], "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["name"] == "cluster-api-from-0"
+    ]
+    assert (rule["inputs"]["cidrIpv4"], rule["inputs"]["fromPort"], rule["inputs"]["toPort"]) == (
+        "10.60.0.0/16",
+        443,
+        443,
+    )
+    assert not [
+        r
+        for r in by_type(plans["pilot"], "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["name"].startswith("cluster-api-from")
+    ]

@@ -64,6 +64,8 @@ class ClusterArgs:
     """private, or public-and-private limited to public_cidrs."""
     public_cidrs: Sequence[str]
     """CIDRs admitted to the public endpoint (validated by settings)."""
+    private_access_cidrs: Sequence[str] = ()
+    """Private CIDRs admitted on 443 to the private endpoint (where `pulumi up` runs for a private cluster)."""
     admins: Sequence[str]
     """IAM role or user ARNs given cluster-admin through access entries."""
     log_retention_days: int
@@ -332,6 +334,19 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
+        # The private endpoint answers only what the cluster security group admits: the deploy runner's path.
+        for index, cidr in enumerate(args.private_access_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-{index}",
+                security_group_id=self.cluster_security_group_id,
+                cidr_ipv4=cidr,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description="Kubernetes API (private endpoint) from the deploy runner's network",
+                tags=named("api-access"),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.oidc_issuer = cluster.identities.apply(_oidc_issuer)
         self.k8s_provider = provider
         self.karpenter_node_role_name = karpenter_node_role.name

@@ -386,6 +386,11 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _label(text: str) -> str:
+    """Text safe inside a quoted mermaid label."""
+    return "".join("'" if ch == '"' else " " if ch in "\n\r`" else ch for ch in str(text))[:80]
+
+
 def _mermaid_id(text: str) -> str:
     return "n" + "".join(ch if ch.isalnum() else "_" for ch in text)
 
@@ -415,13 +420,14 @@ def mermaid(plan: Mapping[str, Any], diff: Mapping[str, Any] | None = None, max_
     for c in (diff or {}).get("changes", []):
         if c["action"] == "delete" and not c["type"].startswith("pulumi:providers:"):
             groups.setdefault((None, c["type"].rsplit(":", 1)[-1] + " (deleted)"), []).append(c["key"])
-    lines = ["graph LR", f'  stack(["{plan.get("stack")} ({plan.get("preset")})"])']
+    title = _label(f"{plan.get('stack')} ({plan.get('preset')})")
+    lines = ["graph LR", f'  stack(["{title}"])']
     styles: dict[str, list[str]] = {"create": [], "update": [], "replace": [], "delete": []}
     for comp in components:
         cid = _mermaid_id(comp["key"])
         up = owner(comp.get("parent"))
         parent = _mermaid_id(up) if up else "stack"
-        lines.append(f'  {cid}["{comp["name"]}"]')
+        lines.append(f'  {cid}["{_label(comp["name"])}"]')
         lines.append(f"  {parent} --> {cid}")
     ordered = sorted(groups.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
     for shown, ((parent_key, short), keys) in enumerate(ordered):
@@ -431,7 +437,7 @@ def mermaid(plan: Mapping[str, Any], diff: Mapping[str, Any] | None = None, max_
             break
         gid = _mermaid_id(f"{parent_key}/{short}")
         label = f"{len(keys)} x {short}" if len(keys) > 1 else short
-        lines.append(f'  {gid}["{label}"]')
+        lines.append(f'  {gid}["{_label(label)}"]')
         lines.append(f"  {_mermaid_id(parent_key) if parent_key else 'stack'} --> {gid}")
         acts = [actions.get(k) for k in keys]
         for action in ("delete", "replace", "create", "update"):

@@ -306,6 +306,13 @@ class ClusterSettings:
         pattern=r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
         pattern_doc="an IPv4 CIDR such as 203.0.113.0/24",
     )
+    private_access_cidrs: tuple[str, ...] = doc_field(
+        "private IPv4 CIDRs admitted to the private endpoint on 443: where `pulumi up` runs for a private "
+        "cluster (a runner inside the VPC, or a network joined by VPN, Direct Connect or peering)",
+        default=(),
+        pattern=r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
+        pattern_doc="an IPv4 CIDR such as 10.60.0.0/16",
+    )
     allow_public_world: bool = doc_field(
         "deliberately admit the whole internet (0.0.0.0/0) to the public API endpoint; never in production",
         default=False,

@@ -292,6 +292,20 @@ def cluster_endpoint(s: Settings) -> Iterator[Problem]:
         yield _p("cluster.public_cidrs", "only with cluster.endpoint: public-and-private (the endpoint is private)")
     if not public and cluster.allow_public_world:
         yield _p("cluster.allow_public_world", "only with cluster.endpoint: public-and-private")
+    if not public and not cluster.private_access_cidrs:
+        yield _p(
+            "cluster.private_access_cidrs",
+            "a private-only cluster needs a path for `pulumi up` to reach its Kubernetes API: list the private "
+            "CIDRs of your deploy runner (inside the VPC, or joined by VPN, Direct Connect or peering)",
+        )
+    for i, cidr in enumerate(cluster.private_access_cidrs):
+        try:
+            private = ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError as exc:
+            yield _p(f"cluster.private_access_cidrs[{i}]", f"{cidr!r} is not a network address ({exc})")
+            continue
+        if not any(private.subnet_of(ipaddress.IPv4Network(r)) for r in _RFC1918):
+            yield _p(f"cluster.private_access_cidrs[{i}]", f"{private} is not a private range")
     for i, cidr in enumerate(cluster.public_cidrs):
         path = f"cluster.public_cidrs[{i}]"
         try:
