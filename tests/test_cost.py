@@ -245,7 +245,10 @@ def test_cost_is_deterministic(plans, make_settings) -> None:
     assert json.dumps(stack_cost(plan, settings)) == json.dumps(stack_cost(plan, settings))
 
 
-def test_tco_command_text_and_json(capsys) -> None:
+def test_tco_command_text_and_json(capsys, monkeypatch, plans) -> None:
+    import components.plan.run
+
+    monkeypatch.setattr(components.plan.run, "plan_stack", lambda _root, stack: plans[stack])  # planned once
     assert cli_main(["tco", "--stack", "pilot"]) == 0
     out = capsys.readouterr().out
     for text in (
