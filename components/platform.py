@@ -11,6 +11,7 @@ from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
+from components.k8s.isolation import AccountSecurity, AccountSecurityArgs, Isolation, isolation_args
 from components.settings import Settings
 from components.settings.model import NatMode
 
@@ -105,6 +106,27 @@ def build_platform(settings: Settings) -> None:
         ),
         opts=pulumi.ResourceOptions(provider=aws_provider),
     )
+    Isolation(
+        "isolation",
+        args=isolation_args(settings, cluster_name=cluster.cluster_name, read_role_arns=storage.tenant_role_arns),
+        aws_provider=aws_provider,
+        k8s_provider=cluster.k8s_provider,
+    )
+    security = settings.security
+    if security.guardduty_runtime.value == "on" or security.cloudtrail_data_events:
+        AccountSecurity(
+            "security",
+            args=AccountSecurityArgs(
+                name=settings.name,
+                region=settings.region,
+                guardduty_runtime=security.guardduty_runtime.value == "on",
+                cloudtrail_data_events=security.cloudtrail_data_events,
+                model_bucket_arn=storage.bucket_arn,
+                account_id=account_id(aws_provider),
+                tags=settings.tags_for("security"),
+            ),
+            opts=pulumi.ResourceOptions(provider=aws_provider),
+        )
     pulumi.export("region", settings.region)
     pulumi.export("preset", settings.preset.value)
     pulumi.export("vpc_id", network.vpc_id)

@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="answer like `pulumi preview` for a new stack: computed outputs are unknown",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 4 when a policy rule is violated (violations are printed either way)",
+    )
     return parser
 
 
@@ -55,4 +60,12 @@ def main(argv: list[str]) -> int:
         args.manifests.mkdir(parents=True, exist_ok=True)
         write_manifests(plan, args.manifests)
     sys.stdout.write(text_report(plan))
+    from components.policy import evaluate
+
+    violations = evaluate(plan)
+    sys.stdout.write(f"\npolicy: {len(violations)} violation{'s' if len(violations) != 1 else ''}\n")
+    for violation in violations:
+        sys.stdout.write(f"  {violation}\n")
+    if violations and args.strict:
+        return ExitCode.POLICY
     return ExitCode.OK
