@@ -535,8 +535,12 @@ def _plain_secrets(value: Any, path: str) -> Iterator[str]:
             yield from _plain_secrets(sub, f"{path}[{index}]")
 
 
+# Values that name where a secret is, not the secret: LiteLLM's `os.environ/NAME`, Secrets Manager and SSM ARNs.
+_REFERENCE = re.compile(r"^(os\.environ/|arn:aws[a-z-]*:(secretsmanager|ssm):)")
+
+
 def _plain(value: Any) -> bool:
-    return isinstance(value, str) and value not in ("", SECRET, UNKNOWN)
+    return isinstance(value, str) and value not in ("", SECRET, UNKNOWN) and not _REFERENCE.match(value)
 
 
 def no_plain_secrets(plan: Plan) -> list[Violation]:
