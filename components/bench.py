@@ -30,18 +30,28 @@ def _time(command: list[str], runs: int) -> float:
     return statistics.median(samples)
 
 
+def _sdk_path(token: str) -> str | None:
+    """The SDK attribute a resource type lives at (CRD objects: the generic CustomResource class)."""
+    import importlib
+
+    package, module, name = token.split(":")
+    if package == "aws":
+        return f"pulumi_aws.{module.split('/')[0]}.{name}"
+    if package != "kubernetes" or "/" not in module:
+        return None
+    group, version = module.split("/")
+    group = {"core": "core", "helm.sh": "helm"}.get(group, group.replace(".k8s.io", "").replace(".", "_"))
+    try:
+        getattr(importlib.import_module(f"pulumi_kubernetes.{group}.{version}"), name)
+    except (ImportError, AttributeError):
+        return "pulumi_kubernetes.apiextensions.CustomResource"
+    return f"pulumi_kubernetes.{group}.{version}.{name}"
+
+
 def _floor_script(types: set[str]) -> str:
     """Import the SDKs and touch each class the plan registers: what any program of this shape pays."""
-    lines = ["import pulumi, pulumi_aws, pulumi_kubernetes"]
-    for token in sorted(types):
-        package, module, name = token.split(":")
-        if package == "aws":
-            lines.append(f"pulumi_aws.{module.split('/')[0]}.{name}")
-        elif package == "kubernetes" and "/" in module:
-            group, version = module.split("/")
-            group = group.replace(".k8s.io", "").replace(".", "_")
-            lines.append(f"pulumi_kubernetes.{group}.{version}.{name}")
-    return "\n".join(lines)
+    paths = sorted({path for token in types if (path := _sdk_path(token))})
+    return "\n".join(["import pulumi, pulumi_aws, pulumi_kubernetes", *paths])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             command = [modelyard, "plan", "--stack", stack, "--json", str(plan_file)]
             plan_seconds = _time(command, args.runs)
             plan = json.loads(plan_file.read_text())
-            types = {r["type"] for r in plan["resources"] if r["custom"]}
+            types = {r["type"] for r in plan["resources"] if r["custom"] or "helm.sh" in r["type"]}
             floor_seconds = _time([sys.executable, "-c", _floor_script(types)], args.runs)
             print(
                 f"{stack:<12}{len(plan['resources']):>10}{plan_seconds:>10.2f}{floor_seconds:>10.2f}"

@@ -11,7 +11,22 @@ from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
-from components.k8s.isolation import AccountSecurity, AccountSecurityArgs, Isolation, isolation_args
+from components.k8s.isolation import (
+    MODEL_SERVER_SERVICE_ACCOUNT,
+    AccountSecurity,
+    AccountSecurityArgs,
+    Isolation,
+    isolation_args,
+    tenant_namespace,
+)
+from components.k8s.monitoring.component import Monitoring, MonitoringArgs
+from components.k8s.monitoring.values import (
+    IMAGE_HOSTS,
+    KUBE_PROMETHEUS_STACK_RELEASE,
+    PROMETHEUS_POD_LABELS,
+    PROMETHEUS_URL,
+)
+from components.k8s.serving import Serving, ServingArgs
 from components.settings import Settings
 from components.settings.model import NatMode
 
@@ -106,11 +121,31 @@ def build_platform(settings: Settings) -> None:
         ),
         opts=pulumi.ResourceOptions(provider=aws_provider),
     )
-    Isolation(
+    isolation = Isolation(
         "isolation",
         args=isolation_args(settings, cluster_name=cluster.cluster_name, read_role_arns=storage.tenant_role_arns),
         aws_provider=aws_provider,
         k8s_provider=cluster.k8s_provider,
+    )
+    # Before serving: model servers come with ServiceMonitors, a CRD the monitoring stack installs.
+    monitoring = Monitoring(
+        "monitoring",
+        args=MonitoringArgs(settings=settings, image_mirrors=image_mirrors(settings, aws_provider)),
+        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[cluster.karpenter]),
+    )
+    Serving(
+        "serving",
+        args=ServingArgs(
+            settings=settings,
+            bucket=storage.bucket_name,
+            image_registry=lambda host: image_registry(settings, aws_provider, host),
+            namespace_of=tenant_namespace,
+            service_account=MODEL_SERVER_SERVICE_ACCOUNT,
+            prometheus_release=KUBE_PROMETHEUS_STACK_RELEASE,
+            prometheus_pod_labels=PROMETHEUS_POD_LABELS,
+            prometheus_url=PROMETHEUS_URL,
+        ),
+        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[isolation, monitoring]),
     )
     security = settings.security
     if security.guardduty_runtime.value == "on" or security.cloudtrail_data_events:
@@ -146,6 +181,23 @@ def image_registry(settings: Settings, provider: aws.Provider, host: str) -> pul
     if not settings.image_cache_on:
         return host
     return account_id(provider).apply(lambda account: mirrored(host, account=account, region=settings.region))
+
+
+def image_mirrors(settings: Settings, provider: aws.Provider) -> pulumi.Input[dict[str, str]]:
+    """Registry host -> where nodes pull it from, for the monitoring charts; empty when the cache is off.
+
+    nvcr.io (the DCGM exporter) is not a pull-through upstream: without NAT it needs a hand-made ECR
+    mirror (docs/cluster.md); it stays on nvcr.io here, so its pods fail to pull until one exists.
+    """
+    if not settings.image_cache_on:
+        return {}
+    return account_id(provider).apply(
+        lambda account: {
+            host: mirrored(host, account=account, region=settings.region)
+            for host in IMAGE_HOSTS
+            if mirrored(host, account=account, region=settings.region) != host
+        }
+    )
 
 
 def model_bucket_name(settings: Settings, provider: aws.Provider) -> pulumi.Output[str]:

@@ -16,8 +16,12 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.aws.cluster import SYSTEM_POOL_LABEL
 from components.k8s.serving_values import CHART_DIR, release_name, serving_values
 from components.settings import Settings
+
+# KEDA (github.com/kedacore/charts, chart keda 2.19.0): scales model servers on vLLM's queue.
+KEDA_CHART = ("keda", "2.19.0", "https://kedacore.github.io/charts")
 
 # The chart as Pulumi reads it: relative to the project folder, where `pulumi up` runs the program.
 CHART_PATH = f"./{CHART_DIR.relative_to(Path(__file__).resolve().parents[2]).as_posix()}"
@@ -39,6 +43,8 @@ class ServingArgs:
     """The `release` label Prometheus selects ServiceMonitors by (Monitoring)."""
     prometheus_pod_labels: Mapping[str, str]
     """Labels of the Prometheus pods the model servers' NetworkPolicy admits."""
+    prometheus_url: str
+    """Prometheus's in-cluster URL, where KEDA reads vLLM's queue."""
 
 
 class Serving(pulumi.ComponentResource):
@@ -47,6 +53,25 @@ class Serving(pulumi.ComponentResource):
     def __init__(self, name: str, *, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:k8s:Serving", name, None, opts)
         settings = args.settings
+        # KEDA (pinned) turns each model's ScaledObject into an HPA; installed once, before any model.
+        chart, version, repo = KEDA_CHART
+        keda = k8s.helm.v3.Release(
+            f"{name}-keda",
+            name="keda",
+            chart=chart,
+            version=version,
+            namespace="keda",
+            create_namespace=True,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+            values={
+                "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+                "resources": {
+                    "operator": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+                    "metricServer": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         registry: pulumi.Input[str] | None = args.image_registry("docker.io") if settings.image_cache_on else None
         for model_name in sorted(settings.models):
             owner = settings.model_owner(model_name)
@@ -63,6 +88,7 @@ class Serving(pulumi.ComponentResource):
                     prometheus_release=args.prometheus_release,
                     prometheus_pod_labels=args.prometheus_pod_labels,
                     await_rollout=settings.models[model_name].await_ready,
+                    prometheus_url=args.prometheus_url,
                 )
                 # Isolation creates the service account once per tenant namespace (several models may share it).
                 chart_values["serviceAccount"]["create"] = False
@@ -75,6 +101,6 @@ class Serving(pulumi.ComponentResource):
                 chart=CHART_PATH,
                 namespace=args.namespace_of(owner),
                 values=chart_values,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),
             )
         self.register_outputs({})

@@ -57,7 +57,7 @@ class MonitoringArgs:
     runbook_base_url: str = assets.RUNBOOK_BASE_URL
     """URL the alerts' runbook_url annotations start with (the kit's docs/runbooks/ in your fork's web view);
     default: the upstream repository."""
-    image_mirrors: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    image_mirrors: pulumi.Input[Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     """Registry host (values.IMAGE_HOSTS) -> the registry serving its images, for stacks without NAT: the ECR
     pull-through cache (components.aws.image_cache.mirrored) or, for nvcr.io, a hand-made ECR mirror.
     Default: pull from the upstream registries."""
@@ -86,7 +86,9 @@ class Monitoring(pulumi.ComponentResource):
             version=KUBE_PROMETHEUS_STACK_VERSION,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KUBE_PROMETHEUS_STACK_REPO),
             namespace=namespace.metadata["name"],
-            values=monitoring_values(args.settings, image_mirrors=args.image_mirrors),
+            values=pulumi.Output.from_input(args.image_mirrors).apply(
+                lambda mirrors: monitoring_values(args.settings, image_mirrors=mirrors)
+            ),
             timeout=RELEASE_TIMEOUT_SECONDS,
             opts=after_namespace,
         )
@@ -99,7 +101,9 @@ class Monitoring(pulumi.ComponentResource):
             version=DCGM_EXPORTER_VERSION,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_EXPORTER_REPO),
             namespace=namespace.metadata["name"],
-            values=dcgm_exporter_values(image_mirrors=args.image_mirrors),
+            values=pulumi.Output.from_input(args.image_mirrors).apply(
+                lambda mirrors: dcgm_exporter_values(image_mirrors=mirrors)
+            ),
             timeout=RELEASE_TIMEOUT_SECONDS,
             opts=after_stack,
         )
