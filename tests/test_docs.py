@@ -42,3 +42,21 @@ def test_every_linked_doc_exists():
         for target in re.findall(r"\]\(((?:docs/)?[\w./-]+\.md)\)", doc.read_text()):
             base = ROOT if doc.name == "README.md" else doc.parent
             assert (base / target).is_file(), f"{doc.name} links to missing {target}"
+
+
+def test_the_readme_stack_example_is_a_valid_stack(tmp_path):
+    """The stack file the README shows must pass validation as it is printed."""
+    import yaml
+
+    from components.plan.stackfile import StackFile
+    from components.settings import build_settings
+
+    block = re.search(r"```yaml\n(config:.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block is not None
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "stacks" / "Pulumi.example.yaml").write_text(block.group(1))
+    stack_file = StackFile.load(tmp_path, "example")
+    settings = build_settings(project="modelyard", stack="example", config=stack_file.engine_config())
+    assert "qwen-32b" in settings.models and "llama-70b" not in settings.models
+    assert yaml.safe_load(block.group(1))["config"]["modelyard:preset"] == "moderate"
