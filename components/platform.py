@@ -20,6 +20,7 @@ from components.k8s.isolation import (
     tenant_namespace,
 )
 from components.k8s.monitoring.component import Monitoring, MonitoringArgs
+from components.k8s.monitoring.logs import LOG_RETENTION_BY_PRESET, ContainerLogs, ContainerLogsArgs
 from components.k8s.monitoring.values import (
     IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK_RELEASE,
@@ -133,6 +134,23 @@ def build_platform(settings: Settings) -> None:
         args=MonitoringArgs(settings=settings, image_mirrors=image_mirrors(settings, aws_provider)),
         opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[cluster.karpenter]),
     )
+    retention = LOG_RETENTION_BY_PRESET[settings.preset]
+    if retention is not None:
+        # Every container's logs to CloudWatch, where the preset keeps them (moderate 30 days, enterprise 365).
+        ContainerLogs(
+            "logs",
+            args=ContainerLogsArgs(
+                cluster_name=cluster.cluster_name,
+                region=settings.region,
+                retention_days=retention,
+                namespace=monitoring.namespace,
+                image_registry=image_registry(settings, aws_provider, "public.ecr.aws")
+                if settings.image_cache_on
+                else None,
+                tags=settings.tags_for("logs"),
+            ),
+            opts=pulumi.ResourceOptions(providers=[aws_provider, cluster.k8s_provider], depends_on=[monitoring]),
+        )
     Serving(
         "serving",
         args=ServingArgs(
@@ -145,6 +163,14 @@ def build_platform(settings: Settings) -> None:
             prometheus_pod_labels=PROMETHEUS_POD_LABELS,
             prometheus_url=PROMETHEUS_URL,
         ),
+        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[isolation, monitoring]),
+    )
+    from components.k8s.gateway.component import Gateway, GatewayArgs
+
+    # After monitoring: the gateway's ServiceMonitor is a CRD of kube-prometheus-stack.
+    Gateway(
+        "gateway",
+        args=GatewayArgs(settings=settings, image_registry=lambda host: image_registry(settings, aws_provider, host)),
         opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[isolation, monitoring]),
     )
     security = settings.security

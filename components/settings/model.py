@@ -249,6 +249,84 @@ class TenantSettings:
     )
     dedicated_pool: str | None = doc_field("a pool (a key of pools) only this tenant may use", default=None)
     data: DataPolicy = doc_field("whether prompts may leave the VPC", default=DataPolicy.IN_VPC)
+    rpm_limit: int | None = doc_field(
+        "requests a minute the gateway admits from the tenant's key, per gateway replica; null: no limit",
+        default=None,
+        minimum=1,
+        maximum=10_000_000,
+    )
+    tpm_limit: int | None = doc_field(
+        "tokens (prompt + output) a minute the gateway admits from the tenant's key, per gateway replica; "
+        "null: no limit",
+        default=None,
+        minimum=1,
+        maximum=10_000_000_000,
+    )
+
+
+class GatewayExposure(StrEnum):
+    """Who can reach the gateway's endpoint."""
+
+    INTERNAL = "internal"  # inside the VPC (and what is peered or VPN-connected to it)
+    PUBLIC = "public"  # the internet, through a public load balancer
+
+
+class FallbackProvider(StrEnum):
+    """Proprietary APIs the gateway can fall back to."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    BEDROCK = "bedrock"  # Amazon Bedrock in the stack's region, called with the gateway's AWS role
+
+
+@dataclass(frozen=True, kw_only=True)
+class FallbackSettings:
+    provider: FallbackProvider = doc_field("the API a failing self-hosted model falls back to")
+    model: str = doc_field(
+        "the provider's model id (gpt-4o, claude-sonnet-4-5, anthropic.claude-3-5-sonnet-20240620-v1:0)",
+        pattern=r"[A-Za-z0-9._:/@-]{1,128}",
+        pattern_doc="1-128 letters, digits and ._:/@-",
+    )
+    api_key: str | None = doc_field(
+        "the provider's API key, as a Pulumi secret (`secure:`); kept in a Secret of its own; openai and "
+        "anthropic only",
+        default=None,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    """The LiteLLM gateway: one OpenAI-compatible endpoint for every tenant (docs/gateway.md)."""
+
+    exposure: GatewayExposure = doc_field(
+        "who can reach the endpoint once the kit creates its load balancer (not yet: today the gateway is an "
+        "in-cluster Service; docs/gateway.md)",
+        default=GatewayExposure.INTERNAL,
+    )
+    replicas: int | None = doc_field(
+        "gateway replicas; null: by preset (minimal 1, moderate 2, enterprise 3)", default=None, minimum=1, maximum=20
+    )
+    keys: Mapping[str, str] = doc_field(
+        "each tenant's API key by tenant, as Pulumi secrets (`secure:`); the cluster keeps only their SHA-256 "
+        "digests, one Secret per tenant; a tenant without a key cannot call the gateway",
+        default_factory=lambda: MappingProxyType({}),
+        key_pattern=r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?",
+        key_pattern_doc="a tenant's name",
+    )
+    master_key: str | None = doc_field(
+        "the proxy admin's key, as a Pulumi secret (`secure:`), in a Secret of its own; null: no admin key",
+        default=None,
+    )
+    fallbacks: Mapping[str, FallbackSettings] = doc_field(
+        "by model (a key of models): the proprietary model its requests fall back to when the self-hosted "
+        "servers fail, for tenants with data external-allowed only",
+        default_factory=lambda: MappingProxyType({}),
+    )
+    model_rpm: Mapping[str, int] = doc_field(
+        "by model (a key of models): requests a minute the gateway sends to its servers, all tenants together, "
+        "per gateway replica; a model not listed is not limited",
+        default_factory=lambda: MappingProxyType({}),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -496,6 +574,9 @@ class Settings:
     )
     security: SecuritySettings = doc_field(
         "GuardDuty and CloudTrail data events (docs/security.md)", default_factory=SecuritySettings
+    )
+    gateway: GatewaySettings = doc_field(
+        "the LiteLLM gateway: keys, exposure, fallbacks (docs/gateway.md)", default_factory=GatewaySettings
     )
     cost: CostSettings = doc_field(
         "usage assumptions, people and hidden costs of the TCO (docs/cost.md)", default_factory=CostSettings

@@ -1,0 +1,195 @@
+"""The gateway's configuration: LiteLLM's config.yaml and the tenants file, pure functions of the settings.
+
+Nothing here holds a secret. Tenant keys reach the proxy as SHA-256 digests, each in a Secret of its own,
+read by the kit's custom auth module (files/modelyard_auth.py); the master key and the fallback providers'
+API keys reach it as environment variables from their own Secrets (`os.environ/...` in the config).
+
+Routing, by model (a key of the stack's models):
+  <model>          the self-hosted servers only: `openai/<model>` at the model's in-cluster Service. No
+                   fallback is configured on this name, so a tenant whose data must stay in the VPC can
+                   never be sent outside, whatever its request asks for.
+  <model>@hybrid   the same servers, with a fallback to the proprietary model `gateway.fallbacks.<model>`
+                   names. Only tenants with `data: external-allowed` get it: their key maps <model> to
+                   <model>@hybrid (a LiteLLM key alias), so they call the same name as everyone else.
+  fallback/<model> the proprietary model itself; no key lists it, so it is reached only as a fallback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from components.k8s.isolation import tenant_namespace
+from components.settings.model import DataPolicy, FallbackProvider, Preset, Settings
+
+# The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
+SERVING_CHART_NAME = "llm-serving"
+SERVING_PORT = 8000
+HYBRID_SUFFIX = "@hybrid"
+FALLBACK_PREFIX = "fallback/"
+AUTH_MODULE = "modelyard_auth"
+AUTH_MODULE_FILE = Path(__file__).resolve().parent / "files" / f"{AUTH_MODULE}.py"
+# Where the ConfigMap and the key Secrets are mounted in the gateway's pod.
+CONFIG_DIR = "/etc/litellm"
+KEYS_DIR = "/etc/litellm-keys"
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+METRICS_TOKEN_ENV = "MODELYARD_METRICS_TOKEN"
+REPLICAS_BY_PRESET = {Preset.MINIMAL: 1, Preset.MODERATE: 2, Preset.ENTERPRISE: 3}
+# Seconds a request may take end to end (long generations of a reasoning model run for minutes).
+REQUEST_TIMEOUT_SECONDS = 600
+# Seconds LiteLLM waits before it routes to a deployment again after failures (allowed_fails per minute).
+COOLDOWN_SECONDS = 30
+
+
+class GatewayConfigError(ValueError):
+    """The gateway cannot be configured as the settings say; ``path`` names the settings key at fault."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+def model_service_url(settings: Settings, model: str) -> str:
+    """The in-cluster URL (OpenAI API base) of a model's servers: the chart's fullname in its owner's namespace."""
+    owner = settings.model_owner(model)
+    if owner is None:
+        raise GatewayConfigError(f"models.{model}", "no tenant owns this model: set owner or list it in one tenant")
+    # charts/llm-serving _helpers.tpl "llm-serving.fullname": the release alone when it holds the chart name.
+    service = model if SERVING_CHART_NAME in model else f"{model}-{SERVING_CHART_NAME}"
+    return f"http://{service[:63].rstrip('-')}.{tenant_namespace(owner)}.svc.cluster.local:{SERVING_PORT}/v1"
+
+
+def key_digest(key: str) -> str:
+    """What the cluster keeps of a tenant's key: its SHA-256 digest in hex (as the custom auth computes it)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def replicas(settings: Settings) -> int:
+    return settings.gateway.replicas or REPLICAS_BY_PRESET[settings.preset]
+
+
+def env_name(kind: str, model: str) -> str:
+    """The environment variable carrying one secret value, e.g. FALLBACK_API_KEY_LLAMA_8B."""
+    return f"{kind}_{''.join(c if c.isalnum() else '_' for c in model).upper()}"
+
+
+def _check(settings: Settings) -> None:
+    gateway = settings.gateway
+    for tenant in gateway.keys:
+        if tenant not in settings.tenants:
+            raise GatewayConfigError(
+                f"gateway.keys.{tenant}", f"no tenant {tenant!r} (tenants: {sorted(settings.tenants)})"
+            )
+    for model, fallback in gateway.fallbacks.items():
+        if model not in settings.models:
+            raise GatewayConfigError(f"gateway.fallbacks.{model}", f"no model {model!r} in models")
+        needs_key = fallback.provider is not FallbackProvider.BEDROCK
+        if needs_key and not fallback.api_key:
+            raise GatewayConfigError(
+                f"gateway.fallbacks.{model}.api_key", f"{fallback.provider.value} needs an API key"
+            )
+        if not needs_key and fallback.api_key:
+            raise GatewayConfigError(f"gateway.fallbacks.{model}.api_key", "bedrock is called with the gateway's role")
+    for model in gateway.model_rpm:
+        if model not in settings.models:
+            raise GatewayConfigError(f"gateway.model_rpm.{model}", f"no model {model!r} in models")
+
+
+def hybrid(settings: Settings, tenant: str) -> list[str]:
+    """The tenant's models that may fall back outside the VPC (none for a tenant whose data stays in)."""
+    spec = settings.tenants[tenant]
+    if spec.data is not DataPolicy.EXTERNAL_ALLOWED:
+        return []
+    return sorted(m for m in spec.models if m in settings.gateway.fallbacks)
+
+
+def _fallback_params(settings: Settings, model: str) -> dict[str, Any]:
+    fallback = settings.gateway.fallbacks[model]
+    if fallback.provider is FallbackProvider.BEDROCK:
+        return {"model": f"bedrock/{fallback.model}", "aws_region_name": settings.region}
+    return {
+        "model": f"{fallback.provider.value}/{fallback.model}",
+        "api_key": f"os.environ/{env_name('FALLBACK_API_KEY', model)}",
+    }
+
+
+def gateway_config(settings: Settings) -> dict[str, Any]:
+    """LiteLLM's config.yaml for the stack (no secret in it)."""
+    _check(settings)
+    model_list: list[dict[str, Any]] = []
+    fallbacks: list[dict[str, list[str]]] = []
+    used_hybrid = {m for t in settings.tenants for m in hybrid(settings, t)}
+    for model in sorted(settings.models):
+        params: dict[str, Any] = {
+            "model": f"openai/{model}",
+            "api_base": model_service_url(settings, model),
+            # vLLM checks no key; LiteLLM's OpenAI client wants one.
+            "api_key": "none",
+            "timeout": REQUEST_TIMEOUT_SECONDS,
+        }
+        rpm = settings.gateway.model_rpm.get(model)
+        if rpm is not None:
+            params["rpm"] = rpm
+        info = {"id": model, "modelyard_hosting": "self-hosted"}
+        model_list.append({"model_name": model, "litellm_params": params, "model_info": info})
+        if model in used_hybrid:
+            # The same servers under a second name (LiteLLM counts a per-deployment rpm per name).
+            name = model + HYBRID_SUFFIX
+            model_list.append({"model_name": name, "litellm_params": dict(params), "model_info": {**info, "id": name}})
+            target = FALLBACK_PREFIX + model
+            model_list.append(
+                {
+                    "model_name": target,
+                    "litellm_params": {**_fallback_params(settings, model), "timeout": REQUEST_TIMEOUT_SECONDS},
+                    "model_info": {"id": target, "modelyard_hosting": "external"},
+                }
+            )
+            fallbacks.append({name: [target]})
+    router_settings: dict[str, Any] = {
+        "routing_strategy": "simple-shuffle",
+        "num_retries": 1,
+        "allowed_fails": 3,
+        "cooldown_time": COOLDOWN_SECONDS,
+        "timeout": REQUEST_TIMEOUT_SECONDS,
+        "fallbacks": fallbacks,
+    }
+    if settings.gateway.model_rpm:
+        router_settings["optional_pre_call_checks"] = ["enforce_model_rate_limits"]
+    general_settings: dict[str, Any] = {
+        "custom_auth": f"{AUTH_MODULE}.user_api_key_auth",
+        # Per-key model lists and route checks apply to keys the custom auth returns.
+        "custom_auth_run_common_checks": True,
+        "disable_spend_logs": True,
+        "disable_master_key_return": True,
+    }
+    if settings.gateway.master_key:
+        general_settings["master_key"] = f"os.environ/{MASTER_KEY_ENV}"
+    return {
+        "model_list": model_list,
+        "router_settings": router_settings,
+        "litellm_settings": {
+            "enable_post_custom_auth_checks": True,
+            "drop_params": True,
+            "request_timeout": REQUEST_TIMEOUT_SECONDS,
+            "telemetry": False,
+            "callbacks": ["prometheus"],
+        },
+        "general_settings": general_settings,
+    }
+
+
+def gateway_tenants(settings: Settings) -> dict[str, Any]:
+    """tenants.json for the custom auth: by tenant with a key, what it may call, its aliases and limits."""
+    _check(settings)
+    out: dict[str, Any] = {}
+    for tenant in sorted(settings.gateway.keys):
+        spec = settings.tenants[tenant]
+        hybrid_models = hybrid(settings, tenant)
+        out[tenant] = {
+            "models": sorted(spec.models) + [m + HYBRID_SUFFIX for m in hybrid_models],
+            "aliases": {m: m + HYBRID_SUFFIX for m in hybrid_models},
+            "rpm_limit": spec.rpm_limit,
+            "tpm_limit": spec.tpm_limit,
+        }
+    return out

@@ -1,0 +1,101 @@
+"""modelyard's static-key auth for the LiteLLM proxy (general_settings.custom_auth).
+
+Shipped beside config.yaml in the gateway's ConfigMap; LiteLLM imports it from the config's folder.
+It holds no secret: each tenant's key arrives as the SHA-256 hex digest of the key, one file per tenant
+(MODELYARD_KEYS_DIR/<tenant>, mounted from that tenant's own Secret); what a tenant may call and its
+limits come from MODELYARD_TENANTS (tenants.json in the ConfigMap). A key matching no digest, or no key,
+is refused with 401. The master key (LITELLM_MASTER_KEY, its own Secret) is accepted as the proxy admin.
+/metrics (which LiteLLM puts behind auth) accepts only Prometheus's scrape token (MODELYARD_METRICS_TOKEN,
+its own Secret), and that token nothing else.
+
+Limits (rpm_limit, tpm_limit) are enforced by the proxy in memory, per replica: with N replicas a tenant
+may reach N times its limit until the gateway shares its counters through Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from litellm.proxy._types import LitellmUserRoles, ProxyErrorTypes, ProxyException, UserAPIKeyAuth
+
+TENANTS_FILE = os.environ.get("MODELYARD_TENANTS", "/etc/litellm/tenants.json")
+KEYS_DIR = os.environ.get("MODELYARD_KEYS_DIR", "/etc/litellm/keys")
+# Seconds between re-reads of the tenants and key files (a rotated Secret reaches the pod's files in
+# about a minute; nothing restarts).
+RELOAD_SECONDS = 30.0
+
+_cache: dict[str, Any] = {"at": -RELOAD_SECONDS, "tenants": {}, "digests": {}}
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _load() -> tuple[dict[str, Any], dict[str, str]]:
+    now = time.monotonic()
+    if now - _cache["at"] >= RELOAD_SECONDS:
+        tenants = json.loads(Path(TENANTS_FILE).read_text(encoding="utf-8"))
+        digests = {}
+        for name in tenants:
+            path = Path(KEYS_DIR) / name
+            if path.is_file():
+                digest = path.read_text(encoding="utf-8").strip().lower()
+                if len(digest) == 64:
+                    digests[name] = digest
+        _cache.update(at=now, tenants=tenants, digests=digests)
+    return _cache["tenants"], _cache["digests"]
+
+
+def _refuse(message: str) -> ProxyException:
+    return ProxyException(message=message, type=ProxyErrorTypes.auth_error, param="api_key", code=401)
+
+
+async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
+    if not api_key:
+        raise _refuse("missing API key: send Authorization: Bearer <your tenant's key>")
+    if api_key.lower().startswith("bearer "):
+        api_key = api_key[7:].strip()
+    offered = _digest(api_key)
+    if request.url.path.rstrip("/") == "/metrics":
+        token = os.environ.get("MODELYARD_METRICS_TOKEN")
+        if token and hmac.compare_digest(offered, _digest(token)):
+            return UserAPIKeyAuth(api_key=offered, user_role=LitellmUserRoles.PROXY_ADMIN, key_alias="metrics")
+        raise _refuse("/metrics takes the scrape token only")
+    token = os.environ.get("MODELYARD_METRICS_TOKEN")
+    if token and hmac.compare_digest(offered, _digest(token)):
+        raise _refuse("the scrape token reads /metrics only")
+    master = os.environ.get("LITELLM_MASTER_KEY")
+    if master and hmac.compare_digest(offered, _digest(master)):
+        return UserAPIKeyAuth(api_key=offered, user_role=LitellmUserRoles.PROXY_ADMIN, key_alias="master")
+    tenants, digests = _load()
+    match = None
+    for name, digest in digests.items():
+        # Compare every digest (no early exit): timing says nothing about which tenant is near.
+        if hmac.compare_digest(offered, digest):
+            match = name
+    if match is None:
+        raise _refuse("invalid API key")
+    tenant = tenants[match]
+    return UserAPIKeyAuth(
+        api_key=offered,
+        key_alias=match,
+        key_name=match,
+        team_id=match,
+        team_alias=match,
+        user_id=match,
+        user_role=LitellmUserRoles.INTERNAL_USER,
+        models=list(tenant["models"]),
+        aliases=dict(tenant.get("aliases", {})),
+        rpm_limit=tenant.get("rpm_limit"),
+        tpm_limit=tenant.get("tpm_limit"),
+        team_rpm_limit=tenant.get("rpm_limit"),
+        team_tpm_limit=tenant.get("tpm_limit"),
+        metadata={"tenant": match},
+    )

@@ -1,0 +1,395 @@
+"""The gateway's Kubernetes objects as plain manifests: a pure function of the settings.
+
+Secrets are described here (`secret_specs`) but their values are never rendered by this module: the
+Gateway component fills them from the settings as Pulumi secrets; tests render them with placeholders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from components.aws.cluster import SYSTEM_POOL_LABEL
+from components.k8s.gateway.config import (
+    AUTH_MODULE,
+    AUTH_MODULE_FILE,
+    CONFIG_DIR,
+    KEYS_DIR,
+    MASTER_KEY_ENV,
+    METRICS_TOKEN_ENV,
+    env_name,
+    gateway_config,
+    gateway_tenants,
+    hybrid,
+    replicas,
+)
+from components.k8s.isolation import GATEWAY, MODEL_SERVER_COMPONENT, S3_EGRESS_EXCEPT, tenant_namespace
+from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
+from components.settings.model import FallbackProvider, Settings
+
+NAMESPACE = GATEWAY[0]
+APP_LABELS = dict(GATEWAY[1])  # the labels tenants' NetworkPolicies admit (components.k8s.isolation)
+NAME = "litellm"
+PORT = 4000
+# LiteLLM's image, tag and digest (ghcr.io/berriai/litellm): the same version as the litellm[proxy] the tests
+# run (uv.lock). Digest as recorded for this tag in a public deployment guide; `docker buildx imagetools
+# inspect` on a connected machine confirms it (docs/gateway.md).
+IMAGE_REGISTRY = "ghcr.io"
+IMAGE_REPOSITORY = "berriai/litellm"
+IMAGE_TAG = "v1.103.0"
+IMAGE_DIGEST = "sha256:bd089afdcd35b894b14a93f9743cdc8b591f82da1a38dd43a010a7b0c9de5fd7"
+# Non-root, like the model servers (charts/llm-serving): a uid outside any image's and the host's range.
+RUN_AS = 10001
+CONFIG_MAP = "litellm-config"
+MASTER_KEY_SECRET = "gateway-master-key"
+METRICS_TOKEN_SECRET = "gateway-metrics-token"
+LABELS = {**APP_LABELS, "app.kubernetes.io/component": "gateway", "app.kubernetes.io/part-of": "modelyard"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretSpec:
+    """One Secret holding one value: `source` says which setting it comes from."""
+
+    name: str
+    key: str
+    source: str  # "tenant-key:<tenant>", "master-key", "metrics-token", "fallback-key:<model>"
+
+
+def tenant_key_secret(tenant: str) -> str:
+    return f"gateway-key-{tenant}"
+
+
+def fallback_key_secret(model: str) -> str:
+    return f"gateway-fallback-{model}"[:253]
+
+
+def used_fallbacks(settings: Settings) -> list[str]:
+    """Models some tenant may fall back from (only those get a provider key Secret and egress)."""
+    return sorted({m for t in settings.gateway.keys for m in hybrid(settings, t)})
+
+
+def secret_specs(settings: Settings) -> list[SecretSpec]:
+    specs = [
+        SecretSpec(name=tenant_key_secret(t), key="sha256", source=f"tenant-key:{t}")
+        for t in sorted(settings.gateway.keys)
+    ]
+    if settings.gateway.master_key:
+        specs.append(SecretSpec(name=MASTER_KEY_SECRET, key="key", source="master-key"))
+        specs.append(SecretSpec(name=METRICS_TOKEN_SECRET, key="token", source="metrics-token"))
+    for model in used_fallbacks(settings):
+        if settings.gateway.fallbacks[model].api_key:
+            specs.append(SecretSpec(name=fallback_key_secret(model), key="api_key", source=f"fallback-key:{model}"))
+    return specs
+
+
+def metrics_token(master_key: str) -> str:
+    """Prometheus's scrape token, derived from the master key (it reads /metrics and nothing else)."""
+    return hmac.new(master_key.encode("utf-8"), b"modelyard-gateway-metrics", hashlib.sha256).hexdigest()
+
+
+def secret_object(spec: SecretSpec, value: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": spec.name, "namespace": NAMESPACE, "labels": dict(LABELS)},
+        "type": "Opaque",
+        "stringData": {spec.key: value},
+    }
+
+
+def _meta(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": NAMESPACE, "labels": dict(LABELS), **extra}
+
+
+def namespace_object(kubernetes_version: str) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/part-of": "modelyard"}
+    for mode in ("enforce", "audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{kubernetes_version}"
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": labels}}
+
+
+def config_map(settings: Settings) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(CONFIG_MAP),
+        "data": {
+            "config.yaml": yaml.safe_dump(gateway_config(settings), sort_keys=False),
+            "tenants.json": json.dumps(gateway_tenants(settings), indent=2, sort_keys=True),
+            f"{AUTH_MODULE}.py": AUTH_MODULE_FILE.read_text(encoding="utf-8"),
+        },
+    }
+
+
+def _secret_env(name: str, spec: SecretSpec) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": spec.name, "key": spec.key}}}
+
+
+def deployment(settings: Settings, *, image_registry: str = IMAGE_REGISTRY) -> dict[str, Any]:
+    specs = {s.source: s for s in secret_specs(settings)}
+    env: list[dict[str, Any]] = [
+        # Offline at start: the bundled model cost map, no telemetry, no stray .env.
+        {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},
+        {"name": "LITELLM_TELEMETRY_DISABLED", "value": "True"},
+        {"name": "LITELLM_MODE", "value": "PRODUCTION"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+        {"name": "MODELYARD_TENANTS", "value": f"{CONFIG_DIR}/tenants.json"},
+        {"name": "MODELYARD_KEYS_DIR", "value": KEYS_DIR},
+    ]
+    if "master-key" in specs:
+        env.append(_secret_env(MASTER_KEY_ENV, specs["master-key"]))
+        env.append(_secret_env(METRICS_TOKEN_ENV, specs["metrics-token"]))
+    for model in used_fallbacks(settings):
+        if f"fallback-key:{model}" in specs:
+            env.append(_secret_env(env_name("FALLBACK_API_KEY", model), specs[f"fallback-key:{model}"]))
+    key_sources = [
+        {"secret": {"name": s.name, "items": [{"key": s.key, "path": s.source.split(":", 1)[1]}]}}
+        for s in specs.values()
+        if s.source.startswith("tenant-key:")
+    ]
+    config_text = json.dumps(config_map(settings)["data"], sort_keys=True)
+    probe = {"port": "http", "scheme": "HTTP"}
+    pod_labels = dict(LABELS)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(NAME),
+        "spec": {
+            "replicas": replicas(settings),
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": dict(APP_LABELS)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    # A new config rolls the pods (LiteLLM reads it at start); key files are re-read live.
+                    "annotations": {"modelyard.dev/config-sha256": hashlib.sha256(config_text.encode()).hexdigest()},
+                },
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": key,
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": dict(APP_LABELS)},
+                        }
+                        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+                    ],
+                    "terminationGracePeriodSeconds": 60,
+                    "containers": [
+                        {
+                            "name": NAME,
+                            "image": f"{image_registry}/{IMAGE_REPOSITORY}:{IMAGE_TAG}@{IMAGE_DIGEST}",
+                            "imagePullPolicy": "IfNotPresent",
+                            "args": [
+                                "--config",
+                                f"{CONFIG_DIR}/config.yaml",
+                                "--port",
+                                str(PORT),
+                                "--num_workers",
+                                "1",
+                            ],
+                            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                            "env": env,
+                            "resources": {
+                                "requests": {"cpu": "500m", "memory": "1Gi"},
+                                "limits": {"cpu": "2", "memory": "2Gi"},
+                            },
+                            "startupProbe": {
+                                "httpGet": {"path": "/health/liveliness", **probe},
+                                "periodSeconds": 5,
+                                "failureThreshold": 36,
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/health/liveliness", **probe},
+                                "periodSeconds": 15,
+                                "timeoutSeconds": 5,
+                                "failureThreshold": 4,
+                            },
+                            "readinessProbe": {
+                                "httpGet": {"path": "/health/readiness", **probe},
+                                "periodSeconds": 10,
+                                "timeoutSeconds": 5,
+                                "failureThreshold": 3,
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "privileged": False,
+                                "readOnlyRootFilesystem": True,
+                                "runAsNonRoot": True,
+                                "runAsUser": RUN_AS,
+                                "runAsGroup": RUN_AS,
+                                "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                                {"name": "keys", "mountPath": KEYS_DIR, "readOnly": True},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": CONFIG_MAP, "defaultMode": 0o444}},
+                        {"name": "keys", "projected": {"defaultMode": 0o440, "sources": key_sources}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service_account() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(NAME),
+        "automountServiceAccountToken": False,
+    }
+
+
+def service() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(NAME),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(APP_LABELS),
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def pod_disruption_budget() -> dict[str, Any]:
+    # maxUnavailable 1: a drain takes one replica at a time and never blocks on a single-replica gateway.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(NAME),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(APP_LABELS)}},
+    }
+
+
+def network_policies(settings: Settings) -> list[dict[str, Any]]:
+    pods = {"matchLabels": dict(APP_LABELS)}
+    owners = sorted({tenant_namespace(o) for m in settings.models if (o := settings.model_owner(m))})
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }
+            ],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        }
+    ]
+    if owners:
+        egress.append(
+            {
+                "to": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": owners}
+                            ]
+                        },
+                        "podSelector": {"matchLabels": dict([MODEL_SERVER_COMPONENT])},
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": 8000}],
+            }
+        )
+    fallbacks = used_fallbacks(settings)
+    if fallbacks:
+        # Proprietary APIs answer on public addresses; nothing private beyond the model servers above.
+        egress.append(
+            {
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}],
+                "ports": [{"protocol": "TCP", "port": 443}],
+            }
+        )
+    if any(settings.gateway.fallbacks[m].provider is FallbackProvider.BEDROCK for m in fallbacks):
+        egress.append({"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"protocol": "TCP", "port": 80}]})
+    return [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("litellm-ingress"),
+            # Clients reach the gateway from anywhere the Service is exposed to (in the VPC, or through the
+            # load balancer); Prometheus scrapes the same port.
+            "spec": {
+                "podSelector": pods,
+                "policyTypes": ["Ingress"],
+                "ingress": [{"ports": [{"protocol": "TCP", "port": PORT}]}],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("litellm-egress"),
+            "spec": {"podSelector": pods, "policyTypes": ["Egress"], "egress": egress},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("default-deny"),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        },
+    ]
+
+
+def service_monitor() -> dict[str, Any]:
+    """Prometheus scrapes /metrics (LiteLLM puts it behind auth) with the scrape token's Secret."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {**_meta(NAME), "labels": {**LABELS, **SCRAPE_SELECTOR_LABELS}},
+        "spec": {
+            "selector": {"matchLabels": dict(APP_LABELS)},
+            "namespaceSelector": {"matchNames": [NAMESPACE]},
+            "endpoints": [
+                {
+                    "port": "http",
+                    "path": "/metrics/",
+                    "interval": "30s",
+                    "authorization": {"type": "Bearer", "credentials": {"name": METRICS_TOKEN_SECRET, "key": "token"}},
+                }
+            ],
+        },
+    }
+
+
+def manifests(settings: Settings, *, image_registry: str = IMAGE_REGISTRY) -> list[dict[str, Any]]:
+    """Every object but the Namespace and the Secrets, in apply order."""
+    objects = [
+        service_account(),
+        config_map(settings),
+        deployment(settings, image_registry=image_registry),
+        service(),
+        pod_disruption_budget(),
+        *network_policies(settings),
+    ]
+    if settings.gateway.master_key:
+        objects.append(service_monitor())
+    return objects

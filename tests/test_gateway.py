@@ -1,0 +1,571 @@
+"""The gateway: its generated config in the real LiteLLM proxy on loopback, and its Kubernetes objects.
+
+The proxy runs as a subprocess (LiteLLM as pinned in uv.lock, the same version as the pinned image) against
+fake OpenAI-compatible backends served in-process on port 0: one per self-hosted model and one standing
+for the proprietary provider. The only edits to the generated config are the addresses: each model's
+in-cluster Service URL becomes its fake backend, the provider's public API the fake provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from components.k8s.gateway import objects
+from components.k8s.gateway.component import secret_value
+from components.k8s.gateway.config import (
+    AUTH_MODULE,
+    AUTH_MODULE_FILE,
+    FALLBACK_PREFIX,
+    MASTER_KEY_ENV,
+    METRICS_TOKEN_ENV,
+    GatewayConfigError,
+    env_name,
+    gateway_config,
+    gateway_tenants,
+    key_digest,
+    model_service_url,
+    replicas,
+)
+from components.k8s.isolation import GATEWAY
+from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
+from components.plan.engine import SECRET_TEXT
+from components.plan.run import plan_stack
+from components.plan.stackfile import SECRET_PLACEHOLDER
+from components.settings import Settings, build_settings
+from tests.tools import ROOT, require_tool
+
+KEYS = {"alpha": "sk-alpha-0123456789abcdef", "beta": "sk-beta-0123456789abcdef", "gamma": "sk-gamma-0123456789ab"}
+MASTER = "sk-master-0123456789abcdef"
+PROVIDER_KEY = "sk-provider-0123456789"
+METRICS_TOKEN = "scrape-0123456789abcdef"
+START_SECONDS = 60
+REQUEST_SECONDS = 20
+
+
+def stack(**gateway: Any) -> Settings:
+    """A minimal-preset stack: alpha keeps its data in the VPC, beta allows external APIs; both call
+    `shared` (alpha's servers), which may fall back to OpenAI's gpt-4o."""
+    model = {"model": "llama-3.1-8b", "pool": "l40s", "dtype": "bf16"}
+    overrides: dict[str, Any] = {
+        "models": {
+            "llama-8b": None,
+            "alpha-chat": {**model, "owner": "alpha"},
+            "beta-chat": {**model, "owner": "beta"},
+            "shared": {**model, "owner": "alpha"},
+        },
+        "pools": {"l40s": {"max_gpus": 8}},
+        "tenants": {
+            "internal": None,
+            "alpha": {"models": ["alpha-chat", "shared"], "gpu_quota": 4, "data": "in-vpc"},
+            "beta": {"models": ["beta-chat", "shared"], "gpu_quota": 2, "data": "external-allowed"},
+            "gamma": {"models": ["beta-chat"], "rpm_limit": 2},
+        },
+        "gateway": {
+            "keys": dict(KEYS),
+            "master_key": MASTER,
+            "fallbacks": {"shared": {"provider": "openai", "model": "gpt-4o", "api_key": PROVIDER_KEY}},
+            **gateway,
+        },
+    }
+    config = {"modelyard:preset": "minimal"} | {f"modelyard:{k}": json.dumps(v) for k, v in overrides.items()}
+    return build_settings(project="modelyard", stack="gw", config=config)
+
+
+# --- config, without the proxy ---------------------------------------------------------------------------
+
+
+def test_config_routes_each_model_to_its_owner_service_and_holds_no_secret() -> None:
+    settings = stack()
+    config = gateway_config(settings)
+    text = yaml.safe_dump(config) + json.dumps(gateway_tenants(settings))
+    for secret in [*KEYS.values(), MASTER, PROVIDER_KEY]:
+        assert secret not in text
+    bases = {m["model_name"]: m["litellm_params"].get("api_base") for m in config["model_list"]}
+    assert bases["alpha-chat"] == "http://alpha-chat-llm-serving.tenant-alpha.svc.cluster.local:8000/v1"
+    assert bases["beta-chat"] == model_service_url(settings, "beta-chat")
+    # The plain name never falls back: only the hybrid name external-allowed tenants are aliased to.
+    assert config["router_settings"]["fallbacks"] == [{"shared@hybrid": [FALLBACK_PREFIX + "shared"]}]
+    tenants = gateway_tenants(settings)
+    assert tenants["alpha"]["aliases"] == {} and "shared@hybrid" not in tenants["alpha"]["models"]
+    assert tenants["beta"]["aliases"] == {"shared": "shared@hybrid"}
+
+
+def test_no_hybrid_route_when_no_tenant_may_leave_the_vpc() -> None:
+    settings = stack()
+    tenants = {**settings.tenants}
+    tenants["beta"] = type(tenants["beta"])(**{**vars(tenants["beta"]), "data": tenants["alpha"].data})
+    from dataclasses import replace
+
+    config = gateway_config(replace(settings, tenants=tenants))
+    assert config["router_settings"]["fallbacks"] == []
+    assert all(not m["model_name"].startswith(FALLBACK_PREFIX) for m in config["model_list"])
+
+
+def test_replicas_by_preset_and_setting() -> None:
+    assert replicas(stack()) == 1
+    assert replicas(stack(replicas=4)) == 4
+
+
+def test_bad_gateway_settings_name_the_key() -> None:
+    with pytest.raises(GatewayConfigError, match=r"gateway.keys.nobody"):
+        gateway_config(stack(keys={"nobody": "x"}))
+    with pytest.raises(GatewayConfigError, match=r"gateway.fallbacks.shared.api_key"):
+        gateway_config(stack(fallbacks={"shared": {"provider": "anthropic", "model": "claude-sonnet-4-5"}}))
+
+
+# --- the real proxy --------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeBackend:
+    """An OpenAI-compatible server on loopback: GET /v1/models, POST /v1/chat/completions."""
+
+    name: str
+    status: int = 200
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> FakeBackend:
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": backend.name, "object": "model"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                backend.requests.append({"body": body, "authorization": self.headers.get("authorization")})
+                if backend.status != 200:
+                    self._send(backend.status, {"error": {"message": f"{backend.name} is down", "type": "server"}})
+                    return
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", backend.name),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": f"from {backend.name}"},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+                    },
+                )
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@dataclass
+class Proxy:
+    url: str
+    backends: dict[str, FakeBackend]
+    log: Path
+
+    def chat(self, model: str, key: str | None) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            f"{self.url}/v1/chat/completions",
+            data=json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode(),
+            headers={"content-type": "application/json", **({"authorization": f"Bearer {key}"} if key else {})},
+            method="POST",
+        )
+        try:
+            with _opener().open(request, timeout=REQUEST_SECONDS) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            try:
+                return err.code, json.loads(err.read() or b"{}")
+            except json.JSONDecodeError:
+                return err.code, {}
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _proxy_env(tmp: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith(("REDIS_", "LITELLM_", "OPENAI_", "ANTHROPIC_", "AWS_")) or k == "DATABASE_URL")
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        LITELLM_TELEMETRY_DISABLED="True",
+        LITELLM_MODE="PRODUCTION",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        HOME=str(tmp),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    if os.environ.get("MODELYARD_SKIP_PROXY"):
+        pytest.skip("MODELYARD_SKIP_PROXY is set")
+    tmp = tmp_path_factory.mktemp("gateway")
+    settings = stack()
+    backends = {m: FakeBackend(m).start() for m in ("alpha-chat", "beta-chat")}
+    backends["shared"] = FakeBackend("shared", status=503).start()
+    provider = FakeBackend("provider").start()
+    backends["provider"] = provider
+    # The generated files, laid out as the pod mounts them; only addresses change.
+    config = gateway_config(settings)
+    for entry in config["model_list"]:
+        params = entry["litellm_params"]
+        if entry["model_name"].startswith(FALLBACK_PREFIX):
+            params["api_base"] = provider.url
+        else:
+            params["api_base"] = backends[params["model"].split("/", 1)[1]].url
+    # Fail fast in tests: no retry before the fallback.
+    config["router_settings"]["num_retries"] = 0
+    config_dir, keys_dir = tmp / "config", tmp / "keys"
+    config_dir.mkdir()
+    keys_dir.mkdir()
+    (config_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    (config_dir / "tenants.json").write_text(json.dumps(gateway_tenants(settings)))
+    (config_dir / f"{AUTH_MODULE}.py").write_text(AUTH_MODULE_FILE.read_text())
+    for tenant, key in KEYS.items():
+        (keys_dir / tenant).write_text(key_digest(key))
+    env = _proxy_env(tmp) | {
+        MASTER_KEY_ENV: MASTER,
+        METRICS_TOKEN_ENV: METRICS_TOKEN,
+        env_name("FALLBACK_API_KEY", "shared"): PROVIDER_KEY,
+        "MODELYARD_TENANTS": str(config_dir / "tenants.json"),
+        "MODELYARD_KEYS_DIR": str(keys_dir),
+    }
+    port = _free_port()
+    log = tmp / "proxy.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "litellm.proxy.proxy_cli",
+                "--config",
+                str(config_dir / "config.yaml"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ],
+            cwd=tmp,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the proxy exited ({process.returncode}):\n{log.read_text()[-4000:]}")
+            try:
+                with _opener().open(f"{url}/health/readiness", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the proxy was not ready in {START_SECONDS} s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.3)
+        yield Proxy(url=url, backends=backends, log=log)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        for backend in backends.values():
+            backend.stop()
+
+
+def test_a_tenant_key_reaches_its_model_backend(proxy: Proxy) -> None:
+    status, body = proxy.chat("alpha-chat", KEYS["alpha"])
+    assert status == 200, body
+    assert body["choices"][0]["message"]["content"] == "from alpha-chat"
+    status, body = proxy.chat("beta-chat", KEYS["beta"])
+    assert status == 200, body
+    assert body["choices"][0]["message"]["content"] == "from beta-chat"
+    # The backend sees the served name, not the gateway's key.
+    last = proxy.backends["beta-chat"].requests[-1]
+    assert last["body"]["model"] == "beta-chat"
+    assert KEYS["beta"] not in str(last["authorization"])
+
+
+def test_a_tenant_cannot_call_another_tenants_model(proxy: Proxy) -> None:
+    before = len(proxy.backends["beta-chat"].requests)
+    status, _ = proxy.chat("beta-chat", KEYS["alpha"])
+    assert status in (401, 403)
+    status, _ = proxy.chat("shared@hybrid", KEYS["alpha"])
+    assert status in (401, 403)
+    assert len(proxy.backends["beta-chat"].requests) == before
+
+
+@pytest.mark.parametrize("key", [None, "sk-wrong-0123456789", KEYS["alpha"] + "x"])
+def test_a_wrong_or_missing_key_gets_401(proxy: Proxy, key: str | None) -> None:
+    status, body = proxy.chat("alpha-chat", key)
+    assert status == 401, body
+
+
+def test_a_tenant_over_its_limit_gets_429(proxy: Proxy) -> None:
+    statuses = [proxy.chat("beta-chat", KEYS["gamma"])[0] for _ in range(4)]
+    assert statuses[:2] == [200, 200], statuses
+    assert 429 in statuses[2:], statuses
+
+
+def test_failing_servers_fall_back_only_for_an_external_allowed_tenant(proxy: Proxy) -> None:
+    provider = proxy.backends["provider"]
+    before = len(provider.requests)
+    status, body = proxy.chat("shared", KEYS["alpha"])
+    assert status >= 500, body
+    assert len(provider.requests) == before, "an in-vpc tenant's prompt reached the external API"
+    status, body = proxy.chat("shared", KEYS["beta"])
+    assert status == 200, body
+    assert body["choices"][0]["message"]["content"] == "from provider"
+    assert len(provider.requests) == before + 1
+    assert provider.requests[-1]["authorization"] == f"Bearer {PROVIDER_KEY}"
+    assert provider.requests[-1]["body"]["model"] == "gpt-4o"
+
+
+def _get(url: str, key: str | None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"authorization": f"Bearer {key}"} if key else {})
+    try:
+        with _opener().open(request, timeout=REQUEST_SECONDS) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_metrics_are_served_without_enterprise_to_the_scrape_token_only(proxy: Proxy) -> None:
+    status, text = _get(f"{proxy.url}/metrics/", METRICS_TOKEN)
+    assert status == 200, text[:500]
+    # Request counts by tenant (the key alias) and model, after the requests above.
+    assert re.search(r'^litellm_proxy_total_requests_metric_total\{.*api_key_alias="alpha"', text, re.M), text[:3000]
+    for key in (None, KEYS["alpha"], MASTER + "x"):
+        assert _get(f"{proxy.url}/metrics/", key)[0] == 401
+    # The scrape token opens nothing else.
+    assert proxy.chat("alpha-chat", METRICS_TOKEN)[0] == 401
+
+
+# --- Kubernetes objects ----------------------------------------------------------------------------------
+
+KUBERNETES_VERSION = "1.33"
+CRD_GROUPS = {"monitoring.coreos.com"}
+CHECKOV_SKIPS = Path(objects.__file__).with_name("checkov-skips.yaml")
+
+
+def rendered_objects() -> list[dict[str, Any]]:
+    settings = stack()
+    return [
+        objects.namespace_object(KUBERNETES_VERSION),
+        *objects.manifests(settings),
+        *[objects.secret_object(spec, "placeholder") for spec in objects.secret_specs(settings)],
+    ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def checkov_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """checkov over the rendered objects, started before the module's first test (it takes seconds)."""
+    run: dict[str, Any] = {}
+    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
+    if checkov.is_file():
+        directory = tmp_path_factory.mktemp("checkov")
+        (directory / "gateway.yaml").write_text(yaml.safe_dump_all(rendered_objects(), sort_keys=False))
+        skips = yaml.safe_load(CHECKOV_SKIPS.read_text())["skips"] or []
+        command = [str(checkov), "--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"]
+        if skips:
+            command += ["--skip-check", ",".join(s["id"] for s in skips)]
+        run["process"] = subprocess.Popen(
+            [*command, "-d", str(directory)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+            start_new_session=True,
+        )
+    yield run
+    if "process" in run and run["process"].poll() is None:
+        os.killpg(run["process"].pid, signal.SIGKILL)
+        run["process"].communicate()
+
+
+def test_objects_are_valid_for_the_cluster_kubernetes() -> None:
+    seen = set()
+    for obj in rendered_objects():
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            group = obj["apiVersion"].split("/")[0]
+            assert group in CRD_GROUPS, f"no schema for {obj['apiVersion']} {obj['kind']}"
+            seen.add(group)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{obj['kind']} {obj['metadata']['name']}: {exc.message}")
+    assert seen == CRD_GROUPS
+
+
+def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]) -> None:
+    require_tool("checkov")
+    skips = yaml.safe_load(CHECKOV_SKIPS.read_text())["skips"] or []
+    assert all(s["id"].startswith("CKV") and len(s["reason"]) > 40 for s in skips)
+    stdout, stderr = checkov_run["process"].communicate(timeout=300)
+    assert stdout.strip(), stderr
+    report = json.loads(stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [f"{f['check_id']} {f['resource']}" for r in reports for f in r["results"]["failed_checks"]]
+    assert failed == []
+
+
+def test_each_secret_value_has_its_own_secret_and_none_is_in_the_config_map() -> None:
+    settings = stack()
+    specs = objects.secret_specs(settings)
+    assert sorted(s.name for s in specs) == [
+        "gateway-fallback-shared",
+        "gateway-key-alpha",
+        "gateway-key-beta",
+        "gateway-key-gamma",
+        "gateway-master-key",
+        "gateway-metrics-token",
+    ]
+    values = {s.name: secret_value(settings, s) for s in specs}
+    assert values["gateway-key-alpha"] == key_digest(KEYS["alpha"])
+    assert values["gateway-master-key"] == MASTER
+    assert values["gateway-fallback-shared"] == PROVIDER_KEY
+    config_map = yaml.safe_dump(objects.config_map(settings))
+    for value in [*values.values(), *KEYS.values()]:
+        assert value not in config_map
+
+
+def test_pod_is_hardened_like_the_model_servers() -> None:
+    deployment = objects.deployment(stack(replicas=3))
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert pod["securityContext"]["runAsUser"] >= 10000 and pod["securityContext"]["runAsNonRoot"]
+    assert security["readOnlyRootFilesystem"] and security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"} and not security["allowPrivilegeEscalation"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert deployment["spec"]["replicas"] == 3
+    assert re.fullmatch(r"ghcr\.io/berriai/litellm:v[\d.]+@sha256:[0-9a-f]{64}", container["image"])
+    # The image is the version the proxy tests ran.
+    from importlib.metadata import version
+
+    assert container["image"].split(":")[1].split("@")[0] == f"v{version('litellm')}"
+    # Tenants' NetworkPolicies admit the gateway by these labels (components.k8s.isolation.GATEWAY).
+    assert GATEWAY[1].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert deployment["metadata"]["namespace"] == GATEWAY[0]
+
+
+def test_egress_to_the_internet_only_when_a_tenant_may_fall_back() -> None:
+    def egress(settings: Settings) -> list[dict[str, Any]]:
+        (policy,) = [p for p in objects.network_policies(settings) if p["metadata"]["name"] == "litellm-egress"]
+        return policy["spec"]["egress"]
+
+    assert any(443 in [p["port"] for p in rule["ports"]] for rule in egress(stack()))
+    assert not any(443 in [p["port"] for p in rule["ports"]] for rule in egress(stack(fallbacks={})))
+
+
+def test_the_service_monitor_scrapes_with_the_token_prometheus_selects() -> None:
+    (monitor,) = [o for o in objects.manifests(stack()) if o["kind"] == "ServiceMonitor"]
+    assert SCRAPE_SELECTOR_LABELS.items() <= monitor["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["authorization"]["credentials"]["name"] == objects.METRICS_TOKEN_SECRET
+    assert not [o for o in objects.manifests(stack(master_key=None)) if o["kind"] == "ServiceMonitor"]
+
+
+# --- the offline plan ------------------------------------------------------------------------------------
+
+
+def _project(tmp_path: Path, gateway: str) -> Path:
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks" / "presets", tmp_path / "stacks" / "presets")
+    body = (
+        "config:\n  modelyard:preset: minimal\n"
+        "  modelyard:tenants:\n    internal:\n      data: external-allowed\n      rpm_limit: 60\n"
+        f"  modelyard:gateway:\n{gateway}"
+    )
+    (tmp_path / "stacks" / "Pulumi.gw.yaml").write_text(body)
+    return tmp_path
+
+
+def test_the_plan_shows_every_secret_as_secret(tmp_path: Path) -> None:
+    gateway = (
+        "    keys:\n      internal:\n        secure: v1:abc==\n"
+        "    master_key:\n      secure: v1:def==\n"
+        "    fallbacks:\n      llama-8b:\n        provider: anthropic\n        model: claude-sonnet-4-5\n"
+        "        api_key:\n          secure: v1:ghi==\n"
+    )
+    plan = plan_stack(_project(tmp_path, gateway), "gw")
+    text = json.dumps(plan)
+    for leak in (SECRET_PLACEHOLDER, key_digest(SECRET_PLACEHOLDER), objects.metrics_token(SECRET_PLACEHOLDER)):
+        assert leak not in text
+    secrets = [r for r in plan["resources"] if r["type"] == "kubernetes:core/v1:Secret" and "gateway" in r["key"]]
+    assert len(secrets) == 4
+    for resource in secrets:
+        data = resource["inputs"]["stringData"]
+        assert data == SECRET_TEXT or list(data.values()) == [SECRET_TEXT], resource
+
+
+def test_keys_in_plain_text_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match=r"plain text"):
+        plan_stack(_project(tmp_path, "    keys:\n      internal: sk-plain-0123456789\n"), "gw")
