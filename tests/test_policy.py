@@ -273,6 +273,32 @@ def test_tenant_namespace_isolated():
     assert ids(plan_of(manifests=_tenant_objects(quota=False)), "tenant-namespace-isolated") == ["Namespace/tenant-a"]
 
 
+def test_tenant_ingress_limited():
+    def with_ingress(ingress: list[dict[str, Any]]) -> dict[str, Any]:
+        policy = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "extra", "namespace": "tenant-a"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": ingress},
+        }
+        return plan_of(manifests=[*_tenant_objects(), manifest(policy)])
+
+    def ns(name: str) -> dict[str, Any]:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+    good = [{"from": [ns("gateway")]}, {"from": [ns("monitoring")]}, {"from": [{"podSelector": {}}]}]
+    assert ids(with_ingress(good), "tenant-ingress-limited") == []
+    assert ids(with_ingress([{"from": [ns("tenant-a")]}]), "tenant-ingress-limited") == []
+    for bad in (
+        [{"from": [ns("tenant-b")]}],  # another tenant
+        [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}],
+        [{"from": [{"namespaceSelector": {}}]}],  # every namespace
+        [{"ports": [{"port": 8000}]}],  # no sources: everyone
+    ):
+        assert ids(with_ingress(bad), "tenant-ingress-limited") == ["NetworkPolicy/extra"], bad
+    assert ids(with_ingress([{"from": UNKNOWN}]), "tenant-ingress-limited") == []
+
+
 def test_tenant_pod_security():
     assert ids(plan_of(manifests=_tenant_objects()), "tenant-pod-security") == []
     assert ids(plan_of(manifests=_tenant_objects(restricted=False)), "tenant-pod-security") == ["Namespace/tenant-a"]

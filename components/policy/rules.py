@@ -413,6 +413,61 @@ def tenant_namespaces_isolated(plan: Plan) -> list[Violation]:
     return out
 
 
+# Namespaces whose pods may reach a tenant's pods: the gateway (LiteLLM) and Prometheus (components.k8s.isolation).
+TENANT_INGRESS_NAMESPACES = ("gateway", "monitoring")
+
+
+def _peer_problem(peer: Any, own: str) -> str | None:
+    """Why an ingress peer of a tenant namespace's NetworkPolicy admits too much, or None."""
+    if is_unknown(peer):
+        return None
+    peer = _m(peer)
+    if "ipBlock" in peer:
+        return "an ipBlock (addresses outside the cluster or any pod's)"
+    if "namespaceSelector" not in peer:
+        return None  # pods of the policy's own namespace
+    selector = peer["namespaceSelector"]
+    if is_unknown(selector):
+        return None
+    labels = _m(_m(selector).get("matchLabels"))
+    name = labels.get("kubernetes.io/metadata.name")
+    if _m(selector).get("matchExpressions") or not isinstance(name, str):
+        return "a namespace selector not naming one namespace by kubernetes.io/metadata.name"
+    if name not in (*TENANT_INGRESS_NAMESPACES, own):
+        return f"namespace {name}"
+    return None
+
+
+def tenant_ingress_limited(plan: Plan) -> list[Violation]:
+    """In a tenant namespace, NetworkPolicies admit only the gateway, Prometheus and the namespace itself:
+    no ipBlock, no other namespace (another tenant's), no rule without sources (which admits everyone)."""
+    rule = "tenant-ingress-limited"
+    tenants = _tenant_namespaces(plan)
+    out = []
+    for source, obj in _manifests(plan, "NetworkPolicy"):
+        namespace = dig(obj, "metadata", "namespace")
+        spec = obj.get("spec")
+        if namespace not in tenants or is_unknown(spec):
+            continue
+        ingress = _m(spec).get("ingress")
+        if is_unknown(ingress):
+            continue
+        for entry in ingress or ():
+            if is_unknown(entry):
+                continue
+            peers = _m(entry).get("from")
+            if is_unknown(peers):
+                continue
+            if not peers:
+                out.append(Violation(rule, source, f"{namespace}: an ingress rule without sources admits every pod"))
+                continue
+            for peer in peers:
+                problem = _peer_problem(peer, str(namespace))
+                if problem:
+                    out.append(Violation(rule, source, f"{namespace}: ingress from {problem}"))
+    return out
+
+
 def tenant_pod_security(plan: Plan) -> list[Violation]:
     out = []
     for name, (source, meta) in sorted(_tenant_namespaces(plan).items()):
@@ -637,6 +692,11 @@ RULES: tuple[Rule, ...] = (
         "tenant-namespace-isolated",
         "every tenant namespace has a default-deny NetworkPolicy and a ResourceQuota",
         tenant_namespaces_isolated,
+    ),
+    Rule(
+        "tenant-ingress-limited",
+        "tenant namespaces admit ingress only from the gateway, Prometheus and themselves",
+        tenant_ingress_limited,
     ),
     Rule(
         "tenant-pod-security",
