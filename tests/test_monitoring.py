@@ -601,3 +601,19 @@ def test_container_logs_write_only_to_their_group_through_pod_identity() -> None
     assert (release.inputs["chart"], release.inputs["version"]) == ("aws-for-fluent-bit", FLUENT_BIT_VERSION)
     assert identity["serviceAccount"] == release.inputs["values"]["serviceAccount"]["name"]
     assert identity["namespace"] == release.inputs["namespace"] == "monitoring"
+
+
+@pytest.mark.parametrize(("stack", "days"), [("pilot", None), ("product", 30), ("core", 365)])
+def test_container_logs_shipped_where_the_preset_keeps_them(plans, stack, days):
+    groups = [
+        g
+        for g in plans[stack]["resources"]
+        if g["type"] == "aws:cloudwatch/logGroup:LogGroup" and g["name"] == "logs-group"
+    ]
+    releases = [r for r in plans[stack]["resources"] if r["name"] == "logs-aws-for-fluent-bit"]
+    if days is None:
+        assert not groups and not releases
+    else:
+        (group,) = groups
+        assert group["inputs"]["retentionInDays"] == days
+        assert len(releases) == 1

@@ -115,7 +115,7 @@ class ContainerLogsArgs:
     kms_key_arn: pulumi.Input[str] | None = None
     """A KMS key to encrypt the logs (its policy must admit logs.<region>.amazonaws.com); default: none,
     CloudWatch's own encryption."""
-    image_registry: str | None = None
+    image_registry: pulumi.Input[str] | None = None
     """The registry serving ECR Public's images, for stacks without NAT; default: public.ecr.aws."""
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Tags on the log group and the role."""
@@ -153,8 +153,8 @@ class ContainerLogs(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        values = pulumi.Output.all(group.name).apply(
-            lambda v: fluent_bit_values(region=args.region, group_name=v[0], image_registry=args.image_registry)
+        values = pulumi.Output.all(group.name, args.image_registry or "").apply(
+            lambda v: fluent_bit_values(region=args.region, group_name=v[0], image_registry=v[1] or None)
         )
         k8s.helm.v3.Release(
             f"{name}-{FLUENT_BIT_RELEASE}",
