@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime.config import is_config_secret
 
-from components.k8s.gateway.config import key_digest
+from components.k8s.gateway.config import GatewayConfigError, check, key_digest
 from components.k8s.gateway.objects import (
     IMAGE_REGISTRY,
     NAME,
@@ -70,9 +70,10 @@ def require_secret_config(settings: Settings) -> None:
     gateway = settings.gateway
     holds = bool(gateway.keys or gateway.master_key or any(f.api_key for f in gateway.fallbacks.values()))
     if holds and not is_config_secret(CONFIG_KEY):
-        raise ValueError(
-            f"{CONFIG_KEY} holds keys in plain text: set them with `pulumi config set --secret --path "
-            f"'gateway.keys.<tenant>' <key>` so the stack file keeps only ciphertext (docs/gateway.md)"
+        raise GatewayConfigError(
+            "gateway",
+            "holds keys in plain text: set them with `pulumi config set --secret --path "
+            "'modelyard:gateway.keys.<tenant>' <key>` so the stack file keeps only ciphertext (docs/gateway.md)",
         )
 
 
@@ -84,7 +85,12 @@ class Gateway(pulumi.ComponentResource):
     def __init__(self, name: str, *, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:k8s:Gateway", name, None, opts)
         settings = args.settings
-        require_secret_config(settings)
+        try:
+            check(settings)
+            require_secret_config(settings)
+        except GatewayConfigError as exc:
+            # One message without a Python traceback, as settings errors print.
+            raise pulumi.RunError(f"modelyard:{exc}") from None
         child = pulumi.ResourceOptions(parent=self)
         namespace_obj = namespace_object(settings.cluster.version)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_obj["metadata"], opts=child)

@@ -74,7 +74,8 @@ def env_name(kind: str, model: str) -> str:
     return f"{kind}_{''.join(c if c.isalnum() else '_' for c in model).upper()}"
 
 
-def _check(settings: Settings) -> None:
+def check(settings: Settings) -> None:
+    """Raise GatewayConfigError for the first gateway setting that names what the stack lacks."""
     gateway = settings.gateway
     for tenant in gateway.keys:
         if tenant not in settings.tenants:
@@ -116,7 +117,7 @@ def _fallback_params(settings: Settings, model: str) -> dict[str, Any]:
 
 def gateway_config(settings: Settings) -> dict[str, Any]:
     """LiteLLM's config.yaml for the stack (no secret in it)."""
-    _check(settings)
+    check(settings)
     model_list: list[dict[str, Any]] = []
     fallbacks: list[dict[str, list[str]]] = []
     used_hybrid = {m for t in settings.tenants for m in hybrid(settings, t)}
@@ -181,7 +182,7 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
 
 def gateway_tenants(settings: Settings) -> dict[str, Any]:
     """tenants.json for the custom auth: by tenant with a key, what it may call, its aliases and limits."""
-    _check(settings)
+    check(settings)
     out: dict[str, Any] = {}
     for tenant in sorted(settings.gateway.keys):
         spec = settings.tenants[tenant]
