@@ -38,6 +38,7 @@ from components.k8s.gateway.config import (
     FALLBACK_PREFIX,
     MASTER_KEY_ENV,
     METRICS_TOKEN_ENV,
+    PROXY_ENV,
     GatewayConfigError,
     env_name,
     gateway_config,
@@ -121,8 +122,14 @@ def test_no_hybrid_route_when_no_tenant_may_leave_the_vpc() -> None:
     assert all(not m["model_name"].startswith(FALLBACK_PREFIX) for m in config["model_list"])
 
 
-def test_replicas_by_preset_and_setting() -> None:
-    assert replicas(stack()) == 1
+@pytest.mark.parametrize(("preset", "expected"), [("minimal", 1), ("moderate", 2), ("enterprise", 3)])
+def test_replicas_by_preset(preset: str, expected: int) -> None:
+    settings = build_settings(project="modelyard", stack="gw", config={"modelyard:preset": preset})
+    assert replicas(settings) == expected
+    assert objects.deployment(settings)["spec"]["replicas"] == expected
+
+
+def test_replicas_by_setting() -> None:
     assert replicas(stack(replicas=4)) == 4
 
 
@@ -236,10 +243,9 @@ def _proxy_env(tmp: Path) -> dict[str, str]:
         if not (k.startswith(("REDIS_", "LITELLM_", "OPENAI_", "ANTHROPIC_", "AWS_")) or k == "DATABASE_URL")
         and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
     }
+    # The pod's own environment (config.PROXY_ENV), the UI folder in the test's temporary folder.
+    env.update(PROXY_ENV, LITELLM_UI_PATH=str(tmp / "ui"))
     env.update(
-        LITELLM_LOCAL_MODEL_COST_MAP="True",
-        LITELLM_TELEMETRY_DISABLED="True",
-        LITELLM_MODE="PRODUCTION",
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
         HOME=str(tmp),

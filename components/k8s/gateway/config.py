@@ -35,6 +35,15 @@ CONFIG_DIR = "/etc/litellm"
 KEYS_DIR = "/etc/litellm-keys"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 METRICS_TOKEN_ENV = "MODELYARD_METRICS_TOKEN"
+# The proxy's environment besides secrets, in the pod and in the tests: offline at start (the bundled model
+# cost map, no telemetry, no stray .env), and the admin UI copied to a writable folder rather than restructured
+# inside the read-only image.
+PROXY_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_TELEMETRY_DISABLED": "True",
+    "LITELLM_MODE": "PRODUCTION",
+    "LITELLM_UI_PATH": "/tmp/litellm-ui",
+}
 REPLICAS_BY_PRESET = {Preset.MINIMAL: 1, Preset.MODERATE: 2, Preset.ENTERPRISE: 3}
 # Seconds a request may take end to end (long generations of a reasoning model run for minutes).
 REQUEST_TIMEOUT_SECONDS = 600

@@ -22,6 +22,7 @@ from components.k8s.gateway.config import (
     KEYS_DIR,
     MASTER_KEY_ENV,
     METRICS_TOKEN_ENV,
+    PROXY_ENV,
     env_name,
     gateway_config,
     gateway_tenants,
@@ -134,10 +135,7 @@ def _secret_env(name: str, spec: SecretSpec) -> dict[str, Any]:
 def deployment(settings: Settings, *, image_registry: str = IMAGE_REGISTRY) -> dict[str, Any]:
     specs = {s.source: s for s in secret_specs(settings)}
     env: list[dict[str, Any]] = [
-        # Offline at start: the bundled model cost map, no telemetry, no stray .env.
-        {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},
-        {"name": "LITELLM_TELEMETRY_DISABLED", "value": "True"},
-        {"name": "LITELLM_MODE", "value": "PRODUCTION"},
+        *({"name": k, "value": v} for k, v in PROXY_ENV.items()),
         {"name": "HOME", "value": "/tmp"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
         {"name": "MODELYARD_TENANTS", "value": f"{CONFIG_DIR}/tenants.json"},
