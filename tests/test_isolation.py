@@ -326,3 +326,12 @@ def test_guardduty_and_trail_only_where_the_preset_asks(plans):
     assert statements["CloudTrailWrite"]["Resource"].endswith("/AWSLogs/123456789012/*")
     (bucket,) = [r for r in by_type(plan, "aws:s3/bucket:Bucket") if r["name"] == "security-trail-logs"]
     assert bucket["protect"] and bucket["retain_on_delete"]
+    (key,) = [r for r in by_type(plan, "aws:kms/key:Key") if r["name"] == "security-trail"]
+    assert key["protect"] and key["retain_on_delete"] and key["inputs"]["enableKeyRotation"] is True
+    assert inputs["kmsKeyId"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
+    key_statements = {s["Sid"]: s for s in json.loads(key["inputs"]["policy"])["Statement"]}
+    encrypt = key_statements["CloudTrailEncryptsThisTrail"]
+    assert encrypt["Action"] == "kms:GenerateDataKey*"
+    assert encrypt["Condition"]["StringEquals"] == {"aws:SourceArn": trail_arn}
+    assert encrypt["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}
+    assert key_statements["AccountAdministersThroughIam"]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}

@@ -419,6 +419,44 @@ def _trail_bucket_policy(values: list[str]) -> str:
     )
 
 
+def _trail_key_policy(values: list[str]) -> str:
+    """The account administers the key through IAM; CloudTrail may encrypt this trail's log files only."""
+    account, trail_arn = values
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersThroughIam",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudTrailEncryptsThisTrail",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                    "Action": "kms:GenerateDataKey*",
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {"aws:SourceArn": trail_arn},
+                        "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trail_arn},
+                    },
+                },
+                {
+                    "Sid": "CloudTrailDescribesKey",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                    "Action": "kms:DescribeKey",
+                    "Resource": "*",
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class AccountSecurityArgs:
     name: str
@@ -475,7 +513,7 @@ class AccountSecurity(pulumi.ComponentResource):
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=child,
         )
-        # SSE-S3: CloudTrail writes with the bucket's default; a KMS key of its own is a documented next step.
+        # The bucket's default is SSE-S3; CloudTrail encrypts each log file with the trail's own KMS key.
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-trail-logs",
             bucket=bucket.id,
@@ -522,6 +560,17 @@ class AccountSecurity(pulumi.ComponentResource):
         trail_arn = pulumi.Output.concat(
             "arn:aws:cloudtrail:", args.region, ":", args.account_id, ":trail/", trail_name
         )
+        key = aws.kms.Key(
+            f"{name}-trail",
+            description=f"CloudTrail log files of trail {trail_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.all(args.account_id, trail_arn).apply(_trail_key_policy),
+            tags=tags,
+            # Stateful: without it the trail's logs cannot be read.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True),
+        )
+        aws.kms.Alias(f"{name}-trail", name=f"alias/{args.name}-trail", target_key_id=key.key_id, opts=child)
         policy = aws.s3.BucketPolicy(
             f"{name}-trail-logs",
             bucket=bucket.id,
@@ -533,6 +582,7 @@ class AccountSecurity(pulumi.ComponentResource):
             name=trail_name,
             s3_bucket_name=bucket.id,
             enable_log_file_validation=True,
+            kms_key_id=key.arn,
             include_global_service_events=False,
             is_multi_region_trail=False,
             advanced_event_selectors=[
