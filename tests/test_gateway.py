@@ -55,7 +55,12 @@ from components.plan.stackfile import SECRET_PLACEHOLDER
 from components.settings import Settings, build_settings
 from tests.tools import ROOT, require_tool
 
-KEYS = {"alpha": "sk-alpha-0123456789abcdef", "beta": "sk-beta-0123456789abcdef", "gamma": "sk-gamma-0123456789ab"}
+KEYS = {
+    "alpha": "sk-alpha-0123456789abcdef",
+    "beta": "sk-beta-0123456789abcdef",
+    "gamma": "sk-gamma-0123456789ab",
+    "delta": "sk-delta-0123456789ab",
+}
 MASTER = "sk-master-0123456789abcdef"
 PROVIDER_KEY = "sk-provider-0123456789"
 METRICS_TOKEN = "scrape-0123456789abcdef"
@@ -73,18 +78,21 @@ def stack(**gateway: Any) -> Settings:
             "alpha-chat": {**model, "owner": "alpha"},
             "beta-chat": {**model, "owner": "beta"},
             "shared": {**model, "owner": "alpha"},
+            "limited": {**model, "owner": "beta"},
         },
         "pools": {"l40s": {"max_gpus": 8}},
         "tenants": {
             "internal": None,
             "alpha": {"models": ["alpha-chat", "shared"], "gpu_quota": 4, "data": "in-vpc"},
-            "beta": {"models": ["beta-chat", "shared"], "gpu_quota": 2, "data": "external-allowed"},
+            "beta": {"models": ["beta-chat", "shared", "limited"], "gpu_quota": 4, "data": "external-allowed"},
             "gamma": {"models": ["beta-chat"], "rpm_limit": 2},
+            "delta": {"models": ["alpha-chat"], "tpm_limit": 20},
         },
         "gateway": {
             "keys": dict(KEYS),
             "master_key": MASTER,
             "fallbacks": {"shared": {"provider": "openai", "model": "gpt-4o", "api_key": PROVIDER_KEY}},
+            "model_rpm": {"limited": 2},
             **gateway,
         },
     }
@@ -266,7 +274,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         pytest.skip("MODELYARD_SKIP_PROXY is set")
     tmp = tmp_path_factory.mktemp("gateway")
     settings = stack()
-    backends = {m: FakeBackend(m).start() for m in ("alpha-chat", "beta-chat")}
+    backends = {m: FakeBackend(m).start() for m in ("alpha-chat", "beta-chat", "limited")}
     backends["shared"] = FakeBackend("shared", status=503).start()
     provider = FakeBackend("provider").start()
     backends["provider"] = provider
@@ -381,6 +389,20 @@ def test_a_tenant_over_its_limit_gets_429(proxy: Proxy) -> None:
     assert 429 in statuses[2:], statuses
 
 
+def test_a_tenant_over_its_token_limit_gets_429(proxy: Proxy) -> None:
+    # Each answer counts 8 tokens (the fake backend's usage); the limit is 20 a minute.
+    statuses = [proxy.chat("alpha-chat", KEYS["delta"])[0] for _ in range(5)]
+    assert statuses[0] == 200, statuses
+    assert 429 in statuses, statuses
+
+
+def test_a_model_over_its_limit_gets_429_whoever_calls(proxy: Proxy) -> None:
+    statuses = [proxy.chat("limited", KEYS["beta"])[0] for _ in range(4)]
+    assert statuses[:2] == [200, 200], statuses
+    assert 429 in statuses[2:], statuses
+    assert len(proxy.backends["limited"].requests) == 2
+
+
 def test_failing_servers_fall_back_only_for_an_external_allowed_tenant(proxy: Proxy) -> None:
     provider = proxy.backends["provider"]
     before = len(provider.requests)
@@ -490,6 +512,7 @@ def test_each_secret_value_has_its_own_secret_and_none_is_in_the_config_map() ->
         "gateway-fallback-shared",
         "gateway-key-alpha",
         "gateway-key-beta",
+        "gateway-key-delta",
         "gateway-key-gamma",
         "gateway-master-key",
         "gateway-metrics-token",
