@@ -208,7 +208,7 @@ def deployment(settings: Settings, *, image_registry: str = IMAGE_REGISTRY) -> d
                             "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                             "env": env,
                             "resources": {
-                                "requests": {"cpu": "500m", "memory": "1Gi"},
+                                "requests": {"cpu": "250m", "memory": "768Mi"},
                                 "limits": {"cpu": "2", "memory": "2Gi"},
                             },
                             "startupProbe": {
