@@ -122,7 +122,7 @@ def test_audit_logs_go_to_a_log_group_with_retention_created_first(plans, stack)
     cluster = _one(plan, CLUSTER)
     assert {"api", "audit", "authenticator"} <= set(cluster["inputs"]["enabledClusterLogTypes"])
     (group,) = [
-        g for g in by_type(plan, "aws:cloudwatch/logGroup:LogGroup") if g["inputs"]["name"].startswith("/aws/eks/")
+        g for g in by_type(plan, "aws:cloudwatch/logGroup:LogGroup") if g["inputs"]["name"].endswith("/cluster")
     ]
     assert group["inputs"]["name"] == f"/aws/eks/modelyard-{stack}/cluster"
     assert group["inputs"]["retentionInDays"] >= 30
