@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
