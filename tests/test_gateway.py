@@ -144,6 +144,8 @@ def test_replicas_by_setting() -> None:
 def test_bad_gateway_settings_name_the_key() -> None:
     with pytest.raises(GatewayConfigError, match=r"gateway.keys.nobody"):
         gateway_config(stack(keys={"nobody": "x"}))
+    with pytest.raises(GatewayConfigError, match=r"gateway.exposure: public needs the load balancer"):
+        gateway_config(stack(exposure="public"))
     with pytest.raises(GatewayConfigError, match=r"gateway.fallbacks.shared.api_key"):
         gateway_config(stack(fallbacks={"shared": {"provider": "anthropic", "model": "claude-sonnet-4-5"}}))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from components.k8s.isolation import tenant_namespace
-from components.settings.model import DataPolicy, FallbackProvider, Preset, Settings
+from components.settings.model import DataPolicy, FallbackProvider, GatewayExposure, Preset, Settings
 
 # The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
 SERVING_CHART_NAME = "llm-serving"
@@ -86,6 +86,13 @@ def env_name(kind: str, model: str) -> str:
 def check(settings: Settings) -> None:
     """Raise GatewayConfigError for the first gateway setting that names what the stack lacks."""
     gateway = settings.gateway
+    if gateway.exposure is GatewayExposure.PUBLIC:
+        # Refused rather than ignored: nobody should believe the endpoint is on the internet, or that it is not.
+        raise GatewayConfigError(
+            "gateway.exposure",
+            "public needs the load balancer the kit does not create yet (docs/gateway.md, What is left); "
+            "the gateway is an in-cluster Service",
+        )
     for tenant in gateway.keys:
         if tenant not in settings.tenants:
             raise GatewayConfigError(
