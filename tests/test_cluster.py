@@ -317,3 +317,14 @@ def test_private_cluster_admits_the_runner_network_on_443_only(plans):
         for r in by_type(plans["pilot"], "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r["name"].startswith("cluster-api-from")
     ]
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_launch_template_requires_imdsv2_with_one_hop(plans, stack):
+    templates = by_type(plans[stack], "aws:ec2/launchTemplate:LaunchTemplate")
+    assert any(t["name"] == "cluster-system" for t in templates)
+    for template in templates:
+        options = template["inputs"]["metadataOptions"]
+        assert (options["httpTokens"], options["httpPutResponseHopLimit"]) == ("required", 1), template["key"]
+    for group in by_type(plans[stack], "aws:eks/nodeGroup:NodeGroup"):
+        assert "launchTemplate" in group["inputs"], f"{group['key']} would get EKS's default template (two hops)"

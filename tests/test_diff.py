@@ -172,15 +172,15 @@ def test_diff_of_one_setting_changed_shows_exactly_that_change_and_its_cost(tmp_
     (change,) = diff["changes"]
     assert change["type"] == "aws:eks/nodeGroup:NodeGroup" and change["action"] == "update"
     assert [(f["path"], f["before"], f["after"]) for f in change["fields"]] == [("scalingConfig.desiredSize", 2, 3)]
-    # One more m7i.large (0.1008 x 730 = 73.58) and its 20 GB root volume (1.60).
-    assert diff["cost"]["monthly_delta"] == "75.18"
+    # One more m7i.large (0.1008 x 730 = 73.58) and its 50 GB root volume from the launch template (4.00).
+    assert diff["cost"]["monthly_delta"] == "77.58"
     assert {ln["id"].rsplit("::", 1)[-1] for ln in diff["cost"]["lines"]} == {
         "aws:eks/nodeGroup:NodeGroup",
         "aws:eks/nodeGroup:NodeGroup#volumes",
     }
     assert cli_main(["diff", str(base), str(head), "--markdown"]) == 0
     markdown = capsys.readouterr().out
-    assert "+$75.18 a month" in markdown and "scalingConfig.desiredSize" in markdown
+    assert "+$77.58 a month" in markdown and "scalingConfig.desiredSize" in markdown
 
 
 def test_diff_command_refuses_what_is_not_a_plan(tmp_path, capsys) -> None:

@@ -44,6 +44,8 @@ KARPENTER_NAMESPACE = "kube-system"
 # Karpenter's chart (oci://public.ecr.aws/karpenter/karpenter; tag v1.7.3 of aws/karpenter-provider-aws).
 # It runs on the system node group, which Karpenter does not manage.
 KARPENTER_CHART = ("oci://public.ecr.aws/karpenter/karpenter", "1.7.3")
+# Root volume of system nodes (GiB): controllers' images and logs; the EKS default is 20.
+SYSTEM_ROOT_VOLUME_GIB = 50
 # The system node group's label: controllers are pinned there, never on GPU nodes.
 SYSTEM_POOL_LABEL = ("modelyard.dev/pool", "system")
 KARPENTER_SERVICE_ACCOUNT = "karpenter"
@@ -377,6 +379,33 @@ class Cluster(pulumi.ComponentResource):
             for policy in NODE_POLICIES
         ]
         self.system_node_role_name = role.name
+        # A launch template of the kit's: IMDSv2 with one hop (pods cannot use the node's credentials; an EKS
+        # managed node group's default template allows two), an encrypted root volume, and the cost tags on
+        # instances and volumes (a node group's own tags never reach them).
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-system",
+            description=f"System nodes of EKS cluster {args.cluster_name}: IMDSv2 one hop, encrypted root, cost tags",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=SYSTEM_ROOT_VOLUME_GIB,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=named("system"))
+                for kind in ("instance", "volume", "network-interface")
+            ],
+            tags=named("system"),
+            opts=child,
+        )
         return aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=cluster.name,
@@ -386,6 +415,9 @@ class Cluster(pulumi.ComponentResource):
             instance_types=[args.system_instance_type],
             ami_type=AMI_TYPES[args.system_architecture],
             capacity_type="ON_DEMAND",
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=args.system_min, max_size=args.system_max, desired_size=args.system_desired
             ),

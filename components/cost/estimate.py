@@ -177,6 +177,8 @@ class Pricer:
     zones: int = 2  # the stack's zones: an endpoint's zone count where its subnets are unknown
     used: dict[str, Price] = field(default_factory=dict)
     assumptions: dict[str, str] = field(default_factory=dict)
+    # Root volume (GB) by launch-template key: node groups with a template take their disk size from it.
+    template_disks: dict[str, int] = field(default_factory=dict)
 
     @property
     def region_multiplier(self) -> Decimal:
@@ -253,14 +255,16 @@ def _node_group(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     inputs = r["inputs"]
     types = inputs.get("instanceTypes") or []
     desired = _int((inputs.get("scalingConfig") or {}).get("desiredSize"), 0)
-    name = (inputs.get("labels") or {}).get("modelyard.io/pool") or r["name"]
+    name = (inputs.get("labels") or {}).get("modelyard.dev/pool") or r["name"]
     if not types:
         return [_not_priced(r, "a node group without instanceTypes")]
     instance = catalog.instances().get(types[0])
     if instance is None or instance.on_demand_usd_per_hour is None:
         return [_unpriced(r, f"{types[0]}: no sourced on-demand price")]
     hourly = instance.on_demand_usd_per_hour * p.region_multiplier * (1 - _d(p.settings.compute_discount))
-    disk = _int(inputs.get("diskSize"), 20)
+    template_disk = next((p.template_disks[k] for k in r.get("depends_on", []) if k in p.template_disks), None)
+    disk = template_disk if template_disk is not None else _int(inputs.get("diskSize"), 20)
+    disk_basis = "from its launch template" if template_disk is not None else "EKS default disk size unless set"
     gp3 = p.price("ebs_gp3_gb_month")
     source = _instance_source(instance)
     lines = [
@@ -281,7 +285,7 @@ def _node_group(r: Mapping[str, Any], p: Pricer) -> list[Line]:
             item=f"node group {name}: root volumes",
             monthly=gp3 * disk * desired,
             keys=["ebs_gp3_gb_month"],
-            basis=f"{desired} x {disk} GB gp3 (EKS default disk size unless set)",
+            basis=f"{desired} x {disk} GB gp3 ({disk_basis})",
             resource=r["key"],
         ),
     ]
@@ -739,6 +743,11 @@ def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[
     by_type: dict[str, list[Mapping[str, Any]]] = {}
     for r in resources:
         by_type.setdefault(r["type"], []).append(r)
+        if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate":
+            for mapping in r["inputs"].get("blockDeviceMappings") or []:
+                size = (mapping.get("ebs") or {}).get("volumeSize")
+                if isinstance(size, (int, float)):
+                    p.template_disks[r["key"]] = int(size)
     for r in resources:
         reason = _free_reason(r)
         if reason is not None:
