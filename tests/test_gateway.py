@@ -30,6 +30,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from components.errors import InputError
 from components.k8s.gateway import objects
 from components.k8s.gateway.component import secret_value
 from components.k8s.gateway.config import (
@@ -39,7 +40,6 @@ from components.k8s.gateway.config import (
     MASTER_KEY_ENV,
     METRICS_TOKEN_ENV,
     PROXY_ENV,
-    GatewayConfigError,
     env_name,
     gateway_config,
     gateway_tenants,
@@ -142,12 +142,19 @@ def test_replicas_by_setting() -> None:
 
 
 def test_bad_gateway_settings_name_the_key() -> None:
-    with pytest.raises(GatewayConfigError, match=r"gateway.keys.nobody"):
-        gateway_config(stack(keys={"nobody": "x"}))
-    with pytest.raises(GatewayConfigError, match=r"gateway.exposure: public needs the load balancer"):
-        gateway_config(stack(exposure="public"))
-    with pytest.raises(GatewayConfigError, match=r"gateway.fallbacks.shared.api_key"):
-        gateway_config(stack(fallbacks={"shared": {"provider": "anthropic", "model": "claude-sonnet-4-5"}}))
+    """Checked with every other setting, before anything is built (exit 2 from the CLI)."""
+    for gateway, path, message in [
+        ({"keys": {"nobody": "x"}}, "modelyard:gateway.keys.nobody", "no tenant 'nobody'"),
+        ({"exposure": "public"}, "modelyard:gateway.exposure", "public needs the load balancer"),
+        (
+            {"fallbacks": {"shared": {"provider": "anthropic", "model": "claude-sonnet-4-5"}}},
+            "modelyard:gateway.fallbacks.shared.api_key",
+            "anthropic needs an API key",
+        ),
+    ]:
+        with pytest.raises(InputError) as exc:
+            stack(**gateway)
+        assert message in {p.path: p.message for p in exc.value.problems}[path]
 
 
 # --- the real proxy --------------------------------------------------------------------------------------

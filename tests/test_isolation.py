@@ -94,7 +94,7 @@ def test_model_servers_admit_only_the_gateway_prometheus_and_their_own_namespace
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
-def test_egress_is_dns_pod_identity_same_namespace_and_public_https(plans, stack):
+def test_egress_is_dns_gateway_pod_identity_same_namespace_and_public_https(plans, stack):
     for tenant in TENANTS[stack]:
         policies = _policies(plans[stack], f"tenant-{tenant}")
         egress = {
@@ -115,6 +115,16 @@ def test_egress_is_dns_pod_identity_same_namespace_and_public_https(plans, stack
             },
             {"to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}], "ports": [{"protocol": "TCP", "port": 80}]},
             {"to": [{"podSelector": {}}]},
+            {
+                # Tenant workloads reach the models only through the gateway, like every other client.
+                "to": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}},
+                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "litellm"}},
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": 4000}],
+            },
             {
                 "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}],
                 "ports": [{"protocol": "TCP", "port": 443}],

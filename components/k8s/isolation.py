@@ -39,6 +39,8 @@ TENANT_LABEL = "modelyard.dev/tenant"  # the same key as components.k8s.gpu_pool
 MODEL_SERVER_SERVICE_ACCOUNT = "model-server"
 MODEL_SERVER_COMPONENT = ("app.kubernetes.io/component", "model-server")  # charts/llm-serving labels
 GATEWAY = ("gateway", {"app.kubernetes.io/name": "litellm"})
+# The gateway's Service port (components/k8s/gateway/objects.py PORT).
+GATEWAY_PORT = 4000
 PROMETHEUS = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
 POD_IDENTITY_AGENT = "169.254.170.23/32"  # EKS Pod Identity agent, link-local on every node, port 80
 # HTTPS egress is to 0.0.0.0/0 minus these. S3 (through the VPC's gateway endpoint) answers on public
@@ -136,6 +138,12 @@ def network_policies(namespace: str) -> dict[str, dict[str, object]]:
                 {"from": [_peer(GATEWAY[0], GATEWAY[1])], "ports": [{"protocol": "TCP", "port": "http"}]},
                 {"from": [_peer(PROMETHEUS[0], PROMETHEUS[1])], "ports": [{"protocol": "TCP", "port": "http"}]},
             ],
+        },
+        # A tenant's own workloads call the models the way everyone does: through the gateway, with a key.
+        "allow-to-gateway": {
+            "podSelector": all_pods,
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [_peer(GATEWAY[0], GATEWAY[1])], "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]}],
         },
         "allow-pod-identity-agent": {
             "podSelector": all_pods,

@@ -6,6 +6,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pulumi
+
+from components.errors import InputError, Problem
 from components.plan.document import build_plan
 from components.plan.engine import run_program
 from components.plan.stackfile import StackFile
@@ -29,7 +32,12 @@ def plan_stack(project_dir: Path, stack: str, *, preview: bool = False) -> dict[
     with warnings.catch_warnings():
         # pulumi_aws 7 warns on import of its deprecated S3 *V2 classes, which the kit does not use.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws\..*")
-        recording = run_program(stack_file, preview=preview)
+        try:
+            recording = run_program(stack_file, preview=preview)
+        except pulumi.RunError as exc:
+            # The program stops with RunError only for input it can judge against the engine's config alone
+            # (a key held in plain text where a secret belongs): the message names the key.
+            raise InputError(Problem(path=f"stack {stack!r}", message=str(exc))) from None
     return build_plan(settings=settings, recording=recording, catalog_date=_catalog_date(), project_dir=project_dir)
 
 

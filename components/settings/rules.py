@@ -13,6 +13,8 @@ from components.settings.model import (
     ENDPOINTS_WITHOUT_NAT,
     Capacity,
     EndpointAccess,
+    FallbackProvider,
+    GatewayExposure,
     Interconnect,
     NatMode,
     PoolKind,
@@ -396,6 +398,32 @@ def licenses_accepted(s: Settings) -> Iterator[Problem]:
             )
 
 
+def gateway_refs(s: Settings) -> Iterator[Problem]:
+    """The gateway's keys, fallbacks and per-model limits name tenants and models the stack has."""
+    gateway = s.gateway
+    if gateway.exposure is GatewayExposure.PUBLIC:
+        # Refused rather than ignored: nobody should believe the endpoint is on the internet, or that it is not.
+        yield _p(
+            "gateway.exposure",
+            "public needs the load balancer the kit does not create yet (docs/gateway.md, What is left); "
+            "the gateway is an in-cluster Service",
+        )
+    for tenant in gateway.keys:
+        if tenant not in s.tenants:
+            yield _p(f"gateway.keys.{tenant}", f"no tenant {tenant!r}" + close_matches(tenant, s.tenants))
+    for model, fallback in gateway.fallbacks.items():
+        if model not in s.models:
+            yield _p(f"gateway.fallbacks.{model}", f"no model {model!r} in models" + close_matches(model, s.models))
+        needs_key = fallback.provider is not FallbackProvider.BEDROCK
+        if needs_key and not fallback.api_key:
+            yield _p(f"gateway.fallbacks.{model}.api_key", f"{fallback.provider.value} needs an API key")
+        if not needs_key and fallback.api_key:
+            yield _p(f"gateway.fallbacks.{model}.api_key", "bedrock is called with the gateway's role, not a key")
+    for model in gateway.model_rpm:
+        if model not in s.models:
+            yield _p(f"gateway.model_rpm.{model}", f"no model {model!r} in models" + close_matches(model, s.models))
+
+
 def tags_extra(s: Settings) -> Iterator[Problem]:
     for key, value in s.tags.extra.items():
         if key in KIT_TAG_KEYS:
@@ -424,6 +452,7 @@ RULES: tuple[Rule, ...] = (
     image_cache_credentials,
     model_owners,
     licenses_accepted,
+    gateway_refs,
     tags_extra,
 )
 

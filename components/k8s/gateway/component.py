@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime.config import is_config_secret
 
-from components.k8s.gateway.config import GatewayConfigError, check, key_digest
+from components.k8s.gateway.config import GatewayConfigError, key_digest
 from components.k8s.gateway.objects import (
     IMAGE_REGISTRY,
     NAME,
@@ -86,7 +86,6 @@ class Gateway(pulumi.ComponentResource):
         super().__init__("modelyard:k8s:Gateway", name, None, opts)
         settings = args.settings
         try:
-            check(settings)
             require_secret_config(settings)
         except GatewayConfigError as exc:
             # One message without a Python traceback, as settings errors print.

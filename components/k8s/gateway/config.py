@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from components.k8s.isolation import tenant_namespace
-from components.settings.model import DataPolicy, FallbackProvider, GatewayExposure, Preset, Settings
+from components.settings.model import DataPolicy, FallbackProvider, Preset, Settings
 
 # The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
 SERVING_CHART_NAME = "llm-serving"
@@ -83,36 +83,6 @@ def env_name(kind: str, model: str) -> str:
     return f"{kind}_{''.join(c if c.isalnum() else '_' for c in model).upper()}"
 
 
-def check(settings: Settings) -> None:
-    """Raise GatewayConfigError for the first gateway setting that names what the stack lacks."""
-    gateway = settings.gateway
-    if gateway.exposure is GatewayExposure.PUBLIC:
-        # Refused rather than ignored: nobody should believe the endpoint is on the internet, or that it is not.
-        raise GatewayConfigError(
-            "gateway.exposure",
-            "public needs the load balancer the kit does not create yet (docs/gateway.md, What is left); "
-            "the gateway is an in-cluster Service",
-        )
-    for tenant in gateway.keys:
-        if tenant not in settings.tenants:
-            raise GatewayConfigError(
-                f"gateway.keys.{tenant}", f"no tenant {tenant!r} (tenants: {sorted(settings.tenants)})"
-            )
-    for model, fallback in gateway.fallbacks.items():
-        if model not in settings.models:
-            raise GatewayConfigError(f"gateway.fallbacks.{model}", f"no model {model!r} in models")
-        needs_key = fallback.provider is not FallbackProvider.BEDROCK
-        if needs_key and not fallback.api_key:
-            raise GatewayConfigError(
-                f"gateway.fallbacks.{model}.api_key", f"{fallback.provider.value} needs an API key"
-            )
-        if not needs_key and fallback.api_key:
-            raise GatewayConfigError(f"gateway.fallbacks.{model}.api_key", "bedrock is called with the gateway's role")
-    for model in gateway.model_rpm:
-        if model not in settings.models:
-            raise GatewayConfigError(f"gateway.model_rpm.{model}", f"no model {model!r} in models")
-
-
 def hybrid(settings: Settings, tenant: str) -> list[str]:
     """The tenant's models that may fall back outside the VPC (none for a tenant whose data stays in)."""
     spec = settings.tenants[tenant]
@@ -133,7 +103,6 @@ def _fallback_params(settings: Settings, model: str) -> dict[str, Any]:
 
 def gateway_config(settings: Settings) -> dict[str, Any]:
     """LiteLLM's config.yaml for the stack (no secret in it)."""
-    check(settings)
     model_list: list[dict[str, Any]] = []
     fallbacks: list[dict[str, list[str]]] = []
     used_hybrid = {m for t in settings.tenants for m in hybrid(settings, t)}
@@ -198,7 +167,6 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
 
 def gateway_tenants(settings: Settings) -> dict[str, Any]:
     """tenants.json for the custom auth: by tenant with a key, what it may call, its aliases and limits."""
-    check(settings)
     out: dict[str, Any] = {}
     for tenant in sorted(settings.gateway.keys):
         spec = settings.tenants[tenant]
