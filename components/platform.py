@@ -19,13 +19,14 @@ from components.k8s.isolation import (
     isolation_args,
     tenant_namespace,
 )
-from components.k8s.monitoring.component import Monitoring, MonitoringArgs
+from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
 from components.k8s.monitoring.logs import LOG_RETENTION_BY_PRESET, ContainerLogs, ContainerLogsArgs
 from components.k8s.monitoring.values import (
     IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK_RELEASE,
     PROMETHEUS_POD_LABELS,
     PROMETHEUS_URL,
+    ReceiverKind,
 )
 from components.k8s.serving import Serving, ServingArgs
 from components.settings import Settings
@@ -131,7 +132,18 @@ def build_platform(settings: Settings) -> None:
     # Before serving: model servers come with ServiceMonitors, a CRD the monitoring stack installs.
     monitoring = Monitoring(
         "monitoring",
-        args=MonitoringArgs(settings=settings, image_mirrors=image_mirrors(settings, aws_provider)),
+        args=MonitoringArgs(
+            settings=settings,
+            image_mirrors=image_mirrors(settings, aws_provider),
+            receivers={
+                route: AlertReceiver(
+                    kind=ReceiverKind(receiver.kind.value),
+                    secret=pulumi.Output.secret(receiver.secret),
+                    slack_channel=receiver.slack_channel,
+                )
+                for route, receiver in settings.monitoring.receivers.items()
+            },
+        ),
         opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[cluster.karpenter]),
     )
     retention = LOG_RETENTION_BY_PRESET[settings.preset]

@@ -619,3 +619,32 @@ def test_container_logs_shipped_where_the_preset_keeps_them(plans, stack, days):
         (group,) = groups
         assert group["inputs"]["retentionInDays"] == days
         assert len(releases) == 1
+
+
+def test_alert_receivers_from_settings_keep_their_secret_out_of_the_plan(tmp_path):
+    from tests.conftest import plan_with
+
+    plan = plan_with(
+        tmp_path,
+        "minimal",
+        {"monitoring": {"receivers": {"page": {"kind": "pagerduty", "secret": {"secure": "v1:cipher"}}}}},
+    )
+    text = json.dumps(plan)
+    assert "offline-secret-placeholder" not in text, "a secure value never appears in the plan"
+    secrets = [
+        r for r in plan["resources"] if r["type"] == "kubernetes:core/v1:Secret" and r["name"].startswith("monitoring")
+    ]
+    for secret in secrets:
+        data = secret["inputs"]["stringData"]
+        assert data == "[secret]" or all(v == "[secret]" for v in data.values())
+    assert secrets
+    (config,) = [m["object"] for m in plan["manifests"] if m["object"]["kind"] == "AlertmanagerConfig"]
+    assert "pagerdutyConfigs" in json.dumps(config["spec"]["receivers"])
+
+
+def test_alert_routes_are_page_and_ticket_only(make_settings):
+    from components.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        make_settings(monitoring={"receivers": {"urgent": {"kind": "webhook", "secret": "https://x"}}})
+    assert "routes are page (critical) and ticket (warning)" in exc.value.problems[0].message

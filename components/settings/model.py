@@ -546,6 +546,41 @@ class TagSettings:
     )
 
 
+class AlertReceiverKind(StrEnum):
+    """Where Alertmanager sends a route's alerts."""
+
+    WEBHOOK = "webhook"  # secret: the URL Alertmanager POSTs to
+    SLACK = "slack"  # secret: the incoming-webhook URL
+    PAGERDUTY = "pagerduty"  # secret: the Events API v2 routing key
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertReceiverSettings:
+    kind: AlertReceiverKind = doc_field("the receiver's kind")
+    secret: str = doc_field(
+        "the webhook URL, Slack incoming-webhook URL or PagerDuty routing key; set it as a Pulumi secret "
+        "(`pulumi config set --secret --path 'modelyard:monitoring.receivers.page.secret' ...`): it is kept in a "
+        "Kubernetes Secret of its own, never in Helm values"
+    )
+    slack_channel: str | None = doc_field(
+        "Slack only: the channel, e.g. #llm-oncall; null: the webhook's own",
+        default=None,
+        pattern=r"#[\w.-]{1,80}",
+        pattern_doc="a Slack channel such as #llm-oncall",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringSettings:
+    receivers: Mapping[str, AlertReceiverSettings] = doc_field(
+        "where alerts go, by route: page (critical alerts) and ticket (warnings); a route without one "
+        "delivers nowhere (alerts still show in Alertmanager and Grafana)",
+        default_factory=lambda: MappingProxyType({}),
+        key_pattern=r"page|ticket",
+        key_pattern_doc="routes are page (critical) and ticket (warning)",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything one stack is built from: the preset merged with the stack file's overrides."""
@@ -567,6 +602,9 @@ class Settings:
         "teams sharing the platform, by name", default_factory=lambda: MappingProxyType({})
     )
     tags: TagSettings = doc_field("cost-allocation and extra tags", default_factory=TagSettings)
+    monitoring: MonitoringSettings = doc_field(
+        "alert receivers (Prometheus, Grafana and the rules come with every preset)", default_factory=MonitoringSettings
+    )
     licenses: tuple[str, ...] = doc_field(
         "model licenses the stack's owners accept, by the catalog's license names (docs/sizing.md); a model "
         "under any other is refused",
