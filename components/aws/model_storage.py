@@ -167,7 +167,7 @@ class ModelStorage(pulumi.ComponentResource):
             tags=tags,
             opts=stateful,
         )
-        self._harden(f"{name}-logs", logs, child, kms_key_arn=None)
+        harden_bucket(f"{name}-logs", logs, child, kms_key_arn=None)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-logs",
             bucket=logs.id,
@@ -209,7 +209,7 @@ class ModelStorage(pulumi.ComponentResource):
         )
 
         bucket = aws.s3.Bucket(f"{name}-bucket", bucket=args.bucket_name, tags=tags, opts=stateful)
-        self._harden(f"{name}-bucket", bucket, child, kms_key_arn=key.arn)
+        harden_bucket(f"{name}-bucket", bucket, child, kms_key_arn=key.arn)
         aws.s3.BucketLogging(
             f"{name}-bucket",
             bucket=bucket.id,
@@ -306,48 +306,50 @@ class ModelStorage(pulumi.ComponentResource):
         self.key_arn = key.arn
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
 
-    def _harden(
-        self, name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, kms_key_arn: pulumi.Output[str] | None
-    ) -> None:
-        """Versioning, default encryption, all public access blocked, ACLs off: both buckets get these."""
-        aws.s3.BucketVersioning(
-            name,
-            bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=child,
+
+def harden_bucket(
+    name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, kms_key_arn: pulumi.Input[str] | None
+) -> None:
+    """Versioning, default encryption (the KMS key with a bucket key, else SSE-S3), all public access blocked,
+    ACLs off: every bucket the kit creates gets these."""
+    aws.s3.BucketVersioning(
+        name,
+        bucket=bucket.id,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+        opts=child,
+    )
+    by_default = (
+        aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+            sse_algorithm="aws:kms", kms_master_key_id=kms_key_arn
         )
-        by_default = (
-            aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                sse_algorithm="aws:kms", kms_master_key_id=kms_key_arn
+        if kms_key_arn is not None
+        else aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+            sse_algorithm="AES256"
+        )
+    )
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        name,
+        bucket=bucket.id,
+        rules=[
+            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=by_default,
+                bucket_key_enabled=kms_key_arn is not None,
             )
-            if kms_key_arn is not None
-            else aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                sse_algorithm="AES256"
-            )
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            name,
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=by_default,
-                    bucket_key_enabled=kms_key_arn is not None,
-                )
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPublicAccessBlock(
-            name,
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            name,
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
+        ],
+        opts=child,
+    )
+    aws.s3.BucketPublicAccessBlock(
+        name,
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=child,
+    )
+    aws.s3.BucketOwnershipControls(
+        name,
+        bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=child,
+    )

@@ -32,6 +32,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import catalog
+from components.aws.model_storage import harden_bucket
 from components.settings.model import Settings
 
 TENANT_NAMESPACE_PREFIX = "tenant-"
@@ -515,40 +516,8 @@ class AccountSecurity(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True),
         )
-        aws.s3.BucketVersioning(
-            f"{name}-trail-logs",
-            bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=child,
-        )
-        # The bucket's default is SSE-S3; CloudTrail encrypts each log file with the trail's own KMS key.
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-trail-logs",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
-                )
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-trail-logs",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-trail-logs",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
+        # CloudTrail encrypts each log file with the trail's own KMS key; the bucket's default stays SSE-S3.
+        harden_bucket(f"{name}-trail-logs", bucket, child, kms_key_arn=None)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-trail-logs",
             bucket=bucket.id,
