@@ -13,6 +13,7 @@ Money is Decimal, rounded to cents per line; totals are sums of the rounded line
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter
@@ -380,15 +381,19 @@ def _log_group(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     ]
 
 
-def _kms_key(r: Mapping[str, Any], p: Pricer) -> list[Line]:
+def _flat(
+    r: Mapping[str, Any], p: Pricer, *, group: str, what: str, price: str, basis: str, name_input: str = ""
+) -> list[Line]:
+    """One resource at one monthly unit price (a KMS key, a hosted zone, a health check, an alarm)."""
+    name = r["inputs"].get(name_input, r["name"]) if name_input else r["name"]
     return [
         p.aws(
             id=r["key"],
-            group="security",
-            item=f"KMS key {r['name']}",
-            monthly=p.price("kms_key_month"),
-            keys=["kms_key_month"],
-            basis="one customer managed key (requests not counted)",
+            group=group,
+            item=f"{what} {name}",
+            monthly=p.price(price),
+            keys=[price],
+            basis=basis,
             resource=r["key"],
         )
     ]
@@ -521,48 +526,6 @@ def _elasticache(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     ]
 
 
-def _route53_zone(r: Mapping[str, Any], p: Pricer) -> list[Line]:
-    return [
-        p.aws(
-            id=r["key"],
-            group="network",
-            item=f"Route 53 zone {r['inputs'].get('name', r['name'])}",
-            monthly=p.price("route53_zone_month"),
-            keys=["route53_zone_month"],
-            basis="one hosted zone",
-            resource=r["key"],
-        )
-    ]
-
-
-def _route53_health_check(r: Mapping[str, Any], p: Pricer) -> list[Line]:
-    return [
-        p.aws(
-            id=r["key"],
-            group="network",
-            item=f"Route 53 health check {r['name']}",
-            monthly=p.price("route53_health_check_month"),
-            keys=["route53_health_check_month"],
-            basis="one AWS-endpoint or CloudWatch-alarm health check",
-            resource=r["key"],
-        )
-    ]
-
-
-def _alarm(r: Mapping[str, Any], p: Pricer) -> list[Line]:
-    return [
-        p.aws(
-            id=r["key"],
-            group="observability",
-            item=f"CloudWatch alarm {r['name']}",
-            monthly=p.price("cloudwatch_alarm_month"),
-            keys=["cloudwatch_alarm_month"],
-            basis="one standard-resolution alarm",
-            resource=r["key"],
-        )
-    ]
-
-
 def _ecr_repository(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     return [
         p.aws(
@@ -665,7 +628,13 @@ PRICERS: Mapping[str, Pricing] = {
     "aws:eks/nodeGroup:NodeGroup": _node_group,
     "aws:ec2/eip:Eip": _eip,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
-    "aws:kms/key:Key": _kms_key,
+    "aws:kms/key:Key": functools.partial(
+        _flat,
+        group="security",
+        what="KMS key",
+        price="kms_key_month",
+        basis="one customer managed key (requests not counted)",
+    ),
     "aws:ebs/volume:Volume": _ebs_volume,
     "aws:fsx/lustreFileSystem:LustreFileSystem": _fsx,
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
@@ -673,9 +642,28 @@ PRICERS: Mapping[str, Pricing] = {
     "aws:rds/instance:Instance": _rds,
     "aws:elasticache/replicationGroup:ReplicationGroup": _elasticache,
     "aws:elasticache/cluster:Cluster": _elasticache,
-    "aws:route53/zone:Zone": _route53_zone,
-    "aws:route53/healthCheck:HealthCheck": _route53_health_check,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
+    "aws:route53/zone:Zone": functools.partial(
+        _flat,
+        group="network",
+        what="Route 53 zone",
+        price="route53_zone_month",
+        basis="one hosted zone",
+        name_input="name",
+    ),
+    "aws:route53/healthCheck:HealthCheck": functools.partial(
+        _flat,
+        group="network",
+        what="Route 53 health check",
+        price="route53_health_check_month",
+        basis="one AWS-endpoint or CloudWatch-alarm health check",
+    ),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": functools.partial(
+        _flat,
+        group="observability",
+        what="CloudWatch alarm",
+        price="cloudwatch_alarm_month",
+        basis="one standard-resolution alarm",
+    ),
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:secretsmanager/secret:Secret": _secret,
     "aws:cloudtrail/trail:Trail": _trail,
