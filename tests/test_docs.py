@@ -60,3 +60,18 @@ def test_the_readme_stack_example_is_a_valid_stack(tmp_path):
     settings = build_settings(project="modelyard", stack="example", config=stack_file.engine_config())
     assert "qwen-32b" in settings.models and "llama-70b" not in settings.models
     assert yaml.safe_load(block.group(1))["config"]["modelyard:preset"] == "moderate"
+
+
+def test_readme_tco_figures_are_the_cost_models(plans):
+    """The README's "its TCO today" column is what `modelyard tco` computes, rounded as printed."""
+    from decimal import Decimal
+
+    readme = (ROOT / "README.md").read_text()
+    for stack, plan in plans.items():
+        row = re.search(rf"\| `{stack}` \| \$([\d.]+)([KM]) \|", readme)
+        assert row is not None, stack
+        annual = Decimal(plan["cost"]["annual_total"])
+        if row.group(2) == "K":
+            assert Decimal(row.group(1)) == round(annual / 1000), stack
+        else:
+            assert Decimal(row.group(1)) == round(annual / 1_000_000, 2), stack
