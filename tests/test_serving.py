@@ -87,3 +87,18 @@ def test_a_model_shared_by_tenants_needs_an_owner(make_settings):
         "several tenants use 'llama-8b'"
         in {p.path: p.message for p in exc.value.problems}["modelyard:models.llama-8b.owner"]
     )
+
+
+def test_a_refused_license_exits_2_naming_the_model_and_its_license(tmp_path, capsys):
+    from components.cli import main
+
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "stacks" / "presets").symlink_to(ROOT / "stacks" / "presets")
+    (tmp_path / "stacks" / "Pulumi.x.yaml").write_text(
+        "config:\n  modelyard:preset: minimal\n  modelyard:licenses: [Apache 2.0]\n"
+    )
+    assert main(["plan", "--stack", "x", "--project-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "modelyard:models.llama-8b: llama-3.1-8b is licensed under 'Llama 3.1 Community License'" in err
+    assert "Traceback" not in err
