@@ -7,6 +7,7 @@ dispatches and turns the kit's errors into exit codes, the same way for every co
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(exc.render(), file=sys.stderr)
         return ExitCode.BAD_INPUT
+    except BrokenPipeError:
+        # The reader went away (`modelyard plan ... | head`): nothing more to say, and nobody to say it to.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     except EnvironmentBlocked as exc:
         print(f"blocked: {exc}", file=sys.stderr)
         return ExitCode.ENVIRONMENT

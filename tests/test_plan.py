@@ -146,3 +146,10 @@ def test_plan_refuses_bad_settings_with_input_error(tmp_path):
     with pytest.raises(InputError) as exc:
         plan_stack(_project_copy(tmp_path, "bad", body), "bad")
     assert exc.value.problems[0].path == "modelyard:preset"
+
+
+def test_text_and_markdown_lead_with_the_cost(plans):
+    from components.plan.render import markdown_report, text_report
+
+    for view in (text_report(plans["pilot"]), markdown_report(plans["pilot"])):
+        assert "inside the minimal band $125,000 to $190,000 a year" in view.split("\n\n")[0] + view[:600]

@@ -35,6 +35,20 @@ def tree_lines(plan: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cost_summary(plan: dict[str, Any]) -> str:
+    """One line: the TCO a month and a year, the AWS part, the band check (details: `modelyard tco`)."""
+    cost = plan.get("cost")
+    if not cost:
+        return "cost: not priced"
+    band = cost["band"]
+    verdict = "inside" if band["within"] else "OUTSIDE"
+    return (
+        f"cost: ${float(cost['monthly_total']):,.2f} a month, ${float(cost['annual_total']):,.2f} a year "
+        f"(AWS ${float(cost['aws_monthly']):,.2f} a month); {verdict} the {band['preset']} band "
+        f"${float(band['low']):,.0f} to ${float(band['high']):,.0f} a year"
+    )
+
+
 def text_report(plan: dict[str, Any]) -> str:
     counts = type_counts(plan)
     total = len(plan["resources"])
@@ -42,6 +56,7 @@ def text_report(plan: dict[str, Any]) -> str:
     out = [
         f"stack {plan['stack']} (preset {plan['preset']}, project {plan['project']}): "
         f"{total} resources, {len(plan['manifests'])} Kubernetes objects",
+        cost_summary(plan),
         "",
         *tree_lines(plan),
         "",
@@ -59,6 +74,8 @@ def markdown_report(plan: dict[str, Any]) -> str:
         f"### modelyard plan: `{plan['stack']}` (preset `{plan['preset']}`)",
         "",
         f"{len(plan['resources'])} resources, {len(plan['manifests'])} Kubernetes objects.",
+        "",
+        cost_summary(plan),
         "",
         "| resource type | count |",
         "|---|---:|",
