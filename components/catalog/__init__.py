@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from components.yamlio import parse_yaml
+
 DATA_DIR = Path(__file__).parent
 
 BYTES_PER_MIB = 1024 * 1024
@@ -435,9 +437,7 @@ class _Reader:
 
 def _read_yaml(path: Path, problems: list[str]) -> Mapping[str, Any]:
     try:
-        with path.open(encoding="utf-8") as handle:
-            # The C loader, where PyYAML was built with libyaml, reads the files about ten times faster.
-            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         problems.append(f"{path.name}: file missing")
         return {}

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
+from components.yamlio import parse_yaml
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
 QUALITIES = ("M", "O", "T", "U")  # best to worst
@@ -161,8 +161,7 @@ def parse(data: Mapping[str, Any]) -> PriceBook:
 
 
 def load(path: Path = PRICES_FILE) -> PriceBook:
-    with path.open(encoding="utf-8") as f:
-        return parse(yaml.safe_load(f) or {})
+    return parse(parse_yaml(path.read_text(encoding="utf-8")) or {})
 
 
 @functools.cache

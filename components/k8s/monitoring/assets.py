@@ -14,13 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.k8s.monitoring.values import (
     DASHBOARD_LABEL,
     MONITORING_NAMESPACE,
     SCRAPE_SELECTOR_LABELS,
 )
+from components.yamlio import parse_yaml
 
 ASSETS_DIR = Path(__file__).parent
 RULES_DIR = ASSETS_DIR / "rules"
@@ -44,8 +43,7 @@ def dashboard_files() -> list[Path]:
 
 def load_rule(path: Path) -> dict[str, Any]:
     """One PrometheusRule object as kept in the repository."""
-    with path.open() as handle:
-        obj = yaml.safe_load(handle)
+    obj = parse_yaml(path.read_text(encoding="utf-8"))
     if not isinstance(obj, dict) or obj.get("kind") != "PrometheusRule":
         raise ValueError(f"{path.name}: not a PrometheusRule object")
     return obj
@@ -128,8 +126,7 @@ def namespace_object() -> dict[str, Any]:
 
 def known_metrics() -> dict[str, dict[str, Any]]:
     """metrics.yaml's `metrics`: exposed name -> {type, source, ...}."""
-    with METRICS_FILE.open() as handle:
-        data = yaml.safe_load(handle)
+    data = parse_yaml(METRICS_FILE.read_text(encoding="utf-8"))
     return dict(data["metrics"])
 
 
