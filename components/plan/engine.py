@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -24,7 +23,6 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.errors import InputError, Problem
 from components.plan.stackfile import StackFile
 
 UNKNOWN_TEXT = "(known after apply)"
@@ -258,15 +256,6 @@ def run_program(
     for name in sorted(outputs):
         recording.outputs[name] = _sync_await(_resolve_output(outputs[name]))
     return recording
-
-
-def load_stack_file(project_dir: Path, stack: str) -> StackFile:
-    try:
-        return StackFile.load(project_dir, stack)
-    except InputError:
-        raise
-    except OSError as exc:
-        raise InputError(Problem(path=str(project_dir), message=str(exc))) from None
 
 
 def dump_json(data: Any) -> str:
