@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +13,6 @@ from typing import Any, ClassVar
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from components.cli import main
 from components.tools import models
@@ -25,32 +23,6 @@ ACCOUNT = "123456789012"  # moto's account
 REGION = "us-east-1"
 BUCKET = f"modelyard-pilot-models-{ACCOUNT}"  # the shipped stack `pilot` of project modelyard
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint(tmp_path_factory) -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    nothing = str(tmp_path_factory.mktemp("aws") / "none")
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_CONFIG_FILE": nothing,
-            "AWS_SHARED_CREDENTIALS_FILE": nothing,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # the server runs in this process: skip ~1 s of AMI data
-        }.items():
-            patch.setenv(key, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        yield endpoint
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,12 @@ DescribeClusterVersions; DescribeCapacityReservations is answered through botoco
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from components.cli import main
 from components.errors import EnvironmentBlocked
@@ -30,33 +27,6 @@ from components.tools.preflight import (
 
 ACCOUNT = "123456789012"  # moto's account
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint(tmp_path_factory) -> Iterator[str]:
-    """moto's server on 127.0.0.1 (port 0), dummy credentials, every boto3 client pointed at it."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    nothing = str(tmp_path_factory.mktemp("aws") / "none")
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_CONFIG_FILE": nothing,
-            "AWS_SHARED_CREDENTIALS_FILE": nothing,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # the server runs in this process: skip ~1 s of AMI data
-        }.items():
-            patch.setenv(key, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        yield endpoint
-    server.stop()
 
 
 @pytest.fixture(scope="module")
