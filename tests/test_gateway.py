@@ -53,7 +53,7 @@ from components.plan.engine import SECRET_TEXT
 from components.plan.run import plan_stack
 from components.plan.stackfile import SECRET_PLACEHOLDER
 from components.settings import Settings, build_settings
-from tests.tools import ROOT, require_tool
+from tests.tools import ROOT, background_checkov, require_tool
 
 KEYS = {
     "alpha": "sk-alpha-0123456789abcdef",
@@ -465,27 +465,9 @@ def rendered_objects() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module", autouse=True)
 def checkov_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """checkov over the rendered objects, started before the module's first test (it takes seconds)."""
-    run: dict[str, Any] = {}
-    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
-    if checkov.is_file():
-        directory = tmp_path_factory.mktemp("checkov")
-        (directory / "gateway.yaml").write_text(yaml.safe_dump_all(rendered_objects(), sort_keys=False))
-        skips = yaml.safe_load(CHECKOV_SKIPS.read_text())["skips"] or []
-        command = [str(checkov), "--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"]
-        if skips:
-            command += ["--skip-check", ",".join(s["id"] for s in skips)]
-        run["process"] = subprocess.Popen(
-            [*command, "-d", str(directory)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
-            start_new_session=True,
-        )
-    yield run
-    if "process" in run and run["process"].poll() is None:
-        os.killpg(run["process"].pid, signal.SIGKILL)
-        run["process"].communicate()
+    target = tmp_path_factory.mktemp("checkov") / "gateway.yaml"
+    with background_checkov(target, rendered_objects(), CHECKOV_SKIPS) as run:
+        yield run
 
 
 def test_objects_are_valid_for_the_cluster_kubernetes() -> None:

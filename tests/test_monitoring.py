@@ -4,7 +4,6 @@ kubernetes-validate and checkov, Helm values by preset, and the component under 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -49,7 +48,7 @@ from components.k8s.monitoring.values import (
 from components.plan.engine import SECRET_TEXT, normalise, run_program
 from components.plan.run import load_settings
 from components.settings.model import LOG_RETENTION_DAYS, Preset
-from tests.tools import require_tool
+from tests.tools import background_checkov, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = assets.RULES_DIR / "tests"
@@ -318,30 +317,10 @@ CHECKOV_SKIPS = assets.ASSETS_DIR / "checkov-skips.yaml"
 
 @pytest.fixture(scope="module", autouse=True)
 def checkov_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """checkov over the rendered objects, started before this module's first test and read by the checkov
-    test (it takes seconds to start: the other tests run meanwhile)."""
-    run: dict[str, Any] = {}
-    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
-    if checkov.is_file():
-        directory = tmp_path_factory.mktemp("checkov")
-        (directory / "monitoring.yaml").write_text(yaml.safe_dump_all(rendered_objects(), sort_keys=False))
-        skips = yaml.safe_load(CHECKOV_SKIPS.read_text())["skips"] or []
-        command = [str(checkov), "--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"]
-        if skips:
-            command += ["--skip-check", ",".join(s["id"] for s in skips)]
-        run["process"] = subprocess.Popen(
-            [*command, "-d", str(directory)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
-        )
-    yield run
-    if "process" in run:
-        # Always reap it and close its pipes, even when no test read them (a subset of tests ran).
-        if run["process"].poll() is None:
-            run["process"].kill()
-        run["process"].communicate()
+    """checkov over the rendered objects, started before the module's first test (it takes seconds)."""
+    target = tmp_path_factory.mktemp("checkov") / "monitoring.yaml"
+    with background_checkov(target, rendered_objects(), CHECKOV_SKIPS) as run:
+        yield run
 
 
 def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]) -> None:

@@ -3,11 +3,17 @@ in CI (.ci/run sets MODELYARD_REQUIRE_TOOLS=1) it fails them, so CI never passes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,3 +31,33 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@contextlib.contextmanager
+def background_checkov(target: Path, objects: list[dict[str, Any]], skips_file: Path) -> Iterator[dict[str, Any]]:
+    """Start checkov over `objects` (written to `target`) in the background: it takes seconds to start, so
+    a module's other tests run meanwhile. Yields {"process": Popen} (empty without checkov; the test then
+    calls require_tool). Always reaps the process and closes its pipes, read or not."""
+    run: dict[str, Any] = {}
+    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
+    if checkov.is_file():
+        target.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+        skips = yaml.safe_load(skips_file.read_text())["skips"] or []
+        command = [str(checkov), "--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"]
+        if skips:
+            command += ["--skip-check", ",".join(s["id"] for s in skips)]
+        run["process"] = subprocess.Popen(
+            [*command, "-d", str(target.parent)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+            start_new_session=True,
+        )
+    try:
+        yield run
+    finally:
+        if "process" in run:
+            if run["process"].poll() is None:
+                os.killpg(run["process"].pid, signal.SIGKILL)
+            run["process"].communicate()
