@@ -134,6 +134,7 @@ def build_platform(settings: Settings) -> None:
         "monitoring",
         args=MonitoringArgs(
             settings=settings,
+            runbook_base_url=settings.monitoring.runbook_base_url,
             image_mirrors=image_mirrors(settings, aws_provider),
             receivers={
                 route: AlertReceiver(

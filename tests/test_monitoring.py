@@ -627,3 +627,19 @@ def test_alert_routes_are_page_and_ticket_only(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings(monitoring={"receivers": {"urgent": {"kind": "webhook", "secret": "https://x"}}})
     assert "routes are page (critical) and ticket (warning)" in exc.value.problems[0].message
+
+
+def test_runbook_links_follow_the_setting(tmp_path):
+    from tests.conftest import plan_with
+
+    base = "https://wiki.example.com/llm/runbooks/"
+    plan = plan_with(tmp_path, "minimal", {"monitoring": {"runbook_base_url": base}})
+    rules = [m["object"] for m in plan["manifests"] if m["object"]["kind"] == "PrometheusRule"]
+    urls = [
+        rule["annotations"]["runbook_url"]
+        for obj in rules
+        for group in obj["spec"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    assert urls and all(url.startswith(base) and url.endswith(".md") for url in urls)

@@ -572,6 +572,13 @@ class AlertReceiverSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringSettings:
+    runbook_base_url: str = doc_field(
+        "where the alerts' runbook links point: your copy of the kit's docs/runbooks/ as a web page (the default "
+        "names the kit's own repository path; set it to where your team reads the runbooks)",
+        default="https://github.com/modelyard/modelyard/blob/main/docs/runbooks/",
+        pattern=r"https://\S+/",
+        pattern_doc="an https URL ending in /",
+    )
     receivers: Mapping[str, AlertReceiverSettings] = doc_field(
         "where alerts go, by route: page (critical alerts) and ticket (warnings); a route without one "
         "delivers nowhere (alerts still show in Alertmanager and Grafana)",
