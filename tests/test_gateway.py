@@ -26,7 +26,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
@@ -53,7 +52,7 @@ from components.plan.engine import SECRET_TEXT
 from components.plan.run import plan_stack
 from components.plan.stackfile import SECRET_PLACEHOLDER
 from components.settings import Settings, build_settings
-from tests.tools import ROOT, background_checkov, require_tool
+from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
 KEYS = {
     "alpha": "sk-alpha-0123456789abcdef",
@@ -471,17 +470,7 @@ def checkov_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 
 
 def test_objects_are_valid_for_the_cluster_kubernetes() -> None:
-    seen = set()
-    for obj in rendered_objects():
-        try:
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.SchemaNotFoundError:
-            group = obj["apiVersion"].split("/")[0]
-            assert group in CRD_GROUPS, f"no schema for {obj['apiVersion']} {obj['kind']}"
-            seen.add(group)
-        except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{obj['kind']} {obj['metadata']['name']}: {exc.message}")
-    assert seen == CRD_GROUPS
+    assert validate_strict(rendered_objects(), KUBERNETES_VERSION, CRD_GROUPS) == CRD_GROUPS
 
 
 def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]) -> None:

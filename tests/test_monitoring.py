@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
@@ -48,7 +47,7 @@ from components.k8s.monitoring.values import (
 from components.plan.engine import SECRET_TEXT, normalise, run_program
 from components.plan.run import load_settings
 from components.settings.model import LOG_RETENTION_DAYS, Preset
-from tests.tools import background_checkov, require_tool
+from tests.tools import background_checkov, require_tool, validate_strict
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = assets.RULES_DIR / "tests"
@@ -286,17 +285,7 @@ def rendered_objects() -> list[dict[str, Any]]:
 
 
 def test_objects_are_valid_for_the_cluster_kubernetes() -> None:
-    seen = set()
-    for obj in rendered_objects():
-        try:
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.SchemaNotFoundError:
-            group = obj["apiVersion"].split("/")[0]
-            assert group in CRD_GROUPS, f"no schema for {obj['apiVersion']} {obj['kind']}"
-            seen.add(group)
-        except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{obj['kind']} {obj['metadata']['name']}: {exc.message}")
-    assert seen == CRD_GROUPS
+    assert validate_strict(rendered_objects(), KUBERNETES_VERSION, CRD_GROUPS) == CRD_GROUPS
 
 
 def test_objects_carry_the_labels_prometheus_and_grafana_select() -> None:

@@ -61,3 +61,21 @@ def background_checkov(target: Path, objects: list[dict[str, Any]], skips_file: 
             if run["process"].poll() is None:
                 os.killpg(run["process"].pid, signal.SIGKILL)
             run["process"].communicate()
+
+
+def validate_strict(objects: list[dict[str, Any]], version: str, crd_groups: frozenset[str]) -> set[str]:
+    """Every object against Kubernetes `version`'s schemas, strict; a missing schema is allowed only for the
+    CRD groups named. Returns the CRD groups met, so a test can check its allow-list is not stale."""
+    import kubernetes_validate
+
+    seen: set[str] = set()
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            group = obj["apiVersion"].split("/")[0]
+            assert group in crd_groups, f"no schema for {obj['apiVersion']} {obj['kind']}"
+            seen.add(group)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{obj['kind']} {obj['metadata']['name']}: {exc.message}")
+    return seen

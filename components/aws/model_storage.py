@@ -168,21 +168,8 @@ class ModelStorage(pulumi.ComponentResource):
             opts=stateful,
         )
         harden_bucket(f"{name}-logs", logs, child, kms_key_arn=None)
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-logs",
-            bucket=logs.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-access-logs",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.access_log_days),
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=1
-                    ),
-                )
-            ],
-            opts=child,
+        expire_logs(
+            f"{name}-logs", logs, child, rule_id="expire-access-logs", days=args.access_log_days, noncurrent_days=1
         )
         aws.s3.BucketPolicy(
             f"{name}-logs",
@@ -351,5 +338,27 @@ def harden_bucket(
         name,
         bucket=bucket.id,
         rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=child,
+    )
+
+
+def expire_logs(
+    name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, rule_id: str, days: int, noncurrent_days: int
+) -> None:
+    """A log bucket's lifecycle: logs expire after `days`, overwritten versions after `noncurrent_days`."""
+    aws.s3.BucketLifecycleConfiguration(
+        name,
+        bucket=bucket.id,
+        rules=[
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id=rule_id,
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=noncurrent_days
+                ),
+            )
+        ],
         opts=child,
     )

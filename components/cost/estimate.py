@@ -591,34 +591,30 @@ def _guardduty(r: Mapping[str, Any], p: Pricer, *, vcpus: int) -> list[Line]:
     ]
 
 
-def _not_priced(r: Mapping[str, Any], why: str) -> Line:
+def _zero_line(r: Mapping[str, Any], status: str, why: str) -> Line:
+    """A visible $0 line for what the model cannot price, never a silent gap."""
     return Line(
         id=r["key"],
         category="aws",
-        group="not priced",
+        group=status,
         item=f"{r['type']} {r['name']}",
         monthly=Decimal(0),
         source="-",
         quality="U",
-        basis=f"not priced: {why}",
-        status="not priced",
+        basis=f"{status}: {why}",
+        status=status,
         resource=r["key"],
     )
+
+
+def _not_priced(r: Mapping[str, Any], why: str) -> Line:
+    """A resource type the model has no rule for."""
+    return _zero_line(r, "not priced", why)
 
 
 def _unpriced(r: Mapping[str, Any], why: str) -> Line:
-    return Line(
-        id=r["key"],
-        category="aws",
-        group="unpriced",
-        item=f"{r['type']} {r['name']}",
-        monthly=Decimal(0),
-        source="-",
-        quality="U",
-        basis=f"unpriced: {why}",
-        status="unpriced",
-        resource=r["key"],
-    )
+    """A known type without a sourced price (p5e)."""
+    return _zero_line(r, "unpriced", why)
 
 
 Pricing = Callable[[Mapping[str, Any], Pricer], list[Line]]

@@ -32,7 +32,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import catalog
-from components.aws.model_storage import harden_bucket
+from components.aws.model_storage import expire_logs, harden_bucket
 from components.settings.model import Settings
 
 TENANT_NAMESPACE_PREFIX = "tenant-"
@@ -518,21 +518,8 @@ class AccountSecurity(pulumi.ComponentResource):
         )
         # CloudTrail encrypts each log file with the trail's own KMS key; the bucket's default stays SSE-S3.
         harden_bucket(f"{name}-trail-logs", bucket, child, kms_key_arn=None)
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-trail-logs",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-trail-logs",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.log_days),
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=30
-                    ),
-                )
-            ],
-            opts=child,
+        expire_logs(
+            f"{name}-trail-logs", bucket, child, rule_id="expire-trail-logs", days=args.log_days, noncurrent_days=30
         )
         trail_arn = pulumi.Output.concat(
             "arn:aws:cloudtrail:", args.region, ":", args.account_id, ":trail/", trail_name
