@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from components.plan.stackfile import StackFile
+from components.settings.stackfile import StackFile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stack':<12}{'resources':>10}{'plan s':>10}{'floor s':>10}{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for stack in StackFile.available(ROOT):
+            if "modelyard:layer_of" in StackFile.load(ROOT, stack).config:
+                continue  # a Kubernetes layer: planned with its AWS layer's stack
             plan_file = Path(tmp) / f"{stack}.json"
             command = [modelyard, "plan", "--stack", stack, "--json", str(plan_file)]
             plan_seconds = _time(command, args.runs)

@@ -1,15 +1,31 @@
-"""Compose one stack's components from its settings. The only place that knows the whole platform."""
+"""Compose one stack's components from its settings. The only place that knows the whole platform.
+
+The platform has two layers (design.md, Layers; docs/deploy.md): the AWS layer (network, cluster, node
+capacity, storage, identities) and the Kubernetes layer (every object applied through the cluster's API).
+One stack builds both, or a split deployment builds them in two stacks: the AWS layer's stack also creates
+a deploy runner inside the VPC, and exports `AwsLayer`; the Kubernetes layer's stack reads it back through
+a stack reference. Components never know which: they take plain inputs.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
 
 import pulumi
 import pulumi_aws as aws
 
 from components import catalog
 from components.aws.cluster import Cluster, ClusterArgs
+from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs
+from components.aws.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
+from components.aws.tenant_identities import TenantIdentities, TenantIdentitiesArgs, TenantIdentity
+from components.k8s.cluster_services import ClusterServices, ClusterServicesArgs
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
 from components.k8s.isolation import (
     MODEL_SERVER_SERVICE_ACCOUNT,
@@ -20,7 +36,13 @@ from components.k8s.isolation import (
     tenant_namespace,
 )
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
-from components.k8s.monitoring.logs import LOG_RETENTION_BY_PRESET, ContainerLogs, ContainerLogsArgs
+from components.k8s.monitoring.logs import (
+    LOG_RETENTION_BY_PRESET,
+    ContainerLogGroup,
+    ContainerLogGroupArgs,
+    ContainerLogs,
+    ContainerLogsArgs,
+)
 from components.k8s.monitoring.values import (
     IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK_RELEASE,
@@ -29,15 +51,66 @@ from components.k8s.monitoring.values import (
     ReceiverKind,
 )
 from components.k8s.serving import Serving, ServingArgs
+from components.options import after
 from components.settings import Settings
-from components.settings.model import NatMode
+from components.settings.model import NatMode, StackLayer
+
+
+@dataclass(frozen=True, kw_only=True)
+class AwsLayer:
+    """What the Kubernetes layer takes from the AWS layer: the AWS layer's stack outputs, by field name.
+
+    In one stack these are the resources' own outputs; in a split deployment, the same names read from the
+    AWS layer's stack through a stack reference. Adding a field adds a stack output: nothing else crosses.
+    """
+
+    account_id: pulumi.Input[str]
+    cluster_endpoint: pulumi.Input[str]
+    cluster_certificate_authority: pulumi.Input[str]
+    karpenter_queue_name: pulumi.Input[str]
+    karpenter_node_role_name: pulumi.Input[str]
+    gpu_security_groups: pulumi.Input[Mapping[str, Sequence[str]]]
+    model_bucket: pulumi.Input[str]
+    container_log_group: pulumi.Input[str]
+    """"" where the preset ships no container logs."""
+
+    def export(self) -> None:
+        for field in dataclasses.fields(self):
+            pulumi.export(field.name, getattr(self, field.name))
+
+    @classmethod
+    def from_reference(cls, reference: pulumi.StackReference) -> AwsLayer:
+        return cls(**{field.name: reference.get_output(field.name) for field in dataclasses.fields(cls)})
+
+
+def aws_stack_reference(settings: Settings) -> str:
+    """The fully qualified name of a split deployment's AWS-layer stack (`<organization>/<project>/<stack>`;
+    with an S3 backend the organization is `organization`)."""
+    return f"{pulumi.get_organization()}/{settings.project}/{settings.aws_stack}"
 
 
 def build_platform(settings: Settings) -> None:
-    """Create every resource of the stack. Settings are already valid: nothing here re-checks them."""
+    """Create every resource of the stack's layer(s). Settings are already valid: nothing here re-checks them."""
+    pulumi.export("region", settings.region)
+    pulumi.export("preset", settings.preset.value)
+    if settings.layer is StackLayer.KUBERNETES:
+        reference = pulumi.StackReference("aws-layer", stack_name=aws_stack_reference(settings))
+        build_kubernetes_layer(settings, AwsLayer.from_reference(reference), aws_parts={})
+        return
+    layer, parts = build_aws_layer(settings)
+    layer.export()
+    if settings.layer is StackLayer.ALL:
+        build_kubernetes_layer(settings, layer, aws_parts=parts)
+
+
+def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Resource]]:
+    """Every AWS resource. Returns the layer's outputs and, by role, what the Kubernetes layer waits for
+    when one stack holds both."""
     # One explicit provider per region: with default providers disabled (Pulumi.yaml), nothing can
     # land on the operator's ambient region or profile by accident.
     aws_provider = aws.Provider(f"{settings.name}-aws", region=settings.region)
+    on_aws = pulumi.ResourceOptions(provider=aws_provider)
+    account = account_id(aws_provider)
     network = Network(
         "network",
         args=NetworkArgs(
@@ -51,7 +124,7 @@ def build_platform(settings: Settings) -> None:
             cluster_name=settings.name,
             tags=settings.tags_for("network"),
         ),
-        opts=pulumi.ResourceOptions(provider=aws_provider),
+        opts=on_aws,
     )
     system = settings.cluster.system_nodes
     cluster = Cluster(
@@ -73,7 +146,6 @@ def build_platform(settings: Settings) -> None:
             system_max=system.max_nodes,
             system_desired=system.desired_nodes,
             tags=settings.tags_for("cluster"),
-            image_registry=lambda host: image_registry(settings, aws_provider, host),
         ),
         opts=pulumi.ResourceOptions(provider=aws_provider, depends_on=[network]),
     )
@@ -83,7 +155,7 @@ def build_platform(settings: Settings) -> None:
             "image-cache",
             args=ImageCacheArgs(
                 region=settings.region,
-                account_id=account_id(aws_provider),
+                account_id=account,
                 credentials={
                     "docker_hub_secret_arn": cache.docker_hub_secret_arn,
                     "github_secret_arn": cache.github_secret_arn,
@@ -91,101 +163,61 @@ def build_platform(settings: Settings) -> None:
                 node_role_names=[cluster.system_node_role_name, cluster.karpenter_node_role_name],
                 tags=settings.tags_for("image-cache"),
             ),
-            opts=pulumi.ResourceOptions(provider=aws_provider),
+            opts=on_aws,
         )
-    GpuPools(
+    capacity = GpuCapacity(
         "gpu-pools",
-        args=GpuPoolsArgs(
-            cluster_name=settings.name,
+        args=GpuCapacityArgs(
+            cluster_name=cluster.cluster_name,
             pools=settings.pools,
-            dedicated={t.dedicated_pool: name for name, t in settings.tenants.items() if t.dedicated_pool},
+            dedicated=dedicated_pools(settings),
             zone_subnets=network.private_subnet_by_zone,
-            node_role_name=cluster.karpenter_node_role_name,
             node_role_arn=cluster.karpenter_node_role_arn,
             cluster_security_group_id=cluster.cluster_security_group_id,
             vpc_id=network.vpc_id,
             tags=settings.tags_for("gpu-pools"),
         ),
-        aws_provider=aws_provider,
-        k8s_provider=cluster.k8s_provider,
-        # NodePools and EC2NodeClasses are Karpenter's CRDs: the chart must be installed first.
-        opts=pulumi.ResourceOptions(depends_on=[cluster.karpenter]),
+        opts=on_aws,
     )
     storage = ModelStorage(
         "models",
         args=ModelStorageArgs(
-            bucket_name=model_bucket_name(settings, aws_provider),
+            bucket_name=pulumi.Output.concat(settings.name, "-models-", account),
             tenants={
                 name: TenantAccess(model_prefixes=[model_prefix(settings, model) for model in tenant.models])
                 for name, tenant in settings.tenants.items()
             },
             tags=settings.tags_for("model-storage"),
         ),
-        opts=pulumi.ResourceOptions(provider=aws_provider),
+        opts=on_aws,
     )
-    isolation = Isolation(
+    identities = TenantIdentities(
         "isolation",
-        args=isolation_args(settings, cluster_name=cluster.cluster_name, read_role_arns=storage.tenant_role_arns),
-        aws_provider=aws_provider,
-        k8s_provider=cluster.k8s_provider,
-    )
-    # Before serving: model servers come with ServiceMonitors, a CRD the monitoring stack installs.
-    monitoring = Monitoring(
-        "monitoring",
-        args=MonitoringArgs(
-            settings=settings,
-            runbook_base_url=settings.monitoring.runbook_base_url,
-            image_mirrors=image_mirrors(settings, aws_provider),
-            receivers={
-                route: AlertReceiver(
-                    kind=ReceiverKind(receiver.kind.value),
-                    secret=pulumi.Output.secret(receiver.secret),
-                    slack_channel=receiver.slack_channel,
-                )
-                for route, receiver in settings.monitoring.receivers.items()
+        args=TenantIdentitiesArgs(
+            cluster_name=cluster.cluster_name,
+            tenants={
+                name: TenantIdentity(principals=t.principals, read_role_arn=storage.tenant_role_arns[name])
+                for name, t in settings.tenants.items()
             },
+            cluster_admins=settings.cluster.admins,
+            tags=settings.tags_for("isolation"),
         ),
-        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[cluster.karpenter]),
+        opts=on_aws,
     )
+    parts: dict[str, pulumi.Resource] = {"cluster": cluster, "gpu": capacity, "identities": identities}
+    log_group: pulumi.Input[str] = ""
     retention = LOG_RETENTION_BY_PRESET[settings.preset]
     if retention is not None:
         # Every container's logs to CloudWatch, where the preset keeps them (moderate 30 days, enterprise 365).
-        ContainerLogs(
+        logs = ContainerLogGroup(
             "logs",
-            args=ContainerLogsArgs(
-                cluster_name=cluster.cluster_name,
-                region=settings.region,
-                retention_days=retention,
-                namespace=monitoring.namespace,
-                image_registry=image_registry(settings, aws_provider, "public.ecr.aws")
-                if settings.image_cache_on
-                else None,
-                tags=settings.tags_for("logs"),
+            args=ContainerLogGroupArgs(
+                cluster_name=cluster.cluster_name, retention_days=retention, tags=settings.tags_for("logs")
             ),
-            opts=pulumi.ResourceOptions(providers=[aws_provider, cluster.k8s_provider], depends_on=[monitoring]),
+            opts=on_aws,
         )
-    Serving(
-        "serving",
-        args=ServingArgs(
-            settings=settings,
-            bucket=storage.bucket_name,
-            image_registry=lambda host: image_registry(settings, aws_provider, host),
-            namespace_of=tenant_namespace,
-            service_account=MODEL_SERVER_SERVICE_ACCOUNT,
-            prometheus_release=KUBE_PROMETHEUS_STACK_RELEASE,
-            prometheus_pod_labels=PROMETHEUS_POD_LABELS,
-            prometheus_url=PROMETHEUS_URL,
-        ),
-        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[isolation, monitoring]),
-    )
-    from components.k8s.gateway.component import Gateway, GatewayArgs
-
-    # After monitoring: the gateway's ServiceMonitor is a CRD of kube-prometheus-stack.
-    Gateway(
-        "gateway",
-        args=GatewayArgs(settings=settings, image_registry=lambda host: image_registry(settings, aws_provider, host)),
-        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[isolation, monitoring]),
-    )
+        log_group = logs.log_group_name
+        parts["logs"] = logs
     security = settings.security
     if security.guardduty_runtime.value == "on" or security.cloudtrail_data_events:
         AccountSecurity(
@@ -196,18 +228,165 @@ def build_platform(settings: Settings) -> None:
                 guardduty_runtime=security.guardduty_runtime.value == "on",
                 cloudtrail_data_events=security.cloudtrail_data_events,
                 model_bucket_arn=storage.bucket_arn,
-                account_id=account_id(aws_provider),
+                account_id=account,
                 tags=settings.tags_for("security"),
             ),
-            opts=pulumi.ResourceOptions(provider=aws_provider),
+            opts=on_aws,
         )
-    pulumi.export("region", settings.region)
-    pulumi.export("preset", settings.preset.value)
+    kubernetes_stack = settings.kubernetes_stack
+    if kubernetes_stack is not None:
+        deploy = settings.deploy
+        assert deploy.state_bucket is not None and deploy.secrets_key_arn is not None  # settings rule deploy_layers
+        runner = DeployRunner(
+            "deploy-runner",
+            args=DeployRunnerArgs(
+                name=settings.name,
+                region=settings.region,
+                account_id=account,
+                vpc_id=network.vpc_id,
+                private_subnet_ids=network.private_subnet_ids,
+                cluster_name=cluster.cluster_name,
+                cluster_arn=cluster.cluster_arn,
+                cluster_security_group_id=cluster.cluster_security_group_id,
+                kubernetes_stack=kubernetes_stack,
+                state_bucket=deploy.state_bucket,
+                secrets_key_arn=deploy.secrets_key_arn,
+                compute_type=deploy.runner_compute.value,
+                timeout_minutes=deploy.runner_timeout_minutes,
+                image_tag=kit_version(),
+                tags=settings.tags_for("deploy-runner"),
+            ),
+            opts=on_aws,
+        )
+        pulumi.export("kubernetes_stack", kubernetes_stack)
+        pulumi.export("deploy_project", runner.project_name)
+        pulumi.export("deploy_image_repository", runner.repository_url)
+        pulumi.export("deploy_source_bucket", runner.source_bucket)
     pulumi.export("vpc_id", network.vpc_id)
     pulumi.export("private_subnet_ids", network.private_subnet_ids)
     pulumi.export("cluster_name", cluster.cluster_name)
-    pulumi.export("cluster_endpoint", cluster.endpoint)
-    pulumi.export("model_bucket", storage.bucket_name)
+    layer = AwsLayer(
+        account_id=account,
+        cluster_endpoint=cluster.endpoint,
+        cluster_certificate_authority=cluster.certificate_authority,
+        karpenter_queue_name=cluster.karpenter_queue_name,
+        karpenter_node_role_name=cluster.karpenter_node_role_name,
+        gpu_security_groups=capacity.security_groups,
+        model_bucket=storage.bucket_name,
+        container_log_group=log_group,
+    )
+    return layer, parts
+
+
+def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Mapping[str, pulumi.Resource]) -> None:
+    """Every Kubernetes object, through one provider built from the AWS layer's outputs.
+
+    `aws_parts`: in one stack, the AWS components each part waits for (empty in a split deployment, whose AWS
+    layer was applied before this stack runs)."""
+
+    def waits_for(*roles: str) -> list[pulumi.Resource]:
+        return [aws_parts[role] for role in roles if role in aws_parts]
+
+    def registry(host: str) -> pulumi.Input[str]:
+        return image_registry(settings, layer.account_id, host)
+
+    services = ClusterServices(
+        "cluster",
+        args=ClusterServicesArgs(
+            cluster_name=settings.name,
+            region=settings.region,
+            endpoint=layer.cluster_endpoint,
+            certificate_authority=layer.cluster_certificate_authority,
+            karpenter_queue_name=layer.karpenter_queue_name,
+            image_registry=registry,
+        ),
+        opts=after(*waits_for("cluster")),
+    )
+    on_cluster = services.provider
+    GpuPools(
+        "gpu-pools",
+        args=GpuPoolsArgs(
+            cluster_name=settings.name,
+            pools=settings.pools,
+            dedicated=dedicated_pools(settings),
+            node_role_name=layer.karpenter_node_role_name,
+            security_groups=layer.gpu_security_groups,
+            tags=settings.tags_for("gpu-pools"),
+        ),
+        # NodePools and EC2NodeClasses are Karpenter's CRDs: the chart must be installed first.
+        opts=on(on_cluster, services.karpenter, *waits_for("gpu")),
+    )
+    isolation = Isolation("isolation", args=isolation_args(settings), opts=on(on_cluster))
+    # Before serving: model servers come with ServiceMonitors, a CRD the monitoring stack installs.
+    monitoring = Monitoring(
+        "monitoring",
+        args=MonitoringArgs(
+            settings=settings,
+            runbook_base_url=settings.monitoring.runbook_base_url,
+            image_mirrors=image_mirrors(settings, layer.account_id),
+            receivers={
+                route: AlertReceiver(
+                    kind=ReceiverKind(receiver.kind.value),
+                    secret=pulumi.Output.secret(receiver.secret),
+                    slack_channel=receiver.slack_channel,
+                )
+                for route, receiver in settings.monitoring.receivers.items()
+            },
+        ),
+        opts=on(on_cluster, services.karpenter),
+    )
+    if LOG_RETENTION_BY_PRESET[settings.preset] is not None:
+        ContainerLogs(
+            "logs",
+            args=ContainerLogsArgs(
+                region=settings.region,
+                log_group_name=layer.container_log_group,
+                namespace=monitoring.namespace,
+                image_registry=registry("public.ecr.aws") if settings.image_cache_on else None,
+            ),
+            # The Pod Identity association must exist before the first Fluent Bit pod starts.
+            opts=on(on_cluster, monitoring, *waits_for("logs")),
+        )
+    Serving(
+        "serving",
+        args=ServingArgs(
+            settings=settings,
+            bucket=layer.model_bucket,
+            image_registry=registry,
+            namespace_of=tenant_namespace,
+            service_account=MODEL_SERVER_SERVICE_ACCOUNT,
+            prometheus_release=KUBE_PROMETHEUS_STACK_RELEASE,
+            prometheus_pod_labels=PROMETHEUS_POD_LABELS,
+            prometheus_url=PROMETHEUS_URL,
+        ),
+        opts=on(on_cluster, isolation, monitoring, *waits_for("identities")),
+    )
+    from components.k8s.gateway.component import Gateway, GatewayArgs
+
+    # After monitoring: the gateway's ServiceMonitor is a CRD of kube-prometheus-stack.
+    Gateway(
+        "gateway",
+        args=GatewayArgs(settings=settings, image_registry=registry),
+        opts=on(on_cluster, isolation, monitoring),
+    )
+
+
+def on(provider: pulumi.ProviderResource, *dependencies: pulumi.Resource) -> pulumi.ResourceOptions:
+    """A Kubernetes component's options: the cluster's provider, and what it and all its children wait for."""
+    return pulumi.ResourceOptions.merge(pulumi.ResourceOptions(provider=provider), after(*dependencies))
+
+
+def kit_version() -> str:
+    """The installed kit's version: the deploy runner's image tag."""
+    try:
+        return metadata.version("modelyard")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def dedicated_pools(settings: Settings) -> dict[str, str]:
+    """Pool name -> the tenant it is dedicated to."""
+    return {t.dedicated_pool: name for name, t in settings.tenants.items() if t.dedicated_pool}
 
 
 def account_id(provider: aws.Provider) -> pulumi.Output[str]:
@@ -215,14 +394,16 @@ def account_id(provider: aws.Provider) -> pulumi.Output[str]:
     return aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=provider)).account_id
 
 
-def image_registry(settings: Settings, provider: aws.Provider, host: str) -> pulumi.Input[str]:
+def image_registry(settings: Settings, account: pulumi.Input[str], host: str) -> pulumi.Input[str]:
     """Where nodes pull `host`'s images from: the ECR pull-through cache when it is on, else `host` itself."""
     if not settings.image_cache_on:
         return host
-    return account_id(provider).apply(lambda account: mirrored(host, account=account, region=settings.region))
+    return pulumi.Output.from_input(account).apply(
+        lambda account_id: mirrored(host, account=account_id, region=settings.region)
+    )
 
 
-def image_mirrors(settings: Settings, provider: aws.Provider) -> pulumi.Input[dict[str, str]]:
+def image_mirrors(settings: Settings, account: pulumi.Input[str]) -> pulumi.Input[dict[str, str]]:
     """Registry host -> where nodes pull it from, for the monitoring charts; empty when the cache is off.
 
     nvcr.io (the DCGM exporter) is not a pull-through upstream: without NAT it needs a hand-made ECR
@@ -230,18 +411,13 @@ def image_mirrors(settings: Settings, provider: aws.Provider) -> pulumi.Input[di
     """
     if not settings.image_cache_on:
         return {}
-    return account_id(provider).apply(
-        lambda account: {
-            host: mirrored(host, account=account, region=settings.region)
+    return pulumi.Output.from_input(account).apply(
+        lambda account_id: {
+            host: mirrored(host, account=account_id, region=settings.region)
             for host in IMAGE_HOSTS
-            if mirrored(host, account=account, region=settings.region) != host
+            if mirrored(host, account=account_id, region=settings.region) != host
         }
     )
-
-
-def model_bucket_name(settings: Settings, provider: aws.Provider) -> pulumi.Output[str]:
-    """`<project>-<stack>-models-<account id>`: globally unique, and derivable by the push tool."""
-    return pulumi.Output.concat(settings.name, "-models-", account_id(provider))
 
 
 def model_prefix(settings: Settings, model_key: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from pathlib import Path
+
 import pulumi
 
 from components.errors import InputError
@@ -18,9 +21,24 @@ def stack_config() -> dict[str, str]:
     return values
 
 
+# Where the stack files are: the project's `stacks/` (Pulumi runs the program from the project); the offline
+# engine sets it to the project it plans, which a Kubernetes layer's settings are read from.
+STACKS_DIR: ContextVar[Path | None] = ContextVar("modelyard_stacks_dir", default=None)
+
+
 def settings_from_engine() -> Settings:
     """The stack's settings from the config the engine holds. Raises InputError with every problem."""
-    return build_settings(project=pulumi.get_project(), stack=pulumi.get_stack(), config=stack_config())
+    from pulumi.runtime.config import is_config_secret
+
+    config = stack_config()
+    stacks_dir = STACKS_DIR.get()
+    return build_settings(
+        project=pulumi.get_project(),
+        stack=pulumi.get_stack(),
+        config=config,
+        secret_keys=[key for key in config if is_config_secret(key)],
+        **({"presets_dir": stacks_dir / "presets"} if stacks_dir is not None else {}),
+    )
 
 
 def run() -> None:

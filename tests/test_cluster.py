@@ -11,7 +11,7 @@ from components.errors import InputError
 from components.plan.engine import dump_json
 from components.plan.run import plan_stack
 from components.settings.model import EndpointAccess
-from tests.conftest import SHIPPED_STACKS, by_type
+from tests.conftest import SHIPPED_STACKS, by_type, plan_with
 
 
 def problems(exc: pytest.ExceptionInfo[InputError]) -> dict[str, str]:
@@ -285,11 +285,16 @@ def test_karpenter_controller_uses_pod_identity_and_nodes_can_join(plans, stack)
     assert len(node_entries) == 1
 
 
+ONE_STACK = {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None}
+
+
 def test_private_cluster_without_a_runner_path_is_refused(make_settings):
     with pytest.raises(InputError) as exc:
-        make_settings("enterprise", cluster={"private_access_cidrs": []})
+        make_settings("enterprise", deploy=ONE_STACK)
     found = {p.path: p.message for p in exc.value.problems}
-    assert "needs a path for `pulumi up` to reach its Kubernetes API" in found["modelyard:cluster.private_access_cidrs"]
+    assert "needs a path for `pulumi up` to reach its Kubernetes API" in found["modelyard:deploy.layers"]
+    # Either path is enough: the runner of a split deployment (the preset), or a joined private network.
+    make_settings("enterprise", deploy=ONE_STACK, cluster={"private_access_cidrs": ["10.200.0.0/16"]})
 
 
 def test_private_access_must_come_from_private_ranges(make_settings):
@@ -301,14 +306,17 @@ def test_private_access_must_come_from_private_ranges(make_settings):
     )
 
 
-def test_private_cluster_admits_the_runner_network_on_443_only(plans):
+def test_private_cluster_admits_the_joined_network_on_443_only(plans, tmp_path):
+    plan = plan_with(
+        tmp_path, "enterprise", {"deploy": ONE_STACK, "cluster": {"private_access_cidrs": ["10.200.0.0/16"]}}
+    )
     (rule,) = [
         r
-        for r in by_type(plans["core"], "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        for r in by_type(plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r["name"] == "cluster-api-from-0"
     ]
     assert (rule["inputs"]["cidrIpv4"], rule["inputs"]["fromPort"], rule["inputs"]["toPort"]) == (
-        "10.60.0.0/16",
+        "10.200.0.0/16",
         443,
         443,
     )

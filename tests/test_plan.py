@@ -13,7 +13,7 @@ import pytest
 from components.errors import InputError
 from components.plan.engine import SECRET_TEXT, UNKNOWN_TEXT, dump_json, run_program
 from components.plan.run import plan_stack
-from components.plan.stackfile import SECRET_PLACEHOLDER, StackFile
+from components.settings.stackfile import SECRET_PLACEHOLDER, StackFile
 from tests.conftest import ROOT, SHIPPED_STACKS, by_type
 
 SNAKE = re.compile(r"[a-z][a-z0-9_]*")
@@ -29,7 +29,9 @@ def test_every_preset_has_a_shipped_stack():
 def test_plan_has_the_v1_shape(plans, stack):
     plan = plans[stack]
     assert plan["schema"] == "modelyard.plan/v1"
-    assert set(plan) == {"schema", "project", "stack", "preset", "meta", "resources", "manifests", "outputs", "cost"}
+    assert set(plan) == {
+        "schema", "project", "stack", "stacks", "preset", "meta", "resources", "manifests", "outputs", "cost"
+    }  # fmt: skip
     assert (plan["project"], plan["stack"]) == ("modelyard", stack)
     assert set(plan["meta"]) == {"kit_version", "catalog_date", "packages"}
     assert set(plan["meta"]["packages"]) == {"pulumi", "pulumi-aws", "pulumi-kubernetes"}
@@ -47,7 +49,7 @@ def test_plan_has_the_v1_shape(plans, stack):
         "inputs",
     }
     for resource in plan["resources"]:
-        assert fields <= set(resource) <= fields | {"options"}
+        assert fields | {"stack"} <= set(resource) <= fields | {"stack", "options"}
         assert all(SNAKE.fullmatch(k) for k in resource)
 
 

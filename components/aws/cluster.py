@@ -12,8 +12,9 @@ What a platform team expects on day one (design.md, Components: Cluster):
     whoever scaled it;
   - add-ons at the versions of components/aws/addons.py: VPC CNI with network policy enforcement,
     kube-proxy, the Pod Identity agent, EBS CSI (Pod Identity role), CoreDNS after the nodes exist;
-  - a Kubernetes provider built from the cluster's outputs (token from `aws eks get-token`), used by
-    every Kubernetes resource of the kit, and an encrypted gp3 StorageClass as the default.
+  - Karpenter's AWS side: interruption queue and EventBridge rules, node role, controller role.
+Only AWS resources: the Kubernetes provider, the default StorageClass and Karpenter's chart belong to the
+Kubernetes layer (components/k8s/cluster_services.py), which may run as a stack of its own (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from components.aws import addons
 from components.settings.model import EndpointAccess, ExtraLogType
@@ -41,9 +41,6 @@ INTERRUPTION_EVENTS = {
     "instance-state-change": ("aws.ec2", "EC2 Instance State-change Notification"),
 }
 KARPENTER_NAMESPACE = "kube-system"
-# Karpenter's chart (oci://public.ecr.aws/karpenter/karpenter; tag v1.7.3 of aws/karpenter-provider-aws).
-# It runs on the system node group, which Karpenter does not manage.
-KARPENTER_CHART = ("oci://public.ecr.aws/karpenter/karpenter", "1.7.3")
 # Root volume of system nodes (GiB): controllers' images and logs; the EKS default is 20.
 SYSTEM_ROOT_VOLUME_GIB = 50
 # The system node group's label: controllers are pinned there, never on GPU nodes.
@@ -57,7 +54,7 @@ class ClusterArgs:
     cluster_name: str
     """The EKS cluster's name (`<project>-<stack>`, also the Karpenter discovery tag's value)."""
     region: str
-    """The region, for the token command of the kubeconfig."""
+    """The cluster's region."""
     version: str
     """Kubernetes minor version, a key of addons.ADDON_VERSIONS."""
     private_subnet_ids: pulumi.Input[Sequence[str]]
@@ -82,8 +79,6 @@ class ClusterArgs:
     system_desired: int
     tags: Mapping[str, str]
     """Tags for every taggable resource of the component."""
-    image_registry: Callable[[str], pulumi.Input[str]] = lambda host: host
-    """Maps an upstream registry host to where nodes pull it from (the pull-through cache, or itself)."""
 
 
 def _assume_role_policy(service: str, *, tag_session: bool = False) -> str:
@@ -93,35 +88,6 @@ def _assume_role_policy(service: str, *, tag_session: bool = False) -> str:
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
         }
-    )
-
-
-def kubeconfig(*, cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
-    """A kubeconfig whose credentials come from `aws eks get-token` at use: nothing secret is stored."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
-            ],
-            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
-                            "interactiveMode": "Never",
-                        }
-                    },
-                }
-            ],
-        },
-        sort_keys=True,
     )
 
 
@@ -137,14 +103,15 @@ class Cluster(pulumi.ComponentResource):
     """EKS with KMS-encrypted secrets, audit logs, access entries, system nodes, pinned add-ons."""
 
     cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
-    k8s_provider: k8s.Provider
+    certificate_authority: pulumi.Output[str]
     karpenter_node_role_name: pulumi.Output[str]
     system_node_role_name: pulumi.Output[str]
     karpenter_node_role_arn: pulumi.Output[str]
-    karpenter: k8s.helm.v3.Release
+    karpenter_queue_name: pulumi.Output[str]
 
     def __init__(self, name: str, *, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:aws:Cluster", name, None, opts)
@@ -280,60 +247,8 @@ class Cluster(pulumi.ComponentResource):
 
         karpenter_node_role, karpenter_queue = self._karpenter(name, cluster, args, named)
 
-        provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
-                lambda v: kubeconfig(cluster_name=v[0], region=args.region, endpoint=v[1], ca_data=v[2])
-            ),
-            # Never fall back to the operator's kubeconfig context or namespace.
-            namespace="default",
-            opts=child,
-        )
-
-        # EKS ships no default StorageClass: this one encrypts every volume and waits for the pod's zone.
-        k8s.storage.v1.StorageClass(
-            f"{name}-gp3",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="gp3",
-                annotations={"storageclass.kubernetes.io/is-default-class": "true"},
-            ),
-            provisioner="ebs.csi.aws.com",
-            parameters={"type": "gp3", "encrypted": "true"},
-            volume_binding_mode="WaitForFirstConsumer",
-            allow_volume_expansion=True,
-            reclaim_policy="Delete",
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ebs_csi]),
-        )
-
-        chart, version = KARPENTER_CHART
-        self.karpenter = k8s.helm.v3.Release(
-            f"{name}-karpenter",
-            name="karpenter",
-            chart=chart,
-            version=version,
-            namespace=KARPENTER_NAMESPACE,
-            values={
-                "settings": {"clusterName": args.cluster_name, "interruptionQueue": karpenter_queue.name},
-                "controller": {
-                    "image": {
-                        "repository": pulumi.Output.concat(
-                            args.image_registry("public.ecr.aws"), "/karpenter/controller"
-                        )
-                    },
-                    "resources": {
-                        "requests": {"cpu": "250m", "memory": "512Mi"},
-                        "limits": {"memory": "512Mi"},
-                    },
-                },
-                # The Pod Identity association binds this service account to the controller role.
-                "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT},
-                "replicas": 2,
-                "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
-            },
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[node_group]),
-        )
-
         self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
         self.endpoint = cluster.endpoint
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
         # The private endpoint answers only what the cluster security group admits: the deploy runner's path.
@@ -350,7 +265,10 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.oidc_issuer = cluster.identities.apply(_oidc_issuer)
-        self.k8s_provider = provider
+        self.certificate_authority = cluster.certificate_authority.apply(lambda ca: ca.data or "")
+        self.karpenter_queue_name = karpenter_queue.name
+        # What the Kubernetes layer waits for in one stack: the add-ons its objects and charts need.
+        self.ready = [node_group, ebs_csi]
         self.karpenter_node_role_name = karpenter_node_role.name
         self.karpenter_node_role_arn = karpenter_node_role.arn
         self.register_outputs(
@@ -437,7 +355,7 @@ class Cluster(pulumi.ComponentResource):
     ) -> tuple[aws.iam.Role, aws.sqs.Queue]:
         """Karpenter's AWS side: interruption queue and rules, node role (with its access entry), controller role.
 
-        The controller itself (a pinned Helm chart on the system nodes) is not installed yet (docs/cluster.md).
+        The controller itself is a chart of the Kubernetes layer (components/k8s/cluster_services.py).
         """
         child = pulumi.ResourceOptions(parent=self)
         queue = aws.sqs.Queue(

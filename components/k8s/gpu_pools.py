@@ -2,9 +2,8 @@
 
 - elastic pools: a Karpenter NodePool + EC2NodeClass. Karpenter adds nodes for pending GPU pods and
   removes empty ones, never past the pool's GPU limit (`max_gpus`, the budget ceiling).
-- static pools: an EKS managed node group, for on-demand capacity reservations and capacity blocks
-  (each tied to one zone), or capacity that must always run. `desiredSize` is ignored on update so
-  `pulumi up` never resets a group someone scaled.
+- static pools: an EKS managed node group (AWS layer: components/aws/gpu_capacity.py), for on-demand
+  capacity reservations and capacity blocks (each tied to one zone), or capacity that must always run.
 Every GPU node is tainted `nvidia.com/gpu=true:NoSchedule` (only pods that ask for GPUs land there),
 labelled `nvidia.com/gpu.present=true` (where the NVIDIA device plugin runs) and with the pool, GPU
 model and, for dedicated pools, the tenant (whose taint keeps every other tenant off).
@@ -16,11 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import catalog
-from components.settings.model import Capacity, Interconnect, PoolKind, PoolSettings
+from components.settings.model import Interconnect, PoolKind, PoolSettings
 
 POOL_LABEL = "modelyard.dev/pool"
 GPU_LABEL = "modelyard.dev/gpu"
@@ -45,31 +43,25 @@ class GpuPoolsArgs:
     cluster_name: str
     """The EKS cluster's name (Karpenter's subnet discovery tag value)."""
     pools: Mapping[str, PoolSettings]
-    """Pools by name, from settings."""
+    """Pools by name, from settings (only elastic ones are Karpenter's)."""
     dedicated: Mapping[str, str]
     """Pool name -> the tenant it is dedicated to."""
-    zone_subnets: Mapping[str, pulumi.Input[str]]
-    """Private subnet id by zone ID, for static pools pinned to one zone."""
     node_role_name: pulumi.Input[str]
     """The Karpenter node role (has the cluster's EC2_LINUX access entry)."""
-    node_role_arn: pulumi.Input[str]
-    """The same role's ARN, for managed node groups."""
-    cluster_security_group_id: pulumi.Input[str]
-    """The EKS cluster security group, attached to every GPU node."""
-    vpc_id: pulumi.Input[str]
-    """The VPC, for the EFA security group."""
+    security_groups: pulumi.Input[Mapping[str, Sequence[str]]]
+    """Security group ids by pool: the cluster's, plus the EFA group for EFA pools (GpuCapacity)."""
     tags: Mapping[str, str]
-    """Tags for AWS resources and, through Karpenter and launch templates, instances and volumes."""
+    """Tags Karpenter puts on instances, volumes and launch templates."""
 
 
-def _taints(pool: str, tenant: str | None) -> list[dict[str, str]]:
+def pool_taints(pool: str, tenant: str | None) -> list[dict[str, str]]:
     taints = [{"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}]
     if tenant:
         taints.append({"key": TENANT_LABEL, "value": tenant, "effect": "NoSchedule"})
     return taints
 
 
-def _labels(pool: str, settings: PoolSettings, tenant: str | None) -> dict[str, str]:
+def pool_labels(pool: str, settings: PoolSettings, tenant: str | None) -> dict[str, str]:
     gpu = catalog.resolve_instance(settings.instance_types[0]).gpu
     labels = {GPU_PRESENT_LABEL: "true", POOL_LABEL: pool, GPU_LABEL: gpu.model if gpu else "none"}
     if tenant:
@@ -89,10 +81,10 @@ def node_pool_spec(
         requirements.append({"key": "topology.k8s.aws/zone-id", "operator": "In", "values": sorted(zone_ids)})
     return {
         "template": {
-            "metadata": {"labels": _labels(name, pool, tenant)},
+            "metadata": {"labels": pool_labels(name, pool, tenant)},
             "spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
-                "taints": _taints(name, tenant),
+                "taints": pool_taints(name, tenant),
                 "requirements": requirements,
                 # Replace nodes monthly so AMI and driver updates arrive without a manual roll.
                 "expireAfter": "720h",
@@ -149,61 +141,19 @@ def node_class_spec(
 
 
 class GpuPools(pulumi.ComponentResource):
-    """Karpenter pools and managed node groups for GPUs, and the device plugins they need."""
+    """Karpenter pools for elastic GPU capacity, and the device plugins every GPU node needs.
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        args: GpuPoolsArgs,
-        aws_provider: aws.Provider,
-        k8s_provider: k8s.Provider,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    Static pools are managed node groups: AWS resources of the AWS layer (components/aws/gpu_capacity.py).
+    """
+
+    def __init__(self, name: str, *, args: GpuPoolsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:k8s:GpuPools", name, None, opts)
-        aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
-
-        efa_sg: aws.ec2.SecurityGroup | None = None
-        if any(p.interconnect is Interconnect.EFA for p in args.pools.values()):
-            # EFA traffic flows between the nodes of one group only: open to itself, nothing else.
-            efa_sg = aws.ec2.SecurityGroup(
-                f"{name}-efa",
-                vpc_id=args.vpc_id,
-                description="EFA between GPU nodes of multi-node pools: all traffic within this group only",
-                tags={**tags, "Name": f"{name}-efa"},
-                opts=aws_opts,
-            )
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-efa-in",
-                security_group_id=efa_sg.id,
-                referenced_security_group_id=efa_sg.id,
-                ip_protocol="-1",
-                description="EFA: from members of this group",
-                tags=tags,
-                opts=aws_opts,
-            )
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-efa-out",
-                security_group_id=efa_sg.id,
-                referenced_security_group_id=efa_sg.id,
-                ip_protocol="-1",
-                description="EFA: to members of this group",
-                tags=tags,
-                opts=aws_opts,
-            )
-
         for pool_name, pool in sorted(args.pools.items()):
-            tenant = args.dedicated.get(pool_name)
-            pool_tags = {**tags, "modelyard:pool": pool_name}
-            groups: list[pulumi.Input[str]] = [args.cluster_security_group_id]
-            if pool.interconnect is Interconnect.EFA and efa_sg is not None:
-                groups.append(efa_sg.id)
             if pool.kind is PoolKind.ELASTIC:
-                self._elastic(name, pool_name, pool, tenant, args, groups, pool_tags, k8s_opts)
-            else:
-                self._static(name, pool_name, pool, tenant, args, groups, pool_tags, aws_opts)
+                pool_tags = {**tags, "modelyard:pool": pool_name}
+                self._elastic(name, pool_name, pool, args.dedicated.get(pool_name), args, pool_tags, k8s_opts)
 
         tolerations = [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
         if args.dedicated:
@@ -223,7 +173,7 @@ class GpuPools(pulumi.ComponentResource):
             },
             opts=k8s_opts,
         )
-        if efa_sg is not None:
+        if any(p.interconnect is Interconnect.EFA for p in args.pools.values()):
             chart, version, repo = EFA_PLUGIN_CHART
             k8s.helm.v3.Release(
                 f"{name}-efa-device-plugin",
@@ -244,13 +194,14 @@ class GpuPools(pulumi.ComponentResource):
         pool: PoolSettings,
         tenant: str | None,
         args: GpuPoolsArgs,
-        groups: list[pulumi.Input[str]],
         tags: dict[str, str],
         k8s_opts: pulumi.ResourceOptions,
     ) -> None:
         node_class = f"gpu-{pool_name}"
-        spec = pulumi.Output.all(args.node_role_name, *groups).apply(
-            lambda v: node_class_spec(cluster_name=args.cluster_name, role=v[0], security_group_ids=v[1:], tags=tags)
+        spec = pulumi.Output.all(args.node_role_name, args.security_groups).apply(
+            lambda v: node_class_spec(
+                cluster_name=args.cluster_name, role=v[0], security_group_ids=v[1][pool_name], tags=tags
+            )
         )
         ec2_node_class = k8s.apiextensions.CustomResource(
             f"{name}-{pool_name}-class",
@@ -267,80 +218,4 @@ class GpuPools(pulumi.ComponentResource):
             metadata={"name": f"gpu-{pool_name}"},
             spec=node_pool_spec(pool_name, pool, tenant=tenant, node_class=node_class, zone_ids=pool.zone_ids),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[ec2_node_class])),
-        )
-
-    def _static(
-        self,
-        name: str,
-        pool_name: str,
-        pool: PoolSettings,
-        tenant: str | None,
-        args: GpuPoolsArgs,
-        groups: list[pulumi.Input[str]],
-        tags: dict[str, str],
-        aws_opts: pulumi.ResourceOptions,
-    ) -> None:
-        instance = catalog.resolve_instance(pool.instance_types[0])
-        reservation = None
-        market = None
-        if pool.capacity in (Capacity.RESERVATION, Capacity.CAPACITY_BLOCK):
-            reservation = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
-                capacity_reservation_target=aws.ec2.LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
-                    capacity_reservation_id=pool.reservation_id
-                )
-            )
-        if pool.capacity is Capacity.CAPACITY_BLOCK:
-            market = aws.ec2.LaunchTemplateInstanceMarketOptionsArgs(market_type="capacity-block")
-        template = aws.ec2.LaunchTemplate(
-            f"{name}-{pool_name}",
-            description=f"GPU pool {pool_name}: IMDSv2 with one hop, encrypted root volume, cost tags",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=ROOT_VOLUME_GIB, volume_type="gp3", encrypted="true", delete_on_termination="true"
-                    ),
-                )
-            ],
-            vpc_security_group_ids=groups,
-            capacity_reservation_specification=reservation,
-            instance_market_options=market,
-            # A node group's own tags never reach its instances or volumes: the template's do.
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
-                for kind in ("instance", "volume", "network-interface")
-            ],
-            tags=tags,
-            opts=aws_opts,
-        )
-        zones = pool.zone_ids or tuple(args.zone_subnets)
-        max_nodes = max(1, pool.max_gpus // instance.gpu_count)
-        aws.eks.NodeGroup(
-            f"{name}-{pool_name}",
-            cluster_name=args.cluster_name,
-            node_group_name=f"gpu-{pool_name}",
-            node_role_arn=args.node_role_arn,
-            subnet_ids=[args.zone_subnets[z] for z in zones],
-            instance_types=[instance.name],
-            ami_type="AL2023_x86_64_NVIDIA",
-            capacity_type="CAPACITY_BLOCK" if pool.capacity is Capacity.CAPACITY_BLOCK else "ON_DEMAND",
-            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
-                id=template.id, version=template.latest_version.apply(str)
-            ),
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=pool.min_nodes, max_size=max(max_nodes, pool.min_nodes), desired_size=pool.min_nodes
-            ),
-            labels=_labels(pool_name, pool, tenant),
-            taints=[
-                aws.eks.NodeGroupTaintArgs(key=t["key"], value=t["value"], effect="NO_SCHEDULE")
-                for t in _taints(pool_name, tenant)
-            ],
-            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            tags=tags,
-            opts=pulumi.ResourceOptions.merge(
-                aws_opts, pulumi.ResourceOptions(ignore_changes=["scalingConfig.desiredSize"])
-            ),
         )

@@ -8,9 +8,9 @@ Per tenant (design.md, Components: Isolation; docs/security.md):
     public addresses (S3 through the gateway endpoint: see S3_EGRESS_EXCEPT for why it is not narrower);
   - ResourceQuota (GPUs = gpu_quota, CPU and memory from the GPUs' share of the tenant's pools, pods, no
     load balancers nor node ports) and a LimitRange giving defaults to containers that set none;
-  - the team's principals get AmazonEKSViewPolicy scoped to the tenant's namespaces through access entries;
-  - the service account `model-server` bound by a Pod Identity association to the tenant's read role
-    (ModelStorage.tenant_role_arns: its models' prefixes and tenants/<name>/ only).
+  - the service account `model-server`, which the AWS layer binds by a Pod Identity association to the
+    tenant's read role, and whose team gets view access through access entries
+    (components/aws/tenant_identities.py).
 Cluster-wide: a ValidatingAdmissionPolicy so that a pod may tolerate the taint `modelyard.dev/tenant=<t>`
 only in namespace `tenant-<t>` (dedicated pools), with system namespaces exempt by name.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -213,44 +213,25 @@ def admission_binding_spec() -> dict[str, object]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TenantIsolation:
-    quota: TenantQuota
-    principals: Sequence[str]
-    """IAM ARNs of the team: view access to the namespace."""
-    read_role_arn: pulumi.Input[str]
-    """The tenant's model-bucket read role (ModelStorage.tenant_role_arns)."""
-
-
-@dataclass(frozen=True, kw_only=True)
 class IsolationArgs:
-    cluster_name: pulumi.Input[str]
     kubernetes_version: str
     """The cluster's minor version: Pod Security labels are pinned to it."""
-    tenants: Mapping[str, TenantIsolation]
-    cluster_admins: Sequence[str]
-    """Principals that have a cluster-admin access entry already (no second entry for them)."""
-    tags: Mapping[str, str]
+    tenants: Mapping[str, TenantQuota]
+    """Each tenant's quota, by tenant."""
 
 
-def isolation_args(
-    settings: Settings, *, cluster_name: pulumi.Input[str], read_role_arns: Mapping[str, pulumi.Input[str]]
-) -> IsolationArgs:
+def isolation_args(settings: Settings) -> IsolationArgs:
     return IsolationArgs(
-        cluster_name=cluster_name,
         kubernetes_version=settings.cluster.version,
-        tenants={
-            name: TenantIsolation(
-                quota=tenant_quota(settings, name), principals=t.principals, read_role_arn=read_role_arns[name]
-            )
-            for name, t in settings.tenants.items()
-        },
-        cluster_admins=settings.cluster.admins,
-        tags=settings.tags_for("isolation"),
+        tenants={name: tenant_quota(settings, name) for name in settings.tenants},
     )
 
 
 class Isolation(pulumi.ComponentResource):
-    """Tenant namespaces with default-deny, quotas, scoped access and storage roles; the admission guard."""
+    """Tenant namespaces with default-deny, quotas and the model servers' account; the admission guard.
+
+    The tenants' AWS side (Pod Identity, access entries) is components/aws/tenant_identities.py.
+    """
 
     namespaces: dict[str, str]
 
@@ -259,18 +240,14 @@ class Isolation(pulumi.ComponentResource):
         name: str,
         *,
         args: IsolationArgs,
-        aws_provider: aws.Provider,
-        k8s_provider: k8s.Provider,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("modelyard:k8s:Isolation", name, None, opts)
-        aws_opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=k8s_provider)
-        tags = dict(args.tags)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
         version = f"v{args.kubernetes_version}"
         self.namespaces = {}
 
-        for tenant, spec in sorted(args.tenants.items()):
+        for tenant, quota in sorted(args.tenants.items()):
             ns_name = tenant_namespace(tenant)
             labels = {TENANT_LABEL: tenant, "app.kubernetes.io/part-of": "modelyard"}
             for mode in ("enforce", "audit", "warn"):
@@ -281,7 +258,7 @@ class Isolation(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=ns_name, labels=labels),
                 opts=k8s_opts,
             )
-            in_ns = pulumi.ResourceOptions(parent=self, provider=k8s_provider, depends_on=[namespace])
+            in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
             def meta(object_name: str, ns_name: str = ns_name, tenant: str = tenant) -> k8s.meta.v1.ObjectMetaArgs:
                 return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns_name, labels={TENANT_LABEL: tenant})
@@ -293,7 +270,6 @@ class Isolation(pulumi.ComponentResource):
                     spec=cast(Any, policy_spec),
                     opts=in_ns,
                 )
-            quota = spec.quota
             k8s.core.v1.ResourceQuota(
                 f"{name}-{tenant}-quota",
                 metadata=meta("tenant-quota"),
@@ -335,44 +311,7 @@ class Isolation(pulumi.ComponentResource):
                 automount_service_account_token=False,
                 opts=in_ns,
             )
-            aws.eks.PodIdentityAssociation(
-                f"{name}-{tenant}-model-server",
-                cluster_name=args.cluster_name,
-                namespace=ns_name,
-                service_account=MODEL_SERVER_SERVICE_ACCOUNT,
-                role_arn=spec.read_role_arn,
-                tags={**tags, TENANT_LABEL: tenant},
-                opts=aws_opts,
-            )
             self.namespaces[tenant] = ns_name
-
-        # One access entry per principal, one view association listing every namespace it belongs to
-        # (EKS keys associations by principal and policy: two would collide).
-        by_principal: dict[str, list[str]] = {}
-        for tenant, spec in sorted(args.tenants.items()):
-            for principal in spec.principals:
-                by_principal.setdefault(principal, []).append(tenant_namespace(tenant))
-        for index, (principal, namespaces) in enumerate(sorted(by_principal.items())):
-            if principal in args.cluster_admins:
-                continue  # cluster admin already: its entry exists, and view adds nothing
-            entry = aws.eks.AccessEntry(
-                f"{name}-team-{index}",
-                cluster_name=args.cluster_name,
-                principal_arn=principal,
-                type="STANDARD",
-                tags=tags,
-                opts=aws_opts,
-            )
-            aws.eks.AccessPolicyAssociation(
-                f"{name}-team-{index}",
-                cluster_name=args.cluster_name,
-                principal_arn=principal,
-                policy_arn=VIEW_POLICY,
-                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
-                    type="namespace", namespaces=sorted(namespaces)
-                ),
-                opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=[entry]),
-            )
 
         if args.tenants:
             policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
@@ -385,7 +324,7 @@ class Isolation(pulumi.ComponentResource):
                 f"{name}-tolerations",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=ADMISSION_POLICY_NAME),
                 spec=cast(Any, admission_binding_spec()),
-                opts=pulumi.ResourceOptions(parent=self, provider=k8s_provider, depends_on=[policy]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
             )
         self.register_outputs({"namespaces": self.namespaces})
 

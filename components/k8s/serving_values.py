@@ -247,7 +247,7 @@ def serving_values(
                 "podSelector": {"matchLabels": dict(prometheus_pod_labels or {"app.kubernetes.io/name": "prometheus"})},
             },
         },
-        "commonLabels": {"modelyard.dev/stack": settings.stack},
+        "commonLabels": {"modelyard.dev/stack": settings.deployment},
         # KEDA scales replicas.min..replicas.max on the queue, given a Prometheus to read it from.
         "autoscaling": {
             "enabled": prometheus_url is not None and model_settings.replicas.max > model_settings.replicas.min,

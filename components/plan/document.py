@@ -91,20 +91,30 @@ def _release_objects(resources: list[dict[str, Any]], project_dir: Path) -> list
     return out
 
 
-def build_plan(*, settings: Settings, recording: Recording, catalog_date: str, project_dir: Path) -> dict[str, Any]:
-    keys = resource_keys(recording.registrations, recording.stack_urn)
-    resources = sorted(
-        (_resource(r, keys, recording.stack_urn) for r in recording.registrations), key=lambda e: e["key"]
-    )
+def build_plan(
+    *, settings: Settings, recordings: list[Recording], catalog_date: str, project_dir: Path
+) -> dict[str, Any]:
+    """One document for a deployment: one stack's recording, or both layers' of a split deployment (keys
+    never collide: the layers' components have distinct names; each resource says which stack holds it)."""
+    resources: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
+    outputs: dict[str, Any] = {}
+    for recording in recordings:
+        keys = resource_keys(recording.registrations, recording.stack_urn)
+        for r in recording.registrations:
+            resources.append({**_resource(r, keys, recording.stack_urn), "stack": recording.stack})
+            obj = _manifest_object(r, keys)
+            if obj is not None:
+                found.append({"source": keys[r.urn], "object": obj})
+        for name, value in recording.outputs.items():
+            # The Kubernetes layer re-exports region and preset: the same values.
+            outputs.setdefault(name, normalise(value, urn_keys=keys))
+    resources.sort(key=lambda e: e["key"])
+    duplicates = sorted(key for key, count in Counter(e["key"] for e in resources).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"resource keys collide across the deployment's stacks: {duplicates}")
     manifests: list[dict[str, Any]] = sorted(
-        [
-            *(
-                {"source": keys[r.urn], "object": obj}
-                for r in recording.registrations
-                if (obj := _manifest_object(r, keys)) is not None
-            ),
-            *_release_objects(resources, project_dir),
-        ],
+        [*found, *_release_objects(resources, project_dir)],
         key=lambda m: (
             str(m["source"]),
             m["object"]["kind"],
@@ -116,6 +126,7 @@ def build_plan(*, settings: Settings, recording: Recording, catalog_date: str, p
         "schema": SCHEMA,
         "project": settings.project,
         "stack": settings.stack,
+        "stacks": [recording.stack for recording in recordings],
         "preset": settings.preset.value,
         "meta": {
             "kit_version": _version("modelyard"),
@@ -124,7 +135,7 @@ def build_plan(*, settings: Settings, recording: Recording, catalog_date: str, p
         },
         "resources": resources,
         "manifests": manifests,
-        "outputs": {name: normalise(v, urn_keys=keys) for name, v in sorted(recording.outputs.items())},
+        "outputs": dict(sorted(outputs.items())),
         "cost": None,
     }
     from components.cost import stack_cost  # prices this plan's resources plus what controllers create

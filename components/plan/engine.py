@@ -23,11 +23,13 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.plan.stackfile import StackFile
+from components.settings.stackfile import StackFile
 
 UNKNOWN_TEXT = "(known after apply)"
 SECRET_TEXT = "[secret]"
 MOCK_ACCOUNT = "123456789012"  # AWS's documented example account id: never a real one
+# The organization of a DIY backend (S3, local file): stack references name stacks `organization/<project>/<stack>`.
+ORGANIZATION = "organization"
 
 
 @dataclass(kw_only=True)
@@ -48,11 +50,24 @@ class Registration:
     custom_timeouts: dict[str, str]
 
 
+@dataclass(frozen=True, kw_only=True)
+class StackOutputs:
+    """A stack's outputs as a stack reference reads them: values (unknowns as the engine's sentinel) and which
+    are secret."""
+
+    values: dict[str, Any]
+    secret_names: list[str]
+
+
 @dataclass(kw_only=True)
 class Recording:
+    stack: str = ""
     registrations: list[Registration] = field(default_factory=list)
     stack_urn: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
+    """Outputs as the plan shows them (secrets masked, unknowns as text)."""
+    exported: StackOutputs = field(default_factory=lambda: StackOutputs(values={}, secret_names=[]))
+    """Outputs as another stack reads them (for the Kubernetes layer of a split deployment)."""
 
 
 def _mock_id(urn: str, prefix: str) -> str:
@@ -93,6 +108,8 @@ _ARNS: dict[str, Callable[[str, Mapping[str, Any]], tuple[str, str]]] = {
     "aws:eks/accessEntry:AccessEntry": lambda rid, i: ("eks", f"access-entry/{i.get('clusterName', '')}/{rid}"),
     "aws:sqs/queue:Queue": lambda rid, i: ("sqs", str(i.get("name", rid))),
     "aws:cloudwatch/eventRule:EventRule": lambda rid, i: ("events", f"rule/{i.get('name', rid)}"),
+    "aws:ecr/repository:Repository": lambda rid, i: ("ecr", f"repository/{i.get('name', rid)}"),
+    "aws:codebuild/project:Project": lambda rid, i: ("codebuild", f"project/{i.get('name', rid)}"),
 }
 _GLOBAL_SERVICES = {"iam"}
 
@@ -115,12 +132,23 @@ def _eks_cluster_outputs(rid: str, state: Mapping[str, Any], *, region: str) -> 
 class PlanMocks(mocks.Mocks):
     """Answers registrations with plausible outputs; in preview, with the inputs only."""
 
-    def __init__(self, *, preview: bool, provider_regions: dict[str, str]) -> None:
+    def __init__(
+        self, *, preview: bool, provider_regions: dict[str, str], references: Mapping[str, StackOutputs] | None = None
+    ) -> None:
         self.preview = preview
         self.provider_regions = provider_regions
+        self.references = dict(references or {})
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         urn = f"{args.typ}::{args.name}"
+        if args.typ == "pulumi:pulumi:StackReference":
+            # Another stack's outputs as its own (applied) run recorded them.
+            name = str(args.inputs.get("name", ""))
+            if name not in self.references:
+                known = ", ".join(sorted(self.references))
+                raise KeyError(f"the offline plan knows no stack {name!r} (known: {known})")
+            outputs = self.references[name]
+            return name, {"name": name, "outputs": outputs.values, "secretOutputNames": outputs.secret_names}
         if args.typ.startswith("pulumi:providers:"):
             return _mock_id(urn, "provider"), dict(args.inputs)
         if self.preview:
@@ -142,6 +170,9 @@ class PlanMocks(mocks.Mocks):
             rid = state["id"] = str(args.inputs.get("bucket", rid))
             state["arn"] = f"arn:aws:s3:::{rid}"
             state["bucketRegionalDomainName"] = f"{rid}.s3.{self._region(args)}.amazonaws.com"
+        if args.typ == "aws:ecr/repository:Repository":
+            name = args.inputs.get("name", rid)
+            state["repositoryUrl"] = f"{MOCK_ACCOUNT}.dkr.ecr.{self._region(args)}.amazonaws.com/{name}"
         if args.typ == "aws:sqs/queue:Queue":
             name = args.inputs.get("name", rid)
             state["url"] = f"https://sqs.{self._region(args)}.amazonaws.com/{MOCK_ACCOUNT}/{name}"
@@ -171,6 +202,27 @@ class RecordingMonitor(mocks.MockMonitor):
         super().__init__(mocks_)
         self.recording = recording
         self.plan_mocks = mocks_
+
+    def ReadResource(self, request: Any) -> Any:
+        """Reads (stack references) are part of what a stack depends on: recorded like registrations."""
+        response = super().ReadResource(request)
+        self.recording.registrations.append(
+            Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=True,
+                parent_urn=request.parent,
+                provider_urn=request.provider.rsplit("::", 1)[0] if request.provider else "",
+                protect=False,
+                retain_on_delete=False,
+                dependency_urns=list(request.dependencies),
+                inputs={"name": request.id},
+                ignore_changes=[],
+                custom_timeouts={},
+            )
+        )
+        return response
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -220,6 +272,16 @@ def normalise(value: Any, *, urn_keys: Mapping[str, str]) -> Any:
     return value
 
 
+async def _exported_value(value: Any) -> tuple[Any, bool]:
+    """(value or the unknown sentinel, secret?) of one stack output, as the engine stores it."""
+    out = pulumi.Output.from_input(value)
+    secret = await out.is_secret()
+    if not await out.is_known():
+        return rpc.UNKNOWN, secret
+    resolved = await out.future(with_unknowns=True)
+    return await rpc.serialize_property(resolved, [], None), secret
+
+
 async def _resolve_output(value: Any) -> Any:
     out = pulumi.Output.from_input(value)
     if not await out.is_known():
@@ -234,12 +296,17 @@ def run_program(
     *,
     preview: bool,
     program: Callable[[], None] | None = None,
+    references: Mapping[str, StackOutputs] | None = None,
 ) -> Recording:
-    """Run the program for one stack under mocks. Settings errors surface as InputError (exit 2)."""
-    from components.program import run
+    """Run the program for one stack under mocks. Settings errors surface as InputError (exit 2).
 
-    recording = Recording()
-    plan_mocks = PlanMocks(preview=preview, provider_regions={})
+    `references`: the outputs of other stacks by fully qualified name, for the program's stack references.
+    """
+    from components.program import STACKS_DIR, run
+
+    STACKS_DIR.set(stack_file.path.parent)
+    recording = Recording(stack=stack_file.stack)
+    plan_mocks = PlanMocks(preview=preview, provider_regions={}, references=references)
     monitor = RecordingMonitor(plan_mocks, recording)
 
     # The SDK keeps its root resource and config in context variables: reset them so one stack's
@@ -248,13 +315,26 @@ def run_program(
     pulumi.runtime.set_all_config(stack_file.engine_config(), list(stack_file.secret_keys))
     # The SDK's event loop may have been closed by an earlier run in this process.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    mocks.set_mocks(plan_mocks, project=stack_file.project, stack=stack_file.stack, preview=preview, monitor=monitor)
+    mocks.set_mocks(
+        plan_mocks,
+        project=stack_file.project,
+        stack=stack_file.stack,
+        preview=preview,
+        monitor=monitor,
+        organization=ORGANIZATION,
+    )
 
     _sync_await(run_pulumi_func(program or run))
     root = pulumi.runtime.settings.get_root_resource()
     outputs = getattr(root, "outputs", {}) or {}
+    values: dict[str, Any] = {}
+    secret_names: list[str] = []
     for name in sorted(outputs):
         recording.outputs[name] = _sync_await(_resolve_output(outputs[name]))
+        values[name], secret = _sync_await(_exported_value(outputs[name]))
+        if secret:
+            secret_names.append(name)
+    recording.exported = StackOutputs(values=values, secret_names=secret_names)
     return recording
 
 

@@ -6,14 +6,15 @@ objects JSON-encoded); the offline plan reads the stack file and hands over the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from components.errors import InputError, Problem
 from components.settings import rules
-from components.settings.model import Preset, Settings
+from components.settings.model import Layers, Preset, Settings, StackLayer
 from components.settings.schema import Converter, close_matches
 from components.yamlio import read_yaml_mapping
 
@@ -57,9 +58,104 @@ def decode_config(config: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def build_settings(*, project: str, stack: str, config: Mapping[str, str], presets_dir: Path = PRESETS_DIR) -> Settings:
-    """Preset + stack config -> Settings. Raises InputError naming every problem; returns only valid settings."""
+LAYER_OF = "layer_of"
+
+
+class _ForeignSecret:
+    """A `secure:` value of the AWS layer's stack file, which the Kubernetes layer's stack cannot decrypt."""
+
+    def __repr__(self) -> str:
+        return "<secret of another stack>"
+
+
+def _foreign_secrets(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return _ForeignSecret()
+        return {k: _foreign_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_foreign_secrets(v) for v in value]
+    return value
+
+
+def _paths_of_foreign_secrets(value: Any, path: str) -> list[str]:
+    if isinstance(value, _ForeignSecret):
+        return [path]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in _paths_of_foreign_secrets(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _paths_of_foreign_secrets(v, f"{path}[{i}]")]
+    return []
+
+
+def _aws_layer_values(
+    *, stack: str, aws_stack: Any, values: Mapping[str, Any], secret_keys: Collection[str], stacks_dir: Path
+) -> dict[str, Any]:
+    """The Kubernetes layer's values: the AWS layer's stack file, overlaid by this stack's own secrets.
+
+    Both layers of a split deployment are built from one set of settings, kept in the AWS layer's stack
+    file. Secrets are the exception: a stack cannot decrypt another stack's ciphertext, so the Kubernetes
+    layer's stack file holds the secrets it uses (and nothing else but `layer_of`).
+    """
+    key = f"{NAMESPACE}:{LAYER_OF}"
+    if not isinstance(aws_stack, str) or not aws_stack:
+        raise InputError(Problem(path=key, message="must name the stack that holds the AWS layer"))
+    if aws_stack == stack:
+        raise InputError(Problem(path=key, message="names this stack itself; name the AWS layer's stack"))
+    path = stacks_dir / f"Pulumi.{aws_stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise InputError(
+            Problem(
+                path=key,
+                message=f"no stack {aws_stack!r} ({path} does not exist)" + close_matches(aws_stack, known),
+            )
+        )
+    problems = [
+        Problem(
+            path=f"{NAMESPACE}:{name}",
+            message=f"the Kubernetes layer's stack file holds only {key} and secrets; set this in {path.name}, "
+            "which both layers read",
+        )
+        for name in sorted(values)
+        if name != LAYER_OF and f"{NAMESPACE}:{name}" not in secret_keys
+    ]
+    if problems:
+        raise InputError(problems, heading=f"stack {stack!r}: {len(problems)} problem(s) in the settings")
+    raw = read_yaml_mapping(path, "stack file").get("config") or {}
+    base: dict[str, Any] = {}
+    for full_key, value in raw.items():
+        namespace, _, name = str(full_key).partition(":")
+        if namespace == NAMESPACE:
+            base[name] = _foreign_secrets(value)
+    if LAYER_OF in base:
+        raise InputError(
+            Problem(path=key, message=f"{aws_stack!r} is itself a Kubernetes layer ({path.name} sets {key})")
+        )
+    return merge(base, {k: v for k, v in values.items() if k != LAYER_OF})
+
+
+def build_settings(
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    presets_dir: Path = PRESETS_DIR,
+    secret_keys: Collection[str] = (),
+) -> Settings:
+    """Preset + stack config -> Settings. Raises InputError naming every problem; returns only valid settings.
+
+    A stack whose config sets `modelyard:layer_of: <stack>` is the Kubernetes layer of that stack: its
+    settings are that stack's (docs/deploy.md), and `secret_keys` (the config keys the engine holds as
+    secrets) tells which of its own values are the secrets it may add.
+    """
     values = decode_config(config)
+    aws_stack: str | None = None
+    if LAYER_OF in values:
+        aws_stack = values[LAYER_OF]
+        values = _aws_layer_values(
+            stack=stack, aws_stack=aws_stack, values=values, secret_keys=secret_keys, stacks_dir=presets_dir.parent
+        )
     preset = values.pop("preset", None)
     allowed = [p.value for p in Preset]
     if preset is None:
@@ -74,7 +170,16 @@ def build_settings(*, project: str, stack: str, config: Mapping[str, str], prese
         )
     merged = merge(load_preset(preset, presets_dir), values)
     merged["preset"] = preset
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        Problem(
+            path=f"{NAMESPACE}:{path}",
+            message=f"a secret of stack {aws_stack!r}, which this stack cannot decrypt: set it here too with "
+            f"`pulumi config set --secret --path '{NAMESPACE}:{path}' ...` (docs/deploy.md)",
+        )
+        for path in sorted(found.lstrip(".") for found in _paths_of_foreign_secrets(merged, ""))
+    ]
+    if problems:
+        raise InputError(problems, heading=f"stack {stack!r}: {len(problems)} problem(s) in the settings")
     aws_region = config.get("aws:region")
     if aws_region and merged.get("region") and aws_region != merged["region"]:
         problems.append(
@@ -88,8 +193,35 @@ def build_settings(*, project: str, stack: str, config: Mapping[str, str], prese
     settings = converter.convert_object(Settings, merged, "", project=project, stack=stack)
     problems += [Problem(path=f"{NAMESPACE}:{p.path}", message=p.message) for p in converter.problems]
     if isinstance(settings, Settings):
+        settings = _with_layer(settings, aws_stack, problems)
         # Built despite unknown keys (those leave the object whole): cross-field rules still apply.
         problems += rules.check(settings)
     if problems:
         raise InputError(problems, heading=f"stack {stack!r}: {len(problems)} problem(s) in the settings")
     return settings
+
+
+def _with_layer(settings: Settings, aws_stack: str | None, problems: list[Problem]) -> Settings:
+    """Which layer(s) this stack builds, and the join of a split deployment checked from both ends."""
+    split = settings.deploy.layers is Layers.SPLIT
+    if aws_stack is None:
+        return dataclasses.replace(settings, layer=StackLayer.AWS if split else StackLayer.ALL)
+    layered = dataclasses.replace(settings, layer=StackLayer.KUBERNETES, aws_stack=aws_stack)
+    expected = settings.deploy.kubernetes_stack or f"{aws_stack}-k8s"
+    if not split:
+        problems.append(
+            Problem(
+                path=f"{NAMESPACE}:{LAYER_OF}",
+                message=f"stack {aws_stack!r} holds both layers (deploy.layers: one-stack); set deploy.layers: split "
+                "there to deploy its Kubernetes layer from this stack",
+            )
+        )
+    elif expected != settings.stack:
+        problems.append(
+            Problem(
+                path=f"{NAMESPACE}:{LAYER_OF}",
+                message=f"stack {aws_stack!r} expects its Kubernetes layer in stack {expected!r} "
+                f"(deploy.kubernetes_stack), not {settings.stack!r}",
+            )
+        )
+    return layered

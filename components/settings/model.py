@@ -133,6 +133,28 @@ class EndpointAccess(StrEnum):
     PUBLIC_AND_PRIVATE = "public-and-private"  # nodes use the private endpoint; the public one admits public_cidrs
 
 
+class Layers(StrEnum):
+    """How a deployment's two layers (AWS resources, Kubernetes objects) map to Pulumi stacks (docs/deploy.md)."""
+
+    ONE_STACK = "one-stack"  # one stack holds both: whoever runs `pulumi up` must reach the API endpoint
+    SPLIT = "split"  # this stack: the AWS layer and a deploy runner in the VPC; the Kubernetes layer: its own stack
+
+
+class StackLayer(StrEnum):
+    """What one stack builds (set by the kit from deploy.layers and `modelyard:layer_of`, not a config key)."""
+
+    ALL = "all"
+    AWS = "aws"
+    KUBERNETES = "kubernetes"
+
+
+class RunnerCompute(StrEnum):
+    """CodeBuild compute types for the deploy runner (docs/deploy.md)."""
+
+    SMALL = "BUILD_GENERAL1_SMALL"  # 2 vCPU, 3 GB: enough for `pulumi up` of the Kubernetes layer
+    MEDIUM = "BUILD_GENERAL1_MEDIUM"  # 4 vCPU, 7 GB
+
+
 class ExtraLogType(StrEnum):
     """Control-plane log types beyond the api, audit and authenticator logs the kit always enables."""
 
@@ -144,6 +166,7 @@ class ExtraLogType(StrEnum):
 EKS_VERSIONS = ("1.33",)
 
 _ARN = r"arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)/[\w+=,.@/-]+"
+_ACM_CERTIFICATE_ARN = r"arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}"
 _TAG_KEY = r"(?!aws:)[\w .:/=+\-@]{1,128}"
 
 
@@ -250,14 +273,15 @@ class TenantSettings:
     dedicated_pool: str | None = doc_field("a pool (a key of pools) only this tenant may use", default=None)
     data: DataPolicy = doc_field("whether prompts may leave the VPC", default=DataPolicy.IN_VPC)
     rpm_limit: int | None = doc_field(
-        "requests a minute the gateway admits from the tenant's key, per gateway replica; null: no limit",
+        "requests a minute the gateway admits from the tenant's key, per gateway replica (all replicas together "
+        "with gateway.redis); null: no limit",
         default=None,
         minimum=1,
         maximum=10_000_000,
     )
     tpm_limit: int | None = doc_field(
-        "tokens (prompt + output) a minute the gateway admits from the tenant's key, per gateway replica; "
-        "null: no limit",
+        "tokens (prompt + output) a minute the gateway admits from the tenant's key, per gateway replica (all "
+        "replicas together with gateway.redis); null: no limit",
         default=None,
         minimum=1,
         maximum=10_000_000_000,
@@ -294,14 +318,95 @@ class FallbackSettings:
     )
 
 
+# Gateway replicas when gateway.replicas is null (docs/gateway.md): one for a pilot, one per zone beyond.
+GATEWAY_REPLICAS_BY_PRESET: Mapping[Preset, int] = MappingProxyType(
+    {Preset.MINIMAL: 1, Preset.MODERATE: 2, Preset.ENTERPRISE: 3}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayDatabaseSettings:
+    """RDS PostgreSQL for LiteLLM's teams, budgets and spend (components/aws/gateway_state.py)."""
+
+    instance_class: str = doc_field(
+        "RDS instance class; one the cost model prices (components/cost/prices.yaml rds_<class>_hour)",
+        default="db.t4g.medium",
+        pattern=r"db\.[a-z0-9]+\.[a-z0-9]+",
+        pattern_doc="an RDS instance class such as db.t4g.medium",
+    )
+    storage_gb: int = doc_field(
+        "gp3 storage, GiB (RDS PostgreSQL takes 20 to 65,536)", default=20, minimum=20, maximum=65536
+    )
+    backup_days: int = doc_field(
+        "days automated backups (point-in-time recovery) are kept", default=7, minimum=1, maximum=35
+    )
+    multi_az: bool = doc_field(
+        "a synchronous standby in another zone that RDS fails over to (about twice the price)", default=False
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayRedisSettings:
+    """ElastiCache (Valkey) shared by the gateway's replicas for their rate-limit counters."""
+
+    node_type: str = doc_field(
+        "ElastiCache node type; one the cost model prices (components/cost/prices.yaml elasticache_valkey_<type>_hour)",
+        default="cache.t4g.small",
+        pattern=r"cache\.[a-z0-9]+\.[a-z0-9]+",
+        pattern_doc="an ElastiCache node type such as cache.t4g.small",
+    )
+    nodes: int = doc_field(
+        "nodes: one primary and its replicas, spread over the zones; 2 or more for automatic failover",
+        default=2,
+        minimum=1,
+        maximum=6,
+    )
+    snapshot_days: int = doc_field("days daily snapshots are kept", default=1, minimum=1, maximum=35)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GatewaySettings:
     """The LiteLLM gateway: one OpenAI-compatible endpoint for every tenant (docs/gateway.md)."""
 
     exposure: GatewayExposure = doc_field(
-        "who can reach the endpoint once the kit creates its load balancer (not yet: today the gateway is an "
-        "in-cluster Service; docs/gateway.md)",
+        "who can reach the endpoint's load balancer (with hostname): internal, an NLB in the private subnets; "
+        "public, an internet-facing NLB in the public subnets (needs public_zone_id and allowed_cidrs)",
         default=GatewayExposure.INTERNAL,
+    )
+    hostname: str | None = doc_field(
+        "the endpoint's DNS name (llm.example.com): the kit creates an NLB with a TLS listener on 443, its "
+        "certificate and DNS record (internal: a private hosted zone of exactly this name, attached to the VPC); "
+        "null: no load balancer, the gateway is an in-cluster Service only",
+        default=None,
+        pattern=r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?",
+        pattern_doc="a lower-case DNS name of two labels or more, such as llm.example.com",
+    )
+    certificate_arn: str | None = doc_field(
+        "an ACM certificate for hostname, in the stack's region (imported, or issued by ACM Private CA); null: "
+        "the kit requests a public ACM certificate, validated by DNS in public_zone_id",
+        default=None,
+        pattern=_ACM_CERTIFICATE_ARN,
+        pattern_doc="an ACM certificate ARN such as arn:aws:acm:us-east-1:111122223333:certificate/<uuid>",
+    )
+    public_zone_id: str | None = doc_field(
+        "a Route 53 public hosted zone of hostname's domain: where the kit validates the certificate it requests "
+        "and, with exposure public, where the endpoint's record goes",
+        default=None,
+        pattern=r"Z[A-Z0-9]{1,31}",
+        pattern_doc="a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ",
+    )
+    allowed_cidrs: tuple[str, ...] = doc_field(
+        "IPv4 CIDRs admitted on 443 by the load balancer's security group; empty with exposure internal: the "
+        "VPC's CIDR (private ranges only); required with exposure public (public ranges; 0.0.0.0/0 only with "
+        "allow_public_world)",
+        default=(),
+        pattern=r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
+        pattern_doc="an IPv4 CIDR such as 198.51.100.0/24",
+    )
+    allow_public_world: bool = doc_field(
+        "deliberately admit the whole internet (0.0.0.0/0) to a public endpoint: the tenants' keys are then its "
+        "only guard",
+        default=False,
     )
     replicas: int | None = doc_field(
         "gateway replicas; null: by preset (minimal 1, moderate 2, enterprise 3)", default=None, minimum=1, maximum=20
@@ -324,8 +429,16 @@ class GatewaySettings:
     )
     model_rpm: Mapping[str, int] = doc_field(
         "by model (a key of models): requests a minute the gateway sends to its servers, all tenants together, "
-        "per gateway replica; a model not listed is not limited",
+        "per gateway replica (all replicas together with gateway.redis); a model not listed is not limited",
         default_factory=lambda: MappingProxyType({}),
+    )
+    database: GatewayDatabaseSettings | None = doc_field(
+        "PostgreSQL for tenant budgets and spend (LiteLLM teams, docs/gateway.md); null: none, static keys only",
+        default=None,
+    )
+    redis: GatewayRedisSettings | None = doc_field(
+        "Valkey (Redis protocol) for rate limits shared by all gateway replicas; null: each replica counts alone",
+        default=None,
     )
 
 
@@ -412,6 +525,50 @@ class ClusterSettings:
     )
     image_cache: ImageCacheSettings = doc_field(
         "the ECR pull-through cache nodes pull public images through", default_factory=lambda: ImageCacheSettings()
+    )
+
+
+_KMS_KEY_ARN = r"arn:aws(-[a-z]+)*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploySettings:
+    """Where `pulumi up` of each layer runs (docs/deploy.md)."""
+
+    layers: Layers = doc_field(
+        "one-stack: this stack holds the AWS and Kubernetes layers; split: this stack holds the AWS layer and a "
+        "deploy runner inside the VPC, and the Kubernetes layer is its own stack (kubernetes_stack)",
+        default=Layers.ONE_STACK,
+    )
+    kubernetes_stack: str | None = doc_field(
+        "split only: the stack that holds the Kubernetes layer, whose stack file says `modelyard:layer_of: "
+        "<this stack>`; null: `<this stack>-k8s`",
+        default=None,
+        pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}",
+        pattern_doc="a Pulumi stack name",
+    )
+    state_bucket: str | None = doc_field(
+        "split only: the S3 bucket of the Pulumi state backend the runner logs in to (`pulumi login "
+        "s3://<bucket>`); the runner may read and write only this bucket's `.pulumi/` prefix",
+        default=None,
+        pattern=r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+        pattern_doc="an S3 bucket name",
+    )
+    secrets_key_arn: str | None = doc_field(
+        "split only: the KMS key of the stacks' `awskms://` secrets provider; the runner may use only this key",
+        default=None,
+        pattern=_KMS_KEY_ARN,
+        pattern_doc="a KMS key ARN such as arn:aws:kms:us-east-1:111122223333:key/<uuid>",
+    )
+    runner_compute: RunnerCompute = doc_field(
+        "split only: the CodeBuild compute type of the deploy runner", default=RunnerCompute.SMALL
+    )
+    runner_timeout_minutes: int = doc_field(
+        "split only: how long one run of the Kubernetes layer may take (model servers wait for weights and "
+        "image pulls)",
+        default=120,
+        minimum=15,
+        maximum=480,
     )
 
 
@@ -594,6 +751,10 @@ class Settings:
 
     project: str = field(metadata={"context": True})
     stack: str = field(metadata={"context": True})
+    layer: StackLayer = field(default=StackLayer.ALL, metadata={"context": True})
+    """What this stack builds: both layers, the AWS layer (split) or the Kubernetes layer (`layer_of`)."""
+    aws_stack: str | None = field(default=None, metadata={"context": True})
+    """Kubernetes layer only: the stack holding the AWS layer (its settings are this stack's settings)."""
     preset: Preset = doc_field("the cost tier this stack starts from (stacks/presets/<preset>.yaml)")
     region: str = doc_field("the AWS region everything is created in")
     network: NetworkSettings = doc_field("the VPC")
@@ -626,11 +787,39 @@ class Settings:
     cost: CostSettings = doc_field(
         "usage assumptions, people and hidden costs of the TCO (docs/cost.md)", default_factory=CostSettings
     )
+    deploy: DeploySettings = doc_field(
+        "where `pulumi up` of each layer runs: one stack, or an AWS-layer stack and a Kubernetes-layer stack "
+        "deployed by a runner in the VPC (docs/deploy.md)",
+        default_factory=DeploySettings,
+    )
+
+    @property
+    def deployment(self) -> str:
+        """The stack that names the deployment: the AWS layer's (this stack, unless it is a Kubernetes layer)."""
+        return self.aws_stack or self.stack
 
     @property
     def name(self) -> str:
-        """The prefix of every physical name of this stack: `<project>-<stack>`."""
-        return f"{self.project}-{self.stack}"
+        """The prefix of every physical name of the deployment: `<project>-<stack>`, where the stack is the
+        one holding the AWS layer (both layers of a split deployment name the same cluster)."""
+        return f"{self.project}-{self.deployment}"
+
+    @property
+    def kubernetes_stack(self) -> str | None:
+        """The stack holding the Kubernetes layer of a split deployment (None: one stack holds both)."""
+        if self.deploy.layers is Layers.ONE_STACK:
+            return None
+        if self.layer is StackLayer.KUBERNETES:
+            return self.stack
+        return self.deploy.kubernetes_stack or f"{self.stack}-k8s"
+
+    @property
+    def builds_aws(self) -> bool:
+        return self.layer is not StackLayer.KUBERNETES
+
+    @property
+    def builds_kubernetes(self) -> bool:
+        return self.layer is not StackLayer.AWS
 
     @property
     def cost_center(self) -> str:
@@ -640,7 +829,7 @@ class Settings:
         """Tags for one taggable AWS resource of `component` (project, stack, preset, cost center, extra)."""
         return tags_for(
             project=self.project,
-            stack=self.stack,
+            stack=self.deployment,
             preset=self.preset.value,
             component=component,
             cost_center=self.cost_center,

@@ -11,11 +11,13 @@ from components import catalog
 from components.errors import Problem
 from components.settings.model import (
     ENDPOINTS_WITHOUT_NAT,
+    GATEWAY_REPLICAS_BY_PRESET,
     Capacity,
     EndpointAccess,
     FallbackProvider,
     GatewayExposure,
     Interconnect,
+    Layers,
     NatMode,
     PoolKind,
     Settings,
@@ -294,11 +296,12 @@ def cluster_endpoint(s: Settings) -> Iterator[Problem]:
         yield _p("cluster.public_cidrs", "only with cluster.endpoint: public-and-private (the endpoint is private)")
     if not public and cluster.allow_public_world:
         yield _p("cluster.allow_public_world", "only with cluster.endpoint: public-and-private")
-    if not public and not cluster.private_access_cidrs:
+    if not public and not cluster.private_access_cidrs and s.deploy.layers is Layers.ONE_STACK:
         yield _p(
-            "cluster.private_access_cidrs",
-            "a private-only cluster needs a path for `pulumi up` to reach its Kubernetes API: list the private "
-            "CIDRs of your deploy runner (inside the VPC, or joined by VPN, Direct Connect or peering)",
+            "deploy.layers",
+            "a private-only cluster needs a path for `pulumi up` to reach its Kubernetes API: set deploy.layers: "
+            "split (a deploy runner inside the VPC applies the Kubernetes layer), or list in "
+            "cluster.private_access_cidrs the private network you deploy from (VPN, Direct Connect, peering)",
         )
     for i, cidr in enumerate(cluster.private_access_cidrs):
         try:
@@ -323,6 +326,32 @@ def cluster_endpoint(s: Settings) -> Iterator[Problem]:
             )
         elif any(net.subnet_of(ipaddress.IPv4Network(r)) for r in _RFC1918):
             yield _p(path, f"{net} is a private range: the public endpoint sees public source addresses only")
+
+
+def deploy_layers(s: Settings) -> Iterator[Problem]:
+    """A split deployment's runner needs the state backend and secrets key it may use; nothing else has them."""
+    deploy = s.deploy
+    if deploy.layers is Layers.ONE_STACK:
+        for key in ("kubernetes_stack", "state_bucket", "secrets_key_arn"):
+            if getattr(deploy, key) is not None:
+                yield _p(f"deploy.{key}", "only with deploy.layers: split")
+        return
+    if deploy.state_bucket is None:
+        yield _p(
+            "deploy.state_bucket",
+            "a split deployment's runner runs `pulumi up` of the Kubernetes layer inside the VPC, and logs in to an "
+            "S3 state backend: name its bucket (the one both layers' stacks live in)",
+        )
+    if deploy.secrets_key_arn is None:
+        yield _p(
+            "deploy.secrets_key_arn",
+            "the runner decrypts the Kubernetes layer's secrets with the stacks' awskms:// secrets provider: give "
+            "that KMS key's ARN",
+        )
+    elif deploy.secrets_key_arn.split(":")[3] != s.region:
+        yield _p("deploy.secrets_key_arn", f"the key is in {deploy.secrets_key_arn.split(':')[3]}, not {s.region}")
+    if deploy.kubernetes_stack is not None and deploy.kubernetes_stack == s.deployment:
+        yield _p("deploy.kubernetes_stack", "must differ from the AWS layer's stack")
 
 
 def cluster_system_nodes(s: Settings) -> Iterator[Problem]:
@@ -401,13 +430,6 @@ def licenses_accepted(s: Settings) -> Iterator[Problem]:
 def gateway_refs(s: Settings) -> Iterator[Problem]:
     """The gateway's keys, fallbacks and per-model limits name tenants and models the stack has."""
     gateway = s.gateway
-    if gateway.exposure is GatewayExposure.PUBLIC:
-        # Refused rather than ignored: nobody should believe the endpoint is on the internet, or that it is not.
-        yield _p(
-            "gateway.exposure",
-            "public needs the load balancer the kit does not create yet (docs/gateway.md, What is left); "
-            "the gateway is an in-cluster Service",
-        )
     for tenant in gateway.keys:
         if tenant not in s.tenants:
             yield _p(f"gateway.keys.{tenant}", f"no tenant {tenant!r}" + close_matches(tenant, s.tenants))
@@ -422,6 +444,174 @@ def gateway_refs(s: Settings) -> Iterator[Problem]:
     for model in gateway.model_rpm:
         if model not in s.models:
             yield _p(f"gateway.model_rpm.{model}", f"no model {model!r} in models" + close_matches(model, s.models))
+
+
+# Names no public DNS resolves (RFC 2606, RFC 6761, RFC 6762, RFC 8375; ICANN's .internal, 2024): ACM cannot
+# validate them, and no public hosted zone of yours can hold them.
+_NON_PUBLIC_SUFFIXES = (
+    "internal",
+    "local",
+    "localhost",
+    "test",
+    "example",
+    "invalid",
+    "home.arpa",
+    "example.com",
+    "example.net",
+    "example.org",
+)
+
+
+def public_dns_name(hostname: str) -> bool:
+    return not any(hostname == s or hostname.endswith(f".{s}") for s in _NON_PUBLIC_SUFFIXES)
+
+
+def gateway_exposure(s: Settings) -> Iterator[Problem]:
+    """The endpoint's load balancer: a hostname, a certificate it can have, who may connect (docs/gateway.md)."""
+    g = s.gateway
+    public = g.exposure is GatewayExposure.PUBLIC
+    if g.hostname is None:
+        if public:
+            yield _p(
+                "gateway.hostname",
+                "required with exposure: public (the endpoint's DNS name, in public_zone_id's domain); without a "
+                "hostname the kit creates no load balancer",
+            )
+        others = {
+            "certificate_arn": g.certificate_arn,
+            "public_zone_id": g.public_zone_id,
+            "allowed_cidrs": g.allowed_cidrs,
+            "allow_public_world": g.allow_public_world,
+        }
+        for key, value in others.items():
+            if value:
+                yield _p(
+                    f"gateway.{key}",
+                    "only with gateway.hostname: without one the kit creates no load balancer (the gateway is an "
+                    "in-cluster Service)",
+                )
+        return
+    if g.certificate_arn is None:
+        if g.public_zone_id is None:
+            yield _p(
+                "gateway.certificate_arn",
+                "required with gateway.hostname unless public_zone_id names the public hosted zone where the kit "
+                "validates a certificate it requests: give an ACM certificate ARN (imported, or from ACM Private CA)",
+            )
+        elif not public_dns_name(g.hostname):
+            yield _p(
+                "gateway.certificate_arn",
+                f"required: {g.hostname} is not a public DNS name and ACM issues public certificates only for "
+                "those; give a certificate from ACM Private CA or an imported one",
+            )
+    else:
+        region = g.certificate_arn.split(":")[3]
+        if region != s.region:
+            yield _p(
+                "gateway.certificate_arn",
+                f"the certificate is in {region}: a load balancer in {s.region} needs one from {s.region}",
+            )
+    if public:
+        if g.public_zone_id is None:
+            yield _p("gateway.public_zone_id", "required with exposure: public: the endpoint's record goes there")
+        if not public_dns_name(g.hostname):
+            yield _p("gateway.hostname", f"{g.hostname} is not a public DNS name; exposure public needs one")
+        if not g.allowed_cidrs:
+            yield _p(
+                "gateway.allowed_cidrs",
+                "required with exposure: public: the clients' public CIDRs (e.g. 198.51.100.0/24); 0.0.0.0/0 only "
+                "with gateway.allow_public_world: true",
+            )
+    elif g.allow_public_world:
+        yield _p("gateway.allow_public_world", "only with gateway.exposure: public")
+    for i, cidr in enumerate(g.allowed_cidrs):
+        path = f"gateway.allowed_cidrs[{i}]"
+        try:
+            net = ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError as exc:
+            yield _p(path, f"{cidr!r} is not a network address ({exc})")
+            continue
+        private = any(net.subnet_of(ipaddress.IPv4Network(r)) for r in _RFC1918)
+        if public and net.prefixlen == 0 and not g.allow_public_world:
+            yield _p(
+                path,
+                "0.0.0.0/0 opens the gateway to the whole internet; list your clients' CIDRs instead, or set "
+                "gateway.allow_public_world: true if you really mean it",
+            )
+        elif public and private:
+            yield _p(path, f"{net} is a private range: an internet-facing load balancer sees public source addresses")
+        elif not public and not private:
+            yield _p(
+                path,
+                f"{net} is not a private range: an internal load balancer is reached only from the VPC and "
+                "networks joined to it (set exposure: public for internet clients)",
+            )
+
+
+# Geography prefixes of Bedrock's cross-region inference profiles (us.anthropic..., global.anthropic...): a
+# profile routes requests to other regions, which the gateway's role (foundation models of the stack's
+# region only) does not allow, and which a stack pinned to its region must not do.
+_BEDROCK_PROFILE_PREFIXES = frozenset({"us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"})
+
+
+def gateway_state(s: Settings) -> Iterator[Problem]:
+    """The gateway's database and Redis are ones the cost model prices and that hold together; Bedrock
+    fallbacks name foundation models of the stack's region."""
+    from components.cost.prices import default_book
+
+    gateway = s.gateway
+    priced = set(default_book().prices) | set(s.cost.prices)
+
+    def known(prefix: str) -> str:
+        return ", ".join(
+            sorted(k[len(prefix) : -len("_hour")] for k in priced if k.startswith(prefix) and k.endswith("_hour"))
+        )
+
+    database = gateway.database
+    if database is not None and f"rds_{database.instance_class}_hour" not in priced:
+        yield _p(
+            "gateway.database.instance_class",
+            f"{database.instance_class} has no price in the cost model; choose one of {known('rds_db.')} "
+            f"(or price it under cost.prices as rds_{database.instance_class}_hour)",
+        )
+    redis = gateway.redis
+    if redis is not None:
+        key = f"elasticache_valkey_{redis.node_type}_hour"
+        if key not in priced:
+            yield _p(
+                "gateway.redis.node_type",
+                f"{redis.node_type} has no Valkey price in the cost model; choose one of "
+                f"{known('elasticache_valkey_')} (or price it under cost.prices as {key})",
+            )
+        if redis.nodes < 2:
+            yield _p(
+                "gateway.redis.nodes",
+                "1 node cannot fail over (ElastiCache's automatic failover and Multi-AZ need a primary and a "
+                "replica): give 2 or more",
+            )
+        replicas = gateway.replicas or GATEWAY_REPLICAS_BY_PRESET[s.preset]
+        if replicas < 2:
+            yield _p(
+                "gateway.redis",
+                f"shares rate limits between gateway replicas, and this stack runs {replicas}: remove gateway.redis "
+                "or raise gateway.replicas",
+            )
+    for model, fallback in gateway.fallbacks.items():
+        if fallback.provider is not FallbackProvider.BEDROCK:
+            continue
+        head, dot, rest = fallback.model.partition(".")
+        if head in _BEDROCK_PROFILE_PREFIXES:
+            yield _p(
+                f"gateway.fallbacks.{model}.model",
+                f"{fallback.model!r} is a cross-region inference profile, which sends requests to other regions; "
+                f"name a foundation model of {s.region} (such as {rest!r})",
+            )
+        elif not dot or "/" in fallback.model:
+            yield _p(
+                f"gateway.fallbacks.{model}.model",
+                f"{fallback.model!r} is not a Bedrock foundation model id (<provider>.<model>, such as "
+                "anthropic.claude-3-5-sonnet-20240620-v1:0)",
+            )
 
 
 def tags_extra(s: Settings) -> Iterator[Problem]:
@@ -453,7 +643,10 @@ RULES: tuple[Rule, ...] = (
     model_owners,
     licenses_accepted,
     gateway_refs,
+    gateway_state,
+    gateway_exposure,
     tags_extra,
+    deploy_layers,
 )
 
 

@@ -184,7 +184,7 @@ def _open_target(args: argparse.Namespace, name: str, revision: str) -> Target:
     _, settings = load_settings(args.project_dir, args.stack)
     clients = aws.open_clients(args.profile, settings.region)
     identity = caller_identity(clients)
-    bucket = model_bucket_name(settings.project, settings.stack, identity["account"])
+    bucket = model_bucket_name(settings.project, settings.deployment, identity["account"])
     try:
         clients("s3").head_bucket(Bucket=bucket)
     except botocore.exceptions.ClientError as exc:

@@ -375,7 +375,7 @@ class Preflight:
                 for instance in reservation["Instances"]:
                     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
                     if (
-                        tags.get("modelyard:stack") == self.settings.stack
+                        tags.get("modelyard:stack") == self.settings.deployment
                         and tags.get("modelyard:project", self.settings.project) == self.settings.project
                     ):
                         continue
@@ -514,7 +514,7 @@ class Preflight:
             )
 
     def check_bucket(self, account_id: str) -> None:
-        name = model_bucket_name(self.settings.project, self.settings.stack, account_id)
+        name = model_bucket_name(self.settings.project, self.settings.deployment, account_id)
         s3 = self.clients("s3")
         try:
             s3.head_bucket(Bucket=name)
@@ -538,15 +538,15 @@ class Preflight:
             tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name).get("TagSet", [])}
         except botocore.exceptions.ClientError:
             tags = {}
-        if tags.get("modelyard:stack") == self.settings.stack:
+        if tags.get("modelyard:stack") == self.settings.deployment:
             self.report.add(
-                "bucket", Status.OK, f"{name} exists and is this stack's (modelyard:stack={self.settings.stack})"
+                "bucket", Status.OK, f"{name} exists and is this stack's (modelyard:stack={self.settings.deployment})"
             )
         else:
             self.report.add(
                 "bucket",
                 Status.FAIL,
-                f"{name} exists in this account but is not tagged modelyard:stack={self.settings.stack}",
+                f"{name} exists in this account but is not tagged modelyard:stack={self.settings.deployment}",
                 "`pulumi import` it into the stack, or empty and delete it if it is left over",
             )
 

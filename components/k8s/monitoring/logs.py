@@ -5,7 +5,8 @@ included, and writes to one log group the component creates with its retention (
 groups: an auto-created group would keep logs forever). Its service account gets write access to that
 group only, through EKS Pod Identity (the cluster runs the Pod Identity agent add-on).
 
-The caller passes both providers: ``opts=pulumi.ResourceOptions(providers=[aws_provider, k8s_provider])``.
+Two components, one per layer: ContainerLogGroup (AWS: the group, the role, the association) and
+ContainerLogs (Kubernetes: the chart).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.k8s.monitoring.values import MONITORING_NAMESPACE
+from components.options import children_moved_from
 from components.settings.model import Preset
 
 # aws/eks-charts stable/aws-for-fluent-bit/Chart.yaml at commit 2942cdce (2026-02-03): chart 0.2.0, image
@@ -103,35 +105,38 @@ _POD_IDENTITY_TRUST = json.dumps(
 
 
 @dataclass(frozen=True, kw_only=True)
-class ContainerLogsArgs:
+class ContainerLogGroupArgs:
     cluster_name: pulumi.Input[str]
     """The EKS cluster (its name also names the log group)."""
-    region: str
-    """The region of the cluster and of the log group."""
     retention_days: int
     """Days CloudWatch keeps the logs (LOG_RETENTION_BY_PRESET gives the kit's default per preset)."""
-    namespace: pulumi.Input[str] = MONITORING_NAMESPACE
-    """Where Fluent Bit runs; pass Monitoring.namespace so the namespace exists first."""
+    namespace: str = MONITORING_NAMESPACE
+    """Where Fluent Bit runs: its service account there gets the write role."""
     kms_key_arn: pulumi.Input[str] | None = None
     """A KMS key to encrypt the logs (its policy must admit logs.<region>.amazonaws.com); default: none,
     CloudWatch's own encryption."""
-    image_registry: pulumi.Input[str] | None = None
-    """The registry serving ECR Public's images, for stacks without NAT; default: public.ecr.aws."""
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Tags on the log group and the role."""
 
 
-class ContainerLogs(pulumi.ComponentResource):
-    """A CloudWatch log group with retention, a Pod Identity role that may write only there, and AWS for
-    Fluent Bit shipping every container's logs into it."""
+class ContainerLogGroup(pulumi.ComponentResource):
+    """The AWS side: a CloudWatch log group with retention and a Pod Identity role that may write only there."""
 
     log_group_name: pulumi.Output[str]
 
-    def __init__(self, name: str, *, args: ContainerLogsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("modelyard:k8s:ContainerLogs", name, None, opts)
+    def __init__(self, name: str, *, args: ContainerLogGroupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(
+            "modelyard:aws:ContainerLogGroup",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(
+                opts, children_moved_from("modelyard:aws:ContainerLogGroup", "modelyard:k8s:ContainerLogs", "logs")
+            ),
+        )
+        # These were children of ContainerLogs (named "logs", as this one is in the platform) until the
+        # layers split: aliases keep their identity in stacks deployed before.
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
-
         group = aws.cloudwatch.LogGroup(
             f"{name}-group",
             name=pulumi.Output.from_input(args.cluster_name).apply(log_group_name),
@@ -141,10 +146,8 @@ class ContainerLogs(pulumi.ComponentResource):
             opts=child,
         )
         role = aws.iam.Role(f"{name}-fluent-bit", assume_role_policy=_POD_IDENTITY_TRUST, tags=tags, opts=child)
-        policy = aws.iam.RolePolicy(
-            f"{name}-fluent-bit-write", role=role.id, policy=group.arn.apply(write_policy), opts=child
-        )
-        identity = aws.eks.PodIdentityAssociation(
+        aws.iam.RolePolicy(f"{name}-fluent-bit-write", role=role.id, policy=group.arn.apply(write_policy), opts=child)
+        aws.eks.PodIdentityAssociation(
             f"{name}-fluent-bit",
             cluster_name=args.cluster_name,
             namespace=args.namespace,
@@ -153,7 +156,32 @@ class ContainerLogs(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        values = pulumi.Output.all(group.name, args.image_registry or "").apply(
+        self.log_group_name = group.name
+        self.register_outputs({"log_group_name": self.log_group_name})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerLogsArgs:
+    region: str
+    """The region of the cluster and of the log group."""
+    log_group_name: pulumi.Input[str]
+    """The group ContainerLogGroup created (Fluent Bit never creates one)."""
+    namespace: pulumi.Input[str] = MONITORING_NAMESPACE
+    """Where Fluent Bit runs; pass Monitoring.namespace so the namespace exists first."""
+    image_registry: pulumi.Input[str] | None = None
+    """The registry serving ECR Public's images, for stacks without NAT; default: public.ecr.aws."""
+
+
+class ContainerLogs(pulumi.ComponentResource):
+    """The Kubernetes side: AWS for Fluent Bit shipping every container's logs into the group.
+
+    Its credentials come from ContainerLogGroup's Pod Identity association, which must exist before the first
+    pod starts (or it logs errors until restarted): in one stack, depend on that component.
+    """
+
+    def __init__(self, name: str, *, args: ContainerLogsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelyard:k8s:ContainerLogs", name, None, opts)
+        values = pulumi.Output.all(args.log_group_name, args.image_registry or "").apply(
             lambda v: fluent_bit_values(region=args.region, group_name=v[0], image_registry=v[1] or None)
         )
         k8s.helm.v3.Release(
@@ -164,9 +192,6 @@ class ContainerLogs(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=FLUENT_BIT_REPO),
             namespace=args.namespace,
             values=values,
-            # Credentials must exist before the first pod starts, or it logs errors until restarted.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, identity]),
+            opts=pulumi.ResourceOptions(parent=self),
         )
-
-        self.log_group_name = group.name
-        self.register_outputs({"log_group_name": self.log_group_name})
+        self.register_outputs({})

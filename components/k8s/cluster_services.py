@@ -1,0 +1,142 @@
+"""ClusterServices: the Kubernetes layer's foundation, what every other Kubernetes object stands on.
+
+- the one Kubernetes provider of the kit, built from the cluster's name, endpoint and CA bundle (in one
+  stack from the Cluster component's outputs, in a split deployment from the AWS layer's stack outputs);
+  its token comes from `aws eks get-token` at use, so nothing secret is stored;
+- an encrypted gp3 StorageClass as the default (EKS ships none);
+- Karpenter's controller (pinned chart) on the system nodes, bound by the AWS layer's Pod Identity
+  association to its controller role.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.aws.cluster import KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT, SYSTEM_POOL_LABEL
+from components.options import children_moved_from
+
+# Karpenter's chart (oci://public.ecr.aws/karpenter/karpenter; tag v1.7.3 of aws/karpenter-provider-aws).
+# It runs on the system node group, which Karpenter does not manage.
+KARPENTER_CHART = ("oci://public.ecr.aws/karpenter/karpenter", "1.7.3")
+
+
+def kubeconfig(*, cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
+    """A kubeconfig whose credentials come from `aws eks get-token` at use: nothing secret is stored."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
+            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
+                            "interactiveMode": "Never",
+                        }
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterServicesArgs:
+    cluster_name: str
+    """The EKS cluster's name (settings.name)."""
+    region: str
+    """The cluster's region, for the token command of the kubeconfig."""
+    endpoint: pulumi.Input[str]
+    """The API server's URL."""
+    certificate_authority: pulumi.Input[str]
+    """The cluster's CA bundle, base64 as EKS returns it."""
+    karpenter_queue_name: pulumi.Input[str]
+    """The SQS queue Karpenter reads interruption events from."""
+    image_registry: Callable[[str], pulumi.Input[str]] = lambda host: host
+    """Maps an upstream registry host to where nodes pull it from (the pull-through cache, or itself)."""
+
+
+class ClusterServices(pulumi.ComponentResource):
+    """The Kubernetes provider, the default StorageClass and Karpenter's controller."""
+
+    provider: k8s.Provider
+    karpenter: k8s.helm.v3.Release
+
+    def __init__(self, name: str, *, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        # Until the layers split, the children were the Cluster component (named "cluster", as this one is)'s:
+        # their aliases keep stacks deployed before from replacing them.
+        super().__init__(
+            "modelyard:k8s:ClusterServices",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(
+                opts, children_moved_from("modelyard:k8s:ClusterServices", "modelyard:aws:Cluster", "cluster")
+            ),
+        )
+        provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=pulumi.Output.all(args.endpoint, args.certificate_authority).apply(
+                lambda v: kubeconfig(cluster_name=args.cluster_name, region=args.region, endpoint=v[0], ca_data=v[1])
+            ),
+            # Never fall back to the operator's kubeconfig context or namespace.
+            namespace="default",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
+        # EKS ships no default StorageClass: this one encrypts every volume and waits for the pod's zone.
+        k8s.storage.v1.StorageClass(
+            f"{name}-gp3",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="gp3",
+                annotations={"storageclass.kubernetes.io/is-default-class": "true"},
+            ),
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Delete",
+            opts=on_cluster,
+        )
+        chart, version = KARPENTER_CHART
+        self.karpenter = k8s.helm.v3.Release(
+            f"{name}-karpenter",
+            name="karpenter",
+            chart=chart,
+            version=version,
+            namespace=KARPENTER_NAMESPACE,
+            values={
+                "settings": {"clusterName": args.cluster_name, "interruptionQueue": args.karpenter_queue_name},
+                "controller": {
+                    "image": {
+                        "repository": pulumi.Output.concat(
+                            args.image_registry("public.ecr.aws"), "/karpenter/controller"
+                        )
+                    },
+                    "resources": {
+                        "requests": {"cpu": "250m", "memory": "512Mi"},
+                        "limits": {"memory": "512Mi"},
+                    },
+                },
+                # The Pod Identity association binds this service account to the controller role.
+                "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT},
+                "replicas": 2,
+                "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+            },
+            opts=on_cluster,
+        )
+        self.provider = provider
+        self.register_outputs({})

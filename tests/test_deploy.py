@@ -1,0 +1,277 @@
+"""Layers and the deploy runner (docs/deploy.md): what a split deployment builds, where, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.aws.deploy_runner import buildspec
+from components.errors import InputError
+from components.plan.run import plan_stack
+from tests.conftest import ROOT, by_type, plan_with
+
+KUBERNETES_PREFIXES = ("kubernetes:", "pulumi:providers:kubernetes")
+
+
+def _layer(resource: dict[str, Any]) -> str:
+    if resource["type"].startswith(KUBERNETES_PREFIXES) or resource["type"].startswith("modelyard:k8s:"):
+        return "kubernetes"
+    if resource["type"] == "pulumi:pulumi:StackReference":
+        return "join"
+    return "aws"
+
+
+def test_the_enterprise_stack_is_planned_as_two_stacks_joined_by_a_reference(plans: dict[str, Any]) -> None:
+    plan = plans["core"]
+    assert plan["stacks"] == ["core", "core-k8s"]
+    (reference,) = by_type(plan, "pulumi:pulumi:StackReference")
+    assert reference["stack"] == "core-k8s"
+    assert reference["inputs"] == {"name": "organization/modelyard/core"}
+    for resource in plan["resources"]:
+        expected = {"aws": "core", "kubernetes": "core-k8s", "join": "core-k8s"}[_layer(resource)]
+        assert resource["stack"] == expected, resource["key"]
+
+
+def test_the_kubernetes_layer_creates_no_aws_resource(plans: dict[str, Any]) -> None:
+    """The runner's role has no AWS write right: the layer it applies must need none."""
+    k8s_stack = [r for r in plans["core"]["resources"] if r["stack"] == "core-k8s"]
+    assert k8s_stack
+    assert not [r["key"] for r in k8s_stack if r["type"].startswith(("aws:", "pulumi:providers:aws"))]
+
+
+def test_the_kubernetes_layer_uses_what_the_aws_layer_exported(plans: dict[str, Any]) -> None:
+    plan = plans["core"]
+    (provider,) = by_type(plan, "pulumi:providers:kubernetes")
+    kubeconfig = json.loads(provider["inputs"]["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == plan["outputs"]["cluster_endpoint"]
+    (karpenter,) = [r for r in by_type(plan, "kubernetes:helm.sh/v3:Release") if r["name"] == "cluster-karpenter"]
+    assert karpenter["inputs"]["values"]["settings"]["interruptionQueue"] == plan["outputs"]["karpenter_queue_name"]
+    classes = [r for r in plan["resources"] if r["type"] == "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"]
+    groups = plan["outputs"]["gpu_security_groups"]
+    for node_class in classes:
+        pool = node_class["inputs"]["metadata"]["name"].removeprefix("gpu-")
+        assert [t["id"] for t in node_class["inputs"]["spec"]["securityGroupSelectorTerms"]] == groups[pool]
+
+
+def test_splitting_changes_no_kubernetes_object(tmp_path: Path) -> None:
+    """The same settings in one stack and in two: the Kubernetes layer is the same, object for object."""
+    split = plan_stack(
+        _project(
+            tmp_path / "split",
+            {"core": {"modelyard:preset": "enterprise"}, "core-k8s": {"modelyard:layer_of": "core"}},
+        ),
+        "core",
+    )
+    one = plan_with(
+        tmp_path,
+        "enterprise",
+        {
+            "deploy": {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None},
+            "cluster": {"private_access_cidrs": ["10.200.0.0/16"]},
+        },
+        stack="core",
+    )
+
+    def kubernetes(plan: dict[str, Any]) -> dict[str, Any]:
+        return {
+            r["key"]: {k: v for k, v in r.items() if k not in ("stack", "depends_on")}
+            for r in plan["resources"]
+            if _layer(r) == "kubernetes"
+        }
+
+    assert kubernetes(split) == kubernetes(one)
+    assert split["manifests"] == one["manifests"]
+    aws_only_in_split = {r["key"] for r in split["resources"]} - {r["key"] for r in one["resources"]}
+    assert all("deploy-runner" in key or "StackReference" in key for key in aws_only_in_split), aws_only_in_split
+
+
+def test_the_runner_reaches_the_private_api_and_nothing_else_reaches_it(plans: dict[str, Any]) -> None:
+    plan = plans["core"]
+    (cluster,) = by_type(plan, "aws:eks/cluster:Cluster")
+    assert cluster["inputs"]["vpcConfig"]["endpointPublicAccess"] is False
+    ingress = [
+        r
+        for r in by_type(plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["inputs"].get("fromPort") == 443 and "api" in r["name"]
+    ]
+    (rule,) = ingress
+    assert rule["name"] == "deploy-runner-api"
+    (runner_sg,) = [r for r in by_type(plan, "aws:ec2/securityGroup:SecurityGroup") if r["name"] == "deploy-runner-sg"]
+    assert rule["inputs"]["referencedSecurityGroupId"].startswith("sg-")
+    assert "cidrIpv4" not in rule["inputs"]
+    (project,) = by_type(plan, "aws:codebuild/project:Project")
+    assert project["inputs"]["vpcConfig"]["securityGroupIds"] == [rule["inputs"]["referencedSecurityGroupId"]]
+    assert runner_sg["stack"] == "core"
+
+
+def test_the_runner_role_has_only_what_one_run_needs(plans: dict[str, Any]) -> None:
+    plan = plans["core"]
+    (policy,) = [r for r in by_type(plan, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "deploy-runner-role"]
+    statements = {s["Sid"]: s for s in json.loads(policy["inputs"]["policy"])["Statement"]}
+    actions = {a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    writes = {
+        a
+        for a in actions
+        if not re.match(
+            r"(s3:Get|s3:List|ecr:(BatchGet|GetDownload|BatchCheck|GetAuth)|ec2:Describe|eks:Describe|logs:)", a
+        )
+    }
+    # The only writes: state objects, the secrets key, and CodeBuild's own network interfaces.
+    assert writes == {
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+    }
+    assert statements["StateReadWrite"]["Resource"] == "arn:aws:s3:::amzn-s3-demo-bucket/.pulumi/*"
+    assert statements["StackSecrets"]["Resource"].startswith("arn:aws:kms:us-east-1:111122223333:key/")
+    assert statements["VpcInterfaces"]["Condition"]["ArnEquals"]["ec2:Subnet"] == sorted(
+        f"arn:aws:ec2:us-east-1:123456789012:subnet/{s}" for s in plan["outputs"]["private_subnet_ids"]
+    )
+    (association,) = [
+        r
+        for r in by_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        if r["name"] == "deploy-runner-access"
+    ]
+    assert association["inputs"]["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
+
+
+@pytest.mark.parametrize(("command", "code"), [("preview", 0), ("up", 0), ("destroy", 2), ("", 2), ("up; rm -rf /", 2)])
+def test_the_runner_runs_only_preview_or_up(command: str, code: int) -> None:
+    """The buildspec's guard, run by bash exactly as CodeBuild would run that line."""
+    spec = yaml.safe_load(buildspec(kubernetes_stack="core-k8s"))
+    guard = spec["phases"]["build"]["commands"][0]
+    bash = shutil.which("bash")
+    assert bash
+    result = subprocess.run(
+        [bash, "-c", f'{guard}\necho "$ARGS"'],
+        env={"PULUMI_COMMAND": command, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == code, result.stderr
+    if code == 0:
+        assert result.stdout.split()[0] == command
+    assert spec["env"]["variables"]["PULUMI_COMMAND"] == "preview"
+    assert spec["env"]["variables"]["UV_OFFLINE"] == "1"
+
+
+def test_the_runner_image_carries_the_locked_versions() -> None:
+    """deploy/runner.Dockerfile bakes the CLI and plugins: they must be the versions uv.lock installs."""
+    dockerfile = (ROOT / "deploy" / "runner.Dockerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, flags=re.M))
+    lock = (ROOT / "uv.lock").read_text()
+
+    def locked(package: str) -> str:
+        match = re.search(rf'\[\[package\]\]\nname = "{package}"\nversion = "([^"]+)"', lock)
+        assert match, package
+        return match.group(1)
+
+    assert args["PULUMI_VERSION"] == locked("pulumi")
+    assert args["PULUMI_AWS_VERSION"] == locked("pulumi-aws")
+    assert args["PULUMI_KUBERNETES_VERSION"] == locked("pulumi-kubernetes")
+    assert args["PULUMI_RANDOM_VERSION"] == locked("pulumi-random")
+    readme = (ROOT / "README.md").read_text()
+    assert f"uv=={args['UV_VERSION']}" in readme
+
+
+def _project(tmp_path: Path, stacks: dict[str, dict[str, Any]]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks" / "presets", tmp_path / "stacks" / "presets")
+    (tmp_path / "charts").symlink_to(ROOT / "charts")
+    for name, config in stacks.items():
+        (tmp_path / "stacks" / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return tmp_path
+
+
+def _problems(tmp_path: Path, stacks: dict[str, dict[str, Any]], stack: str) -> str:
+    with pytest.raises(InputError) as caught:
+        plan_stack(_project(tmp_path, stacks), stack)
+    return caught.value.render()
+
+
+def test_a_private_cluster_without_a_path_to_its_api_is_refused(tmp_path: Path) -> None:
+    message = _problems(
+        tmp_path,
+        {
+            "x": {
+                "modelyard:preset": "enterprise",
+                "modelyard:deploy": {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None},
+            }
+        },
+        "x",
+    )
+    assert "modelyard:deploy.layers" in message
+    assert "private_access_cidrs" in message
+
+
+def test_a_split_deployment_needs_its_backend_and_key(tmp_path: Path) -> None:
+    message = _problems(
+        tmp_path,
+        {"x": {"modelyard:preset": "enterprise", "modelyard:deploy": {"state_bucket": None, "secrets_key_arn": None}}},
+        "x",
+    )
+    assert "modelyard:deploy.state_bucket" in message
+    assert "modelyard:deploy.secrets_key_arn" in message
+
+
+def test_a_split_deployment_needs_its_kubernetes_stack_file(tmp_path: Path) -> None:
+    message = _problems(tmp_path, {"x": {"modelyard:preset": "enterprise"}}, "x")
+    assert "Pulumi.x-k8s.yaml does not exist" in message
+
+
+def test_the_kubernetes_layer_stack_holds_only_the_join_and_secrets(tmp_path: Path) -> None:
+    stacks = {
+        "x": {"modelyard:preset": "enterprise"},
+        "x-k8s": {"modelyard:layer_of": "x", "modelyard:region": "eu-west-1"},
+    }
+    message = _problems(tmp_path, stacks, "x-k8s")
+    assert "modelyard:region" in message
+    assert "Pulumi.x.yaml" in message
+
+
+@pytest.mark.parametrize(
+    ("layer_of", "expected"),
+    [("nope", "no stack 'nope'"), ("x-k8s", "names this stack itself")],
+)
+def test_a_kubernetes_layer_must_name_a_real_aws_layer(tmp_path: Path, layer_of: str, expected: str) -> None:
+    stacks = {"x": {"modelyard:preset": "enterprise"}, "x-k8s": {"modelyard:layer_of": layer_of}}
+    assert expected in _problems(tmp_path, stacks, "x-k8s")
+
+
+def test_a_kubernetes_layer_of_a_one_stack_deployment_is_refused(tmp_path: Path) -> None:
+    stacks = {"x": {"modelyard:preset": "minimal"}, "x-k8s": {"modelyard:layer_of": "x"}}
+    message = _problems(tmp_path, stacks, "x-k8s")
+    assert "modelyard:layer_of" in message
+    assert "one-stack" in message
+
+
+def test_secrets_of_the_aws_layer_file_must_be_set_in_the_kubernetes_layer(tmp_path: Path) -> None:
+    """A stack cannot decrypt another's ciphertext: the Kubernetes layer must hold its own secrets."""
+    secret = {"secure": "v1:AAAAAAAAAAAAAAAA:ciphertext"}
+    stacks = {
+        "x": {
+            "modelyard:preset": "enterprise",
+            "modelyard:monitoring": {"receivers": {"page": {"kind": "pagerduty", "secret": secret}}},
+        },
+        "x-k8s": {"modelyard:layer_of": "x"},
+    }
+    message = _problems(tmp_path, stacks, "x")
+    assert "modelyard:monitoring.receivers.page.secret" in message
+    assert "pulumi config set --secret" in message
+    stacks["x-k8s"]["modelyard:monitoring"] = {"receivers": {"page": {"secret": secret}}}
+    plan = plan_stack(_project(tmp_path / "fixed", stacks), "x")
+    assert plan["stacks"] == ["x", "x-k8s"]
