@@ -11,7 +11,6 @@ FROM public.ecr.aws/docker/library/python:3.11-slim-bookworm
 ARG PULUMI_VERSION=3.272.0
 ARG PULUMI_AWS_VERSION=7.51.1
 ARG PULUMI_KUBERNETES_VERSION=4.34.2
-ARG PULUMI_RANDOM_VERSION=4.21.4
 ARG UV_VERSION=0.13.9
 
 ENV PULUMI_HOME=/opt/pulumi \
@@ -33,8 +32,7 @@ RUN mkdir -p /opt/pulumi/bin \
  && curl -fsSL "https://get.pulumi.com/releases/sdk/pulumi-v${PULUMI_VERSION}-linux-x64.tar.gz" \
     | tar -xz -C /opt/pulumi/bin --strip-components=1 \
  && pulumi plugin install resource aws "v${PULUMI_AWS_VERSION}" \
- && pulumi plugin install resource kubernetes "v${PULUMI_KUBERNETES_VERSION}" \
- && pulumi plugin install resource random "v${PULUMI_RANDOM_VERSION}"
+ && pulumi plugin install resource kubernetes "v${PULUMI_KUBERNETES_VERSION}"
 
 # The locked Python packages in uv's cache: the runner's `uv sync` (UV_OFFLINE=1) installs from it.
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"

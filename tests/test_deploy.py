@@ -182,7 +182,6 @@ def test_the_runner_image_carries_the_locked_versions() -> None:
     assert args["PULUMI_VERSION"] == locked("pulumi")
     assert args["PULUMI_AWS_VERSION"] == locked("pulumi-aws")
     assert args["PULUMI_KUBERNETES_VERSION"] == locked("pulumi-kubernetes")
-    assert args["PULUMI_RANDOM_VERSION"] == locked("pulumi-random")
     readme = (ROOT / "README.md").read_text()
     assert f"uv=={args['UV_VERSION']}" in readme
 

@@ -48,8 +48,8 @@ def test_the_readme_stack_example_is_a_valid_stack(tmp_path):
     """The stack file the README shows must pass validation as it is printed."""
     import yaml
 
-    from components.plan.stackfile import StackFile
     from components.settings import build_settings
+    from components.settings.stackfile import StackFile
 
     block = re.search(r"```yaml\n(config:.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert block is not None

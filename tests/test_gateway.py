@@ -50,8 +50,8 @@ from components.k8s.isolation import GATEWAY
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
 from components.plan.engine import SECRET_TEXT
 from components.plan.run import plan_stack
-from components.plan.stackfile import SECRET_PLACEHOLDER
 from components.settings import Settings, build_settings
+from components.settings.stackfile import SECRET_PLACEHOLDER
 from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
 KEYS = {
@@ -144,7 +144,6 @@ def test_bad_gateway_settings_name_the_key() -> None:
     """Checked with every other setting, before anything is built (exit 2 from the CLI)."""
     for gateway, path, message in [
         ({"keys": {"nobody": "x"}}, "modelyard:gateway.keys.nobody", "no tenant 'nobody'"),
-        ({"exposure": "public"}, "modelyard:gateway.exposure", "public needs the load balancer"),
         (
             {"fallbacks": {"shared": {"provider": "anthropic", "model": "claude-sonnet-4-5"}}},
             "modelyard:gateway.fallbacks.shared.api_key",

@@ -31,9 +31,10 @@ from components.k8s.serving_values import (
     release_name,
     serving_values,
 )
-from components.plan.stackfile import StackFile
 from components.settings import Settings, build_settings
+from components.settings.stackfile import StackFile
 from components.sizing import SizingOption, fit_on
+from tests.conftest import SHIPPED_STACKS
 from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +157,7 @@ def chart() -> Iterator[helm.Chart]:
 
 @pytest.fixture(scope="module")
 def settings_by_stack() -> dict[str, Settings]:
-    return {stack: stack_settings(stack) for stack in StackFile.available(ROOT)}
+    return {stack: stack_settings(stack) for stack in SHIPPED_STACKS}
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from components.k8s.monitoring.component import AlertReceiver, Monitoring, Monit
 from components.k8s.monitoring.logs import (
     FLUENT_BIT_VERSION,
     LOG_RETENTION_BY_PRESET,
+    ContainerLogGroup,
+    ContainerLogGroupArgs,
     ContainerLogs,
     ContainerLogsArgs,
     fluent_bit_values,
@@ -549,10 +551,15 @@ def test_container_logs_write_only_to_their_group_through_pod_identity() -> None
     def program() -> None:
         aws_provider = aws.Provider("aws", region="us-east-1")
         k8s_provider = k8s.Provider("k8s", kubeconfig="{}", namespace="default")
+        group = ContainerLogGroup(
+            "logs",
+            args=ContainerLogGroupArgs(cluster_name="modelyard-pilot", retention_days=30),
+            opts=pulumi.ResourceOptions(provider=aws_provider),
+        )
         ContainerLogs(
             "logs",
-            args=ContainerLogsArgs(cluster_name="modelyard-pilot", region="us-east-1", retention_days=30),
-            opts=pulumi.ResourceOptions(providers=[aws_provider, k8s_provider]),
+            args=ContainerLogsArgs(region="us-east-1", log_group_name=group.log_group_name),
+            opts=pulumi.ResourceOptions(provider=k8s_provider, depends_on=[group]),
         )
 
     recording = run_program(stack_file, preview=False, program=program)

@@ -94,6 +94,9 @@ FREE_TYPES: Mapping[str, str] = {
     "aws:secretsmanager/secretVersion:SecretVersion": "the secret is priced",
     "aws:route53/record:Record": "queries are a usage line (not modelled for private zones)",
     "aws:guardduty/detectorFeature:DetectorFeature": "billed per monitored vCPU on the detector line",
+    "aws:codebuild/project:Project": "billed per build minute while the deploy runner runs (not modelled)",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": "lifecycle policies are free",
+    "pulumi:pulumi:StackReference": "a read of another stack's outputs",
 }
 
 # Stateful resource types (the diff warns loudly when one is replaced or removed).
