@@ -44,6 +44,8 @@ def render_presets() -> str:
             f"interface endpoints: {', '.join(e.value for e in s.interface_endpoints) or 'none'}; "
             f"flow logs kept {s.network.flow_logs.retention_days} days.",
             "",
+            _gateway_line(s),
+            "",
             "| pool | kind | capacity | instance types | GPU ceiling | zones |",
             "|---|---|---|---|---:|---|",
         ]
@@ -75,6 +77,28 @@ def render_presets() -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def _gateway_line(s: Settings) -> str:
+    """The gateway's replicas and state (docs/gateway.md): what budgets and shared limits a preset gets."""
+    from components.settings.model import GATEWAY_REPLICAS_BY_PRESET
+
+    gateway = s.gateway
+    replicas = gateway.replicas or GATEWAY_REPLICAS_BY_PRESET[s.preset]
+    db = gateway.database
+    database = (
+        f"PostgreSQL {db.instance_class}{' Multi-AZ' if db.multi_az else ''}, {db.storage_gb} GiB, backups "
+        f"{db.backup_days} days (tenant budgets)"
+        if db is not None
+        else "no database (static keys, no budgets)"
+    )
+    redis = gateway.redis
+    shared = (
+        f"Valkey {redis.nodes} x {redis.node_type} (limits shared by the replicas)"
+        if redis is not None
+        else "no Redis (limits counted per replica)"
+    )
+    return f"Gateway: {replicas} replica{'s' if replicas > 1 else ''}; {database}; {shared}."
 
 
 def replace_between_markers(text: str, generated: str, begin: str = BEGIN, end: str = END) -> str:

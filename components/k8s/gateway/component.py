@@ -12,7 +12,7 @@ state, `pulumi preview` and the offline plan show it as [secret]; tenant keys ar
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pulumi
@@ -39,11 +39,26 @@ CONFIG_KEY = "modelyard:gateway"
 
 
 @dataclass(frozen=True, kw_only=True)
+class RedisEndpoint:
+    """Where the replicas share their counters: GatewayState's redis_host, redis_port, redis_password."""
+
+    host: pulumi.Input[str]
+    port: pulumi.Input[int]
+    password: pulumi.Input[str]
+    """A secret: it goes into a Secret of its own, never into the Deployment."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewayArgs:
     settings: Settings
     """The stack's settings: models and their owners, tenants, keys, limits and fallbacks."""
     image_registry: Callable[[str], pulumi.Input[str]] | None = None
     """Upstream registry host -> where nodes pull it from (the ECR pull-through cache); default: ghcr.io."""
+    database_url: pulumi.Input[str] | None = None
+    """GatewayState's database_url (a secret), with settings gateway.database; None: no database (static keys,
+    no budgets)."""
+    redis: RedisEndpoint | None = None
+    """GatewayState's Redis endpoint, with settings gateway.redis; None: each replica counts its limits alone."""
 
 
 def secret_value(settings: Settings, spec: SecretSpec) -> str:
@@ -65,6 +80,40 @@ def secret_value(settings: Settings, spec: SecretSpec) -> str:
     raise ValueError(f"unknown secret source {spec.source!r}")
 
 
+def with_state(settings: Settings, args: GatewayArgs) -> Settings:
+    """The settings as far as the wired state goes: gateway.database and gateway.redis count only once the
+    platform passes GatewayState's outputs (a stack whose AWS layer has not created them yet runs without)."""
+    gateway = settings.gateway
+    missing = {
+        "database": gateway.database is not None and args.database_url is None,
+        "redis": gateway.redis is not None and args.redis is None,
+    }
+    for key, absent in missing.items():
+        if absent:
+            pulumi.log.warn(
+                f"modelyard:gateway.{key} is set but no GatewayState output was passed: the gateway runs without it"
+            )
+    return replace(
+        settings,
+        gateway=replace(
+            gateway,
+            database=None if missing["database"] else gateway.database,
+            redis=None if missing["redis"] else gateway.redis,
+        ),
+    )
+
+
+def _secret_input(settings: Settings, spec: SecretSpec, args: GatewayArgs) -> pulumi.Output[str]:
+    """A Secret's value as a Pulumi secret: from the settings, or from GatewayState's outputs."""
+    if spec.source == "database-url":
+        assert args.database_url is not None
+        return pulumi.Output.secret(args.database_url)
+    if spec.source == "redis-password":
+        assert args.redis is not None
+        return pulumi.Output.secret(args.redis.password)
+    return pulumi.Output.secret(secret_value(settings, spec))
+
+
 def require_secret_config(settings: Settings) -> None:
     """Refuse secret values the stack file holds in plain text."""
     gateway = settings.gateway
@@ -84,7 +133,7 @@ class Gateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:k8s:Gateway", name, None, opts)
-        settings = args.settings
+        settings = with_state(args.settings, args)
         try:
             require_secret_config(settings)
         except GatewayConfigError as exc:
@@ -101,17 +150,21 @@ class Gateway(pulumi.ComponentResource):
                     f"{name}-{secret.name}",
                     metadata=secret_object(secret, "")["metadata"],
                     type="Opaque",
-                    string_data={secret.key: pulumi.Output.secret(secret_value(settings, secret))},
+                    string_data={secret.key: _secret_input(settings, secret, args)},
                     opts=in_namespace,
                 )
             )
         after_secrets = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *secrets])
         for obj in manifests(settings):
             spec: Any = obj.get("spec")
-            if obj["kind"] == "Deployment" and args.image_registry is not None:
-                # The account's pull-through cache: an Output, known once the account id is.
-                spec = pulumi.Output.from_input(args.image_registry(IMAGE_REGISTRY)).apply(
-                    lambda host: deployment(settings, image_registry=host)["spec"]
+            if obj["kind"] == "Deployment" and (args.image_registry is not None or args.redis is not None):
+                # The account's pull-through cache and the Redis endpoint: Outputs, known once AWS answers.
+                registry = args.image_registry(IMAGE_REGISTRY) if args.image_registry is not None else IMAGE_REGISTRY
+                redis_host, redis_port = (args.redis.host, args.redis.port) if args.redis else ("", 0)
+                spec = pulumi.Output.all(registry, redis_host, redis_port).apply(
+                    lambda a: deployment(
+                        settings, image_registry=a[0], **({"redis_endpoint": (a[1], a[2])} if args.redis else {})
+                    )["spec"]
                 )
             _register(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, spec, after_secrets)
         self.service_url = pulumi.Output.from_input(f"http://{NAME}.{NAMESPACE}.svc.cluster.local:{PORT}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from components.k8s.isolation import tenant_namespace
-from components.settings.model import DataPolicy, FallbackProvider, Preset, Settings
+from components.settings.model import GATEWAY_REPLICAS_BY_PRESET, DataPolicy, FallbackProvider, Settings
 
 # The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
 SERVING_CHART_NAME = "llm-serving"
@@ -34,6 +34,12 @@ AUTH_MODULE_FILE = Path(__file__).resolve().parent / "files" / f"{AUTH_MODULE}.p
 CONFIG_DIR = "/etc/litellm"
 KEYS_DIR = "/etc/litellm-keys"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+# Where the proxy finds its state (LiteLLM 1.103.0 reads DATABASE_URL at start; the coordination Redis block
+# below names the REDIS_* variables, which LiteLLM's own Redis clients read too).
+DATABASE_URL_ENV = "DATABASE_URL"
+REDIS_HOST_ENV = "REDIS_HOST"
+REDIS_PORT_ENV = "REDIS_PORT"
+REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
 METRICS_TOKEN_ENV = "MODELYARD_METRICS_TOKEN"
 # The proxy's environment besides secrets, in the pod and in the tests: offline at start (the bundled model
 # cost map, no telemetry, no stray .env), and the admin UI copied to a writable folder rather than restructured
@@ -44,7 +50,7 @@ PROXY_ENV = {
     "LITELLM_MODE": "PRODUCTION",
     "LITELLM_UI_PATH": "/tmp/litellm-ui",
 }
-REPLICAS_BY_PRESET = {Preset.MINIMAL: 1, Preset.MODERATE: 2, Preset.ENTERPRISE: 3}
+REPLICAS_BY_PRESET = GATEWAY_REPLICAS_BY_PRESET
 # Seconds a request may take end to end (long generations of a reasoning model run for minutes).
 REQUEST_TIMEOUT_SECONDS = 600
 # Seconds LiteLLM waits before it routes to a deployment again after failures (allowed_fails per minute).
@@ -101,6 +107,13 @@ def _fallback_params(settings: Settings, model: str) -> dict[str, Any]:
     }
 
 
+def bedrock_models(settings: Settings) -> list[str]:
+    """Bedrock foundation-model ids some tenant may fall back to: what the gateway's AWS role may invoke."""
+    used = {m for t in settings.gateway.keys for m in hybrid(settings, t)}
+    fallbacks = settings.gateway.fallbacks
+    return sorted({fallbacks[m].model for m in used if fallbacks[m].provider is FallbackProvider.BEDROCK})
+
+
 def gateway_config(settings: Settings) -> dict[str, Any]:
     """LiteLLM's config.yaml for the stack (no secret in it)."""
     model_list: list[dict[str, Any]] = []
@@ -151,6 +164,16 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.gateway.master_key:
         general_settings["master_key"] = f"os.environ/{MASTER_KEY_ENV}"
+    if settings.gateway.redis is not None:
+        # The proxy's coordination Redis: the per-key rpm/tpm limiter, the router's per-model limits and
+        # cooldowns, and spend counters, shared by every replica. An explicit block rather than LiteLLM's
+        # REDIS_* fallback, which stays per-pod (with only a log line) when Redis misses its start-up ping.
+        general_settings["coordination_redis"] = {
+            "host": f"os.environ/{REDIS_HOST_ENV}",
+            "port": f"os.environ/{REDIS_PORT_ENV}",
+            "password": f"os.environ/{REDIS_PASSWORD_ENV}",
+            "ssl": True,
+        }
     return {
         "model_list": model_list,
         "router_settings": router_settings,

@@ -19,10 +19,14 @@ from components.k8s.gateway.config import (
     AUTH_MODULE,
     AUTH_MODULE_FILE,
     CONFIG_DIR,
+    DATABASE_URL_ENV,
     KEYS_DIR,
     MASTER_KEY_ENV,
     METRICS_TOKEN_ENV,
     PROXY_ENV,
+    REDIS_HOST_ENV,
+    REDIS_PASSWORD_ENV,
+    REDIS_PORT_ENV,
     env_name,
     gateway_config,
     gateway_tenants,
@@ -49,6 +53,13 @@ RUN_AS = 10001
 CONFIG_MAP = "litellm-config"
 MASTER_KEY_SECRET = "gateway-master-key"
 METRICS_TOKEN_SECRET = "gateway-metrics-token"
+DATABASE_URL_SECRET = "gateway-database-url"
+REDIS_PASSWORD_SECRET = "gateway-redis-password"
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+# Where the Deployment's REDIS_HOST points when rendered without the Gateway component (tests): a name that
+# never resolves (RFC 6761 .invalid). The component renders the real endpoint from GatewayState.
+REDIS_HOST_PLACEHOLDER = "redis.gateway.invalid"
 LABELS = {**APP_LABELS, "app.kubernetes.io/component": "gateway", "app.kubernetes.io/part-of": "modelyard"}
 
 
@@ -58,7 +69,8 @@ class SecretSpec:
 
     name: str
     key: str
-    source: str  # "tenant-key:<tenant>", "master-key", "metrics-token", "fallback-key:<model>"
+    source: str  # "tenant-key:<tenant>", "master-key", "metrics-token", "fallback-key:<model>", "database-url",
+    # "redis-password"
 
 
 def tenant_key_secret(tenant: str) -> str:
@@ -85,6 +97,10 @@ def secret_specs(settings: Settings) -> list[SecretSpec]:
     for model in used_fallbacks(settings):
         if settings.gateway.fallbacks[model].api_key:
             specs.append(SecretSpec(name=fallback_key_secret(model), key="api_key", source=f"fallback-key:{model}"))
+    if settings.gateway.database is not None:
+        specs.append(SecretSpec(name=DATABASE_URL_SECRET, key="url", source="database-url"))
+    if settings.gateway.redis is not None:
+        specs.append(SecretSpec(name=REDIS_PASSWORD_SECRET, key="password", source="redis-password"))
     return specs
 
 
@@ -132,7 +148,13 @@ def _secret_env(name: str, spec: SecretSpec) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": spec.name, "key": spec.key}}}
 
 
-def deployment(settings: Settings, *, image_registry: str = IMAGE_REGISTRY) -> dict[str, Any]:
+def deployment(
+    settings: Settings,
+    *,
+    image_registry: str = IMAGE_REGISTRY,
+    redis_endpoint: tuple[str, int] = (REDIS_HOST_PLACEHOLDER, REDIS_PORT),
+) -> dict[str, Any]:
+    """The proxy's Deployment; `redis_endpoint` (host, port) is GatewayState's, used with gateway.redis."""
     specs = {s.source: s for s in secret_specs(settings)}
     env: list[dict[str, Any]] = [
         *({"name": k, "value": v} for k, v in PROXY_ENV.items()),
@@ -147,6 +169,17 @@ def deployment(settings: Settings, *, image_registry: str = IMAGE_REGISTRY) -> d
     for model in used_fallbacks(settings):
         if f"fallback-key:{model}" in specs:
             env.append(_secret_env(env_name("FALLBACK_API_KEY", model), specs[f"fallback-key:{model}"]))
+    if "database-url" in specs:
+        env.append(_secret_env(DATABASE_URL_ENV, specs["database-url"]))
+    if "redis-password" in specs:
+        host, port = redis_endpoint
+        env += [
+            {"name": REDIS_HOST_ENV, "value": host},
+            {"name": REDIS_PORT_ENV, "value": str(port)},
+            # LiteLLM's clients built from REDIS_* (besides the coordination block) then use TLS too.
+            {"name": "REDIS_SSL", "value": "True"},
+            _secret_env(REDIS_PASSWORD_ENV, specs["redis-password"]),
+        ]
     key_sources = [
         {"secret": {"name": s.name, "items": [{"key": s.key, "path": s.source.split(":", 1)[1]}]}}
         for s in specs.values()
@@ -325,6 +358,20 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
             {
                 "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}],
                 "ports": [{"protocol": "TCP", "port": 443}],
+            }
+        )
+    state_ports = [
+        port
+        for port, on in ((POSTGRES_PORT, settings.gateway.database), (REDIS_PORT, settings.gateway.redis))
+        if on is not None
+    ]
+    if state_ports:
+        # RDS and ElastiCache answer on private addresses in the VPC; their security groups admit the
+        # cluster's security group only.
+        egress.append(
+            {
+                "to": [{"ipBlock": {"cidr": settings.network.cidr}}],
+                "ports": [{"protocol": "TCP", "port": port} for port in state_ports],
             }
         )
     if any(settings.gateway.fallbacks[m].provider is FallbackProvider.BEDROCK for m in fallbacks):

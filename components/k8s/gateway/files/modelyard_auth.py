@@ -8,8 +8,8 @@ is refused with 401. The master key (LITELLM_MASTER_KEY, its own Secret) is acce
 /metrics (which LiteLLM puts behind auth) accepts only Prometheus's scrape token (MODELYARD_METRICS_TOKEN,
 its own Secret), and that token nothing else.
 
-Limits (rpm_limit, tpm_limit) are enforced by the proxy in memory, per replica: with N replicas a tenant
-may reach N times its limit until the gateway shares its counters through Redis.
+Limits (rpm_limit, tpm_limit) are enforced by the proxy per replica, or across replicas when the gateway
+shares its counters through Redis (gateway.redis).
 """
 
 from __future__ import annotations
@@ -83,19 +83,18 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
     if match is None:
         raise _refuse("invalid API key")
     tenant = tenants[match]
+    # The tenant is the key's user, never a team: with a database, LiteLLM looks the user up (a missing one
+    # only means no budget) but refuses every request of a team it does not find (404, auth_checks.py
+    # get_team_object). A budget is the tenant's user row (docs/gateway.md); limits are the key's own.
     return UserAPIKeyAuth(
         api_key=offered,
         key_alias=match,
         key_name=match,
-        team_id=match,
-        team_alias=match,
         user_id=match,
         user_role=LitellmUserRoles.INTERNAL_USER,
         models=list(tenant["models"]),
         aliases=dict(tenant.get("aliases", {})),
         rpm_limit=tenant.get("rpm_limit"),
         tpm_limit=tenant.get("tpm_limit"),
-        team_rpm_limit=tenant.get("rpm_limit"),
-        team_tpm_limit=tenant.get("tpm_limit"),
         metadata={"tenant": match},
     )
