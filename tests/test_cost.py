@@ -274,7 +274,11 @@ def test_tco_command_unknown_stack_is_bad_input(capsys) -> None:
 
 
 def test_load_balancers_come_from_the_manifests_or_are_expected_for_the_gateway(make_settings) -> None:
-    settings = make_settings("minimal")
+    # Without gateway.hostname there is no load balancer; with one and no NLB in the plan (a Kubernetes layer
+    # planned alone), the gateway's NLB is expected.
+    assert "controllers/lb/gateway" not in by_id(stack_cost(plan_of(), make_settings("minimal")))
+    certificate = "arn:aws:acm:us-east-1:111122223333:certificate/01234567-89ab-cdef-0123-456789abcdef"
+    settings = make_settings("minimal", gateway={"hostname": "llm.example.internal", "certificate_arn": certificate})
     assert Decimal(by_id(stack_cost(plan_of(), settings))["controllers/lb/gateway"]["monthly"]) == Decimal("20.81")
     svc = resource("gw", "kubernetes:core/v1:Service", spec={"type": "LoadBalancer"})
     ing = resource("web", "kubernetes:networking.k8s.io/v1:Ingress", spec={"ingressClassName": "alb"})

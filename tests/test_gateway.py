@@ -144,6 +144,7 @@ def test_bad_gateway_settings_name_the_key() -> None:
     """Checked with every other setting, before anything is built (exit 2 from the CLI)."""
     for gateway, path, message in [
         ({"keys": {"nobody": "x"}}, "modelyard:gateway.keys.nobody", "no tenant 'nobody'"),
+        ({"exposure": "public"}, "modelyard:gateway.hostname", "required with exposure: public"),
         (
             {"fallbacks": {"shared": {"provider": "anthropic", "model": "claude-sonnet-4-5"}}},
             "modelyard:gateway.fallbacks.shared.api_key",

@@ -89,6 +89,9 @@ FREE_TYPES: Mapping[str, str] = {
     "aws:s3/bucketLogging:BucketLogging": "bucket settings are free (the log bucket is priced)",
     "aws:s3/bucketNotification:BucketNotification": "bucket settings are free (the bucket is priced)",
     "aws:acm/certificate:Certificate": "public ACM certificates are free (c3x-pricing-api, 2026)",
+    "aws:acm/certificateValidation:CertificateValidation": "a wait for ACM's validation, nothing billed",
+    "aws:lb/targetGroup:TargetGroup": "target groups are free (the load balancer is priced)",
+    "aws:lb/listener:Listener": "listeners are free (the load balancer is priced)",
     "aws:ecr/pullThroughCacheRule:PullThroughCacheRule": "no rule fee; cached images are ECR storage (unverified)",
     "aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate": "templates are free",
     "aws:cloudwatch/eventRule:EventRule": "rules on AWS service events are free",
@@ -470,7 +473,23 @@ def _fsx(r: Mapping[str, Any], p: Pricer) -> list[Line]:
 
 def _load_balancer(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     kind = str(r["inputs"].get("loadBalancerType", "application"))
-    return [_lb_line(p, id=r["key"], item=f"load balancer {r['name']}", network=kind == "network", resource=r["key"])]
+    lines = [_lb_line(p, id=r["key"], item=f"load balancer {r['name']}", network=kind == "network", resource=r["key"])]
+    if r["inputs"].get("internal") is False:
+        # An internet-facing load balancer holds one public IPv4 address per subnet (zone) it is attached to.
+        subnets = r["inputs"].get("subnets")
+        zones = len(subnets) if isinstance(subnets, list) and subnets else p.zones
+        lines.append(
+            p.aws(
+                id=f"{r['key']}/public-ipv4",
+                group="network",
+                item=f"public IPv4 addresses of load balancer {r['name']}",
+                monthly=p.price("public_ipv4_hour") * HOURS_PER_MONTH * zones,
+                keys=["public_ipv4_hour"],
+                basis=f"internet-facing: {zones} addresses (one per zone) x 730 h",
+                resource=r["key"],
+            )
+        )
+    return lines
 
 
 def _lb_line(p: Pricer, *, id: str, item: str, network: bool, resource: str | None, basis: str = "") -> Line:
@@ -1000,7 +1019,8 @@ def controller_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> 
                 basis="created by the AWS Load Balancer Controller",
             )
         )
-    if settings.models and not lbs and not balanced:
+    if settings.gateway.hostname and not lbs and not balanced:
+        # A stack whose Kubernetes layer is planned alone: the AWS layer holds the gateway's NLB.
         lines.append(
             _lb_line(
                 p,
@@ -1008,7 +1028,7 @@ def controller_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> 
                 item="load balancer of the gateway (expected)",
                 network=True,
                 resource=None,
-                basis="the gateway's Service is not in the plan yet; one internal NLB expected",
+                basis="gateway.hostname is set but its NLB is not in this plan (the AWS layer creates it)",
             )
         )
     if settings.cost.monitoring_volume_gb:

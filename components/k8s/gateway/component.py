@@ -32,6 +32,7 @@ from components.k8s.gateway.objects import (
     namespace_object,
     secret_object,
     secret_specs,
+    target_group_binding,
 )
 from components.settings import Settings
 
@@ -59,6 +60,10 @@ class GatewayArgs:
     no budgets)."""
     redis: RedisEndpoint | None = None
     """GatewayState's Redis endpoint, with settings gateway.redis; None: each replica counts its limits alone."""
+    target_group_arn: pulumi.Input[str] | None = None
+    """The target group of the gateway's NLB (GatewayExposure.target_group_arn, from the AWS layer); required
+    when settings set gateway.hostname, which is when the AWS layer creates one. The TargetGroupBinding is a
+    CRD of the AWS Load Balancer Controller: make the component depend on its release."""
 
 
 def secret_value(settings: Settings, spec: SecretSpec) -> str:
@@ -139,8 +144,13 @@ class Gateway(pulumi.ComponentResource):
         except GatewayConfigError as exc:
             # One message without a Python traceback, as settings errors print.
             raise pulumi.RunError(f"modelyard:{exc}") from None
+        if (settings.gateway.hostname is None) != (args.target_group_arn is None):
+            raise ValueError(
+                "GatewayArgs.target_group_arn goes with settings gateway.hostname: pass GatewayExposure's "
+                "target_group_arn exactly when the stack has a hostname"
+            )
         child = pulumi.ResourceOptions(parent=self)
-        namespace_obj = namespace_object(settings.cluster.version)
+        namespace_obj = namespace_object(settings.cluster.version, load_balanced=args.target_group_arn is not None)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_obj["metadata"], opts=child)
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         secrets = []
@@ -167,6 +177,17 @@ class Gateway(pulumi.ComponentResource):
                     )["spec"]
                 )
             _register(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, spec, after_secrets)
+        if args.target_group_arn is not None:
+            binding = target_group_binding("")
+            k8s.apiextensions.CustomResource(
+                f"{name}-targetgroupbinding-{binding['metadata']['name']}",
+                api_version=binding["apiVersion"],
+                kind=binding["kind"],
+                metadata=binding["metadata"],
+                # Only the ARN waits for the AWS layer: the rest of the spec shows in every preview.
+                spec={**binding["spec"], "targetGroupARN": args.target_group_arn},
+                opts=after_secrets,
+            )
         self.service_url = pulumi.Output.from_input(f"http://{NAME}.{NAMESPACE}.svc.cluster.local:{PORT}")
         self.register_outputs({"service_url": self.service_url})
 

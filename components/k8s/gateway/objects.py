@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from components.aws.cluster import SYSTEM_POOL_LABEL
+from components.aws.network import subnet_layout
 from components.k8s.gateway.config import (
     AUTH_MODULE,
     AUTH_MODULE_FILE,
@@ -35,12 +36,18 @@ from components.k8s.gateway.config import (
 )
 from components.k8s.isolation import GATEWAY, MODEL_SERVER_COMPONENT, S3_EGRESS_EXCEPT, tenant_namespace
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
-from components.settings.model import FallbackProvider, Settings
+from components.settings.model import FallbackProvider, GatewayExposure, Settings
 
 NAMESPACE = GATEWAY[0]
 APP_LABELS = dict(GATEWAY[1])  # the labels tenants' NetworkPolicies admit (components.k8s.isolation)
 NAME = "litellm"
 PORT = 4000
+# LiteLLM's liveness endpoint: the pods' probes and the load balancer's health check.
+LIVENESS_PATH = "/health/liveliness"
+# The AWS Load Balancer Controller's readiness gate: a pod counts as ready only once the load balancer
+# finds it healthy, so a rollout never removes the last registered target (controller docs, "Pod readiness gate").
+READINESS_GATE_LABEL = ("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled")
+TARGET_GROUP_BINDING = "litellm"
 # LiteLLM's image, tag and digest (ghcr.io/berriai/litellm): the same version as the litellm[proxy] the tests
 # run (uv.lock). Digest as recorded for this tag in a public deployment guide; `docker buildx imagetools
 # inspect` on a connected machine confirms it (docs/gateway.md).
@@ -123,11 +130,14 @@ def _meta(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": NAMESPACE, "labels": dict(LABELS), **extra}
 
 
-def namespace_object(kubernetes_version: str) -> dict[str, Any]:
+def namespace_object(kubernetes_version: str, *, load_balanced: bool = False) -> dict[str, Any]:
+    """The gateway's namespace; `load_balanced`: its pods sit behind the load balancer (readiness gate on)."""
     labels = {"app.kubernetes.io/part-of": "modelyard"}
     for mode in ("enforce", "audit", "warn"):
         labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
         labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{kubernetes_version}"
+    if load_balanced:
+        labels[READINESS_GATE_LABEL[0]] = READINESS_GATE_LABEL[1]
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": labels}}
 
 
@@ -245,12 +255,12 @@ def deployment(
                                 "limits": {"cpu": "2", "memory": "2Gi"},
                             },
                             "startupProbe": {
-                                "httpGet": {"path": "/health/liveliness", **probe},
+                                "httpGet": {"path": LIVENESS_PATH, **probe},
                                 "periodSeconds": 5,
                                 "failureThreshold": 36,
                             },
                             "livenessProbe": {
-                                "httpGet": {"path": "/health/liveliness", **probe},
+                                "httpGet": {"path": LIVENESS_PATH, **probe},
                                 "periodSeconds": 15,
                                 "timeoutSeconds": 5,
                                 "failureThreshold": 4,
@@ -321,6 +331,28 @@ def pod_disruption_budget() -> dict[str, Any]:
     }
 
 
+def load_balancer_subnets(settings: Settings) -> list[str]:
+    """The CIDRs of the subnets the gateway's NLB is attached to (components.aws.network's layout)."""
+    private, public = subnet_layout(settings.network.cidr, len(settings.network.zone_ids))
+    return public if settings.gateway.exposure is GatewayExposure.PUBLIC else private
+
+
+def target_group_binding(target_group_arn: str) -> dict[str, Any]:
+    """Binds the Service's pods, by IP, to the target group of the NLB the AWS layer created
+    (elbv2.k8s.aws/v1beta1; the AWS Load Balancer Controller registers and deregisters them)."""
+    return {
+        "apiVersion": "elbv2.k8s.aws/v1beta1",
+        "kind": "TargetGroupBinding",
+        "metadata": _meta(TARGET_GROUP_BINDING),
+        "spec": {
+            "serviceRef": {"name": NAME, "port": PORT},
+            "targetGroupARN": target_group_arn,
+            "targetType": "ip",
+            "ipAddressType": "ipv4",
+        },
+    }
+
+
 def network_policies(settings: Settings) -> list[dict[str, Any]]:
     pods = {"matchLabels": dict(APP_LABELS)}
     owners = sorted({tenant_namespace(o) for m in settings.models if (o := settings.model_owner(m))})
@@ -381,12 +413,25 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
             "metadata": _meta("litellm-ingress"),
-            # Clients reach the gateway from anywhere the Service is exposed to (in the VPC, or through the
-            # load balancer); Prometheus scrapes the same port.
+            # Clients in the cluster's pods (tenants' applications, Prometheus's scrapes) and, with a hostname,
+            # the load balancer: its target group does not preserve client IPs, so pods see the NLB's private
+            # addresses, which live in the subnets it is attached to.
             "spec": {
                 "podSelector": pods,
                 "policyTypes": ["Ingress"],
-                "ingress": [{"ports": [{"protocol": "TCP", "port": PORT}]}],
+                "ingress": [
+                    {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": PORT}]},
+                    *(
+                        [
+                            {
+                                "from": [{"ipBlock": {"cidr": cidr}} for cidr in load_balancer_subnets(settings)],
+                                "ports": [{"protocol": "TCP", "port": PORT}],
+                            }
+                        ]
+                        if settings.gateway.hostname
+                        else []
+                    ),
+                ],
             },
         },
         {
