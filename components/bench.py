@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     modelyard = str(Path(sys.executable).parent / "modelyard")
     print(f"{'stack':<12}{'resources':>10}{'plan s':>10}{'floor s':>10}{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
-        for stack in StackFile.available(ROOT):
-            if "modelyard:layer_of" in StackFile.load(ROOT, stack).config:
-                continue  # a Kubernetes layer: planned with its AWS layer's stack
+        for stack in StackFile.deployments(ROOT):
             plan_file = Path(tmp) / f"{stack}.json"
             command = [modelyard, "plan", "--stack", stack, "--json", str(plan_file)]
             plan_seconds = _time(command, args.runs)

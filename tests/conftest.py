@@ -15,7 +15,7 @@ from components.settings.stackfile import StackFile
 
 ROOT = Path(__file__).resolve().parent.parent
 # One entry per deployment: a Kubernetes layer's stack (`modelyard:layer_of`) is planned with its AWS layer's.
-SHIPPED_STACKS = [s for s in StackFile.available(ROOT) if "modelyard:layer_of" not in StackFile.load(ROOT, s).config]
+SHIPPED_STACKS = StackFile.deployments(ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -230,28 +230,26 @@ class DeployRunner(pulumi.ComponentResource):
             tags=named("deploy-runner"),
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-https-out",
-            security_group_id=security_group.id,
-            cidr_ipv4="0.0.0.0/0",
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            description="HTTPS: the cluster's private endpoint, interface endpoints, S3 (no NAT: nothing beyond)",
-            tags=named("deploy-runner"),
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-dns-out",
-            security_group_id=security_group.id,
-            cidr_ipv4="0.0.0.0/0",
-            ip_protocol="udp",
-            from_port=53,
-            to_port=53,
-            description="DNS: the VPC resolver",
-            tags=named("deploy-runner"),
-            opts=child,
-        )
+        egress = {
+            "https-out": (
+                "tcp",
+                443,
+                "HTTPS: the cluster's private endpoint, interface endpoints, S3 (no NAT: nothing beyond)",
+            ),
+            "dns-out": ("udp", 53, "DNS: the VPC resolver"),
+        }
+        for rule, (protocol, port, description) in egress.items():
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-{rule}",
+                security_group_id=security_group.id,
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol=protocol,
+                from_port=port,
+                to_port=port,
+                description=description,
+                tags=named("deploy-runner"),
+                opts=child,
+            )
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-api",
             security_group_id=args.cluster_security_group_id,

@@ -16,6 +16,7 @@ from components.errors import InputError, Problem
 from components.settings import rules
 from components.settings.model import Layers, Preset, Settings, StackLayer
 from components.settings.schema import Converter, close_matches
+from components.settings.stackfile import replace_secure
 from components.yamlio import read_yaml_mapping
 
 NAMESPACE = "modelyard"
@@ -68,16 +69,6 @@ class _ForeignSecret:
         return "<secret of another stack>"
 
 
-def _foreign_secrets(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        if set(value) == {"secure"}:
-            return _ForeignSecret()
-        return {k: _foreign_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_foreign_secrets(v) for v in value]
-    return value
-
-
 def _paths_of_foreign_secrets(value: Any, path: str) -> list[str]:
     if isinstance(value, _ForeignSecret):
         return [path]
@@ -127,7 +118,7 @@ def _aws_layer_values(
     for full_key, value in raw.items():
         namespace, _, name = str(full_key).partition(":")
         if namespace == NAMESPACE:
-            base[name] = _foreign_secrets(value)
+            base[name] = replace_secure(value, _ForeignSecret())
     if LAYER_OF in base:
         raise InputError(
             Problem(path=key, message=f"{aws_stack!r} is itself a Kubernetes layer ({path.name} sets {key})")

@@ -24,13 +24,14 @@ def _has_secure(value: Any) -> bool:
     return False
 
 
-def _decrypt_placeholder(value: Any) -> Any:
+def replace_secure(value: Any, replacement: Any) -> Any:
+    """`value` with every `secure:` ciphertext replaced by `replacement` (it cannot be decrypted offline)."""
     if isinstance(value, Mapping):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER
-        return {k: _decrypt_placeholder(v) for k, v in value.items()}
+            return replacement
+        return {k: replace_secure(v, replacement) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decrypt_placeholder(v) for v in value]
+        return [replace_secure(v, replacement) for v in value]
     return value
 
 
@@ -89,8 +90,14 @@ class StackFile:
             full = key if ":" in key else f"{name}:{key}"
             if _has_secure(value):
                 secret_keys.add(full)
-            config[full] = _decrypt_placeholder(value)
+            config[full] = replace_secure(value, SECRET_PLACEHOLDER)
         return cls(project=name, stack=stack, path=path, config=config, secret_keys=frozenset(secret_keys))
+
+    @classmethod
+    def deployments(cls, project_dir: Path) -> list[str]:
+        """Stacks that name a deployment: all but Kubernetes layers (`modelyard:layer_of`), which are planned
+        with their AWS layer's stack."""
+        return [s for s in cls.available(project_dir) if "modelyard:layer_of" not in cls.load(project_dir, s).config]
 
     def engine_config(self) -> dict[str, str]:
         return {key: _engine_text(value) for key, value in self.config.items()}
