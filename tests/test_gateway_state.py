@@ -25,11 +25,13 @@ from components.errors import InputError
 from components.k8s.gateway import objects
 from components.k8s.gateway.component import Gateway, GatewayArgs, RedisEndpoint
 from components.k8s.gateway.config import bedrock_models, gateway_config
+from components.k8s.isolation import S3_EGRESS_EXCEPT
 from components.plan.document import build_plan
 from components.plan.engine import SECRET_TEXT, UNKNOWN_TEXT, run_program
 from components.plan.run import load_settings
 from components.settings import Settings
-from tests.conftest import config_for
+from components.settings.model import ENDPOINTS_WITHOUT_NAT, InterfaceEndpoint, NatMode
+from tests.conftest import config_for, plan_with
 from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
 CLUSTER_SG = "sg-0cluster0000000001"
@@ -257,6 +259,144 @@ def test_no_role_without_a_bedrock_fallback_in_use(tmp_path: Path, gateway: dict
     document = plan(tmp_path, "minimal", {"tenants": {"internal": {"data": "external-allowed"}}, "gateway": gateway})
     assert not of_type(document, "aws:iam/role:Role")
     assert not of_type(document, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+
+
+# --- Bedrock without NAT: the bedrock-runtime endpoint, and no fallback that cannot answer ------------------
+
+DOCKER_HUB = "arn:aws:secretsmanager:us-east-1:111122223333:secret:ecr-pullthroughcache/docker-hub"
+NO_NAT = {"network": {"nat": "none"}, "cluster": {"image_cache": {"docker_hub_secret_arn": DOCKER_HUB}}}
+NODE_ENDPOINTS = [e.value for e in ENDPOINTS_WITHOUT_NAT]
+
+
+def _egress(settings: Settings) -> list[dict[str, Any]]:
+    (policy,) = [p for p in objects.network_policies(settings) if p["metadata"]["name"] == "litellm-egress"]
+    return policy["spec"]["egress"]
+
+
+def _https_to(settings: Settings) -> list[dict[str, Any]]:
+    """The egress rules' destinations on 443."""
+    return [
+        peer for rule in _egress(settings) if {"protocol": "TCP", "port": 443} in rule["ports"] for peer in rule["to"]
+    ]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_fallback_in_use_that_needs_the_internet_is_refused_without_nat(make_settings: Any, provider: str) -> None:
+    gateway = {**BEDROCK["gateway"], "fallbacks": {"llama-8b": {"provider": provider, "model": "m", "api_key": "sk-1"}}}
+    with pytest.raises(InputError) as exc:
+        make_settings(**NO_NAT, tenants=BEDROCK["tenants"], gateway=gateway)
+    problems = {p.path: p.message for p in exc.value.problems}
+    assert list(problems) == ["modelyard:gateway.fallbacks.llama-8b.provider"]
+    message = problems["modelyard:gateway.fallbacks.llama-8b.provider"]
+    assert f"no route to {provider}'s API" in message and "choose bedrock" in message and "network.nat" in message
+    # With NAT the same fallback is fine.
+    assert make_settings(tenants=BEDROCK["tenants"], gateway=gateway).fallbacks_in_use == ("llama-8b",)
+
+
+@pytest.mark.parametrize(
+    ("tenants", "keys"),
+    [
+        ({"internal": {"data": "in-vpc"}}, BEDROCK["gateway"]["keys"]),  # its tenant keeps its data in the VPC
+        (BEDROCK["tenants"], {}),  # no tenant has a key
+    ],
+)
+def test_a_fallback_no_tenant_uses_stays_allowed_without_nat(
+    make_settings: Any, tenants: dict[str, Any], keys: dict[str, str]
+) -> None:
+    fallback = {"provider": "openai", "model": "gpt-4o", "api_key": "sk-1"}
+    settings = make_settings(**NO_NAT, tenants=tenants, gateway={"keys": keys, "fallbacks": {"llama-8b": fallback}})
+    assert settings.fallbacks_in_use == () and _https_to(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "in_use"),
+    [
+        ({**NO_NAT, **BEDROCK}, True),  # no NAT, a tenant with a key and data external-allowed
+        (BEDROCK, True),  # NAT: Bedrock's public endpoint, reached through it
+        ({**NO_NAT, "gateway": {"fallbacks": BEDROCK["gateway"]["fallbacks"]}}, False),  # no key may use it
+        ({**NO_NAT, "gateway": BEDROCK["gateway"]}, False),  # the tenant keeps its data in the VPC
+        ({**NO_NAT, "tenants": BEDROCK["tenants"], "gateway": {"keys": BEDROCK["gateway"]["keys"]}}, False),
+    ],
+)
+def test_the_bedrock_runtime_endpoint_comes_with_a_bedrock_fallback_in_use_without_nat(
+    make_settings: Any, overrides: dict[str, Any], in_use: bool
+) -> None:
+    settings = make_settings(**overrides)
+    # One answer to "which Bedrock models are used": the gateway role's (config.bedrock_models) and the endpoint's.
+    assert bool(bedrock_models(settings)) is in_use
+    endpoints = [e.value for e in settings.interface_endpoints]
+    if settings.network.nat is NatMode.NONE:
+        assert endpoints == sorted(NODE_ENDPOINTS + ["bedrock-runtime"] * in_use)
+    else:
+        assert endpoints == []
+
+
+def test_a_listed_set_of_endpoints_without_bedrock_runtime_is_refused(make_settings: Any) -> None:
+    network = {"nat": "none", "interface_endpoints": NODE_ENDPOINTS}
+    with pytest.raises(InputError) as exc:
+        make_settings(**{**NO_NAT, **BEDROCK, "network": network})
+    problems = {p.path: p.message for p in exc.value.problems}
+    assert list(problems) == ["modelyard:network.interface_endpoints"]
+    message = problems["modelyard:network.interface_endpoints"]
+    assert "add bedrock-runtime" in message and "llama-8b" in message and "nodes reach AWS" not in message
+    # Listed, it is accepted; without a Bedrock fallback in use the node endpoints are enough.
+    listed = make_settings(
+        **{**NO_NAT, **BEDROCK, "network": {**network, "interface_endpoints": [*NODE_ENDPOINTS, "bedrock-runtime"]}}
+    )
+    assert InterfaceEndpoint.BEDROCK_RUNTIME in listed.interface_endpoints
+    assert InterfaceEndpoint.BEDROCK_RUNTIME not in make_settings(**{**NO_NAT, "network": network}).interface_endpoints
+
+
+def test_without_nat_the_gateway_reaches_bedrock_through_the_vpc_and_nothing_public(make_settings: Any) -> None:
+    settings = make_settings(**NO_NAT, **BEDROCK)
+    assert _https_to(settings) == [{"ipBlock": {"cidr": settings.network.cidr}}]
+    assert {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"protocol": "TCP", "port": 80}]} in _egress(
+        settings
+    )
+    validate_strict(objects.network_policies(settings), KUBERNETES_VERSION, frozenset())
+    # With NAT, Bedrock answers on public addresses: HTTPS to every public address, nothing private.
+    with_nat = make_settings(**BEDROCK)
+    assert _https_to(with_nat) == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}]
+    # With NAT and a bedrock-runtime endpoint listed, its private DNS answers for Bedrock inside the VPC.
+    listed = make_settings(**BEDROCK, network={"interface_endpoints": ["bedrock-runtime"]})
+    assert _https_to(listed) == [{"ipBlock": {"cidr": listed.network.cidr}}]
+    # Without any fallback in use, no HTTPS out at all.
+    assert _https_to(make_settings(**NO_NAT)) == []
+
+
+def test_a_bedrock_fallback_without_nat_gets_its_endpoint_priced_per_zone(tmp_path: Path) -> None:
+    """The whole program: the network creates the endpoint from the settings, the cost model prices it like
+    every interface endpoint (per zone and hour, plus its share of the data), the policy admits the VPC."""
+    gateway = {**BEDROCK["gateway"], "keys": {"internal": {"secure": "v1:abc=="}}}
+    document = plan_with(tmp_path, "minimal", {**NO_NAT, "tenants": BEDROCK["tenants"], "gateway": gateway})
+    endpoints = {
+        r["inputs"]["serviceName"]: r
+        for r in document["resources"]
+        if r["type"] == "aws:ec2/vpcEndpoint:VpcEndpoint" and r["inputs"]["vpcEndpointType"] == "Interface"
+    }
+    runtime = endpoints.pop("com.amazonaws.us-east-1.bedrock-runtime")
+    assert runtime["inputs"]["privateDnsEnabled"] is True  # bedrock-runtime.<region>.amazonaws.com resolves to it
+    assert (
+        len(runtime["inputs"]["subnetIds"]) == 2
+        and runtime["inputs"]["subnetIds"] == next(iter(endpoints.values()))["inputs"]["subnetIds"]
+    )
+    lines = {ln["resource"]: ln for ln in document["cost"]["lines"] if ln["resource"]}
+    line = lines[runtime["key"]]
+    assert line["status"] == "priced" and line["item"] == "interface endpoint bedrock-runtime (2 zones)"
+    assert {lines[e["key"]]["monthly"] for e in endpoints.values()} == {line["monthly"]}
+    (policy,) = [
+        m["object"]
+        for m in document["manifests"]
+        if m["object"]["kind"] == "NetworkPolicy" and m["object"]["metadata"]["name"] == "litellm-egress"
+    ]
+    https = [
+        peer
+        for rule in policy["spec"]["egress"]
+        if {"protocol": "TCP", "port": 443} in rule["ports"]
+        for peer in rule["to"]
+    ]
+    (vpc,) = of_type(document, "aws:ec2/vpc:Vpc")
+    assert https == [{"ipBlock": {"cidr": vpc["inputs"]["cidrBlock"]}}]
 
 
 # --- settings that do not hold ------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class InterfaceEndpoint(StrEnum):
     KMS = "kms"
     LOGS = "logs"
     SSM = "ssm"
+    BEDROCK_RUNTIME = "bedrock-runtime"  # the gateway's Bedrock fallbacks (InvokeModel), where there is no NAT
 
 
 # What a node with no NAT needs (design.md, Network): image pulls (ECR api, dkr; layers come from S3
@@ -189,7 +190,8 @@ class NetworkSettings:
     )
     nat: NatMode = doc_field("NAT gateways for egress from private subnets", default=NatMode.SINGLE)
     interface_endpoints: tuple[InterfaceEndpoint, ...] | None = doc_field(
-        "interface endpoints to create; null: all that a node without NAT needs when nat is none, else none",
+        "interface endpoints to create; null: when nat is none, all that a node without NAT needs, plus "
+        "bedrock-runtime when a tenant may fall back to Bedrock (gateway.fallbacks); else none",
         default=None,
     )
     flow_logs: FlowLogSettings = doc_field("VPC flow logs to CloudWatch", default_factory=FlowLogSettings)
@@ -850,10 +852,41 @@ class Settings:
         mode = self.cluster.image_cache.mode
         return mode is ImageCacheMode.ON or (mode is ImageCacheMode.AUTO and self.network.nat is NatMode.NONE)
 
+    def hybrid_models(self, tenant: str) -> tuple[str, ...]:
+        """The tenant's models that may fall back to a proprietary API (gateway.fallbacks): none unless the
+        tenant has data external-allowed (nor for a tenant the stack does not have)."""
+        spec = self.tenants.get(tenant)
+        if spec is None or spec.data is not DataPolicy.EXTERNAL_ALLOWED:
+            return ()
+        return tuple(sorted(m for m in spec.models if m in self.gateway.fallbacks))
+
+    @property
+    def fallbacks_in_use(self) -> tuple[str, ...]:
+        """Models some tenant can really fall back from: one with a gateway key and data external-allowed lists
+        them. Only these get a provider key Secret, the gateway's egress, its Bedrock role and endpoint."""
+        return tuple(sorted({m for tenant in self.gateway.keys for m in self.hybrid_models(tenant)}))
+
+    @property
+    def bedrock_models_in_use(self) -> tuple[str, ...]:
+        """Bedrock foundation-model ids of the fallbacks in use: what the gateway's AWS role may invoke."""
+        fallbacks = self.gateway.fallbacks
+        return tuple(
+            sorted(
+                {fallbacks[m].model for m in self.fallbacks_in_use if fallbacks[m].provider is FallbackProvider.BEDROCK}
+            )
+        )
+
+    @property
+    def endpoints_without_nat(self) -> tuple[InterfaceEndpoint, ...]:
+        """What the stack needs when nat is none: every node endpoint, and bedrock-runtime for a Bedrock
+        fallback in use (without NAT the gateway reaches Bedrock only through it)."""
+        bedrock = (InterfaceEndpoint.BEDROCK_RUNTIME,) if self.bedrock_models_in_use else ()
+        return ENDPOINTS_WITHOUT_NAT + bedrock
+
     @property
     def interface_endpoints(self) -> tuple[InterfaceEndpoint, ...]:
         """The endpoints the network creates, in a stable order."""
         chosen = self.network.interface_endpoints
         if chosen is None:
-            chosen = ENDPOINTS_WITHOUT_NAT if self.network.nat is NatMode.NONE else ()
+            chosen = self.endpoints_without_nat if self.network.nat is NatMode.NONE else ()
         return tuple(sorted(set(chosen), key=lambda e: e.value))

@@ -17,6 +17,7 @@ from components.settings.model import (
     FallbackProvider,
     GatewayExposure,
     Interconnect,
+    InterfaceEndpoint,
     Layers,
     NatMode,
     PoolKind,
@@ -113,15 +114,24 @@ def network_zones(s: Settings) -> Iterator[Problem]:
 
 
 def network_endpoints(s: Settings) -> Iterator[Problem]:
+    """Without NAT, a list of endpoints holds every one nodes need, and bedrock-runtime for a Bedrock fallback."""
     if s.network.nat is not NatMode.NONE or s.network.interface_endpoints is None:
         return
-    missing = sorted(set(ENDPOINTS_WITHOUT_NAT) - set(s.network.interface_endpoints))
+    listed = set(s.network.interface_endpoints)
+    reasons = []
+    missing = sorted(set(ENDPOINTS_WITHOUT_NAT) - listed)
     if missing:
+        reasons.append("nodes reach AWS only through endpoints; add " + ", ".join(m.value for m in missing))
+    bedrock = [m for m in s.fallbacks_in_use if s.gateway.fallbacks[m].provider is FallbackProvider.BEDROCK]
+    if bedrock and InterfaceEndpoint.BEDROCK_RUNTIME not in listed:
+        reasons.append(
+            f"the gateway reaches Bedrock (the fallback of {', '.join(bedrock)} in gateway.fallbacks) only through "
+            f"an endpoint; add {InterfaceEndpoint.BEDROCK_RUNTIME.value}"
+        )
+    if reasons:
         yield _p(
             "network.interface_endpoints",
-            "with nat: none, nodes reach AWS only through endpoints; add "
-            + ", ".join(m.value for m in missing)
-            + " (or leave interface_endpoints unset for the full set)",
+            "with nat: none, " + "; ".join(reasons) + " (or leave interface_endpoints unset for the full set)",
         )
 
 
@@ -446,6 +456,22 @@ def gateway_refs(s: Settings) -> Iterator[Problem]:
             yield _p(f"gateway.model_rpm.{model}", f"no model {model!r} in models" + close_matches(model, s.models))
 
 
+def gateway_fallbacks_reachable(s: Settings) -> Iterator[Problem]:
+    """Without NAT the gateway's pods have no route to the internet: a fallback some tenant uses must be
+    Bedrock, which answers through its VPC interface endpoint (bedrock-runtime, network_endpoints)."""
+    if s.network.nat is not NatMode.NONE:
+        return
+    for model in s.fallbacks_in_use:
+        provider = s.gateway.fallbacks[model].provider
+        if provider is not FallbackProvider.BEDROCK:
+            yield _p(
+                f"gateway.fallbacks.{model}.provider",
+                f"with network.nat none the gateway has no route to {provider.value}'s API, so the fallback "
+                "could never answer; choose bedrock (reached through a VPC interface endpoint) or set network.nat "
+                "(single or per-zone)",
+            )
+
+
 # Names no public DNS resolves (RFC 2606, RFC 6761, RFC 6762, RFC 8375; ICANN's .internal, 2024): ACM cannot
 # validate them, and no public hosted zone of yours can hold them.
 _NON_PUBLIC_SUFFIXES = (
@@ -643,6 +669,7 @@ RULES: tuple[Rule, ...] = (
     model_owners,
     licenses_accepted,
     gateway_refs,
+    gateway_fallbacks_reachable,
     gateway_state,
     gateway_exposure,
     tags_extra,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from components.k8s.isolation import tenant_namespace
-from components.settings.model import GATEWAY_REPLICAS_BY_PRESET, DataPolicy, FallbackProvider, Settings
+from components.settings.model import GATEWAY_REPLICAS_BY_PRESET, FallbackProvider, Settings
 
 # The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
 SERVING_CHART_NAME = "llm-serving"
@@ -91,10 +91,7 @@ def env_name(kind: str, model: str) -> str:
 
 def hybrid(settings: Settings, tenant: str) -> list[str]:
     """The tenant's models that may fall back outside the VPC (none for a tenant whose data stays in)."""
-    spec = settings.tenants[tenant]
-    if spec.data is not DataPolicy.EXTERNAL_ALLOWED:
-        return []
-    return sorted(m for m in spec.models if m in settings.gateway.fallbacks)
+    return list(settings.hybrid_models(tenant))
 
 
 def _fallback_params(settings: Settings, model: str) -> dict[str, Any]:
@@ -108,10 +105,9 @@ def _fallback_params(settings: Settings, model: str) -> dict[str, Any]:
 
 
 def bedrock_models(settings: Settings) -> list[str]:
-    """Bedrock foundation-model ids some tenant may fall back to: what the gateway's AWS role may invoke."""
-    used = {m for t in settings.gateway.keys for m in hybrid(settings, t)}
-    fallbacks = settings.gateway.fallbacks
-    return sorted({fallbacks[m].model for m in used if fallbacks[m].provider is FallbackProvider.BEDROCK})
+    """Bedrock foundation-model ids some tenant may fall back to: what the gateway's AWS role may invoke
+    (Settings.bedrock_models_in_use, which also decides the bedrock-runtime endpoint without NAT)."""
+    return list(settings.bedrock_models_in_use)
 
 
 def gateway_config(settings: Settings) -> dict[str, Any]:

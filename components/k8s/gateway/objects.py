@@ -31,12 +31,11 @@ from components.k8s.gateway.config import (
     env_name,
     gateway_config,
     gateway_tenants,
-    hybrid,
     replicas,
 )
 from components.k8s.isolation import GATEWAY, MODEL_SERVER_COMPONENT, S3_EGRESS_EXCEPT, tenant_namespace
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
-from components.settings.model import FallbackProvider, GatewayExposure, Settings
+from components.settings.model import FallbackProvider, GatewayExposure, InterfaceEndpoint, NatMode, Settings
 
 NAMESPACE = GATEWAY[0]
 APP_LABELS = dict(GATEWAY[1])  # the labels tenants' NetworkPolicies admit (components.k8s.isolation)
@@ -90,7 +89,7 @@ def fallback_key_secret(model: str) -> str:
 
 def used_fallbacks(settings: Settings) -> list[str]:
     """Models some tenant may fall back from (only those get a provider key Secret and egress)."""
-    return sorted({m for t in settings.gateway.keys for m in hybrid(settings, t)})
+    return list(settings.fallbacks_in_use)
 
 
 def secret_specs(settings: Settings) -> list[SecretSpec]:
@@ -384,13 +383,27 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
             }
         )
     fallbacks = used_fallbacks(settings)
-    if fallbacks:
-        # Proprietary APIs answer on public addresses; nothing private beyond the model servers above.
+    providers = {settings.gateway.fallbacks[m].provider for m in fallbacks}
+    bedrock_endpoint = (
+        FallbackProvider.BEDROCK in providers and InterfaceEndpoint.BEDROCK_RUNTIME in settings.interface_endpoints
+    )
+    # Proprietary APIs answer on public addresses, reached through NAT: every public address on 443, nothing
+    # private beyond the model servers above. Bedrock is among them unless the VPC has its bedrock-runtime
+    # endpoint, whose private DNS then answers for it. Without NAT no public address is reachable, so no such
+    # rule: the settings admit only Bedrock fallbacks there (components.settings.rules), through the endpoint.
+    public = providers - {FallbackProvider.BEDROCK} if bedrock_endpoint else providers
+    if public and settings.network.nat is not NatMode.NONE:
         egress.append(
             {
                 "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}],
                 "ports": [{"protocol": "TCP", "port": 443}],
             }
+        )
+    if bedrock_endpoint:
+        # The bedrock-runtime interface endpoint answers on its network interfaces' private addresses, in the
+        # VPC's private subnets (its security group admits 443 from the VPC's range).
+        egress.append(
+            {"to": [{"ipBlock": {"cidr": settings.network.cidr}}], "ports": [{"protocol": "TCP", "port": 443}]}
         )
     state_ports = [
         port
@@ -406,7 +419,8 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
                 "ports": [{"protocol": "TCP", "port": port} for port in state_ports],
             }
         )
-    if any(settings.gateway.fallbacks[m].provider is FallbackProvider.BEDROCK for m in fallbacks):
+    if FallbackProvider.BEDROCK in providers:
+        # The Pod Identity agent, which hands the pod its role's credentials.
         egress.append({"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"protocol": "TCP", "port": 80}]})
     return [
         {
