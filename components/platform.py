@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -20,12 +21,18 @@ import pulumi_aws as aws
 from components import catalog
 from components.aws.cluster import Cluster, ClusterArgs
 from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs
+from components.aws.gateway_exposure import GatewayExposure, GatewayExposureArgs
+from components.aws.gateway_identity import GatewayIdentity, GatewayIdentityArgs
+from components.aws.gateway_state import GatewayState, GatewayStateArgs
 from components.aws.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
 from components.aws.tenant_identities import TenantIdentities, TenantIdentitiesArgs, TenantIdentity
 from components.k8s.cluster_services import ClusterServices, ClusterServicesArgs
+from components.k8s.gateway import objects as gateway_objects
+from components.k8s.gateway.component import Gateway, GatewayArgs, RedisEndpoint
+from components.k8s.gateway.config import bedrock_models
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
 from components.k8s.isolation import (
     MODEL_SERVER_SERVICE_ACCOUNT,
@@ -34,6 +41,11 @@ from components.k8s.isolation import (
     Isolation,
     isolation_args,
     tenant_namespace,
+)
+from components.k8s.load_balancer_controller import (
+    IMAGE_REGISTRY,
+    LoadBalancerController,
+    LoadBalancerControllerArgs,
 )
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
 from components.k8s.monitoring.logs import (
@@ -53,6 +65,7 @@ from components.k8s.monitoring.values import (
 from components.k8s.serving import Serving, ServingArgs
 from components.options import after
 from components.settings import Settings
+from components.settings.model import GatewayExposure as Exposure
 from components.settings.model import NatMode, StackLayer
 
 
@@ -65,6 +78,7 @@ class AwsLayer:
     """
 
     account_id: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
     cluster_endpoint: pulumi.Input[str]
     cluster_certificate_authority: pulumi.Input[str]
     karpenter_queue_name: pulumi.Input[str]
@@ -73,6 +87,15 @@ class AwsLayer:
     model_bucket: pulumi.Input[str]
     container_log_group: pulumi.Input[str]
     """"" where the preset ships no container logs."""
+    gateway_database_url: pulumi.Input[str]
+    """A secret; "" without gateway.database."""
+    gateway_redis_host: pulumi.Input[str]
+    """"" without gateway.redis (so are its port, 0, and password)."""
+    gateway_redis_port: pulumi.Input[int]
+    gateway_redis_password: pulumi.Input[str]
+    """A secret."""
+    gateway_target_group_arn: pulumi.Input[str]
+    """The gateway NLB's target group; "" without gateway.hostname."""
 
     def export(self) -> None:
         for field in dataclasses.fields(self):
@@ -118,7 +141,8 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
             cidr=settings.network.cidr,
             zone_ids=settings.network.zone_ids,
             nat=settings.network.nat,
-            public_subnets=settings.network.nat is not NatMode.NONE,
+            # NAT gateways and an internet-facing gateway endpoint live in public subnets; nothing else does.
+            public_subnets=settings.network.nat is not NatMode.NONE or public_gateway(settings),
             interface_endpoints=settings.interface_endpoints,
             flow_logs=settings.network.flow_logs,
             cluster_name=settings.name,
@@ -233,6 +257,8 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
             ),
             opts=on_aws,
         )
+    gateway = gateway_aws_side(settings, network=network, cluster=cluster, on_aws=on_aws)
+    parts.update(gateway.parts)
     kubernetes_stack = settings.kubernetes_stack
     if kubernetes_stack is not None:
         deploy = settings.deploy
@@ -267,6 +293,7 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
     pulumi.export("cluster_name", cluster.cluster_name)
     layer = AwsLayer(
         account_id=account,
+        vpc_id=network.vpc_id,
         cluster_endpoint=cluster.endpoint,
         cluster_certificate_authority=cluster.certificate_authority,
         karpenter_queue_name=cluster.karpenter_queue_name,
@@ -274,8 +301,98 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         gpu_security_groups=capacity.security_groups,
         model_bucket=storage.bucket_name,
         container_log_group=log_group,
+        gateway_database_url=gateway.database_url,
+        gateway_redis_host=gateway.redis_host,
+        gateway_redis_port=gateway.redis_port,
+        gateway_redis_password=gateway.redis_password,
+        gateway_target_group_arn=gateway.target_group_arn,
     )
     return layer, parts
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayAwsSide:
+    """What the AWS layer made for the gateway: the AwsLayer fields ("" for what the settings do not ask for)
+    and, by role, what the gateway's Kubernetes objects wait for in one stack."""
+
+    database_url: pulumi.Input[str] = ""
+    redis_host: pulumi.Input[str] = ""
+    redis_port: pulumi.Input[int] = 0
+    redis_password: pulumi.Input[str] = ""
+    target_group_arn: pulumi.Input[str] = ""
+    parts: Mapping[str, pulumi.Resource] = dataclasses.field(default_factory=dict)
+
+
+def gateway_aws_side(
+    settings: Settings, *, network: Network, cluster: Cluster, on_aws: pulumi.ResourceOptions
+) -> GatewayAwsSide:
+    """The gateway's state (gateway.database, gateway.redis), its Bedrock role (a Bedrock fallback in use) and
+    its load balancer (gateway.hostname): each only where the settings ask for it (docs/gateway.md)."""
+    g = settings.gateway
+    side: dict[str, Any] = {}
+    parts: dict[str, pulumi.Resource] = {}
+    tags = settings.tags_for("gateway")
+    if g.database is not None or g.redis is not None:
+        state = GatewayState(
+            "gateway-state",
+            args=GatewayStateArgs(
+                name=settings.name,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                # The gateway's pods run on the system nodes, which carry the cluster security group.
+                client_security_group_ids=[cluster.cluster_security_group_id],
+                database=g.database,
+                redis=g.redis,
+                tags=tags,
+            ),
+            opts=on_aws,
+        )
+        if state.database_url is not None:
+            side["database_url"] = state.database_url
+        if state.redis_host is not None and state.redis_port is not None and state.redis_password is not None:
+            side.update(redis_host=state.redis_host, redis_port=state.redis_port, redis_password=state.redis_password)
+    models = bedrock_models(settings)
+    if models:
+        # The Pod Identity association must exist before the gateway's first pod asks for credentials.
+        parts["gateway-identity"] = GatewayIdentity(
+            "gateway-identity",
+            args=GatewayIdentityArgs(
+                cluster_name=cluster.cluster_name,
+                region=settings.region,
+                namespace=gateway_objects.NAMESPACE,
+                service_account=gateway_objects.NAME,
+                bedrock_models=models,
+                tags=tags,
+            ),
+            opts=on_aws,
+        )
+    if g.hostname is not None:
+        exposure = GatewayExposure(
+            "gateway-exposure",
+            args=GatewayExposureArgs(
+                gateway=g,
+                cluster_name=cluster.cluster_name,
+                vpc_id=network.vpc_id,
+                vpc_cidr=settings.network.cidr,
+                region=settings.region,
+                private_subnet_ids=network.private_subnet_ids,
+                public_subnet_ids=network.public_subnet_ids,
+                cluster_security_group_id=cluster.cluster_security_group_id,
+                tags=tags,
+            ),
+            # An internet-facing NLB is refused while its VPC has no internet gateway: the whole network first.
+            opts=pulumi.ResourceOptions.merge(on_aws, after(network)),
+        )
+        # The controller's Pod Identity association, before its first pod starts.
+        parts["gateway-exposure"] = exposure
+        side["target_group_arn"] = exposure.target_group_arn
+        pulumi.export("gateway_endpoint", exposure.endpoint)
+    return GatewayAwsSide(**side, parts=parts)
+
+
+def public_gateway(settings: Settings) -> bool:
+    """The gateway's load balancer faces the internet (it lives in public subnets)."""
+    return settings.gateway.hostname is not None and settings.gateway.exposure is Exposure.PUBLIC
 
 
 def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Mapping[str, pulumi.Resource]) -> None:
@@ -361,13 +478,36 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
         ),
         opts=on(on_cluster, isolation, monitoring, *waits_for("identities")),
     )
-    from components.k8s.gateway.component import Gateway, GatewayArgs
-
+    g = settings.gateway
+    gateway_waits: list[pulumi.Resource] = [isolation, monitoring, *waits_for("gateway-identity")]
+    if g.hostname is not None:
+        controller = LoadBalancerController(
+            "load-balancer-controller",
+            args=LoadBalancerControllerArgs(
+                cluster_name=settings.name,
+                region=settings.region,
+                vpc_id=layer.vpc_id,
+                image_registry=registry(IMAGE_REGISTRY) if settings.image_cache_on else None,
+            ),
+            opts=on(on_cluster, *waits_for("gateway-exposure")),
+        )
+        # The TargetGroupBinding is the controller's CRD.
+        gateway_waits.append(controller)
     # After monitoring: the gateway's ServiceMonitor is a CRD of kube-prometheus-stack.
     Gateway(
         "gateway",
-        args=GatewayArgs(settings=settings, image_registry=registry),
-        opts=on(on_cluster, isolation, monitoring),
+        args=GatewayArgs(
+            settings=settings,
+            image_registry=registry,
+            database_url=layer.gateway_database_url if g.database is not None else None,
+            redis=RedisEndpoint(
+                host=layer.gateway_redis_host, port=layer.gateway_redis_port, password=layer.gateway_redis_password
+            )
+            if g.redis is not None
+            else None,
+            target_group_arn=layer.gateway_target_group_arn if g.hostname is not None else None,
+        ),
+        opts=on(on_cluster, *gateway_waits),
     )
 
 

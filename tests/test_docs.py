@@ -75,3 +75,15 @@ def test_readme_tco_figures_are_the_cost_models(plans):
             assert Decimal(row.group(1)) == round(annual / 1000), stack
         else:
             assert Decimal(row.group(1)) == round(annual / 1_000_000, 2), stack
+
+
+def test_the_deploy_guide_lists_every_output_of_the_aws_layer():
+    """docs/deploy.md's table of what crosses from the AWS layer to the Kubernetes layer is AwsLayer's fields."""
+    import dataclasses
+
+    from components.platform import AwsLayer
+
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    table = text.split("| output | what the Kubernetes layer does with it |", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r"`([a-z_]+)`", table))
+    assert listed == {field.name for field in dataclasses.fields(AwsLayer)}

@@ -41,7 +41,6 @@ from components.k8s.load_balancer_controller import (
     LoadBalancerControllerArgs,
     controller_values,
 )
-from components.plan import engine
 from components.plan.document import build_plan
 from components.plan.engine import UNKNOWN_TEXT, run_program
 from components.plan.run import load_settings
@@ -109,17 +108,6 @@ def _program(settings: Settings) -> Any:
     return program
 
 
-@pytest.fixture
-def arns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """ARNs for the new types in the offline engine's mocks (it answers ARNs only for the types it lists)."""
-    monkeypatch.setitem(
-        engine._ARNS,
-        "aws:lb/targetGroup:TargetGroup",
-        lambda rid, i: ("elasticloadbalancing", f"targetgroup/gateway/{rid[-16:]}"),
-    )
-    yield
-
-
 def plan_for(tmp_path: Path, gateway: dict[str, Any], *, preview: bool = False) -> dict[str, Any]:
     project = _project(tmp_path, gateway)
     stack_file, settings = load_settings(project, "exposed")
@@ -144,7 +132,7 @@ def manifest(plan: dict[str, Any], kind: str) -> dict[str, Any]:
 # --- the AWS side ----------------------------------------------------------------------------------------
 
 
-def test_internal_by_default_in_the_private_subnets_with_a_private_zone(tmp_path: Path, arns: None) -> None:
+def test_internal_by_default_in_the_private_subnets_with_a_private_zone(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, INTERNAL)
     lb = one(plan, "aws:lb/loadBalancer:LoadBalancer")["inputs"]
     assert lb["loadBalancerType"] == "network" and lb["internal"] is True
@@ -164,7 +152,7 @@ def test_internal_by_default_in_the_private_subnets_with_a_private_zone(tmp_path
     assert plan["outputs"]["endpoint"] == "https://llm.example.internal"
 
 
-def test_tls_listener_with_the_certificate_and_a_modern_policy(tmp_path: Path, arns: None) -> None:
+def test_tls_listener_with_the_certificate_and_a_modern_policy(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, INTERNAL)
     listener = one(plan, "aws:lb/listener:Listener")["inputs"]
     assert (listener["port"], listener["protocol"], listener["certificateArn"]) == (443, "TLS", CERTIFICATE)
@@ -180,7 +168,7 @@ def test_tls_listener_with_the_certificate_and_a_modern_policy(tmp_path: Path, a
     assert container[0]["livenessProbe"]["httpGet"]["path"] == objects.LIVENESS_PATH
 
 
-def test_security_groups_admit_443_from_the_vpc_and_only_the_nlb_to_the_pods(tmp_path: Path, arns: None) -> None:
+def test_security_groups_admit_443_from_the_vpc_and_only_the_nlb_to_the_pods(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, INTERNAL)
     (lb_group,) = one(plan, "aws:lb/loadBalancer:LoadBalancer")["inputs"]["securityGroups"]
     ingress = every(plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
@@ -198,7 +186,7 @@ def test_security_groups_admit_443_from_the_vpc_and_only_the_nlb_to_the_pods(tmp
     assert not group.get("ingress") and not group.get("egress")
 
 
-def test_internet_facing_only_when_public(tmp_path: Path, arns: None) -> None:
+def test_internet_facing_only_when_public(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, PUBLIC)
     lb = one(plan, "aws:lb/loadBalancer:LoadBalancer")["inputs"]
     assert lb["internal"] is False and lb["subnets"] == PUBLIC_SUBNETS
@@ -218,7 +206,7 @@ def test_internet_facing_only_when_public(tmp_path: Path, arns: None) -> None:
     assert validation["key"] in listener["depends_on"] and listener["inputs"]["certificateArn"] == UNKNOWN_TEXT
 
 
-def test_the_controller_may_only_register_targets_of_the_gateway_target_group(tmp_path: Path, arns: None) -> None:
+def test_the_controller_may_only_register_targets_of_the_gateway_target_group(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, INTERNAL)
     target_group = one(plan, "aws:lb/targetGroup:TargetGroup")
     policy = json.loads(one(plan, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
@@ -227,7 +215,9 @@ def test_the_controller_may_only_register_targets_of_the_gateway_target_group(tm
         "elasticloadbalancing:DeregisterTargets",
         "elasticloadbalancing:RegisterTargets",
     ]
-    assert re.fullmatch(r"arn:aws:elasticloadbalancing:us-east-1:\d{12}:targetgroup/gateway/\w+", writes[0]["Resource"])
+    assert re.fullmatch(
+        r"arn:aws:elasticloadbalancing:us-east-1:\d{12}:targetgroup/[\w-]{1,32}/[0-9a-f]{16}", writes[0]["Resource"]
+    )
     assert target_group["key"] in one(plan, "aws:iam/rolePolicy:RolePolicy")["depends_on"]
     actions = [a for s in policy["Statement"] for a in s["Action"]]
     # The controller creates and deletes nothing: Pulumi owns the load balancer and the security group rules.
@@ -253,7 +243,7 @@ def test_controller_policy_is_the_target_group_only() -> None:
 # --- the Kubernetes side ---------------------------------------------------------------------------------
 
 
-def test_the_chart_is_pinned_on_the_system_nodes_with_explicit_cluster_facts(tmp_path: Path, arns: None) -> None:
+def test_the_chart_is_pinned_on_the_system_nodes_with_explicit_cluster_facts(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, INTERNAL)
     release = one(plan, "kubernetes:helm.sh/v3:Release")
     inputs = release["inputs"]
@@ -273,7 +263,7 @@ def test_the_chart_is_pinned_on_the_system_nodes_with_explicit_cluster_facts(tmp
     assert mirrored["image"]["repository"] == "1.dkr/ecr-public/eks/aws-load-balancer-controller"
 
 
-def test_the_gateway_is_bound_to_the_target_group(tmp_path: Path, arns: None) -> None:
+def test_the_gateway_is_bound_to_the_target_group(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, INTERNAL)
     binding = manifest(plan, "TargetGroupBinding")
     assert binding["apiVersion"] == "elbv2.k8s.aws/v1beta1" and binding["metadata"]["namespace"] == "gateway"
@@ -435,7 +425,7 @@ def test_incomplete_or_unsafe_exposure_is_refused_naming_the_key(make_settings, 
     assert problems and any(message in p.message for p in problems), caught.value.problems
 
 
-def test_a_world_open_endpoint_passes_the_policy_only_on_its_marked_443(tmp_path: Path, arns: None) -> None:
+def test_a_world_open_endpoint_passes_the_policy_only_on_its_marked_443(tmp_path: Path) -> None:
     world = {**PUBLIC, "allowed_cidrs": ["0.0.0.0/0"], "allow_public_world": True}
     plan = plan_for(tmp_path, world)
     assert no_world_ingress(plan) == []
@@ -445,7 +435,7 @@ def test_a_world_open_endpoint_passes_the_policy_only_on_its_marked_443(tmp_path
 
 
 @pytest.mark.parametrize("gateway", [INTERNAL, PUBLIC], ids=["internal", "public"])
-def test_the_plan_passes_every_policy_rule(tmp_path: Path, arns: None, gateway: dict[str, Any]) -> None:
+def test_the_plan_passes_every_policy_rule(tmp_path: Path, gateway: dict[str, Any]) -> None:
     assert [str(v) for v in evaluate(plan_for(tmp_path, gateway))] == []
 
 
@@ -463,7 +453,7 @@ def _lines(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {line["id"]: line for line in plan["cost"]["lines"]}
 
 
-def test_the_nlb_and_the_private_zone_are_priced_from_the_plan(tmp_path: Path, arns: None) -> None:
+def test_the_nlb_and_the_private_zone_are_priced_from_the_plan(tmp_path: Path) -> None:
     lines = _lines(plan_for(tmp_path, INTERNAL))
     lb = one_line(lines, "aws:lb/loadBalancer:LoadBalancer")
     assert Decimal(lb["monthly"]) == Decimal("20.81")  # (0.0225 + 0.006 NLCU) x 730 h
@@ -473,7 +463,7 @@ def test_the_nlb_and_the_private_zone_are_priced_from_the_plan(tmp_path: Path, a
     assert not [i for i, line in lines.items() if line.get("status") == "not priced"]
 
 
-def test_a_public_nlb_also_pays_for_its_public_addresses(tmp_path: Path, arns: None) -> None:
+def test_a_public_nlb_also_pays_for_its_public_addresses(tmp_path: Path) -> None:
     lines = _lines(plan_for(tmp_path, PUBLIC))
     addresses = [line for i, line in lines.items() if i.endswith("/public-ipv4")]
     assert [Decimal(a["monthly"]) for a in addresses] == [Decimal("7.30")]  # 2 zones x 0.005 x 730 h

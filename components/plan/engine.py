@@ -110,8 +110,49 @@ _ARNS: dict[str, Callable[[str, Mapping[str, Any]], tuple[str, str]]] = {
     "aws:cloudwatch/eventRule:EventRule": lambda rid, i: ("events", f"rule/{i.get('name', rid)}"),
     "aws:ecr/repository:Repository": lambda rid, i: ("ecr", f"repository/{i.get('name', rid)}"),
     "aws:codebuild/project:Project": lambda rid, i: ("codebuild", f"project/{i.get('name', rid)}"),
+    "aws:lb/loadBalancer:LoadBalancer": lambda rid, i: ("elasticloadbalancing", f"loadbalancer/net/{rid}/{rid[-16:]}"),
+    "aws:lb/targetGroup:TargetGroup": lambda rid, i: ("elasticloadbalancing", f"targetgroup/{rid[:32]}/{rid[-16:]}"),
+    "aws:acm/certificate:Certificate": lambda rid, i: ("acm", f"certificate/{rid[-17:]}"),
+    "aws:rds/instance:Instance": lambda rid, i: ("rds", f"db:{i.get('identifier', rid)}"),
+    "aws:elasticache/replicationGroup:ReplicationGroup": lambda rid, i: ("elasticache", f"replicationgroup:{rid}"),
 }
 _GLOBAL_SERVICES = {"iam"}
+
+
+def _zone_id(rid: str) -> str:
+    return "Z" + hashlib.sha256(rid.encode()).hexdigest()[:20].upper()
+
+
+def _service_outputs(typ: str, rid: str, state: Mapping[str, Any], region: str) -> dict[str, Any]:
+    """The outputs AWS computes that the kit reads (addresses, zone ids, validation records), deterministic."""
+    token = hashlib.sha256(rid.encode()).hexdigest()[:12]
+    if typ == "aws:lb/loadBalancer:LoadBalancer":
+        return {"dnsName": f"{rid[:20]}-{token}.elb.{region}.amazonaws.com", "zoneId": _zone_id(f"{rid}-lb")}
+    if typ == "aws:route53/zone:Zone":
+        return {"zoneId": _zone_id(rid)}
+    if typ == "aws:route53/record:Record":
+        return {"fqdn": str(state.get("name", ""))}
+    if typ == "aws:acm/certificate:Certificate":
+        domain = str(state.get("domainName", ""))
+        return {
+            "domainValidationOptions": [
+                {
+                    "domainName": domain,
+                    "resourceRecordName": f"_{token}.{domain}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": f"_{token[::-1]}.acm-validations.aws.",
+                }
+            ]
+        }
+    if typ == "aws:rds/instance:Instance":
+        address = f"{state.get('identifier', rid)}.c{token}.{region}.rds.amazonaws.com"
+        return {"address": address, "endpoint": f"{address}:{state.get('port', 5432)}"}
+    if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+        return {"primaryEndpointAddress": f"master.{rid}.{token[:6]}.cache.amazonaws.com"}
+    if typ == "random:index/randomPassword:RandomPassword":
+        # Never a password anyone uses: the offline plan prints it only as [secret].
+        return {"result": hashlib.sha256(f"offline-{rid}".encode()).hexdigest()[: int(state.get("length", 16))]}
+    return {}
 
 
 def _eks_cluster_outputs(rid: str, state: Mapping[str, Any], *, region: str) -> dict[str, Any]:
@@ -161,6 +202,7 @@ class PlanMocks(mocks.Mocks):
             service, resource = _ARNS[args.typ](rid, args.inputs)
             region_part = "" if service in _GLOBAL_SERVICES else region
             state["arn"] = f"arn:aws:{service}:{region_part}:{MOCK_ACCOUNT}:{resource}"
+        state.update(_service_outputs(args.typ, rid, state, self._region(args)))
         if args.typ == "aws:eks/cluster:Cluster":
             state.update(_eks_cluster_outputs(rid, state, region=self._region(args)))
         if args.typ == "aws:kms/key:Key":

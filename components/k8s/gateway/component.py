@@ -12,7 +12,7 @@ state, `pulumi preview` and the offline plan show it as [secret]; tenant keys ar
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -85,27 +85,23 @@ def secret_value(settings: Settings, spec: SecretSpec) -> str:
     raise ValueError(f"unknown secret source {spec.source!r}")
 
 
-def with_state(settings: Settings, args: GatewayArgs) -> Settings:
-    """The settings as far as the wired state goes: gateway.database and gateway.redis count only once the
-    platform passes GatewayState's outputs (a stack whose AWS layer has not created them yet runs without)."""
+def check_wiring(settings: Settings, args: GatewayArgs) -> None:
+    """Each AWS-layer output goes with the setting that creates it: a gateway configured for a database, Redis or
+    a load balancer it was not given (or given one the settings do not ask for) is a wiring fault of the caller."""
     gateway = settings.gateway
-    missing = {
-        "database": gateway.database is not None and args.database_url is None,
-        "redis": gateway.redis is not None and args.redis is None,
-    }
-    for key, absent in missing.items():
-        if absent:
-            pulumi.log.warn(
-                f"modelyard:gateway.{key} is set but no GatewayState output was passed: the gateway runs without it"
-            )
-    return replace(
-        settings,
-        gateway=replace(
-            gateway,
-            database=None if missing["database"] else gateway.database,
-            redis=None if missing["redis"] else gateway.redis,
+    pairs = {
+        "database_url": (gateway.database, args.database_url, "gateway.database", "GatewayState's database_url"),
+        "redis": (gateway.redis, args.redis, "gateway.redis", "GatewayState's Redis endpoint"),
+        "target_group_arn": (
+            gateway.hostname,
+            args.target_group_arn,
+            "gateway.hostname",
+            "GatewayExposure's target_group_arn",
         ),
-    )
+    }
+    for field, (setting, given, key, source) in pairs.items():
+        if (setting is None) != (given is None):
+            raise ValueError(f"GatewayArgs.{field} goes with settings {key}: pass {source} exactly when it is set")
 
 
 def _secret_input(settings: Settings, spec: SecretSpec, args: GatewayArgs) -> pulumi.Output[str]:
@@ -138,17 +134,13 @@ class Gateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:k8s:Gateway", name, None, opts)
-        settings = with_state(args.settings, args)
+        settings = args.settings
+        check_wiring(settings, args)
         try:
             require_secret_config(settings)
         except GatewayConfigError as exc:
             # One message without a Python traceback, as settings errors print.
             raise pulumi.RunError(f"modelyard:{exc}") from None
-        if (settings.gateway.hostname is None) != (args.target_group_arn is None):
-            raise ValueError(
-                "GatewayArgs.target_group_arn goes with settings gateway.hostname: pass GatewayExposure's "
-                "target_group_arn exactly when the stack has a hostname"
-            )
         child = pulumi.ResourceOptions(parent=self)
         namespace_obj = namespace_object(settings.cluster.version, load_balanced=args.target_group_arn is not None)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_obj["metadata"], opts=child)
@@ -171,9 +163,10 @@ class Gateway(pulumi.ComponentResource):
                 # The account's pull-through cache and the Redis endpoint: Outputs, known once AWS answers.
                 registry = args.image_registry(IMAGE_REGISTRY) if args.image_registry is not None else IMAGE_REGISTRY
                 redis_host, redis_port = (args.redis.host, args.redis.port) if args.redis else ("", 0)
+                # A port read through a stack reference arrives as a float (JSON numbers): 6379.0 is no port.
                 spec = pulumi.Output.all(registry, redis_host, redis_port).apply(
                     lambda a: deployment(
-                        settings, image_registry=a[0], **({"redis_endpoint": (a[1], a[2])} if args.redis else {})
+                        settings, image_registry=a[0], **({"redis_endpoint": (a[1], int(a[2]))} if args.redis else {})
                     )["spec"]
                 )
             _register(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, spec, after_secrets)
