@@ -416,6 +416,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
             certificate_authority=layer.cluster_certificate_authority,
             karpenter_queue_name=layer.karpenter_queue_name,
             image_registry=registry,
+            charts=settings.deploy.charts,
         ),
         opts=after(*waits_for("cluster")),
     )
@@ -429,6 +430,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
             node_role_name=layer.karpenter_node_role_name,
             security_groups=layer.gpu_security_groups,
             tags=settings.tags_for("gpu-pools"),
+            charts=settings.deploy.charts,
         ),
         # NodePools and EC2NodeClasses are Karpenter's CRDs: the chart must be installed first.
         opts=on(on_cluster, services.karpenter, *waits_for("gpu")),
@@ -460,6 +462,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
                 log_group_name=layer.container_log_group,
                 namespace=monitoring.namespace,
                 image_registry=registry("public.ecr.aws") if settings.image_cache_on else None,
+                charts=settings.deploy.charts,
             ),
             # The Pod Identity association must exist before the first Fluent Bit pod starts.
             opts=on(on_cluster, monitoring, *waits_for("logs")),
@@ -488,6 +491,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
                 region=settings.region,
                 vpc_id=layer.vpc_id,
                 image_registry=registry(IMAGE_REGISTRY) if settings.image_cache_on else None,
+                charts=settings.deploy.charts,
             ),
             opts=on(on_cluster, *waits_for("gateway-exposure")),
         )

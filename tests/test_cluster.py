@@ -285,7 +285,8 @@ def test_karpenter_controller_uses_pod_identity_and_nodes_can_join(plans, stack)
     assert len(node_entries) == 1
 
 
-ONE_STACK = {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None}
+# The enterprise preset in one stack: no runner, so no state bucket, secrets key or charts bundled in its image.
+ONE_STACK = {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None, "charts": None}
 
 
 def test_private_cluster_without_a_runner_path_is_refused(make_settings):

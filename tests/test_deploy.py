@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,15 @@ import yaml
 
 from components.aws.deploy_runner import buildspec
 from components.errors import InputError
+from components.k8s.charts import BUNDLE_DIR, UPSTREAM_CHARTS, ChartSource, UpstreamChart
 from components.plan.run import plan_stack
 from tests.conftest import ROOT, by_type, plan_with
 
 KUBERNETES_PREFIXES = ("kubernetes:", "pulumi:providers:kubernetes")
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DOCKERFILE = ROOT / "deploy" / "runner.Dockerfile"
+# Where each shipped deployment's Kubernetes layer takes the upstream charts from (a new stack must say).
+CHARTS_BY_STACK = {"pilot": ChartSource.UPSTREAM, "product": ChartSource.UPSTREAM, "core": ChartSource.BUNDLED}
 
 
 def _layer(resource: dict[str, Any]) -> str:
@@ -73,18 +79,25 @@ def test_splitting_changes_no_kubernetes_object(tmp_path: Path) -> None:
         tmp_path,
         "enterprise",
         {
-            "deploy": {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None},
+            # One stack has no runner: the charts come from their repositories (through the VPN's way out).
+            "deploy": {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None, "charts": None},
             "cluster": {"private_access_cidrs": ["10.200.0.0/16"]},
         },
         stack="core",
     )
 
     def kubernetes(plan: dict[str, Any]) -> dict[str, Any]:
-        return {
-            r["key"]: {k: v for k, v in r.items() if k not in ("stack", "depends_on")}
-            for r in plan["resources"]
-            if _layer(r) == "kubernetes"
-        }
+        """The layer's resources; a Release's chart by its table entry (the runner's copy or the repository's)."""
+        resources = {}
+        for r in plan["resources"]:
+            if _layer(r) != "kubernetes":
+                continue
+            resource = {k: v for k, v in r.items() if k not in ("stack", "depends_on")}
+            if r["type"] == RELEASE:
+                inputs = {k: v for k, v in r["inputs"].items() if k != "repositoryOpts"}
+                resource["inputs"] = {**inputs, "chart": _table_chart(r["inputs"]).name}
+            resources[r["key"]] = resource
+        return resources
 
     assert kubernetes(split) == kubernetes(one)
     assert split["manifests"] == one["manifests"]
@@ -274,3 +287,153 @@ def test_secrets_of_the_aws_layer_file_must_be_set_in_the_kubernetes_layer(tmp_p
     stacks["x-k8s"]["modelyard:monitoring"] = {"receivers": {"page": {"secret": secret}}}
     plan = plan_stack(_project(tmp_path / "fixed", stacks), "x")
     assert plan["stacks"] == ["x", "x-k8s"]
+
+
+# --- upstream charts: where each Release takes its chart from, and what the runner's image holds ------------
+
+
+def _table_chart(inputs: dict[str, Any]) -> UpstreamChart:
+    """The table's entry a Release's chart is, by the runner's copy or the upstream reference."""
+    (chart,) = [c for c in UPSTREAM_CHARTS.values() if inputs["chart"] in (c.bundle_path, c.reference)]
+    return chart
+
+
+def _run_instruction(marker: str) -> str:
+    """The shell of the Dockerfile's RUN instruction containing `marker`, its lines joined as Docker does."""
+    instructions = re.sub(r"\\\n", "", DOCKERFILE.read_text()).splitlines()
+    (run,) = [i for i in instructions if i.startswith("RUN ") and marker in i]
+    return run.removeprefix("RUN ")
+
+
+@pytest.fixture(scope="module")
+def image_bundle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The Dockerfile's pull of the charts, run by sh as `docker build` runs it, with a bare Python (no site
+    packages, as in the build stage) and stand-ins for helm (writes the .tgz a pull would, named as the
+    repository names it) and sha256sum (records what it is asked to check). No network, no Docker."""
+    tmp = tmp_path_factory.mktemp("image")
+    bin_dir, bundle = tmp / "bin", tmp / "bundle"
+    bin_dir.mkdir()
+    stubs = {
+        "python": f'exec "{sys.executable}" -S "$@"',
+        "helm": (
+            f'echo "$@" >> "{tmp}/helm.log"\n'
+            'ref=""; version=""; dest=""\n'
+            'while [ $# -gt 0 ]; do case "$1" in\n'
+            "  pull) ;; --repo) shift;; --version) version=$2; shift;; --destination) dest=$2; shift;;\n"
+            "  *) ref=$1;; esac; shift; done\n"
+            'echo chart > "$dest/$(basename "$ref")-v$version.tgz"'
+        ),
+        "sha256sum": f'echo "$*" >> "{tmp}/sha256sum.log"; cat >> "{tmp}/sha256sum.log"',
+    }
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    result = subprocess.run(
+        ["/bin/sh", "-c", _run_instruction("components.k8s.charts")],
+        cwd=ROOT,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "CHART_BUNDLE": str(bundle), "HOME": str(tmp)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return {
+        "files": sorted(p.name for p in bundle.iterdir()),
+        "pulls": (tmp / "helm.log").read_text().splitlines(),
+        "checks": (tmp / "sha256sum.log").read_text().splitlines(),
+        "bundle": str(bundle),
+    }
+
+
+def test_the_runner_image_pulls_every_chart_of_the_table(image_bundle: dict[str, Any]) -> None:
+    """deploy/runner.Dockerfile lists no chart: its build runs the table's module and pulls what it prints."""
+    charts = sorted(UPSTREAM_CHARTS.values(), key=lambda c: c.name)
+    assert image_bundle["files"] == [c.bundle_file for c in charts]
+    destination = re.compile(r" --destination \S+$")
+    assert [destination.sub("", pull) for pull in image_bundle["pulls"]] == [
+        " ".join(("pull", *c.pull_args())) for c in charts
+    ]
+    # A digest the code knows is checked against the pulled file; the others are pinned by version only.
+    known = [c for c in charts if c.sha256]
+    assert known
+    assert image_bundle["checks"] == [
+        line for c in known for line in ("-c -", f"{c.sha256}  {image_bundle['bundle']}/{c.bundle_file}")
+    ]
+    dockerfile = DOCKERFILE.read_text()
+    for chart in charts:
+        assert not re.search(rf"(?<![\w.]){re.escape(chart.version)}(?![\w.])", dockerfile), chart.name
+        assert chart.repository not in dockerfile, chart.name
+    # The image holds them where the settings point: one fixed path, copied from the pull stage.
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, flags=re.M))
+    assert args["CHART_BUNDLE"] == BUNDLE_DIR
+    assert re.search(r"^COPY --from=charts \$\{CHART_BUNDLE\} \$\{CHART_BUNDLE\}$", dockerfile, flags=re.M)
+
+
+def test_the_runner_image_checks_its_helm_against_helms_published_checksum() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    version = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, flags=re.M))["HELM_VERSION"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    install = _run_instruction("get.helm.sh")
+    tarball = "helm-v${HELM_VERSION}-linux-amd64.tar.gz"
+    assert f"https://get.helm.sh/{tarball}.sha256sum" in install
+    assert install.index(f'sha256sum -c "{tarball}.sha256sum"') < install.index(f'tar -xzf "{tarball}"')
+    # Helm stays in the pull stage: the runner's own stage has no use for it.
+    runner_stage = dockerfile.split("\nFROM ")[-1]
+    assert "helm" not in runner_stage.lower()
+
+
+def test_every_chart_of_the_table_is_installed_by_one_component() -> None:
+    """The table holds what the kit installs and nothing else; no component pins a chart beside it."""
+    sources = {p: p.read_text() for p in (ROOT / "components").rglob("*.py") if p.name != "charts.py"}
+    for name in UPSTREAM_CHARTS:
+        users = [p for p, text in sources.items() if f'UPSTREAM_CHARTS["{name}"]' in text]
+        assert len(users) == 1, (name, users)
+    for path, text in sources.items():
+        assert "RepositoryOptsArgs" not in text, path
+
+
+def test_each_release_takes_its_chart_where_its_deployment_can_reach(
+    plans: dict[str, Any], image_bundle: dict[str, Any]
+) -> None:
+    """Split without NAT (core): every upstream Release reads a file the runner's image holds, nothing else;
+    one stack (pilot, product): every Release names its pinned repository and version."""
+    assert set(plans) == set(CHARTS_BY_STACK)
+    in_image = {f"{BUNDLE_DIR}/{name}" for name in image_bundle["files"]}
+    for stack, source in CHARTS_BY_STACK.items():
+        releases = by_type(plans[stack], RELEASE)
+        assert releases, stack
+        for release in releases:
+            inputs = release["inputs"]
+            chart = _table_chart(inputs)
+            assert inputs["version"] == chart.version, release["key"]
+            if source is ChartSource.BUNDLED:
+                assert inputs["chart"] in in_image, release["key"]
+                assert inputs["chart"] == chart.bundle_path and "repositoryOpts" not in inputs, release["key"]
+            else:
+                assert inputs["chart"] == chart.reference, release["key"]
+                repository = None if chart.oci else {"repo": chart.repository}
+                assert inputs.get("repositoryOpts") == repository, release["key"]
+
+
+def test_the_enterprise_preset_takes_its_charts_from_the_runner(make_settings) -> None:
+    settings = make_settings("enterprise")
+    assert settings.deploy.charts is ChartSource.BUNDLED
+    assert make_settings("moderate").deploy.charts is ChartSource.UPSTREAM
+
+
+def test_bundled_charts_need_the_runner(make_settings) -> None:
+    with pytest.raises(InputError) as caught:
+        make_settings("moderate", deploy={"charts": "bundled"})
+    (problem,) = [p for p in caught.value.problems if p.path == "modelyard:deploy.charts"]
+    assert "deploy.layers: split" in problem.message and "upstream" in problem.message
+
+
+def test_a_runner_without_nat_cannot_fetch_upstream_charts(make_settings) -> None:
+    with pytest.raises(InputError) as caught:
+        make_settings("enterprise", deploy={"charts": "upstream"})
+    (problem,) = [p for p in caught.value.problems if p.path == "modelyard:deploy.charts"]
+    assert "network.nat: none" in problem.message and "bundled" in problem.message
+    # With NAT the runner reaches the repositories: upstream is allowed, bundled too.
+    for charts in ("upstream", "bundled"):
+        settings = make_settings("enterprise", deploy={"charts": charts}, network={"nat": "single"})
+        assert settings.deploy.charts.value == charts

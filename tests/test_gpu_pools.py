@@ -68,10 +68,10 @@ def test_efa_pool_gets_a_self_only_security_group_and_the_efa_plugin(plans):
     efa_rules = [r for r in rules if r["name"].startswith("gpu-pools-efa")]
     assert len(efa_rules) == 2
     assert all(sg["key"] in r["depends_on"] and "cidrIpv4" not in r["inputs"] for r in efa_rules)
-    charts = {r["inputs"]["chart"] for r in by_type(plan, "kubernetes:helm.sh/v3:Release")}
-    assert "aws-efa-k8s-device-plugin" in charts
+    releases = {r["inputs"]["name"] for r in by_type(plan, "kubernetes:helm.sh/v3:Release")}
+    assert "aws-efa-k8s-device-plugin" in releases
     assert "aws-efa-k8s-device-plugin" not in {
-        r["inputs"]["chart"] for r in by_type(plans["pilot"], "kubernetes:helm.sh/v3:Release")
+        r["inputs"]["name"] for r in by_type(plans["pilot"], "kubernetes:helm.sh/v3:Release")
     }
 
 
@@ -80,7 +80,7 @@ def test_device_plugin_pinned_and_only_on_gpu_nodes(plans, stack):
     (release,) = [
         r
         for r in by_type(plans[stack], "kubernetes:helm.sh/v3:Release")
-        if r["inputs"]["chart"] == "nvidia-device-plugin"
+        if r["inputs"]["name"] == "nvidia-device-plugin"
     ]
     assert release["inputs"]["version"] == "0.18.0"
     values = release["inputs"]["values"]

@@ -23,9 +23,10 @@ PUBLIC = {
     "allowed_cidrs": ["198.51.100.0/24"],
 }
 BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
-# The enterprise preset in one stack (its own is split), reachable from a VPN range.
+# The enterprise preset in one stack (its own is split), reachable from a VPN range; no runner, so the charts
+# come from their repositories (deploy.charts: the default, upstream).
 ENTERPRISE_ONE_STACK = {
-    "deploy": {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None},
+    "deploy": {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None, "charts": None},
     "cluster": {"private_access_cidrs": ["10.200.0.0/16"]},
 }
 

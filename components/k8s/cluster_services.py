@@ -18,11 +18,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.aws.cluster import KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT, SYSTEM_POOL_LABEL
+from components.k8s.charts import UPSTREAM_CHARTS, ChartSource, chart_source
 from components.options import children_moved_from
 
-# Karpenter's chart (oci://public.ecr.aws/karpenter/karpenter; tag v1.7.3 of aws/karpenter-provider-aws).
+# Karpenter's chart (oci://public.ecr.aws/karpenter/karpenter; the pin is in components/k8s/charts.py).
 # It runs on the system node group, which Karpenter does not manage.
-KARPENTER_CHART = ("oci://public.ecr.aws/karpenter/karpenter", "1.7.3")
+KARPENTER_CHART = UPSTREAM_CHARTS["karpenter"]
 
 
 def kubeconfig(*, cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
@@ -68,6 +69,8 @@ class ClusterServicesArgs:
     """The SQS queue Karpenter reads interruption events from."""
     image_registry: Callable[[str], pulumi.Input[str]] = lambda host: host
     """Maps an upstream registry host to where nodes pull it from (the pull-through cache, or itself)."""
+    charts: ChartSource = ChartSource.UPSTREAM
+    """Where Karpenter's chart comes from (deploy.charts)."""
 
 
 class ClusterServices(pulumi.ComponentResource):
@@ -111,12 +114,13 @@ class ClusterServices(pulumi.ComponentResource):
             reclaim_policy="Delete",
             opts=on_cluster,
         )
-        chart, version = KARPENTER_CHART
+        chart, repository = chart_source(args.charts, KARPENTER_CHART)
         self.karpenter = k8s.helm.v3.Release(
             f"{name}-karpenter",
             name="karpenter",
             chart=chart,
-            version=version,
+            version=KARPENTER_CHART.version,
+            repository_opts=repository,
             namespace=KARPENTER_NAMESPACE,
             values={
                 "settings": {"clusterName": args.cluster_name, "interruptionQueue": args.karpenter_queue_name},

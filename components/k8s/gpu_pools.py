@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import catalog
+from components.k8s.charts import UPSTREAM_CHARTS, ChartSource, chart_source
 from components.settings.model import Interconnect, PoolKind, PoolSettings
 
 POOL_LABEL = "modelyard.dev/pool"
@@ -29,11 +30,11 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 # Amazon Linux 2023 EKS AMI release, by Karpenter alias (amazon-eks-ami release tag v20250915, the
 # NVIDIA variant is chosen by Karpenter for GPU types). Bump deliberately: docs/gpu-pools.md.
 AMI_ALIAS = "al2023@v20250915"
-# NVIDIA device plugin chart (github.com/NVIDIA/k8s-device-plugin; 0.18.0 is the version NVIDIA's
-# install guide pins). AL2023 NVIDIA AMIs ship the driver, not the device plugin; Bottlerocket would ship both.
-DEVICE_PLUGIN_CHART = ("nvidia-device-plugin", "0.18.0", "https://nvidia.github.io/k8s-device-plugin")
-# EFA device plugin chart (aws/eks-charts aws-efa-k8s-device-plugin 0.5.10).
-EFA_PLUGIN_CHART = ("aws-efa-k8s-device-plugin", "0.5.10", "https://aws.github.io/eks-charts")
+# NVIDIA device plugin chart (github.com/NVIDIA/k8s-device-plugin; pinned in components/k8s/charts.py).
+# AL2023 NVIDIA AMIs ship the driver, not the device plugin; Bottlerocket would ship both.
+DEVICE_PLUGIN_CHART = UPSTREAM_CHARTS["nvidia-device-plugin"]
+# EFA device plugin chart (aws/eks-charts aws-efa-k8s-device-plugin).
+EFA_PLUGIN_CHART = UPSTREAM_CHARTS["aws-efa-k8s-device-plugin"]
 # Root volume of GPU nodes: vLLM images are about 10 GB and the kubelet keeps two generations.
 ROOT_VOLUME_GIB = 200
 
@@ -52,6 +53,8 @@ class GpuPoolsArgs:
     """Security group ids by pool: the cluster's, plus the EFA group for EFA pools (GpuCapacity)."""
     tags: Mapping[str, str]
     """Tags Karpenter puts on instances, volumes and launch templates."""
+    charts: ChartSource = ChartSource.UPSTREAM
+    """Where the device plugins' charts come from (deploy.charts)."""
 
 
 def pool_taints(pool: str, tenant: str | None) -> list[dict[str, str]]:
@@ -158,14 +161,14 @@ class GpuPools(pulumi.ComponentResource):
         tolerations = [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
         if args.dedicated:
             tolerations.append({"key": TENANT_LABEL, "operator": "Exists", "effect": "NoSchedule"})
-        chart, version, repo = DEVICE_PLUGIN_CHART
+        chart, repository = chart_source(args.charts, DEVICE_PLUGIN_CHART)
         k8s.helm.v3.Release(
             f"{name}-nvidia-device-plugin",
             name="nvidia-device-plugin",
             chart=chart,
-            version=version,
+            version=DEVICE_PLUGIN_CHART.version,
             namespace="kube-system",
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+            repository_opts=repository,
             values={
                 "nodeSelector": {GPU_PRESENT_LABEL: "true"},
                 "tolerations": tolerations,
@@ -174,14 +177,14 @@ class GpuPools(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         if any(p.interconnect is Interconnect.EFA for p in args.pools.values()):
-            chart, version, repo = EFA_PLUGIN_CHART
+            chart, repository = chart_source(args.charts, EFA_PLUGIN_CHART)
             k8s.helm.v3.Release(
                 f"{name}-efa-device-plugin",
                 name="aws-efa-k8s-device-plugin",
                 chart=chart,
-                version=version,
+                version=EFA_PLUGIN_CHART.version,
                 namespace="kube-system",
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+                repository_opts=repository,
                 values={"nodeSelector": {GPU_PRESENT_LABEL: "true"}, "tolerations": tolerations},
                 opts=k8s_opts,
             )

@@ -36,14 +36,14 @@ import pulumi_kubernetes as k8s
 
 from components.aws.cluster import SYSTEM_POOL_LABEL
 from components.aws.gateway_exposure import CONTROLLER_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT
+from components.k8s.charts import UPSTREAM_CHARTS, ChartSource, chart_source
 
-# aws/eks-charts index.yaml (gh-pages): aws-load-balancer-controller 3.5.0, appVersion v3.5.0, created
-# 2026-08-03, digest sha256:45051f634b33e10baccb3354d0681b7de787c60445e599fa276e0c9aedd4ccd5; the chart of
-# tag v3.5.0 of kubernetes-sigs/aws-load-balancer-controller.
+# The chart of aws/eks-charts (pinned with its digest in components/k8s/charts.py); its appVersion is IMAGE_TAG.
 # Its image: public.ecr.aws/eks/aws-load-balancer-controller.
-CHART = "aws-load-balancer-controller"
-CHART_REPO = "https://aws.github.io/eks-charts"
-CHART_VERSION = "3.5.0"
+UPSTREAM_CHART = UPSTREAM_CHARTS["aws-load-balancer-controller"]
+CHART = UPSTREAM_CHART.name
+CHART_REPO = UPSTREAM_CHART.repository
+CHART_VERSION = UPSTREAM_CHART.version
 RELEASE = "aws-load-balancer-controller"
 IMAGE_REGISTRY = "public.ecr.aws"
 IMAGE_REPOSITORY = "eks/aws-load-balancer-controller"
@@ -98,6 +98,8 @@ class LoadBalancerControllerArgs:
     image_registry: pulumi.Input[str] | None = None
     """The registry serving ECR Public's images (the pull-through cache for stacks without NAT); default:
     public.ecr.aws."""
+    charts: ChartSource = ChartSource.UPSTREAM
+    """Where the chart comes from (deploy.charts)."""
 
 
 class LoadBalancerController(pulumi.ComponentResource):
@@ -113,12 +115,13 @@ class LoadBalancerController(pulumi.ComponentResource):
         self, name: str, *, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("modelyard:k8s:LoadBalancerController", name, None, opts)
+        chart, repository = chart_source(args.charts, UPSTREAM_CHART)
         self.release = k8s.helm.v3.Release(
             f"{name}-chart",
             name=RELEASE,
-            chart=CHART,
-            version=CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPO),
+            chart=chart,
+            version=UPSTREAM_CHART.version,
+            repository_opts=repository,
             namespace=CONTROLLER_NAMESPACE,
             values=controller_values(
                 cluster_name=args.cluster_name,

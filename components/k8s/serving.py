@@ -17,11 +17,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.aws.cluster import SYSTEM_POOL_LABEL
+from components.k8s.charts import UPSTREAM_CHARTS, chart_source
 from components.k8s.serving_values import CHART_DIR, release_name, serving_values
 from components.settings import Settings
 
-# KEDA (github.com/kedacore/charts, chart keda 2.19.0): scales model servers on vLLM's queue.
-KEDA_CHART = ("keda", "2.19.0", "https://kedacore.github.io/charts")
+# KEDA (github.com/kedacore/charts, pinned in components/k8s/charts.py): scales model servers on vLLM's queue.
+KEDA_CHART = UPSTREAM_CHARTS["keda"]
 
 # The chart as Pulumi reads it: relative to the project folder, where `pulumi up` runs the program.
 CHART_PATH = f"./{CHART_DIR.relative_to(Path(__file__).resolve().parents[2]).as_posix()}"
@@ -30,7 +31,7 @@ CHART_PATH = f"./{CHART_DIR.relative_to(Path(__file__).resolve().parents[2]).as_
 @dataclass(frozen=True, kw_only=True)
 class ServingArgs:
     settings: Settings
-    """The stack's settings (models, pools, tenants)."""
+    """The stack's settings (models, pools, tenants; deploy.charts: where KEDA's chart comes from)."""
     bucket: pulumi.Input[str]
     """The model bucket (ModelStorage)."""
     image_registry: Callable[[str], pulumi.Input[str]]
@@ -54,15 +55,15 @@ class Serving(pulumi.ComponentResource):
         super().__init__("modelyard:k8s:Serving", name, None, opts)
         settings = args.settings
         # KEDA (pinned) turns each model's ScaledObject into an HPA; installed once, before any model.
-        chart, version, repo = KEDA_CHART
+        chart, repository = chart_source(settings.deploy.charts, KEDA_CHART)
         keda = k8s.helm.v3.Release(
             f"{name}-keda",
             name="keda",
             chart=chart,
-            version=version,
+            version=KEDA_CHART.version,
             namespace="keda",
             create_namespace=True,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+            repository_opts=repository,
             values={
                 "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
                 "resources": {

@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from components.catalog import WeightDtype
+from components.k8s.charts import ChartSource
 from components.settings.schema import doc_field
 from components.tagging import tags_for
 
@@ -571,6 +572,12 @@ class DeploySettings:
         default=120,
         minimum=15,
         maximum=480,
+    )
+    charts: ChartSource = doc_field(
+        "where the Kubernetes provider takes the upstream Helm charts from at preview and up: upstream, their "
+        "repositories (whoever runs Pulumi needs a way out); bundled, the charts baked into the deploy runner's "
+        "image (split only; required by a split deployment without NAT)",
+        default=ChartSource.UPSTREAM,
     )
 
 

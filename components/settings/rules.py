@@ -9,6 +9,7 @@ from functools import cache
 
 from components import catalog
 from components.errors import Problem
+from components.k8s.charts import ChartSource
 from components.settings.model import (
     ENDPOINTS_WITHOUT_NAT,
     GATEWAY_REPLICAS_BY_PRESET,
@@ -364,6 +365,25 @@ def deploy_layers(s: Settings) -> Iterator[Problem]:
         yield _p("deploy.kubernetes_stack", "must differ from the AWS layer's stack")
 
 
+def deploy_charts(s: Settings) -> Iterator[Problem]:
+    """Upstream charts must be reachable where `pulumi up` of the Kubernetes layer runs: only the deploy runner's
+    image holds the bundle, and a runner in a VPC without NAT reaches no chart repository."""
+    deploy = s.deploy
+    if deploy.charts is ChartSource.BUNDLED and deploy.layers is Layers.ONE_STACK:
+        yield _p(
+            "deploy.charts",
+            "bundled charts are baked into the deploy runner's image, and only a split deployment has a runner "
+            "(deploy.layers: split); in one stack set deploy.charts: upstream",
+        )
+    if deploy.charts is ChartSource.UPSTREAM and deploy.layers is Layers.SPLIT and s.network.nat is NatMode.NONE:
+        yield _p(
+            "deploy.charts",
+            "upstream charts are fetched from their repositories at preview and up, but the deploy runner runs in a "
+            "VPC without NAT (network.nat: none) and can reach none of them; set deploy.charts: bundled (the "
+            "charts baked into the runner's image, docs/deploy.md)",
+        )
+
+
 def cluster_system_nodes(s: Settings) -> Iterator[Problem]:
     nodes = s.cluster.system_nodes
     path = "cluster.system_nodes"
@@ -674,6 +694,7 @@ RULES: tuple[Rule, ...] = (
     gateway_exposure,
     tags_extra,
     deploy_layers,
+    deploy_charts,
 )
 
 

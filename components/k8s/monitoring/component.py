@@ -14,16 +14,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.k8s.charts import chart_source
 from components.k8s.monitoring import assets
 from components.k8s.monitoring.values import (
-    DCGM_EXPORTER_CHART,
+    DCGM_EXPORTER,
     DCGM_EXPORTER_RELEASE,
-    DCGM_EXPORTER_REPO,
-    DCGM_EXPORTER_VERSION,
-    KUBE_PROMETHEUS_STACK_CHART,
+    KUBE_PROMETHEUS_STACK,
     KUBE_PROMETHEUS_STACK_RELEASE,
-    KUBE_PROMETHEUS_STACK_REPO,
-    KUBE_PROMETHEUS_STACK_VERSION,
     MONITORING_NAMESPACE,
     ROUTES,
     ReceiverKind,
@@ -53,7 +50,8 @@ class AlertReceiver:
 @dataclass(frozen=True, kw_only=True)
 class MonitoringArgs:
     settings: Settings
-    """The stack's settings: the preset sizes Prometheus and Alertmanager, the stack name labels the data."""
+    """The stack's settings: the preset sizes Prometheus and Alertmanager, the stack name labels the data,
+    deploy.charts says where the charts come from."""
     runbook_base_url: str = assets.RUNBOOK_BASE_URL
     """URL the alerts' runbook_url annotations start with (the kit's docs/runbooks/ in your fork's web view);
     default: the upstream repository."""
@@ -79,12 +77,14 @@ class Monitoring(pulumi.ComponentResource):
         namespace = _apply(f"{name}-namespace", assets.namespace_object(), child)
 
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        charts = args.settings.deploy.charts
+        chart, repository = chart_source(charts, KUBE_PROMETHEUS_STACK)
         stack = k8s.helm.v3.Release(
             f"{name}-{KUBE_PROMETHEUS_STACK_RELEASE}",
             name=KUBE_PROMETHEUS_STACK_RELEASE,
-            chart=KUBE_PROMETHEUS_STACK_CHART,
-            version=KUBE_PROMETHEUS_STACK_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KUBE_PROMETHEUS_STACK_REPO),
+            chart=chart,
+            version=KUBE_PROMETHEUS_STACK.version,
+            repository_opts=repository,
             namespace=namespace.metadata["name"],
             values=pulumi.Output.from_input(args.image_mirrors).apply(
                 lambda mirrors: monitoring_values(args.settings, image_mirrors=mirrors)
@@ -94,12 +94,13 @@ class Monitoring(pulumi.ComponentResource):
         )
         # The exporter's ServiceMonitor and the rules need the CRDs the stack installs.
         after_stack = pulumi.ResourceOptions(parent=self, depends_on=[stack])
+        chart, repository = chart_source(charts, DCGM_EXPORTER)
         k8s.helm.v3.Release(
             f"{name}-{DCGM_EXPORTER_RELEASE}",
             name=DCGM_EXPORTER_RELEASE,
-            chart=DCGM_EXPORTER_CHART,
-            version=DCGM_EXPORTER_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_EXPORTER_REPO),
+            chart=chart,
+            version=DCGM_EXPORTER.version,
+            repository_opts=repository,
             namespace=namespace.metadata["name"],
             values=pulumi.Output.from_input(args.image_mirrors).apply(
                 lambda mirrors: dcgm_exporter_values(image_mirrors=mirrors)

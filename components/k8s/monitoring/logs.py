@@ -21,15 +21,16 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.k8s.charts import UPSTREAM_CHARTS, ChartSource, chart_source
 from components.k8s.monitoring.values import MONITORING_NAMESPACE
 from components.options import children_moved_from
 from components.settings.model import Preset
 
-# aws/eks-charts stable/aws-for-fluent-bit/Chart.yaml at commit 2942cdce (2026-02-03): chart 0.2.0, image
-# public.ecr.aws/aws-observability/aws-for-fluent-bit:3.2.1. Repository from the eks-charts README.
-FLUENT_BIT_CHART = "aws-for-fluent-bit"
-FLUENT_BIT_VERSION = "0.2.0"
-FLUENT_BIT_REPO = "https://aws.github.io/eks-charts"
+# aws/eks-charts' aws-for-fluent-bit (pinned, with where the pin was read, in components/k8s/charts.py).
+FLUENT_BIT = UPSTREAM_CHARTS["aws-for-fluent-bit"]
+FLUENT_BIT_CHART = FLUENT_BIT.name
+FLUENT_BIT_VERSION = FLUENT_BIT.version
+FLUENT_BIT_REPO = FLUENT_BIT.repository
 FLUENT_BIT_RELEASE = "aws-for-fluent-bit"
 FLUENT_BIT_SERVICE_ACCOUNT = "aws-for-fluent-bit"
 
@@ -170,6 +171,8 @@ class ContainerLogsArgs:
     """Where Fluent Bit runs; pass Monitoring.namespace so the namespace exists first."""
     image_registry: pulumi.Input[str] | None = None
     """The registry serving ECR Public's images, for stacks without NAT; default: public.ecr.aws."""
+    charts: ChartSource = ChartSource.UPSTREAM
+    """Where the chart comes from (deploy.charts)."""
 
 
 class ContainerLogs(pulumi.ComponentResource):
@@ -184,12 +187,13 @@ class ContainerLogs(pulumi.ComponentResource):
         values = pulumi.Output.all(args.log_group_name, args.image_registry or "").apply(
             lambda v: fluent_bit_values(region=args.region, group_name=v[0], image_registry=v[1] or None)
         )
+        chart, repository = chart_source(args.charts, FLUENT_BIT)
         k8s.helm.v3.Release(
             f"{name}-{FLUENT_BIT_RELEASE}",
             name=FLUENT_BIT_RELEASE,
-            chart=FLUENT_BIT_CHART,
-            version=FLUENT_BIT_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=FLUENT_BIT_REPO),
+            chart=chart,
+            version=FLUENT_BIT.version,
+            repository_opts=repository,
             namespace=args.namespace,
             values=values,
             opts=pulumi.ResourceOptions(parent=self),

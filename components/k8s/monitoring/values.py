@@ -12,23 +12,23 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from components.k8s.charts import UPSTREAM_CHARTS
 from components.settings import Settings
 from components.settings.model import Preset
 
 # --- pins -------------------------------------------------------------------------------------------
 
-# prometheus-community/helm-charts charts/kube-prometheus-stack/Chart.yaml at commit ea930bae (2026-08-21):
-# version 88.5.3, appVersion v0.93.1 (Prometheus Operator). Subcharts it pins: kube-state-metrics 8.4.0
-# (kube-state-metrics v2.20.0), prometheus-node-exporter 4.56.1 (node-exporter 1.12.1), grafana 12.11.1.
-KUBE_PROMETHEUS_STACK_CHART = "kube-prometheus-stack"
-KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
-KUBE_PROMETHEUS_STACK_REPO = "https://prometheus-community.github.io/helm-charts"
+# The charts' pins, and where each was read, are in components/k8s/charts.py (the one table of upstream charts).
+KUBE_PROMETHEUS_STACK = UPSTREAM_CHARTS["kube-prometheus-stack"]
+KUBE_PROMETHEUS_STACK_CHART = KUBE_PROMETHEUS_STACK.name
+KUBE_PROMETHEUS_STACK_VERSION = KUBE_PROMETHEUS_STACK.version
+KUBE_PROMETHEUS_STACK_REPO = KUBE_PROMETHEUS_STACK.repository
 
-# NVIDIA/dcgm-exporter deployment/Chart.yaml at tag 4.5.3-4.8.2 (commit 691c9276, 2026-05-06): chart 4.8.2;
-# its values.yaml defaults the image to this tag (DCGM 4.5.3, exporter 4.8.2). Repository from its README.
-DCGM_EXPORTER_CHART = "dcgm-exporter"
-DCGM_EXPORTER_VERSION = "4.8.2"
-DCGM_EXPORTER_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+# The DCGM exporter's chart; its values.yaml defaults the image to the tag below (DCGM 4.5.3, exporter 4.8.2).
+DCGM_EXPORTER = UPSTREAM_CHARTS["dcgm-exporter"]
+DCGM_EXPORTER_CHART = DCGM_EXPORTER.name
+DCGM_EXPORTER_VERSION = DCGM_EXPORTER.version
+DCGM_EXPORTER_REPO = DCGM_EXPORTER.repository
 DCGM_EXPORTER_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter"
 DCGM_EXPORTER_IMAGE_TAG = "4.5.3-4.8.2-distroless"
 
