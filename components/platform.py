@@ -141,7 +141,7 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
             cidr=settings.network.cidr,
             zone_ids=settings.network.zone_ids,
             nat=settings.network.nat,
-            # NAT gateways and an internet-facing gateway endpoint live in public subnets; nothing else does.
+            # Only NAT gateways and the LLM gateway's internet-facing load balancer live in public subnets.
             public_subnets=settings.network.nat is not NatMode.NONE or public_gateway(settings),
             interface_endpoints=settings.interface_endpoints,
             flow_logs=settings.network.flow_logs,
@@ -193,6 +193,7 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         "gpu-pools",
         args=GpuCapacityArgs(
             cluster_name=cluster.cluster_name,
+            kubernetes_version=cluster.kubernetes_version,
             pools=settings.pools,
             dedicated=dedicated_pools(settings),
             zone_subnets=network.private_subnet_by_zone,

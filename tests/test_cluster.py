@@ -337,3 +337,18 @@ def test_every_launch_template_requires_imdsv2_with_one_hop(plans, stack):
         assert (options["httpTokens"], options["httpPutResponseHopLimit"]) == ("required", 1), template["key"]
     for group in by_type(plans[stack], "aws:eks/nodeGroup:NodeGroup"):
         assert "launchTemplate" in group["inputs"], f"{group['key']} would get EKS's default template (two hops)"
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_node_groups_follow_the_control_planes_version(plans, preview_plans, stack):
+    """A bump of cluster.version rolls the managed node groups after the control plane, in the same `up`:
+    their version is the cluster's output (EKS would leave them on the old minor)."""
+    (cluster,) = by_type(plans[stack], "aws:eks/cluster:Cluster")
+    groups = by_type(plans[stack], "aws:eks/nodeGroup:NodeGroup")
+    assert groups
+    for group in groups:
+        assert group["inputs"]["version"] == cluster["inputs"]["version"], group["key"]
+        assert cluster["key"] in group["depends_on"], group["key"]
+    # Known in a preview too (the version is an input of the cluster): no node group shows a pending change.
+    for group in by_type(preview_plans[stack], "aws:eks/nodeGroup:NodeGroup"):
+        assert group["inputs"]["version"] == cluster["inputs"]["version"], group["key"]

@@ -54,11 +54,20 @@ from components.settings import Settings, build_settings
 from components.settings.stackfile import SECRET_PLACEHOLDER
 from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
+# Key name -> the key. A key named like a tenant calls for it; the others name their tenant (KEY_SETTINGS).
 KEYS = {
     "alpha": "sk-alpha-0123456789abcdef",
     "beta": "sk-beta-0123456789abcdef",
+    "beta-batch": "sk-beta-batch-0123456789",
     "gamma": "sk-gamma-0123456789ab",
+    "gamma-batch": "sk-gamma-batch-0123456789",
     "delta": "sk-delta-0123456789ab",
+}
+KEY_SETTINGS: dict[str, dict[str, Any]] = {
+    # beta's batch job may send 2 requests a minute, beta's other key is not limited.
+    "beta-batch": {"tenant": "beta", "rpm_limit": 2},
+    # gamma's limit (2 a minute) is shared by both its keys.
+    "gamma-batch": {"tenant": "gamma"},
 }
 MASTER = "sk-master-0123456789abcdef"
 PROVIDER_KEY = "sk-provider-0123456789"
@@ -88,7 +97,7 @@ def stack(**gateway: Any) -> Settings:
             "delta": {"models": ["alpha-chat"], "tpm_limit": 20},
         },
         "gateway": {
-            "keys": dict(KEYS),
+            "keys": {name: {"key": key, **KEY_SETTINGS.get(name, {})} for name, key in KEYS.items()},
             "master_key": MASTER,
             "fallbacks": {"shared": {"provider": "openai", "model": "gpt-4o", "api_key": PROVIDER_KEY}},
             "model_rpm": {"limited": 2},
@@ -113,9 +122,14 @@ def test_config_routes_each_model_to_its_owner_service_and_holds_no_secret() -> 
     assert bases["beta-chat"] == model_service_url(settings, "beta-chat")
     # The plain name never falls back: only the hybrid name external-allowed tenants are aliased to.
     assert config["router_settings"]["fallbacks"] == [{"shared@hybrid": [FALLBACK_PREFIX + "shared"]}]
-    tenants = gateway_tenants(settings)
+    access = gateway_tenants(settings)
+    tenants = access["tenants"]
     assert tenants["alpha"]["aliases"] == {} and "shared@hybrid" not in tenants["alpha"]["models"]
     assert tenants["beta"]["aliases"] == {"shared": "shared@hybrid"}
+    # Each key calls for one tenant, with its own limits beside the tenant's.
+    assert access["keys"]["beta-batch"] == {"tenant": "beta", "rpm_limit": 2, "tpm_limit": None}
+    assert access["keys"]["gamma-batch"]["tenant"] == access["keys"]["gamma"]["tenant"] == "gamma"
+    assert tenants["gamma"]["rpm_limit"] == 2
 
 
 def test_no_hybrid_route_when_no_tenant_may_leave_the_vpc() -> None:
@@ -143,7 +157,22 @@ def test_replicas_by_setting() -> None:
 def test_bad_gateway_settings_name_the_key() -> None:
     """Checked with every other setting, before anything is built (exit 2 from the CLI)."""
     for gateway, path, message in [
-        ({"keys": {"nobody": "x"}}, "modelyard:gateway.keys.nobody", "no tenant 'nobody'"),
+        (
+            {"keys": {"nobody": {"key": KEYS["alpha"]}}},
+            "modelyard:gateway.keys.nobody",
+            "no tenant 'nobody': set gateway.keys.nobody.tenant",
+        ),
+        (
+            {"keys": {"alpha-web": {"key": KEYS["alpha"], "tenant": "alfa"}}},
+            "modelyard:gateway.keys.alpha-web.tenant",
+            "no tenant 'alfa' (did you mean 'alpha'?)",
+        ),
+        ({"keys": {"alpha": {"key": "sk-short"}}}, "modelyard:gateway.keys.alpha.key", "the value does not match"),
+        (
+            {"keys": {"metrics": {"key": KEYS["alpha"], "tenant": "alpha"}}},
+            "modelyard:gateway.keys.metrics",
+            "is the alias of the proxy's own metrics key",
+        ),
         ({"exposure": "public"}, "modelyard:gateway.hostname", "required with exposure: public"),
         (
             {"fallbacks": {"shared": {"provider": "anthropic", "model": "claude-sonnet-4-5"}}},
@@ -391,10 +420,19 @@ def test_a_wrong_or_missing_key_gets_401(proxy: Proxy, key: str | None) -> None:
     assert status == 401, body
 
 
-def test_a_tenant_over_its_limit_gets_429(proxy: Proxy) -> None:
-    statuses = [proxy.chat("beta-chat", KEYS["gamma"])[0] for _ in range(4)]
+def test_a_tenant_over_its_limit_gets_429_whichever_of_its_keys_calls(proxy: Proxy) -> None:
+    # gamma may send 2 requests a minute, all its keys together.
+    statuses = [proxy.chat("beta-chat", KEYS[key])[0] for key in ("gamma", "gamma-batch", "gamma-batch", "gamma")]
+    assert statuses[:2] == [200, 200], statuses
+    assert statuses[2:] == [429, 429], statuses
+
+
+def test_a_key_over_its_own_limit_gets_429_and_its_tenants_other_keys_do_not(proxy: Proxy) -> None:
+    statuses = [proxy.chat("beta-chat", KEYS["beta-batch"])[0] for _ in range(4)]
     assert statuses[:2] == [200, 200], statuses
     assert 429 in statuses[2:], statuses
+    status, body = proxy.chat("beta-chat", KEYS["beta"])
+    assert status == 200, body
 
 
 def test_a_tenant_over_its_token_limit_gets_429(proxy: Proxy) -> None:
@@ -439,6 +477,9 @@ def test_metrics_are_served_without_enterprise_to_the_scrape_token_only(proxy: P
     assert status == 200, text[:500]
     # Request counts by tenant (the key alias) and model, after the requests above.
     assert re.search(r'^litellm_proxy_total_requests_metric_total\{.*api_key_alias="alpha"', text, re.M), text[:3000]
+    # A tenant's second key counts under its own name, and under its tenant as the user.
+    series = [line for line in text.splitlines() if line.startswith("litellm_proxy_total_requests_metric_total{")]
+    assert any('api_key_alias="gamma-batch"' in line and 'user="gamma"' in line for line in series), series
     for key in (None, KEYS["alpha"], MASTER + "x"):
         assert _get(f"{proxy.url}/metrics/", key)[0] == 401
     # The scrape token opens nothing else.
@@ -492,8 +533,10 @@ def test_each_secret_value_has_its_own_secret_and_none_is_in_the_config_map() ->
         "gateway-fallback-shared",
         "gateway-key-alpha",
         "gateway-key-beta",
+        "gateway-key-beta-batch",
         "gateway-key-delta",
         "gateway-key-gamma",
+        "gateway-key-gamma-batch",
         "gateway-master-key",
         "gateway-metrics-token",
     ]
@@ -559,7 +602,7 @@ def _project(tmp_path: Path, gateway: str) -> Path:
 
 def test_the_plan_shows_every_secret_as_secret(tmp_path: Path) -> None:
     gateway = (
-        "    keys:\n      internal:\n        secure: v1:abc==\n"
+        "    keys:\n      internal:\n        key:\n          secure: v1:abc==\n"
         "    master_key:\n      secure: v1:def==\n"
         "    fallbacks:\n      llama-8b:\n        provider: anthropic\n        model: claude-sonnet-4-5\n"
         "        api_key:\n          secure: v1:ghi==\n"
@@ -577,4 +620,4 @@ def test_the_plan_shows_every_secret_as_secret(tmp_path: Path) -> None:
 
 def test_keys_in_plain_text_are_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"plain text"):
-        plan_stack(_project(tmp_path, "    keys:\n      internal: sk-plain-0123456789\n"), "gw")
+        plan_stack(_project(tmp_path, "    keys:\n      internal:\n        key: sk-plain-0123456789abcdef\n"), "gw")

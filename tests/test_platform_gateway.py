@@ -145,7 +145,7 @@ def test_a_bedrock_fallback_gives_the_gateway_its_role_before_its_pods(tmp_path:
             "tenants": {"internal": {"data": "external-allowed", "models": ["llama-8b"]}},
             "gateway": {
                 # As `pulumi config set --secret --path` writes it (the program refuses keys in plain text).
-                "keys": {"internal": {"secure": "v1:abc=="}},
+                "keys": {"internal": {"key": {"secure": "v1:abc=="}}},
                 "fallbacks": {"llama-8b": {"provider": "bedrock", "model": BEDROCK_MODEL}},
             },
         },
@@ -157,3 +157,42 @@ def test_a_bedrock_fallback_gives_the_gateway_its_role_before_its_pods(tmp_path:
     )
     (deployment,) = [r for r in by_type(plan, "kubernetes:apps/v1:Deployment") if r["key"].startswith("gateway/")]
     assert association["key"] in deployment["depends_on"]
+
+
+def test_a_split_deployment_gives_the_gateway_its_bedrock_role_though_the_keys_are_the_kubernetes_layers(
+    tmp_path: Path,
+) -> None:
+    """The keys are secrets of the Kubernetes layer's stack, which the AWS layer never reads: the role, and the
+    endpoint a VPC without NAT needs, follow the tenants' data policy and the fallbacks, not the keys."""
+    import shutil
+
+    import yaml
+
+    from components.plan.run import plan_stack
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks" / "presets", tmp_path / "stacks" / "presets")
+    (tmp_path / "charts").symlink_to(ROOT / "charts")
+    core = yaml.safe_load((ROOT / "stacks" / "Pulumi.core.yaml").read_text())["config"]
+    tenant = next(iter(yaml.safe_load((ROOT / "stacks" / "presets" / "enterprise.yaml").read_text())["tenants"]))
+    stacks = {
+        "ent": {
+            **core,
+            "modelyard:tenants": {tenant: {"data": "external-allowed"}},
+            "modelyard:gateway": {"fallbacks": {"llama-8b": {"provider": "bedrock", "model": BEDROCK_MODEL}}},
+        },
+        "ent-k8s": {
+            "modelyard:layer_of": "ent",
+            "modelyard:gateway": {"keys": {tenant: {"key": {"secure": "v1:abc=="}}}},
+        },
+    }
+    for name, config in stacks.items():
+        (tmp_path / "stacks" / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+    plan = plan_stack(tmp_path, "ent")
+    association = one(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "us-east-1/gateway-identity/")
+    assert association["stack"] == "ent"
+    endpoints = [r["inputs"]["serviceName"] for r in by_type(plan, "aws:ec2/vpcEndpoint:VpcEndpoint")]
+    assert "com.amazonaws.us-east-1.bedrock-runtime" in endpoints
+    (deployment,) = [r for r in by_type(plan, "kubernetes:apps/v1:Deployment") if r["key"].startswith("gateway/")]
+    assert deployment["stack"] == "ent-k8s"

@@ -364,3 +364,40 @@ def test_static_pool_minimum_within_the_gpu_ceiling(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings(pools={"l40s": {"kind": "static", "min_nodes": 3}})
     assert "above max_gpus 2" in problems(exc)["modelyard:pools.l40s.min_nodes"]
+
+
+# A decrypted key as the engine hands it over (`secure:` in the stack file).
+DECRYPTED = "sk-decrypted-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("gateway", "path"),
+    [
+        # A key in the shape the kit used before (one string per tenant, docs/upgrades.md).
+        ({"keys": {"internal": DECRYPTED}}, "modelyard:gateway.keys.internal"),
+        ({"keys": {"internal": {"key": DECRYPTED[:12]}}}, "modelyard:gateway.keys.internal.key"),
+        ({"master_key": 12345678901234567890}, "modelyard:gateway.master_key"),
+    ],
+)
+def test_a_message_about_a_secret_setting_never_quotes_its_value(gateway, path) -> None:
+    from components.settings import build_settings
+    from tests.conftest import config_for
+
+    config = config_for("minimal", gateway=gateway)
+    with pytest.raises(InputError) as exc:
+        build_settings(project="modelyard", stack="test", config=config, secret_keys=["modelyard:gateway"])
+    problems = {p.path: p.message for p in exc.value.problems}
+    assert path in problems, problems
+    text = str(exc.value)
+    for value in (DECRYPTED, DECRYPTED[:12], "12345678901234567890"):
+        assert value not in text
+
+
+def test_a_message_about_a_plain_setting_quotes_its_value() -> None:
+    """Outside secrets, the value is shown: it helps find the typo."""
+    from components.settings import build_settings
+    from tests.conftest import config_for
+
+    with pytest.raises(InputError) as exc:
+        build_settings(project="modelyard", stack="test", config=config_for("minimal", gateway={"exposure": "publik"}))
+    assert "'publik' is not allowed" in str(exc.value)

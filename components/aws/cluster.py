@@ -104,6 +104,8 @@ class Cluster(pulumi.ComponentResource):
 
     cluster_name: pulumi.Output[str]
     cluster_arn: pulumi.Output[str]
+    kubernetes_version: pulumi.Output[str]
+    """The control plane's version once EKS has it (node groups follow it)."""
     endpoint: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
@@ -249,6 +251,7 @@ class Cluster(pulumi.ComponentResource):
 
         self.cluster_name = cluster.name
         self.cluster_arn = cluster.arn
+        self.kubernetes_version = cluster.version
         self.endpoint = cluster.endpoint
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
         # The private endpoint answers only what the cluster security group admits: the deploy runner's path.
@@ -328,6 +331,9 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-system",
             cluster_name=cluster.name,
             node_group_name="system",
+            # The control plane's version: bumping cluster.version rolls these nodes onto it after the control
+            # plane (EKS leaves a node group on its old minor otherwise).
+            version=cluster.version,
             node_role_arn=role.arn,
             subnet_ids=args.private_subnet_ids,
             instance_types=[args.system_instance_type],

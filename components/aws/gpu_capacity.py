@@ -27,6 +27,8 @@ from components.settings.model import Capacity, Interconnect, PoolKind, PoolSett
 class GpuCapacityArgs:
     cluster_name: pulumi.Input[str]
     """The EKS cluster's name."""
+    kubernetes_version: pulumi.Input[str]
+    """The cluster's Kubernetes version (the control plane's output): static pools' node groups follow it."""
     pools: Mapping[str, PoolSettings]
     """Pools by name, from settings."""
     dedicated: Mapping[str, str]
@@ -160,6 +162,7 @@ class GpuCapacity(pulumi.ComponentResource):
             f"{name}-{pool_name}",
             cluster_name=args.cluster_name,
             node_group_name=f"gpu-{pool_name}",
+            version=args.kubernetes_version,
             node_role_arn=args.node_role_arn,
             subnet_ids=[args.zone_subnets[z] for z in zones],
             instance_types=[instance.name],

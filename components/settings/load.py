@@ -180,7 +180,8 @@ def build_settings(
                 "AWS provider in modelyard:region: remove aws:region or make them equal",
             )
         )
-    converter = Converter()
+    prefix = f"{NAMESPACE}:"
+    converter = Converter(secret_roots={key[len(prefix) :] for key in secret_keys if key.startswith(prefix)})
     settings = converter.convert_object(Settings, merged, "", project=project, stack=stack)
     problems += [Problem(path=f"{NAMESPACE}:{p.path}", message=p.message) for p in converter.problems]
     if isinstance(settings, Settings):

@@ -276,15 +276,15 @@ class TenantSettings:
     dedicated_pool: str | None = doc_field("a pool (a key of pools) only this tenant may use", default=None)
     data: DataPolicy = doc_field("whether prompts may leave the VPC", default=DataPolicy.IN_VPC)
     rpm_limit: int | None = doc_field(
-        "requests a minute the gateway admits from the tenant's key, per gateway replica (all replicas together "
-        "with gateway.redis); null: no limit",
+        "requests a minute the gateway admits from all the tenant's keys together, per gateway replica (all "
+        "replicas together with gateway.redis); null: no limit",
         default=None,
         minimum=1,
         maximum=10_000_000,
     )
     tpm_limit: int | None = doc_field(
-        "tokens (prompt + output) a minute the gateway admits from the tenant's key, per gateway replica (all "
-        "replicas together with gateway.redis); null: no limit",
+        "tokens (prompt + output) a minute the gateway admits from all the tenant's keys together, per gateway "
+        "replica (all replicas together with gateway.redis); null: no limit",
         default=None,
         minimum=1,
         maximum=10_000_000_000,
@@ -318,6 +318,38 @@ class FallbackSettings:
         "the provider's API key, as a Pulumi secret (`secure:`); kept in a Secret of its own; openai and "
         "anthropic only",
         default=None,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayKeySettings:
+    """One API key of the gateway: an application's or a team's, calling for one tenant."""
+
+    key: str = doc_field(
+        "the key clients send (`Authorization: Bearer <key>`), as a Pulumi secret (`secure:`); the cluster keeps "
+        "only its SHA-256 digest, in a Secret of its own",
+        pattern=r"[\x21-\x7e]{20,256}",
+        pattern_doc="20 to 256 printable characters without spaces, such as sk-$(openssl rand -hex 24)",
+        secret=True,
+    )
+    tenant: str | None = doc_field(
+        "the tenant the key calls for (a key of tenants): its models, its limits, its data policy; null: the "
+        "tenant with the key's own name",
+        default=None,
+    )
+    rpm_limit: int | None = doc_field(
+        "requests a minute the gateway admits from this key, per gateway replica (all replicas together with "
+        "gateway.redis), within its tenant's rpm_limit; null: only the tenant's limit",
+        default=None,
+        minimum=1,
+        maximum=10_000_000,
+    )
+    tpm_limit: int | None = doc_field(
+        "tokens (prompt + output) a minute the gateway admits from this key, as rpm_limit; null: only the "
+        "tenant's limit",
+        default=None,
+        minimum=1,
+        maximum=10_000_000_000,
     )
 
 
@@ -414,12 +446,12 @@ class GatewaySettings:
     replicas: int | None = doc_field(
         "gateway replicas; null: by preset (minimal 1, moderate 2, enterprise 3)", default=None, minimum=1, maximum=20
     )
-    keys: Mapping[str, str] = doc_field(
-        "each tenant's API key by tenant, as Pulumi secrets (`secure:`); the cluster keeps only their SHA-256 "
-        "digests, one Secret per tenant; a tenant without a key cannot call the gateway",
+    keys: Mapping[str, GatewayKeySettings] = doc_field(
+        "API keys by name (one per application or team; the name shows in metrics as api_key_alias), each "
+        "calling for one tenant; a tenant without a key cannot call the gateway",
         default_factory=lambda: MappingProxyType({}),
         key_pattern=r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?",
-        key_pattern_doc="a tenant's name",
+        key_pattern_doc="a name like a tenant's: 1-40 lower-case letters, digits and -",
     )
     master_key: str | None = doc_field(
         "the proxy admin's key, as a Pulumi secret (`secure:`), in a Secret of its own; null: no admin key",
@@ -443,6 +475,10 @@ class GatewaySettings:
         "Valkey (Redis protocol) for rate limits shared by all gateway replicas; null: each replica counts alone",
         default=None,
     )
+
+    def key_tenants(self) -> Mapping[str, str]:
+        """Key name -> the tenant it calls for."""
+        return {name: key.tenant or name for name, key in self.keys.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -869,9 +905,12 @@ class Settings:
 
     @property
     def fallbacks_in_use(self) -> tuple[str, ...]:
-        """Models some tenant can really fall back from: one with a gateway key and data external-allowed lists
-        them. Only these get a provider key Secret, the gateway's egress, its Bedrock role and endpoint."""
-        return tuple(sorted({m for tenant in self.gateway.keys for m in self.hybrid_models(tenant)}))
+        """Models some tenant may fall back from: a tenant with data external-allowed lists them. Only these get
+        a provider key Secret, the gateway's egress, its Bedrock role and endpoint.
+
+        Whether the tenant has a key yet does not count: in a split deployment the keys are secrets of the
+        Kubernetes layer's stack, and the AWS layer, which creates the role and the endpoint, never sees them."""
+        return tuple(sorted({m for tenant in self.tenants for m in self.hybrid_models(tenant)}))
 
     @property
     def bedrock_models_in_use(self) -> tuple[str, ...]:

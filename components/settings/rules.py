@@ -457,12 +457,26 @@ def licenses_accepted(s: Settings) -> Iterator[Problem]:
             )
 
 
+# Key aliases the gateway's auth module gives the admin and the scrape token (files/modelyard_auth.py).
+RESERVED_KEY_NAMES = frozenset({"master", "metrics"})
+
+
 def gateway_refs(s: Settings) -> Iterator[Problem]:
     """The gateway's keys, fallbacks and per-model limits name tenants and models the stack has."""
     gateway = s.gateway
-    for tenant in gateway.keys:
+    for name, key in gateway.keys.items():
+        if name in RESERVED_KEY_NAMES:
+            yield _p(f"gateway.keys.{name}", f"{name!r} is the alias of the proxy's own {name} key: choose another")
+        tenant = key.tenant or name
         if tenant not in s.tenants:
-            yield _p(f"gateway.keys.{tenant}", f"no tenant {tenant!r}" + close_matches(tenant, s.tenants))
+            hint = close_matches(tenant, s.tenants)
+            if key.tenant is None:
+                yield _p(
+                    f"gateway.keys.{name}",
+                    f"no tenant {tenant!r}{hint}: set gateway.keys.{name}.tenant to the tenant this key calls for",
+                )
+            else:
+                yield _p(f"gateway.keys.{name}.tenant", f"no tenant {tenant!r}{hint}")
     for model, fallback in gateway.fallbacks.items():
         if model not in s.models:
             yield _p(f"gateway.fallbacks.{model}", f"no model {model!r} in models" + close_matches(model, s.models))

@@ -11,6 +11,7 @@ Field metadata understood here (all optional):
   maximum  largest allowed number
   pattern  a regular expression a string must match in full
   allowed  a tuple of allowed values for an int or str field (when an enum would be overkill)
+  secret   True for a value that is a secret: a message about it never quotes it
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -75,15 +76,16 @@ def describe_type(tp: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
 
 
-def _kind_of(value: Any) -> str:
+def _kind_of(value: Any, *, reveal: bool = True) -> str:
+    """What a value is, for a message; with reveal False, without the value itself (a secret's)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
+        return f"boolean {str(value).lower()}" if reveal else "a boolean"
     if isinstance(value, (int, float)):
-        return f"number {value}"
+        return f"number {value}" if reveal else "a number"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {value!r}" if reveal else "a string"
     if isinstance(value, Mapping):
         return "an object"
     if isinstance(value, list):
@@ -94,8 +96,20 @@ def _kind_of(value: Any) -> str:
 class Converter:
     """Converts plain data into a settings dataclass, collecting problems."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, secret_roots: Collection[str] = ()) -> None:
         self.problems: list[Problem] = []
+        self.secret_roots = frozenset(secret_roots)
+        """Top-level settings keys held as secrets (a stack's `secure:` values): messages never quote a value
+        under them, which would print a decrypted key into a terminal or a CI log."""
+
+    def _hidden(self, path: str, meta: Mapping[str, Any]) -> bool:
+        return bool(meta.get("secret")) or re.split(r"[.\[]", path, maxsplit=1)[0] in self.secret_roots
+
+    def _kind(self, path: str, value: Any, meta: Mapping[str, Any]) -> str:
+        return _kind_of(value, reveal=not self._hidden(path, meta))
+
+    def _quote(self, path: str, value: Any, meta: Mapping[str, Any]) -> str:
+        return "the value" if self._hidden(path, meta) else repr(value)
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path=path, message=message))
@@ -116,13 +130,15 @@ class Converter:
             return self.convert_object(typing.cast(type, tp), value, path)
         if origin is tuple:
             if not isinstance(value, list):
-                self.fail(path, f"expected a list of {describe_type(args[0])}, got {_kind_of(value)}")
+                self.fail(path, f"expected a list of {describe_type(args[0])}, got {self._kind(path, value, meta)}")
                 return _MISSING
             items = [self.convert(args[0], v, f"{path}[{i}]", meta) for i, v in enumerate(value)]
             return _MISSING if any(i is _MISSING for i in items) else tuple(items)
         if origin in (dict, Mapping):
             if not isinstance(value, Mapping):
-                self.fail(path, f"expected a map of name to {describe_type(args[1])}, got {_kind_of(value)}")
+                self.fail(
+                    path, f"expected a map of name to {describe_type(args[1])}, got {self._kind(path, value, meta)}"
+                )
                 return _MISSING
             out: dict[str, Any] = {}
             key_pattern = meta.get("key_pattern", NAME_PATTERN)
@@ -137,11 +153,14 @@ class Converter:
         if isinstance(tp, type) and issubclass(tp, Enum):
             allowed = [str(m.value) for m in tp]
             if not isinstance(value, str) or value not in allowed:
-                shown = value if isinstance(value, str) else _kind_of(value)
+                hidden = self._hidden(path, meta)
+                shown = (
+                    self._quote(path, value, meta) if isinstance(value, str) else repr(self._kind(path, value, meta))
+                )
                 self.fail(
                     path,
-                    f"{shown!r} is not allowed; choose one of {', '.join(allowed)}"
-                    + (close_matches(value, allowed) if isinstance(value, str) else ""),
+                    f"{shown} is not allowed; choose one of {', '.join(allowed)}"
+                    + (close_matches(value, allowed) if isinstance(value, str) and not hidden else ""),
                 )
                 return _MISSING
             return tp(value)
@@ -150,43 +169,46 @@ class Converter:
     def convert_scalar(self, tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
         if tp is bool:
             if not isinstance(value, bool):
-                self.fail(path, f"expected true or false, got {_kind_of(value)}")
+                self.fail(path, f"expected true or false, got {self._kind(path, value, meta)}")
                 return _MISSING
             return value
         if tp is int:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-                self.fail(path, f"expected an integer, got {_kind_of(value)}")
+                self.fail(path, f"expected an integer, got {self._kind(path, value, meta)}")
                 return _MISSING
             value = int(value)
         elif tp is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self.fail(path, f"expected a number, got {_kind_of(value)}")
+                self.fail(path, f"expected a number, got {self._kind(path, value, meta)}")
                 return _MISSING
             value = float(value)
         elif tp is str:
             if not isinstance(value, str):
-                self.fail(path, f"expected a string, got {_kind_of(value)}")
+                self.fail(path, f"expected a string, got {self._kind(path, value, meta)}")
                 return _MISSING
             pattern = meta.get("pattern")
             if pattern and not re.fullmatch(pattern, value):
-                self.fail(path, f"{value!r} does not match {meta.get('pattern_doc', pattern)}")
+                self.fail(path, f"{self._quote(path, value, meta)} does not match {meta.get('pattern_doc', pattern)}")
                 return _MISSING
         minimum, maximum = meta.get("minimum"), meta.get("maximum")
+        shown = "the value" if self._hidden(path, meta) else str(value)
         if minimum is not None and value < minimum:
-            self.fail(path, f"{value} is below the minimum of {minimum}")
+            self.fail(path, f"{shown} is below the minimum of {minimum}")
             return _MISSING
         if maximum is not None and value > maximum:
-            self.fail(path, f"{value} is above the maximum of {maximum}")
+            self.fail(path, f"{shown} is above the maximum of {maximum}")
             return _MISSING
         allowed = meta.get("allowed")
         if allowed is not None and value not in allowed:
-            self.fail(path, f"{value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+            self.fail(
+                path, f"{self._quote(path, value, meta)} is not allowed; choose one of {', '.join(map(str, allowed))}"
+            )
             return _MISSING
         return value
 
     def convert_object(self, cls: type[T], value: Any, path: str, **context: Any) -> T | Any:
         if not isinstance(value, Mapping):
-            self.fail(path, f"expected an object, got {_kind_of(value)}")
+            self.fail(path, f"expected an object, got {self._kind(path, value, {})}")
             return _MISSING
         hints = typing.get_type_hints(cls)
         fields = {

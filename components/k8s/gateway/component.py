@@ -4,9 +4,9 @@ The caller passes the cluster's Kubernetes provider in `opts` (``provider=cluste
 it depend on Monitoring (the ServiceMonitor is a CRD of kube-prometheus-stack). Manifests come from
 `components.k8s.gateway.objects` (pure, tested); this module only registers them and fills the Secrets.
 
-Secret values (tenant keys, master key, provider API keys) come from `modelyard:gateway`, which must then
+Secret values (API keys, master key, provider API keys) come from `modelyard:gateway`, which must then
 be a Pulumi secret (`pulumi config set --secret --path ...`): each is wrapped as a Pulumi secret, so the
-state, `pulumi preview` and the offline plan show it as [secret]; tenant keys are stored only as digests.
+state, `pulumi preview` and the offline plan show it as [secret]; API keys are stored only as digests.
 """
 
 from __future__ import annotations
@@ -67,11 +67,11 @@ class GatewayArgs:
 
 
 def secret_value(settings: Settings, spec: SecretSpec) -> str:
-    """The plaintext a Secret holds (a tenant key's digest, never the key)."""
+    """The plaintext a Secret holds (an API key's digest, never the key)."""
     kind, _, name = spec.source.partition(":")
     gateway = settings.gateway
-    if kind == "tenant-key":
-        return key_digest(gateway.keys[name])
+    if kind == "api-key":
+        return key_digest(gateway.keys[name].key)
     if kind == "master-key":
         assert gateway.master_key
         return gateway.master_key
@@ -123,7 +123,7 @@ def require_secret_config(settings: Settings) -> None:
         raise GatewayConfigError(
             "gateway",
             "holds keys in plain text: set them with `pulumi config set --secret --path "
-            "'modelyard:gateway.keys.<tenant>' <key>` so the stack file keeps only ciphertext (docs/gateway.md)",
+            "'modelyard:gateway.keys.<name>.key' <key>` so the stack file keeps only ciphertext (docs/gateway.md)",
         )
 
 

@@ -185,15 +185,21 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
 
 
 def gateway_tenants(settings: Settings) -> dict[str, Any]:
-    """tenants.json for the custom auth: by tenant with a key, what it may call, its aliases and limits."""
-    out: dict[str, Any] = {}
-    for tenant in sorted(settings.gateway.keys):
+    """tenants.json for the custom auth: each key's tenant and own limits; each tenant with a key, what it may
+    call, its aliases and the limits all its keys share."""
+    key_tenants = settings.gateway.key_tenants()
+    keys = {
+        name: {"tenant": key_tenants[name], "rpm_limit": key.rpm_limit, "tpm_limit": key.tpm_limit}
+        for name, key in sorted(settings.gateway.keys.items())
+    }
+    tenants: dict[str, Any] = {}
+    for tenant in sorted(set(key_tenants.values())):
         spec = settings.tenants[tenant]
         hybrid_models = hybrid(settings, tenant)
-        out[tenant] = {
+        tenants[tenant] = {
             "models": sorted(spec.models) + [m + HYBRID_SUFFIX for m in hybrid_models],
             "aliases": {m: m + HYBRID_SUFFIX for m in hybrid_models},
             "rpm_limit": spec.rpm_limit,
             "tpm_limit": spec.tpm_limit,
         }
-    return out
+    return {"keys": keys, "tenants": tenants}

@@ -75,12 +75,12 @@ class SecretSpec:
 
     name: str
     key: str
-    source: str  # "tenant-key:<tenant>", "master-key", "metrics-token", "fallback-key:<model>", "database-url",
+    source: str  # "api-key:<key name>", "master-key", "metrics-token", "fallback-key:<model>", "database-url",
     # "redis-password"
 
 
-def tenant_key_secret(tenant: str) -> str:
-    return f"gateway-key-{tenant}"
+def api_key_secret(name: str) -> str:
+    return f"gateway-key-{name}"
 
 
 def fallback_key_secret(model: str) -> str:
@@ -94,8 +94,8 @@ def used_fallbacks(settings: Settings) -> list[str]:
 
 def secret_specs(settings: Settings) -> list[SecretSpec]:
     specs = [
-        SecretSpec(name=tenant_key_secret(t), key="sha256", source=f"tenant-key:{t}")
-        for t in sorted(settings.gateway.keys)
+        SecretSpec(name=api_key_secret(name), key="sha256", source=f"api-key:{name}")
+        for name in sorted(settings.gateway.keys)
     ]
     if settings.gateway.master_key:
         specs.append(SecretSpec(name=MASTER_KEY_SECRET, key="key", source="master-key"))
@@ -192,7 +192,7 @@ def deployment(
     key_sources = [
         {"secret": {"name": s.name, "items": [{"key": s.key, "path": s.source.split(":", 1)[1]}]}}
         for s in specs.values()
-        if s.source.startswith("tenant-key:")
+        if s.source.startswith("api-key:")
     ]
     config_text = json.dumps(config_map(settings)["data"], sort_keys=True)
     probe = {"port": "http", "scheme": "HTTP"}

@@ -1,15 +1,16 @@
 """modelyard's static-key auth for the LiteLLM proxy (general_settings.custom_auth).
 
 Shipped beside config.yaml in the gateway's ConfigMap; LiteLLM imports it from the config's folder.
-It holds no secret: each tenant's key arrives as the SHA-256 hex digest of the key, one file per tenant
-(MODELYARD_KEYS_DIR/<tenant>, mounted from that tenant's own Secret); what a tenant may call and its
-limits come from MODELYARD_TENANTS (tenants.json in the ConfigMap). A key matching no digest, or no key,
-is refused with 401. The master key (LITELLM_MASTER_KEY, its own Secret) is accepted as the proxy admin.
-/metrics (which LiteLLM puts behind auth) accepts only Prometheus's scrape token (MODELYARD_METRICS_TOKEN,
-its own Secret), and that token nothing else.
+It holds no secret: each API key arrives as the SHA-256 hex digest of the key, one file per key
+(MODELYARD_KEYS_DIR/<key name>, mounted from that key's own Secret); which tenant a key calls for, what the
+tenant may call and both sets of limits come from MODELYARD_TENANTS (tenants.json in the ConfigMap). A key
+matching no digest, or no key, is refused with 401. The master key (LITELLM_MASTER_KEY, its own Secret) is
+accepted as the proxy admin. /metrics (which LiteLLM puts behind auth) accepts only Prometheus's scrape
+token (MODELYARD_METRICS_TOKEN, its own Secret), and that token nothing else.
 
-Limits (rpm_limit, tpm_limit) are enforced by the proxy per replica, or across replicas when the gateway
-shares its counters through Redis (gateway.redis).
+Limits: a key's own rpm_limit and tpm_limit, and its tenant's, which all the tenant's keys share (LiteLLM's
+user limits: the tenant is the key's user). The proxy enforces both per replica, or across replicas when the
+gateway shares its counters through Redis (gateway.redis).
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def _digest(key: str) -> str:
 
 
 def _load() -> tuple[dict[str, Any], dict[str, str]]:
+    """tenants.json ({"keys": ..., "tenants": ...}) and the digests by key name, re-read every RELOAD_SECONDS."""
     now = time.monotonic()
     if now - _cache["at"] >= RELOAD_SECONDS:
         tenants = json.loads(Path(TENANTS_FILE).read_text(encoding="utf-8"))
         digests = {}
-        for name in tenants:
+        for name in tenants["keys"]:
             path = Path(KEYS_DIR) / name
             if path.is_file():
                 digest = path.read_text(encoding="utf-8").strip().lower()
@@ -74,27 +76,32 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
     master = os.environ.get("LITELLM_MASTER_KEY")
     if master and hmac.compare_digest(offered, _digest(master)):
         return UserAPIKeyAuth(api_key=offered, user_role=LitellmUserRoles.PROXY_ADMIN, key_alias="master")
-    tenants, digests = _load()
+    access, digests = _load()
     match = None
     for name, digest in digests.items():
-        # Compare every digest (no early exit): timing says nothing about which tenant is near.
+        # Compare every digest (no early exit): timing says nothing about which key is near.
         if hmac.compare_digest(offered, digest):
             match = name
     if match is None:
         raise _refuse("invalid API key")
-    tenant = tenants[match]
+    key = access["keys"][match]
+    tenant_name = key["tenant"]
+    tenant = access["tenants"][tenant_name]
     # The tenant is the key's user, never a team: with a database, LiteLLM looks the user up (a missing one
     # only means no budget) but refuses every request of a team it does not find (404, auth_checks.py
-    # get_team_object). A budget is the tenant's user row (docs/gateway.md); limits are the key's own.
+    # get_team_object). A budget is the tenant's user row (docs/gateway.md). The key's limits are its own;
+    # the user limits are the tenant's, counted over all its keys.
     return UserAPIKeyAuth(
         api_key=offered,
         key_alias=match,
         key_name=match,
-        user_id=match,
+        user_id=tenant_name,
         user_role=LitellmUserRoles.INTERNAL_USER,
         models=list(tenant["models"]),
         aliases=dict(tenant.get("aliases", {})),
-        rpm_limit=tenant.get("rpm_limit"),
-        tpm_limit=tenant.get("tpm_limit"),
-        metadata={"tenant": match},
+        rpm_limit=key.get("rpm_limit"),
+        tpm_limit=key.get("tpm_limit"),
+        user_rpm_limit=tenant.get("rpm_limit"),
+        user_tpm_limit=tenant.get("tpm_limit"),
+        metadata={"tenant": tenant_name, "key": match},
     )
