@@ -102,3 +102,22 @@ def test_a_refused_license_exits_2_naming_the_model_and_its_license(tmp_path, ca
     err = capsys.readouterr().err
     assert "modelyard:models.llama-8b: llama-3.1-8b is licensed under 'Llama 3.1 Community License'" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_autoscaling_queries_use_metrics_the_pinned_vllm_exposes(plans, stack):
+    """KEDA scales on a Prometheus query: a metric renamed by a vLLM bump would leave it at 0 forever (no
+    scale-up, no error), so its series must be in monitoring/metrics.yaml like the dashboards' and rules'."""
+    from components.k8s.monitoring import assets
+    from tests.test_monitoring import series_names
+
+    allowed = assets.allowed_series_names()
+    scaled = [m["object"] for m in plans[stack]["manifests"] if m["object"]["kind"] == "ScaledObject"]
+    if stack != "pilot":
+        assert scaled, "the moderate and enterprise presets autoscale"
+    for obj in scaled:
+        for trigger in obj["spec"]["triggers"]:
+            assert trigger["type"] == "prometheus"
+            query = trigger["metadata"]["query"]
+            assert series_names(query) and series_names(query) <= allowed, query
+            assert f'namespace="{obj["metadata"]["namespace"]}"' in query, query
