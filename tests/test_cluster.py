@@ -8,6 +8,7 @@ import pytest
 
 from components.aws.addons import ADDON_VERSIONS
 from components.errors import InputError
+from components.k8s.cluster_services import KARPENTER_CHART, KARPENTER_CRD_CHART
 from components.plan.engine import dump_json
 from components.plan.run import plan_stack
 from components.settings.model import EndpointAccess
@@ -285,6 +286,24 @@ def test_karpenter_controller_uses_pod_identity_and_nodes_can_join(plans, stack)
     assert len(node_entries) == 1
 
 
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_karpenters_crds_are_a_release_of_their_own_before_the_controller(plans, stack):
+    """Helm never upgrades a chart's crds/: karpenter-crd (same version) holds them, adopting the ones a cluster
+    installed before already has, and keeps them if the release goes; the controller's release skips its copy."""
+    releases = {r["name"]: r for r in by_type(plans[stack], "kubernetes:helm.sh/v3:Release")}
+    crds, controller = releases["cluster-karpenter-crd"], releases["cluster-karpenter"]
+    assert KARPENTER_CRD_CHART.crds_of == KARPENTER_CHART.name
+    assert KARPENTER_CRD_CHART.version == KARPENTER_CHART.version
+    assert crds["inputs"]["chart"] in (KARPENTER_CRD_CHART.reference, KARPENTER_CRD_CHART.bundle_path)
+    assert (crds["inputs"]["name"], crds["inputs"]["version"]) == ("karpenter-crd", KARPENTER_CRD_CHART.version)
+    assert crds["inputs"]["namespace"] == controller["inputs"]["namespace"] == "kube-system"
+    assert crds["inputs"]["takeOwnership"] is True
+    assert crds["inputs"]["values"] == {"additionalAnnotations": {"helm.sh/resource-policy": "keep"}}
+    assert crds["provider"] == controller["provider"]
+    assert controller["inputs"]["skipCrds"] is True and "skipCrds" not in crds["inputs"]
+    assert crds["key"] in controller["depends_on"]
+
+
 # The enterprise preset in one stack: no runner, so no state bucket, secrets key or charts bundled in its image.
 ONE_STACK = {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None, "charts": None}
 
@@ -352,3 +371,244 @@ def test_node_groups_follow_the_control_planes_version(plans, preview_plans, sta
     # Known in a preview too (the version is an input of the cluster): no node group shows a pending change.
     for group in by_type(preview_plans[stack], "aws:eks/nodeGroup:NodeGroup"):
         assert group["inputs"]["version"] == cluster["inputs"]["version"], group["key"]
+
+
+# --- Karpenter's controller policy: upstream's reference policy, scoped by Karpenter's tags ----------------
+
+# Sid -> actions of KarpenterControllerPolicy in aws/karpenter-provider-aws v1.7.3 (website/content/en/preview/
+# getting-started/getting-started-with-karpenter/cloudformation.yaml), in upstream's order.
+UPSTREAM_KARPENTER_STATEMENTS = {
+    "AllowScopedEC2InstanceAccessActions": ["ec2:RunInstances", "ec2:CreateFleet"],
+    "AllowScopedEC2LaunchTemplateAccessActions": ["ec2:RunInstances", "ec2:CreateFleet"],
+    "AllowScopedEC2InstanceActionsWithTags": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
+    "AllowScopedResourceCreationTagging": ["ec2:CreateTags"],
+    "AllowScopedResourceTagging": ["ec2:CreateTags"],
+    "AllowScopedDeletion": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+    "AllowRegionalReadActions": [
+        "ec2:DescribeCapacityReservations",
+        "ec2:DescribeImages",
+        "ec2:DescribeInstances",
+        "ec2:DescribeInstanceTypeOfferings",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeLaunchTemplates",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSpotPriceHistory",
+        "ec2:DescribeSubnets",
+    ],
+    "AllowSSMReadActions": ["ssm:GetParameter"],
+    "AllowPricingReadActions": ["pricing:GetProducts"],
+    "AllowInterruptionQueueActions": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+    "AllowPassingInstanceRole": ["iam:PassRole"],
+    "AllowScopedInstanceProfileCreationActions": ["iam:CreateInstanceProfile"],
+    "AllowScopedInstanceProfileTagActions": ["iam:TagInstanceProfile"],
+    "AllowScopedInstanceProfileActions": [
+        "iam:AddRoleToInstanceProfile",
+        "iam:RemoveRoleFromInstanceProfile",
+        "iam:DeleteInstanceProfile",
+    ],
+    "AllowInstanceProfileReadActions": ["iam:GetInstanceProfile"],
+    "AllowUnscopedInstanceProfileListAction": ["iam:ListInstanceProfiles"],
+    "AllowAPIServerEndpointDiscovery": ["eks:DescribeCluster"],
+}
+# Resource types RunInstances and CreateFleet only reference (they cannot create them): upstream leaves these
+# unconditioned, scoped to the region.
+REFERENCED_ONLY = ("::image/*", "::snapshot/*", ":security-group/*", ":subnet/*", ":capacity-reservation/*")
+
+
+def _actions(statement):
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else action
+
+
+def _resources(statement):
+    resource = statement["Resource"]
+    return [resource] if isinstance(resource, str) else resource
+
+
+def _is_read(action):
+    return action.split(":")[1].startswith(("Describe", "Get", "List"))
+
+
+def _karpenter_policy(plan):
+    (policy,) = [p for p in by_type(plan, "aws:iam/policy:Policy") if p["name"] == "cluster-karpenter-controller"]
+    return json.loads(policy["inputs"]["policy"])["Statement"]
+
+
+def test_karpenter_controller_policy_is_upstreams_statement_by_statement():
+    from components.aws.cluster import _karpenter_controller_policy
+
+    statements = json.loads(
+        _karpenter_controller_policy(
+            cluster_name="modelyard-pilot",
+            region="us-east-1",
+            cluster_arn="arn:aws:eks:us-east-1:123456789012:cluster/modelyard-pilot",
+            queue_arn="arn:aws:sqs:us-east-1:123456789012:modelyard-pilot-karpenter",
+            node_role_arn="arn:aws:iam::123456789012:role/modelyard-pilot-karpenter-node",
+        )
+    )["Statement"]
+    assert {s["Sid"]: _actions(s) for s in statements} == UPSTREAM_KARPENTER_STATEMENTS
+    assert [s["Sid"] for s in statements] == list(UPSTREAM_KARPENTER_STATEMENTS)
+    by_sid = {s["Sid"]: s for s in statements}
+    # The substitutions: region, partition and account from the cluster's ARN, the cluster's name in tag keys.
+    assert by_sid["AllowSSMReadActions"]["Resource"] == "arn:aws:ssm:us-east-1::parameter/aws/service/*"
+    assert by_sid["AllowInstanceProfileReadActions"]["Resource"] == ("arn:aws:iam::123456789012:instance-profile/*")
+    assert by_sid["AllowScopedEC2InstanceActionsWithTags"]["Condition"] == {
+        "StringEquals": {
+            "aws:RequestTag/kubernetes.io/cluster/modelyard-pilot": "owned",
+            "aws:RequestTag/eks:eks-cluster-name": "modelyard-pilot",
+        },
+        "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
+    }
+    assert by_sid["AllowRegionalReadActions"]["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}
+    assert by_sid["AllowAPIServerEndpointDiscovery"]["Resource"] == (
+        "arn:aws:eks:us-east-1:123456789012:cluster/modelyard-pilot"
+    )
+    with pytest.raises(ValueError, match="not the ARN of EKS cluster"):
+        _karpenter_controller_policy(
+            cluster_name="modelyard-pilot",
+            region="eu-west-1",
+            cluster_arn="arn:aws:eks:us-east-1:123456789012:cluster/modelyard-pilot",
+            queue_arn="q",
+            node_role_arn="r",
+        )
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_karpenter_controller_writes_nothing_unscoped(plans, stack):
+    plan = plans[stack]
+    statements = _karpenter_policy(plan)
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        writes = [a for a in _actions(statement) if not _is_read(a)]
+        if not writes or "Condition" in statement:
+            continue
+        # Unconditioned writes: only the queue's messages, or what RunInstances merely references.
+        if statement["Sid"] == "AllowInterruptionQueueActions":
+            assert _resources(statement) == [f"arn:aws:sqs:us-east-1:123456789012:modelyard-{stack}-karpenter"]
+            continue
+        assert set(writes) <= {"ec2:RunInstances", "ec2:CreateFleet"}, statement["Sid"]
+        for resource in _resources(statement):
+            assert resource != "*" and resource.startswith("arn:aws:ec2:us-east-1:"), resource
+            assert resource.endswith(REFERENCED_ONLY), resource
+    # Nothing but reads (and pricing, which has no resources) on "*", and reads of EC2 only in the region.
+    for statement in statements:
+        if "*" in _resources(statement):
+            assert all(_is_read(a) for a in _actions(statement)), statement["Sid"]
+            if any(a.startswith("ec2:") for a in _actions(statement)):
+                assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_karpenter_terminates_and_deletes_only_what_it_owns_in_this_cluster(plans, stack):
+    plan = plans[stack]
+    cluster = f"modelyard-{stack}"
+    destructive = {
+        "ec2:TerminateInstances",
+        "ec2:DeleteLaunchTemplate",
+        "iam:DeleteInstanceProfile",
+        "iam:RemoveRoleFromInstanceProfile",
+        "iam:AddRoleToInstanceProfile",
+    }
+    found = set()
+    for statement in _karpenter_policy(plan):
+        hits = destructive & set(_actions(statement))
+        if not hits:
+            continue
+        found |= hits
+        condition = statement["Condition"]
+        assert condition["StringEquals"][f"aws:ResourceTag/kubernetes.io/cluster/{cluster}"] == "owned"
+        # ... and only what Karpenter made: a NodePool's instances and templates, an EC2NodeClass's profiles.
+        assert set(condition["StringLike"]) & {
+            "aws:ResourceTag/karpenter.sh/nodepool",
+            "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass",
+        }, statement["Sid"]
+    assert found == destructive
+    # Creating and tagging: the cluster's tags must be in the request.
+    for statement in _karpenter_policy(plan):
+        if {"ec2:CreateLaunchTemplate", "iam:CreateInstanceProfile"} & set(_actions(statement)):
+            assert statement["Condition"]["StringEquals"][f"aws:RequestTag/kubernetes.io/cluster/{cluster}"] == "owned"
+            assert statement["Condition"]["StringEquals"]["aws:RequestTag/eks:eks-cluster-name"] == cluster
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_karpenter_passes_only_its_node_role_and_only_to_ec2(plans, stack):
+    plan = plans[stack]
+    passing = [s for s in _karpenter_policy(plan) if "iam:PassRole" in _actions(s)]
+    (statement,) = passing
+    assert _actions(statement) == ["iam:PassRole"]
+    node_role = f"arn:aws:iam::123456789012:role/modelyard-{stack}-karpenter-node"
+    assert statement["Resource"] == node_role
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}
+    }
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_karpenter_tags_match_the_policys_conditions(plans, stack):
+    """Karpenter tags what it creates with the chart's clusterName: the policy's cluster, or no node launches.
+    The EC2NodeClasses' own tags must not try to override Karpenter's (its CRD would refuse them)."""
+    plan = plans[stack]
+    cluster = f"modelyard-{stack}"
+    (release,) = [r for r in plan["resources"] if r["type"].endswith(":Release") and r["name"] == "cluster-karpenter"]
+    assert release["inputs"]["values"]["settings"]["clusterName"] == cluster
+    policy = json.dumps(_karpenter_policy(plan))
+    assert f"kubernetes.io/cluster/{cluster}" in policy
+    assert policy.count("kubernetes.io/cluster/") == policy.count(f"kubernetes.io/cluster/{cluster}")
+    restricted = ("kubernetes.io/cluster", "eks:eks-cluster-name", "karpenter.sh/", "karpenter.k8s.aws/")
+    classes = [m["object"] for m in plan["manifests"] if m["object"]["kind"] == "EC2NodeClass"]
+    assert classes
+    for node_class in classes:
+        assert "role" in node_class["spec"] and "instanceProfile" not in node_class["spec"]
+        assert not [k for k in node_class["spec"]["tags"] if k.startswith(restricted)]
+
+
+# --- the VPC CNI's own Pod Identity role --------------------------------------------------------------------
+
+
+def _attachments(plan):
+    return by_type(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_vpc_cni_has_its_own_pod_identity_role_and_nodes_none(plans, stack):
+    plan = plans[stack]
+    addons = {a["inputs"]["addonName"]: a for a in by_type(plan, "aws:eks/addon:Addon")}
+    cni = addons["vpc-cni"]
+    # EKS installs the VPC CNI in kube-system (no namespaceConfig): the association is kube-system/aws-node.
+    assert "namespaceConfig" not in cni["inputs"]
+    (association,) = cni["inputs"]["podIdentityAssociations"]
+    assert association["serviceAccount"] == "aws-node"
+    (role,) = [r for r in by_type(plan, "aws:iam/role:Role") if r["name"] == "cluster-vpc-cni"]
+    assert association["roleArn"].startswith("arn:aws:iam::123456789012:role/cluster-vpc-cni")
+    trust = json.loads(role["inputs"]["assumeRolePolicy"])
+    assert trust["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+        }
+    ]
+    (policy,) = [a for a in _attachments(plan) if a["name"] == "cluster-vpc-cni"]
+    assert policy["inputs"]["policyArn"] == "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+    # The CNI policy is attached to that role only: no node role carries it.
+    cni_attachments = [
+        a for a in _attachments(plan) if a["inputs"].get("policyArn", "").endswith("/AmazonEKS_CNI_Policy")
+    ]
+    assert cni_attachments == [policy]
+    # Order: the Pod Identity agent and the role's policy before the add-on, the add-on before the system nodes.
+    assert addons["eks-pod-identity-agent"]["key"] in cni["depends_on"]
+    assert policy["key"] in cni["depends_on"]
+    nodes = _one(plan, "aws:eks/nodeGroup:NodeGroup")
+    assert {cni["key"], addons["eks-pod-identity-agent"]["key"]} <= set(nodes["depends_on"])
+
+
+def test_static_gpu_nodes_boot_after_the_cni_has_its_role(tmp_path):
+    plan = plan_with(
+        tmp_path,
+        "minimal",
+        {"pools": {"l40s": {"kind": "static", "capacity": "on-demand", "zone_ids": ["use1-az2"], "min_nodes": 1}}},
+    )
+    (cni,) = [a for a in by_type(plan, "aws:eks/addon:Addon") if a["inputs"]["addonName"] == "vpc-cni"]
+    (group,) = [g for g in by_type(plan, "aws:eks/nodeGroup:NodeGroup") if g["name"] == "gpu-pools-l40s"]
+    assert cni["key"] in group["depends_on"]
+    assert group["inputs"]["nodeRoleArn"] == "arn:aws:iam::123456789012:role/modelyard-custom-karpenter-node"

@@ -10,9 +10,11 @@ What a platform team expects on day one (design.md, Components: Cluster):
   - the private endpoint always on; the public one only for the CIDRs settings allow;
   - a small on-demand managed node group for add-ons and controllers, whose desired size is left to
     whoever scaled it;
-  - add-ons at the versions of components/aws/addons.py: VPC CNI with network policy enforcement,
-    kube-proxy, the Pod Identity agent, EBS CSI (Pod Identity role), CoreDNS after the nodes exist;
-  - Karpenter's AWS side: interruption queue and EventBridge rules, node role, controller role.
+  - add-ons at the versions of components/aws/addons.py: VPC CNI with network policy enforcement and its
+    own Pod Identity role, kube-proxy, the Pod Identity agent, EBS CSI (Pod Identity role), CoreDNS after
+    the nodes exist; node roles carry no CNI permissions (see `CNI_POLICY`);
+  - Karpenter's AWS side: interruption queue and EventBridge rules, node role, controller role (scoped by
+    the tags Karpenter puts on what it creates, as upstream's reference policy is).
 Only AWS resources: the Kubernetes provider, the default StorageClass and Karpenter's chart belong to the
 Kubernetes layer (components/k8s/cluster_services.py), which may run as a stack of its own (docs/deploy.md).
 """
@@ -32,7 +34,15 @@ from components.settings.model import EndpointAccess, ExtraLogType
 ALWAYS_ON_LOG_TYPES = ("api", "audit", "authenticator")
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 _MANAGED = "arn:aws:iam::aws:policy/"
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy")
+# Node roles (system nodes, Karpenter's and the static GPU pools' nodes): the kubelet's EC2 reads, Pod Identity
+# (eks-auth:AssumeRoleForPodIdentity, in the worker node policy) and image pulls. No CNI permissions: the VPC CNI
+# (aws-node) has its own Pod Identity role. The EKS user guide ("Amazon EKS node IAM role") asks for the CNI
+# policy on the node role only where the CNI gets no role of its own through IRSA or Pod Identity, and
+# recommends the separate role.
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+# The VPC CNI's permissions for an IPv4 cluster (IPv6 would need a policy of one's own), on aws-node's role.
+CNI_POLICY = "AmazonEKS_CNI_Policy"
+CNI_SERVICE_ACCOUNT = "aws-node"
 # EventBridge events Karpenter drains nodes on (Karpenter docs, "Interruption"): detail-type by source.
 INTERRUPTION_EVENTS = {
     "scheduled-change": ("aws.health", "AWS Health Event"),
@@ -199,8 +209,6 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
             )
 
-        node_group = self._system_nodes(name, cluster, args, named)
-
         def addon(
             addon_name: str,
             *,
@@ -221,10 +229,35 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
             )
 
-        # Network policy enforcement: without it NetworkPolicies are accepted and silently ignored.
-        addon(addons.VPC_CNI, configuration={"enableNetworkPolicy": "true"})
         addon(addons.KUBE_PROXY)
         pod_identity_agent = addon(addons.POD_IDENTITY_AGENT)
+        # aws-node gets the CNI's permissions from its own role through Pod Identity, not from the node role.
+        # Order (EKS user guide, "IAM roles for Amazon EKS add-ons"): the Pod Identity agent first; the add-on
+        # then creates the association with itself, and EKS restarts the add-on's pods whenever its
+        # associations change, so aws-node pods started before the association (a running stack's) are
+        # replaced by pods with the role's credentials. The system nodes boot after the add-on (below).
+        cni_role = aws.iam.Role(
+            f"{name}-vpc-cni",
+            assume_role_policy=_assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
+            tags=named("vpc-cni"),
+            opts=child,
+        )
+        cni_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-vpc-cni", role=cni_role.name, policy_arn=f"{_MANAGED}{CNI_POLICY}", opts=child
+        )
+        vpc_cni = addon(
+            addons.VPC_CNI,
+            # Network policy enforcement: without it NetworkPolicies are accepted and silently ignored.
+            configuration={"enableNetworkPolicy": "true"},
+            # EKS installs the VPC CNI in kube-system: its associations are for kube-system/aws-node.
+            pod_identity=[
+                aws.eks.AddonPodIdentityAssociationArgs(role_arn=cni_role.arn, service_account=CNI_SERVICE_ACCOUNT)
+            ],
+            after=[pod_identity_agent, cni_policy],
+        )
+        # Nodes boot once aws-node has its role and every node's agent can hand it credentials: their node
+        # role has no CNI permissions to fall back on.
+        node_group = self._system_nodes(name, cluster, args, named, after=[vpc_cni, pod_identity_agent])
         # Deployments: created once nodes exist, or the add-on waits degraded until Pulumi times out.
         addon(addons.COREDNS, after=[node_group])
         ebs_role = aws.iam.Role(
@@ -273,7 +306,9 @@ class Cluster(pulumi.ComponentResource):
         # What the Kubernetes layer waits for in one stack: the add-ons its objects and charts need.
         self.ready = [node_group, ebs_csi]
         self.karpenter_node_role_name = karpenter_node_role.name
-        self.karpenter_node_role_arn = karpenter_node_role.arn
+        # The static GPU pools' node groups take this ARN: carrying the VPC CNI add-on, it makes them boot only
+        # once aws-node has its role (their nodes, like Karpenter's, have no CNI permissions of their own).
+        self.karpenter_node_role_arn = pulumi.Output.all(karpenter_node_role.arn, vpc_cni.arn).apply(lambda v: v[0])
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -284,7 +319,13 @@ class Cluster(pulumi.ComponentResource):
         )
 
     def _system_nodes(
-        self, name: str, cluster: aws.eks.Cluster, args: ClusterArgs, named: Callable[[str], dict[str, str]]
+        self,
+        name: str,
+        cluster: aws.eks.Cluster,
+        args: ClusterArgs,
+        named: Callable[[str], dict[str, str]],
+        *,
+        after: Sequence[pulumi.Resource],
     ) -> aws.eks.NodeGroup:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
@@ -350,7 +391,7 @@ class Cluster(pulumi.ComponentResource):
             tags=named("system"),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=attachments,
+                depends_on=[*attachments, *after],
                 # Whoever scaled the group (an operator, an autoscaler) keeps their count across `up`.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
@@ -421,6 +462,7 @@ class Cluster(pulumi.ComponentResource):
             tags=named("karpenter-nodes"),
             opts=child,
         )
+        # Upstream's reference template also attaches AmazonEKS_CNI_Policy here; the kit's VPC CNI has its own role.
         for policy in (*NODE_POLICIES, "AmazonSSMManagedInstanceCore"):
             aws.iam.RolePolicyAttachment(
                 f"{name}-karpenter-nodes-{policy}", role=node_role.name, policy_arn=f"{_MANAGED}{policy}", opts=child
@@ -445,7 +487,13 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-karpenter-controller",
             description=f"Karpenter controller of EKS cluster {args.cluster_name}",
             policy=pulumi.Output.all(queue.arn, node_role.arn, cluster.arn).apply(
-                lambda v: _karpenter_controller_policy(queue_arn=v[0], node_role_arn=v[1], cluster_arn=v[2])
+                lambda v: _karpenter_controller_policy(
+                    cluster_name=args.cluster_name,
+                    region=args.region,
+                    cluster_arn=v[2],
+                    queue_arn=v[0],
+                    node_role_arn=v[1],
+                )
             ),
             tags=named("karpenter-controller"),
             opts=child,
@@ -465,61 +513,222 @@ class Cluster(pulumi.ComponentResource):
         return node_role, queue
 
 
-def _karpenter_controller_policy(*, queue_arn: str, node_role_arn: str, cluster_arn: str) -> str:
-    """What Karpenter's controller calls (after Karpenter's CloudFormation reference policy, condensed).
+def _karpenter_controller_policy(
+    *, cluster_name: str, region: str, cluster_arn: str, queue_arn: str, node_role_arn: str
+) -> str:
+    """Karpenter's controller policy: upstream's reference policy, statement by statement, same Sids.
 
-    Not yet narrowed by request tags as upstream's is: a known gap (docs/cluster.md).
+    Source: aws/karpenter-provider-aws, tag v1.7.3 (the chart version of components/k8s/charts.py),
+    website/content/en/preview/getting-started/getting-started-with-karpenter/cloudformation.yaml, resource
+    KarpenterControllerPolicy (the file the v1.7 getting-started scripts download at that tag; the same blob as
+    website/content/en/v1.7/... of the docs). ${ClusterName}, ${AWS::Region}, ${AWS::Partition} and
+    ${AWS::AccountId} are the cluster's name, region, partition and account (the latter two read from its ARN);
+    the queue and the node role are the kit's.
+
+    Write actions are scoped by the tags Karpenter puts on what it creates, and these match the kit's settings:
+      - `kubernetes.io/cluster/<cluster>: owned` and `eks:eks-cluster-name: <cluster>` come from the chart's
+        `settings.clusterName` (components/k8s/cluster_services.py), which is settings.name, the same value as
+        `cluster_name` here: both layers of a split deployment name the same cluster;
+      - `karpenter.sh/nodepool` (instances, volumes, network interfaces, fleets, launch templates) and
+        `karpenter.k8s.aws/ec2nodeclass` (instance profiles) are set by Karpenter itself for every NodePool and
+        EC2NodeClass (components/k8s/gpu_pools.py); `topology.kubernetes.io/region` is the region the
+        controller runs in, this cluster's;
+      - the EC2NodeClasses' own `tags` (the kit's cost tags) are added beside them; Karpenter's CRD refuses
+        any that would override them (kubernetes.io/cluster/*, eks:eks-cluster-name, karpenter.sh/nodepool,
+        karpenter.sh/nodeclaim, karpenter.k8s.aws/ec2nodeclass).
+    Nothing of the kit's needs Karpenter to act on an untagged resource: EC2NodeClasses name a `role` (so
+    Karpenter creates and tags its instance profiles) and no launch template (Karpenter v1 creates and tags its
+    own); subnets, security groups, AMIs and snapshots are only read or referenced by RunInstances/CreateFleet
+    (AllowScopedEC2InstanceAccessActions); the kit's launch templates and node groups (system, static GPU
+    pools) carry no `karpenter.sh/nodepool` tag, so Karpenter can neither use, terminate nor delete them.
     """
-    return json.dumps(
+    arn = cluster_arn.split(":")
+    if len(arn) != 6 or arn[2] != "eks" or arn[3] != region or arn[5] != f"cluster/{cluster_name}":
+        raise ValueError(f"{cluster_arn!r} is not the ARN of EKS cluster {cluster_name} in {region}")
+    partition, account = arn[1], arn[4]
+    ec2 = f"arn:{partition}:ec2:{region}"
+    instance_profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
+    owned = f"kubernetes.io/cluster/{cluster_name}"
+    # Resources Karpenter creates with RunInstances, CreateFleet and CreateLaunchTemplate, tagged in the request.
+    created = [
+        f"{ec2}:*:fleet/*",
+        f"{ec2}:*:instance/*",
+        f"{ec2}:*:volume/*",
+        f"{ec2}:*:network-interface/*",
+        f"{ec2}:*:launch-template/*",
+        f"{ec2}:*:spot-instances-request/*",
+    ]
+    request_tags = {f"aws:RequestTag/{owned}": "owned", "aws:RequestTag/eks:eks-cluster-name": cluster_name}
+    statements: list[dict[str, object]] = [
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "Ec2",
-                    "Effect": "Allow",
-                    "Action": [
-                        "ec2:CreateFleet",
-                        "ec2:CreateLaunchTemplate",
-                        "ec2:CreateTags",
-                        "ec2:DeleteLaunchTemplate",
-                        "ec2:DescribeAvailabilityZones",
-                        "ec2:DescribeImages",
-                        "ec2:DescribeInstanceTypeOfferings",
-                        "ec2:DescribeInstanceTypes",
-                        "ec2:DescribeInstances",
-                        "ec2:DescribeLaunchTemplates",
-                        "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeSpotPriceHistory",
-                        "ec2:DescribeSubnets",
-                        "ec2:RunInstances",
-                        "ec2:TerminateInstances",
-                        "pricing:GetProducts",
-                        "ssm:GetParameter",
-                    ],
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "InstanceProfiles",
-                    "Effect": "Allow",
-                    "Action": [
-                        "iam:AddRoleToInstanceProfile",
-                        "iam:CreateInstanceProfile",
-                        "iam:DeleteInstanceProfile",
-                        "iam:GetInstanceProfile",
-                        "iam:RemoveRoleFromInstanceProfile",
-                        "iam:TagInstanceProfile",
-                    ],
-                    "Resource": "*",
-                },
-                {"Sid": "PassNodeRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": node_role_arn},
-                {
-                    "Sid": "Interruption",
-                    "Effect": "Allow",
-                    "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
-                    "Resource": queue_arn,
-                },
-                {"Sid": "Cluster", "Effect": "Allow", "Action": "eks:DescribeCluster", "Resource": cluster_arn},
+            "Sid": "AllowScopedEC2InstanceAccessActions",
+            "Effect": "Allow",
+            "Resource": [
+                f"arn:{partition}:ec2:{region}::image/*",
+                f"arn:{partition}:ec2:{region}::snapshot/*",
+                f"{ec2}:*:security-group/*",
+                f"{ec2}:*:subnet/*",
+                f"{ec2}:*:capacity-reservation/*",
             ],
+            "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
         },
-        sort_keys=True,
-    )
+        {
+            "Sid": "AllowScopedEC2LaunchTemplateAccessActions",
+            "Effect": "Allow",
+            "Resource": f"{ec2}:*:launch-template/*",
+            "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+            "Condition": {
+                "StringEquals": {f"aws:ResourceTag/{owned}": "owned"},
+                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+            },
+        },
+        {
+            "Sid": "AllowScopedEC2InstanceActionsWithTags",
+            "Effect": "Allow",
+            "Resource": [*created, f"{ec2}:*:capacity-reservation/*"],
+            "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
+            "Condition": {
+                "StringEquals": request_tags,
+                "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
+            },
+        },
+        {
+            "Sid": "AllowScopedResourceCreationTagging",
+            "Effect": "Allow",
+            "Resource": created,
+            "Action": "ec2:CreateTags",
+            "Condition": {
+                "StringEquals": {
+                    **request_tags,
+                    "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"],
+                },
+                "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
+            },
+        },
+        {
+            "Sid": "AllowScopedResourceTagging",
+            "Effect": "Allow",
+            "Resource": f"{ec2}:*:instance/*",
+            "Action": "ec2:CreateTags",
+            "Condition": {
+                "StringEquals": {f"aws:ResourceTag/{owned}": "owned"},
+                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+                "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster_name},
+                "ForAllValues:StringEquals": {
+                    "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
+                },
+            },
+        },
+        {
+            "Sid": "AllowScopedDeletion",
+            "Effect": "Allow",
+            "Resource": [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
+            "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+            "Condition": {
+                "StringEquals": {f"aws:ResourceTag/{owned}": "owned"},
+                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+            },
+        },
+        {
+            "Sid": "AllowRegionalReadActions",
+            "Effect": "Allow",
+            "Resource": "*",
+            "Action": [
+                "ec2:DescribeCapacityReservations",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstances",
+                "ec2:DescribeInstanceTypeOfferings",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplates",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSpotPriceHistory",
+                "ec2:DescribeSubnets",
+            ],
+            "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
+        },
+        {
+            "Sid": "AllowSSMReadActions",
+            "Effect": "Allow",
+            "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*",
+            "Action": "ssm:GetParameter",
+        },
+        {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Resource": "*", "Action": "pricing:GetProducts"},
+        {
+            "Sid": "AllowInterruptionQueueActions",
+            "Effect": "Allow",
+            "Resource": queue_arn,
+            "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+        },
+        {
+            "Sid": "AllowPassingInstanceRole",
+            "Effect": "Allow",
+            "Resource": node_role_arn,
+            "Action": "iam:PassRole",
+            # Upstream lists both EC2 principals (the .cn one is China's partition's).
+            "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}},
+        },
+        {
+            "Sid": "AllowScopedInstanceProfileCreationActions",
+            "Effect": "Allow",
+            "Resource": instance_profiles,
+            "Action": ["iam:CreateInstanceProfile"],
+            "Condition": {
+                "StringEquals": {**request_tags, "aws:RequestTag/topology.kubernetes.io/region": region},
+                "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"},
+            },
+        },
+        {
+            "Sid": "AllowScopedInstanceProfileTagActions",
+            "Effect": "Allow",
+            "Resource": instance_profiles,
+            "Action": ["iam:TagInstanceProfile"],
+            "Condition": {
+                "StringEquals": {
+                    f"aws:ResourceTag/{owned}": "owned",
+                    "aws:ResourceTag/topology.kubernetes.io/region": region,
+                    **request_tags,
+                    "aws:RequestTag/topology.kubernetes.io/region": region,
+                },
+                "StringLike": {
+                    "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                    "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                },
+            },
+        },
+        {
+            "Sid": "AllowScopedInstanceProfileActions",
+            "Effect": "Allow",
+            "Resource": instance_profiles,
+            "Action": [
+                "iam:AddRoleToInstanceProfile",
+                "iam:RemoveRoleFromInstanceProfile",
+                "iam:DeleteInstanceProfile",
+            ],
+            "Condition": {
+                "StringEquals": {
+                    f"aws:ResourceTag/{owned}": "owned",
+                    "aws:ResourceTag/topology.kubernetes.io/region": region,
+                },
+                "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"},
+            },
+        },
+        {
+            "Sid": "AllowInstanceProfileReadActions",
+            "Effect": "Allow",
+            "Resource": instance_profiles,
+            "Action": "iam:GetInstanceProfile",
+        },
+        {
+            "Sid": "AllowUnscopedInstanceProfileListAction",
+            "Effect": "Allow",
+            "Resource": "*",
+            "Action": "iam:ListInstanceProfiles",
+        },
+        {
+            "Sid": "AllowAPIServerEndpointDiscovery",
+            "Effect": "Allow",
+            "Resource": cluster_arn,
+            "Action": "eks:DescribeCluster",
+        },
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
