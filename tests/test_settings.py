@@ -264,6 +264,13 @@ def test_extra_tag_keys_follow_aws_rules(make_settings):
     assert "not starting with aws:" in problems(exc)["modelyard:tags.extra.aws:owner"]
 
 
+@pytest.mark.parametrize("key", ["kubernetes.io/cluster/other", "karpenter.sh/nodepool", "eks:eks-cluster-name"])
+def test_extra_tags_cannot_take_keys_karpenter_and_eks_set(make_settings, key):
+    with pytest.raises(InputError) as exc:
+        make_settings(tags={"extra": {key: "x"}})
+    assert "set by Karpenter and EKS" in problems(exc)[f"modelyard:tags.extra.{key}"]
+
+
 def test_too_many_extra_tags(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings(tags={"extra": {f"k{i}": "v" for i in range(46)}})

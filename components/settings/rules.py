@@ -674,10 +674,18 @@ def gateway_state(s: Settings) -> Iterator[Problem]:
             )
 
 
+# Tag keys Karpenter and EKS set on what they create: Karpenter's EC2NodeClass refuses them in its tags (its
+# CRD's validation, v1), so an extra tag named so would break every GPU pool's NodeClass.
+RESERVED_TAG_PREFIXES = ("kubernetes.io/cluster/", "karpenter.sh/", "karpenter.k8s.aws/", "eks:")
+
+
 def tags_extra(s: Settings) -> Iterator[Problem]:
     for key, value in s.tags.extra.items():
         if key in KIT_TAG_KEYS:
             yield _p(f"tags.extra.{key}", "is set by the kit and cannot be overridden")
+        reserved = next((prefix for prefix in RESERVED_TAG_PREFIXES if key.startswith(prefix)), None)
+        if reserved is not None:
+            yield _p(f"tags.extra.{key}", f"keys starting with {reserved} are set by Karpenter and EKS; choose another")
         if len(value) > 256:
             yield _p(f"tags.extra.{key}", "tag values are at most 256 characters")
     room = MAX_TAGS_PER_RESOURCE - len(KIT_TAG_KEYS)
