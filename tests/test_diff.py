@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from components.cli import main as cli_main
@@ -60,7 +61,7 @@ def test_a_node_group_added_costs_what_it_adds(settings) -> None:
     base = priced(settings, node_group("system"))
     head = priced(settings, node_group("system"), node_group("extra", "m7i.xlarge", 1))
     diff = diff_plans(base, head)
-    assert diff["counts"] == {"create": 1, "update": 0, "replace": 0, "delete": 0}
+    assert diff["counts"] == {"create": 1, "update": 0, "replace": 0, "delete": 0, "move": 0}
     assert [c["key"] for c in diff["changes"]] == ["extra"]
     # 1 x m7i.xlarge 0.2016 x 730 = 147.17, plus its 20 GB root volume 1.60.
     assert diff["cost"]["monthly_delta"] == "148.77"
@@ -239,3 +240,135 @@ def test_a_new_stack_is_diffed_against_nothing(settings) -> None:
     assert diff["counts"]["create"] == 1
     assert diff["cost"]["monthly_delta"] == head["cost"]["monthly_total"]
     assert "Cost: +$" in render_markdown(diff, head)
+
+
+def moved(r: dict[str, Any], key: str, **changes: Any) -> dict[str, Any]:
+    """`r` under a new key with the old one as an alias (and `changes` to its inputs)."""
+    out = copy.deepcopy(r)
+    out.update(key=key, aliases=[r["key"]])
+    out["inputs"].update(changes)
+    return out
+
+
+GROUP = "us-east-1/logs/logs-group::aws:cloudwatch/logGroup:LogGroup"
+MOVED_GROUP = "us-east-1/container-logs/logs-group::aws:cloudwatch/logGroup:LogGroup"
+
+
+def test_a_moved_stateful_resource_is_a_move_not_a_deletion(settings) -> None:
+    logs = resource(GROUP, "aws:cloudwatch/logGroup:LogGroup", name="/eks/pilot/containers", retentionInDays=30)
+    logs["protect"] = True
+    head = priced(settings, moved(logs, MOVED_GROUP, retentionInDays=90))
+    diff = diff_plans(priced(settings, logs), head)
+    assert diff["counts"] == {"create": 0, "update": 0, "replace": 0, "delete": 0, "move": 1}
+    assert not diff["warnings"]
+    (change,) = diff["changes"]
+    assert (change["key"], change["action"], change["moved_from"]) == (MOVED_GROUP, "move", GROUP)
+    assert [(f["path"], f["before"], f["after"]) for f in change["fields"]] == [("retentionInDays", 30, 90)]
+    assert f"> {MOVED_GROUP} (move from {GROUP})" in render_text(diff)
+    assert "1 to move." in render_text(diff)
+    markdown = render_markdown(diff, head)
+    assert f"- `move` `{MOVED_GROUP}` (from `{GROUP}`)" in markdown and "[!CAUTION]" not in markdown
+    # Without the alias: what the diff said before plans carried aliases, and what `pulumi up` would do.
+    unaliased = {k: v for k, v in head["resources"][0].items() if k != "aliases"}
+    loud = diff_plans(priced(settings, logs), priced(settings, unaliased))
+    assert loud["counts"]["delete"] == loud["counts"]["create"] == 1
+    assert any("DELETES stateful aws:cloudwatch/logGroup:LogGroup" in w for w in loud["warnings"])
+
+
+def test_a_moved_resource_whose_replace_forcing_field_changed_is_still_replaced(settings) -> None:
+    logs = resource(GROUP, "aws:cloudwatch/logGroup:LogGroup", name="/eks/pilot/containers", retentionInDays=30)
+    diff = diff_plans(priced(settings, logs), priced(settings, moved(logs, MOVED_GROUP, name="/eks/pilot/logs")))
+    (change,) = diff["changes"]
+    assert (change["action"], change["moved_from"]) == ("replace", GROUP)
+    assert [(f["path"], f["forces_replacement"]) for f in change["fields"]] == [("name", True)]
+    (warning,) = diff["warnings"]
+    assert warning.startswith("REPLACES stateful aws:cloudwatch/logGroup:LogGroup") and GROUP in warning
+    assert f"+- {MOVED_GROUP} (replace, moved from {GROUP})  !! STATEFUL" in render_text(diff)
+
+
+def test_a_move_leaves_the_cost_and_its_users_alone(settings) -> None:
+    provider = resource("us-east-1/aws::pulumi:providers:aws", "pulumi:providers:aws", region="us-east-1")
+    group = node_group("us-east-1/cluster/cluster-system::aws:eks/nodeGroup:NodeGroup")
+    group["provider"] = provider["key"]
+    new_provider = moved(provider, "us-east-1/aws-main::pulumi:providers:aws")
+    new_group = moved(group, "us-east-1/compute/cluster-system::aws:eks/nodeGroup:NodeGroup")
+    new_group["provider"] = new_provider["key"]
+    base, head = priced(settings, provider, group), priced(settings, new_provider, new_group)
+    diff = diff_plans(base, head)
+    assert [(c["action"], c["fields"]) for c in diff["changes"]] == [("move", []), ("move", [])]
+    assert base["cost"]["monthly_total"] == head["cost"]["monthly_total"]
+    assert diff["cost"]["monthly_delta"] == "0.00" and diff["cost"]["lines"] == []
+
+
+def test_one_old_key_claimed_twice_is_a_warning(settings) -> None:
+    logs = resource(GROUP, "aws:cloudwatch/logGroup:LogGroup", name="/a")
+    one, two = moved(logs, MOVED_GROUP), moved(logs, "us-east-1/other/logs-group::aws:cloudwatch/logGroup:LogGroup")
+    diff = diff_plans(priced(settings, logs), priced(settings, one, two))
+    assert {c["key"]: c["action"] for c in diff["changes"]} == {MOVED_GROUP: "move", two["key"]: "create"}
+    assert any("refuses two resources aliased to one" in w for w in diff["warnings"])
+
+
+class _Box(pulumi.ComponentResource):
+    def __init__(self, type_: str, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(type_, name, None, opts)
+
+
+def _pools_program(layout: str) -> Any:
+    """GPU capacity as a program registers it: under a `gpu-pools` component (before), or moved under a
+    `capacity` component with the kit's children_moved_from (after), or moved without it."""
+
+    def program() -> None:
+        import pulumi_aws as aws
+
+        from components.options import children_moved_from
+
+        provider = aws.Provider("aws", region="us-east-1")
+        if layout == "before":
+            parent = _Box("test:index:Pools", "gpu-pools")
+        else:
+            opts = children_moved_from("test:index:Capacity", "test:index:Pools", "gpu-pools")
+            parent = _Box("test:index:Capacity", "capacity", opts if layout == "aliased" else None)
+        child = pulumi.ResourceOptions(parent=parent, provider=provider)
+        aws.cloudwatch.LogGroup("gpu-pools-logs", name="/gpu/pools", retention_in_days=30, opts=child)
+        aws.ec2.SecurityGroup("gpu-pools-efa", vpc_id="vpc-0123", description="EFA", opts=child)
+
+    return program
+
+
+def test_the_kit_moving_children_between_components_diffs_as_moves(tmp_path) -> None:
+    from components.plan.document import plan_resources
+    from components.plan.engine import run_program
+    from components.settings.stackfile import StackFile
+
+    (tmp_path / "stacks").mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    (tmp_path / "stacks" / "Pulumi.moves.yaml").write_text("config:\n  modelyard:preset: minimal\n")
+    stack_file = StackFile.load(tmp_path, "moves")
+
+    def plan(layout: str) -> dict[str, Any]:
+        recording = run_program(stack_file, preview=False, program=_pools_program(layout))
+        return {"stack": "moves", "resources": plan_resources(recording), "cost": None}
+
+    base, head = plan("before"), plan("aliased")
+    diff = diff_plans(base, head)
+    assert {c["key"]: (c["action"], c["moved_from"]) for c in diff["changes"]} == {
+        "capacity::test:index:Capacity": ("create", None),
+        "gpu-pools::test:index:Pools": ("delete", None),
+        "us-east-1/capacity/gpu-pools-efa::aws:ec2/securityGroup:SecurityGroup": (
+            "move",
+            "us-east-1/gpu-pools/gpu-pools-efa::aws:ec2/securityGroup:SecurityGroup",
+        ),
+        "us-east-1/capacity/gpu-pools-logs::aws:cloudwatch/logGroup:LogGroup": (
+            "move",
+            "us-east-1/gpu-pools/gpu-pools-logs::aws:cloudwatch/logGroup:LogGroup",
+        ),
+    }
+    assert not diff["warnings"]
+    # The parent changed with the move (same provider): shown, not a replacement.
+    for change in (c for c in diff["changes"] if c["action"] == "move"):
+        assert [(f["path"], f["before"], f["after"], f["forces_replacement"]) for f in change["fields"]] == [
+            ("(parent)", "gpu-pools::test:index:Pools", "capacity::test:index:Capacity", False)
+        ]
+    unaliased = diff_plans(base, plan("plain"))
+    assert unaliased["counts"] == {"create": 3, "update": 0, "replace": 0, "delete": 3, "move": 0}
+    assert any("DELETES stateful aws:cloudwatch/logGroup:LogGroup" in w for w in unaliased["warnings"])

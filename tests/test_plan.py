@@ -49,7 +49,7 @@ def test_plan_has_the_v1_shape(plans, stack):
         "inputs",
     }
     for resource in plan["resources"]:
-        assert fields | {"stack"} <= set(resource) <= fields | {"stack", "options"}
+        assert fields | {"stack"} <= set(resource) <= fields | {"stack", "options", "aliases"}
         assert all(SNAKE.fullmatch(k) for k in resource)
 
 
@@ -155,3 +155,78 @@ def test_text_and_markdown_lead_with_the_cost(plans):
 
     for view in (text_report(plans["pilot"]), markdown_report(plans["pilot"])):
         assert "inside the minimal band $125,000 to $190,000 a year" in view.split("\n\n")[0] + view[:600]
+
+
+KEY = re.compile(r"(?:[a-z]{2}(?:-[a-z]+)+-\d/)?[^/:]+(?:/[^/:]+)*::[a-zA-Z0-9.\-]+:[a-zA-Z0-9.\-/]*:[A-Za-z0-9]+")
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_aliases_name_former_keys_never_current_ones(plans, stack):
+    """The shipped stacks' aliases are the providers' type aliases (S3 *V2 types, older Kubernetes API versions);
+    the kit's own (options.moved_from) kept their component's name, hence their key: not listed."""
+    plan = plans[stack]
+    keys = {r["key"] for r in plan["resources"]}
+    aliased = [r for r in plan["resources"] if "aliases" in r]
+    assert aliased, "the providers' type aliases are expected in every shipped stack"
+    for resource in aliased:
+        assert resource["aliases"] and resource["aliases"] == sorted(set(resource["aliases"]))
+        for alias in resource["aliases"]:
+            assert KEY.fullmatch(alias), alias
+            assert alias not in keys
+            # Same place, another type: the providers' renames.
+            assert alias.rsplit("::", 1)[0] == resource["key"].rsplit("::", 1)[0]
+    assert KEY.fullmatch("us-east-1/network/network-vpc::aws:ec2/vpc:Vpc") and all(KEY.fullmatch(k) for k in keys)
+    for group in by_type(plan, "aws:cloudwatch/logGroup:LogGroup"):
+        assert "aliases" not in group  # ContainerLogs "logs" -> ContainerLogGroup "logs": the same key
+
+
+class _Box(pulumi.ComponentResource):
+    def __init__(self, type_: str, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(type_, name, None, opts)
+
+
+def _logs(name: str, parent: pulumi.Resource | None, provider: pulumi.ProviderResource, **opts) -> None:
+    import pulumi_aws as aws
+
+    options = pulumi.ResourceOptions(parent=parent, provider=provider, **opts)
+    aws.cloudwatch.LogGroup(name, name=f"/test/{name}", retention_in_days=30, opts=options)
+
+
+def _aliased_program() -> None:
+    import pulumi_aws as aws
+
+    from components.options import children_moved_from, moved_from
+
+    provider = aws.Provider("aws", region="us-east-1")
+    old, new = _Box("test:index:Old", "old"), _Box("test:index:New", "new")
+    _logs("new-renamed", new, provider, aliases=[pulumi.Alias(parent=old, name="old-original")])
+    _logs("new-moved", new, provider, aliases=[moved_from("test:index:Gone", "gone", "new-moved")])
+    _logs("top", new, provider, aliases=[pulumi.Alias(parent=None)])
+    _logs("typed", None, provider, aliases=[pulumi.Alias(type_="aws:cloudwatch/logGroup:Legacy")])
+    pools = _Box("test:index:Capacity", "pools", children_moved_from("test:index:Capacity", "test:index:Pools", "gpu"))
+    _logs("pools-a", pools, provider)
+    after = _Box("test:index:After", "after", pulumi.ResourceOptions(aliases=[pulumi.Alias(name="before")]))
+    _logs("after-logs", after, provider)
+
+
+def test_the_engine_records_aliases_as_the_keys_they_name(tmp_path):
+    from components.plan.document import plan_resources
+
+    stack_file = StackFile.load(_project_copy(tmp_path, "aliases", "config:\n  modelyard:preset: minimal\n"), "aliases")
+    recording = run_program(stack_file, preview=True, program=_aliased_program)
+    group = "::aws:cloudwatch/logGroup:LogGroup"
+    assert {r["key"]: r["aliases"] for r in plan_resources(recording) if "aliases" in r} == {
+        # pulumi.Alias(parent=<a resource>, name=...): under that resource's key.
+        f"us-east-1/new/new-renamed{group}": [f"us-east-1/old/old-original{group}"],
+        # options.moved_from: under a top-level component the program no longer registers.
+        f"us-east-1/new/new-moved{group}": [f"us-east-1/gone/new-moved{group}"],
+        # parent=None: it had no parent.
+        f"us-east-1/new/top{group}": [f"us-east-1/top{group}"],
+        # Another type at the same place.
+        f"us-east-1/typed{group}": ["us-east-1/typed::aws:cloudwatch/logGroup:Legacy"],
+        # options.children_moved_from: every child, not the component.
+        f"us-east-1/pools/pools-a{group}": [f"us-east-1/gpu/pools-a{group}"],
+        # A renamed component: its own alias, and its children's inherited one (name prefix renamed too).
+        "after::test:index:After": ["before::test:index:After"],
+        f"us-east-1/after/after-logs{group}": [f"us-east-1/before/before-logs{group}"],
+    }

@@ -4,7 +4,9 @@ which changes replace a stateful resource; how the cost moves, line by line and 
 Offline, no provider can say what forces a replacement, so REPLACE_FORCING lists the input paths that do
 for the types the kit creates (from the providers' documentation: Terraform's ForceNew attributes that
 pulumi-aws inherits, and Kubernetes' immutable names). A path not listed is treated as an in-place update;
-a changed resource key (a renamed logical resource) is a delete plus a create.
+a changed resource key (a renamed logical resource) is a delete plus a create, unless the new resource lists
+the old key in its `aliases` (plan JSON): then `pulumi up` finds the old one under the alias and the diff reports
+a move, compared field by field like any change.
 """
 
 from __future__ import annotations
@@ -131,11 +133,12 @@ class ResourceChange:
     key: str
     type: str
     name: str
-    action: str  # create, delete, update, replace
+    action: str  # create, delete, update, replace, move (a move with in-place changes is a move)
     stateful: bool
     protected: bool = False
     retained: bool = False
     fields: list[FieldChange] = field(default_factory=list)
+    moved_from: str | None = None  # the key in BASE that the resource's aliases match
 
     @property
     def loud(self) -> bool:
@@ -147,12 +150,37 @@ def _show(value: Any) -> Any:
     return SECRET if value == SECRET else value
 
 
-def _resource_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[ResourceChange]:
+def moves(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """(new key -> old key, warnings): a BASE key gone from HEAD that a new HEAD resource lists in `aliases` is
+    that resource moved (the engine looks a resource up by its URN first, then by its aliases). Two resources
+    claiming one old key is an error `pulumi up` stops on: the first claims it here, and a warning says so."""
+    before = {r["key"] for r in base.get("resources", [])}
+    after = {r["key"] for r in head.get("resources", [])}
+    claims: dict[str, list[str]] = {}
+    for r in sorted(head.get("resources", []), key=lambda r: r["key"]):
+        if r["key"] in before:
+            continue
+        for old in r.get("aliases") or []:
+            if old in before and old not in after:
+                claims.setdefault(old, []).append(r["key"])
+                break
+    moved = {news[0]: old for old, news in sorted(claims.items())}
+    warnings = [
+        f"{', '.join(news)} list {old} in their aliases: `pulumi up` refuses two resources aliased to one"
+        for old, news in sorted(claims.items())
+        if len(news) > 1
+    ]
+    return moved, warnings
+
+
+def _resource_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple[list[ResourceChange], list[str]]:
+    moved_from, warnings = moves(base, head)
+    renamed = {old: new for new, old in moved_from.items()}  # old key -> new key
     before = {r["key"]: r for r in base.get("resources", [])}
     after = {r["key"]: r for r in head.get("resources", [])}
     changes: list[ResourceChange] = []
-    for key in sorted(set(before) | set(after)):
-        b, a = before.get(key), after.get(key)
+    for key in sorted((set(before) - set(renamed)) | set(after)):
+        b, a = before.get(moved_from.get(key, key)), after.get(key)
         r = a or b
         assert r is not None
         stateful = r["type"] in STATEFUL_TYPES
@@ -193,40 +221,52 @@ def _resource_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[
                 )
             )
         for option in ("protect", "retain_on_delete", "provider", "parent"):
-            if b.get(option) != a.get(option):
+            was = b.get(option)
+            if option in ("provider", "parent") and isinstance(was, str):
+                was = renamed.get(was, was)  # a provider or parent that moved with an alias is the same one
+            if was != a.get(option):
                 fields.append(
                     FieldChange(
                         path=f"({option})",
-                        before=b.get(option),
+                        before=was,
                         after=a.get(option),
                         forces_replacement=option == "provider",
                     )
                 )
-        if fields:
-            action = "replace" if any(f.forces_replacement for f in fields) else "update"
+        if fields or key in moved_from:
+            replaced = any(f.forces_replacement for f in fields)
             changes.append(
                 ResourceChange(
                     key=key,
                     type=r["type"],
                     name=r["name"],
-                    action=action,
+                    action="replace" if replaced else "move" if key in moved_from else "update",
                     stateful=stateful,
                     protected=bool(b.get("protect")),
                     retained=bool(b.get("retain_on_delete")),
                     fields=fields,
+                    moved_from=moved_from.get(key),
                 )
             )
-    return changes
+    return changes, warnings
 
 
-def _cost_delta(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any] | None:
+def _line_id(line_id: str, renamed: Mapping[str, str]) -> str:
+    """A BASE cost line's id as HEAD names it: lines of a moved resource (`<key>`, `<key>#<part>`) follow it."""
+    key, sep, part = line_id.partition("#")
+    return renamed.get(key, key) + sep + part
+
+
+def _cost_delta(
+    base: Mapping[str, Any], head: Mapping[str, Any], renamed: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
     cb, ch = base.get("cost"), head.get("cost")
     if not ch:
         return None
     if not cb:  # a stack new in this change (or a base too old to price): everything is added
         zero = "0.00"
         cb = {"lines": [], "monthly_total": zero, "annual_total": zero, "aws_monthly": zero, "band": None}
-    lb = {ln["id"]: ln for ln in cb["lines"]}
+    lb = {_line_id(ln["id"], renamed or {}): ln for ln in cb["lines"]}
     lh = {ln["id"]: ln for ln in ch["lines"]}
     lines = []
     for line_id in sorted(set(lb) | set(lh)):
@@ -271,15 +311,16 @@ def _cost_delta(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, A
 
 
 def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
-    changes = _resource_changes(base, head)
-    counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "replace", "delete")}
-    warnings: list[str] = []
+    changes, warnings = _resource_changes(base, head)
+    counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "replace", "delete", "move")}
     for c in changes:
         if not c.loud:
             continue
         why = ", ".join(f.path for f in c.fields if f.forces_replacement)
         if c.action == "replace":
             text = f"REPLACES stateful {c.type} {c.name} ({why}): the old one is deleted with its data"
+            if c.moved_from:
+                text += f" (it moved from {c.moved_from}: the alias does not save it from the replacement)"
         else:
             text = f"DELETES stateful {c.type} {c.name}"
         if c.retained:
@@ -287,7 +328,7 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
         if c.protected:
             text += "; it is protected, so `pulumi up` will refuse until protect is lifted"
         warnings.append(text)
-    cost = _cost_delta(base, head)
+    cost = _cost_delta(base, head, {c.moved_from: c.key for c in changes if c.moved_from})
     if cost and (cost["band_before"] or {"within": True})["within"] and not cost["band"]["within"]:
         warnings.append(
             f"the change takes the stack out of its {cost['band']['preset']} band "
@@ -308,6 +349,7 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
                 "stateful": c.stateful,
                 "protected": c.protected,
                 "retained": c.retained,
+                "moved_from": c.moved_from,
                 "fields": [
                     {
                         "path": f.path,
@@ -358,19 +400,29 @@ def _cost_summary(cost: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def _counts(n: Mapping[str, int]) -> str:
+    moved = f", {n['move']} to move" if n.get("move") else ""
+    return f"{n['create']} to add, {n['update']} to change, {n['replace']} to replace, {n['delete']} to delete{moved}."
+
+
+def _action(c: Mapping[str, Any]) -> str:
+    """`update`, `move from <old key>`, `replace, moved from <old key>`."""
+    if not c.get("moved_from"):
+        return str(c["action"])
+    return f"move from {c['moved_from']}" if c["action"] == "move" else f"{c['action']}, moved from {c['moved_from']}"
+
+
 def render_text(diff: Mapping[str, Any]) -> str:
-    n = diff["counts"]
     out = [
-        f"Plan diff, stack {diff['stack']} ({diff['preset']}): {n['create']} to add, {n['update']} to change, "
-        f"{n['replace']} to replace, {n['delete']} to delete.",
+        f"Plan diff, stack {diff['stack']} ({diff['preset']}): {_counts(diff['counts'])}",
         *_cost_summary(diff["cost"]),
     ]
     for w in diff["warnings"]:
         out.append(f"!! WARNING: {w}")
     for c in diff["changes"]:
-        symbol = {"create": "+", "delete": "-", "update": "~", "replace": "+-"}[c["action"]]
+        symbol = {"create": "+", "delete": "-", "update": "~", "replace": "+-", "move": ">"}[c["action"]]
         loud = "  !! STATEFUL" if c["stateful"] and c["action"] in ("replace", "delete") else ""
-        out.append(f"{symbol} {c['key']} ({c['action']}){loud}")
+        out.append(f"{symbol} {c['key']} ({_action(c)}){loud}")
         for f in c["fields"]:
             mark = "  [forces replacement]" if f["forces_replacement"] else ""
             mark += "  [ignored on update: applies at creation only]" if f.get("ignored") else ""
@@ -422,7 +474,7 @@ def mermaid(plan: Mapping[str, Any], diff: Mapping[str, Any] | None = None, max_
             groups.setdefault((None, c["type"].rsplit(":", 1)[-1] + " (deleted)"), []).append(c["key"])
     title = _label(f"{plan.get('stack')} ({plan.get('preset')})")
     lines = ["graph LR", f'  stack(["{title}"])']
-    styles: dict[str, list[str]] = {"create": [], "update": [], "replace": [], "delete": []}
+    styles: dict[str, list[str]] = {"create": [], "update": [], "replace": [], "delete": [], "move": []}
     for comp in components:
         cid = _mermaid_id(comp["key"])
         up = owner(comp.get("parent"))
@@ -440,11 +492,11 @@ def mermaid(plan: Mapping[str, Any], diff: Mapping[str, Any] | None = None, max_
         lines.append(f'  {gid}["{_label(label)}"]')
         lines.append(f"  {_mermaid_id(parent_key) if parent_key else 'stack'} --> {gid}")
         acts = [actions.get(k) for k in keys]
-        for action in ("delete", "replace", "create", "update"):
+        for action in ("delete", "replace", "create", "update", "move"):
             if action in acts or (action == "delete" and "(deleted)" in short):
                 styles[action].append(gid)
                 break
-    colours = {"create": "#d4f8d4", "update": "#fff3c4", "replace": "#ffd0d0", "delete": "#e0e0e0"}
+    colours = {"create": "#d4f8d4", "update": "#fff3c4", "replace": "#ffd0d0", "delete": "#e0e0e0", "move": "#d8e8ff"}
     for action, ids in styles.items():
         if ids:
             lines.append(f"  classDef {action} fill:{colours[action]}")
@@ -453,13 +505,11 @@ def mermaid(plan: Mapping[str, Any], diff: Mapping[str, Any] | None = None, max_
 
 
 def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    n = diff["counts"]
     head_lines = [
         MARKER,
         f"### modelyard plan diff: stack `{diff['stack']}` ({diff['preset']})",
         "",
-        f"**Resources:** {n['create']} to add, {n['update']} to change, {n['replace']} to replace, "
-        f"{n['delete']} to delete.",
+        f"**Resources:** {_counts(diff['counts'])}",
         "",
         f"**{_cost_summary(diff['cost'])[0]}**",
         "",
@@ -485,7 +535,8 @@ def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int
         body += [f"<details><summary>Resource changes ({len(changes)})</summary>", ""]
         for c in changes:
             loud = " **STATEFUL**" if c["stateful"] and c["action"] in ("replace", "delete") else ""
-            body.append(f"- `{c['action']}` `{c['key']}`{loud}")
+            moved = f" (from `{c['moved_from']}`)" if c.get("moved_from") else ""
+            body.append(f"- `{c['action']}` `{c['key']}`{moved}{loud}")
             if c["fields"]:
                 body += ["", "  | field | before | after | replaces |", "  |---|---|---|---|"]
                 body += [

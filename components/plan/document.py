@@ -8,6 +8,7 @@ Decimal rounded to cents; nothing depends on the time or the machine.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,28 +28,156 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def resource_keys(registrations: list[Registration], stack_urn: str) -> dict[str, str]:
-    """URN -> stable key `<region>/<parent names>/<name>::<type>` (region only where a provider sets one)."""
-    by_urn = {r.urn: r for r in registrations}
-    regions: dict[str, str] = {}
-    for r in registrations:
-        if r.type.startswith("pulumi:providers:") and isinstance(r.inputs.get("region"), str):
-            regions[r.urn] = r.inputs["region"]
+_ROOT_TYPE = "pulumi:pulumi:Stack"
 
-    keys: dict[str, str] = {}
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a resource is or was: names and types from the top-level ancestor down (a URN without stack and
+    project, plus the parents' names that a URN lacks). The empty place is the stack itself."""
+
+    names: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+
+    def child(self, name: str, type_: str) -> _Place:
+        return _Place((*self.names, name), (*self.types, type_))
+
+    @property
+    def path(self) -> str:
+        """What names it in a URN: the qualified type and the name."""
+        return f"{'$'.join(self.types)}::{self.names[-1]}" if self.names else ""
+
+    def key(self, region: str) -> str:
+        return f"{region}/" * bool(region) + f"{'/'.join(self.names)}::{self.types[-1]}"
+
+
+def _regions(registrations: list[Registration]) -> dict[str, str]:
+    """Provider URN -> the region it sets."""
+    return {
+        r.urn: r.inputs["region"]
+        for r in registrations
+        if r.type.startswith("pulumi:providers:") and isinstance(r.inputs.get("region"), str)
+    }
+
+
+def _places(registrations: list[Registration], stack_urn: str) -> dict[str, _Place]:
+    by_urn = {r.urn: r for r in registrations}
+    places: dict[str, _Place] = {}
     for r in registrations:
-        chain = [r.name]
+        names, types = [r.name], [r.type]
         parent = r.parent_urn
         while parent and parent != stack_urn and parent in by_urn:
-            chain.append(by_urn[parent].name)
+            names.append(by_urn[parent].name)
+            types.append(by_urn[parent].type)
             parent = by_urn[parent].parent_urn
+        places[r.urn] = _Place(tuple(reversed(names)), tuple(reversed(types)))
+    return places
+
+
+def resource_keys(registrations: list[Registration], stack_urn: str) -> dict[str, str]:
+    """URN -> stable key `<region>/<parent names>/<name>::<type>` (region only where a provider sets one)."""
+    regions = _regions(registrations)
+    places = _places(registrations, stack_urn)
+    return {r.urn: places[r.urn].key(regions.get(r.urn) or regions.get(r.provider_urn, "")) for r in registrations}
+
+
+def _urn_parts(urn: str) -> tuple[str, str, str, str] | None:
+    """(stack, project, qualified type, name) of a URN. The MockMonitor puts the stack's type first in its
+    children's qualified types (`pulumi:pulumi:Stack$...`), the real engine does not: dropped."""
+    if not urn.startswith("urn:pulumi:"):
+        return None
+    parts = urn[len("urn:pulumi:") :].split("::", 3)
+    if len(parts) != 4:
+        return None
+    stack, project, qualified, name = parts
+    return stack, project, qualified.removeprefix(_ROOT_TYPE + "$"), name
+
+
+def alias_keys(registrations: list[Registration], stack_urn: str) -> dict[str, list[str]]:
+    """URN -> the keys, other than its own, that the resource had under its aliases: where the engine would find it
+    in the stack's state instead of deleting the old resource and creating a new one.
+
+    As the engine reads aliases (collapseAliasToUrn, generateAliases in pulumi's step generator): a spec's empty name
+    or type is the resource's own, an empty parent its current parent, `noParent` the stack; an explicit parent that
+    was itself aliased may be meant at any of its former places; a child inherits every alias of its parent (its name's
+    prefix renamed as the parent was: the `<parent>-<child>` convention). Left out, since the plan cannot name the
+    place: a whole-URN alias nested under a parent the plan does not know (a URN lacks the names of the parent's
+    ancestors), and an alias into another stack or project.
+    """
+    own = _urn_parts(stack_urn)
+    stack, project = (own[0], own[1]) if own else ("", "")
+    regions = _regions(registrations)
+    places = _places(registrations, stack_urn)
+    former: dict[str, list[_Place]] = {}  # URN -> its places under its aliases, own and inherited
+    known: dict[str, tuple[_Place, str]] = {places[r.urn].path: (places[r.urn], r.urn) for r in registrations}
+
+    def here(urn: str) -> tuple[str, str] | None:
+        """(qualified type, name) of a URN of this stack, None for another stack's or project's."""
+        parts = _urn_parts(urn)
+        if parts is None or (parts[0], parts[1]) != (stack, project):
+            return None
+        return parts[2], parts[3]
+
+    def parent_places(urn: str) -> list[_Place]:
+        """Where an alias's explicit parent is or was."""
+        parts = here(urn)
+        if urn == stack_urn or (parts and parts[0] == _ROOT_TYPE):
+            return [_Place()]
+        if parts is None:
+            return []
+        place, now = (places[urn], urn) if urn in places else known.get(f"{parts[0]}::{parts[1]}", (None, ""))
+        if place is not None:
+            return [place, *former.get(now, [])]
+        if "$" not in parts[0]:  # a top-level resource that the program no longer registers
+            return [_Place((parts[1],), (parts[0],))]
+        return []
+
+    out: dict[str, list[str]] = {}
+    for r in registrations:
+        parent_urn = r.parent_urn if r.parent_urn in places else ""
+        aliased: list[tuple[str, str]] = []  # (name, type) of each own alias: the parent's aliases multiply them
+        found: list[_Place] = []
+        for alias in r.aliases:
+            if alias.urn:
+                parts = here(alias.urn)
+                if parts is None:
+                    continue
+                qualified, name = parts
+                aliased.append((name, qualified.rsplit("$", 1)[-1]))
+                if "$" not in qualified:
+                    found.append(_Place((name,), (qualified,)))
+                elif f"{qualified}::{name}" in known:
+                    found.append(known[f"{qualified}::{name}"][0])
+                continue
+            if alias.stack not in ("", stack) or alias.project not in ("", project):
+                continue
+            name, type_ = alias.name or r.name, alias.type or r.type
+            aliased.append((name, type_))
+            if alias.no_parent:
+                parents = [_Place()]
+            elif alias.parent_urn:
+                parents = parent_places(alias.parent_urn)
+            else:
+                parents = [places[parent_urn] if parent_urn else _Place()]
+            found += [p.child(name, type_) for p in parents]
+        if parent_urn:
+            parent_name = places[parent_urn].names[-1]
+            for parent_alias in former.get(parent_urn, []):
+                for name, type_ in [(r.name, r.type), *aliased]:
+                    if name.startswith(parent_name):
+                        name = parent_alias.names[-1] + name[len(parent_name) :]
+                    found.append(parent_alias.child(name, type_))
+        former[r.urn] = [p for p in dict.fromkeys(found) if p != places[r.urn]]
+        for p in former[r.urn]:
+            known.setdefault(p.path, (p, ""))
         region = regions.get(r.urn) or regions.get(r.provider_urn, "")
-        prefix = f"{region}/" if region else ""
-        keys[r.urn] = f"{prefix}{'/'.join(reversed(chain))}::{r.type}"
-    return keys
+        keys = sorted({p.key(region) for p in former[r.urn]} - {places[r.urn].key(region)})
+        if keys:
+            out[r.urn] = keys
+    return out
 
 
-def _resource(r: Registration, keys: dict[str, str], stack_urn: str) -> dict[str, Any]:
+def _resource(r: Registration, keys: dict[str, str], stack_urn: str, aliases: dict[str, list[str]]) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "key": keys[r.urn],
         "type": r.type,
@@ -61,6 +190,8 @@ def _resource(r: Registration, keys: dict[str, str], stack_urn: str) -> dict[str
         "depends_on": sorted({keys[u] for u in r.dependency_urns if u in keys}),
         "inputs": normalise(r.inputs, urn_keys=keys),
     }
+    if aliases.get(r.urn):  # only where there are some: a plan without aliases keeps its bytes
+        entry["aliases"] = aliases[r.urn]
     options: dict[str, Any] = {}
     if r.ignore_changes:
         options["ignore_changes"] = sorted(r.ignore_changes)
@@ -69,6 +200,15 @@ def _resource(r: Registration, keys: dict[str, str], stack_urn: str) -> dict[str
     if options:
         entry["options"] = options
     return entry
+
+
+def plan_resources(recording: Recording, keys: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The plan's entries for one stack's recording, in registration order (build_plan sorts the deployment's)."""
+    keys = keys if keys is not None else resource_keys(recording.registrations, recording.stack_urn)
+    aliases = alias_keys(recording.registrations, recording.stack_urn)
+    return [
+        {**_resource(r, keys, recording.stack_urn, aliases), "stack": recording.stack} for r in recording.registrations
+    ]
 
 
 def _manifest_object(r: Registration, keys: dict[str, str]) -> dict[str, Any] | None:
@@ -101,8 +241,8 @@ def build_plan(
     outputs: dict[str, Any] = {}
     for recording in recordings:
         keys = resource_keys(recording.registrations, recording.stack_urn)
+        resources += plan_resources(recording, keys)
         for r in recording.registrations:
-            resources.append({**_resource(r, keys, recording.stack_urn), "stack": recording.stack})
             obj = _manifest_object(r, keys)
             if obj is not None:
                 found.append({"source": keys[r.urn], "object": obj})

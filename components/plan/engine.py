@@ -32,6 +32,42 @@ MOCK_ACCOUNT = "123456789012"  # AWS's documented example account id: never a re
 ORGANIZATION = "organization"
 
 
+@dataclass(frozen=True, kw_only=True)
+class AliasSpec:
+    """One alias as the program gave it: a whole URN, or only what differs from the resource as it is now
+    (an empty field means "as now"; `no_parent`: it used to have no parent)."""
+
+    urn: str = ""
+    name: str = ""
+    type: str = ""
+    parent_urn: str = ""
+    no_parent: bool = False
+    stack: str = ""
+    project: str = ""
+
+
+def alias_specs(request: Any) -> list[AliasSpec]:
+    """The aliases of a RegisterResourceRequest. The SDK sends `aliases` (alias_pb2.Alias: a URN or a spec)
+    when the monitor supports alias specs, as the MockMonitor says it does; otherwise whole URNs in `aliasURNs`."""
+    out = [AliasSpec(urn=urn) for urn in request.aliasURNs]
+    for alias in request.aliases:
+        if alias.WhichOneof("alias") == "urn":
+            out.append(AliasSpec(urn=alias.urn))
+            continue
+        spec = alias.spec
+        out.append(
+            AliasSpec(
+                name=spec.name,
+                type=spec.type,
+                parent_urn=spec.parentUrn if spec.WhichOneof("parent") == "parentUrn" else "",
+                no_parent=spec.WhichOneof("parent") == "noParent" and spec.noParent,
+                stack=spec.stack,
+                project=spec.project,
+            )
+        )
+    return out
+
+
 @dataclass(kw_only=True)
 class Registration:
     """One resource as the program registered it (names, not URNs: URNs are engine details)."""
@@ -48,6 +84,8 @@ class Registration:
     inputs: dict[str, Any]
     ignore_changes: list[str]
     custom_timeouts: dict[str, str]
+    aliases: list[AliasSpec] = field(default_factory=list)
+    """Other identities the engine would match in the stack's state (options.moved_from, provider type aliases)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,7 +276,7 @@ class PlanMocks(mocks.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    """A MockMonitor that keeps what MockResourceArgs drops: parent, provider, dependencies, options."""
+    """A MockMonitor that keeps what MockResourceArgs drops: parent, provider, dependencies, options, aliases."""
 
     def __init__(self, mocks_: PlanMocks, recording: Recording) -> None:
         super().__init__(mocks_)
@@ -288,6 +326,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 inputs=raw,
                 ignore_changes=list(request.ignoreChanges),
                 custom_timeouts={k: v for k, v in json_format.MessageToDict(request.customTimeouts).items() if v},
+                aliases=alias_specs(request),
             )
         )
         return response
