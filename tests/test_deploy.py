@@ -415,6 +415,47 @@ def test_each_release_takes_its_chart_where_its_deployment_can_reach(
                 assert inputs.get("repositoryOpts") == repository, release["key"]
 
 
+def test_crd_charts_are_released_first_and_their_controllers_skip_their_crds(plans: dict[str, Any]) -> None:
+    """A chart of the table that carries another's CRDs (crds_of) moves with it (same appVersion), is released
+    in every deployment (bundled in core's runner image like the rest: the test above), adopts CRDs a cluster
+    already has, and goes before its controller's release, which alone skips its crds/ folder."""
+    crd_charts = {c.name: c for c in UPSTREAM_CHARTS.values() if c.crds_of}
+    assert set(crd_charts) == {"karpenter-crd", "prometheus-operator-crds"}
+    for chart in crd_charts.values():
+        controller = UPSTREAM_CHARTS[chart.crds_of or ""]
+        assert chart.app_version and chart.app_version == controller.app_version, chart.name
+        assert controller.crds_of is None
+    held = {c.crds_of for c in crd_charts.values()}
+    for stack, plan in plans.items():
+        by_chart: dict[str, dict[str, Any]] = {}
+        for release in by_type(plan, RELEASE):
+            name = _table_chart(release["inputs"]).name
+            assert name not in by_chart, (stack, name)
+            by_chart[name] = release
+        for chart in crd_charts.values():
+            crds, controller = by_chart[chart.name], by_chart[chart.crds_of or ""]
+            assert crds["inputs"]["takeOwnership"] is True, (stack, chart.name)
+            assert crds["key"] in controller["depends_on"], (stack, chart.name)
+        for name, release in by_chart.items():
+            assert release["inputs"].get("skipCrds", False) is (name in held), (stack, name)
+
+
+def test_a_crd_release_is_only_for_a_crd_chart() -> None:
+    import pulumi
+
+    from components.k8s.crds import crd_release
+
+    with pytest.raises(ValueError, match="keda is not a CRD chart"):
+        crd_release(
+            "x",
+            chart=UPSTREAM_CHARTS["keda"],
+            source=ChartSource.UPSTREAM,
+            namespace="keda",
+            values={},
+            opts=pulumi.ResourceOptions(),
+        )
+
+
 def test_the_enterprise_preset_takes_its_charts_from_the_runner(make_settings) -> None:
     settings = make_settings("enterprise")
     assert settings.deploy.charts is ChartSource.BUNDLED

@@ -30,6 +30,7 @@ from components.aws.gateway_exposure import (
 )
 from components.aws.network import subnet_layout
 from components.errors import InputError
+from components.k8s.charts import UPSTREAM_CHARTS
 from components.k8s.gateway import objects
 from components.k8s.gateway.component import Gateway, GatewayArgs
 from components.k8s.load_balancer_controller import (
@@ -261,6 +262,15 @@ def test_the_chart_is_pinned_on_the_system_nodes_with_explicit_cluster_facts(tmp
     # Through the pull-through cache where nodes have no NAT.
     mirrored = controller_values(cluster_name="c", region="us-east-1", vpc_id=VPC_ID, image_registry="1.dkr/ecr-public")
     assert mirrored["image"]["repository"] == "1.dkr/ecr-public/eks/aws-load-balancer-controller"
+
+
+def test_the_chart_installs_its_own_crds_for_want_of_a_crd_chart(tmp_path: Path) -> None:
+    """Upstream publishes no chart of the controller's CRDs (components/k8s/load_balancer_controller.py): the
+    release is the only one that creates them on a new cluster, so it must not skip its crds/; a bump applies the
+    new chart's CRDs by hand first (docs/upgrades.md, "CRDs")."""
+    assert not [c for c in UPSTREAM_CHARTS.values() if c.crds_of == CHART]
+    inputs = one(plan_for(tmp_path, INTERNAL), "kubernetes:helm.sh/v3:Release")["inputs"]
+    assert "skipCrds" not in inputs and "takeOwnership" not in inputs
 
 
 def test_the_gateway_is_bound_to_the_target_group(tmp_path: Path) -> None:

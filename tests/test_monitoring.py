@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
+from components.k8s.charts import UPSTREAM_CHARTS
 from components.k8s.monitoring import assets, generate
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
 from components.k8s.monitoring.logs import (
@@ -33,10 +34,12 @@ from components.k8s.monitoring.values import (
     GPU_PRESENT_LABEL,
     GPU_TAINT_KEY,
     IMAGE_HOSTS,
+    KUBE_PROMETHEUS_STACK_CHART,
     KUBE_PROMETHEUS_STACK_IMAGES,
     KUBE_PROMETHEUS_STACK_REPO,
     KUBE_PROMETHEUS_STACK_VERSION,
     NODE_LABELS_FOR_COST,
+    PROMETHEUS_OPERATOR_CRDS,
     SCRAPE_SELECTOR_LABELS,
     SIZES,
     VLLM_IMAGE_TAG,
@@ -45,6 +48,7 @@ from components.k8s.monitoring.values import (
     alertmanager_config,
     dcgm_exporter_values,
     monitoring_values,
+    operator_crds_values,
 )
 from components.plan.engine import SECRET_TEXT, normalise, run_program
 from components.plan.run import load_settings
@@ -419,6 +423,33 @@ def test_eks_hidden_scrapes_are_off_and_cost_labels_exported(make_settings) -> N
     )
 
 
+def test_the_operators_crds_come_from_their_own_chart_of_the_same_operator_version(make_settings) -> None:
+    """kube-prometheus-stack installs its CRDs once (its `crds` subchart's crds/ folder) and never upgrades them:
+    prometheus-operator-crds, of the same Prometheus Operator, holds them instead; the stack's `crds` subchart
+    (crds/ and the preview upgrade job) is off, and every CRD is kept if its release goes."""
+    assert PROMETHEUS_OPERATOR_CRDS.crds_of == KUBE_PROMETHEUS_STACK_CHART
+    assert PROMETHEUS_OPERATOR_CRDS.repository == KUBE_PROMETHEUS_STACK_REPO
+    assert PROMETHEUS_OPERATOR_CRDS.app_version == UPSTREAM_CHARTS[KUBE_PROMETHEUS_STACK_CHART].app_version
+    for preset in Preset:
+        assert monitoring_values(make_settings(preset.value))["crds"] == {"enabled": False}
+    assert operator_crds_values() == {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
+
+
+@pytest.mark.parametrize("stack", ["pilot", "product", "core"])
+def test_every_stack_installs_the_operators_crds_before_the_stack(plans, stack) -> None:
+    releases = {r["name"]: r for r in plans[stack]["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release"}
+    crds, stack_release = releases["monitoring-prometheus-operator-crds"], releases["monitoring-kube-prometheus-stack"]
+    assert crds["inputs"]["chart"] in (PROMETHEUS_OPERATOR_CRDS.name, PROMETHEUS_OPERATOR_CRDS.bundle_path)
+    assert crds["inputs"]["version"] == PROMETHEUS_OPERATOR_CRDS.version
+    assert crds["inputs"]["namespace"] == stack_release["inputs"]["namespace"] == "monitoring"
+    assert crds["inputs"]["takeOwnership"] is True and crds["inputs"]["values"] == operator_crds_values()
+    assert crds["key"] in stack_release["depends_on"]
+    assert stack_release["inputs"]["skipCrds"] is True
+    assert stack_release["inputs"]["values"]["crds"] == {"enabled": False}
+    # What needs the CRDs and the operator still waits for the stack, which waits for the CRDs.
+    assert stack_release["key"] in releases["monitoring-dcgm-exporter"]["depends_on"]
+
+
 def test_alertmanager_routes_by_severity_and_repeats_sooner_for_bigger_presets() -> None:
     repeats = []
     for preset in (Preset.MINIMAL, Preset.MODERATE, Preset.ENTERPRISE):
@@ -485,6 +516,18 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
     )
     assert stack["name"] == "kube-prometheus-stack" and stack["namespace"] == "monitoring"
     assert stack["values"]["prometheus"]["prometheusSpec"]["retention"] == f"{SIZES[settings.preset].retention_days}d"
+    # The operator's CRDs: a release of their own, first; the stack leaves them (and its upgrade job) out.
+    crds = by_name["monitoring-prometheus-operator-crds"]
+    assert crds.parent_urn == component.urn
+    assert (crds.inputs["chart"], crds.inputs["version"], crds.inputs["repositoryOpts"]["repo"]) == (
+        "prometheus-operator-crds",
+        PROMETHEUS_OPERATOR_CRDS.version,
+        KUBE_PROMETHEUS_STACK_REPO,
+    )
+    assert crds.inputs["name"] == "prometheus-operator-crds" and crds.inputs["takeOwnership"] is True
+    assert crds.urn in by_name["monitoring-kube-prometheus-stack"].dependency_urns
+    assert by_name["monitoring-namespace"].urn in crds.dependency_urns
+    assert stack["skipCrds"] is True and stack["values"]["crds"] == {"enabled": False}
     dcgm = by_name["monitoring-dcgm-exporter"]
     assert (dcgm.inputs["version"], dcgm.inputs["repositoryOpts"]["repo"]) == (
         DCGM_EXPORTER_VERSION,

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 # Where the deploy runner's image holds the charts (deploy/runner.Dockerfile, ARG CHART_BUNDLE).
 BUNDLE_DIR = "/opt/modelyard/charts"
 
+# What every CRD chart's release (`crds_of`) puts on its CRDs, through the chart's value for annotations: Helm's
+# annotation that keeps an object when its release is uninstalled or stops rendering it (components/k8s/crds.py).
+CRD_ANNOTATIONS: Mapping[str, str] = MappingProxyType({"helm.sh/resource-policy": "keep"})
+
 
 class ChartSource(StrEnum):
     """Where the Kubernetes provider takes upstream charts from (deploy.charts)."""
@@ -46,6 +50,13 @@ class UpstreamChart:
     """A chart repository's https URL, or the oci:// registry path holding the chart."""
     sha256: str | None = None
     """The .tgz's digest, where the repository's index gives it: the image's build checks it."""
+    app_version: str | None = None
+    """The chart's appVersion, recorded where another chart of the table must match it (a CRD chart and the
+    chart whose CRDs it carries)."""
+    crds_of: str | None = None
+    """For a chart that carries only the CRDs of another chart of the table: that chart's name. Helm never
+    upgrades a chart's crds/ folder, so the kit installs such a chart as a release of its own, before the
+    other, whose release skips its crds/ (docs/upgrades.md, "CRDs"). The two move together: same appVersion."""
 
     @property
     def oci(self) -> bool:
@@ -79,7 +90,19 @@ def _table(*charts: UpstreamChart) -> Mapping[str, UpstreamChart]:
 # Bump a chart here, and only here: the Releases, the runner image's bundle and the docs' checks follow.
 UPSTREAM_CHARTS: Mapping[str, UpstreamChart] = _table(
     # Tag v1.7.3 of aws/karpenter-provider-aws. Runs on the system node group, which Karpenter does not manage.
-    UpstreamChart(name="karpenter", version="1.7.3", repository="oci://public.ecr.aws/karpenter"),
+    UpstreamChart(name="karpenter", version="1.7.3", app_version="1.7.3", repository="oci://public.ecr.aws/karpenter"),
+    # Karpenter's CRDs as templates (Helm upgrades them), the chart Karpenter's upgrade guide recommends ("CRD
+    # Upgrades", website/content/en/v1.7/upgrading/upgrade-guide.md). Tag v1.7.3 (4abf6732) of
+    # aws/karpenter-provider-aws: hack/release/common.sh publishes charts/karpenter-crd beside charts/karpenter,
+    # same version and appVersion, to public.ecr.aws/karpenter; its four templates are the CRDs the karpenter
+    # chart's crds/ links to (pkg/apis/crds), plus `additionalAnnotations`.
+    UpstreamChart(
+        name="karpenter-crd",
+        version="1.7.3",
+        app_version="1.7.3",
+        repository="oci://public.ecr.aws/karpenter",
+        crds_of="karpenter",
+    ),
     # github.com/NVIDIA/k8s-device-plugin; 0.18.0 is the version NVIDIA's install guide pins.
     UpstreamChart(
         name="nvidia-device-plugin", version="0.18.0", repository="https://nvidia.github.io/k8s-device-plugin"
@@ -94,7 +117,21 @@ UPSTREAM_CHARTS: Mapping[str, UpstreamChart] = _table(
     UpstreamChart(
         name="kube-prometheus-stack",
         version="88.5.3",
+        app_version="v0.93.1",
         repository="https://prometheus-community.github.io/helm-charts",
+    ),
+    # The Prometheus Operator's CRDs as templates, from the same repository: charts/prometheus-operator-crds/
+    # Chart.yaml at tag prometheus-operator-crds-31.0.1 (commit 4529d7bb, 2026-08-10): version 31.0.1, appVersion
+    # v0.93.1, kube-prometheus-stack 88.5.3's operator; its ten CRDs are, template lines aside, byte for byte the
+    # ones kube-prometheus-stack 88.5.3 carries in charts/crds/crds/. It keeps them in a subchart's templates,
+    # which Helm does not copy into the release's Secret (the rendered CRDs alone, about 0.6 MB encoded, stay
+    # under a Secret's 1 MiB; helm-charts issue 3654, PR 3771).
+    UpstreamChart(
+        name="prometheus-operator-crds",
+        version="31.0.1",
+        app_version="v0.93.1",
+        repository="https://prometheus-community.github.io/helm-charts",
+        crds_of="kube-prometheus-stack",
     ),
     # NVIDIA/dcgm-exporter deployment/Chart.yaml at tag 4.5.3-4.8.2 (commit 691c9276, 2026-05-06): chart 4.8.2;
     # its values.yaml defaults the image to tag 4.5.3-4.8.2 (DCGM 4.5.3, exporter 4.8.2). Repository from its
@@ -107,6 +144,7 @@ UPSTREAM_CHARTS: Mapping[str, UpstreamChart] = _table(
     UpstreamChart(name="aws-for-fluent-bit", version="0.2.0", repository="https://aws.github.io/eks-charts"),
     # aws/eks-charts index.yaml (gh-pages): aws-load-balancer-controller 3.5.0, appVersion v3.5.0, created
     # 2026-08-03, with this digest; the chart of tag v3.5.0 of kubernetes-sigs/aws-load-balancer-controller.
+    # Its CRDs are only in its crds/, and no CRD chart of them exists: see components/k8s/load_balancer_controller.py.
     UpstreamChart(
         name="aws-load-balancer-controller",
         version="3.5.0",

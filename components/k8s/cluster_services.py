@@ -4,7 +4,8 @@
   stack from the Cluster component's outputs, in a split deployment from the AWS layer's stack outputs);
   its token comes from `aws eks get-token` at use, so nothing secret is stored;
 - an encrypted gp3 StorageClass as the default (EKS ships none);
-- Karpenter's controller (pinned chart) on the system nodes, bound by the AWS layer's Pod Identity
+- Karpenter's CRDs (the pinned karpenter-crd chart, a release of its own: components/k8s/crds.py), then its
+  controller (pinned chart, skipping its crds/) on the system nodes, bound by the AWS layer's Pod Identity
   association to its controller role.
 """
 
@@ -18,12 +19,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.aws.cluster import KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT, SYSTEM_POOL_LABEL
-from components.k8s.charts import UPSTREAM_CHARTS, ChartSource, chart_source
+from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS, ChartSource, chart_source
+from components.k8s.crds import crd_release
 from components.options import children_moved_from
 
 # Karpenter's chart (oci://public.ecr.aws/karpenter/karpenter; the pin is in components/k8s/charts.py).
 # It runs on the system node group, which Karpenter does not manage.
 KARPENTER_CHART = UPSTREAM_CHARTS["karpenter"]
+# Its CRDs (NodePool, NodeClaim, EC2NodeClass, NodeOverlay), same version: karpenter-crd's only value is
+# `additionalAnnotations` (charts/karpenter-crd/values.yaml at tag v1.7.3).
+KARPENTER_CRD_CHART = UPSTREAM_CHARTS["karpenter-crd"]
 
 
 def kubeconfig(*, cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
@@ -74,9 +79,10 @@ class ClusterServicesArgs:
 
 
 class ClusterServices(pulumi.ComponentResource):
-    """The Kubernetes provider, the default StorageClass and Karpenter's controller."""
+    """The Kubernetes provider, the default StorageClass, Karpenter's CRDs and its controller."""
 
     provider: k8s.Provider
+    karpenter_crds: k8s.helm.v3.Release
     karpenter: k8s.helm.v3.Release
 
     def __init__(self, name: str, *, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -114,6 +120,15 @@ class ClusterServices(pulumi.ComponentResource):
             reclaim_policy="Delete",
             opts=on_cluster,
         )
+        # In Karpenter's namespace, as its upgrade guide installs it.
+        self.karpenter_crds = crd_release(
+            f"{name}-karpenter-crd",
+            chart=KARPENTER_CRD_CHART,
+            source=args.charts,
+            namespace=KARPENTER_NAMESPACE,
+            values={"additionalAnnotations": dict(CRD_ANNOTATIONS)},
+            opts=on_cluster,
+        )
         chart, repository = chart_source(args.charts, KARPENTER_CHART)
         self.karpenter = k8s.helm.v3.Release(
             f"{name}-karpenter",
@@ -122,6 +137,8 @@ class ClusterServices(pulumi.ComponentResource):
             version=KARPENTER_CHART.version,
             repository_opts=repository,
             namespace=KARPENTER_NAMESPACE,
+            # The CRDs are karpenter-crd's: this release never installs its crds/ copy, even on a new cluster.
+            skip_crds=True,
             values={
                 "settings": {"clusterName": args.cluster_name, "interruptionQueue": args.karpenter_queue_name},
                 "controller": {
@@ -140,7 +157,7 @@ class ClusterServices(pulumi.ComponentResource):
                 "replicas": 2,
                 "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
             },
-            opts=on_cluster,
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[self.karpenter_crds])),
         )
         self.provider = provider
         self.register_outputs({})

@@ -24,6 +24,15 @@ of type LoadBalancer to this controller, whose policy cannot create load balance
 in-tree controller, which would create a Classic Load Balancer with the cluster role's rights; its failure
 policy is Ignore, so Services are never blocked while no controller pod answers (in that window only, a new
 LoadBalancer Service would go to the in-tree controller). The Ingress validation webhook is off (no Ingress).
+
+CRDs: the chart ships its seven CRDs (TargetGroupBinding, IngressClassParams, ... in crds/crds.yaml and
+crds/gateway-crds.yaml) only in crds/, which Helm installs on the first install and never upgrades. Unlike
+Karpenter and kube-prometheus-stack, upstream publishes no chart of them at 3.5.0 (the chart of tag v3.5.0 of
+kubernetes-sigs/aws-load-balancer-controller, helm/aws-load-balancer-controller, has none; a CRD chart is still
+asked for in aws/eks-charts issue 1219 and aws-load-balancer-controller issue 4870): its installation guide
+(docs/deploy/installation.md at v3.5.0) has the operator apply the chart's CRDs before a `helm upgrade`. So this
+release keeps installing them on a new cluster (no `skip_crds`), and a bump of the chart is preceded by that
+step, from the pinned chart itself (docs/upgrades.md, "CRDs"). The kit does not copy the CRDs into its own tree.
 """
 
 from __future__ import annotations

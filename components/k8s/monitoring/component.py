@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s.charts import chart_source
+from components.k8s.crds import crd_release
 from components.k8s.monitoring import assets
 from components.k8s.monitoring.values import (
     DCGM_EXPORTER,
@@ -22,12 +23,14 @@ from components.k8s.monitoring.values import (
     KUBE_PROMETHEUS_STACK,
     KUBE_PROMETHEUS_STACK_RELEASE,
     MONITORING_NAMESPACE,
+    PROMETHEUS_OPERATOR_CRDS,
     ROUTES,
     ReceiverKind,
     ReceiverSpec,
     alertmanager_config,
     dcgm_exporter_values,
     monitoring_values,
+    operator_crds_values,
 )
 from components.settings import Settings
 
@@ -78,6 +81,15 @@ class Monitoring(pulumi.ComponentResource):
 
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         charts = args.settings.deploy.charts
+        # The Prometheus Operator's CRDs, before the stack, which leaves them out (crds.enabled false).
+        operator_crds = crd_release(
+            f"{name}-{PROMETHEUS_OPERATOR_CRDS.name}",
+            chart=PROMETHEUS_OPERATOR_CRDS,
+            source=charts,
+            namespace=namespace.metadata["name"],
+            values=operator_crds_values(),
+            opts=after_namespace,
+        )
         chart, repository = chart_source(charts, KUBE_PROMETHEUS_STACK)
         stack = k8s.helm.v3.Release(
             f"{name}-{KUBE_PROMETHEUS_STACK_RELEASE}",
@@ -89,10 +101,11 @@ class Monitoring(pulumi.ComponentResource):
             values=pulumi.Output.from_input(args.image_mirrors).apply(
                 lambda mirrors: monitoring_values(args.settings, image_mirrors=mirrors)
             ),
+            skip_crds=True,
             timeout=RELEASE_TIMEOUT_SECONDS,
-            opts=after_namespace,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, operator_crds]),
         )
-        # The exporter's ServiceMonitor and the rules need the CRDs the stack installs.
+        # The exporter's ServiceMonitor and the rules need the CRDs (installed before the stack) and the operator.
         after_stack = pulumi.ResourceOptions(parent=self, depends_on=[stack])
         chart, repository = chart_source(charts, DCGM_EXPORTER)
         k8s.helm.v3.Release(

@@ -12,7 +12,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from components.k8s.charts import UPSTREAM_CHARTS
+from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS
 from components.settings import Settings
 from components.settings.model import Preset
 
@@ -23,6 +23,15 @@ KUBE_PROMETHEUS_STACK = UPSTREAM_CHARTS["kube-prometheus-stack"]
 KUBE_PROMETHEUS_STACK_CHART = KUBE_PROMETHEUS_STACK.name
 KUBE_PROMETHEUS_STACK_VERSION = KUBE_PROMETHEUS_STACK.version
 KUBE_PROMETHEUS_STACK_REPO = KUBE_PROMETHEUS_STACK.repository
+# The Prometheus Operator's CRDs (monitoring.coreos.com), a release of their own before the stack's
+# (components/k8s/crds.py): the chart of the same operator version. kube-prometheus-stack's own answer, the
+# CRD upgrade job (`crds.upgradeJob`), is not used: its values.yaml at 88.5.3 calls it "in preview, off by
+# default and may change in the future"; it runs docker.io/busybox:latest (a moving tag) and
+# registry.k8s.io/kubectl tagged from `.Capabilities.KubeVersion` (charts/crds/templates/upgrade/job.yaml), images
+# the kit would have to pin by digest and mirror; and it applies the CRDs from a pre-install/pre-upgrade hook
+# (kubectl apply --server-side --force-conflicts) that no release owns. The CRD chart needs no image and is
+# bundled for the deploy runner like every chart of the table.
+PROMETHEUS_OPERATOR_CRDS = UPSTREAM_CHARTS["prometheus-operator-crds"]
 
 # The DCGM exporter's chart; its values.yaml defaults the image to the tag below (DCGM 4.5.3, exporter 4.8.2).
 DCGM_EXPORTER = UPSTREAM_CHARTS["dcgm-exporter"]
@@ -313,7 +322,9 @@ def _stack_values(settings: Settings) -> dict[str, Any]:
     small = _resources("50m", "64Mi")
     return {
         "fullnameOverride": KUBE_PROMETHEUS_STACK_RELEASE,
-        "crds": {"enabled": True},
+        # The CRDs are prometheus-operator-crds' (PROMETHEUS_OPERATOR_CRDS): the `crds` subchart (its crds/
+        # folder and its upgrade job) stays out of this release.
+        "crds": {"enabled": False},
         # EKS runs the control plane: scheduler, controller manager and etcd cannot be scraped, and
         # kube-proxy binds its metrics to localhost. Their targets would only ever be down.
         "kubeScheduler": {"enabled": False},
@@ -395,6 +406,11 @@ def _stack_values(settings: Settings) -> dict[str, Any]:
             "tolerations": [_GPU_TOLERATION, {"operator": "Exists", "effect": "NoSchedule"}],
         },
     }
+
+
+def operator_crds_values() -> dict[str, Any]:
+    """Helm values for prometheus-operator-crds: every CRD (its default), kept if the release goes (CRD_ANNOTATIONS)."""
+    return {"crds": {"annotations": dict(CRD_ANNOTATIONS)}}
 
 
 def dcgm_exporter_values(*, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
