@@ -287,6 +287,17 @@ def test_karpenter_controller_uses_pod_identity_and_nodes_can_join(plans, stack)
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_karpenter_is_told_its_region_since_its_pods_cannot_ask_imds(plans, stack):
+    """The system nodes allow pods no IMDS hop; Karpenter asks IMDS for its region unless AWS_REGION is set."""
+    plan = plans[stack]
+    (template,) = [t for t in by_type(plan, "aws:ec2/launchTemplate:LaunchTemplate") if t["name"] == "cluster-system"]
+    assert template["inputs"]["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    (release,) = [r for r in by_type(plan, "kubernetes:helm.sh/v3:Release") if r["inputs"]["name"] == "karpenter"]
+    env = release["inputs"]["values"]["controller"]["env"]
+    assert {"name": "AWS_REGION", "value": plan["outputs"]["region"]} in env
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_karpenters_crds_are_a_release_of_their_own_before_the_controller(plans, stack):
     """Helm never upgrades a chart's crds/: karpenter-crd (same version) holds them, adopting the ones a cluster
     installed before already has, and keeps them if the release goes; the controller's release skips its copy."""

@@ -65,7 +65,7 @@ class ClusterServicesArgs:
     cluster_name: str
     """The EKS cluster's name (settings.name)."""
     region: str
-    """The cluster's region, for the token command of the kubeconfig."""
+    """The cluster's region: the kubeconfig's token command, and Karpenter's (pods cannot ask IMDS)."""
     endpoint: pulumi.Input[str]
     """The API server's URL."""
     certificate_authority: pulumi.Input[str]
@@ -151,6 +151,11 @@ class ClusterServices(pulumi.ComponentResource):
                         "requests": {"cpu": "250m", "memory": "512Mi"},
                         "limits": {"memory": "512Mi"},
                     },
+                    # Karpenter reads its region from the instance metadata service unless AWS_REGION is set, and
+                    # the system nodes allow pods no IMDS hop: without it the controller panics at start
+                    # ("ec2imds: GetRegion ... context deadline exceeded", aws/karpenter-provider-aws#8219).
+                    # EKS Pod Identity injects credentials, not a region.
+                    "env": [{"name": "AWS_REGION", "value": args.region}],
                 },
                 # The Pod Identity association binds this service account to the controller role.
                 "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT},
