@@ -478,3 +478,18 @@ def test_a_runner_without_nat_cannot_fetch_upstream_charts(make_settings) -> Non
     for charts in ("upstream", "bundled"):
         settings = make_settings("enterprise", deploy={"charts": charts}, network={"nat": "single"})
         assert settings.deploy.charts.value == charts
+
+
+def test_the_runner_build_context_holds_only_what_the_image_copies() -> None:
+    """`.dockerignore` admits exactly the paths the Dockerfile COPYs from the context (not .venv, .git, stacks)."""
+    copied = set()
+    for line in DOCKERFILE.read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"] and not any(p.startswith("--from=") for p in parts):
+            copied.update(p.rstrip("/") for p in parts[1:-1])
+    rules = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and line[0] != "#"
+    ]
+    assert rules[0] == "*"
+    admitted = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    assert admitted == copied
