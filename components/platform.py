@@ -280,7 +280,7 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
                 secrets_key_arn=deploy.secrets_key_arn,
                 compute_type=deploy.runner_compute.value,
                 timeout_minutes=deploy.runner_timeout_minutes,
-                image_tag=kit_version(),
+                image_tag=deploy.runner_image_tag or kit_version(),
                 tags=settings.tags_for("deploy-runner"),
             ),
             opts=on_aws,

@@ -493,3 +493,26 @@ def test_the_runner_build_context_holds_only_what_the_image_copies() -> None:
     assert rules[0] == "*"
     admitted = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
     assert admitted == copied
+
+
+def test_the_runner_runs_the_image_tag_the_stack_names(tmp_path: Path) -> None:
+    """ECR tags are immutable: a rebuilt image (a chart or lock bump) ships under a tag of its own."""
+    from components.platform import kit_version
+
+    def image(plan: dict[str, Any]) -> str:
+        (project,) = by_type(plan, "aws:codebuild/project:Project")
+        return str(project["inputs"]["environment"]["image"])
+
+    stacks: dict[str, dict[str, Any]] = {
+        "core": {"modelyard:preset": "enterprise"},
+        "core-k8s": {"modelyard:layer_of": "core"},
+    }
+    assert image(plan_stack(_project(tmp_path / "default", stacks), "core")).endswith(f":{kit_version()}")
+    stacks["core"]["modelyard:deploy"] = {"runner_image_tag": "0.1.0-charts2"}
+    assert image(plan_stack(_project(tmp_path / "tagged", stacks), "core")).endswith(":0.1.0-charts2")
+    message = _problems(
+        tmp_path / "one",
+        {"x": {"modelyard:preset": "moderate", "modelyard:deploy": {"runner_image_tag": "0.1.0-charts2"}}},
+        "x",
+    )
+    assert "modelyard:deploy.runner_image_tag: only with deploy.layers: split" in message

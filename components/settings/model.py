@@ -609,6 +609,13 @@ class DeploySettings:
         minimum=15,
         maximum=480,
     )
+    runner_image_tag: str | None = doc_field(
+        "split only: the tag of the runner's image in its ECR repository (tags there are immutable); null: the "
+        "kit's version. Set a new one to ship a rebuilt image (a chart or lock bump) without a new kit version",
+        default=None,
+        pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+        pattern_doc="a Docker tag: letters, digits, _ . -, at most 128, not starting with . or -",
+    )
     charts: ChartSource = doc_field(
         "where the Kubernetes provider takes the upstream Helm charts from at preview and up: upstream, their "
         "repositories (whoever runs Pulumi needs a way out); bundled, the charts baked into the deploy runner's "

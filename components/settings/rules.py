@@ -343,7 +343,7 @@ def deploy_layers(s: Settings) -> Iterator[Problem]:
     """A split deployment's runner needs the state backend and secrets key it may use; nothing else has them."""
     deploy = s.deploy
     if deploy.layers is Layers.ONE_STACK:
-        for key in ("kubernetes_stack", "state_bucket", "secrets_key_arn"):
+        for key in ("kubernetes_stack", "state_bucket", "secrets_key_arn", "runner_image_tag"):
             if getattr(deploy, key) is not None:
                 yield _p(f"deploy.{key}", "only with deploy.layers: split")
         return
