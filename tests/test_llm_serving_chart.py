@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.catalog import WeightDtype, resolve_model
+from components.catalog import resolve_model
 from components.k8s.serving_values import (
     CHART_DIR,
     MAX_RELEASE_NAME,
@@ -42,9 +42,19 @@ GOLDEN_DIR = ROOT / "tests" / "golden" / "llm-serving"
 CI_DIR = CHART_DIR / "ci"
 KUBERNETES_VERSION = "1.33.0"
 # API groups of CRDs the chart may render, which kubernetes-validate has no schema for.
-CRD_GROUPS = frozenset({"monitoring.coreos.com", "keda.sh"})
-# Two contrasting releases kept as golden files: one GPU on a pilot, eight H200s on the enterprise stack.
-GOLDEN = {"pilot-llama-8b": ("pilot", "llama-8b"), "core-deepseek-r1": ("core", "deepseek-r1")}
+CRD_GROUPS = frozenset({"monitoring.coreos.com", "keda.sh", "leaderworkerset.x-k8s.io"})
+# Contrasting releases kept as golden files: one GPU on a pilot, eight H200s on the enterprise stack, and a
+# replica across two p5.48xlarge nodes (the enterprise stack's Llama 3.1 405B in bf16: MULTI_NODE).
+GOLDEN = {
+    "pilot-llama-8b": ("pilot", "llama-8b"),
+    "core-deepseek-r1": ("core", "deepseek-r1"),
+    "core-llama-405b-bf16": ("core", "llama-405b"),
+}
+# The enterprise preset's llama-405b served in bf16: 810 GB of weights, two p5.48xlarge nodes per replica
+# (pipeline parallel 2 over EFA), one replica (a multi-node replica is not autoscaled).
+MULTI_NODE = "core-llama-405b-bf16"
+MULTI_NODE_MODEL = {"dtype": "bf16", "context": 16384, "concurrency": 32, "replicas": {"min": 1, "max": 1}}
+LWS_GROUP = "leaderworkerset.x-k8s.io"
 ECR_ACCOUNT = "123456789012"
 GPU_TAINT = {"key": "nvidia.com/gpu", "effect": "NoSchedule", "value": "true"}
 
@@ -88,6 +98,39 @@ def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
     (deployment,) = of_kind(objects, "Deployment")
     return deployment["spec"]["template"]["spec"]
+
+
+def pod_templates(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """role -> pod template of a release: "single" (the Deployment's), or a LeaderWorkerSet's "leader" and "worker"."""
+    deployments, groups = of_kind(objects, "Deployment"), of_kind(objects, "LeaderWorkerSet")
+    assert len(deployments) + len(groups) == 1
+    if deployments:
+        return {"single": deployments[0]["spec"]["template"]}
+    template = groups[0]["spec"]["leaderWorkerTemplate"]
+    return {"leader": template["leaderTemplate"], "worker": template["workerTemplate"]}
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {role: template["spec"] for role, template in pod_templates(objects).items()}
+
+
+def as_pods(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A LeaderWorkerSet's pod templates as Pods: what kubernetes-validate and checkov can check (neither looks
+    inside a custom resource); the LWS controller creates pods from exactly these templates."""
+    pods = []
+    for group in of_kind(objects, "LeaderWorkerSet"):
+        template = group["spec"]["leaderWorkerTemplate"]
+        for role in ("leader", "worker"):
+            metadata = template[f"{role}Template"]["metadata"]
+            pods.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {**metadata, "name": f"{group['metadata']['name']}-{role}", "namespace": "ci"},
+                    "spec": template[f"{role}Template"]["spec"],
+                }
+            )
+    return pods
 
 
 def sizing_gpus(settings: Settings, model: str) -> tuple[int, int]:
@@ -162,25 +205,35 @@ def settings_by_stack() -> dict[str, Settings]:
 
 @pytest.fixture(scope="module")
 def stack_cases(settings_by_stack: dict[str, Settings]) -> dict[str, tuple[Settings, str]]:
-    """<stack>-<model> -> (settings, model), for every single-node model of every shipped stack."""
+    """<stack>-<model> -> (settings, model), for every model of every shipped stack (all single-node today)."""
     cases = {}
     for stack, settings in settings_by_stack.items():
         for model in settings.models:
-            try:
-                stack_values(settings, model)
-            except ServingValuesError as exc:
-                if "nodes per replica" in str(exc):
-                    continue  # refused: test_multi_node_models_are_refused
-                raise
             cases[f"{stack}-{model}"] = (settings, model)
     return cases
 
 
+def multi_node_settings() -> Settings:
+    """The enterprise stack (core) with its llama-405b served in bf16: two nodes per replica."""
+    from tests.conftest import config_for
+
+    stack_file = StackFile.load(ROOT, "core")
+    config = {**stack_file.engine_config(), **config_for("enterprise", models={"llama-405b": MULTI_NODE_MODEL})}
+    return build_settings(project=stack_file.project, stack="core", config=config)
+
+
 @pytest.fixture(scope="module")
-def case_values(stack_cases: dict[str, tuple[Settings, str]]) -> dict[str, tuple[dict[str, Any], str, str]]:
-    """case -> (values, release, namespace): shipped stacks' models and the ci/ values files."""
+def multi_node() -> tuple[Settings, str]:
+    return multi_node_settings(), "llama-405b"
+
+
+@pytest.fixture(scope="module")
+def case_values(
+    stack_cases: dict[str, tuple[Settings, str]], multi_node: tuple[Settings, str]
+) -> dict[str, tuple[dict[str, Any], str, str]]:
+    """case -> (values, release, namespace): shipped stacks' models, the multi-node model and the ci/ values files."""
     out = {}
-    for case, (settings, model) in stack_cases.items():
+    for case, (settings, model) in {**stack_cases, MULTI_NODE: multi_node}.items():
         out[case] = (stack_values(settings, model), model, namespace_of(settings, model))
     for path in sorted(CI_DIR.glob("*.yaml")):
         out[f"ci-{path.stem}"] = (yaml.safe_load(path.read_text()), "ci", "ci")
@@ -204,9 +257,9 @@ def stack_rendered(rendered: dict[str, list[dict[str, Any]]], stack_cases: dict[
 # --- the chart as a chart --------------------------------------------------------------------------
 
 
-def test_every_shipped_model_is_rendered_or_refused(settings_by_stack: dict[str, Settings], stack_cases) -> None:
+def test_every_shipped_model_is_rendered(settings_by_stack: dict[str, Settings], stack_cases) -> None:
     total = sum(len(s.models) for s in settings_by_stack.values())
-    assert len(stack_cases) >= total - 1, "only the multi-node llama-405b may be left out"
+    assert len(stack_cases) == total
     assert {"pilot-llama-8b", "core-deepseek-r1", "product-llama-70b"} <= set(stack_cases)
 
 
@@ -273,7 +326,9 @@ def base_values() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("override", "where"),
     [
-        ({"vllm": {"pipelineParallel": 2, "nodesPerReplica": 2}}, "/vllm/nodesPerReplica"),
+        ({"vllm": {"pipelineParallel": 5, "nodesPerReplica": 5}}, "/vllm/nodesPerReplica"),
+        ({"vllm": {"tensorParallel": 8, "pipelineParallel": 1, "nodesPerReplica": 2}}, "/vllm/pipelineParallel"),
+        ({"multiNode": {"efaDevices": -1}}, "/multiNode/efaDevices"),
         ({"vllm": {"tensorParallel": 3}}, "/vllm/tensorParallel"),
         ({"image": {"tag": "latest"}}, "/image/tag"),
         ({"image": {"digest": "sha256:abc"}}, "/image/digest"),
@@ -329,7 +384,7 @@ def test_release_names_fit_helm(stack_cases: dict[str, tuple[Settings, str]]) ->
 def test_every_object_is_valid_for_the_cluster_kubernetes(rendered: dict[str, list[dict[str, Any]]]) -> None:
     seen_crds = set()
     for case, objects in rendered.items():
-        for obj in objects:
+        for obj in [*objects, *as_pods(objects)]:
             try:
                 kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
             except kubernetes_validate.SchemaNotFoundError:
@@ -346,7 +401,7 @@ def test_checkov_finds_nothing_outside_the_skip_list(rendered: dict[str, list[di
     skips = yaml.safe_load((CHART_DIR / "checkov-skips.yaml").read_text())["skips"]
     assert all(s["id"].startswith("CKV") and len(s["reason"]) > 40 for s in skips)
     for case, objects in rendered.items():
-        (tmp_path / f"{case}.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
+        (tmp_path / f"{case}.yaml").write_text(yaml.safe_dump_all([*objects, *as_pods(objects)], sort_keys=False))
     result = subprocess.run(
         [
             checkov,
@@ -371,43 +426,48 @@ def test_checkov_finds_nothing_outside_the_skip_list(rendered: dict[str, list[di
 
 def test_every_container_is_locked_down(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for case, objects in rendered.items():
-        spec = pod_spec(objects)
-        pod = spec["securityContext"]
-        assert pod["runAsNonRoot"] is True and pod["runAsUser"] >= 10000, case
-        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, case
-        assert spec["automountServiceAccountToken"] is False, case
-        assert not any("hostPath" in v for v in spec["volumes"]), case
-        for container in all_containers(spec):
-            sc = container["securityContext"]
-            assert sc["runAsNonRoot"] is True and sc["runAsUser"] >= 10000, (case, container["name"])
-            assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False, case
-            assert sc["readOnlyRootFilesystem"] is True, case
-            assert sc["capabilities"] == {"drop": ["ALL"]}, case
-            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, case
-            assert "@sha256:" in container["image"], (case, container["image"])
+        for role, spec in pod_specs(objects).items():
+            pod = spec["securityContext"]
+            assert pod["runAsNonRoot"] is True and pod["runAsUser"] >= 10000, (case, role)
+            assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, (case, role)
+            assert spec["automountServiceAccountToken"] is False, (case, role)
+            assert not any("hostPath" in v for v in spec["volumes"]), (case, role)
+            assert not spec.get("hostNetwork") and not spec.get("hostIPC"), (case, role)
+            for container in all_containers(spec):
+                sc = container["securityContext"]
+                assert sc["runAsNonRoot"] is True and sc["runAsUser"] >= 10000, (case, container["name"])
+                assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False, case
+                assert sc["readOnlyRootFilesystem"] is True, case
+                assert sc["capabilities"] == {"drop": ["ALL"]}, case
+                assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, case
+                assert "@sha256:" in container["image"], (case, container["image"])
 
 
 def test_writable_paths_are_volumes_and_shm_is_memory(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for case, objects in rendered.items():
-        spec = pod_spec(objects)
-        volumes = {v["name"]: v for v in spec["volumes"]}
-        assert volumes["shm"]["emptyDir"]["medium"] == "Memory" and volumes["shm"]["emptyDir"]["sizeLimit"], case
-        assert all(v["emptyDir"].get("sizeLimit") for v in volumes.values()), case
-        (vllm,) = spec["containers"]
-        mounts = {m["mountPath"]: m for m in vllm["volumeMounts"]}
-        assert {"/dev/shm", "/tmp", "/scratch"} <= set(mounts), case
-        env = {e["name"]: e["value"] for e in vllm["env"]}
-        for key in ("HOME", "XDG_CACHE_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "HF_HOME"):
-            assert env[key].startswith("/scratch"), (case, key)
+        for role, spec in pod_specs(objects).items():
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            assert volumes["shm"]["emptyDir"]["medium"] == "Memory" and volumes["shm"]["emptyDir"]["sizeLimit"], case
+            assert all(v["emptyDir"].get("sizeLimit") for v in volumes.values()), case
+            (vllm,) = spec["containers"]
+            mounts = {m["mountPath"]: m for m in vllm["volumeMounts"]}
+            assert {"/dev/shm", "/tmp", "/scratch"} <= set(mounts), (case, role)
+            env = {e["name"]: e.get("value") for e in vllm["env"]}
+            for key in ("HOME", "XDG_CACHE_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "HF_HOME", "TMPDIR"):
+                assert env[key].startswith(("/scratch", "/tmp")), (case, role, key)
 
 
 def test_vllm_runs_offline_with_request_logging_off(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for case, objects in rendered.items():
-        (vllm,) = pod_spec(objects)["containers"]
-        env = {e["name"]: e["value"] for e in vllm["env"]}
-        assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1" and env["DO_NOT_TRACK"] == "1"
-        assert "--no-enable-log-requests" in vllm["args"], case
-        assert not any(a.startswith(("--enable-log-requests", "--disable-log-requests")) for a in vllm["args"])
+        for role, spec in pod_specs(objects).items():
+            (vllm,) = spec["containers"]
+            env = {e["name"]: e.get("value") for e in vllm["env"]}
+            assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1" and env["DO_NOT_TRACK"] == "1"
+            if role == "worker":  # a Ray worker: vLLM's arguments are the leader's
+                assert "args" not in vllm and env["RAY_USAGE_STATS_ENABLED"] == "0", case
+                continue
+            assert "--no-enable-log-requests" in vllm["args"], case
+            assert not any(a.startswith(("--enable-log-requests", "--disable-log-requests")) for a in vllm["args"])
 
 
 # --- what the kit promises ----------------------------------------------------------------------------
@@ -473,12 +533,18 @@ def test_pdb_never_blocks_a_drain_of_a_single_replica(chart: helm.Chart, rendere
     assert eviction_allowed(pdb, replicas=1, healthy=0, pod_ready=False)  # waiting for weights, or loading
     for case, objects in rendered.items():
         for pdb in of_kind(objects, "PodDisruptionBudget"):
-            # Autoscaled Deployments leave replicas to KEDA: check the smallest count it may choose.
+            # Autoscaled Deployments leave replicas to KEDA: check the smallest count it may choose. A
+            # LeaderWorkerSet's pods are its groups times the group size.
             scaled = of_kind(objects, "ScaledObject")
-            deployment_spec = of_kind(objects, "Deployment")[0]["spec"]
-            replicas = scaled[0]["spec"]["minReplicaCount"] if scaled else deployment_spec["replicas"]
+            groups = of_kind(objects, "LeaderWorkerSet")
+            if groups:
+                replicas = groups[0]["spec"]["replicas"] * groups[0]["spec"]["leaderWorkerTemplate"]["size"]
+            else:
+                deployment_spec = of_kind(objects, "Deployment")[0]["spec"]
+                replicas = scaled[0]["spec"]["minReplicaCount"] if scaled else deployment_spec["replicas"]
             assert eviction_allowed(pdb, replicas=replicas, healthy=replicas, pod_ready=True), case
-            assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels(objects).items(), case
+            for template in pod_templates(objects).values():
+                assert pdb["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items(), case
 
 
 def pod_labels(objects: list[dict[str, Any]]) -> dict[str, str]:
@@ -490,6 +556,12 @@ def test_rollout_needs_no_spare_gpus_and_spreads_zones_only_with_replicas(render
     for case, objects in rendered.items():
         values = case_values[case][0]
         most = max(values.get("replicaCount", 1), values.get("maxReplicas", 1))
+        groups = of_kind(objects, "LeaderWorkerSet")
+        if groups:  # one group at a time, no spare group; a group stays in its pool's one zone
+            rollout = groups[0]["spec"]["rolloutStrategy"]
+            assert rollout["rollingUpdateConfiguration"] == {"maxSurge": 0, "maxUnavailable": 1}, case
+            assert all("topologySpreadConstraints" not in spec for spec in pod_specs(objects).values()), case
+            continue
         (deployment,) = of_kind(objects, "Deployment")
         strategy = deployment["spec"]["strategy"]
         assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, case
@@ -541,16 +613,118 @@ def test_no_nat_stacks_pull_through_the_ecr_cache(settings_by_stack, stack_rende
         serving_values(settings_by_stack["core"], "llama-8b", bucket="core-models")
 
 
-def test_multi_node_models_are_refused(settings_by_stack: dict[str, Settings], chart: helm.Chart) -> None:
-    # Settings validation refuses this first; the values function keeps the guard for any other caller.
+def test_a_multi_node_model_is_a_leader_worker_set(multi_node: tuple[Settings, str], rendered) -> None:
+    """Two p5.48xlarge per replica: one LeaderWorkerSet group of two pods, eight GPUs and all 32 EFA interfaces
+    each, the leader running the Ray head then vLLM with pipeline parallel 2 over Ray, the worker joining it."""
+    settings, model = multi_node
+    option = max(
+        (
+            fit_on(
+                model_settings.model,
+                t,
+                dtype=model_settings.dtype,
+                context=model_settings.context,
+                concurrency=model_settings.concurrency,
+            )
+            for model_settings in [settings.models[model]]
+            for t in settings.pools[settings.models[model].pool].instance_types
+        ),
+        key=lambda f: f.gpus_per_replica if isinstance(f, SizingOption) else 0,
+    )
+    assert isinstance(option, SizingOption) and option.nodes_per_replica == 2 and option.tensor_parallel == 8
+    objects = rendered[MULTI_NODE]
+    assert not of_kind(objects, "Deployment") and not of_kind(objects, "ScaledObject")
+    (group,) = of_kind(objects, "LeaderWorkerSet")
+    assert group["apiVersion"] == f"{LWS_GROUP}/v1"
+    spec = group["spec"]
+    assert spec["replicas"] == settings.models[model].replicas.min == 1
+    assert spec["leaderWorkerTemplate"]["size"] == option.nodes_per_replica
+    assert spec["leaderWorkerTemplate"]["restartPolicy"] == "RecreateGroupOnPodRestart"
+    assert spec["rolloutStrategy"]["rollingUpdateConfiguration"] == {"maxUnavailable": 1, "maxSurge": 0}
+    assert int(group["metadata"]["annotations"]["pulumi.com/timeoutSeconds"]) > 60 * 60
+    specs = pod_specs(objects)
+    assert set(specs) == {"leader", "worker"}
+    for role, pod in specs.items():
+        (vllm,) = pod["containers"]
+        resources = vllm["resources"]
+        for kind in ("requests", "limits"):
+            assert resources[kind]["nvidia.com/gpu"] == "8", role  # one pipeline stage: a whole node
+            assert resources[kind]["vpc.amazonaws.com/efa"] == "32", role  # every EFA interface of a p5.48xlarge
+        env = {e["name"]: e for e in vllm["env"]}
+        assert env["FI_PROVIDER"]["value"] == "efa" and env["FI_EFA_USE_DEVICE_RDMA"]["value"] == "1"
+        assert env["NCCL_SOCKET_IFNAME"]["value"] == "eth0"
+        assert env["VLLM_HOST_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+        assert "topologySpreadConstraints" not in pod, role  # the pool is one zone; a group never spreads
+        # Each pod holds the whole checkpoint: vLLM reads its stage's layers from local files.
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["weights"]["emptyDir"]["sizeLimit"] == "832Gi"  # 810 GB of bf16 weights and 10%, in GiB
+        gpu_node = {POOL_LABEL: "h100-efa", "nvidia.com/gpu.present": "true"}
+        assert schedulable(pod, gpu_node, [GPU_TAINT]) and not schedulable(pod, {**gpu_node, POOL_LABEL: "h200"}, [])
+    leader, worker = specs["leader"]["containers"][0], specs["worker"]["containers"][0]
+    script = leader["command"][2]
+    assert leader["command"][:2] == ["/bin/sh", "-c"] and 'ray start --head --port="$RAY_PORT"' in script
+    assert "$LWS_GROUP_SIZE" in script and script.rstrip().endswith('exec vllm serve "$@"')
+    args = leader["args"]
+    assert args[0] == f"/models/{model}" and "--tensor-parallel-size=8" in args and "--pipeline-parallel-size=2" in args
+    assert "--distributed-executor-backend=ray" in args and "--no-enable-log-requests" in args
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert leader[probe]["httpGet"] == {"path": "/health", "port": "http"}
+        assert worker[probe]["tcpSocket"] == {"port": "ray"}
+    assert (
+        'ray start --address="$LWS_LEADER_ADDRESS:$RAY_PORT"' in worker["command"][2]
+        and "--block" in worker["command"][2]
+    )
+    assert [p["name"] for p in worker["ports"]] == ["ray"]
+    # The Service and the ServiceMonitor reach the leader alone; the workers answer no HTTP.
+    (service,) = of_kind(objects, "Service")
+    selector = service["spec"]["selector"]
+    templates = pod_templates(objects)
+    assert selector.items() <= templates["leader"]["metadata"]["labels"].items()
+    assert not selector.items() <= templates["worker"]["metadata"]["labels"].items()
+    # The release's pods reach each other on every port (Ray, NCCL's bootstrap); callers only the server port.
+    (policy,) = of_kind(objects, "NetworkPolicy")
+    (peers,) = [rule for rule in policy["spec"]["ingress"] if "ports" not in rule]
+    assert peers["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    k: service["spec"]["selector"][k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+                }
+            }
+        }
+    ]
+
+
+def test_the_tenant_namespace_admits_the_traffic_of_a_group() -> None:
+    """Isolation's default-deny namespaces already allow pod to pod inside the namespace on every port and
+    protocol: Ray's ports are partly random, NCCL bootstraps over TCP on ports of its choosing."""
+    from components.k8s.isolation import network_policies
+
+    policy = network_policies("tenant-core")["allow-same-namespace"]
+    assert policy["ingress"] == [{"from": [{"podSelector": {}}]}]
+    assert policy["egress"] == [{"to": [{"podSelector": {}}]}]
+
+
+def test_multi_node_values_refuse_what_cannot_run(multi_node: tuple[Settings, str]) -> None:
+    # Settings validation refuses these first; the values function keeps the guard for any other caller.
     import dataclasses
     from types import MappingProxyType
 
-    core = settings_by_stack["core"]
-    big = dataclasses.replace(core.models["llama-405b"], dtype=WeightDtype.BF16, context=16384, concurrency=32)
-    settings = dataclasses.replace(core, models=MappingProxyType({**core.models, "llama-405b": big}))
-    with pytest.raises(ServingValuesError, match=r"models\.llama-405b: .*2 p5\.48xlarge nodes per replica"):
-        stack_values(settings, "llama-405b")
+    from components.settings.model import Interconnect, ReplicaSettings
+
+    settings, model = multi_node
+    values = stack_values(settings, model)
+    assert values["vllm"]["nodesPerReplica"] == values["vllm"]["pipelineParallel"] == 2
+    assert values["multiNode"] == {"efaDevices": 32} and values["autoscaling"]["enabled"] is False
+    assert values["resources"]["requests"] == {"cpu": "144", "memory": "1536Gi"}  # one node's share, per pod
+    pool = dataclasses.replace(settings.pools["h100-efa"], interconnect=Interconnect.STANDARD)
+    no_efa = dataclasses.replace(settings, pools=MappingProxyType({**settings.pools, "h100-efa": pool}))
+    with pytest.raises(ServingValuesError, match=r"models\.llama-405b\.pool: .*2 p5\.48xlarge nodes per replica"):
+        stack_values(no_efa, model)
+    scaled = dataclasses.replace(settings.models[model], replicas=ReplicaSettings(min=1, max=2))
+    autoscaled = dataclasses.replace(settings, models=MappingProxyType({**settings.models, model: scaled}))
+    with pytest.raises(ServingValuesError, match=r"models\.llama-405b\.replicas\.max: .*not autoscaled"):
+        stack_values(autoscaled, model)
 
 
 def test_keda_scales_between_min_and_max_on_the_queue(stack_cases, stack_rendered) -> None:
@@ -597,8 +771,8 @@ def test_service_monitor_network_policy_and_service_account(stack_cases, stack_r
 
 
 @pytest.mark.parametrize("case", sorted(GOLDEN))
-def test_golden(case: str, stack_rendered: dict[str, list[dict[str, Any]]]) -> None:
-    text = yaml.safe_dump_all(stack_rendered[case], sort_keys=True, width=120)
+def test_golden(case: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    text = yaml.safe_dump_all(rendered[case], sort_keys=True, width=120)
     path = GOLDEN_DIR / f"{case}.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -730,13 +904,13 @@ def test_verify_weights_refuses_paths_outside_the_model_and_foreign_manifests(tm
 
 def test_verify_weights_runs_after_the_copy_in_the_vllm_image(rendered) -> None:
     for case, objects in rendered.items():
-        spec = pod_spec(objects)
-        names = [c["name"] for c in spec["initContainers"]]
-        assert names == ["fetch-weights", "verify-weights"], case
-        verifier = spec["initContainers"][1]
-        assert verifier["image"] == spec["containers"][0]["image"], case  # no extra image to pull
-        assert verifier["command"][:3] == ["python3", "-c", VERIFY_SCRIPT.read_text()], case
-        assert all(m.get("readOnly") for m in verifier["volumeMounts"] if m["name"] == "weights"), case
+        for spec in pod_specs(objects).values():  # every pod of a multi-node group copies and checks its own
+            names = [c["name"] for c in spec["initContainers"]]
+            assert names == ["fetch-weights", "verify-weights"], case
+            verifier = spec["initContainers"][1]
+            assert verifier["image"] == spec["containers"][0]["image"], case  # no extra image to pull
+            assert verifier["command"][:3] == ["python3", "-c", VERIFY_SCRIPT.read_text()], case
+            assert all(m.get("readOnly") for m in verifier["volumeMounts"] if m["name"] == "weights"), case
 
 
 def test_large_numbers_render_as_integers(chart: helm.Chart) -> None:

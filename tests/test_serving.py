@@ -121,3 +121,59 @@ def test_autoscaling_queries_use_metrics_the_pinned_vllm_exposes(plans, stack):
             query = trigger["metadata"]["query"]
             assert series_names(query) and series_names(query) <= allowed, query
             assert f'namespace="{obj["metadata"]["namespace"]}"' in query, query
+
+
+# The enterprise preset in one stack, with its llama-405b served in bf16: two p5.48xlarge nodes per replica.
+MULTI_NODE_STACK = {
+    "deploy": {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None, "charts": None},
+    "cluster": {"private_access_cidrs": ["10.200.0.0/16"]},
+    "models": {"llama-405b": {"dtype": "bf16", "context": 16384, "concurrency": 32, "replicas": {"min": 1, "max": 1}}},
+}
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def test_the_lws_controller_comes_only_with_a_multi_node_model(plans):
+    for stack, plan in plans.items():
+        assert "lws" not in {r["inputs"]["name"] for r in by_type(plan, RELEASE)}, stack
+        assert not [m for m in plan["manifests"] if m["object"]["kind"] == "LeaderWorkerSet"], stack
+
+
+def test_a_multi_node_model_is_planned_as_a_leader_worker_set_with_its_controller(tmp_path):
+    from components.k8s.charts import UPSTREAM_CHARTS
+    from tests.conftest import plan_with
+
+    plan = plan_with(tmp_path, "enterprise", MULTI_NODE_STACK)
+    releases = {r["inputs"]["name"]: r for r in by_type(plan, RELEASE)}
+    lws = releases["lws"]
+    chart = UPSTREAM_CHARTS["lws"]
+    assert lws["inputs"]["chart"] == "oci://registry.k8s.io/lws/charts/lws" == chart.reference
+    assert lws["inputs"]["version"] == chart.version == "0.10.0"
+    assert lws["inputs"]["namespace"] == "lws-system"
+    values = lws["inputs"]["values"]
+    assert values["nodeSelector"] and values["image"]["manager"]["tag"] == "v0.10.0"
+    # No NAT in the enterprise preset: the controller's image comes through the pull-through cache.
+    assert values["image"]["manager"]["repository"].endswith(".amazonaws.com/k8s/lws/lws")
+    (group,) = [m for m in plan["manifests"] if m["object"]["kind"] == "LeaderWorkerSet"]
+    assert group["object"]["metadata"]["name"] == "llama-405b-llm-serving"
+    assert group["object"]["metadata"]["namespace"] == "tenant-core"
+    assert group["object"]["spec"]["leaderWorkerTemplate"]["size"] == 2
+    (server,) = [c for c in by_type(plan, CHART) if c["name"] == "serving-llama-405b"]
+    assert lws["key"] in server["depends_on"], "the LeaderWorkerSet needs the controller's CRD and webhook first"
+    others = [c for c in by_type(plan, CHART) if c["name"] != "serving-llama-405b"]
+    assert others and all(lws["key"] not in c["depends_on"] for c in others)
+    assert "llama-405b-llm-serving" not in _deployments(plan)
+
+
+def test_a_multi_node_replica_is_priced_as_all_its_nodes(make_settings):
+    from components.cost.estimate import gpu_fleets
+
+    settings = make_settings("enterprise", models=MULTI_NODE_STACK["models"])
+    (fleet,) = [f for f in gpu_fleets(settings) if f.model_key == "llama-405b"]
+    assert fleet.instance.name == "p5.48xlarge"
+    assert (fleet.always_nodes, fleet.burst_nodes) == (2 * 1, 0)  # nodes_per_replica x replicas, no autoscaling
+    bigger = make_settings(
+        "enterprise",
+        models={"llama-405b": {**MULTI_NODE_STACK["models"]["llama-405b"], "replicas": {"min": 2, "max": 2}}},
+    )
+    (fleet,) = [f for f in gpu_fleets(bigger) if f.model_key == "llama-405b"]
+    assert (fleet.always_nodes, fleet.burst_nodes) == (4, 0)

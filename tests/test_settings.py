@@ -348,11 +348,34 @@ def test_context_above_the_models_maximum(make_settings):
     assert "maximum context" in problems(exc)["modelyard:models.llama-8b.context"]
 
 
-def test_multi_node_replicas_are_refused_until_the_kit_serves_them(make_settings):
+MULTI_NODE_405B = {"dtype": "bf16", "context": 16384, "concurrency": 32, "replicas": {"min": 1, "max": 1}}
+
+
+def test_a_multi_node_replica_on_an_efa_pool_is_served(make_settings):
+    from components.k8s.serving_values import nodes_per_replica
+
+    settings = make_settings("enterprise", models={"llama-405b": MULTI_NODE_405B})
+    assert nodes_per_replica(settings, "llama-405b") == 2
+
+
+def test_multi_node_replicas_need_an_efa_pool_and_fixed_replicas(make_settings):
     with pytest.raises(InputError) as exc:
-        make_settings("enterprise", models={"llama-405b": {"dtype": "bf16", "context": 16384, "concurrency": 32}})
-    message = problems(exc)["modelyard:models.llama-405b"]
-    assert "needs 2 p5.48xlarge nodes per replica" in message and "single-node replicas only" in message
+        make_settings(
+            "enterprise",
+            models={"llama-405b": {**MULTI_NODE_405B, "replicas": {"min": 1, "max": 2}}},
+            pools={"h100-efa": {"interconnect": "standard"}},
+        )
+    found = problems(exc)
+    assert "needs 2 p5.48xlarge nodes per replica" in found["modelyard:models.llama-405b.pool"]
+    assert "interconnect: efa" in found["modelyard:models.llama-405b.pool"]
+    assert "not autoscaled: set max equal to min (1)" in found["modelyard:models.llama-405b.replicas.max"]
+
+
+def test_more_stages_than_the_sizing_allows_are_refused(make_settings):
+    # Llama 3.1 405B in bf16 at 128k tokens x 64 sequences: more than four p5.48xlarge (MAX_NODES_PER_REPLICA).
+    with pytest.raises(InputError) as exc:
+        make_settings("enterprise", models={"llama-405b": {**MULTI_NODE_405B, "context": 131072, "concurrency": 64}})
+    assert "does not fit pool 'h100-efa'" in problems(exc)["modelyard:models.llama-405b"]
 
 
 def test_pool_ceiling_must_hold_its_models_at_max_replicas(make_settings):

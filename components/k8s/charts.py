@@ -1,8 +1,8 @@
 """The upstream Helm charts the kit installs: one table, and where each Release takes its chart from.
 
-Every `helm.v3.Release` of an upstream chart (Karpenter, the device plugins, KEDA, kube-prometheus-stack, the
-DCGM exporter, AWS for Fluent Bit, the AWS Load Balancer Controller) reads its name, version and repository
-here; the kit's own chart (charts/llm-serving) is local and is not in the table.
+Every `helm.v3.Release` of an upstream chart (Karpenter, the device plugins, KEDA, the LeaderWorkerSet
+controller, kube-prometheus-stack, the DCGM exporter, AWS for Fluent Bit, the AWS Load Balancer Controller) reads
+its name, version and repository here; the kit's own chart (charts/llm-serving) is local and is not in the table.
 
 The Kubernetes provider fetches a chart when it checks a Release (at `preview` and `up`), from its repository
 (`deploy.charts: upstream`). A deploy runner inside a VPC without NAT cannot reach those repositories: with
@@ -109,6 +109,14 @@ UPSTREAM_CHARTS: Mapping[str, UpstreamChart] = _table(
     ),
     # aws/eks-charts aws-efa-k8s-device-plugin 0.5.10.
     UpstreamChart(name="aws-efa-k8s-device-plugin", version="0.5.10", repository="https://aws.github.io/eks-charts"),
+    # kubernetes-sigs/lws tag v0.10.0 (2161f38f, 2026-08-11): the LeaderWorkerSet controller, which runs a model
+    # whose replica spans several nodes (charts/llm-serving renders a LeaderWorkerSet then). hack/push-chart.sh
+    # packages charts/lws with the release's version and pushes it to registry.k8s.io/lws/charts; the
+    # installation guide (site/content/en/docs/installation/_index.md) installs CHART_VERSION=0.10.0 from
+    # oci://registry.k8s.io/lws/charts/lws. Its CRDs live only in crds/ and upstream publishes no CRD chart:
+    # the release installs them on a new cluster, a bump applies the new chart's crds/ first (that guide,
+    # "Upgrade by Helm"; docs/upgrades.md, "CRDs").
+    UpstreamChart(name="lws", version="0.10.0", app_version="v0.10.0", repository="oci://registry.k8s.io/lws/charts"),
     # github.com/kedacore/charts, chart keda 2.19.0.
     UpstreamChart(name="keda", version="2.19.0", repository="https://kedacore.github.io/charts"),
     # prometheus-community/helm-charts charts/kube-prometheus-stack/Chart.yaml at commit ea930bae (2026-08-21):

@@ -18,11 +18,21 @@ import pulumi_kubernetes as k8s
 
 from components.aws.cluster import SYSTEM_POOL_LABEL
 from components.k8s.charts import UPSTREAM_CHARTS, chart_source
-from components.k8s.serving_values import CHART_DIR, release_name, serving_values
+from components.k8s.serving_values import CHART_DIR, nodes_per_replica, release_name, serving_values
 from components.settings import Settings
 
 # KEDA (github.com/kedacore/charts, pinned in components/k8s/charts.py): scales model servers on vLLM's queue.
 KEDA_CHART = UPSTREAM_CHARTS["keda"]
+# The LeaderWorkerSet controller (kubernetes-sigs/lws, pinned in components/k8s/charts.py): runs the models whose
+# replica spans several nodes. Installed only in stacks that have one: it costs a controller pod and a webhook
+# every LWS object then depends on. Its CRDs come from the chart's crds/ (upstream has no CRD chart): Helm
+# installs them with the release and never upgrades them (a bump applies the new chart's crds/ first,
+# docs/upgrades.md).
+LWS_CHART = UPSTREAM_CHARTS["lws"]
+LWS_NAMESPACE = "lws-system"
+# Its controller image, by registry (the chart's values pin registry.k8s.io/lws/lws at the chart's version).
+LWS_IMAGE_REGISTRY = "registry.k8s.io"
+LWS_IMAGE_REPOSITORY = "lws/lws"
 
 # The chart as Pulumi reads it: relative to the project folder, where `pulumi up` runs the program.
 CHART_PATH = f"./{CHART_DIR.relative_to(Path(__file__).resolve().parents[2]).as_posix()}"
@@ -74,6 +84,10 @@ class Serving(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         registry: pulumi.Input[str] | None = args.image_registry("docker.io") if settings.image_cache_on else None
+        multi_node = {m for m in settings.models if nodes_per_replica(settings, m) > 1}
+        lws: k8s.helm.v3.Release | None = None
+        if multi_node:
+            lws = self._lws(name, settings, args)
         for model_name in sorted(settings.models):
             owner = settings.model_owner(model_name)
             assert owner is not None, "settings validation gives every model an owner"
@@ -102,6 +116,36 @@ class Serving(pulumi.ComponentResource):
                 chart=CHART_PATH,
                 namespace=args.namespace_of(owner),
                 values=chart_values,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),
+                # A LeaderWorkerSet needs the controller's CRD and webhook first.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[keda, lws] if lws is not None and model_name in multi_node else [keda]
+                ),
             )
         self.register_outputs({})
+
+    def _lws(self, name: str, settings: Settings, args: ServingArgs) -> k8s.helm.v3.Release:
+        """The LeaderWorkerSet controller on the system nodes, its image through the pull-through cache where
+        nodes have no NAT."""
+        chart, repository = chart_source(settings.deploy.charts, LWS_CHART)
+        image = args.image_registry(LWS_IMAGE_REGISTRY) if settings.image_cache_on else LWS_IMAGE_REGISTRY
+        return k8s.helm.v3.Release(
+            f"{name}-lws",
+            name="lws",
+            chart=chart,
+            version=LWS_CHART.version,
+            namespace=LWS_NAMESPACE,
+            create_namespace=True,
+            repository_opts=repository,
+            values={
+                "image": {
+                    "manager": {
+                        "repository": pulumi.Output.concat(image, "/", LWS_IMAGE_REPOSITORY),
+                        "tag": LWS_CHART.app_version,
+                        "pullPolicy": "IfNotPresent",
+                    }
+                },
+                "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )

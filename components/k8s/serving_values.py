@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import InstanceType, Model, WeightDtype, resolve_instance, resolve_model
-from components.settings.model import NatMode, Settings
+from components.settings.model import Interconnect, NatMode, Settings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
 from components.sizing.core import weights_gb
 
@@ -99,6 +99,11 @@ def _layout(settings: Settings, model_name: str) -> tuple[SizingOption, list[Ins
     return option, [instance for _, instance in fits]
 
 
+def nodes_per_replica(settings: Settings, model_name: str) -> int:
+    """Nodes one replica of the model spans on its pool (more than one: a LeaderWorkerSet group)."""
+    return _layout(settings, model_name)[0].nodes_per_replica
+
+
 def _pushed_dtype(model: Model, served: WeightDtype) -> tuple[WeightDtype, str]:
     """The checkpoint in the bucket and vLLM's --quantization: a served precision with no checkpoint of its
     own in the catalog means the native checkpoint is pushed and vLLM quantizes it while loading."""
@@ -146,8 +151,11 @@ def serving_values(
     verification and load); False skips the wait
     (pulumi.com/skipAwait), for an `up` before the weights are pushed, when no replica can become ready.
 
-    Raises ServingValuesError for what the chart cannot serve: a multi-node replica (pipeline parallel across
-    nodes is out of scope for chart 0.1), a missing pull-through registry without NAT, a name over 53 characters.
+    A replica that spans several nodes (pipeline parallel across nodes, `vllm.nodesPerReplica` > 1) renders as a
+    LeaderWorkerSet: one pod per node, each with one node's GPUs and the pool's EFA interfaces.
+
+    Raises ServingValuesError for what the chart cannot serve: a multi-node replica on a pool without EFA or with
+    autoscaling asked for, a missing pull-through registry without NAT, a name over 53 characters.
     """
     if model_name not in settings.models:
         raise ServingValuesError(f"models.{model_name}", "no such model in the stack's settings")
@@ -160,18 +168,23 @@ def serving_values(
         )
     model = resolve_model(model_settings.model)
     option, instances = _layout(settings, model_name)
-    if option.nodes_per_replica > 1:
+    nodes = option.nodes_per_replica
+    pool = settings.pools[model_settings.pool]
+    if nodes > 1 and pool.interconnect is not Interconnect.EFA:
         raise ServingValuesError(
-            path,
-            f"{model.name} needs {option.nodes_per_replica} {option.instance} nodes per replica (pipeline parallel "
-            f"{option.pipeline_parallel} across nodes); llm-serving 0.1 serves single-node replicas only",
+            f"{path}.pool",
+            f"{model.name} needs {nodes} {option.instance} nodes per replica (pipeline parallel "
+            f"{option.pipeline_parallel} across nodes): pool {model_settings.pool!r} must set interconnect: efa",
         )
+    if nodes > 1 and model_settings.replicas.max != model_settings.replicas.min:
+        raise ServingValuesError(f"{path}.replicas.max", "a multi-node replica is not autoscaled: set max equal to min")
     try:
         pushed, quantization = _pushed_dtype(model, option.dtype)
     except ServingValuesError as exc:
         raise ServingValuesError(f"{path}.{exc.path}", str(exc).split(": ", 1)[1]) from None
 
-    gpus = option.gpus_per_replica
+    # GPUs of one pod: the whole replica on one node, or one pipeline stage (a whole node) per pod of a group.
+    gpus = option.gpus_per_replica // nodes
     # Requests that fit the smallest node able to hold the layout, so any type Karpenter picks will do.
     host = min((i for i in instances if i.gpu_count >= gpus), key=lambda i: (i.vcpu * gpus / i.gpu_count, i.name))
     node_share = gpus / host.gpu_count
@@ -250,10 +263,17 @@ def serving_values(
         "commonLabels": {"modelyard.dev/stack": settings.deployment},
         # KEDA scales replicas.min..replicas.max on the queue, given a Prometheus to read it from.
         "autoscaling": {
-            "enabled": prometheus_url is not None and model_settings.replicas.max > model_settings.replicas.min,
+            "enabled": prometheus_url is not None
+            and nodes == 1
+            and model_settings.replicas.max > model_settings.replicas.min,
             "prometheusUrl": prometheus_url or "",
         },
     }
+    if nodes > 1:
+        # Every pod of a group asks for the EFA interfaces of the pool's smallest EFA offer (Karpenter attaches
+        # them to nodes whose pods request them; the EFA device plugin hands them out).
+        efa = min(i.efa_interfaces for i in instances if i.gpu_count >= gpus)
+        values["multiNode"] = {"efaDevices": efa}
     if image_registry is not None:
         values["image"] = {"registry": image_registry}
         values["loader"] = {"image": {"registry": image_registry}}

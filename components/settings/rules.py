@@ -208,6 +208,7 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
         if pool is None:
             continue  # reported by models_pools
         per_replica = 0
+        multi_node_checked = False
         for type_name in pool.instance_types:
             instance = catalog.instances().get(type_name)
             if instance is None or instance.gpu is None:
@@ -228,14 +229,24 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
                 continue
             # Karpenter may start any of the pool's types: budget for the hungriest layout.
             per_replica = max(per_replica, fit.gpus_per_replica)
-            if fit.nodes_per_replica > 1:
-                # charts/llm-serving runs one pod per replica; a replica across nodes (pipeline parallel over
-                # EFA) needs a multi-node controller the kit does not ship yet.
-                yield _p(
-                    path,
-                    f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica; the kit serves "
-                    "single-node replicas only: use fp8, a shorter context, fewer sequences or a larger node",
-                )
+            if fit.nodes_per_replica > 1 and not multi_node_checked:
+                multi_node_checked = True  # once per model, whichever of the pool's types needs it
+                # charts/llm-serving runs such a replica as a LeaderWorkerSet group, one pod per node (Ray, NCCL
+                # between the nodes): the pool must give its pods EFA devices, one security group open to itself
+                # and one zone (interconnect: efa), and the group is not autoscaled (docs/serving.md).
+                if pool.interconnect is not Interconnect.EFA:
+                    yield _p(
+                        f"{path}.pool",
+                        f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica: pool "
+                        f"{model_settings.pool!r} must set interconnect: efa "
+                        f"(pools.{model_settings.pool}.interconnect)",
+                    )
+                if model_settings.replicas.max != model_settings.replicas.min:
+                    yield _p(
+                        f"{path}.replicas.max",
+                        f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica, and multi-node "
+                        f"replicas are not autoscaled: set max equal to min ({model_settings.replicas.min})",
+                    )
         gpus_at_max[model_settings.pool] = gpus_at_max.get(model_settings.pool, 0) + per_replica * (
             model_settings.replicas.max
         )

@@ -63,9 +63,16 @@ modelyard.dev/model: {{ .Values.model.servedName | quote }}
 {{- end }}
 {{- end }}
 
-{{/* GPUs of one pod: tensor parallel x pipeline parallel (one node per replica in this chart version). */}}
+{{/*
+GPUs of one pod: tensor parallel x pipeline parallel when the replica is one pod; one pipeline stage (tensor
+parallel, a whole node) per pod of a multi-node group.
+*/}}
 {{- define "llm-serving.gpus" -}}
+{{- if gt (int .Values.vllm.nodesPerReplica) 1 }}
+{{- int .Values.vllm.tensorParallel }}
+{{- else }}
 {{- mul (int .Values.vllm.tensorParallel) (int .Values.vllm.pipelineParallel) }}
+{{- end }}
 {{- end }}
 
 {{/* The key prefix of the model's weights in the bucket, without a trailing slash. */}}
@@ -98,9 +105,18 @@ seccompProfile:
 {{- end }}
 
 {{/*
-"true" when KEDA scales the Deployment: autoscaling on and room above the minimum. The Deployment then
-leaves `replicas` unset, so an upgrade never resets what the autoscaler chose.
+"true" when KEDA scales the Deployment: autoscaling on, room above the minimum, and one node per replica (a
+LeaderWorkerSet is not autoscaled: docs/serving.md). The Deployment then leaves `replicas` unset, so an upgrade
+never resets what the autoscaler chose.
 */}}
 {{- define "llm-serving.autoscaled" -}}
-{{- if and .Values.autoscaling.enabled (gt (int .Values.maxReplicas) (int .Values.replicaCount)) -}}true{{- end -}}
+{{- if and .Values.autoscaling.enabled (eq (int .Values.vllm.nodesPerReplica) 1) (gt (int .Values.maxReplicas) (int .Values.replicaCount)) -}}true{{- end -}}
+{{- end }}
+
+{{/* Labels the Service selects: every server pod, or a multi-node group's leader alone (workers serve no HTTP). */}}
+{{- define "llm-serving.servedLabels" -}}
+{{ include "llm-serving.selectorLabels" . }}
+{{- if gt (int .Values.vllm.nodesPerReplica) 1 }}
+modelyard.dev/role: leader
+{{- end }}
 {{- end }}
