@@ -92,7 +92,10 @@ def test_splitting_changes_no_kubernetes_object(tmp_path: Path) -> None:
         for r in plan["resources"]:
             if _layer(r) != "kubernetes":
                 continue
-            resource = {k: v for k, v in r.items() if k not in ("stack", "depends_on")}
+            resource = {k: v for k, v in r.items() if k not in ("stack", "depends_on", "urn", "alias_urns")}
+            # The same URNs but for their stack (pulumi state move carries them to <stack>-k8s).
+            at = f"urn:pulumi:{r['stack']}::"
+            resource["urns"] = [u.replace(at, "urn:pulumi:<stack>::", 1) for u in [r["urn"], *r.get("alias_urns", [])]]
             if r["type"] == RELEASE:
                 inputs = {k: v for k, v in r["inputs"].items() if k != "repositoryOpts"}
                 resource["inputs"] = {**inputs, "chart": _table_chart(r["inputs"]).name}

@@ -372,3 +372,195 @@ def test_the_kit_moving_children_between_components_diffs_as_moves(tmp_path) -> 
     unaliased = diff_plans(base, plan("plain"))
     assert unaliased["counts"] == {"create": 3, "update": 0, "replace": 0, "delete": 3, "move": 0}
     assert any("DELETES stateful aws:cloudwatch/logGroup:LogGroup" in w for w in unaliased["warnings"])
+
+
+def _logs_program(layout: str) -> Any:
+    """A component "logs" holding a protected log group (stateful) and a role: of type Logs (before), or refactored
+    into type LogGroupLayer under the same name, without an alias (plain) or with children_moved_from (aliased)."""
+
+    def program() -> None:
+        import pulumi_aws as aws
+
+        from components.options import children_moved_from
+
+        provider = aws.Provider("aws", region="us-east-1")
+        if layout == "before":
+            parent = _Box("test:index:Logs", "logs")
+        else:
+            opts = children_moved_from("test:index:LogGroupLayer", "test:index:Logs", "logs")
+            parent = _Box("test:index:LogGroupLayer", "logs", opts if layout == "aliased" else None)
+        child = pulumi.ResourceOptions(parent=parent, provider=provider)
+        aws.cloudwatch.LogGroup(
+            "logs-group",
+            name="/eks/moves/containers",
+            retention_in_days=30,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=True)),
+        )
+        aws.iam.Role("logs-writer", assume_role_policy="{}", opts=child)
+
+    return program
+
+
+def _planned(tmp_path: Path, settings: Any, program: Any) -> dict[str, Any]:
+    """Plan JSON of a small program (its resources as the kit plans them, priced)."""
+    from components.plan.document import plan_resources
+    from components.plan.engine import run_program
+    from components.settings.stackfile import StackFile
+
+    if not (tmp_path / "stacks").is_dir():
+        (tmp_path / "stacks").mkdir()
+        shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+        (tmp_path / "stacks" / "Pulumi.moves.yaml").write_text("config:\n  modelyard:preset: minimal\n")
+    recording = run_program(StackFile.load(tmp_path, "moves"), preview=False, program=program)
+    plan = priced(settings, *plan_resources(recording))
+    plan.update(project="modelyard", stack="moves")
+    return plan
+
+
+LOG_GROUP = "us-east-1/logs/logs-group::aws:cloudwatch/logGroup:LogGroup"
+WRITER = "us-east-1/logs/logs-writer::aws:iam/role:Role"
+
+
+def test_a_parent_whose_type_changed_without_an_alias_replaces_its_children(tmp_path, settings) -> None:
+    """Same key (the parents' names), new URN (their types): `pulumi up` deletes and re-creates what no alias keeps."""
+    base = _planned(tmp_path, settings, _logs_program("before"))
+    head = _planned(tmp_path, settings, _logs_program("plain"))
+    assert {r["key"] for r in base["resources"]} - {r["key"] for r in head["resources"]} == {"logs::test:index:Logs"}
+    diff = diff_plans(base, head)
+    changes = {c["key"]: c for c in diff["changes"]}
+    assert {k: c["action"] for k, c in changes.items()} == {
+        "logs::test:index:LogGroupLayer": "create",
+        "logs::test:index:Logs": "delete",
+        LOG_GROUP: "replace",
+        WRITER: "replace",
+    }
+    old_urn = "urn:pulumi:moves::modelyard::test:index:Logs$aws:cloudwatch/logGroup:LogGroup::logs-group"
+    new_urn = "urn:pulumi:moves::modelyard::test:index:LogGroupLayer$aws:cloudwatch/logGroup:LogGroup::logs-group"
+    group = changes[LOG_GROUP]
+    reason = "its parent's type changed (test:index:Logs -> test:index:LogGroupLayer) and no alias names the old one"
+    assert group["reason"] == reason and group["stateful"] and group["protected"] and group["moved_from"] is None
+    assert [(f["path"], f["before"], f["after"], f["forces_replacement"]) for f in group["fields"]] == [
+        ("(urn)", old_urn, new_urn, True),
+        ("(parent)", "logs::test:index:Logs", "logs::test:index:LogGroupLayer", False),
+    ]
+    (warning,) = diff["warnings"]  # the role is replaced too, but holds no data
+    assert warning.startswith(f"REPLACES stateful aws:cloudwatch/logGroup:LogGroup logs-group ((urn)): {reason}")
+    assert f"an alias naming {old_urn} keeps it" in warning and "it is protected" in warning
+    assert diff["counts"] == {"create": 1, "update": 0, "replace": 2, "delete": 1, "move": 0}
+    # The same resources under the same keys: the cost does not move.
+    assert diff["cost"]["monthly_delta"] == "0.00" and diff["cost"]["lines"] == []
+    text = render_text(diff)
+    assert f"+- {LOG_GROUP} (replace: {reason})  !! STATEFUL" in text and f"(urn): {old_urn} -> {new_urn}" in text
+    markdown = render_markdown(diff, head)
+    assert "[!CAUTION]" in markdown and f"- `replace` `{LOG_GROUP}` ({reason}) **STATEFUL**" in markdown
+    assert not diff["notes"]
+
+
+def test_a_parent_whose_type_changed_with_an_alias_keeps_its_children(tmp_path, settings) -> None:
+    base = _planned(tmp_path, settings, _logs_program("before"))
+    head = _planned(tmp_path, settings, _logs_program("aliased"))
+    (group,) = [r for r in head["resources"] if r["key"] == LOG_GROUP]
+    assert group["alias_urns"] == [
+        "urn:pulumi:moves::modelyard::test:index:Logs$aws:cloudwatch/logGroup:LogGroup::logs-group"
+    ]
+    assert "aliases" not in group  # the same key: nothing a key could name
+    diff = diff_plans(base, head)
+    assert not diff["warnings"] and not diff["notes"]
+    assert diff["counts"] == {"create": 1, "update": 2, "replace": 0, "delete": 1, "move": 0}
+    for key in (LOG_GROUP, WRITER):
+        (change,) = [c for c in diff["changes"] if c["key"] == key]
+        assert (change["action"], change["reason"]) == ("update", None)
+        assert [f["path"] for f in change["fields"]] == ["(parent)"]
+
+
+def test_a_base_without_urns_is_matched_by_key_with_a_note(tmp_path, settings) -> None:
+    """A BASE planned before plan JSON carried URNs (the pull request that brings them, or an older branch): the diff
+    of before, which cannot see the replacement, and says so."""
+    base = _planned(tmp_path, settings, _logs_program("before"))
+    for r in base["resources"]:
+        del r["urn"]
+        r.pop("alias_urns", None)
+    diff = diff_plans(base, _planned(tmp_path, settings, _logs_program("plain")))
+    (note,) = diff["notes"]
+    assert note.startswith("BASE has no resource URNs") and "is not seen" in note
+    assert {c["key"]: c["action"] for c in diff["changes"]}[LOG_GROUP] == "update"
+    assert not diff["warnings"]
+    assert f"Note: {note}." in render_text(diff)
+    assert "> [!NOTE]" in render_markdown(diff, base)
+    assert not diff_plans(base, base)["changes"]
+
+
+def test_a_parent_renamed_keeps_its_childrens_urns(tmp_path, settings) -> None:
+    """A URN holds the parents' types, not their names: children of a renamed component keep their URNs, and
+    `pulumi up` keeps them (the component itself is replaced, which holds nothing)."""
+
+    def program(parent_name: str) -> Any:
+        def run() -> None:
+            import pulumi_aws as aws
+
+            parent = _Box("test:index:Logs", parent_name)
+            options = pulumi.ResourceOptions(parent=parent, provider=aws.Provider("aws", region="us-east-1"))
+            aws.cloudwatch.LogGroup("containers", name="/eks/moves/containers", opts=options)
+
+        return run
+
+    base = _planned(tmp_path, settings, program("logs"))
+    head = _planned(tmp_path, settings, program("container-logs"))
+    diff = diff_plans(base, head)
+    moved = "us-east-1/container-logs/containers::aws:cloudwatch/logGroup:LogGroup"
+    assert {c["key"]: (c["action"], c["moved_from"]) for c in diff["changes"]} == {
+        "container-logs::test:index:Logs": ("create", None),
+        "logs::test:index:Logs": ("delete", None),
+        moved: ("move", "us-east-1/logs/containers::aws:cloudwatch/logGroup:LogGroup"),
+    }
+    assert not diff["warnings"] and diff["cost"]["monthly_delta"] == "0.00"
+
+
+def _with_urn(r: dict[str, Any], urn: str) -> dict[str, Any]:
+    return {**copy.deepcopy(r), "urn": urn}
+
+
+def test_a_resource_moved_to_another_stack_is_replaced(settings) -> None:
+    """The layer split: one key, another stack. No alias reaches another stack's state; `pulumi state move` does."""
+    logs = resource(LOG_GROUP, "aws:cloudwatch/logGroup:LogGroup", name="/eks/core/containers")
+    qualified = "modelyard:aws:ContainerLogGroup$aws:cloudwatch/logGroup:LogGroup::logs-group"
+    base = priced(settings, _with_urn(logs, f"urn:pulumi:core::modelyard::{qualified}"))
+    head = priced(settings, _with_urn(logs, f"urn:pulumi:core-k8s::modelyard::{qualified}"))
+    diff = diff_plans(base, head)
+    (change,) = diff["changes"]
+    assert change["action"] == "replace" and change["reason"].startswith("it moved from stack core to stack core-k8s")
+    (warning,) = diff["warnings"]
+    assert f"`pulumi state move --source core --dest core-k8s 'urn:pulumi:core::modelyard::{qualified}'`" in warning
+
+
+def test_a_region_change_replaces_what_its_provider_holds(settings) -> None:
+    """The key holds the region and the URN does not: found by URN, the resource is still another one elsewhere."""
+    at = "urn:pulumi:test::modelyard::"
+
+    def plan(region: str) -> dict[str, Any]:
+        provider = resource(f"{region}/aws::pulumi:providers:aws", "pulumi:providers:aws", region=region)
+        group = node_group(f"{region}/system::aws:eks/nodeGroup:NodeGroup")
+        group["provider"] = provider["key"]
+        return priced(
+            settings,
+            _with_urn(provider, f"{at}pulumi:providers:aws::aws"),
+            _with_urn(group, f"{at}aws:eks/nodeGroup:NodeGroup::system"),
+        )
+
+    diff = diff_plans(plan("us-east-1"), plan("eu-west-1"))
+    changes = {c["key"]: c for c in diff["changes"]}
+    group = changes["eu-west-1/system::aws:eks/nodeGroup:NodeGroup"]
+    assert (group["action"], group["moved_from"]) == ("replace", "us-east-1/system::aws:eks/nodeGroup:NodeGroup")
+    assert [(f["path"], f["before"], f["after"], f["forces_replacement"]) for f in group["fields"]] == [
+        ("(region)", "us-east-1", "eu-west-1", True)
+    ]
+    assert changes["eu-west-1/aws::pulumi:providers:aws"]["action"] == "move"
+
+
+def test_one_old_urn_claimed_twice_is_a_warning(settings) -> None:
+    at = "urn:pulumi:test::modelyard::aws:cloudwatch/logGroup:LogGroup::"
+    logs = _with_urn(resource("old", "aws:cloudwatch/logGroup:LogGroup", name="/a"), f"{at}old")
+    one, two = ({**_with_urn(logs, f"{at}{key}"), "key": key, "alias_urns": [f"{at}old"]} for key in ("one", "two"))
+    diff = diff_plans(priced(settings, logs), priced(settings, one, two))
+    assert {c["key"]: c["action"] for c in diff["changes"]} == {"one": "move", "two": "create"}
+    assert any("refuses two resources aliased to one" in w for w in diff["warnings"])

@@ -11,7 +11,7 @@ import pulumi
 import pytest
 
 from components.errors import InputError
-from components.plan.engine import SECRET_TEXT, UNKNOWN_TEXT, dump_json, run_program
+from components.plan.engine import SECRET_TEXT, UNKNOWN_TEXT, PlanMocks, dump_json, run_program
 from components.plan.run import plan_stack
 from components.settings.stackfile import SECRET_PLACEHOLDER, StackFile
 from tests.conftest import ROOT, SHIPPED_STACKS, by_type
@@ -49,7 +49,9 @@ def test_plan_has_the_v1_shape(plans, stack):
         "inputs",
     }
     for resource in plan["resources"]:
-        assert fields | {"stack"} <= set(resource) <= fields | {"stack", "options", "aliases"}
+        assert (
+            fields | {"stack", "urn"} <= set(resource) <= fields | {"stack", "urn", "options", "aliases", "alias_urns"}
+        )
         assert all(SNAKE.fullmatch(k) for k in resource)
 
 
@@ -230,3 +232,114 @@ def test_the_engine_records_aliases_as_the_keys_they_name(tmp_path):
         "after::test:index:After": ["before::test:index:After"],
         f"us-east-1/after/after-logs{group}": [f"us-east-1/before/before-logs{group}"],
     }
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_urns_are_the_engines_from_the_types_of_the_parents(plans, stack):
+    """`urn` is what `pulumi up` names the resource by (pulumi's resource.NewURN): its stack and the project, every
+    ancestor's type below the stack then its own joined by `$`, its name; no mock's `pulumi:pulumi:Stack$`."""
+    plan = plans[stack]
+    by_key = {r["key"]: r for r in plan["resources"]}
+    for resource in plan["resources"]:
+        types, parent = [resource["type"]], resource["parent"]
+        while parent is not None:
+            types.insert(0, by_key[parent]["type"])
+            parent = by_key[parent]["parent"]
+        expected = f"urn:pulumi:{resource['stack']}::{plan['project']}::{'$'.join(types)}::{resource['name']}"
+        assert resource["urn"] == expected
+        assert "pulumi:pulumi:Stack$" not in resource["urn"]
+        assert resource.get("alias_urns", []) == sorted(set(resource.get("alias_urns", [])))
+        assert resource["urn"] not in resource.get("alias_urns", [])
+    assert len({r["urn"] for r in plan["resources"]}) == len(plan["resources"])
+    (vpc,) = by_type(plan, "aws:ec2/vpc:Vpc")
+    assert vpc["urn"] == f"urn:pulumi:{stack}::modelyard::modelyard:aws:Network$aws:ec2/vpc:Vpc::network-vpc"
+
+
+def test_the_kits_moves_are_in_alias_urns(plans):
+    """The layer split moved the container log group from ContainerLogs "logs" to ContainerLogGroup "logs": the same
+    key, another URN, and the alias that keeps it names the URN it had (checked against a plan of c399c45, before
+    the split, whose log group had exactly that URN)."""
+    (group,) = [g for g in by_type(plans["product"], "aws:cloudwatch/logGroup:LogGroup") if g["name"] == "logs-group"]
+    at, logs = "urn:pulumi:product::modelyard::", "aws:cloudwatch/logGroup:LogGroup::logs-group"
+    assert group["urn"] == f"{at}modelyard:aws:ContainerLogGroup${logs}"
+    assert group["alias_urns"] == [f"{at}modelyard:k8s:ContainerLogs${logs}"]
+
+
+def _nested_program() -> None:
+    import pulumi_aws as aws
+
+    provider = aws.Provider("aws", region="us-east-1")
+    group = "aws:cloudwatch/logGroup:LogGroup"
+    outer = _Box("test:index:Outer", "outer")
+    retyped = pulumi.ResourceOptions(parent=outer, aliases=[pulumi.Alias(type_="test:index:OldInner")])
+    inner = _Box("test:index:Inner", "inner", retyped)
+    leaf = aws.cloudwatch.LogGroup("inner-leaf", opts=pulumi.ResourceOptions(parent=inner, provider=provider))
+    renamed = pulumi.resource.create_urn("old-leaf", group, parent=inner)  # a whole-URN alias built on a parent's URN
+    opts = pulumi.ResourceOptions(parent=inner, provider=provider, aliases=[renamed])
+    aws.cloudwatch.LogGroup("leaf", opts=opts)
+    pulumi.export("leaf_urn", leaf.urn)
+    pulumi.export("sdk_urn", pulumi.resource.create_urn("inner-leaf", group, parent=inner))
+
+
+def test_urns_and_alias_urns_are_the_engines_not_the_mocks(tmp_path):
+    """The SDK's MockMonitor names a resource by its parent's own type only, under `pulumi:pulumi:Stack$` at the top;
+    the engine by every ancestor's type and nothing for the stack. The recording monitor gives the engine's, so the
+    aliases the program builds on a parent's URN, and the ones the plan derives (collapsed specs, a parent's aliases
+    inherited), come out as the engine computes them."""
+    from pulumi.runtime import mocks
+
+    from components.plan.document import plan_resources
+
+    stack_file = StackFile.load(_project_copy(tmp_path, "nested", "config:\n  modelyard:preset: minimal\n"), "nested")
+    recording = run_program(stack_file, preview=False, program=_nested_program)
+    at, group = "urn:pulumi:nested::modelyard::", "aws:cloudwatch/logGroup:LogGroup"
+    urns = {r["name"]: (r["urn"], r.get("alias_urns")) for r in plan_resources(recording)}
+    assert urns == {
+        "aws": (f"{at}pulumi:providers:aws::aws", None),
+        "outer": (f"{at}test:index:Outer::outer", None),
+        "inner": (
+            f"{at}test:index:Outer$test:index:Inner::inner",
+            [f"{at}test:index:Outer$test:index:OldInner::inner"],
+        ),
+        # The parent's alias, inherited.
+        "inner-leaf": (
+            f"{at}test:index:Outer$test:index:Inner${group}::inner-leaf",
+            [f"{at}test:index:Outer$test:index:OldInner${group}::inner-leaf"],
+        ),
+        # Its own alias as given, then the parent's alias alone and with its own.
+        "leaf": (
+            f"{at}test:index:Outer$test:index:Inner${group}::leaf",
+            [
+                f"{at}test:index:Outer$test:index:Inner${group}::old-leaf",
+                f"{at}test:index:Outer$test:index:OldInner${group}::leaf",
+                f"{at}test:index:Outer$test:index:OldInner${group}::old-leaf",
+            ],
+        ),
+    }
+    # The SDK's create_urn (the engine's CreateURN) on the recorded parent gives the recorded child.
+    assert recording.outputs["leaf_urn"] == recording.outputs["sdk_urn"] == urns["inner-leaf"][0]
+    # What the stock mock would have said, and the plan must not.
+    stock = mocks.MockMonitor(PlanMocks(preview=True, provider_regions={}))
+    assert stock.make_urn(recording.stack_urn, "test:index:Outer", "outer") == (
+        f"{at}pulumi:pulumi:Stack$test:index:Outer::outer"
+    )
+    inner = urns["inner"][0]
+    assert stock.make_urn(inner, group, "inner-leaf") == f"{at}test:index:Inner${group}::inner-leaf"
+
+
+def test_two_resources_with_one_urn_are_refused(tmp_path, make_settings):
+    """A URN lacks the parents' names: one name and type under two same-typed parents is one URN, which `pulumi up`
+    refuses, though the keys differ."""
+    from components.plan.document import build_plan
+
+    def program() -> None:
+        import pulumi_aws as aws
+
+        provider = aws.Provider("aws", region="us-east-1")
+        for parent in (_Box("test:index:Box", "a"), _Box("test:index:Box", "b")):
+            aws.cloudwatch.LogGroup("logs", opts=pulumi.ResourceOptions(parent=parent, provider=provider))
+
+    stack_file = StackFile.load(_project_copy(tmp_path, "twice", "config:\n  modelyard:preset: minimal\n"), "twice")
+    recording = run_program(stack_file, preview=True, program=program)
+    with pytest.raises(ValueError, match="two resources have one URN"):
+        build_plan(settings=make_settings(), recordings=[recording], catalog_date="2026-01-01", project_dir=tmp_path)

@@ -7,6 +7,13 @@ pulumi-aws inherits, and Kubernetes' immutable names). A path not listed is trea
 a changed resource key (a renamed logical resource) is a delete plus a create, unless the new resource lists
 the old key in its `aliases` (plan JSON): then `pulumi up` finds the old one under the alias and the diff reports
 a move, compared field by field like any change.
+
+Where both plans carry URNs (plan JSON `urn` and `alias_urns`), resources are matched as `pulumi up` matches
+them with the stack's state: by URN, then by the URNs of their aliases, and only then by key. A key holds the
+parents' names and a URN their types, so a resource under a same-named parent of another type keeps its key and
+gets a new URN: unless an alias names the old URN, `pulumi up` deletes it and creates it again, and the diff
+says so (a replacement, loud when stateful). Plans without URNs (written before they had them) are matched by
+key and key aliases, with a note.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from components.cost.estimate import STATEFUL_TYPES, money
+from components.plan.urn import parse_urn
 
 SECRET = "[secret]"
 UNKNOWN = "(known after apply)"
@@ -138,7 +146,8 @@ class ResourceChange:
     protected: bool = False
     retained: bool = False
     fields: list[FieldChange] = field(default_factory=list)
-    moved_from: str | None = None  # the key in BASE that the resource's aliases match
+    moved_from: str | None = None  # the key in BASE of the resource `pulumi up` finds it as (URN, alias)
+    reason: str | None = None  # why `pulumi up` cannot find it in BASE although its key is the same
 
     @property
     def loud(self) -> bool:
@@ -151,9 +160,10 @@ def _show(value: Any) -> Any:
 
 
 def moves(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """(new key -> old key, warnings): a BASE key gone from HEAD that a new HEAD resource lists in `aliases` is
-    that resource moved (the engine looks a resource up by its URN first, then by its aliases). Two resources
-    claiming one old key is an error `pulumi up` stops on: the first claims it here, and a warning says so."""
+    """For plans without URNs: (new key -> old key, warnings). A BASE key gone from HEAD that a new HEAD resource
+    lists in `aliases` is that resource moved (the engine looks a resource up by its URN first, then by its
+    aliases). Two resources claiming one old key is an error `pulumi up` stops on: the first claims it here, and a
+    warning says so."""
     before = {r["key"] for r in base.get("resources", [])}
     after = {r["key"] for r in head.get("resources", [])}
     claims: dict[str, list[str]] = {}
@@ -173,16 +183,150 @@ def moves(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple[dict[str, s
     return moved, warnings
 
 
-def _resource_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple[list[ResourceChange], list[str]]:
+def has_urns(plan: Mapping[str, Any]) -> bool:
+    """Whether every resource of the plan carries its URN (plan JSON written since plans have `urn`)."""
+    return all(isinstance(r.get("urn"), str) for r in plan.get("resources", []))
+
+
+@dataclass(kw_only=True)
+class _Matching:
+    """Which BASE resource `pulumi up` would find each HEAD resource as (None: a create), and what it leaves."""
+
+    pairs: list[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]]
+    new_urns: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (URN in BASE, URN in HEAD)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _by_key(base: Mapping[str, Any], head: Mapping[str, Any], notes: list[str]) -> _Matching:
+    """By key, then by the keys that HEAD's aliases name (plans without URNs)."""
     moved_from, warnings = moves(base, head)
-    renamed = {old: new for new, old in moved_from.items()}  # old key -> new key
+    renamed = set(moved_from.values())
     before = {r["key"]: r for r in base.get("resources", [])}
-    after = {r["key"]: r for r in head.get("resources", [])}
+    after = {r["key"] for r in head.get("resources", [])}
+    pairs: list[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]] = [
+        (before.get(moved_from.get(r["key"], r["key"])), r) for r in head.get("resources", [])
+    ]
+    pairs += [(r, None) for key, r in before.items() if key not in after and key not in renamed]
+    return _Matching(pairs=pairs, warnings=warnings, notes=notes)
+
+
+def _by_urn(base: Mapping[str, Any], head: Mapping[str, Any]) -> _Matching:
+    """As `pulumi up` finds each resource in the stack's state: by its URN, else by the first of its alias URNs that
+    BASE has and no HEAD resource has as its own (pulumi's step generator); what is left, by key: a HEAD resource
+    with a BASE resource's key that neither finds is that resource under a new URN, which `pulumi up` replaces."""
+    old = {r["urn"]: r for r in base.get("resources", [])}
+    own = {r["urn"] for r in head.get("resources", [])}
+    found: dict[str, Mapping[str, Any]] = {}  # HEAD key -> BASE resource
+    for r in head.get("resources", []):
+        if r["urn"] in old:
+            found[r["key"]] = old[r["urn"]]
+    claims: dict[str, list[str]] = {}
+    for r in sorted(head.get("resources", []), key=lambda r: r["key"]):
+        if r["key"] in found:
+            continue
+        for urn in r.get("alias_urns") or []:
+            if urn in old and urn not in own:
+                claims.setdefault(urn, []).append(r["key"])
+                break
+    for urn, keys in sorted(claims.items()):
+        found[keys[0]] = old[urn]
+    warnings = [
+        f"{', '.join(keys)} list {urn} in their aliases: `pulumi up` refuses two resources aliased to one"
+        for urn, keys in sorted(claims.items())
+        if len(keys) > 1
+    ]
+    taken = {r["urn"] for r in found.values()}
+    by_key = {r["key"]: r for r in base.get("resources", [])}
+    new_urns: dict[str, tuple[str, str]] = {}
+    for r in head.get("resources", []):
+        was = by_key.get(r["key"])
+        if r["key"] not in found and was is not None and was["urn"] not in taken:
+            found[r["key"]] = was
+            taken.add(was["urn"])
+            new_urns[r["key"]] = (was["urn"], r["urn"])
+    pairs: list[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]] = [
+        (found.get(r["key"]), r) for r in head.get("resources", [])
+    ]
+    pairs += [(r, None) for r in base.get("resources", []) if r["urn"] not in taken]
+    return _Matching(pairs=pairs, new_urns=new_urns, warnings=warnings)
+
+
+def _matching(base: Mapping[str, Any], head: Mapping[str, Any]) -> _Matching:
+    """By URN where both plans carry URNs of the same stack and project; by key otherwise, with a note."""
+    notes = []
+    sides = [side for side, plan in (("BASE", base), ("HEAD", head)) if plan.get("resources") and not has_urns(plan)]
+    if sides:
+        notes.append(
+            f"{' and '.join(sides)} {'has' if len(sides) == 1 else 'have'} no resource URNs (a plan written before "
+            "plan JSON carried `urn`): resources are matched by key and the keys their aliases name, so a resource "
+            "moved under a same-named component of another type without an alias, which `pulumi up` replaces, is not "
+            "seen"
+        )
+    if (base.get("project"), base.get("stack")) != (head.get("project"), head.get("stack")) and base.get("resources"):
+        notes.append(
+            f"BASE is the plan of {base.get('project')}/{base.get('stack')}, HEAD of {head.get('project')}/"
+            f"{head.get('stack')}: resources are matched by key, their URNs are not compared"
+        )
+    return _by_key(base, head, notes) if notes else _by_urn(base, head)
+
+
+def urn_change(before: str, after: str) -> tuple[str, str]:
+    """(why, what keeps it) for a resource whose key stayed while its URN changed: its stack, its project or the
+    types of its parents."""
+    b, a = parse_urn(before), parse_urn(after)
+    alias = f"an alias naming {before} keeps it (components/options.py: moved_from, children_moved_from)"
+    if b is None or a is None:
+        return "its URN changed", alias
+    if b[0] != a[0]:
+        return (
+            f"it moved from stack {b[0]} to stack {a[0]}, where no alias reaches",
+            f"`pulumi state move --source {b[0]} --dest {a[0]} '{before}'` before either stack's `up` keeps it "
+            "(docs/deploy.md)",
+        )
+    if b[1] != a[1]:
+        return f"the project's name changed ({b[1]} -> {a[1]})", "the project's former name keeps it"
+    was, now = b[2].split("$")[:-1], a[2].split("$")[:-1]
+    if len(was) == len(now) and was and was[-1] != now[-1] and was[:-1] == now[:-1]:
+        change = f"its parent's type changed ({was[-1]} -> {now[-1]})"
+    else:
+        chains = " -> ".join("$".join(types) or "(none)" for types in (was, now))
+        whose = "an ancestor's type" if len(was) == len(now) else "its parents' types"
+        change = f"{whose} changed ({chains})"
+    return f"{change} and no alias names the old one", alias
+
+
+def _regions(plan: Mapping[str, Any]) -> dict[str, str]:
+    """Key -> the region its provider sets (a provider's own region for a provider)."""
+    by_key = {r["key"]: r for r in plan.get("resources", [])}
+
+    def region(r: Mapping[str, Any]) -> Any:
+        if r["type"].startswith("pulumi:providers:"):
+            return (r.get("inputs") or {}).get("region")
+        provider = by_key.get(r.get("provider") or "")
+        return (provider.get("inputs") or {}).get("region") if provider else None
+
+    return {key: value for key, r in by_key.items() if isinstance(value := region(r), str)}
+
+
+def _key(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> str:
+    r = after or before
+    assert r is not None
+    return str(r["key"])
+
+
+def _resource_changes(
+    base: Mapping[str, Any], head: Mapping[str, Any]
+) -> tuple[list[ResourceChange], list[str], list[str]]:
+    """(changes sorted by key, warnings, notes)."""
+    matching = _matching(base, head)
+    renamed = {b["key"]: a["key"] for b, a in matching.pairs if b and a and b["key"] != a["key"]}  # old -> new
+    regions_before, regions_after = _regions(base), _regions(head)
     changes: list[ResourceChange] = []
-    for key in sorted((set(before) - set(renamed)) | set(after)):
-        b, a = before.get(moved_from.get(key, key)), after.get(key)
+    for b, a in sorted(matching.pairs, key=lambda p: (_key(*p), p[0] is None, p[1] is None)):
         r = a or b
         assert r is not None
+        key = r["key"]
         stateful = r["type"] in STATEFUL_TYPES
         if b is None:
             changes.append(ResourceChange(key=key, type=r["type"], name=r["name"], action="create", stateful=stateful))
@@ -201,6 +345,11 @@ def _resource_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple
             )
             continue
         fields: list[FieldChange] = []
+        reason = None
+        if key in matching.new_urns:
+            urn_before, urn_after = matching.new_urns[key]
+            reason = urn_change(urn_before, urn_after)[0]
+            fields.append(FieldChange(path="(urn)", before=urn_before, after=urn_after, forces_replacement=True))
         fb, fa = flatten(b.get("inputs") or {}), flatten(a.get("inputs") or {})
         for path in sorted(set(fb) | set(fa)):
             vb, va = fb.get(path), fa.get(path)
@@ -233,22 +382,32 @@ def _resource_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple
                         forces_replacement=option == "provider",
                     )
                 )
-        if fields or key in moved_from:
+        # Another region is another resource (found by URN, its key's region changed); a provider's own region is
+        # one of its inputs.
+        region_before, region_after = regions_before.get(b["key"]), regions_after.get(key)
+        provider = r["type"].startswith("pulumi:providers:")
+        if region_before and region_after and region_before != region_after and not provider:
+            fields.append(
+                FieldChange(path="(region)", before=region_before, after=region_after, forces_replacement=True)
+            )
+        moved_from = b["key"] if b["key"] != key else None
+        if fields or moved_from:
             replaced = any(f.forces_replacement for f in fields)
             changes.append(
                 ResourceChange(
                     key=key,
                     type=r["type"],
                     name=r["name"],
-                    action="replace" if replaced else "move" if key in moved_from else "update",
+                    action="replace" if replaced else "move" if moved_from else "update",
                     stateful=stateful,
                     protected=bool(b.get("protect")),
                     retained=bool(b.get("retain_on_delete")),
                     fields=fields,
-                    moved_from=moved_from.get(key),
+                    moved_from=moved_from,
+                    reason=reason,
                 )
             )
-    return changes, warnings
+    return changes, matching.warnings, matching.notes
 
 
 def _line_id(line_id: str, renamed: Mapping[str, str]) -> str:
@@ -311,13 +470,20 @@ def _cost_delta(
 
 
 def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
-    changes, warnings = _resource_changes(base, head)
+    changes, warnings, notes = _resource_changes(base, head)
     counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "replace", "delete", "move")}
     for c in changes:
         if not c.loud:
             continue
         why = ", ".join(f.path for f in c.fields if f.forces_replacement)
-        if c.action == "replace":
+        if c.action == "replace" and c.reason:
+            (urn,) = [f for f in c.fields if f.path == "(urn)"]
+            keeps = urn_change(urn.before, urn.after)[1]
+            text = (
+                f"REPLACES stateful {c.type} {c.name} ({why}): {c.reason}, so `pulumi up` does not find it under its "
+                f"new URN: the old one is deleted with its data and a new one created; {keeps}"
+            )
+        elif c.action == "replace":
             text = f"REPLACES stateful {c.type} {c.name} ({why}): the old one is deleted with its data"
             if c.moved_from:
                 text += f" (it moved from {c.moved_from}: the alias does not save it from the replacement)"
@@ -340,6 +506,7 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
         "base_stack": base.get("stack"),
         "counts": counts,
         "warnings": warnings,
+        "notes": notes,
         "changes": [
             {
                 "key": c.key,
@@ -350,6 +517,7 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
                 "protected": c.protected,
                 "retained": c.retained,
                 "moved_from": c.moved_from,
+                "reason": c.reason,
                 "fields": [
                     {
                         "path": f.path,
@@ -406,7 +574,9 @@ def _counts(n: Mapping[str, int]) -> str:
 
 
 def _action(c: Mapping[str, Any]) -> str:
-    """`update`, `move from <old key>`, `replace, moved from <old key>`."""
+    """`update`, `move from <old key>`, `replace, moved from <old key>`, `replace: <reason>`."""
+    if c.get("reason"):
+        return f"{c['action']}: {c['reason']}"
     if not c.get("moved_from"):
         return str(c["action"])
     return f"move from {c['moved_from']}" if c["action"] == "move" else f"{c['action']}, moved from {c['moved_from']}"
@@ -419,6 +589,8 @@ def render_text(diff: Mapping[str, Any]) -> str:
     ]
     for w in diff["warnings"]:
         out.append(f"!! WARNING: {w}")
+    for note in diff.get("notes", []):
+        out.append(f"Note: {note}.")
     for c in diff["changes"]:
         symbol = {"create": "+", "delete": "-", "update": "~", "replace": "+-", "move": ">"}[c["action"]]
         loud = "  !! STATEFUL" if c["stateful"] and c["action"] in ("replace", "delete") else ""
@@ -516,6 +688,8 @@ def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int
     ]
     if diff["warnings"]:
         head_lines += ["> [!CAUTION]"] + [f"> **{_escape(w)}**  " for w in diff["warnings"]] + [""]
+    if diff.get("notes"):
+        head_lines += ["> [!NOTE]"] + [f"> {_escape(note)}.  " for note in diff["notes"]] + [""]
     body: list[str] = []
     cost = diff["cost"]
     if cost and cost["lines"]:
@@ -536,6 +710,7 @@ def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int
         for c in changes:
             loud = " **STATEFUL**" if c["stateful"] and c["action"] in ("replace", "delete") else ""
             moved = f" (from `{c['moved_from']}`)" if c.get("moved_from") else ""
+            moved += f" ({_escape(c['reason'])})" if c.get("reason") else ""
             body.append(f"- `{c['action']}` `{c['key']}`{moved}{loud}")
             if c["fields"]:
                 body += ["", "  | field | before | after | replaces |", "  |---|---|---|---|"]

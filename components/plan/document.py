@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from components.plan.charts import RELEASE_TYPES, local_chart, render_release
-from components.plan.engine import Recording, Registration, normalise
+from components.plan.engine import AliasSpec, Recording, Registration, normalise
+from components.plan.urn import ROOT_TYPE, create_urn, new_urn, parse_urn
 from components.settings import Settings
 
 SCHEMA = "modelyard.plan/v1"
@@ -28,7 +29,7 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-_ROOT_TYPE = "pulumi:pulumi:Stack"
+_ROOT_TYPE = ROOT_TYPE
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,67 @@ def resource_keys(registrations: list[Registration], stack_urn: str) -> dict[str
 
 
 def _urn_parts(urn: str) -> tuple[str, str, str, str] | None:
-    """(stack, project, qualified type, name) of a URN. The MockMonitor puts the stack's type first in its
-    children's qualified types (`pulumi:pulumi:Stack$...`), the real engine does not: dropped."""
-    if not urn.startswith("urn:pulumi:"):
-        return None
-    parts = urn[len("urn:pulumi:") :].split("::", 3)
-    if len(parts) != 4:
+    """(stack, project, qualified type, name) of a URN. The recording monitor gives the engine's URNs; a URN that
+    the SDK built under the stack resource itself (create_urn(..., parent=<stack>)) starts its qualified type with
+    `pulumi:pulumi:Stack$`, where the place is the top level: dropped."""
+    parts = parse_urn(urn)
+    if parts is None:
         return None
     stack, project, qualified, name = parts
     return stack, project, qualified.removeprefix(_ROOT_TYPE + "$"), name
+
+
+def alias_urns(registrations: list[Registration], stack_urn: str) -> dict[str, list[str]]:
+    """URN -> the URNs, other than its own, under which `pulumi up` may find the resource in the stack's state.
+
+    As pulumi's step generator computes them (collapseAliasToUrn, inheritedChildAlias, generateAliases): a whole-URN
+    alias as given; a spec's empty name or type is the resource's own, its parent the current one unless it names
+    one (`noParent`, or a parent that is the stack: none), its stack and project this deployment's unless it names
+    them (a URN under a parent takes the parent's); a child inherits each alias of its parent, its name's prefix
+    renamed as the parent was (the `<parent>-<child>` convention), once as it is and once per alias of its own.
+    The engine uses only the alias its parent (or an alias's explicit parent) was found under in the old state;
+    offline there is no state, so every alias of the parent counts: a superset, never fewer.
+    """
+    own = parse_urn(stack_urn)
+    stack, project = (own[0], own[1]) if own else ("", "")
+    by_urn = {r.urn: r for r in registrations}
+    former: dict[str, list[str]] = {}  # URN -> its alias URNs, own and inherited (parents come before children)
+
+    def collapse(r: Registration, alias: AliasSpec) -> list[str]:
+        if alias.urn:
+            return [alias.urn]
+        parents = [alias.parent_urn, *former.get(alias.parent_urn, [])] if alias.parent_urn else [r.parent_urn]
+        out = []
+        for parent in parents:
+            parsed = parse_urn(parent) if parent and not alias.no_parent else None
+            parent = parent if parsed and parsed[2] != ROOT_TYPE else ""
+            name, type_ = alias.name or r.name, alias.type or r.type
+            out.append(create_urn(name, type_, parent, alias.project or project, alias.stack or stack))
+        return out
+
+    def inherited(child_type: str, child_name: str, parent_name: str, parent_alias: str) -> str:
+        parsed = parse_urn(parent_alias)
+        if parsed is None:
+            return ""
+        if child_name.startswith(parent_name):
+            child_name = parsed[3] + child_name[len(parent_name) :]
+        return new_urn(stack, project, parsed[2], child_type, child_name)
+
+    out: dict[str, list[str]] = {}
+    for r in registrations:
+        found = [u for alias in r.aliases for u in collapse(r, alias)]
+        parent = by_urn.get(r.parent_urn)
+        if parent is not None:
+            for parent_alias in former.get(parent.urn, []):
+                found.append(inherited(r.type, r.name, parent.name, parent_alias))
+                for own_alias in [u for alias in r.aliases for u in collapse(r, alias)]:
+                    parsed = parse_urn(own_alias)
+                    if parsed is not None:
+                        found.append(inherited(parsed[2].rsplit("$", 1)[-1], parsed[3], parent.name, parent_alias))
+        former[r.urn] = [u for u in dict.fromkeys(found) if u and u != r.urn]
+        if former[r.urn]:
+            out[r.urn] = sorted(former[r.urn])
+    return out
 
 
 def alias_keys(registrations: list[Registration], stack_urn: str) -> dict[str, list[str]]:
@@ -177,9 +230,12 @@ def alias_keys(registrations: list[Registration], stack_urn: str) -> dict[str, l
     return out
 
 
-def _resource(r: Registration, keys: dict[str, str], stack_urn: str, aliases: dict[str, list[str]]) -> dict[str, Any]:
+def _resource(
+    r: Registration, keys: dict[str, str], stack_urn: str, aliases: dict[str, list[str]], urns: dict[str, list[str]]
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "key": keys[r.urn],
+        "urn": r.urn,  # the engine's URN (the recording monitor gives no mock URNs): what `pulumi up` matches state by
         "type": r.type,
         "name": r.name,
         "parent": keys.get(r.parent_urn) if r.parent_urn != stack_urn else None,
@@ -192,6 +248,8 @@ def _resource(r: Registration, keys: dict[str, str], stack_urn: str, aliases: di
     }
     if aliases.get(r.urn):  # only where there are some: a plan without aliases keeps its bytes
         entry["aliases"] = aliases[r.urn]
+    if urns.get(r.urn):
+        entry["alias_urns"] = urns[r.urn]
     options: dict[str, Any] = {}
     if r.ignore_changes:
         options["ignore_changes"] = sorted(r.ignore_changes)
@@ -206,8 +264,10 @@ def plan_resources(recording: Recording, keys: dict[str, str] | None = None) -> 
     """The plan's entries for one stack's recording, in registration order (build_plan sorts the deployment's)."""
     keys = keys if keys is not None else resource_keys(recording.registrations, recording.stack_urn)
     aliases = alias_keys(recording.registrations, recording.stack_urn)
+    urns = alias_urns(recording.registrations, recording.stack_urn)
     return [
-        {**_resource(r, keys, recording.stack_urn, aliases), "stack": recording.stack} for r in recording.registrations
+        {**_resource(r, keys, recording.stack_urn, aliases, urns), "stack": recording.stack}
+        for r in recording.registrations
     ]
 
 
@@ -240,6 +300,11 @@ def build_plan(
     found: list[dict[str, Any]] = []
     outputs: dict[str, Any] = {}
     for recording in recordings:
+        # A URN lacks the parents' names: one name and type under two same-typed parents is one URN, which `pulumi up`
+        # refuses (duplicate resource URN), and which the recording cannot tell apart.
+        urns = sorted(urn for urn, count in Counter(r.urn for r in recording.registrations).items() if count > 1)
+        if urns:
+            raise ValueError(f"two resources have one URN, which `pulumi up` refuses: {urns}")
         keys = resource_keys(recording.registrations, recording.stack_urn)
         resources += plan_resources(recording, keys)
         for r in recording.registrations:

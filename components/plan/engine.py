@@ -23,6 +23,7 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.plan.urn import new_urn, parse_urn
 from components.settings.stackfile import StackFile
 
 UNKNOWN_TEXT = "(known after apply)"
@@ -276,12 +277,23 @@ class PlanMocks(mocks.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    """A MockMonitor that keeps what MockResourceArgs drops: parent, provider, dependencies, options, aliases."""
+    """A MockMonitor that keeps what MockResourceArgs drops: parent, provider, dependencies, options, aliases;
+    and gives every resource the URN the real engine gives it."""
 
     def __init__(self, mocks_: PlanMocks, recording: Recording) -> None:
         super().__init__(mocks_)
         self.recording = recording
         self.plan_mocks = mocks_
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The engine's URN (new_urn), not the MockMonitor's: that one prefixes a top-level resource's type with
+        `pulumi:pulumi:Stack$` and a child's with its parent's own type only, where the engine puts no prefix under
+        the stack and the parent's whole qualified type under a component. Since aliases that the program computes
+        from a parent's URN (pulumi.Alias(parent=...), create_urn) are built on these, they come out as the engine
+        computes them too."""
+        parsed = parse_urn(parent) if parent else None
+        parent_type = parsed[2] if parsed else ""
+        return new_urn(pulumi.get_stack(), pulumi.get_project(), parent_type, type_, name)
 
     def ReadResource(self, request: Any) -> Any:
         """Reads (stack references) are part of what a stack depends on: recorded like registrations."""
