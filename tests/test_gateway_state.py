@@ -50,7 +50,8 @@ def _project(tmp_path: Path, preset: str, overrides: Mapping[str, Any]) -> Path:
 
 
 def build_state(settings: Settings) -> None:
-    """Only the AWS layer's gateway pieces, as the platform builds them."""
+    """Only the AWS layer's gateway pieces, with fixed inputs (a VPC, subnets, the cluster's security group) so
+    that each test can name them; how the platform wires them is tests/test_platform_gateway.py's."""
     provider = aws.Provider("aws", region=settings.region)
     gateway = settings.gateway
     if gateway.database is not None or gateway.redis is not None:

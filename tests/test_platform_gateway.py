@@ -13,16 +13,9 @@ from components.k8s.gateway import objects
 from components.plan.engine import SECRET_TEXT
 from components.policy.rules import evaluate
 from tests.conftest import by_type, plan_with
+from tests.test_gateway_exposure import INTERNAL, PUBLIC
+from tests.test_gateway_state import BEDROCK_MODEL
 
-CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/01234567-89ab-cdef-0123-456789abcdef"
-INTERNAL = {"hostname": "llm.example.internal", "certificate_arn": CERTIFICATE}
-PUBLIC = {
-    "hostname": "llm.acme-corp.io",
-    "exposure": "public",
-    "public_zone_id": "Z0123456789ABCDEFGHIJ",
-    "allowed_cidrs": ["198.51.100.0/24"],
-}
-BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 # The enterprise preset in one stack (its own is split), reachable from a VPN range; no runner, so the charts
 # come from their repositories (deploy.charts: the default, upstream).
 ENTERPRISE_ONE_STACK = {
