@@ -549,6 +549,17 @@ def test_each_secret_value_has_its_own_secret_and_none_is_in_the_config_map() ->
         assert value not in config_map
 
 
+def test_a_stopping_pod_is_taken_out_of_rotation_then_finishes_its_requests() -> None:
+    """A rollout or a drain must not cut a generation in flight: the pod pauses while the load balancer and the
+    Service stop sending to it, then has the proxy's whole request timeout to finish."""
+    settings = stack()
+    pod = objects.deployment(settings)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": objects.PRE_STOP_SECONDS}}
+    timeout = gateway_config(settings)["router_settings"]["timeout"]
+    assert pod["terminationGracePeriodSeconds"] >= objects.PRE_STOP_SECONDS + timeout
+
+
 def test_pod_is_hardened_like_the_model_servers() -> None:
     deployment = objects.deployment(stack(replicas=3))
     pod = deployment["spec"]["template"]["spec"]

@@ -41,7 +41,9 @@ CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 # which still accepts TLS 1.0: the policy is always set.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
 HTTPS_PORT = 443
-# Seconds a deregistered pod keeps its open connections: the gateway pod's termination grace period.
+# Seconds the NLB waits for a deregistered pod's connections before the target is gone. Connection termination
+# stays off (the default), so a long generation still streaming after that is not cut: the pod's own grace
+# period (components.k8s.gateway.objects) bounds it.
 DEREGISTRATION_DELAY = 60
 # Read-only calls the controller makes for a TargetGroupBinding of IP targets (aws-load-balancer-controller
 # v3.5.0: the binding webhooks describe the target group; reconciliation lists target health, reads the VPC's
