@@ -177,3 +177,38 @@ def test_a_multi_node_replica_is_priced_as_all_its_nodes(make_settings):
     )
     (fleet,) = [f for f in gpu_fleets(bigger) if f.model_key == "llama-405b"]
     assert (fleet.always_nodes, fleet.burst_nodes) == (4, 0)
+
+
+OWN_IMAGE = {
+    "registry": "111122223333.dkr.ecr.us-east-1.amazonaws.com/ml",
+    "repository": "vllm-openai-efa",
+    "tag": "v0.17.1-efa1",
+    "digest": "sha256:" + "ab" * 32,
+}
+
+
+def test_a_model_may_run_an_image_of_the_stacks_own_pinned_by_digest(tmp_path):
+    from tests.conftest import plan_with
+
+    plan = plan_with(tmp_path, "minimal", {"models": {"llama-8b": {"image": OWN_IMAGE}}})
+    (deployment,) = [
+        m["object"]
+        for m in plan["manifests"]
+        if m["object"]["kind"] == "Deployment" and m["object"]["metadata"]["name"].startswith("llama-8b")
+    ]
+    images = {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
+    expected = f"{OWN_IMAGE['registry']}/{OWN_IMAGE['repository']}:{OWN_IMAGE['tag']}@{OWN_IMAGE['digest']}"
+    assert expected in images.values(), images
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"digest": "latest"}, "modelyard:models.llama-8b.image.digest"),
+        ({"registry": "Docker.IO"}, "modelyard:models.llama-8b.image.registry"),
+    ],
+)
+def test_an_own_image_must_be_pinned_and_well_formed(make_settings, change, path):
+    with pytest.raises(InputError) as exc:
+        make_settings(models={"llama-8b": {"image": {**OWN_IMAGE, **change}}})
+    assert path in {p.path for p in exc.value.problems}

@@ -277,4 +277,8 @@ def serving_values(
     if image_registry is not None:
         values["image"] = {"registry": image_registry}
         values["loader"] = {"image": {"registry": image_registry}}
+    own = model_settings.image
+    if own is not None:
+        # The stack's own build, pulled from where it lives (its ECR needs no pull-through cache), by digest.
+        values["image"] = {"registry": own.registry, "repository": own.repository, "tag": own.tag, "digest": own.digest}
     return values

@@ -228,6 +228,33 @@ class ReplicaSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServingImageSettings:
+    """A vLLM image of your own in place of the kit's pinned one: built FROM it (the same vLLM version), e.g. to
+    add aws-ofi-nccl for NCCL over EFA. The kit's flags, scripts and metric names are that version's."""
+
+    registry: str = doc_field(
+        "registry host and path prefix, such as 111122223333.dkr.ecr.us-east-1.amazonaws.com/ml",
+        pattern=r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*",
+        pattern_doc="a registry host (lower case) with an optional port and path prefix",
+    )
+    repository: str = doc_field(
+        "repository within the registry, such as vllm-openai-efa",
+        pattern=r"[a-z0-9]+([._/-][a-z0-9]+)*",
+        pattern_doc="lower-case letters and digits separated by . _ / -",
+    )
+    tag: str = doc_field(
+        "the image's tag (shown in the pod spec; the digest is what is pulled)",
+        pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+        pattern_doc="a Docker tag: letters, digits, _ . -, at most 128, not starting with . or -",
+    )
+    digest: str = doc_field(
+        "the image's digest: an image is pinned, never pulled by tag alone",
+        pattern=r"sha256:[0-9a-f]{64}",
+        pattern_doc="sha256:<64 lower-case hex>",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelSettings:
     model: str = doc_field("a model of the catalog, by name or Hugging Face repository id")
     pool: str = doc_field("the GPU pool (a key of pools) the model's replicas run on")
@@ -260,6 +287,11 @@ class ModelSettings:
         "`pulumi up` waits until the servers are ready (up to image pull + weight copy + load); false for a "
         "first `up` before the weights are pushed: the servers then wait for their manifest, `up` does not",
         default=True,
+    )
+    image: ServingImageSettings | None = doc_field(
+        "a vLLM image built FROM the kit's pinned one (docs/serving.md), e.g. with aws-ofi-nccl for a multi-node "
+        "model's NCCL over EFA; null: the kit's pinned image",
+        default=None,
     )
 
 
