@@ -13,8 +13,10 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import botocore.exceptions
 
@@ -36,7 +38,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # which check: credentials, region, offering, quota, eip, eni, eks, bucket, reservation
+    name: str  # which check: credentials, region, zone, offering, quota, elastic-ip, ..., bucket, reservation, endpoint
     status: Status
     detail: str
     fix: str = ""
@@ -70,6 +72,33 @@ VCPU_QUOTAS: Mapping[tuple[str, bool], Quota] = {
 ENI_CONTROL_PLANE_AND_BALANCERS = 7
 # Per node, the VPC CNI attaches the primary interface and keeps one warm secondary interface.
 ENIS_PER_NODE = 2
+
+# gateway.certificate_arn: a certificate that expires within this many days gets a WARN (an imported one is not
+# renewed by ACM; the NLB keeps serving it until it expires).
+CERTIFICATE_WARN_DAYS = 30
+# The gateway's database: RDS for PostgreSQL at this major version (components/aws/gateway_state.py
+# POSTGRES_ENGINE_VERSION; not imported, it pulls in pulumi_aws; a test keeps the two equal).
+POSTGRES_MAJOR = "17"
+
+
+def certificate_covers(names: Iterable[str], hostname: str) -> bool:
+    """Whether a certificate for `names` (its domain name and SANs) is valid for `hostname`: an exact name, or a
+    wildcard standing for exactly one leftmost label (*.example.com covers llm.example.com, not example.com nor
+    a.llm.example.com)."""
+    host = hostname.lower().rstrip(".")
+    for name in names:
+        name = name.lower().rstrip(".")
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:] and host.split(".", 1)[0]:
+            return True
+    return False
+
+
+def in_zone(hostname: str, zone_name: str) -> bool:
+    """Whether `hostname` is the zone's apex or a name below it (Route 53 zone names end with a dot)."""
+    host, zone = hostname.lower().rstrip("."), zone_name.lower().rstrip(".")
+    return host == zone or host.endswith("." + zone)
 
 
 @dataclass
@@ -202,6 +231,7 @@ class Preflight:
         self.region = settings.region
         self.report = Report()
         self._quota_cache: dict[Quota, float | None] = {}
+        self._zone_cache: dict[str, dict[str, str]] | None = None
 
     # --- each check -------------------------------------------------------------------------------
     def run(self) -> Report:
@@ -218,6 +248,12 @@ class Preflight:
             self.check_eks_version,
             lambda: self.check_bucket(identity["account"]),
             self.check_reservations,
+            self.check_certificate,
+            self.check_public_zone,
+            self.check_database,
+            self.check_valkey,
+            self.check_bedrock,
+            self.check_endpoints,
         ):
             try:
                 check()
@@ -263,12 +299,18 @@ class Preflight:
         self.report.add("region", Status.OK, f"{self.region} ({regions[self.region]})")
         return True
 
+    def _zones(self) -> dict[str, dict[str, str]]:
+        """The region's zones by zone id (ZoneName, State, ...), asked once."""
+        if self._zone_cache is None:
+            answer = self.clients("ec2").describe_availability_zones(AllAvailabilityZones=True)
+            self._zone_cache = {z["ZoneId"]: z for z in answer["AvailabilityZones"]}
+        return self._zone_cache
+
     def check_zones(self) -> None:
         wanted = set(self.settings.network.zone_ids)
         for pool in self.settings.pools.values():
             wanted.update(pool.zone_ids)
-        answer = self.clients("ec2").describe_availability_zones(AllAvailabilityZones=True)
-        zones = {z["ZoneId"]: z for z in answer["AvailabilityZones"]}
+        zones = self._zones()
         for zone_id in sorted(wanted):
             zone = zones.get(zone_id)
             if zone is None:
@@ -611,13 +653,309 @@ class Preflight:
                     f"pools.{name}: {rid} {state}, {reservation.get('InstanceType')} in {zone}",
                 )
 
+    # --- the gateway's AWS side: only what the stack's settings use ------------------------------------
+    def check_certificate(self) -> None:
+        arn = self.settings.gateway.certificate_arn
+        hostname = self.settings.gateway.hostname
+        if not arn:
+            return
+        try:
+            cert = self.clients("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) not in ("ResourceNotFoundException", "InvalidArnException"):
+                raise
+            self.report.add(
+                "certificate",
+                Status.FAIL,
+                f"gateway.certificate_arn: {arn} does not exist in {self.region} ({error_code(exc)})",
+                f"import or issue the certificate in {self.region} and set gateway.certificate_arn to its ARN "
+                f"(`aws acm list-certificates --region {self.region}`)",
+            )
+            return
+        names = [cert.get("DomainName", ""), *cert.get("SubjectAlternativeNames", [])]
+        names = list(dict.fromkeys(n for n in names if n))
+        status = str(cert.get("Status", ""))
+        not_after = cert.get("NotAfter")
+        days = (not_after - datetime.now(UTC)).total_seconds() / 86400 if isinstance(not_after, datetime) else None
+        problems = []
+        if status != "ISSUED":
+            problems.append(f"its status is {status or 'unknown'}, not ISSUED")
+        if days is not None and days <= 0:
+            problems.append(f"it expired on {not_after:%Y-%m-%d}")
+        if hostname and not certificate_covers(names, hostname):
+            problems.append(f"it does not cover gateway.hostname {hostname} (it names {', '.join(names) or 'nothing'})")
+        if problems:
+            self.report.add(
+                "certificate",
+                Status.FAIL,
+                f"gateway.certificate_arn: {arn}: " + "; ".join(problems),
+                f"set gateway.certificate_arn to an ISSUED certificate in {self.region} whose name or SANs cover "
+                f"{hostname} (a wildcard covers one label)",
+            )
+            return
+        kind = str(cert.get("Type", ""))
+        until = f", valid until {not_after:%Y-%m-%d}" if isinstance(not_after, datetime) else ""
+        detail = f"gateway.certificate_arn: {kind.lower() or 'certificate'} {status}{until}, covers {hostname}"
+        renews = kind != "IMPORTED" and cert.get("RenewalEligibility") == "ELIGIBLE"
+        if days is not None and days < CERTIFICATE_WARN_DAYS and not renews:
+            self.report.add(
+                "certificate",
+                Status.WARN,
+                f"{detail}; it expires in {math.floor(days)} days and ACM does not renew it",
+                "re-import a renewed certificate under the same ARN (`aws acm import-certificate "
+                "--certificate-arn ...`) before it expires",
+            )
+        else:
+            self.report.add("certificate", Status.OK, detail)
+
+    def check_public_zone(self) -> None:
+        zone_id = self.settings.gateway.public_zone_id
+        hostname = self.settings.gateway.hostname
+        if not zone_id:
+            return
+        try:
+            zone = self.clients("route53").get_hosted_zone(Id=zone_id)["HostedZone"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) not in ("NoSuchHostedZone", "InvalidInput"):
+                raise
+            self.report.add(
+                "public-zone",
+                Status.FAIL,
+                f"gateway.public_zone_id: {zone_id} is not a hosted zone of this account ({error_code(exc)})",
+                "set gateway.public_zone_id to the public hosted zone of the hostname's domain "
+                "(`aws route53 list-hosted-zones`)",
+            )
+            return
+        name = str(zone.get("Name", ""))
+        problems = []
+        if zone.get("Config", {}).get("PrivateZone"):
+            problems.append(
+                "it is a private zone (records there are not resolvable from the internet, and ACM "
+                "cannot validate through it)"
+            )
+        if hostname and not in_zone(hostname, name):
+            problems.append(f"gateway.hostname {hostname} is not inside its domain {name.rstrip('.')}")
+        if problems:
+            self.report.add(
+                "public-zone",
+                Status.FAIL,
+                f"gateway.public_zone_id: {zone_id} ({name.rstrip('.')}): " + "; ".join(problems),
+                "set gateway.public_zone_id to a public hosted zone whose domain holds gateway.hostname",
+            )
+        else:
+            self.report.add(
+                "public-zone", Status.OK, f"gateway.public_zone_id: {zone_id} is the public zone {name.rstrip('.')}"
+            )
+
+    def check_database(self) -> None:
+        database = self.settings.gateway.database
+        if database is None:
+            return
+        cls = database.instance_class
+        options = []
+        pages = self.clients("rds").get_paginator("describe_orderable_db_instance_options")
+        for page in pages.paginate(Engine="postgres", DBInstanceClass=cls):
+            options += [
+                o
+                for o in page.get("OrderableDBInstanceOptions", [])
+                if str(o.get("EngineVersion", "")).split(".")[0] == POSTGRES_MAJOR
+            ]
+        versions = sorted(
+            {str(o.get("EngineVersion")) for o in options}, key=lambda v: [int(x) for x in v.split(".") if x.isdigit()]
+        )
+        if not options:
+            self.report.add(
+                "database",
+                Status.FAIL,
+                f"gateway.database.instance_class: {cls} is not orderable for RDS PostgreSQL {POSTGRES_MAJOR} in "
+                f"{self.region}",
+                "set gateway.database.instance_class to a class `aws rds describe-orderable-db-instance-options "
+                f"--engine postgres --db-instance-class <class> --region {self.region}` lists for {POSTGRES_MAJOR}.x",
+            )
+        elif database.multi_az and not any(o.get("MultiAZCapable") for o in options):
+            self.report.add(
+                "database",
+                Status.FAIL,
+                f"gateway.database: {cls} is orderable for PostgreSQL {POSTGRES_MAJOR} but not Multi-AZ in "
+                f"{self.region}",
+                "choose another gateway.database.instance_class, or set gateway.database.multi_az to false",
+            )
+        else:
+            self.report.add(
+                "database",
+                Status.OK,
+                f"gateway.database.instance_class: {cls} is orderable for PostgreSQL {versions[-1]}"
+                + (" (Multi-AZ)" if database.multi_az else ""),
+            )
+
+    def check_valkey(self) -> None:
+        redis = self.settings.gateway.redis
+        if redis is None:
+            return
+        # ElastiCache has no API listing the node types offered per engine and region; its reserved-node
+        # offerings are listed per node type and region, so a type with an offering is sold there (docs).
+        node_type = redis.node_type
+        answer = self.clients("elasticache").describe_reserved_cache_nodes_offerings(
+            CacheNodeType=node_type, MaxRecords=20
+        )
+        if answer.get("ReservedCacheNodesOfferings"):
+            self.report.add(
+                "valkey",
+                Status.OK,
+                f"gateway.redis.node_type: ElastiCache sells {node_type} in {self.region} (per-engine offerings "
+                "cannot be read: Valkey runs on every current-generation type)",
+            )
+        else:
+            self.report.add(
+                "valkey",
+                Status.WARN,
+                f"gateway.redis.node_type: {node_type} has no reserved-node offering in {self.region}: it may not "
+                "be sold there (ElastiCache has no API for on-demand node types per region)",
+                "check the type in the region's ElastiCache pricing or console; set gateway.redis.node_type to a "
+                "current-generation type (cache.t4g, cache.m7g, cache.r7g)",
+            )
+
+    def check_bedrock(self) -> None:
+        models = self.settings.bedrock_models_in_use
+        if not models:
+            return
+        client = self.clients("bedrock")
+        for model_id in models:
+            try:
+                details = client.get_foundation_model(modelIdentifier=model_id)["modelDetails"]
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) not in ("ResourceNotFoundException", "ValidationException"):
+                    raise
+                self.report.add(
+                    "bedrock",
+                    Status.FAIL,
+                    f"gateway.fallbacks: {model_id} is not a Bedrock foundation model in {self.region} "
+                    f"({error_code(exc)})",
+                    f"set gateway.fallbacks.<model>.model to a model id `aws bedrock list-foundation-models --region "
+                    f"{self.region}` lists",
+                )
+                continue
+            lifecycle = str(details.get("modelLifecycle", {}).get("status", ""))
+            inference = [str(t) for t in details.get("inferenceTypesSupported", [])]
+            if "ON_DEMAND" not in inference:
+                self.report.add(
+                    "bedrock",
+                    Status.FAIL,
+                    f"gateway.fallbacks: {model_id} cannot be invoked on demand in {self.region} (it supports "
+                    f"{', '.join(inference) or 'no inference type'}); the gateway's role invokes foundation models "
+                    "by id, and cross-region inference profiles are refused",
+                    "choose a fallback model whose inferenceTypesSupported lists ON_DEMAND in the stack's region",
+                )
+                continue
+            access = self._bedrock_access(client, model_id)
+            if lifecycle != "ACTIVE":
+                end = details.get("modelLifecycle", {}).get("endOfLifeTime")
+                self.report.add(
+                    "bedrock",
+                    Status.WARN,
+                    f"gateway.fallbacks: {model_id} is {lifecycle or 'not ACTIVE'} in {self.region}"
+                    + (f", end of life {end:%Y-%m-%d}" if isinstance(end, datetime) else "")
+                    + f"; {access[1]}",
+                    "move gateway.fallbacks.<model>.model to an ACTIVE model",
+                )
+            elif not access[0]:
+                self.report.add(
+                    "bedrock",
+                    Status.WARN,
+                    f"gateway.fallbacks: {model_id} ACTIVE, on demand in {self.region}; {access[1]}",
+                    "check the model's access in the Bedrock console (Model catalog); for Anthropic, submit the "
+                    "use case once per account",
+                )
+            else:
+                self.report.add(
+                    "bedrock",
+                    Status.OK,
+                    f"gateway.fallbacks: {model_id} ACTIVE, on demand in {self.region}; {access[1]}",
+                )
+
+    def _bedrock_access(self, client: Any, model_id: str) -> tuple[bool, str]:
+        """(looks usable, what Bedrock says of the account's access to a model). GetFoundationModelAvailability
+        is the console's call: documented only by its fields, and an entitlement that first invoke creates
+        (Marketplace) reads as not available until then; so a doubt only warns."""
+        if not hasattr(client, "get_foundation_model_availability"):
+            return True, "access not checked (this botocore has no GetFoundationModelAvailability)"
+        try:
+            answer = client.get_foundation_model_availability(modelId=model_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else type(exc).__name__
+            return True, f"access could not be read (GetFoundationModelAvailability: {code}); the first call tells"
+        facts = {
+            "authorization": answer.get("authorizationStatus"),
+            "entitlement": answer.get("entitlementAvailability"),
+            "agreement": answer.get("agreementAvailability", {}).get("status"),
+            "region": answer.get("regionAvailability"),
+        }
+        seen = ", ".join(f"{k} {v}" for k, v in facts.items() if v)
+        good = {"AUTHORIZED", "AVAILABLE", None}
+        if all(v in good for v in facts.values()):
+            return True, f"access: {seen or 'no answer'}"
+        return False, f"access: {seen}"
+
+    def check_endpoints(self) -> None:
+        endpoints = self.settings.interface_endpoints
+        if not endpoints:
+            return
+        names = {f"com.amazonaws.{self.region}.{e.value}": e.value for e in endpoints}
+        ec2 = self.clients("ec2")
+        details: dict[str, dict[str, Any]] = {}
+        try:
+            for d in ec2.describe_vpc_endpoint_services(ServiceNames=sorted(names))["ServiceDetails"]:
+                details[d["ServiceName"]] = d
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "InvalidServiceName":
+                raise
+            # A service the region does not have fails the whole call: ask one by one to name it.
+            for name in sorted(names):
+                try:
+                    for d in ec2.describe_vpc_endpoint_services(ServiceNames=[name])["ServiceDetails"]:
+                        details[d["ServiceName"]] = d
+                except botocore.exceptions.ClientError as inner:
+                    if error_code(inner) != "InvalidServiceName":
+                        raise
+        zone_ids = self.settings.network.zone_ids
+        names_by_id = {zid: str(z.get("ZoneName", "")) for zid, z in self._zones().items()}
+        bedrock = ", or set network.nat (single or per-zone) so the gateway reaches Bedrock's public endpoint"
+        for name in sorted(names):
+            short = names[name]
+            detail = details.get(name)
+            if detail is None:
+                self.report.add(
+                    "endpoint",
+                    Status.FAIL,
+                    f"{short}: {name} is not offered in {self.region}",
+                    "deploy to a region that offers it, or leave it out of network.interface_endpoints"
+                    + (bedrock if short == "bedrock-runtime" else ""),
+                )
+                continue
+            served = set(detail.get("AvailabilityZoneIds") or [])
+            by_name = set(detail.get("AvailabilityZones") or [])
+            missing = [z for z in zone_ids if z not in served and names_by_id.get(z) not in by_name]
+            if missing:
+                self.report.add(
+                    "endpoint",
+                    Status.FAIL,
+                    f"{short}: {name} is not offered in {', '.join(missing)}",
+                    "set network.zone_ids to zones where it is offered (`aws ec2 describe-vpc-endpoint-services "
+                    f"--service-names {name} --region {self.region}`)"
+                    + (bedrock if short == "bedrock-runtime" else ""),
+                )
+            else:
+                self.report.add("endpoint", Status.OK, f"{short}: offered in {', '.join(zone_ids)}")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelyard preflight",
         description="Check the AWS account before `pulumi up`: credentials, region and zones, GPU instance "
         "offerings, vCPU quotas, Elastic IP and network-interface headroom, EKS version, the model bucket's "
-        "name, capacity reservations. Exit 0: nothing blocks; 3: something blocks; 2: bad input.",
+        "name, capacity reservations, and what the gateway uses: its certificate, public zone, database class, "
+        "Valkey node type, Bedrock fallback models, interface endpoints per zone. Exit 0: nothing blocks; "
+        "3: something blocks; 2: bad input.",
     )
     parser.add_argument("--stack", required=True, help="a stack of stacks/Pulumi.<stack>.yaml")
     parser.add_argument("--profile", help="an AWS CLI profile (default: boto3's credential chain)")
