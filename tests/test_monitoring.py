@@ -31,6 +31,8 @@ from components.k8s.monitoring.logs import (
 from components.k8s.monitoring.values import (
     DCGM_EXPORTER_REPO,
     DCGM_EXPORTER_VERSION,
+    GATEWAY_JOB,
+    GATEWAY_JOB_NAMESPACE,
     GPU_PRESENT_LABEL,
     GPU_TAINT_KEY,
     IMAGE_HOSTS,
@@ -219,7 +221,7 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
 def test_dashboards_are_grafana_json_with_known_metrics() -> None:
     allowed = assets.allowed_series_names()
     found = dashboards()
-    assert set(found) == {"serving.json", "gpus.json", "cost.json"}
+    assert set(found) == {"serving.json", "gateway.json", "gpus.json", "cost.json"}
     for name, dashboard in found.items():
         assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36, name
         ids = [panel["id"] for panel in dashboard["panels"]]
@@ -246,10 +248,26 @@ def test_every_listed_metric_names_its_source() -> None:
     for name, meta in data["metrics"].items():
         assert meta["source"] in data["sources"], name
         assert meta["type"] in {"gauge", "counter", "histogram"}, name
-        if meta["type"] == "counter" and meta["source"].startswith("vllm"):
+        if meta["type"] == "counter" and (meta["source"].startswith("vllm") or meta["source"] == "litellm"):
             assert name.endswith("_total"), f"{name}: prometheus_client exposes counters with _total"
     for key, source in data["sources"].items():
         assert source["project"] and source["version"] and source["path"], key
+
+
+def test_gateway_rules_select_the_job_the_gateways_service_monitor_makes() -> None:
+    """The operator names a ServiceMonitor's job after the Service (no jobLabel): the gateway's rules and
+    dashboard select that job in the gateway's namespace, and LiteLLM's version is the gateway's pin."""
+    from components.k8s.gateway import objects
+
+    monitor = objects.service_monitor()
+    assert "jobLabel" not in monitor["spec"]
+    assert (objects.service()["metadata"]["name"], objects.NAMESPACE) == (GATEWAY_JOB, GATEWAY_JOB_NAMESPACE)
+    selector = f'job="{GATEWAY_JOB}"'
+    for group in assets.load_rule(assets.RULES_DIR / "gateway.yaml")["spec"]["groups"]:
+        for rule in group["rules"]:
+            assert selector in rule["expr"], rule["alert"]
+    litellm = yaml.safe_load(assets.METRICS_FILE.read_text())["sources"]["litellm"]
+    assert litellm["version"].startswith(f"{objects.IMAGE_TAG.removeprefix('v')} "), litellm["version"]
 
 
 def test_vllm_version_is_the_one_the_serving_chart_pins() -> None:
@@ -433,6 +451,15 @@ def test_the_operators_crds_come_from_their_own_chart_of_the_same_operator_versi
     for preset in Preset:
         assert monitoring_values(make_settings(preset.value))["crds"] == {"enabled": False}
     assert operator_crds_values() == {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
+
+
+@pytest.mark.parametrize("stack", ["pilot", "product", "core"])
+def test_every_stack_ships_every_rule_file(plans, stack) -> None:
+    shipped = {
+        m["object"]["metadata"]["name"] for m in plans[stack]["manifests"] if m["object"]["kind"] == "PrometheusRule"
+    }
+    assert shipped == {assets.load_rule(path)["metadata"]["name"] for path in assets.rule_files()}
+    assert "modelyard-gateway" in shipped
 
 
 @pytest.mark.parametrize("stack", ["pilot", "product", "core"])

@@ -2,7 +2,7 @@
 
 - ``rules/cost.yaml``: one price series per GPU instance type of the catalog (on-demand $/hr), and the
   cost rules built on them: $/hr per node, per pod and per model, and cost per million output tokens.
-- ``dashboards/{serving,gpus,cost}.json``: the Grafana dashboards.
+- ``dashboards/{serving,gateway,gpus,cost}.json``: the Grafana dashboards.
 
 Run ``python -m components.k8s.monitoring.generate`` after changing the catalog or this file.
 """
@@ -21,6 +21,8 @@ from components import catalog
 from components.k8s.monitoring.assets import DASHBOARDS_DIR, RULES_DIR
 from components.k8s.monitoring.values import (
     DCGM_JOB,
+    GATEWAY_JOB,
+    GATEWAY_JOB_NAMESPACE,
     KUBE_PROMETHEUS_STACK_RELEASE,
     MONITORING_NAMESPACE,
     SERVING_CONTAINER,
@@ -335,6 +337,124 @@ def serving_dashboard() -> dict[str, Any]:
     )
 
 
+def gateway_dashboard() -> dict[str, Any]:
+    """The LiteLLM gateway: per tenant (`user`, set to the key's tenant) and model (`requested_model`).
+    Its series exist only with gateway.master_key (the ServiceMonitor needs the scrape token)."""
+    job = f'job="{GATEWAY_JOB}", namespace="{GATEWAY_JOB_NAMESPACE}"'
+    sel = f'{job}, user=~"$tenant", requested_model=~"$model"'
+    rate = "[$__rate_interval]"
+    total = "litellm_proxy_total_requests_metric_total"
+    failed = "litellm_proxy_failed_requests_metric_total"
+
+    def quantile(q: float) -> tuple[str, str]:
+        expr = (
+            f"histogram_quantile({q}, sum by (requested_model, le) "
+            f"(rate(litellm_request_total_latency_metric_bucket{{{sel}}}{rate})))"
+        )
+        return expr, f"{{{{requested_model}}}} p{int(q * 100)}"
+
+    panels = [
+        _panel(
+            1,
+            "Requests per second by tenant and model",
+            [(f"sum by (user, requested_model) (rate({total}{{{sel}}}{rate}))", "{{user}} {{requested_model}}")],
+            x=0,
+            y=0,
+            unit="reqps",
+        ),
+        _panel(
+            2,
+            "Failed requests by status",
+            [
+                (
+                    f"sum by (user, requested_model, exception_status) (rate({failed}{{{sel}}}{rate}))",
+                    "{{user}} {{requested_model}} {{exception_status}}",
+                )
+            ],
+            x=12,
+            y=0,
+            unit="reqps",
+            description="Requests the gateway answered with an error, by HTTP status (429: rate limited).",
+        ),
+        _panel(
+            3,
+            "Share of requests failing (429 left out)",
+            [
+                (
+                    f'sum (rate({failed}{{{job}, exception_status!="429"}}{rate}))'
+                    f" / sum (rate({total}{{{job}}}{rate}))",
+                    "all tenants",
+                )
+            ],
+            x=0,
+            y=8,
+            unit="percentunit",
+            description="Above 5% over 10 minutes, at over 0.1 requests a second, raises GatewayErrorRateHigh.",
+        ),
+        _panel(
+            4,
+            "Rate limited (429) by tenant",
+            [(f'sum by (user) (rate({failed}{{{sel}, exception_status="429"}}{rate}))', "{{user}}")],
+            x=12,
+            y=8,
+            unit="reqps",
+            description="Over 10% of a tenant's requests for 15 minutes raises GatewayTenantRateLimited.",
+        ),
+        _panel(
+            5,
+            "Fallbacks to a provider",
+            [
+                (
+                    "sum by (api_key_alias, requested_model, fallback_model) "
+                    f"(increase(litellm_deployment_successful_fallbacks_total{{{job}}}{rate}))",
+                    "{{api_key_alias}} {{requested_model}} -> {{fallback_model}}",
+                ),
+                (
+                    "sum by (api_key_alias, requested_model, fallback_model) "
+                    f"(increase(litellm_deployment_failed_fallbacks_total{{{job}}}{rate}))",
+                    "{{api_key_alias}} {{requested_model}} -> {{fallback_model}} (failed)",
+                ),
+            ],
+            x=0,
+            y=16,
+            description=(
+                "Requests answered (or not) by the proprietary fallback after the self-hosted servers failed: "
+                "prompts leaving the VPC (GatewayFallingBackToProvider). By key: the metric has no tenant label."
+            ),
+        ),
+        _panel(
+            6,
+            "End-to-end latency at the gateway",
+            [quantile(0.5), quantile(0.95)],
+            x=12,
+            y=16,
+            unit="s",
+            description="From the request reaching the proxy to the end of its processing (auth, hooks, the model).",
+        ),
+        _panel(
+            7,
+            "Gateway targets up",
+            [(f"sum (up{{{job}}})", "up")],
+            x=0,
+            y=24,
+            w=24,
+            description="None up for 5 minutes raises GatewayDown.",
+        ),
+    ]
+    variables = [
+        _variable("tenant", "Tenant", f"label_values({total}{{{job}}}, user)"),
+        _variable("model", "Model", f'label_values({total}{{{job}, user=~"$tenant"}}, requested_model)'),
+    ]
+    return _dashboard(
+        "modelyard-gateway",
+        "modelyard / Gateway",
+        "The LiteLLM gateway: requests, failures, rate limits and fallbacks per tenant and model "
+        "(only with gateway.master_key).",
+        variables,
+        panels,
+    )
+
+
 def gpus_dashboard() -> dict[str, Any]:
     sel = 'node=~"$node"'
     panels = [
@@ -502,7 +622,12 @@ def cost_dashboard() -> dict[str, Any]:
     )
 
 
-DASHBOARDS = {"serving.json": serving_dashboard, "gpus.json": gpus_dashboard, "cost.json": cost_dashboard}
+DASHBOARDS = {
+    "serving.json": serving_dashboard,
+    "gateway.json": gateway_dashboard,
+    "gpus.json": gpus_dashboard,
+    "cost.json": cost_dashboard,
+}
 
 
 def render_dashboard(name: str) -> str:

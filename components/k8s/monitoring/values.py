@@ -77,7 +77,11 @@ SERVING_CONTAINER = "vllm"
 # A model's autoscaler is its KEDA ScaledObject named like its Service (KEDA names the HPA
 # keda-hpa-<ScaledObject>, as charts/llm-serving does) or an HPA named like its Service: the "queue growing
 # at max replicas" alert joins the HPA to the Service on that name.
-# The gateway's ServiceMonitor carries SCRAPE_SELECTOR_LABELS like any other; no kit rule depends on it yet.
+# The gateway's ServiceMonitor carries SCRAPE_SELECTOR_LABELS like any other; the operator names its job after
+# the gateway's Service (components/k8s/gateway/objects.py NAME, in NAMESPACE): rules/gateway.yaml and the
+# gateway dashboard select up{job=GATEWAY_JOB, namespace=GATEWAY_JOB_NAMESPACE} (a test keeps them equal).
+GATEWAY_JOB = "litellm"
+GATEWAY_JOB_NAMESPACE = "gateway"
 DCGM_JOB = DCGM_EXPORTER_RELEASE  # the operator names the job after the exporter's Service
 
 # Node labels cost panels need, exported by kube-state-metrics as kube_node_labels. The kit's GPU pools
