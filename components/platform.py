@@ -32,7 +32,6 @@ from components.aws.tenant_identities import TenantIdentities, TenantIdentitiesA
 from components.k8s.cluster_services import ClusterServices, ClusterServicesArgs
 from components.k8s.gateway import objects as gateway_objects
 from components.k8s.gateway.component import Gateway, GatewayArgs, RedisEndpoint
-from components.k8s.gateway.config import bedrock_models
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
 from components.k8s.isolation import (
     MODEL_SERVER_SERVICE_ACCOUNT,
@@ -352,7 +351,7 @@ def gateway_aws_side(
             side["database_url"] = state.database_url
         if state.redis_host is not None and state.redis_port is not None and state.redis_password is not None:
             side.update(redis_host=state.redis_host, redis_port=state.redis_port, redis_password=state.redis_password)
-    models = bedrock_models(settings)
+    models = settings.bedrock_models_in_use
     if models:
         # The Pod Identity association must exist before the gateway's first pod asks for credentials.
         parts["gateway-identity"] = GatewayIdentity(

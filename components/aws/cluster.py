@@ -29,6 +29,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import addons
+from components.aws.iam import POD_IDENTITY_TRUST, assume_role_policy
 from components.settings.model import EndpointAccess, ExtraLogType
 
 ALWAYS_ON_LOG_TYPES = ("api", "audit", "authenticator")
@@ -91,16 +92,6 @@ class ClusterArgs:
     """Tags for every taggable resource of the component."""
 
 
-def _assume_role_policy(service: str, *, tag_session: bool = False) -> str:
-    actions = ["sts:AssumeRole", "sts:TagSession"] if tag_session else "sts:AssumeRole"
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
-        }
-    )
-
-
 def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity] | None) -> str:
     for identity in identities or ():
         for oidc in identity.oidcs or ():
@@ -136,7 +127,7 @@ class Cluster(pulumi.ComponentResource):
 
         role = aws.iam.Role(
             f"{name}-control-plane",
-            assume_role_policy=_assume_role_policy("eks.amazonaws.com", tag_session=True),
+            assume_role_policy=assume_role_policy("eks.amazonaws.com", tag_session=True),
             tags=named("control-plane"),
             opts=child,
         )
@@ -238,7 +229,7 @@ class Cluster(pulumi.ComponentResource):
         # replaced by pods with the role's credentials. The system nodes boot after the add-on (below).
         cni_role = aws.iam.Role(
             f"{name}-vpc-cni",
-            assume_role_policy=_assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
+            assume_role_policy=POD_IDENTITY_TRUST,
             tags=named("vpc-cni"),
             opts=child,
         )
@@ -262,7 +253,7 @@ class Cluster(pulumi.ComponentResource):
         addon(addons.COREDNS, after=[node_group])
         ebs_role = aws.iam.Role(
             f"{name}-ebs-csi",
-            assume_role_policy=_assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
+            assume_role_policy=POD_IDENTITY_TRUST,
             tags=named("ebs-csi"),
             opts=child,
         )
@@ -330,7 +321,7 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-system-nodes",
-            assume_role_policy=_assume_role_policy("ec2.amazonaws.com"),
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             tags=named("system-nodes"),
             opts=child,
         )
@@ -458,7 +449,7 @@ class Cluster(pulumi.ComponentResource):
         node_role = aws.iam.Role(
             f"{name}-karpenter-nodes",
             name=f"{args.cluster_name}-karpenter-node",
-            assume_role_policy=_assume_role_policy("ec2.amazonaws.com"),
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             tags=named("karpenter-nodes"),
             opts=child,
         )
@@ -479,7 +470,7 @@ class Cluster(pulumi.ComponentResource):
 
         controller_role = aws.iam.Role(
             f"{name}-karpenter-controller",
-            assume_role_policy=_assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
+            assume_role_policy=POD_IDENTITY_TRUST,
             tags=named("karpenter-controller"),
             opts=child,
         )

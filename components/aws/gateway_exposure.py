@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.iam import POD_IDENTITY_TRUST
 from components.k8s.gateway.objects import LIVENESS_PATH, PORT
 from components.policy.rules import PUBLIC_LB_MARK
 from components.settings.model import GatewayExposure as Exposure
@@ -108,22 +109,6 @@ def controller_policy(target_group_arn: str) -> str:
                     "Action": list(CONTROLLER_TARGET_ACTIONS),
                     "Resource": target_group_arn,
                 },
-            ],
-        },
-        sort_keys=True,
-    )
-
-
-def _pod_identity_trust() -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "pods.eks.amazonaws.com"},
-                    "Action": ["sts:AssumeRole", "sts:TagSession"],
-                }
             ],
         },
         sort_keys=True,
@@ -309,7 +294,7 @@ class GatewayExposure(pulumi.ComponentResource):
 
         controller_role = aws.iam.Role(
             f"{name}-controller",
-            assume_role_policy=_pod_identity_trust(),
+            assume_role_policy=POD_IDENTITY_TRUST,
             description="AWS Load Balancer Controller: the LLM gateway's targets only",
             tags=named("controller"),
             opts=child,

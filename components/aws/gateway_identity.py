@@ -16,17 +16,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-# EKS Pod Identity: the agent assumes the role for a service account bound by an association.
-POD_IDENTITY_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "pods.eks.amazonaws.com"},
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
-        }
-    ],
-}
+from components.aws.iam import POD_IDENTITY_TRUST
+
 # InvokeModel covers Converse, InvokeModelWithResponseStream covers ConverseStream (Bedrock API reference).
 BEDROCK_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
 
@@ -82,7 +73,7 @@ class GatewayIdentity(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description="The LiteLLM gateway's Bedrock fallbacks (EKS Pod Identity)",
-            assume_role_policy=json.dumps(POD_IDENTITY_TRUST),
+            assume_role_policy=POD_IDENTITY_TRUST,
             max_session_duration=3600,
             tags=tags,
             opts=child,

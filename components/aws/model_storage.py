@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.iam import POD_IDENTITY_TRUST
+
 
 @dataclass(frozen=True, kw_only=True)
 class TenantAccess:
@@ -56,19 +58,6 @@ def _tls_only(bucket_arn: str) -> dict[str, object]:
         "Resource": [bucket_arn, f"{bucket_arn}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
-
-
-# EKS Pod Identity: the agent assumes the role for a service account bound by an association.
-_POD_IDENTITY_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "pods.eks.amazonaws.com"},
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
-        }
-    ],
-}
 
 
 def _writer_policy(arns: list[str]) -> str:
@@ -258,7 +247,7 @@ class ModelStorage(pulumi.ComponentResource):
         writer = aws.iam.Role(
             f"{name}-writer",
             description="Writes model weights under models/ (an in-cluster push Job via EKS Pod Identity)",
-            assume_role_policy=json.dumps(_POD_IDENTITY_TRUST),
+            assume_role_policy=POD_IDENTITY_TRUST,
             tags=tags,
             opts=child,
         )
@@ -275,7 +264,7 @@ class ModelStorage(pulumi.ComponentResource):
             role = aws.iam.Role(
                 f"{name}-read-{tenant}",
                 description=f"Reads tenant {tenant}'s models and prefix in the model bucket (EKS Pod Identity)",
-                assume_role_policy=json.dumps(_POD_IDENTITY_TRUST),
+                assume_role_policy=POD_IDENTITY_TRUST,
                 tags=tags,
                 opts=child,
             )

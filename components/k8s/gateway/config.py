@@ -114,7 +114,7 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
     """LiteLLM's config.yaml for the stack (no secret in it)."""
     model_list: list[dict[str, Any]] = []
     fallbacks: list[dict[str, list[str]]] = []
-    used_hybrid = {m for t in settings.tenants for m in hybrid(settings, t)}
+    used_hybrid = set(settings.fallbacks_in_use)
     for model in sorted(settings.models):
         params: dict[str, Any] = {
             "model": f"openai/{model}",

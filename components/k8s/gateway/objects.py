@@ -91,11 +91,6 @@ def fallback_key_secret(model: str) -> str:
     return f"gateway-fallback-{model}"[:253]
 
 
-def used_fallbacks(settings: Settings) -> list[str]:
-    """Models some tenant may fall back from (only those get a provider key Secret and egress)."""
-    return list(settings.fallbacks_in_use)
-
-
 def secret_specs(settings: Settings) -> list[SecretSpec]:
     specs = [
         SecretSpec(name=api_key_secret(name), key="sha256", source=f"api-key:{name}")
@@ -104,7 +99,7 @@ def secret_specs(settings: Settings) -> list[SecretSpec]:
     if settings.gateway.master_key:
         specs.append(SecretSpec(name=MASTER_KEY_SECRET, key="key", source="master-key"))
         specs.append(SecretSpec(name=METRICS_TOKEN_SECRET, key="token", source="metrics-token"))
-    for model in used_fallbacks(settings):
+    for model in settings.fallbacks_in_use:
         if settings.gateway.fallbacks[model].api_key:
             specs.append(SecretSpec(name=fallback_key_secret(model), key="api_key", source=f"fallback-key:{model}"))
     if settings.gateway.database is not None:
@@ -179,7 +174,7 @@ def deployment(
     if "master-key" in specs:
         env.append(_secret_env(MASTER_KEY_ENV, specs["master-key"]))
         env.append(_secret_env(METRICS_TOKEN_ENV, specs["metrics-token"]))
-    for model in used_fallbacks(settings):
+    for model in settings.fallbacks_in_use:
         if f"fallback-key:{model}" in specs:
             env.append(_secret_env(env_name("FALLBACK_API_KEY", model), specs[f"fallback-key:{model}"]))
     if "database-url" in specs:
@@ -391,7 +386,7 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
                 "ports": [{"protocol": "TCP", "port": 8000}],
             }
         )
-    fallbacks = used_fallbacks(settings)
+    fallbacks = settings.fallbacks_in_use
     providers = {settings.gateway.fallbacks[m].provider for m in fallbacks}
     bedrock_endpoint = (
         FallbackProvider.BEDROCK in providers and InterfaceEndpoint.BEDROCK_RUNTIME in settings.interface_endpoints

@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.aws.iam import POD_IDENTITY_TRUST
 from components.k8s.charts import UPSTREAM_CHARTS, ChartSource, chart_source
 from components.k8s.monitoring.values import MONITORING_NAMESPACE
 from components.options import children_moved_from
@@ -91,20 +92,6 @@ def write_policy(group_arn: str) -> str:
     )
 
 
-_POD_IDENTITY_TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "pods.eks.amazonaws.com"},
-                "Action": ["sts:AssumeRole", "sts:TagSession"],
-            }
-        ],
-    }
-)
-
-
 @dataclass(frozen=True, kw_only=True)
 class ContainerLogGroupArgs:
     cluster_name: pulumi.Input[str]
@@ -146,7 +133,7 @@ class ContainerLogGroup(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        role = aws.iam.Role(f"{name}-fluent-bit", assume_role_policy=_POD_IDENTITY_TRUST, tags=tags, opts=child)
+        role = aws.iam.Role(f"{name}-fluent-bit", assume_role_policy=POD_IDENTITY_TRUST, tags=tags, opts=child)
         aws.iam.RolePolicy(f"{name}-fluent-bit-write", role=role.id, policy=group.arn.apply(write_policy), opts=child)
         aws.eks.PodIdentityAssociation(
             f"{name}-fluent-bit",
