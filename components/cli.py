@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preflight": ("components.tools.preflight", "check the AWS account before `pulumi up`: quotas, offerings, names"),
     "models": ("components.tools.models", "pull weights from the hub, push them to the stack's bucket, verify"),
     "tco": ("components.cost.command", "a stack's total cost of ownership: AWS, people, tools; band, $/Mtok"),
-    "diff": ("components.cost.diff_command", "compare two plan JSONs: changes, replacements, cost delta"),
+    "diff": ("components.plan.diff_command", "compare two plan JSONs: changes, replacements, cost delta"),
     "check": ("components.tools.check", "after `up`: one streamed chat request, time to first token"),
 }
 

@@ -19,7 +19,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components import catalog
+from components.aws.account_security import AccountSecurity, AccountSecurityArgs
 from components.aws.cluster import Cluster, ClusterArgs
+from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupArgs
 from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs
 from components.aws.gateway_exposure import GatewayExposure, GatewayExposureArgs
 from components.aws.gateway_identity import GatewayIdentity, GatewayIdentityArgs
@@ -29,31 +31,18 @@ from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
 from components.aws.tenant_identities import TenantIdentities, TenantIdentitiesArgs, TenantIdentity
+from components.contract import GATEWAY_NAME, GATEWAY_NAMESPACE, MODEL_SERVER_SERVICE_ACCOUNT, tenant_namespace
 from components.k8s.cluster_services import ClusterServices, ClusterServicesArgs
-from components.k8s.gateway import objects as gateway_objects
 from components.k8s.gateway.component import Gateway, GatewayArgs, RedisEndpoint
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
-from components.k8s.isolation import (
-    MODEL_SERVER_SERVICE_ACCOUNT,
-    AccountSecurity,
-    AccountSecurityArgs,
-    Isolation,
-    isolation_args,
-    tenant_namespace,
-)
+from components.k8s.isolation import Isolation, isolation_args
 from components.k8s.load_balancer_controller import (
     IMAGE_REGISTRY,
     LoadBalancerController,
     LoadBalancerControllerArgs,
 )
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
-from components.k8s.monitoring.logs import (
-    LOG_RETENTION_BY_PRESET,
-    ContainerLogGroup,
-    ContainerLogGroupArgs,
-    ContainerLogs,
-    ContainerLogsArgs,
-)
+from components.k8s.monitoring.logs import LOG_RETENTION_BY_PRESET, ContainerLogs, ContainerLogsArgs
 from components.k8s.monitoring.values import (
     IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK_RELEASE,
@@ -64,8 +53,8 @@ from components.k8s.monitoring.values import (
 from components.k8s.serving import Serving, ServingArgs
 from components.options import after
 from components.settings import Settings
-from components.settings.model import GatewayExposure as Exposure
-from components.settings.model import NatMode, StackLayer
+from components.settings.types import GatewayExposure as Exposure
+from components.settings.types import NatMode, StackLayer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -359,8 +348,8 @@ def gateway_aws_side(
             args=GatewayIdentityArgs(
                 cluster_name=cluster.cluster_name,
                 region=settings.region,
-                namespace=gateway_objects.NAMESPACE,
-                service_account=gateway_objects.NAME,
+                namespace=GATEWAY_NAMESPACE,
+                service_account=GATEWAY_NAME,
                 bedrock_models=models,
                 tags=tags,
             ),

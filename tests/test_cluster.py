@@ -11,7 +11,7 @@ from components.errors import InputError
 from components.k8s.cluster_services import KARPENTER_CHART, KARPENTER_CRD_CHART
 from components.plan.engine import dump_json
 from components.plan.run import plan_stack
-from components.settings.model import EndpointAccess
+from components.settings.types import EndpointAccess
 from tests.conftest import SHIPPED_STACKS, by_type, plan_with
 
 
@@ -446,7 +446,7 @@ def _karpenter_policy(plan):
 
 
 def test_karpenter_controller_policy_is_upstreams_statement_by_statement():
-    from components.aws.cluster import _karpenter_controller_policy
+    from components.aws.karpenter import _karpenter_controller_policy
 
     statements = json.loads(
         _karpenter_controller_policy(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from components.cli import main as cli_main
+from components.contract import GPU_ROOT_VOLUME_GIB
 from components.cost.estimate import (
     BANDS,
     FREE_TYPES,
@@ -21,7 +22,7 @@ from components.cost.estimate import (
 )
 from components.cost.prices import PriceBookError, default_book, parse
 from components.errors import InputError
-from components.settings.model import CostSettings
+from components.settings.types import CostSettings
 
 
 def resource(key: str, type_: str, **inputs: Any) -> dict[str, Any]:
@@ -146,7 +147,9 @@ def test_gpu_nodes_from_pools_and_sizing(make_settings) -> None:
     # One g6e.xlarge always on for replicas.min 1, one more for 25% of the hours up to replicas.max 2.
     assert Decimal(line["monthly"]) == Decimal("1698.16")  # 1.861 x 730 x 1.25
     assert "KARP-PRICE" in line["source"]
-    assert Decimal(by_id(cost)["controllers/gpu/l40s/llama-8b#volumes"]["monthly"]) == Decimal("10.00")
+    # Each node's 200 GiB gp3 root volume (the size the node classes provision) for the same node-hours.
+    assert GPU_ROOT_VOLUME_GIB == 200
+    assert Decimal(by_id(cost)["controllers/gpu/l40s/llama-8b#volumes"]["monthly"]) == Decimal("20.00")  # x 0.08 x 1.25
 
 
 def test_spot_pool_uses_the_smallest_observed_discount(make_settings) -> None:

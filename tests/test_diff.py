@@ -16,8 +16,8 @@ import pulumi
 import pytest
 
 from components.cli import main as cli_main
-from components.cost.diff import GITHUB_COMMENT_LIMIT, MARKER, diff_plans, render_markdown, render_text
 from components.cost.estimate import stack_cost
+from components.plan.diff import GITHUB_COMMENT_LIMIT, MARKER, diff_plans, render_markdown, render_text
 from components.plan.run import plan_stack
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.contract import GATEWAY_NAMESPACE, GATEWAY_POD_LABELS, SECRET
 from components.errors import InputError
 from components.k8s.gateway import objects
 from components.k8s.gateway.component import secret_value
@@ -46,9 +47,7 @@ from components.k8s.gateway.config import (
     model_service_url,
     replicas,
 )
-from components.k8s.isolation import GATEWAY
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
-from components.plan.engine import SECRET_TEXT
 from components.plan.run import plan_stack
 from components.settings import Settings, build_settings
 from components.settings.stackfile import SECRET_PLACEHOLDER
@@ -575,9 +574,9 @@ def test_pod_is_hardened_like_the_model_servers() -> None:
     from importlib.metadata import version
 
     assert container["image"].split(":")[1].split("@")[0] == f"v{version('litellm')}"
-    # Tenants' NetworkPolicies admit the gateway by these labels (components.k8s.isolation.GATEWAY).
-    assert GATEWAY[1].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    assert deployment["metadata"]["namespace"] == GATEWAY[0]
+    # Tenants' NetworkPolicies admit the gateway by these labels (components.contract.GATEWAY_POD_LABELS).
+    assert GATEWAY_POD_LABELS.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert deployment["metadata"]["namespace"] == GATEWAY_NAMESPACE
 
 
 def test_egress_to_the_internet_only_when_a_tenant_may_fall_back() -> None:
@@ -626,7 +625,7 @@ def test_the_plan_shows_every_secret_as_secret(tmp_path: Path) -> None:
     assert len(secrets) == 4
     for resource in secrets:
         data = resource["inputs"]["stringData"]
-        assert data == SECRET_TEXT or list(data.values()) == [SECRET_TEXT], resource
+        assert data == SECRET or list(data.values()) == [SECRET], resource
 
 
 def test_keys_in_plain_text_are_refused(tmp_path: Path) -> None:

@@ -20,15 +20,10 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.aws.gateway_exposure import (
-    CONTROLLER_NAMESPACE,
-    CONTROLLER_SERVICE_ACCOUNT,
-    TLS_POLICY,
-    GatewayExposure,
-    GatewayExposureArgs,
-    controller_policy,
-)
+from components import contract
+from components.aws.gateway_exposure import TLS_POLICY, GatewayExposure, GatewayExposureArgs, controller_policy
 from components.aws.network import subnet_layout
+from components.contract import LOAD_BALANCER_CONTROLLER_NAMESPACE, LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT, UNKNOWN
 from components.errors import InputError
 from components.k8s.charts import UPSTREAM_CHARTS
 from components.k8s.gateway import objects
@@ -43,7 +38,7 @@ from components.k8s.load_balancer_controller import (
     controller_values,
 )
 from components.plan.document import build_plan
-from components.plan.engine import UNKNOWN_TEXT, run_program
+from components.plan.engine import run_program
 from components.plan.run import load_settings
 from components.policy.rules import evaluate, no_world_ingress
 from components.settings import Settings
@@ -163,10 +158,10 @@ def test_tls_listener_with_the_certificate_and_a_modern_policy(tmp_path: Path) -
     assert (target_group["targetType"], target_group["protocol"], target_group["port"]) == ("ip", "TCP", 4000)
     assert target_group["preserveClientIp"] == "false"
     check = target_group["healthCheck"]
-    assert (check["protocol"], check["path"], check["port"]) == ("HTTP", objects.LIVENESS_PATH, "traffic-port")
+    assert (check["protocol"], check["path"], check["port"]) == ("HTTP", contract.GATEWAY_LIVENESS_PATH, "traffic-port")
     # The path the load balancer checks is the one the pods' liveness probe uses.
     container = objects.deployment(load_settings(tmp_path, "exposed")[1])["spec"]["template"]["spec"]["containers"]
-    assert container[0]["livenessProbe"]["httpGet"]["path"] == objects.LIVENESS_PATH
+    assert container[0]["livenessProbe"]["httpGet"]["path"] == contract.GATEWAY_LIVENESS_PATH
 
 
 def test_security_groups_admit_443_from_the_vpc_and_only_the_nlb_to_the_pods(tmp_path: Path) -> None:
@@ -204,7 +199,7 @@ def test_internet_facing_only_when_public(tmp_path: Path) -> None:
     preview = plan_for(tmp_path / "preview", PUBLIC, preview=True)
     validation = one(preview, "aws:acm/certificateValidation:CertificateValidation")
     listener = one(preview, "aws:lb/listener:Listener")
-    assert validation["key"] in listener["depends_on"] and listener["inputs"]["certificateArn"] == UNKNOWN_TEXT
+    assert validation["key"] in listener["depends_on"] and listener["inputs"]["certificateArn"] == UNKNOWN
 
 
 def test_the_controller_may_only_register_targets_of_the_gateway_target_group(tmp_path: Path) -> None:
@@ -230,8 +225,12 @@ def test_the_controller_may_only_register_targets_of_the_gateway_target_group(tm
     assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     association = one(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation")["inputs"]
     release = one(plan, "kubernetes:helm.sh/v3:Release")["inputs"]
-    assert association["namespace"] == release["namespace"] == CONTROLLER_NAMESPACE
-    assert association["serviceAccount"] == release["values"]["serviceAccount"]["name"] == CONTROLLER_SERVICE_ACCOUNT
+    assert association["namespace"] == release["namespace"] == LOAD_BALANCER_CONTROLLER_NAMESPACE
+    assert (
+        association["serviceAccount"]
+        == release["values"]["serviceAccount"]["name"]
+        == LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
+    )
     assert association["clusterName"] == "modelyard-exposed"
 
 
@@ -294,11 +293,11 @@ def test_the_gateway_is_bound_to_the_target_group(tmp_path: Path) -> None:
 def test_in_preview_only_the_arn_waits_for_the_aws_layer(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, INTERNAL, preview=True)
     binding = manifest(plan, "TargetGroupBinding")
-    assert binding["spec"]["targetGroupARN"] == UNKNOWN_TEXT
+    assert binding["spec"]["targetGroupARN"] == UNKNOWN
     assert binding["spec"]["serviceRef"] == {"name": "litellm", "port": 4000}
     # The apex record lives in the private zone (its id is known only after apply).
     (record,) = every(plan, "aws:route53/record:Record")
-    assert record["inputs"]["zoneId"] == UNKNOWN_TEXT
+    assert record["inputs"]["zoneId"] == UNKNOWN
     assert one(plan, "aws:route53/zone:Zone")["key"] in record["depends_on"]
 
 

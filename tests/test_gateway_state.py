@@ -18,8 +18,10 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
+from components import contract
 from components.aws.gateway_identity import GatewayIdentity, GatewayIdentityArgs, foundation_model_arns
 from components.aws.gateway_state import GatewayState, GatewayStateArgs
+from components.contract import SECRET, UNKNOWN
 from components.cost.estimate import stack_cost
 from components.errors import InputError
 from components.k8s.gateway import objects
@@ -27,10 +29,10 @@ from components.k8s.gateway.component import Gateway, GatewayArgs, RedisEndpoint
 from components.k8s.gateway.config import bedrock_models, gateway_config
 from components.k8s.isolation import S3_EGRESS_EXCEPT
 from components.plan.document import build_plan
-from components.plan.engine import SECRET_TEXT, UNKNOWN_TEXT, run_program
+from components.plan.engine import run_program
 from components.plan.run import load_settings
 from components.settings import Settings
-from components.settings.model import ENDPOINTS_WITHOUT_NAT, InterfaceEndpoint, NatMode
+from components.settings.types import ENDPOINTS_WITHOUT_NAT, InterfaceEndpoint, NatMode
 from tests.conftest import config_for, plan_with
 from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
@@ -78,8 +80,8 @@ def build_state(settings: Settings) -> None:
             args=GatewayIdentityArgs(
                 cluster_name=settings.name,
                 region=settings.region,
-                namespace=objects.NAMESPACE,
-                service_account=objects.NAME,
+                namespace=contract.GATEWAY_NAMESPACE,
+                service_account=contract.GATEWAY_NAME,
                 bedrock_models=models,
                 tags=settings.tags_for("gateway"),
             ),
@@ -153,16 +155,16 @@ def test_the_enterprise_database_has_a_standby_and_five_weeks_of_backups(enterpr
 
 def test_secrets_are_masked_in_the_plan(moderate: dict[str, Any], tmp_path: Path) -> None:
     (db,) = of_type(moderate, "aws:rds/instance:Instance")
-    assert db["inputs"]["password"] == SECRET_TEXT
+    assert db["inputs"]["password"] == SECRET
     (cache,) = of_type(moderate, "aws:elasticache/replicationGroup:ReplicationGroup")
-    assert cache["inputs"]["authToken"] == SECRET_TEXT
-    assert moderate["outputs"]["database_url"] == SECRET_TEXT
-    assert moderate["outputs"]["redis_password"] == SECRET_TEXT
+    assert cache["inputs"]["authToken"] == SECRET
+    assert moderate["outputs"]["database_url"] == SECRET
+    assert moderate["outputs"]["redis_password"] == SECRET
     # In preview too, where nothing is known yet.
     preview = plan(tmp_path, "moderate", preview=True)
-    assert preview["outputs"]["database_url"] in (SECRET_TEXT, UNKNOWN_TEXT)
+    assert preview["outputs"]["database_url"] in (SECRET, UNKNOWN)
     (db,) = of_type(preview, "aws:rds/instance:Instance")
-    assert db["inputs"]["password"] in (SECRET_TEXT, UNKNOWN_TEXT)
+    assert db["inputs"]["password"] in (SECRET, UNKNOWN)
 
 
 # --- Valkey -------------------------------------------------------------------------------------------------
@@ -584,7 +586,7 @@ def test_the_gateway_component_puts_each_state_secret_in_a_secret_of_its_own(tmp
     }
     for name in (objects.DATABASE_URL_SECRET, objects.REDIS_PASSWORD_SECRET):
         data = secrets[name]["inputs"]["stringData"]
-        assert data == SECRET_TEXT or list(data.values()) == [SECRET_TEXT]
+        assert data == SECRET or list(data.values()) == [SECRET]
     (deployment,) = [r for r in document["resources"] if r["type"] == "kubernetes:apps/v1:Deployment"]
     env = {e["name"]: e for e in deployment["inputs"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["REDIS_HOST"]["value"] == "master.cache.example" and env["REDIS_PORT"]["value"] == "6379"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.k8s.gpu_pools import AMI_ALIAS, GPU_LABEL, POOL_LABEL, TENANT_LABEL
+from components.contract import GPU_LABEL, POOL_LABEL
+from components.k8s.gpu_pools import AMI_ALIAS, TENANT_LABEL
 from tests.conftest import SHIPPED_STACKS, by_type, plan_with
 
 CR = "kubernetes:karpenter.sh/v1:NodePool"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components.contract import VIEW_POLICY
 from components.k8s.isolation import (
     ADMISSION_EXEMPT_NAMESPACES,
     ADMISSION_POLICY_NAME,
@@ -15,7 +16,6 @@ from components.k8s.isolation import (
     POD_IDENTITY_AGENT,
     S3_EGRESS_EXCEPT,
     TOLERATION_EXPRESSION,
-    VIEW_POLICY,
     tenant_namespace,
 )
 from tests.conftest import SHIPPED_STACKS, by_type, plan_with

@@ -710,7 +710,7 @@ def test_multi_node_values_refuse_what_cannot_run(multi_node: tuple[Settings, st
     import dataclasses
     from types import MappingProxyType
 
-    from components.settings.model import Interconnect, ReplicaSettings
+    from components.settings.types import Interconnect, ReplicaSettings
 
     settings, model = multi_node
     values = stack_values(settings, model)

@@ -16,14 +16,15 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
+from components import contract
+from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupArgs
+from components.contract import SECRET
 from components.k8s.charts import UPSTREAM_CHARTS
 from components.k8s.monitoring import assets, generate
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
 from components.k8s.monitoring.logs import (
     FLUENT_BIT_VERSION,
     LOG_RETENTION_BY_PRESET,
-    ContainerLogGroup,
-    ContainerLogGroupArgs,
     ContainerLogs,
     ContainerLogsArgs,
     fluent_bit_values,
@@ -52,9 +53,9 @@ from components.k8s.monitoring.values import (
     monitoring_values,
     operator_crds_values,
 )
-from components.plan.engine import SECRET_TEXT, normalise, run_program
+from components.plan.engine import normalise, run_program
 from components.plan.run import load_settings
-from components.settings.model import LOG_RETENTION_DAYS, Preset
+from components.settings.types import LOG_RETENTION_DAYS, Preset
 from tests.tools import background_checkov, require_tool, validate_strict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,7 +262,7 @@ def test_gateway_rules_select_the_job_the_gateways_service_monitor_makes() -> No
 
     monitor = objects.service_monitor()
     assert "jobLabel" not in monitor["spec"]
-    assert (objects.service()["metadata"]["name"], objects.NAMESPACE) == (GATEWAY_JOB, GATEWAY_JOB_NAMESPACE)
+    assert (objects.service()["metadata"]["name"], contract.GATEWAY_NAMESPACE) == (GATEWAY_JOB, GATEWAY_JOB_NAMESPACE)
     selector = f'job="{GATEWAY_JOB}"'
     for group in assets.load_rule(assets.RULES_DIR / "gateway.yaml")["spec"]["groups"]:
         for rule in group["rules"]:
@@ -570,7 +571,7 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
     # The receiver's key is in a Secret of its own, marked secret; the routing references it by name.
     secret = by_name["monitoring-alertmanager-page"]
     assert secret.type == "kubernetes:core/v1:Secret" and secret.inputs["metadata"]["namespace"] == "monitoring"
-    assert normalise(secret.inputs, urn_keys={})["stringData"] == SECRET_TEXT
+    assert normalise(secret.inputs, urn_keys={})["stringData"] == SECRET
     routing = by_name["monitoring-alertmanager-config"]
     assert routing.type == "kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig"
     assert secret.urn in routing.dependency_urns

@@ -10,8 +10,9 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from components.contract import SECRET, UNKNOWN
 from components.errors import InputError
-from components.plan.engine import SECRET_TEXT, UNKNOWN_TEXT, PlanMocks, dump_json, run_program
+from components.plan.engine import PlanMocks, dump_json, run_program
 from components.plan.run import plan_stack
 from components.settings.stackfile import SECRET_PLACEHOLDER, StackFile
 from tests.conftest import ROOT, SHIPPED_STACKS, by_type
@@ -93,10 +94,10 @@ def test_mock_outputs_are_plausible(plans):
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_preview_leaves_computed_outputs_unknown(preview_plans, plans, stack):
     preview = preview_plans[stack]
-    assert preview["outputs"]["vpc_id"] == UNKNOWN_TEXT
+    assert preview["outputs"]["vpc_id"] == UNKNOWN
     assert preview["outputs"]["region"] == "us-east-1"
     (subnet, *_) = by_type(preview, "aws:ec2/subnet:Subnet")
-    assert subnet["inputs"]["vpcId"] == UNKNOWN_TEXT
+    assert subnet["inputs"]["vpcId"] == UNKNOWN
     # Same resources either way: nothing in the program depends on an output being known.
     assert [r["key"] for r in preview["resources"]] == [r["key"] for r in plans[stack]["resources"]]
 
@@ -132,7 +133,7 @@ def test_secret_inputs_are_masked(tmp_path):
     from components.plan.engine import normalise
 
     wire = {"password": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "hunter2"}}
-    assert normalise(wire, urn_keys=resource_keys([], "")) == {"password": SECRET_TEXT}
+    assert normalise(wire, urn_keys=resource_keys([], "")) == {"password": SECRET}
 
 
 def test_bad_settings_under_pulumi_up_are_one_error_before_any_resource(tmp_path):

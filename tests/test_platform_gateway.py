@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from components import contract
+from components.contract import SECRET
 from components.k8s.gateway import objects
-from components.plan.engine import SECRET_TEXT
 from components.policy.rules import evaluate
 from tests.conftest import by_type, plan_with
 from tests.test_gateway_exposure import INTERNAL, PUBLIC
@@ -33,7 +34,7 @@ def gateway_secrets(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         r["inputs"]["metadata"]["name"]: r
         for r in by_type(plan, "kubernetes:core/v1:Secret")
-        if r["inputs"]["metadata"].get("namespace") == objects.NAMESPACE
+        if r["inputs"]["metadata"].get("namespace") == contract.GATEWAY_NAMESPACE
     }
 
 
@@ -58,10 +59,10 @@ def test_the_gateway_uses_the_state_the_aws_layer_created(plans: dict[str, Any],
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == objects.REDIS_PASSWORD_SECRET
     secrets = gateway_secrets(plan)
     for name in (objects.DATABASE_URL_SECRET, objects.REDIS_PASSWORD_SECRET):
-        assert secrets[name]["inputs"]["stringData"] in (SECRET_TEXT, {"url": SECRET_TEXT}, {"password": SECRET_TEXT})
+        assert secrets[name]["inputs"]["stringData"] in (SECRET, {"url": SECRET}, {"password": SECRET})
     # Secret stack outputs stay secret: the Kubernetes layer of core reads them as secrets too.
-    assert plan["outputs"]["gateway_database_url"] == SECRET_TEXT
-    assert plan["outputs"]["gateway_redis_password"] == SECRET_TEXT
+    assert plan["outputs"]["gateway_database_url"] == SECRET
+    assert plan["outputs"]["gateway_redis_password"] == SECRET
 
 
 def test_the_pilot_gateway_has_no_state_and_no_load_balancer(plans: dict[str, Any]) -> None:
@@ -145,8 +146,8 @@ def test_a_bedrock_fallback_gives_the_gateway_its_role_before_its_pods(tmp_path:
     )
     association = one(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "us-east-1/gateway-identity/")
     assert (association["inputs"]["namespace"], association["inputs"]["serviceAccount"]) == (
-        objects.NAMESPACE,
-        objects.NAME,
+        contract.GATEWAY_NAMESPACE,
+        contract.GATEWAY_NAME,
     )
     (deployment,) = [r for r in by_type(plan, "kubernetes:apps/v1:Deployment") if r["key"].startswith("gateway/")]
     assert association["key"] in deployment["depends_on"]

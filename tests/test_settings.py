@@ -6,9 +6,9 @@ import pytest
 
 from components.errors import InputError
 from components.settings import merge
+from components.settings.cross_checks import zone_id_prefix
 from components.settings.load import load_preset
-from components.settings.model import InterfaceEndpoint, NatMode, Preset
-from components.settings.rules import zone_id_prefix
+from components.settings.types import InterfaceEndpoint, NatMode, Preset
 
 
 def problems(exc: pytest.ExceptionInfo[InputError]) -> dict[str, str]:

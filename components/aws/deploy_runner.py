@@ -28,8 +28,8 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from components.aws.cluster import CLUSTER_ADMIN_POLICY
-from components.aws.model_storage import harden_bucket
+from components.aws.buckets import harden_bucket
+from components.contract import CLUSTER_ADMIN_POLICY
 
 # Where CI puts the repository's archive in the source bucket (docs/deploy.md shows the upload).
 SOURCE_KEY = "source/modelyard.zip"

@@ -29,14 +29,17 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.iam import POD_IDENTITY_TRUST
-from components.k8s.gateway.objects import LIVENESS_PATH, PORT
-from components.policy.rules import PUBLIC_LB_MARK
-from components.settings.model import GatewayExposure as Exposure
-from components.settings.model import GatewaySettings
+from components.contract import (
+    GATEWAY_LIVENESS_PATH,
+    GATEWAY_PORT,
+    LOAD_BALANCER_CONTROLLER_NAMESPACE,
+    LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+    PUBLIC_LB_MARK,
+)
+from components.settings.types import GatewayExposure as Exposure
+from components.settings.types import GatewaySettings
 
 # The controller's service account (the chart's default name), bound to its role by Pod Identity.
-CONTROLLER_NAMESPACE = "kube-system"
-CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 # TLS 1.3 and 1.2 with forward-secret AEAD ciphers only ("Security policies for your Network Load Balancer",
 # Elastic Load Balancing docs). A listener created through the API without a policy gets ELBSecurityPolicy-2016-08,
 # which still accepts TLS 1.0: the policy is always set.
@@ -173,8 +176,8 @@ class GatewayExposure(pulumi.ComponentResource):
             security_group_id=security_group.id,
             referenced_security_group_id=args.cluster_security_group_id,
             ip_protocol="tcp",
-            from_port=PORT,
-            to_port=PORT,
+            from_port=GATEWAY_PORT,
+            to_port=GATEWAY_PORT,
             description="The LLM gateway's pods: requests and health checks",
             tags=named("lb-to-pods"),
             opts=child,
@@ -184,8 +187,8 @@ class GatewayExposure(pulumi.ComponentResource):
             security_group_id=args.cluster_security_group_id,
             referenced_security_group_id=security_group.id,
             ip_protocol="tcp",
-            from_port=PORT,
-            to_port=PORT,
+            from_port=GATEWAY_PORT,
+            to_port=GATEWAY_PORT,
             description="The LLM gateway's load balancer to its pods",
             tags=named("pods-from-lb"),
             opts=child,
@@ -208,7 +211,7 @@ class GatewayExposure(pulumi.ComponentResource):
             f"{name}-pods",
             target_type="ip",
             protocol="TCP",
-            port=PORT,
+            port=GATEWAY_PORT,
             vpc_id=args.vpc_id,
             ip_address_type="ipv4",
             # Off (the default for IP targets over TCP, said explicitly): pods see the NLB's private addresses.
@@ -218,7 +221,7 @@ class GatewayExposure(pulumi.ComponentResource):
                 enabled=True,
                 protocol="HTTP",
                 port="traffic-port",
-                path=LIVENESS_PATH,
+                path=GATEWAY_LIVENESS_PATH,
                 matcher="200",
                 interval=10,
                 timeout=5,
@@ -305,8 +308,8 @@ class GatewayExposure(pulumi.ComponentResource):
         aws.eks.PodIdentityAssociation(
             f"{name}-controller",
             cluster_name=args.cluster_name,
-            namespace=CONTROLLER_NAMESPACE,
-            service_account=CONTROLLER_SERVICE_ACCOUNT,
+            namespace=LOAD_BALANCER_CONTROLLER_NAMESPACE,
+            service_account=LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
             role_arn=controller_role.arn,
             tags=named("controller"),
             opts=child,

@@ -29,7 +29,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.settings.model import GatewayDatabaseSettings, GatewayRedisSettings
+from components.settings.types import GatewayDatabaseSettings, GatewayRedisSettings
 
 # RDS for PostgreSQL, major version 17: pinned by major, with the minor version AWS's to patch. RDS makes minor
 # upgrades mandatory as minor versions leave support (17.1 to 17.4 were moved to 17.7 or later after

@@ -18,9 +18,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components import catalog
-from components.k8s.gpu_pools import ROOT_VOLUME_GIB, pool_labels, pool_taints
+from components.contract import GPU_ROOT_VOLUME_GIB, pool_labels, pool_taints
 from components.options import children_moved_from
-from components.settings.model import Capacity, Interconnect, PoolKind, PoolSettings
+from components.settings.types import Capacity, Interconnect, PoolKind, PoolSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +141,10 @@ class GpuCapacity(pulumi.ComponentResource):
                 aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
                     device_name="/dev/xvda",
                     ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=ROOT_VOLUME_GIB, volume_type="gp3", encrypted="true", delete_on_termination="true"
+                        volume_size=GPU_ROOT_VOLUME_GIB,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
                     ),
                 )
             ],
@@ -174,10 +177,10 @@ class GpuCapacity(pulumi.ComponentResource):
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=pool.min_nodes, max_size=max(max_nodes, pool.min_nodes), desired_size=pool.min_nodes
             ),
-            labels=pool_labels(pool_name, pool, tenant),
+            labels=pool_labels(pool_name, gpu_model=instance.gpu.model if instance.gpu else "none", tenant=tenant),
             taints=[
                 aws.eks.NodeGroupTaintArgs(key=t["key"], value=t["value"], effect="NO_SCHEDULE")
-                for t in pool_taints(pool_name, tenant)
+                for t in pool_taints(tenant)
             ],
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             tags=tags,

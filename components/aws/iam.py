@@ -19,3 +19,11 @@ def assume_role_policy(service: str, *, tag_session: bool = False) -> str:
 
 # EKS Pod Identity: the agent assumes the role for a service account bound by an association.
 POD_IDENTITY_TRUST = assume_role_policy("pods.eks.amazonaws.com", tag_session=True)
+
+MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
+# Node roles (system nodes, Karpenter's and the static GPU pools' nodes): the kubelet's EC2 reads, Pod Identity
+# (eks-auth:AssumeRoleForPodIdentity, in the worker node policy) and image pulls. No CNI permissions: the VPC CNI
+# (aws-node) has its own Pod Identity role. The EKS user guide ("Amazon EKS node IAM role") asks for the CNI
+# policy on the node role only where the CNI gets no role of its own through IRSA or Pod Identity, and
+# recommends the separate role.
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")

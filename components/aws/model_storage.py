@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.buckets import expire_logs, harden_bucket
 from components.aws.iam import POD_IDENTITY_TRUST
 
 
@@ -281,73 +282,3 @@ class ModelStorage(pulumi.ComponentResource):
         self.bucket_arn = bucket.arn
         self.key_arn = key.arn
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
-
-
-def harden_bucket(
-    name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, kms_key_arn: pulumi.Input[str] | None
-) -> None:
-    """Versioning, default encryption (the KMS key with a bucket key, else SSE-S3), all public access blocked,
-    ACLs off: every bucket the kit creates gets these."""
-    aws.s3.BucketVersioning(
-        name,
-        bucket=bucket.id,
-        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-        opts=child,
-    )
-    by_default = (
-        aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-            sse_algorithm="aws:kms", kms_master_key_id=kms_key_arn
-        )
-        if kms_key_arn is not None
-        else aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-            sse_algorithm="AES256"
-        )
-    )
-    aws.s3.BucketServerSideEncryptionConfiguration(
-        name,
-        bucket=bucket.id,
-        rules=[
-            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=by_default,
-                bucket_key_enabled=kms_key_arn is not None,
-            )
-        ],
-        opts=child,
-    )
-    aws.s3.BucketPublicAccessBlock(
-        name,
-        bucket=bucket.id,
-        block_public_acls=True,
-        block_public_policy=True,
-        ignore_public_acls=True,
-        restrict_public_buckets=True,
-        opts=child,
-    )
-    aws.s3.BucketOwnershipControls(
-        name,
-        bucket=bucket.id,
-        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-        opts=child,
-    )
-
-
-def expire_logs(
-    name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, rule_id: str, days: int, noncurrent_days: int
-) -> None:
-    """A log bucket's lifecycle: logs expire after `days`, overwritten versions after `noncurrent_days`."""
-    aws.s3.BucketLifecycleConfiguration(
-        name,
-        bucket=bucket.id,
-        rules=[
-            aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id=rule_id,
-                status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
-                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=noncurrent_days
-                ),
-            )
-        ],
-        opts=child,
-    )

@@ -1,17 +1,14 @@
 """Network: the VPC every node, endpoint and load balancer of a stack lives in.
 
-Layout for a VPC of /N over Z zones (Z = 2 or 3), fixed so that adding nothing moves nothing:
-  - the VPC is cut in four blocks of /N+2; block i (i < 3) is the private subnet of zone i: nodes, pods
-    (VPC CNI gives every pod a VPC address, so this is where the space goes) and internal load balancers;
-  - block 3 is cut in four /N+4; the i-th is zone i's public subnet, created only when something needs
-    it (a NAT gateway, or an internet-facing load balancer): nothing else is ever placed there.
+The subnets' layout is the contract's `subnet_layout` (components/contract.py): the Kubernetes layer's
+NetworkPolicies admit the load balancer's subnets by the same CIDRs. Public subnets are created only when
+something needs them (a NAT gateway, or an internet-facing load balancer): nothing else is ever placed there.
 Zones are taken in the order of `zone_ids`: append zones, never reorder them (a CIDR change replaces
 a subnet and everything in it).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +17,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.iam import assume_role_policy
-from components.settings.model import FlowLogSettings, InterfaceEndpoint, NatMode
+from components.contract import subnet_layout
+from components.settings.types import FlowLogSettings, InterfaceEndpoint, NatMode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,14 +41,6 @@ class NetworkArgs:
     """The EKS cluster's name, for the Karpenter discovery tag on private subnets."""
     tags: Mapping[str, str]
     """Tags for every taggable resource of the component."""
-
-
-def subnet_layout(cidr: str, zones: int) -> tuple[list[str], list[str]]:
-    """(private CIDRs, public CIDRs), one per zone, per the module docstring."""
-    vpc = ipaddress.IPv4Network(cidr)
-    blocks = list(vpc.subnets(prefixlen_diff=2))
-    public = list(blocks[3].subnets(prefixlen_diff=2))
-    return [str(b) for b in blocks[:zones]], [str(b) for b in public[:zones]]
 
 
 class Network(pulumi.ComponentResource):

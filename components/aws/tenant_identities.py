@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.k8s.isolation import MODEL_SERVER_SERVICE_ACCOUNT, TENANT_LABEL, VIEW_POLICY, tenant_namespace
+from components.contract import MODEL_SERVER_SERVICE_ACCOUNT, TENANT_LABEL, VIEW_POLICY, tenant_namespace
 from components.options import children_moved_from
 
 

@@ -23,9 +23,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from components import catalog
+from components.contract import GPU_ROOT_VOLUME_GIB, POOL_LABEL, SYSTEM_POOL
 from components.cost.prices import QUALITIES, Price, PriceBook, default_book
 from components.errors import InputError, Problem
-from components.settings.model import Capacity, CostSettings, PoolKind, Settings
+from components.settings.types import Capacity, CostSettings, PoolKind, Settings
 
 CURRENCY = "USD"
 HOURS_PER_MONTH = Decimal(730)  # AWS's convention for a month of hours
@@ -266,7 +267,7 @@ def _node_group(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     inputs = r["inputs"]
     types = inputs.get("instanceTypes") or []
     desired = _int((inputs.get("scalingConfig") or {}).get("desiredSize"), 0)
-    name = (inputs.get("labels") or {}).get("modelyard.dev/pool") or r["name"]
+    name = (inputs.get("labels") or {}).get(POOL_LABEL) or r["name"]
     if not types:
         return [_not_priced(r, "a node group without instanceTypes")]
     instance = catalog.instances().get(types[0])
@@ -833,10 +834,13 @@ def _pick(m: Any, pool: Any) -> tuple[catalog.InstanceType, Any] | None:
 
 def gpu_fleets(settings: Settings, plan: Mapping[str, Any] | None = None) -> list[Fleet]:
     """GPU nodes per model: the cheapest priced instance type of the pool that fits (what Karpenter picks)."""
+    # A static pool's managed node group is in the plan and priced on its own line; its nodes carry the pool's
+    # name under the contract's POOL_LABEL (components/contract.py), as the system node group carries SYSTEM_POOL.
     planned_pools = set()
     for r in (plan or {}).get("resources", []):
         if r["type"] == "aws:eks/nodeGroup:NodeGroup":
-            planned_pools.add((r["inputs"].get("labels") or {}).get("modelyard.io/pool"))
+            planned_pools.add((r["inputs"].get("labels") or {}).get(POOL_LABEL))
+    planned_pools.discard(SYSTEM_POOL)
     fleets: list[Fleet] = []
     for pool_name, pool in settings.pools.items():
         gpus_left = pool.max_gpus
@@ -915,7 +919,6 @@ def fleet_lines(settings: Settings, fleets: list[Fleet], p: Pricer) -> list[Line
     gp3_source, gp3_quality = p.cite("ebs_gp3_gb_month")
     if fleets:
         p.assume("burst_share")
-        p.assume("node_volume_gb")
     for f in fleets:
         pool = settings.pools[f.pool]
         line_id = f"controllers/gpu/{f.pool}/{f.model_key}"
@@ -972,7 +975,7 @@ def fleet_lines(settings: Settings, fleets: list[Fleet], p: Pricer) -> list[Line
                 f" x {f.instance.on_demand_usd_per_hour}/hr x 730 h; {note}{_region_text(p)}",
             )
         )
-        volume_gb = _d(settings.cost.node_volume_gb)
+        volume_gb = _d(GPU_ROOT_VOLUME_GIB)
         lines.append(
             Line(
                 id=f"{line_id}#volumes",
@@ -982,7 +985,7 @@ def fleet_lines(settings: Settings, fleets: list[Fleet], p: Pricer) -> list[Line
                 monthly=cents(gp3 * volume_gb * node_hours / HOURS_PER_MONTH),
                 source=gp3_source,
                 quality=gp3_quality,
-                basis=f"{volume_gb} GB gp3 per node (cost.node_volume_gb) for the same node-hours",
+                basis=f"{volume_gb} GiB gp3 per node (the GPU nodes' root volume the kit provisions) for the same node-hours",
             )
         )
     return lines

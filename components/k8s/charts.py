@@ -19,9 +19,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING
+
+from components.contract import ChartSource
 
 if TYPE_CHECKING:
     from pulumi_kubernetes.helm.v3 import RepositoryOptsArgs
@@ -32,13 +33,6 @@ BUNDLE_DIR = "/opt/modelyard/charts"
 # What every CRD chart's release (`crds_of`) puts on its CRDs, through the chart's value for annotations: Helm's
 # annotation that keeps an object when its release is uninstalled or stops rendering it (components/k8s/crds.py).
 CRD_ANNOTATIONS: Mapping[str, str] = MappingProxyType({"helm.sh/resource-policy": "keep"})
-
-
-class ChartSource(StrEnum):
-    """Where the Kubernetes provider takes upstream charts from (deploy.charts)."""
-
-    UPSTREAM = "upstream"  # their repositories, at preview and up: whoever runs Pulumi needs a way out
-    BUNDLED = "bundled"  # the .tgz files baked into the deploy runner's image at BUNDLE_DIR
 
 
 @dataclass(frozen=True, kw_only=True)

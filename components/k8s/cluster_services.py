@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.aws.cluster import KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT, SYSTEM_POOL_LABEL
-from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS, ChartSource, chart_source
+from components.contract import KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT, ChartSource, system_node_selector
+from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS, chart_source
 from components.k8s.crds import crd_release
 from components.options import children_moved_from
 
@@ -160,7 +160,7 @@ class ClusterServices(pulumi.ComponentResource):
                 # The Pod Identity association binds this service account to the controller role.
                 "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT},
                 "replicas": 2,
-                "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+                "nodeSelector": system_node_selector(),
             },
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[self.karpenter_crds])),
         )

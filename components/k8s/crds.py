@@ -31,7 +31,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.charts import ChartSource, UpstreamChart, chart_source
+from components.contract import ChartSource
+from components.k8s.charts import UpstreamChart, chart_source
 
 
 def crd_release(

@@ -18,14 +18,17 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import catalog
-from components.k8s.charts import UPSTREAM_CHARTS, ChartSource, chart_source
-from components.settings.model import Interconnect, PoolKind, PoolSettings
-
-POOL_LABEL = "modelyard.dev/pool"
-GPU_LABEL = "modelyard.dev/gpu"
-TENANT_LABEL = "modelyard.dev/tenant"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
-GPU_TAINT_KEY = "nvidia.com/gpu"
+from components.contract import (
+    GPU_PRESENT_LABEL,
+    GPU_ROOT_VOLUME_GIB,
+    GPU_TAINT_KEY,
+    TENANT_LABEL,
+    ChartSource,
+    pool_labels,
+    pool_taints,
+)
+from components.k8s.charts import UPSTREAM_CHARTS, chart_source
+from components.settings.types import Interconnect, PoolKind, PoolSettings
 
 # Amazon Linux 2023 EKS AMI release, by Karpenter alias (amazon-eks-ami release tag v20250915, the
 # NVIDIA variant is chosen by Karpenter for GPU types). Bump deliberately: docs/gpu-pools.md.
@@ -35,8 +38,6 @@ AMI_ALIAS = "al2023@v20250915"
 DEVICE_PLUGIN_CHART = UPSTREAM_CHARTS["nvidia-device-plugin"]
 # EFA device plugin chart (aws/eks-charts aws-efa-k8s-device-plugin).
 EFA_PLUGIN_CHART = UPSTREAM_CHARTS["aws-efa-k8s-device-plugin"]
-# Root volume of GPU nodes: vLLM images are about 10 GB and the kubelet keeps two generations.
-ROOT_VOLUME_GIB = 200
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,19 +58,10 @@ class GpuPoolsArgs:
     """Where the device plugins' charts come from (deploy.charts)."""
 
 
-def pool_taints(pool: str, tenant: str | None) -> list[dict[str, str]]:
-    taints = [{"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}]
-    if tenant:
-        taints.append({"key": TENANT_LABEL, "value": tenant, "effect": "NoSchedule"})
-    return taints
-
-
-def pool_labels(pool: str, settings: PoolSettings, tenant: str | None) -> dict[str, str]:
-    gpu = catalog.resolve_instance(settings.instance_types[0]).gpu
-    labels = {GPU_PRESENT_LABEL: "true", POOL_LABEL: pool, GPU_LABEL: gpu.model if gpu else "none"}
-    if tenant:
-        labels[TENANT_LABEL] = tenant
-    return labels
+def gpu_model(pool: PoolSettings) -> str:
+    """The GPU model a pool's nodes are labelled with (its first instance type's; "none" without a GPU)."""
+    gpu = catalog.resolve_instance(pool.instance_types[0]).gpu
+    return gpu.model if gpu else "none"
 
 
 def node_pool_spec(
@@ -84,10 +76,10 @@ def node_pool_spec(
         requirements.append({"key": "topology.k8s.aws/zone-id", "operator": "In", "values": sorted(zone_ids)})
     return {
         "template": {
-            "metadata": {"labels": pool_labels(name, pool, tenant)},
+            "metadata": {"labels": pool_labels(name, gpu_model=gpu_model(pool), tenant=tenant)},
             "spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
-                "taints": pool_taints(name, tenant),
+                "taints": pool_taints(tenant),
                 "requirements": requirements,
                 # Replace nodes monthly so AMI and driver updates arrive without a manual roll.
                 "expireAfter": "720h",
@@ -129,7 +121,7 @@ def node_class_spec(
             {
                 "deviceName": "/dev/xvda",
                 "ebs": {
-                    "volumeSize": f"{ROOT_VOLUME_GIB}Gi",
+                    "volumeSize": f"{GPU_ROOT_VOLUME_GIB}Gi",
                     "volumeType": "gp3",
                     "encrypted": True,
                     "deleteOnTermination": True,

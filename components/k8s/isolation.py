@@ -1,4 +1,4 @@
-"""Isolation: one locked-down namespace per tenant, and the account-level detection the preset asks for.
+"""Isolation: one locked-down namespace per tenant.
 
 Per tenant (design.md, Components: Isolation; docs/security.md):
   - Namespace `tenant-<name>` with Pod Security `restricted` enforced, audited and warned, pinned to the
@@ -13,36 +13,34 @@ Per tenant (design.md, Components: Isolation; docs/security.md):
     (components/aws/tenant_identities.py).
 Cluster-wide: a ValidatingAdmissionPolicy so that a pod may tolerate the taint `modelyard.dev/tenant=<t>`
 only in namespace `tenant-<t>` (dedicated pools), with system namespaces exempt by name.
-
-AccountSecurity (where settings.security asks): a GuardDuty detector with Runtime Monitoring for EKS
-(GuardDuty manages its agent add-on), and a CloudTrail trail recording S3 data events on the model
-bucket into its own private, versioned, encrypted, TLS-only log bucket.
+The account-level detection (GuardDuty, CloudTrail data events) is AWS's: components/aws/account_security.py.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import catalog
-from components.aws.model_storage import expire_logs, harden_bucket
-from components.settings.model import Settings
+from components.contract import (
+    GATEWAY_NAMESPACE,
+    GATEWAY_POD_LABELS,
+    GATEWAY_PORT,
+    MODEL_SERVER_SERVICE_ACCOUNT,
+    MONITORING_NAMESPACE,
+    TENANT_LABEL,
+    TENANT_NAMESPACE_PREFIX,
+    tenant_namespace,
+)
+from components.k8s.monitoring.values import PROMETHEUS_POD_LABELS
+from components.settings.types import Settings
 
-TENANT_NAMESPACE_PREFIX = "tenant-"
-TENANT_LABEL = "modelyard.dev/tenant"  # the same key as components.k8s.gpu_pools.TENANT_LABEL (taint and label)
-MODEL_SERVER_SERVICE_ACCOUNT = "model-server"
 MODEL_SERVER_COMPONENT = ("app.kubernetes.io/component", "model-server")  # charts/llm-serving labels
-GATEWAY = ("gateway", {"app.kubernetes.io/name": "litellm"})
-# The gateway's Service port (components/k8s/gateway/objects.py PORT).
-GATEWAY_PORT = 4000
-PROMETHEUS = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
 POD_IDENTITY_AGENT = "169.254.170.23/32"  # EKS Pod Identity agent, link-local on every node, port 80
 # HTTPS egress is to 0.0.0.0/0 minus these. S3 (through the VPC's gateway endpoint) answers on public
 # addresses listed in the managed prefix list com.amazonaws.<region>.s3; a NetworkPolicy takes CIDRs, not
@@ -51,11 +49,10 @@ POD_IDENTITY_AGENT = "169.254.170.23/32"  # EKS Pod Identity agent, link-local o
 # balancer, interface endpoint or peered network (RFC 1918, CGNAT, link-local incl. IMDS). What stops a pod
 # from reaching the internet is the subnet: presets with nat: none have no route out (docs/security.md).
 S3_EGRESS_EXCEPT = ("10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")
-VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
 # Namespaces whose DaemonSets must run on every GPU node, dedicated ones included, so they tolerate every
 # taint: the NVIDIA and EFA device plugins, EBS CSI, VPC CNI, kube-proxy, the Pod Identity agent
 # (kube-system); DCGM and node exporters (monitoring). Only cluster admins can create pods there.
-ADMISSION_EXEMPT_NAMESPACES = ("kube-system", "monitoring")
+ADMISSION_EXEMPT_NAMESPACES = ("kube-system", MONITORING_NAMESPACE)
 ADMISSION_POLICY_NAME = "modelyard-tenant-pool-tolerations"
 # A pod is admitted if every toleration that could match the tenant taint (its key, or an empty key with
 # Exists, which tolerates every taint) is exactly `modelyard.dev/tenant` Equal <t> in namespace tenant-<t>.
@@ -71,11 +68,6 @@ TOLERATION_EXPRESSION = (
 BASE_CPU = 2
 BASE_MEMORY_GIB = 8
 BASE_PODS = 10
-
-
-def tenant_namespace(tenant: str) -> str:
-    """The namespace of a tenant's model servers (Serving deploys there)."""
-    return f"{TENANT_NAMESPACE_PREFIX}{tenant}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,15 +128,26 @@ def network_policies(namespace: str) -> dict[str, dict[str, object]]:
             "podSelector": {"matchLabels": dict([MODEL_SERVER_COMPONENT])},
             "policyTypes": ["Ingress"],
             "ingress": [
-                {"from": [_peer(GATEWAY[0], GATEWAY[1])], "ports": [{"protocol": "TCP", "port": "http"}]},
-                {"from": [_peer(PROMETHEUS[0], PROMETHEUS[1])], "ports": [{"protocol": "TCP", "port": "http"}]},
+                {
+                    "from": [_peer(GATEWAY_NAMESPACE, GATEWAY_POD_LABELS)],
+                    "ports": [{"protocol": "TCP", "port": "http"}],
+                },
+                {
+                    "from": [_peer(MONITORING_NAMESPACE, PROMETHEUS_POD_LABELS)],
+                    "ports": [{"protocol": "TCP", "port": "http"}],
+                },
             ],
         },
         # A tenant's own workloads call the models the way everyone does: through the gateway, with a key.
         "allow-to-gateway": {
             "podSelector": all_pods,
             "policyTypes": ["Egress"],
-            "egress": [{"to": [_peer(GATEWAY[0], GATEWAY[1])], "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]}],
+            "egress": [
+                {
+                    "to": [_peer(GATEWAY_NAMESPACE, GATEWAY_POD_LABELS)],
+                    "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}],
+                }
+            ],
         },
         "allow-pod-identity-agent": {
             "podSelector": all_pods,
@@ -327,184 +330,3 @@ class Isolation(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
             )
         self.register_outputs({"namespaces": self.namespaces})
-
-
-def _trail_bucket_policy(values: list[str]) -> str:
-    bucket_arn, trail_arn, account = values
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-                {
-                    "Sid": "CloudTrailAclCheck",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                    "Action": "s3:GetBucketAcl",
-                    "Resource": bucket_arn,
-                    "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}},
-                },
-                {
-                    "Sid": "CloudTrailWrite",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                    "Action": "s3:PutObject",
-                    "Resource": f"{bucket_arn}/AWSLogs/{account}/*",
-                    "Condition": {
-                        "StringEquals": {"aws:SourceArn": trail_arn, "s3:x-amz-acl": "bucket-owner-full-control"}
-                    },
-                },
-            ],
-        },
-        sort_keys=True,
-    )
-
-
-def _trail_key_policy(values: list[str]) -> str:
-    """The account administers the key through IAM; CloudTrail may encrypt this trail's log files only."""
-    account, trail_arn = values
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministersThroughIam",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "CloudTrailEncryptsThisTrail",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                    "Action": "kms:GenerateDataKey*",
-                    "Resource": "*",
-                    "Condition": {
-                        "StringEquals": {"aws:SourceArn": trail_arn},
-                        "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trail_arn},
-                    },
-                },
-                {
-                    "Sid": "CloudTrailDescribesKey",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                    "Action": "kms:DescribeKey",
-                    "Resource": "*",
-                },
-            ],
-        },
-        sort_keys=True,
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class AccountSecurityArgs:
-    name: str
-    """`<project>-<stack>`: prefix of the trail's and its bucket's names."""
-    region: str
-    guardduty_runtime: bool
-    cloudtrail_data_events: bool
-    model_bucket_arn: pulumi.Input[str]
-    account_id: pulumi.Input[str]
-    log_days: int = 365
-    tags: Mapping[str, str]
-    protect: bool = True
-
-
-class AccountSecurity(pulumi.ComponentResource):
-    """GuardDuty Runtime Monitoring for EKS, and CloudTrail S3 data events on the model bucket."""
-
-    def __init__(self, name: str, *, args: AccountSecurityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("modelyard:aws:AccountSecurity", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
-        if args.guardduty_runtime:
-            # One detector per account and region: an account that has one already must import it.
-            detector = aws.guardduty.Detector(f"{name}-guardduty", enable=True, tags=tags, opts=child)
-            aws.guardduty.DetectorFeature(
-                f"{name}-runtime-monitoring",
-                detector_id=detector.id,
-                name="RUNTIME_MONITORING",
-                status="ENABLED",
-                additional_configurations=[
-                    # GuardDuty installs and updates its security agent add-on on the cluster.
-                    aws.guardduty.DetectorFeatureAdditionalConfigurationArgs(
-                        name="EKS_ADDON_MANAGEMENT", status="ENABLED"
-                    )
-                ],
-                opts=child,
-            )
-        if args.cloudtrail_data_events:
-            self._trail(name, args, tags)
-        self.register_outputs({})
-
-    def _trail(self, name: str, args: AccountSecurityArgs, tags: dict[str, str]) -> None:
-        child = pulumi.ResourceOptions(parent=self)
-        trail_name = f"{args.name}-model-data"
-        bucket = aws.s3.Bucket(
-            f"{name}-trail-logs",
-            bucket=pulumi.Output.concat(args.name, "-trail-", args.account_id),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True),
-        )
-        # CloudTrail encrypts each log file with the trail's own KMS key; the bucket's default stays SSE-S3.
-        harden_bucket(f"{name}-trail-logs", bucket, child, kms_key_arn=None)
-        expire_logs(
-            f"{name}-trail-logs", bucket, child, rule_id="expire-trail-logs", days=args.log_days, noncurrent_days=30
-        )
-        trail_arn = pulumi.Output.concat(
-            "arn:aws:cloudtrail:", args.region, ":", args.account_id, ":trail/", trail_name
-        )
-        key = aws.kms.Key(
-            f"{name}-trail",
-            description=f"CloudTrail log files of trail {trail_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=pulumi.Output.all(args.account_id, trail_arn).apply(_trail_key_policy),
-            tags=tags,
-            # Stateful: without it the trail's logs cannot be read.
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True),
-        )
-        aws.kms.Alias(f"{name}-trail", name=f"alias/{args.name}-trail", target_key_id=key.key_id, opts=child)
-        policy = aws.s3.BucketPolicy(
-            f"{name}-trail-logs",
-            bucket=bucket.id,
-            policy=pulumi.Output.all(bucket.arn, trail_arn, args.account_id).apply(_trail_bucket_policy),
-            opts=child,
-        )
-        aws.cloudtrail.Trail(
-            f"{name}-model-data",
-            name=trail_name,
-            s3_bucket_name=bucket.id,
-            enable_log_file_validation=True,
-            kms_key_id=key.arn,
-            include_global_service_events=False,
-            is_multi_region_trail=False,
-            advanced_event_selectors=[
-                aws.cloudtrail.TrailAdvancedEventSelectorArgs(
-                    name="Model bucket object reads and writes",
-                    field_selectors=[
-                        aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(
-                            field="eventCategory", equals=["Data"]
-                        ),
-                        aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(
-                            field="resources.type", equals=["AWS::S3::Object"]
-                        ),
-                        aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(
-                            field="resources.ARN",
-                            starts_withs=[pulumi.Output.concat(args.model_bucket_arn, "/")],
-                        ),
-                    ],
-                )
-            ],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
-        )

@@ -43,9 +43,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.aws.cluster import SYSTEM_POOL_LABEL
-from components.aws.gateway_exposure import CONTROLLER_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT
-from components.k8s.charts import UPSTREAM_CHARTS, ChartSource, chart_source
+from components.contract import (
+    LOAD_BALANCER_CONTROLLER_NAMESPACE,
+    LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+    ChartSource,
+    system_node_selector,
+)
+from components.k8s.charts import UPSTREAM_CHARTS, chart_source
 
 # The chart of aws/eks-charts (pinned with its digest in components/k8s/charts.py); its appVersion is IMAGE_TAG.
 # Its image: public.ecr.aws/eks/aws-load-balancer-controller.
@@ -80,8 +84,8 @@ def controller_values(
             "tag": IMAGE_TAG,
         },
         # Pod Identity binds this name to the controller role (no IRSA annotation).
-        "serviceAccount": {"create": True, "name": CONTROLLER_SERVICE_ACCOUNT},
-        "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+        "serviceAccount": {"create": True, "name": LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT},
+        "nodeSelector": system_node_selector(),
         "podDisruptionBudget": {"maxUnavailable": 1},
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         "enableShield": False,
@@ -131,7 +135,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             chart=chart,
             version=UPSTREAM_CHART.version,
             repository_opts=repository,
-            namespace=CONTROLLER_NAMESPACE,
+            namespace=LOAD_BALANCER_CONTROLLER_NAMESPACE,
             values=controller_values(
                 cluster_name=args.cluster_name,
                 region=args.region,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.aws.cluster import SYSTEM_POOL_LABEL
+from components.contract import system_node_selector
 from components.k8s.charts import UPSTREAM_CHARTS, chart_source
 from components.k8s.serving_values import CHART_DIR, nodes_per_replica, release_name, serving_values
 from components.settings import Settings
@@ -75,7 +75,7 @@ class Serving(pulumi.ComponentResource):
             create_namespace=True,
             repository_opts=repository,
             values={
-                "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+                "nodeSelector": system_node_selector(),
                 "resources": {
                     "operator": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
                     "metricServer": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
@@ -144,7 +144,7 @@ class Serving(pulumi.ComponentResource):
                         "pullPolicy": "IfNotPresent",
                     }
                 },
-                "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+                "nodeSelector": system_node_selector(),
                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
             },
             opts=pulumi.ResourceOptions(parent=self),

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import InstanceType, Model, WeightDtype, resolve_instance, resolve_model
-from components.settings.model import Interconnect, NatMode, Settings
+from components.settings.types import Interconnect, NatMode, Settings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
 from components.sizing.core import weights_gb
 

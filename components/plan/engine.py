@@ -23,11 +23,10 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.contract import SECRET, UNKNOWN
 from components.plan.urn import new_urn, parse_urn
 from components.settings.stackfile import StackFile
 
-UNKNOWN_TEXT = "(known after apply)"
-SECRET_TEXT = "[secret]"
 MOCK_ACCOUNT = "123456789012"  # AWS's documented example account id: never a real one
 # The organization of a DIY backend (S3, local file): stack references name stacks `organization/<project>/<stack>`.
 ORGANIZATION = "organization"
@@ -350,7 +349,7 @@ def normalise(value: Any, *, urn_keys: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         sig = value.get(rpc._special_sig_key)
         if sig == rpc._special_secret_sig:
-            return SECRET_TEXT
+            return SECRET
         if sig == rpc._special_resource_sig:
             return urn_keys.get(value.get("urn", ""), value.get("urn", ""))
         if sig == rpc._special_asset_sig:
@@ -359,7 +358,7 @@ def normalise(value: Any, *, urn_keys: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [normalise(v, urn_keys=urn_keys) for v in value]
     if value == rpc.UNKNOWN:
-        return UNKNOWN_TEXT
+        return UNKNOWN
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -378,9 +377,9 @@ async def _exported_value(value: Any) -> tuple[Any, bool]:
 async def _resolve_output(value: Any) -> Any:
     out = pulumi.Output.from_input(value)
     if not await out.is_known():
-        return UNKNOWN_TEXT
+        return UNKNOWN
     if await out.is_secret():
-        return SECRET_TEXT
+        return SECRET
     return await out.future(with_unknowns=True)
 
 

@@ -12,8 +12,8 @@ from components.errors import InputError, Problem
 from components.plan.document import build_plan
 from components.plan.engine import ORGANIZATION, StackOutputs, run_program
 from components.settings import Settings, build_settings
-from components.settings.model import StackLayer
 from components.settings.stackfile import StackFile
+from components.settings.types import StackLayer
 
 
 def load_settings(project_dir: Path, stack: str) -> tuple[StackFile, Settings]:

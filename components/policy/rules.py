@@ -14,10 +14,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.contract import (
+    GATEWAY_NAMESPACE,
+    GPU_PRESENT_LABEL,
+    GPU_TAINT_KEY,
+    MONITORING_NAMESPACE,
+    PUBLIC_LB_MARK,
+    SECRET,
+    TENANT_LABEL,
+    TENANT_NAMESPACE_PREFIX,
+    UNKNOWN,
+)
 from components.tagging import KIT_TAG_KEYS, is_taggable
 
-UNKNOWN = "(known after apply)"
-SECRET = "[secret]"
 Plan = Mapping[str, Any]
 
 
@@ -182,7 +191,6 @@ def buckets_public_access_blocked(plan: Plan) -> list[Violation]:
 
 WORLD = ("0.0.0.0/0", "::/0")
 # The tag (AWS) or label (Kubernetes) by which a stack asks for a public load balancer: only 443 then.
-PUBLIC_LB_MARK = ("modelyard.dev/exposure", "public-load-balancer")
 
 
 def _public_lb_asked(tags: Any) -> bool:
@@ -294,7 +302,6 @@ def kms_rotation(plan: Plan) -> list[Violation]:
 
 # --- nodes -------------------------------------------------------------------------------------------
 
-GPU_TAINT = "nvidia.com/gpu"
 _GPU_FAMILY = re.compile(r"^(p\d|g\d)")  # EC2 GPU families: p3-p6, g4-g6(e): the kit's catalog uses these
 
 
@@ -320,14 +327,14 @@ def gpu_nodes_tainted(plan: Plan) -> list[Violation]:
             for v in req.get("values") or ()
         ]
         limits = _m(dig(obj, "spec", "limits"))
-        gpu = labels.get("nvidia.com/gpu.present") == "true" or GPU_TAINT in limits or any(map(_gpu_instance, types))
+        gpu = labels.get(GPU_PRESENT_LABEL) == "true" or GPU_TAINT_KEY in limits or any(map(_gpu_instance, types))
         if not gpu:
             continue
         taints = spec.get("taints")
         if is_unknown(taints):
             continue
-        if not any(t.get("key") == GPU_TAINT and t.get("effect") == "NoSchedule" for t in taints or ()):
-            out.append(Violation(rule, source, f"GPU NodePool without the {GPU_TAINT}:NoSchedule taint"))
+        if not any(t.get("key") == GPU_TAINT_KEY and t.get("effect") == "NoSchedule" for t in taints or ()):
+            out.append(Violation(rule, source, f"GPU NodePool without the {GPU_TAINT_KEY}:NoSchedule taint"))
     for r in _resources(plan, "aws:eks/nodeGroup:NodeGroup"):
         i = _inputs(r)
         types = i.get("instanceTypes") or []
@@ -337,8 +344,8 @@ def gpu_nodes_tainted(plan: Plan) -> list[Violation]:
         taints = i.get("taints")
         if is_unknown(taints):
             continue
-        if not any(t.get("key") == GPU_TAINT and t.get("effect") == "NO_SCHEDULE" for t in taints or ()):
-            out.append(Violation(rule, r["key"], f"GPU node group without the {GPU_TAINT} NO_SCHEDULE taint"))
+        if not any(t.get("key") == GPU_TAINT_KEY and t.get("effect") == "NO_SCHEDULE" for t in taints or ()):
+            out.append(Violation(rule, r["key"], f"GPU node group without the {GPU_TAINT_KEY} NO_SCHEDULE taint"))
     return out
 
 
@@ -369,16 +376,15 @@ def imdsv2(plan: Plan) -> list[Violation]:
 
 # --- tenants -----------------------------------------------------------------------------------------
 
-TENANT_LABEL = "modelyard.dev/tenant"
-TENANT_PREFIX = "tenant-"
-
 
 def _tenant_namespaces(plan: Plan) -> dict[str, tuple[str, Mapping[str, Any]]]:
     found = {}
     for source, obj in _manifests(plan, "Namespace"):
         meta = _m(obj.get("metadata"))
         name = meta.get("name")
-        if isinstance(name, str) and (name.startswith(TENANT_PREFIX) or TENANT_LABEL in _m(meta.get("labels"))):
+        if isinstance(name, str) and (
+            name.startswith(TENANT_NAMESPACE_PREFIX) or TENANT_LABEL in _m(meta.get("labels"))
+        ):
             found[name] = (source, meta)
     return found
 
@@ -414,7 +420,7 @@ def tenant_namespaces_isolated(plan: Plan) -> list[Violation]:
 
 
 # Namespaces whose pods may reach a tenant's pods: the gateway (LiteLLM) and Prometheus (components.k8s.isolation).
-TENANT_INGRESS_NAMESPACES = ("gateway", "monitoring")
+TENANT_INGRESS_NAMESPACES = (GATEWAY_NAMESPACE, MONITORING_NAMESPACE)
 
 
 def _peer_problem(peer: Any, own: str) -> str | None:
@@ -528,7 +534,11 @@ def no_host_access(plan: Plan) -> list[Violation]:
         meta = _m(obj.get("metadata"))
         namespace = str(meta.get("namespace", "default"))
         ident = f"{namespace}/{meta.get('name')}"
-        if obj.get("kind") == "DaemonSet" and ident in HOST_ACCESS_EXEMPT and not namespace.startswith(TENANT_PREFIX):
+        if (
+            obj.get("kind") == "DaemonSet"
+            and ident in HOST_ACCESS_EXEMPT
+            and not namespace.startswith(TENANT_NAMESPACE_PREFIX)
+        ):
             continue
         pod = _pod_spec(obj)
         problems = [f"{flag}: true" for flag in ("hostNetwork", "hostPID", "hostIPC") if pod.get(flag) is True]

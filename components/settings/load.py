@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import InputError, Problem
-from components.settings import rules
-from components.settings.model import Layers, Preset, Settings, StackLayer
+from components.settings import cross_checks
 from components.settings.schema import Converter, close_matches
 from components.settings.stackfile import replace_secure
+from components.settings.types import Layers, Preset, Settings, StackLayer
 from components.yamlio import read_yaml_mapping
 
 NAMESPACE = "modelyard"
@@ -187,7 +187,7 @@ def build_settings(
     if isinstance(settings, Settings):
         settings = _with_layer(settings, aws_stack, problems)
         # Built despite unknown keys (those leave the object whole): cross-field rules still apply.
-        problems += rules.check(settings)
+        problems += cross_checks.check(settings)
     if problems:
         raise InputError(problems, heading=f"stack {stack!r}: {len(problems)} problem(s) in the settings")
     return settings

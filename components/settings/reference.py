@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from components.settings.model import Settings
 from components.settings.schema import reference_rows
+from components.settings.types import Settings
 
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 PRESETS_BEGIN, PRESETS_END = "<!-- presets:begin -->", "<!-- presets:end -->"
@@ -31,7 +31,7 @@ def render_markdown() -> str:
 def render_presets() -> str:
     """What each preset provisions, with the layout sizing picks for each model on its pool."""
     from components.settings.load import build_settings
-    from components.settings.model import Preset
+    from components.settings.types import Preset
     from components.sizing import SizingOption, fit_on
 
     out: list[str] = []
@@ -81,7 +81,7 @@ def render_presets() -> str:
 
 def _gateway_line(s: Settings) -> str:
     """The gateway's replicas and state (docs/gateway.md): what budgets and shared limits a preset gets."""
-    from components.settings.model import GATEWAY_REPLICAS_BY_PRESET
+    from components.settings.types import GATEWAY_REPLICAS_BY_PRESET
 
     gateway = s.gateway
     replicas = gateway.replicas or GATEWAY_REPLICAS_BY_PRESET[s.preset]

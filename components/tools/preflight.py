@@ -23,7 +23,7 @@ import botocore.exceptions
 from components.catalog import InstanceType, instances
 from components.errors import ExitCode, InputError, Problem
 from components.settings import Settings
-from components.settings.model import EKS_VERSIONS, Capacity, NatMode
+from components.settings.types import EKS_VERSIONS, Capacity, NatMode
 from components.tools import aws
 from components.tools.aws import Clients, caller_identity, error_code, http_status, model_bucket_name
 

@@ -19,12 +19,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime.config import is_config_secret
 
+from components.contract import GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_PORT
 from components.k8s.gateway.config import GatewayConfigError, key_digest
 from components.k8s.gateway.objects import (
     IMAGE_REGISTRY,
-    NAME,
-    NAMESPACE,
-    PORT,
     SecretSpec,
     deployment,
     manifests,
@@ -181,7 +179,9 @@ class Gateway(pulumi.ComponentResource):
                 spec={**binding["spec"], "targetGroupARN": args.target_group_arn},
                 opts=after_secrets,
             )
-        self.service_url = pulumi.Output.from_input(f"http://{NAME}.{NAMESPACE}.svc.cluster.local:{PORT}")
+        self.service_url = pulumi.Output.from_input(
+            f"http://{GATEWAY_NAME}.{GATEWAY_NAMESPACE}.svc.cluster.local:{GATEWAY_PORT}"
+        )
         self.register_outputs({"service_url": self.service_url})
 
 

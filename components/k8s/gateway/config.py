@@ -20,8 +20,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from components.k8s.isolation import tenant_namespace
-from components.settings.model import GATEWAY_REPLICAS_BY_PRESET, FallbackProvider, Settings
+from components.contract import tenant_namespace
+from components.settings.types import GATEWAY_REPLICAS_BY_PRESET, FallbackProvider, Settings
 
 # The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
 SERVING_CHART_NAME = "llm-serving"

@@ -14,8 +14,16 @@ from typing import Any
 
 import yaml
 
-from components.aws.cluster import SYSTEM_POOL_LABEL
-from components.aws.network import subnet_layout
+from components.contract import (
+    GATEWAY_LIVENESS_PATH,
+    GATEWAY_NAME,
+    GATEWAY_NAMESPACE,
+    GATEWAY_POD_LABELS,
+    GATEWAY_PORT,
+    subnet_layout,
+    system_node_selector,
+    tenant_namespace,
+)
 from components.k8s.gateway.config import (
     AUTH_MODULE,
     AUTH_MODULE_FILE,
@@ -34,16 +42,10 @@ from components.k8s.gateway.config import (
     gateway_tenants,
     replicas,
 )
-from components.k8s.isolation import GATEWAY, MODEL_SERVER_COMPONENT, S3_EGRESS_EXCEPT, tenant_namespace
+from components.k8s.isolation import MODEL_SERVER_COMPONENT, S3_EGRESS_EXCEPT
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
-from components.settings.model import FallbackProvider, GatewayExposure, InterfaceEndpoint, NatMode, Settings
+from components.settings.types import FallbackProvider, GatewayExposure, InterfaceEndpoint, NatMode, Settings
 
-NAMESPACE = GATEWAY[0]
-APP_LABELS = dict(GATEWAY[1])  # the labels tenants' NetworkPolicies admit (components.k8s.isolation)
-NAME = "litellm"
-PORT = 4000
-# LiteLLM's liveness endpoint: the pods' probes and the load balancer's health check.
-LIVENESS_PATH = "/health/liveliness"
 # The AWS Load Balancer Controller's readiness gate: a pod counts as ready only once the load balancer
 # finds it healthy, so a rollout never removes the last registered target (controller docs, "Pod readiness gate").
 READINESS_GATE_LABEL = ("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled")
@@ -70,7 +72,7 @@ REDIS_PORT = 6379
 # Where the Deployment's REDIS_HOST points when rendered without the Gateway component (tests): a name that
 # never resolves (RFC 6761 .invalid). The component renders the real endpoint from GatewayState.
 REDIS_HOST_PLACEHOLDER = "redis.gateway.invalid"
-LABELS = {**APP_LABELS, "app.kubernetes.io/component": "gateway", "app.kubernetes.io/part-of": "modelyard"}
+LABELS = {**GATEWAY_POD_LABELS, "app.kubernetes.io/component": "gateway", "app.kubernetes.io/part-of": "modelyard"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,14 +120,14 @@ def secret_object(spec: SecretSpec, value: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": spec.name, "namespace": NAMESPACE, "labels": dict(LABELS)},
+        "metadata": {"name": spec.name, "namespace": GATEWAY_NAMESPACE, "labels": dict(LABELS)},
         "type": "Opaque",
         "stringData": {spec.key: value},
     }
 
 
 def _meta(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "namespace": NAMESPACE, "labels": dict(LABELS), **extra}
+    return {"name": name, "namespace": GATEWAY_NAMESPACE, "labels": dict(LABELS), **extra}
 
 
 def namespace_object(kubernetes_version: str, *, load_balanced: bool = False) -> dict[str, Any]:
@@ -136,7 +138,7 @@ def namespace_object(kubernetes_version: str, *, load_balanced: bool = False) ->
         labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{kubernetes_version}"
     if load_balanced:
         labels[READINESS_GATE_LABEL[0]] = READINESS_GATE_LABEL[1]
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": labels}}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NAMESPACE, "labels": labels}}
 
 
 def config_map(settings: Settings) -> dict[str, Any]:
@@ -199,11 +201,11 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(NAME),
+        "metadata": _meta(GATEWAY_NAME),
         "spec": {
             "replicas": replicas(settings),
             "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": dict(APP_LABELS)},
+            "selector": {"matchLabels": dict(GATEWAY_POD_LABELS)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {
@@ -212,10 +214,10 @@ def deployment(
                     "annotations": {"modelyard.dev/config-sha256": hashlib.sha256(config_text.encode()).hexdigest()},
                 },
                 "spec": {
-                    "serviceAccountName": NAME,
+                    "serviceAccountName": GATEWAY_NAME,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "nodeSelector": {SYSTEM_POOL_LABEL[0]: SYSTEM_POOL_LABEL[1]},
+                    "nodeSelector": system_node_selector(),
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": RUN_AS,
@@ -228,7 +230,7 @@ def deployment(
                             "maxSkew": 1,
                             "topologyKey": key,
                             "whenUnsatisfiable": "ScheduleAnyway",
-                            "labelSelector": {"matchLabels": dict(APP_LABELS)},
+                            "labelSelector": {"matchLabels": dict(GATEWAY_POD_LABELS)},
                         }
                         for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
                     ],
@@ -238,18 +240,18 @@ def deployment(
                     "terminationGracePeriodSeconds": PRE_STOP_SECONDS + REQUEST_TIMEOUT_SECONDS,
                     "containers": [
                         {
-                            "name": NAME,
+                            "name": GATEWAY_NAME,
                             "image": f"{image_registry}/{IMAGE_REPOSITORY}:{IMAGE_TAG}@{IMAGE_DIGEST}",
                             "imagePullPolicy": "IfNotPresent",
                             "args": [
                                 "--config",
                                 f"{CONFIG_DIR}/config.yaml",
                                 "--port",
-                                str(PORT),
+                                str(GATEWAY_PORT),
                                 "--num_workers",
                                 "1",
                             ],
-                            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                            "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
                             # The kubelet's own sleep (Kubernetes 1.30+, on by default): no binary in the image.
                             "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
                             "env": env,
@@ -258,12 +260,12 @@ def deployment(
                                 "limits": {"cpu": "2", "memory": "2Gi"},
                             },
                             "startupProbe": {
-                                "httpGet": {"path": LIVENESS_PATH, **probe},
+                                "httpGet": {"path": GATEWAY_LIVENESS_PATH, **probe},
                                 "periodSeconds": 5,
                                 "failureThreshold": 36,
                             },
                             "livenessProbe": {
-                                "httpGet": {"path": LIVENESS_PATH, **probe},
+                                "httpGet": {"path": GATEWAY_LIVENESS_PATH, **probe},
                                 "periodSeconds": 15,
                                 "timeoutSeconds": 5,
                                 "failureThreshold": 4,
@@ -306,7 +308,7 @@ def service_account() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(NAME),
+        "metadata": _meta(GATEWAY_NAME),
         "automountServiceAccountToken": False,
     }
 
@@ -315,11 +317,11 @@ def service() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(NAME),
+        "metadata": _meta(GATEWAY_NAME),
         "spec": {
             "type": "ClusterIP",
-            "selector": dict(APP_LABELS),
-            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+            "selector": dict(GATEWAY_POD_LABELS),
+            "ports": [{"name": "http", "port": GATEWAY_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }
 
@@ -329,8 +331,8 @@ def pod_disruption_budget() -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(NAME),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(APP_LABELS)}},
+        "metadata": _meta(GATEWAY_NAME),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(GATEWAY_POD_LABELS)}},
     }
 
 
@@ -348,7 +350,7 @@ def target_group_binding(target_group_arn: str) -> dict[str, Any]:
         "kind": "TargetGroupBinding",
         "metadata": _meta(TARGET_GROUP_BINDING),
         "spec": {
-            "serviceRef": {"name": NAME, "port": PORT},
+            "serviceRef": {"name": GATEWAY_NAME, "port": GATEWAY_PORT},
             "targetGroupARN": target_group_arn,
             "targetType": "ip",
             "ipAddressType": "ipv4",
@@ -357,7 +359,7 @@ def target_group_binding(target_group_arn: str) -> dict[str, Any]:
 
 
 def network_policies(settings: Settings) -> list[dict[str, Any]]:
-    pods = {"matchLabels": dict(APP_LABELS)}
+    pods = {"matchLabels": dict(GATEWAY_POD_LABELS)}
     owners = sorted({tenant_namespace(o) for m in settings.models if (o := settings.model_owner(m))})
     egress: list[dict[str, Any]] = [
         {
@@ -394,7 +396,7 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
     # Proprietary APIs answer on public addresses, reached through NAT: every public address on 443, nothing
     # private beyond the model servers above. Bedrock is among them unless the VPC has its bedrock-runtime
     # endpoint, whose private DNS then answers for it. Without NAT no public address is reachable, so no such
-    # rule: the settings admit only Bedrock fallbacks there (components.settings.rules), through the endpoint.
+    # rule: the settings admit only Bedrock fallbacks there (components.settings.cross_checks), through the endpoint.
     public = providers - {FallbackProvider.BEDROCK} if bedrock_endpoint else providers
     if public and settings.network.nat is not NatMode.NONE:
         egress.append(
@@ -438,12 +440,12 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
                 "podSelector": pods,
                 "policyTypes": ["Ingress"],
                 "ingress": [
-                    {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": PORT}]},
+                    {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]},
                     *(
                         [
                             {
                                 "from": [{"ipBlock": {"cidr": cidr}} for cidr in load_balancer_subnets(settings)],
-                                "ports": [{"protocol": "TCP", "port": PORT}],
+                                "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}],
                             }
                         ]
                         if settings.gateway.hostname
@@ -472,10 +474,10 @@ def service_monitor() -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": {**_meta(NAME), "labels": {**LABELS, **SCRAPE_SELECTOR_LABELS}},
+        "metadata": {**_meta(GATEWAY_NAME), "labels": {**LABELS, **SCRAPE_SELECTOR_LABELS}},
         "spec": {
-            "selector": {"matchLabels": dict(APP_LABELS)},
-            "namespaceSelector": {"matchNames": [NAMESPACE]},
+            "selector": {"matchLabels": dict(GATEWAY_POD_LABELS)},
+            "namespaceSelector": {"matchNames": [GATEWAY_NAMESPACE]},
             "endpoints": [
                 {
                     "port": "http",

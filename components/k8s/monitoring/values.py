@@ -12,9 +12,17 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from components.contract import (
+    GATEWAY_NAME,
+    GATEWAY_NAMESPACE,
+    GPU_PRESENT_LABEL,
+    GPU_TAINT_KEY,
+    MONITORING_NAMESPACE,
+    POOL_LABEL,
+)
 from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS
 from components.settings import Settings
-from components.settings.model import Preset
+from components.settings.types import Preset
 
 # --- pins -------------------------------------------------------------------------------------------
 
@@ -52,7 +60,6 @@ VLLM_IMAGE_TAG = f"v{VLLM_VERSION}"
 
 # --- the scrape contract other components follow ------------------------------------------------------
 
-MONITORING_NAMESPACE = "monitoring"
 # Helm release names: the chart names its objects after them, and Prometheus selects ServiceMonitors,
 # PodMonitors and PrometheusRules carrying `release: <this>` (kube-prometheus-stack's default selectors).
 KUBE_PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
@@ -78,25 +85,19 @@ SERVING_CONTAINER = "vllm"
 # keda-hpa-<ScaledObject>, as charts/llm-serving does) or an HPA named like its Service: the "queue growing
 # at max replicas" alert joins the HPA to the Service on that name.
 # The gateway's ServiceMonitor carries SCRAPE_SELECTOR_LABELS like any other; the operator names its job after
-# the gateway's Service (components/k8s/gateway/objects.py NAME, in NAMESPACE): rules/gateway.yaml and the
-# gateway dashboard select up{job=GATEWAY_JOB, namespace=GATEWAY_JOB_NAMESPACE} (a test keeps them equal).
-GATEWAY_JOB = "litellm"
-GATEWAY_JOB_NAMESPACE = "gateway"
+# the gateway's Service: rules/gateway.yaml and the gateway dashboard select up{job=GATEWAY_JOB,
+# namespace=GATEWAY_JOB_NAMESPACE} (a test keeps the files equal to these).
+GATEWAY_JOB = GATEWAY_NAME
+GATEWAY_JOB_NAMESPACE = GATEWAY_NAMESPACE
 DCGM_JOB = DCGM_EXPORTER_RELEASE  # the operator names the job after the exporter's Service
 
-# Node labels cost panels need, exported by kube-state-metrics as kube_node_labels. The kit's GPU pools
-# label their nodes POOL_LABEL (components/k8s/gpu_pools.py); the system node group uses
-# SYSTEM_POOL_LABEL (components/aws/cluster.py): both are exported until the kit settles on one.
-POOL_LABEL = "modelyard.dev/pool"
-SYSTEM_POOL_LABEL = "modelyard.io/pool"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
-GPU_TAINT_KEY = "nvidia.com/gpu"
+# Node labels cost panels need, exported by kube-state-metrics as kube_node_labels: every node of the kit
+# carries POOL_LABEL (GPU pools and the system node group alike).
 NODE_LABELS_FOR_COST = (
     "node.kubernetes.io/instance-type",
     "karpenter.sh/nodepool",
     "topology.kubernetes.io/zone",
     POOL_LABEL,
-    SYSTEM_POOL_LABEL,
 )
 
 # Dashboards: ConfigMaps with this label are loaded by Grafana's sidecar (kube-prometheus-stack default).

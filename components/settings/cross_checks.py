@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from functools import cache
 
 from components import catalog
+from components.contract import ChartSource
 from components.errors import Problem
-from components.k8s.charts import ChartSource
-from components.settings.model import (
+from components.settings.schema import close_matches
+from components.settings.types import (
     ENDPOINTS_WITHOUT_NAT,
     GATEWAY_REPLICAS_BY_PRESET,
     Capacity,
@@ -24,7 +25,6 @@ from components.settings.model import (
     PoolKind,
     Settings,
 )
-from components.settings.schema import close_matches
 from components.tagging import KIT_TAG_KEYS, MAX_TAGS_PER_RESOURCE
 
 Rule = Callable[[Settings], Iterator[Problem]]

@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from components.contract import SECRET, UNKNOWN
 from components.cost.estimate import STATEFUL_TYPES, money
 from components.plan.urn import parse_urn
-
-SECRET = "[secret]"
-UNKNOWN = "(known after apply)"
 
 # type -> input paths (dotted; a prefix covers everything under it) whose change replaces the resource.
 REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {

@@ -53,7 +53,7 @@ def _read(path: Path, argument: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    from components.cost.diff import GITHUB_COMMENT_LIMIT, diff_plans, render_markdown, render_text
+    from components.plan.diff import GITHUB_COMMENT_LIMIT, diff_plans, render_markdown, render_text
 
     args = _parser().parse_args(argv)
     if args.max_chars is not None and args.max_chars < 1000:

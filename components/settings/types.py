@@ -2,7 +2,7 @@
 
 Every field documents its default and units; `docs/settings.md` is generated from these classes
 (`modelyard docs settings`), and a test keeps it in step. Cross-field rules live in
-`components.settings.rules`; this module only declares shapes.
+`components.settings.cross_checks`; this module only declares shapes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from components.catalog import WeightDtype
-from components.k8s.charts import ChartSource
+from components.contract import ChartSource
 from components.settings.schema import doc_field
 from components.tagging import tags_for
 
@@ -729,9 +729,6 @@ class CostSettings:
         "security.cloudtrail_data_events is on (weights are read at every model server start)",
         default=1_000_000,
         minimum=0,
-    )
-    node_volume_gb: int = doc_field(
-        "root EBS volume (gp3) of each GPU node the autoscaler starts, in GB", default=100, minimum=20, maximum=16384
     )
     monitoring_volume_gb: int = doc_field(
         "EBS volumes the monitoring stack claims (Prometheus, Grafana), in GB", default=50, minimum=0, maximum=65536

@@ -1,0 +1,127 @@
+"""The names the layers agree on: one definition, imported by every side that uses it.
+
+The AWS layer (components/aws) creates nodes, roles and load balancers that the Kubernetes layer
+(components/k8s) must select, bind or target by name; the cost engine and the policy rules read the same
+names back from the plan. Each name lives here once, so a rename is one edit that reaches every reader
+(a copied label string once priced a static GPU pool twice).
+
+Only the standard library is imported here (tests/test_layers.py): the deploy runner's image build and every
+layer load it without pulling Pulumi or a provider.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+# ---------------------------------------------------------------------------------------------------------
+# Node labels and taints. Every node the kit creates carries POOL_LABEL: the system managed node group
+# ("system"), Karpenter's GPU NodePools and the static GPU node groups (the pool's settings key).
+
+POOL_LABEL = "modelyard.dev/pool"
+SYSTEM_POOL = "system"
+"""POOL_LABEL's value on the system node group, where every controller and the gateway run."""
+GPU_LABEL = "modelyard.dev/gpu"
+"""The GPU model of a GPU node (the catalog's name, "none" for a pool of GPU-less types)."""
+TENANT_LABEL = "modelyard.dev/tenant"
+"""Label and taint key of a pool dedicated to one tenant: only that tenant's pods may tolerate it."""
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+"""Where the NVIDIA device plugin's DaemonSet schedules (its chart's default node affinity)."""
+GPU_TAINT_KEY = "nvidia.com/gpu"
+"""Every GPU node is tainted NoSchedule with it: only pods that ask for GPUs land there."""
+GPU_ROOT_VOLUME_GIB = 200
+"""Root volume of every GPU node (GiB): vLLM images are about 10 GB and the kubelet keeps two generations."""
+SYSTEM_ROOT_VOLUME_GIB = 50
+"""Root volume of a system node (GiB): controllers' images and logs; the EKS default is 20."""
+
+
+def system_node_selector() -> dict[str, str]:
+    """The nodeSelector that pins a controller to the system nodes (a new dict: callers may extend it)."""
+    return {POOL_LABEL: SYSTEM_POOL}
+
+
+def pool_labels(pool: str, *, gpu_model: str, tenant: str | None) -> dict[str, str]:
+    """The labels of a GPU pool's nodes, elastic (Karpenter's NodePool) or static (a managed node group)."""
+    labels = {GPU_PRESENT_LABEL: "true", POOL_LABEL: pool, GPU_LABEL: gpu_model}
+    if tenant:
+        labels[TENANT_LABEL] = tenant
+    return labels
+
+
+def pool_taints(tenant: str | None) -> list[dict[str, str]]:
+    """The taints of a GPU pool's nodes, in Kubernetes' spelling (EKS's API spells the effect NO_SCHEDULE)."""
+    taints = [{"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}]
+    if tenant:
+        taints.append({"key": TENANT_LABEL, "value": tenant, "effect": "NoSchedule"})
+    return taints
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Namespaces and service accounts that IAM (Pod Identity associations, access entries) binds by name.
+
+KARPENTER_NAMESPACE = "kube-system"
+KARPENTER_SERVICE_ACCOUNT = "karpenter"
+LOAD_BALANCER_CONTROLLER_NAMESPACE = "kube-system"
+LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
+MONITORING_NAMESPACE = "monitoring"
+FLUENT_BIT_SERVICE_ACCOUNT = "aws-for-fluent-bit"
+"""Fluent Bit's service account in MONITORING_NAMESPACE, bound to the container log group's write role."""
+
+GATEWAY_NAMESPACE = "gateway"
+GATEWAY_NAME = "litellm"
+"""The gateway's Deployment, Service and service account (its Bedrock role's Pod Identity association)."""
+GATEWAY_PORT = 4000
+"""The gateway's Service port, which the NLB's target group and the tenants' NetworkPolicies use."""
+GATEWAY_LIVENESS_PATH = "/health/liveliness"
+"""LiteLLM's liveness route (sic), which the NLB's health check asks too."""
+GATEWAY_POD_LABELS: Mapping[str, str] = MappingProxyType({"app.kubernetes.io/name": GATEWAY_NAME})
+"""The gateway pods' labels: its Deployment selects them, the tenants' NetworkPolicies admit them."""
+
+MODEL_SERVER_SERVICE_ACCOUNT = "model-server"
+"""The model servers' service account in each tenant's namespace, bound to the tenant's read role."""
+TENANT_NAMESPACE_PREFIX = "tenant-"
+
+
+def tenant_namespace(tenant: str) -> str:
+    """A tenant's namespace: its servers, quota and NetworkPolicies live there."""
+    return f"{TENANT_NAMESPACE_PREFIX}{tenant}"
+
+
+def subnet_layout(cidr: str, zones: int) -> tuple[list[str], list[str]]:
+    """(private CIDRs, public CIDRs), one per zone, for a VPC of /N over Z zones (Z = 2 or 3), fixed so that
+    adding nothing moves nothing:
+      - the VPC is cut in four blocks of /N+2; block i (i < 3) is the private subnet of zone i: nodes, pods
+        (VPC CNI gives every pod a VPC address, so this is where the space goes) and internal load balancers;
+      - block 3 is cut in four /N+4; the i-th is zone i's public subnet (NAT gateways, internet-facing load
+        balancers).
+    The Network creates the subnets; the gateway's NetworkPolicy admits its load balancer's subnets by them."""
+    vpc = ipaddress.IPv4Network(cidr)
+    blocks = list(vpc.subnets(prefixlen_diff=2))
+    public = list(blocks[3].subnets(prefixlen_diff=2))
+    return [str(b) for b in blocks[:zones]], [str(b) for b in public[:zones]]
+
+
+# EKS access policies granted through access entries.
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+
+PUBLIC_LB_MARK = ("modelyard.dev/exposure", "public-load-balancer")
+"""The tag (key, value) on a load balancer meant to face the internet: the policy rules let only it be public."""
+
+
+class ChartSource(StrEnum):
+    """Where the Kubernetes provider takes upstream charts from (deploy.charts)."""
+
+    UPSTREAM = "upstream"  # their repositories, at preview and up: whoever runs Pulumi needs a way out
+    BUNDLED = "bundled"  # the .tgz files baked into the deploy runner's image (components/k8s/charts.py)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the offline plan prints in place of a value: the engine writes them, the diff and the rules read them.
+
+UNKNOWN = "(known after apply)"
+"""An output known only after `pulumi up` (a rule treats it as undecided, never as a violation)."""
+SECRET = "[secret]"
+"""A secret input or a Secret's data: never printed."""
