@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from components.cli import main as cli_main
-from components.contract import GPU_ROOT_VOLUME_GIB
+from components.contract import GPU_ROOT_VOLUME_GIB, POOL_LABEL, SYSTEM_POOL
 from components.cost.estimate import (
     BANDS,
     FREE_TYPES,
@@ -64,7 +64,7 @@ SMALL_PLAN = plan_of(
         "aws:eks/nodeGroup:NodeGroup",
         instanceTypes=["m7i.large"],
         scalingConfig={"desiredSize": 2},
-        labels={"modelyard.io/pool": "system"},
+        labels={POOL_LABEL: SYSTEM_POOL},
     ),
     resource("vol", "aws:ebs/volume:Volume", size=100, iops=4000, throughput=125),
     resource("subnet", "aws:ec2/subnet:Subnet"),
@@ -301,3 +301,28 @@ def test_load_balancers_come_from_the_manifests_or_are_expected_for_the_gateway(
     assert lines["controllers/lb/gw/Service/gateway"]["monthly"] == "20.81"  # (0.0225 + 0.006) x 730
     assert lines["controllers/lb/web/Ingress/web"]["monthly"] == "22.27"  # (0.0225 + 0.008) x 730
     assert "gw" not in lines and "web" not in lines  # the Kubernetes objects themselves are free
+
+
+def test_a_static_pool_is_priced_once(tmp_path) -> None:
+    """A static pool's managed node group is in the plan: its nodes and root volumes are priced on the node group's
+    line, and its fleet line says so at $0 (measured before the fix: two compute lines for one pool)."""
+    from components.settings import build_settings
+    from tests.conftest import config_for, plan_with
+
+    pools = {"l40s": {"kind": "static", "capacity": "on-demand", "zone_ids": ["use1-az2"], "min_nodes": 1}}
+    plan = plan_with(tmp_path, "minimal", {"pools": pools})
+    settings = build_settings(project="modelyard", stack="custom", config=config_for("minimal", pools=pools))
+    lines = stack_cost(plan, settings)["lines"]
+    gpu_compute = [line for line in lines if line["group"] == "compute" and "g6e" in line["item"]]
+    priced = [line for line in gpu_compute if Decimal(line["monthly"]) > 0]
+    assert len(priced) == 1 and priced[0]["item"].startswith("node group l40s: 1 x g6e."), gpu_compute
+    fleet = by_id({"lines": lines})["controllers/gpu/l40s/llama-8b"]
+    assert Decimal(fleet["monthly"]) == 0 and fleet["basis"] == "priced on the node group line of the plan"
+    assert "controllers/gpu/l40s/llama-8b#volumes" not in by_id({"lines": lines})
+    # The same stack with the pool elastic: no node group, the fleet is priced (the control case).
+    (tmp_path / "elastic").mkdir()
+    elastic = plan_with(tmp_path / "elastic", "minimal", {})
+    elastic_lines = by_id(
+        stack_cost(elastic, build_settings(project="modelyard", stack="custom", config=config_for("minimal")))
+    )
+    assert Decimal(elastic_lines["controllers/gpu/l40s/llama-8b"]["monthly"]) > 0

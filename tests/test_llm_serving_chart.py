@@ -22,11 +22,10 @@ import pytest
 import yaml
 
 from components.catalog import resolve_model
+from components.contract import POOL_LABEL, TENANT_LABEL, pool_labels, pool_taints
 from components.k8s.serving_values import (
     CHART_DIR,
     MAX_RELEASE_NAME,
-    POOL_LABEL,
-    TENANT_TAINT,
     ServingValuesError,
     release_name,
     serving_values,
@@ -504,7 +503,7 @@ def test_pod_lands_only_on_gpu_nodes_of_its_pool(stack_cases, stack_rendered) ->
         spec = pod_spec(stack_rendered[case])
         pool = settings.models[model].pool
         dedicated_to = [n for n, t in settings.tenants.items() if t.dedicated_pool == pool]
-        own_taints = [GPU_TAINT] + [{"key": TENANT_TAINT, "value": t, "effect": "NoSchedule"} for t in dedicated_to]
+        own_taints = [GPU_TAINT] + [{"key": TENANT_LABEL, "value": t, "effect": "NoSchedule"} for t in dedicated_to]
         gpu_node = {POOL_LABEL: pool, "nvidia.com/gpu.present": "true"}
         assert schedulable(spec, gpu_node, own_taints), case
         for other in settings.pools:
@@ -513,16 +512,16 @@ def test_pod_lands_only_on_gpu_nodes_of_its_pool(stack_cases, stack_rendered) ->
         assert not schedulable(spec, {POOL_LABEL: pool}, []), f"{case}: a node without GPUs"
         assert not schedulable(spec, {"kubernetes.io/os": "linux"}, []), f"{case}: a system node"
         assert not schedulable(
-            spec, gpu_node, [*own_taints, {"key": TENANT_TAINT, "value": "x", "effect": "NoSchedule"}]
+            spec, gpu_node, [*own_taints, {"key": TENANT_LABEL, "value": "x", "effect": "NoSchedule"}]
         )
 
 
 def test_only_the_dedicated_tenants_models_tolerate_its_pool(stack_cases, stack_rendered) -> None:
     analytics = pod_spec(stack_rendered["core-analytics-8b"])["tolerations"]
-    assert {"key": TENANT_TAINT, "operator": "Equal", "value": "analytics", "effect": "NoSchedule"} in analytics
+    assert {"key": TENANT_LABEL, "operator": "Equal", "value": "analytics", "effect": "NoSchedule"} in analytics
     for case in stack_cases:
         if case != "core-analytics-8b":
-            assert all(t["key"] != TENANT_TAINT for t in pod_spec(stack_rendered[case])["tolerations"]), case
+            assert all(t["key"] != TENANT_LABEL for t in pod_spec(stack_rendered[case])["tolerations"]), case
 
 
 def test_pdb_never_blocks_a_drain_of_a_single_replica(chart: helm.Chart, rendered) -> None:
@@ -812,12 +811,18 @@ def test_values_function_refuses_what_the_chart_cannot_serve(make_settings) -> N
     assert release_name("deepseek-r1") == "deepseek-r1"
 
 
-def test_serving_selects_the_labels_and_taints_the_gpu_pools_set() -> None:
-    from components.k8s import gpu_pools  # not imported by serving_values: it pulls in the Pulumi SDKs
-
-    assert gpu_pools.POOL_LABEL == POOL_LABEL
-    assert gpu_pools.TENANT_LABEL == TENANT_TAINT
-    assert GPU_TAINT["key"] == gpu_pools.GPU_TAINT_KEY
+def test_serving_lands_on_the_nodes_the_gpu_pools_make(stack_cases, stack_rendered) -> None:
+    # The labels and taints every GPU node gets (components.contract builds them for Karpenter's NodePools and
+    # the static node groups alike): a model's pods schedule on its own pool's nodes and on no other pool's.
+    for case, (settings, model) in stack_cases.items():
+        spec = pod_spec(stack_rendered[case])
+        pool = settings.models[model].pool
+        tenant = next((n for n, t in settings.tenants.items() if t.dedicated_pool == pool), None)
+        assert schedulable(spec, pool_labels(pool, gpu_model="any", tenant=tenant), pool_taints(tenant)), case
+        for other in set(settings.pools) - {pool}:
+            other_tenant = next((n for n, t in settings.tenants.items() if t.dedicated_pool == other), None)
+            labels = pool_labels(other, gpu_model="any", tenant=other_tenant)
+            assert not schedulable(spec, labels, pool_taints(other_tenant)), (case, other)
 
 
 def chart_fingerprint() -> str:

@@ -985,7 +985,7 @@ def fleet_lines(settings: Settings, fleets: list[Fleet], p: Pricer) -> list[Line
                 monthly=cents(gp3 * volume_gb * node_hours / HOURS_PER_MONTH),
                 source=gp3_source,
                 quality=gp3_quality,
-                basis=f"{volume_gb} GiB gp3 per node (the GPU nodes' root volume the kit provisions) for the same node-hours",
+                basis=f"{volume_gb} GiB gp3 per node (the root volume the kit gives GPU nodes) for the same node-hours",
             )
         )
     return lines

@@ -24,18 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import InstanceType, Model, WeightDtype, resolve_instance, resolve_model
+from components.contract import POOL_LABEL, TENANT_LABEL
 from components.settings.types import Interconnect, NatMode, Settings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
 from components.sizing.core import weights_gb
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "llm-serving"
 
-# The node label the kit's GPU pools carry, naming the pool (the GPU pools set it on every node they start;
-# the same key as components.k8s.gpu_pools.POOL_LABEL).
-POOL_LABEL = "modelyard.dev/pool"
-# The taint on a pool dedicated to one tenant (NoSchedule, the value is the tenant's name); admission lets
-# only that tenant's namespaces tolerate it (Isolation). The same key as components.k8s.gpu_pools.TENANT_LABEL.
-TENANT_TAINT = "modelyard.dev/tenant"
 # Helm's limit on release names (they become label values and parts of object names).
 MAX_RELEASE_NAME = 53
 
@@ -203,7 +198,7 @@ def serving_values(
 
     dedicated = sorted(name for name, t in settings.tenants.items() if t.dedicated_pool == model_settings.pool)
     tolerations = [
-        {"key": TENANT_TAINT, "operator": "Equal", "value": name, "effect": "NoSchedule"} for name in dedicated
+        {"key": TENANT_LABEL, "operator": "Equal", "value": name, "effect": "NoSchedule"} for name in dedicated
     ]
     replicas = model_settings.replicas.min
 
