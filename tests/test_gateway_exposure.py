@@ -22,8 +22,12 @@ import yaml
 
 from components import contract
 from components.aws.gateway_exposure import TLS_POLICY, GatewayExposure, GatewayExposureArgs, controller_policy
-from components.aws.network import subnet_layout
-from components.contract import LOAD_BALANCER_CONTROLLER_NAMESPACE, LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT, UNKNOWN
+from components.contract import (
+    LOAD_BALANCER_CONTROLLER_NAMESPACE,
+    LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+    UNKNOWN,
+    subnet_layout,
+)
 from components.errors import InputError
 from components.k8s.charts import UPSTREAM_CHARTS
 from components.k8s.gateway import objects

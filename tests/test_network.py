@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.aws.network import subnet_layout
+from components.contract import subnet_layout
 from components.tagging import KIT_TAG_KEYS, is_taggable
 from tests.conftest import SHIPPED_STACKS, by_type
 
