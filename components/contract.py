@@ -78,6 +78,10 @@ GATEWAY_LIVENESS_PATH = "/health/liveliness"
 """LiteLLM's liveness route (sic), which the NLB's health check asks too."""
 GATEWAY_POD_LABELS: Mapping[str, str] = MappingProxyType({"app.kubernetes.io/name": GATEWAY_NAME})
 """The gateway pods' labels: its Deployment selects them, the tenants' NetworkPolicies admit them."""
+GATEWAY_DATABASE_PORT = 5432
+"""The gateway's PostgreSQL (RDS): its security group admits it, the gateway's NetworkPolicy lets it out."""
+GATEWAY_REDIS_PORT = 6379
+"""The gateway's Valkey (ElastiCache), likewise."""
 
 MODEL_SERVER_SERVICE_ACCOUNT = "model-server"
 """The model servers' service account in each tenant's namespace, bound to the tenant's read role."""

@@ -29,9 +29,9 @@ class GatewayIdentityArgs:
     region: str
     """The stack's region: the only region whose models the role may invoke."""
     namespace: str
-    """The gateway's namespace (components.k8s.gateway.objects.NAMESPACE)."""
+    """The gateway's namespace (components.contract.GATEWAY_NAMESPACE)."""
     service_account: str
-    """The gateway's service account (components.k8s.gateway.objects.NAME)."""
+    """The gateway's service account (components.contract.GATEWAY_NAME)."""
     bedrock_models: Sequence[str]
     """Foundation-model ids (anthropic.claude-3-5-sonnet-20240620-v1:0, ...); at least one."""
     tags: Mapping[str, str]

@@ -29,6 +29,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.contract import GATEWAY_DATABASE_PORT, GATEWAY_REDIS_PORT
 from components.settings.types import GatewayDatabaseSettings, GatewayRedisSettings
 
 # RDS for PostgreSQL, major version 17: pinned by major, with the minor version AWS's to patch. RDS makes minor
@@ -37,12 +38,10 @@ from components.settings.types import GatewayDatabaseSettings, GatewayRedisSetti
 # prefix (pulumi-aws rds.Instance engine_version: "a prefix of the version such as 8.0").
 POSTGRES_ENGINE_VERSION = "17"
 POSTGRES_PARAMETER_FAMILY = "postgres17"
-POSTGRES_PORT = 5432
 DATABASE_NAME = "litellm"
 DATABASE_USER = "litellm"
 # ElastiCache for Valkey 8.2 (parameter group family valkey8, ElastiCache engine-specific parameters).
 VALKEY_ENGINE_VERSION = "8.2"
-VALKEY_PORT = 6379
 # UTC windows: backups before maintenance, both outside a US working day.
 BACKUP_WINDOW = "03:00-04:00"
 MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
@@ -151,7 +150,7 @@ class GatewayState(pulumi.ComponentResource):
         stateful: pulumi.ResourceOptions,
     ) -> pulumi.Output[str]:
         tags = dict(args.tags)
-        group = self._firewall(f"{name}-database", args, POSTGRES_PORT, "PostgreSQL")
+        group = self._firewall(f"{name}-database", args, GATEWAY_DATABASE_PORT, "PostgreSQL")
         subnets = aws.rds.SubnetGroup(
             f"{name}-database",
             description=f"{args.name}: the gateway database's private subnets",
@@ -186,7 +185,7 @@ class GatewayState(pulumi.ComponentResource):
             db_name=DATABASE_NAME,
             username=DATABASE_USER,
             password=secret_password,
-            port=POSTGRES_PORT,
+            port=GATEWAY_DATABASE_PORT,
             db_subnet_group_name=subnets.name,
             parameter_group_name=parameters.name,
             vpc_security_group_ids=[group.id],
@@ -217,7 +216,7 @@ class GatewayState(pulumi.ComponentResource):
         child: pulumi.ResourceOptions,
         stateful: pulumi.ResourceOptions,
     ) -> tuple[pulumi.Output[str], pulumi.Output[int], pulumi.Output[str]]:
-        group = self._firewall(f"{name}-redis", args, VALKEY_PORT, "Valkey")
+        group = self._firewall(f"{name}-redis", args, GATEWAY_REDIS_PORT, "Valkey")
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-redis",
             description=f"{args.name}: the gateway Valkey's private subnets",
@@ -236,7 +235,7 @@ class GatewayState(pulumi.ComponentResource):
             engine_version=VALKEY_ENGINE_VERSION,
             node_type=spec.node_type,
             num_cache_clusters=spec.nodes,
-            port=VALKEY_PORT,
+            port=GATEWAY_REDIS_PORT,
             subnet_group_name=subnets.name,
             security_group_ids=[group.id],
             at_rest_encryption_enabled=True,
@@ -257,7 +256,7 @@ class GatewayState(pulumi.ComponentResource):
         )
         return (
             group_of_nodes.primary_endpoint_address,
-            group_of_nodes.port.apply(lambda p: int(p) if p is not None else VALKEY_PORT),
+            group_of_nodes.port.apply(lambda p: int(p) if p is not None else GATEWAY_REDIS_PORT),
             secret_token,
         )
 

@@ -15,11 +15,13 @@ from typing import Any
 import yaml
 
 from components.contract import (
+    GATEWAY_DATABASE_PORT,
     GATEWAY_LIVENESS_PATH,
     GATEWAY_NAME,
     GATEWAY_NAMESPACE,
     GATEWAY_POD_LABELS,
     GATEWAY_PORT,
+    GATEWAY_REDIS_PORT,
     subnet_layout,
     system_node_selector,
     tenant_namespace,
@@ -67,8 +69,6 @@ MASTER_KEY_SECRET = "gateway-master-key"
 METRICS_TOKEN_SECRET = "gateway-metrics-token"
 DATABASE_URL_SECRET = "gateway-database-url"
 REDIS_PASSWORD_SECRET = "gateway-redis-password"
-POSTGRES_PORT = 5432
-REDIS_PORT = 6379
 # Where the Deployment's REDIS_HOST points when rendered without the Gateway component (tests): a name that
 # never resolves (RFC 6761 .invalid). The component renders the real endpoint from GatewayState.
 REDIS_HOST_PLACEHOLDER = "redis.gateway.invalid"
@@ -162,7 +162,7 @@ def deployment(
     settings: Settings,
     *,
     image_registry: str = IMAGE_REGISTRY,
-    redis_endpoint: tuple[str, int] = (REDIS_HOST_PLACEHOLDER, REDIS_PORT),
+    redis_endpoint: tuple[str, int] = (REDIS_HOST_PLACEHOLDER, GATEWAY_REDIS_PORT),
 ) -> dict[str, Any]:
     """The proxy's Deployment; `redis_endpoint` (host, port) is GatewayState's, used with gateway.redis."""
     specs = {s.source: s for s in secret_specs(settings)}
@@ -413,7 +413,10 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
         )
     state_ports = [
         port
-        for port, on in ((POSTGRES_PORT, settings.gateway.database), (REDIS_PORT, settings.gateway.redis))
+        for port, on in (
+            (GATEWAY_DATABASE_PORT, settings.gateway.database),
+            (GATEWAY_REDIS_PORT, settings.gateway.redis),
+        )
         if on is not None
     ]
     if state_ports:
