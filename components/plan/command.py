@@ -41,11 +41,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_outputs(json_file: Path | None, markdown_file: Path | None, manifests_dir: Path | None) -> None:
+    """Refuse every output path that cannot be written, before anything is planned or written (exit 2)."""
+    problems = []
+    for option, path in (("--json", json_file), ("--markdown", markdown_file)):
+        if path is None:
+            continue
+        if path.is_dir():
+            problems.append(Problem(path=option, message=f"{path} is a directory: give a file name"))
+        elif not path.parent.is_dir():
+            problems.append(Problem(path=option, message=f"folder {path.parent} does not exist"))
+    if manifests_dir is not None:
+        existing = next((p for p in (manifests_dir, *manifests_dir.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            problems.append(Problem(path="--manifests", message=f"{existing} is a file: give a folder"))
+    if problems:
+        raise InputError(problems)
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    for option, path in (("--json", args.json), ("--markdown", args.markdown)):
-        if path is not None and not path.parent.is_dir():
-            raise InputError(Problem(path=option, message=f"folder {path.parent} does not exist"))
+    check_outputs(args.json, args.markdown, args.manifests)
 
     from components.plan.engine import dump_json
     from components.plan.render import markdown_report, text_report, write_manifests
