@@ -67,3 +67,88 @@ def test_output_paths_that_cannot_be_written_are_refused_before_anything_runs(pr
     assert existing_file.read_text() == "keep me"
     assert plan(project, "pilot", "--markdown", str(project / "missing" / "plan.md")) == 2
     assert "--markdown: folder" in capsys.readouterr().err
+
+
+def write_stack(project: Path, name: str, body: str) -> None:
+    (project / "stacks" / f"Pulumi.{name}.yaml").write_text(f"config:\n  modelyard:preset: minimal\n{body}\n")
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "message"),
+    [
+        ("  modelyard:cost: {burst_share: .nan}", "modelyard:cost.burst_share", "expected a finite number, got nan"),
+        (
+            "  modelyard:network: {flow_logs: {retention_days: .inf}}",
+            "modelyard:network.flow_logs.retention_days",
+            "finite",
+        ),
+        ("  modelyard:cluster: {system_nodes: {max_nodes: 100000000000000000000000}}", "max_nodes", "too large"),
+        ("  modelyard:cost: {fte: -.inf}", "modelyard:cost.fte", "finite"),
+        (
+            "  modelyard:gateway: {model_rpm: {llama-8b: 0}}",
+            "modelyard:gateway.model_rpm.llama-8b",
+            "below the minimum of 1",
+        ),
+        ("  modelyard:gateway: {model_rpm: {llama-8b: -5}}", "model_rpm.llama-8b", "below the minimum of 1"),
+        (
+            "  modelyard:cost: {prices: {nat_gateway_hour: -0.1}}",
+            "cost.prices.nat_gateway_hour",
+            "below the minimum of 0",
+        ),
+        ("  modelyard:cost: {tools_usd_per_month: -300}", "cost.tools_usd_per_month", "below the minimum of 0"),
+        ("  1: x", "config", "key 1 is not a string"),
+        ("  null: x", "config", "key None is not a string"),
+        ("  preset: moderate", "preset", "sets modelyard:preset again"),
+        ("  modelyad:cluster: {version: '1.33'}", "modelyad:cluster", "did you mean modelyard:cluster?"),
+        ("  modelyards:region: eu-west-1", "modelyards:region", "did you mean modelyard:region?"),
+    ],
+)
+def test_numbers_keys_and_namespaces_a_user_can_write(project: Path, capsys, body: str, key: str, message: str) -> None:
+    write_stack(project, "bad", body)
+    assert plan(project, "bad") == 2
+    err = capsys.readouterr().err
+    line = next((line for line in err.splitlines() if message in line), None)
+    assert line is not None and key in line, err
+
+
+def test_a_misspelled_namespace_is_refused_under_pulumi_up_too() -> None:
+    # `pulumi up` hands the program every config key of the stack; the program refuses the typo itself.
+    from components.errors import InputError
+    from components.settings import build_settings
+
+    with pytest.raises(InputError, match=r"modelyad:region: .*did you mean modelyard:region\?"):
+        build_settings(
+            project="modelyard",
+            stack="s",
+            config={"modelyard:preset": "minimal", "modelyad:region": "eu-west-1", "aws:region": "us-east-1"},
+        )
+
+
+def test_every_number_a_setting_takes_is_bounded() -> None:
+    # A number without a floor let negative limits and prices through; each numeric field (and each number in a
+    # map) states its bounds, or the values it allows.
+    import collections.abc
+    import dataclasses
+    import typing
+
+    from components.settings.schema import _strip_optional
+    from components.settings.types import Settings
+
+    unbounded = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            tp = _strip_optional(hints[field.name])
+            inner = tp
+            if typing.get_origin(tp) in (dict, collections.abc.Mapping):
+                inner = _strip_optional(typing.get_args(tp)[1])
+            elif typing.get_origin(tp) is tuple:
+                inner = typing.get_args(tp)[0]
+            if inner in (int, float) and "minimum" not in field.metadata and "allowed" not in field.metadata:
+                unbounded.append(f"{prefix}{field.name}")
+            if dataclasses.is_dataclass(inner):
+                walk(typing.cast(type, inner), f"{prefix}{field.name}.")
+
+    walk(Settings, "")
+    assert unbounded == []

@@ -45,9 +45,18 @@ def load_preset(name: str, presets_dir: Path = PRESETS_DIR) -> dict[str, Any]:
 def decode_config(config: Mapping[str, str]) -> dict[str, Any]:
     """`modelyard:*` config as the Pulumi engine hands it (objects as JSON text) -> plain data by key."""
     values: dict[str, Any] = {}
+    problems = []
     for full_key, raw in config.items():
         namespace, _, key = full_key.partition(":")
         if namespace != NAMESPACE:
+            if close_matches(namespace, [NAMESPACE]):
+                # Read by nobody: a setting under a misspelled namespace would silently keep the preset's value.
+                problems.append(
+                    Problem(
+                        path=full_key,
+                        message=f"namespace {namespace!r} is not read by the kit: did you mean {NAMESPACE}:{key}?",
+                    )
+                )
             continue
         if isinstance(raw, str) and raw[:1] in "{[":
             try:
@@ -56,6 +65,8 @@ def decode_config(config: Mapping[str, str]) -> dict[str, Any]:
                 raise InputError(Problem(path=full_key, message=f"not valid JSON: {exc}")) from None
         else:
             values[key] = raw
+    if problems:
+        raise InputError(problems)
     return values
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -28,6 +29,10 @@ from typing import Any, TypeVar
 from components.errors import Problem
 
 T = TypeVar("T")
+
+# Above 2**53 a JSON number (how Pulumi passes config) no longer holds every integer exactly, and no setting of
+# the kit means anything that large: a bigger number is a typo or an attack on the parser, refused by key.
+LARGEST_NUMBER = 2**53
 
 _MISSING = object()
 
@@ -167,6 +172,13 @@ class Converter:
         return self.convert_scalar(tp, value, path, meta)
 
     def convert_scalar(self, tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
+        if isinstance(value, float) and not math.isfinite(value) and tp in (int, float):
+            self.fail(path, f"expected a finite number, got {'the value' if self._hidden(path, meta) else value}")
+            return _MISSING
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > LARGEST_NUMBER:
+            shown = "the value" if self._hidden(path, meta) else f"{value:.3g}"
+            self.fail(path, f"{shown} is too large: numbers here stay within +/-{LARGEST_NUMBER:.0e}")
+            return _MISSING
         if tp is bool:
             if not isinstance(value, bool):
                 self.fail(path, f"expected true or false, got {self._kind(path, value, meta)}")
@@ -216,7 +228,7 @@ class Converter:
             for f in dataclasses.fields(cls)  # type: ignore[arg-type]
             if not f.metadata.get("context")
         }
-        for key in sorted(set(value) - set(fields)):
+        for key in sorted(set(value) - set(fields), key=str):
             self.fail(
                 f"{path}.{key}" if path else key,
                 "unknown key" + close_matches(str(key), fields) + f"; allowed: {', '.join(sorted(fields))}",

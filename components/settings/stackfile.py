@@ -86,11 +86,24 @@ class StackFile:
         if not isinstance(stack_config, Mapping):
             raise InputError(Problem(path=f"{path}: config", message="must be a mapping of config keys"))
         secret_keys = set()
+        problems = []
+        given_as: dict[str, str] = {}
         for key, value in stack_config.items():
+            if not isinstance(key, str):
+                problems.append(Problem(path=f"{path}: config", message=f"key {key!r} is not a string"))
+                continue
             full = key if ":" in key else f"{name}:{key}"
+            if full in given_as:
+                problems.append(
+                    Problem(path=f"{path}: {key}", message=f"sets {full} again (also given as {given_as[full]!r})")
+                )
+                continue
+            given_as[full] = key
             if _has_secure(value):
                 secret_keys.add(full)
             config[full] = replace_secure(value, SECRET_PLACEHOLDER)
+        if problems:
+            raise InputError(problems, heading=f"{len(problems)} problem(s) in {path.name}")
         return cls(project=name, stack=stack, path=path, config=config, secret_keys=frozenset(secret_keys))
 
     @classmethod

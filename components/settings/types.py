@@ -498,6 +498,8 @@ class GatewaySettings:
         "by model (a key of models): requests a minute the gateway sends to its servers, all tenants together, "
         "per gateway replica (all replicas together with gateway.redis); a model not listed is not limited",
         default_factory=lambda: MappingProxyType({}),
+        minimum=1,
+        maximum=10_000_000,
     )
     database: GatewayDatabaseSettings | None = doc_field(
         "PostgreSQL for tenant budgets and spend (LiteLLM teams, docs/gateway.md); null: none, static keys only",
@@ -743,6 +745,7 @@ class CostSettings:
     prices: Mapping[str, float] = doc_field(
         "your own AWS prices in USD by key of components/cost/prices.yaml (a discount, another region's list)",
         default_factory=lambda: MappingProxyType({}),
+        minimum=0,
         key_pattern=r"[a-z0-9_.]{1,64}",
         key_pattern_doc="a price key of components/cost/prices.yaml, such as nat_gateway_hour",
     )
