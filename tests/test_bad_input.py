@@ -152,3 +152,20 @@ def test_every_number_a_setting_takes_is_bounded() -> None:
 
     walk(Settings, "")
     assert unbounded == []
+
+
+def test_values_the_serving_chart_refuses_are_bad_input_naming_the_model() -> None:
+    # The last line of defence behind the settings: Helm's check of values.schema.json, as `up` would run it.
+    from components.errors import InputError
+    from components.plan.charts import render_release
+
+    values = {"image": {"tag": "latest"}}
+    with pytest.raises(InputError, match=r"modelyard:models\.llama-8b: the chart llm-serving refuses these values"):
+        render_release(ROOT / "charts" / "llm-serving", {"name": "llama-8b", "namespace": "t", "values": values})
+
+
+def test_an_image_tag_latest_is_refused_by_key(project: Path, capsys) -> None:
+    image = "{registry: 111122223333.dkr.ecr.us-east-1.amazonaws.com/ml, repository: vllm-efa, tag: latest, digest: "
+    write_stack(project, "latest", f"  modelyard:models: {{llama-8b: {{image: {image}'sha256:{'0' * 64}'}}}}}}")
+    assert plan(project, "latest") == 2
+    assert "modelyard:models.llama-8b.image.tag: 'latest' does not match" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from components.errors import InputError, Problem
 from components.yamlio import parse_yaml_all
 
 # Helm v3 releases and v4 charts (a component whose objects Pulumi manages one by one).
@@ -34,13 +35,24 @@ def local_chart(inputs: Mapping[str, Any], project_dir: Path) -> Path | None:
 def render_release(chart_dir: Path, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The objects a release of a local chart creates, sorted by kind and name (as Helm renders them)."""
     import helm_python as helm  # about 0.5 s to load Helm's Go runtime: only when a local chart is planned
+    from helm_python.errors import HelmValuesError
 
+    name = str(inputs.get("name", chart_dir.name))
     with helm.Chart.load(str(chart_dir)) as chart:
-        rendered = chart.render(
-            values=dict(inputs.get("values") or {}),
-            name=str(inputs.get("name", chart_dir.name)),
-            namespace=str(inputs.get("namespace", "default")),
-        )
+        try:
+            rendered = chart.render(
+                values=dict(inputs.get("values") or {}),
+                name=name,
+                namespace=str(inputs.get("namespace", "default")),
+            )
+        except HelmValuesError as exc:
+            # The settings built values the chart's values.schema.json refuses: Helm would refuse them at `up` too.
+            # The kit's serving releases are named after their model's settings key.
+            where = f"modelyard:models.{name}" if chart_dir.name == "llm-serving" else f"release {name}"
+            detail = " ".join(str(exc).split())
+            raise InputError(
+                Problem(path=where, message=f"the chart {chart_dir.name} refuses these values ({detail})")
+            ) from None
     objects = [
         obj
         for path, text in sorted(rendered.items())

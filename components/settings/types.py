@@ -244,8 +244,8 @@ class ServingImageSettings:
     )
     tag: str = doc_field(
         "the image's tag (shown in the pod spec; the digest is what is pulled)",
-        pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
-        pattern_doc="a Docker tag: letters, digits, _ . -, at most 128, not starting with . or -",
+        pattern=r"(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+        pattern_doc="a Docker tag other than latest: letters, digits, _ . -, at most 128, not starting with . or -",
     )
     digest: str = doc_field(
         "the image's digest: an image is pinned, never pulled by tag alone",
