@@ -169,3 +169,24 @@ def test_an_image_tag_latest_is_refused_by_key(project: Path, capsys) -> None:
     write_stack(project, "latest", f"  modelyard:models: {{llama-8b: {{image: {image}'sha256:{'0' * 64}'}}}}}}")
     assert plan(project, "latest") == 2
     assert "modelyard:models.llama-8b.image.tag: 'latest' does not match" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "halves", [["0.0.0.0/1", "128.0.0.0/1"], ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "192.0.0.0/2"]]
+)
+def test_allow_lists_that_add_up_to_the_internet_need_the_same_opt_in(make_settings, halves) -> None:
+    from components.errors import InputError
+    from tests.test_gateway_exposure import CERTIFICATE, PUBLIC
+
+    cluster = {"endpoint": "public-and-private", "public_cidrs": halves}
+    with pytest.raises(InputError, match=r"cluster\.public_cidrs: together these CIDRs admit 4,294,967,296"):
+        make_settings(cluster=cluster)
+    make_settings(cluster={**cluster, "allow_public_world": True})
+    gateway = {**PUBLIC, "certificate_arn": CERTIFICATE, "allowed_cidrs": halves}
+    with pytest.raises(InputError, match=r"gateway\.allowed_cidrs: together these CIDRs admit"):
+        make_settings(gateway=gateway)
+    make_settings(gateway={**gateway, "allow_public_world": True})
+
+
+def test_narrow_allow_lists_pass(make_settings) -> None:
+    make_settings(cluster={"endpoint": "public-and-private", "public_cidrs": ["203.0.113.0/24", "198.51.100.0/24"]})

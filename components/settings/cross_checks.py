@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 
 from components import catalog
@@ -302,6 +302,22 @@ def dedicated_pools(s: Settings) -> Iterator[Problem]:
 
 
 _RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+# More public addresses than a /8 (16.7 million) admitted by one allow-list is the internet in all but name: no
+# office, VPN or client fleet needs it, and 0.0.0.0/1 + 128.0.0.0/1 is exactly 0.0.0.0/0. It takes the same
+# explicit opt-in as 0.0.0.0/0.
+WORLD_ADDRESSES = 2**24
+
+
+def _opens_the_world(cidrs: Iterable[str]) -> int | None:
+    """How many addresses the valid CIDRs admit together, when that is more than WORLD_ADDRESSES; else None."""
+    nets = []
+    for cidr in cidrs:
+        try:
+            nets.append(ipaddress.IPv4Network(cidr, strict=True))
+        except ValueError:
+            continue  # reported on its own
+    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(nets))
+    return total if total > WORLD_ADDRESSES else None
 
 
 def cluster_endpoint(s: Settings) -> Iterator[Problem]:
@@ -348,6 +364,13 @@ def cluster_endpoint(s: Settings) -> Iterator[Problem]:
             )
         elif any(net.subnet_of(ipaddress.IPv4Network(r)) for r in _RFC1918):
             yield _p(path, f"{net} is a private range: the public endpoint sees public source addresses only")
+    wide = _opens_the_world(cluster.public_cidrs)
+    if wide is not None and not cluster.allow_public_world and "0.0.0.0/0" not in cluster.public_cidrs:
+        yield _p(
+            "cluster.public_cidrs",
+            f"together these CIDRs admit {wide:,} addresses, more than a /8: that opens the Kubernetes API to the "
+            "internet; list narrower ranges, or set cluster.allow_public_world: true if you really mean it",
+        )
 
 
 def deploy_layers(s: Settings) -> Iterator[Problem]:
@@ -617,6 +640,14 @@ def gateway_exposure(s: Settings) -> Iterator[Problem]:
                 f"{net} is not a private range: an internal load balancer is reached only from the VPC and "
                 "networks joined to it (set exposure: public for internet clients)",
             )
+    wide = _opens_the_world(g.allowed_cidrs)
+    if public and wide is not None and not g.allow_public_world and "0.0.0.0/0" not in g.allowed_cidrs:
+        yield _p(
+            "gateway.allowed_cidrs",
+            f"together these CIDRs admit {wide:,} addresses, more than a /8: that opens the gateway to the "
+            "internet; list your clients' narrower ranges, or set gateway.allow_public_world: true if you really "
+            "mean it",
+        )
 
 
 # Geography prefixes of Bedrock's cross-region inference profiles (us.anthropic..., global.anthropic...): a
