@@ -88,6 +88,17 @@ MODEL_SERVER_SERVICE_ACCOUNT = "model-server"
 TENANT_NAMESPACE_PREFIX = "tenant-"
 
 
+SERVING_CHART = "llm-serving"
+"""The kit's serving chart (charts/llm-serving): one release per model, named after the model's settings key."""
+
+
+def serving_fullname(release: str) -> str:
+    """The name of a serving release's objects (Deployment, Service, ...), as the chart's `llm-serving.fullname`
+    gives it: the release alone when it holds the chart's name, else `<release>-llm-serving`, within 63."""
+    name = release if SERVING_CHART in release else f"{release}-{SERVING_CHART}"
+    return name[:63].rstrip("-")
+
+
 def tenant_namespace(tenant: str) -> str:
     """A tenant's namespace: its servers, quota and NetworkPolicies live there."""
     return f"{TENANT_NAMESPACE_PREFIX}{tenant}"

@@ -174,6 +174,8 @@ def test_a_multi_node_replica_is_priced_as_all_its_nodes(make_settings):
     bigger = make_settings(
         "enterprise",
         models={"llama-405b": {**MULTI_NODE_STACK["models"]["llama-405b"], "replicas": {"min": 2, "max": 2}}},
+        # tenant core's quota holds its servers at their maximum replicas (deepseek-r1 32, llama-8b 12, these 32)
+        tenants={"core": {"gpu_quota": 76}},
     )
     (fleet,) = [f for f in gpu_fleets(bigger) if f.model_key == "llama-405b"]
     assert (fleet.always_nodes, fleet.burst_nodes) == (4, 0)

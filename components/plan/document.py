@@ -13,6 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from components.errors import InputError
+from components.plan.admission import admission_problems
 from components.plan.charts import RELEASE_TYPES, local_chart, render_release
 from components.plan.engine import AliasSpec, Recording, Registration, normalise
 from components.plan.urn import ROOT_TYPE, create_urn, new_urn, parse_urn
@@ -327,6 +329,11 @@ def build_plan(
             m["object"]["metadata"]["name"],
         ),
     )
+    problems = admission_problems(manifests)
+    if problems:
+        raise InputError(
+            problems, heading=f"stack {settings.stack!r}: {len(problems)} object(s) the cluster would refuse"
+        )
     plan: dict[str, Any] = {
         "schema": SCHEMA,
         "project": settings.project,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 
 from components import catalog
-from components.contract import ChartSource
+from components.contract import ChartSource, serving_fullname
 from components.errors import Problem
 from components.settings.schema import close_matches
 from components.settings.types import (
@@ -196,6 +196,7 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
     from components.sizing import SizingInputError, SizingOption, fit_on
 
     gpus_at_max: dict[str, int] = {}
+    gpus_by_owner: dict[str, dict[str, int]] = {}
     for name, model_settings in s.models.items():
         path = f"models.{name}"
         try:
@@ -250,6 +251,20 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
         gpus_at_max[model_settings.pool] = gpus_at_max.get(model_settings.pool, 0) + per_replica * (
             model_settings.replicas.max
         )
+        owner = s.model_owner(name)
+        if owner is not None and owner in s.tenants:
+            gpus_by_owner.setdefault(owner, {})[name] = per_replica * model_settings.replicas.max
+    # The tenant's ResourceQuota admits no GPU beyond gpu_quota: Kubernetes would refuse the last pods of a
+    # scale-up with "exceeded quota", while the plan and `up` succeed.
+    for tenant, needs in sorted(gpus_by_owner.items()):
+        quota = s.tenants[tenant].gpu_quota
+        if sum(needs.values()) > quota:
+            parts = ", ".join(f"{model} {gpus}" for model, gpus in sorted(needs.items()))
+            yield _p(
+                f"tenants.{tenant}.gpu_quota",
+                f"{quota} GPUs cannot hold the servers this tenant owns at their maximum replicas: they need "
+                f"{sum(needs.values())} ({parts}); raise gpu_quota to {sum(needs.values())} or lower replicas.max",
+            )
     for pool_name, gpus in sorted(gpus_at_max.items()):
         ceiling = s.pools[pool_name].max_gpus
         if gpus > ceiling:
@@ -257,6 +272,23 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
                 f"pools.{pool_name}.max_gpus",
                 f"{ceiling} GPUs cannot hold its models at their maximum replicas ({gpus} GPUs): "
                 "raise max_gpus or lower replicas.max",
+            )
+
+
+def serving_names(s: Settings) -> Iterator[Problem]:
+    """Two models whose servers get one name in one namespace (`a` and `a-llm-serving`): Helm would refuse the
+    second release at `up`, its objects being the first's."""
+    by_object: dict[tuple[str, str], list[str]] = {}
+    for name in s.models:
+        owner = s.model_owner(name)
+        if owner is not None:
+            by_object.setdefault((owner, serving_fullname(name)), []).append(name)
+    for (owner, obj), names in sorted(by_object.items()):
+        if len(names) > 1:
+            yield _p(
+                f"models.{sorted(names)[1]}",
+                f"its servers would be named {obj!r} in tenant {owner!r}'s namespace, like those of "
+                f"{', '.join(repr(n) for n in sorted(names)[:1])}: rename one of the models",
             )
 
 
@@ -751,6 +783,7 @@ RULES: tuple[Rule, ...] = (
     cluster_system_nodes,
     image_cache_credentials,
     model_owners,
+    serving_names,
     licenses_accepted,
     gateway_refs,
     gateway_fallbacks_reachable,
