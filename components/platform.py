@@ -172,7 +172,11 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
                     "docker_hub_secret_arn": cache.docker_hub_secret_arn,
                     "github_secret_arn": cache.github_secret_arn,
                 },
-                node_role_names=[cluster.system_node_role_name, cluster.karpenter_node_role_name],
+                # In this order: the attachments' aliases from earlier kits' names (by position) follow it.
+                node_role_names={
+                    "system": cluster.system_node_role_name,
+                    "karpenter": cluster.karpenter_node_role_name,
+                },
                 tags=settings.tags_for("image-cache"),
             ),
             opts=on_aws,
@@ -329,7 +333,7 @@ def gateway_aws_side(
                 vpc_id=network.vpc_id,
                 subnet_ids=network.private_subnet_ids,
                 # The gateway's pods run on the system nodes, which carry the cluster security group.
-                client_security_group_ids=[cluster.cluster_security_group_id],
+                client_security_group_ids={"cluster": cluster.cluster_security_group_id},
                 database=g.database,
                 redis=g.redis,
                 tags=tags,

@@ -344,7 +344,7 @@ def test_private_cluster_admits_the_joined_network_on_443_only(plans, tmp_path):
     (rule,) = [
         r
         for r in by_type(plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-        if r["name"] == "cluster-api-from-0"
+        if r["name"] == "cluster-api-from-10-200-0-0-16"
     ]
     assert (rule["inputs"]["cidrIpv4"], rule["inputs"]["fromPort"], rule["inputs"]["toPort"]) == (
         "10.200.0.0/16",

@@ -473,6 +473,42 @@ def test_a_parent_whose_type_changed_with_an_alias_keeps_its_children(tmp_path, 
         assert [f["path"] for f in change["fields"]] == ["(parent)"]
 
 
+def test_a_child_renamed_as_its_parent_changed_type_is_found_under_both(tmp_path, settings) -> None:
+    """A stack deployed before two changes: the child was `logs-group-0` under Logs; now it is `logs-group-main` under
+    LogGroupLayer, with renamed_from for the name and children_moved_from for the parent. Either alone misses it."""
+    from components.options import children_moved_from, renamed_from
+
+    def program(layout: str) -> Any:
+        def run() -> None:
+            import pulumi_aws as aws
+
+            provider = aws.Provider("aws", region="us-east-1")
+            if layout == "before":
+                parent, name, aliases = _Box("test:index:Logs", "logs"), "logs-group-0", []
+            else:
+                opts = children_moved_from("test:index:LogGroupLayer", "test:index:Logs", "logs")
+                parent = _Box("test:index:LogGroupLayer", "logs", opts)
+                name, aliases = "logs-group-main", [renamed_from("logs-group-0")]
+            aws.cloudwatch.LogGroup(
+                name,
+                name="/eks/moves/containers",
+                opts=pulumi.ResourceOptions(parent=parent, provider=provider, protect=True, aliases=aliases),
+            )
+
+        return run
+
+    base = _planned(tmp_path, settings, program("before"))
+    head = _planned(tmp_path, settings, program("after"))
+    (group,) = [r for r in head["resources"] if r["type"] == "aws:cloudwatch/logGroup:LogGroup"]
+    old = "urn:pulumi:moves::modelyard::test:index:Logs$aws:cloudwatch/logGroup:LogGroup::logs-group-0"
+    assert old in group["alias_urns"]
+    diff = diff_plans(base, head)
+    assert {c["key"]: (c["action"], c["moved_from"]) for c in diff["changes"] if c["type"] == group["type"]} == {
+        group["key"]: ("move", "us-east-1/logs/logs-group-0::aws:cloudwatch/logGroup:LogGroup")
+    }
+    assert not diff["warnings"]
+
+
 def test_a_base_without_urns_is_matched_by_key_with_a_note(tmp_path, settings) -> None:
     """A BASE planned before plan JSON carried URNs (the pull request that brings them, or an older branch): the diff
     of before, which cannot see the replacement, and says so."""

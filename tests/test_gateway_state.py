@@ -63,7 +63,7 @@ def build_state(settings: Settings) -> None:
                 name=settings.name,
                 vpc_id=VPC_ID,
                 subnet_ids=SUBNETS,
-                client_security_group_ids=[CLUSTER_SG],
+                client_security_group_ids={"cluster": CLUSTER_SG},
                 database=gateway.database,
                 redis=gateway.redis,
                 tags=settings.tags_for("gateway"),
@@ -220,7 +220,7 @@ def test_a_minimal_stack_gets_no_state(tmp_path: Path) -> None:
         GatewayState(
             "x",
             args=GatewayStateArgs(
-                name="x", vpc_id="v", subnet_ids=[], client_security_group_ids=[], database=None, redis=None, tags={}
+                name="x", vpc_id="v", subnet_ids=[], client_security_group_ids={}, database=None, redis=None, tags={}
             ),
         )
 

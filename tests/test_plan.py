@@ -165,8 +165,9 @@ KEY = re.compile(r"(?:[a-z]{2}(?:-[a-z]+)+-\d/)?[^/:]+(?:/[^/:]+)*::[a-zA-Z0-9.\
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_aliases_name_former_keys_never_current_ones(plans, stack):
-    """The shipped stacks' aliases are the providers' type aliases (S3 *V2 types, older Kubernetes API versions);
-    the kit's own (options.moved_from) kept their component's name, hence their key: not listed."""
+    """The shipped stacks' aliases are the providers' type aliases (S3 *V2 types, older Kubernetes API versions) and
+    the kit's renames (options.renamed_from: the same parent and type, the name they had by position); the kit's moves
+    (options.moved_from) kept their component's name, hence their key: not listed."""
     plan = plans[stack]
     keys = {r["key"] for r in plan["resources"]}
     aliased = [r for r in plan["resources"] if "aliases" in r]
@@ -176,8 +177,12 @@ def test_aliases_name_former_keys_never_current_ones(plans, stack):
         for alias in resource["aliases"]:
             assert KEY.fullmatch(alias), alias
             assert alias not in keys
-            # Same place, another type: the providers' renames.
-            assert alias.rsplit("::", 1)[0] == resource["key"].rsplit("::", 1)[0]
+            place, type_ = alias.rsplit("::", 1)
+            if type_ == resource["type"]:  # the kit's rename: same parent, a name by position
+                assert place.rsplit("/", 1)[0] == resource["key"].rsplit("::", 1)[0].rsplit("/", 1)[0]
+                assert re.fullmatch(r"\d+", place.rsplit("-", 1)[1]), alias
+            else:  # same place, another type: the providers' renames
+                assert place == resource["key"].rsplit("::", 1)[0]
     assert KEY.fullmatch("us-east-1/network/network-vpc::aws:ec2/vpc:Vpc") and all(KEY.fullmatch(k) for k in keys)
     for group in by_type(plan, "aws:cloudwatch/logGroup:LogGroup"):
         assert "aliases" not in group  # ContainerLogs "logs" -> ContainerLogGroup "logs": the same key

@@ -31,6 +31,7 @@ from components.aws import addons
 from components.aws.iam import MANAGED_POLICY_PREFIX, NODE_POLICIES, POD_IDENTITY_TRUST, assume_role_policy
 from components.aws.karpenter import karpenter_aws_side
 from components.contract import CLUSTER_ADMIN_POLICY, SYSTEM_ROOT_VOLUME_GIB, system_node_selector
+from components.options import cidr_part, digest, renamed_from
 from components.settings.types import EndpointAccess, ExtraLogType
 
 ALWAYS_ON_LOG_TYPES = ("api", "audit", "authenticator")
@@ -165,22 +166,26 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, cluster_policy]),
         )
 
+        # Named by principal, so removing one admin leaves the others' entries alone. Earlier kits named them by
+        # position (`admin-<index>`); the alias finds those on an upgrade that keeps the list (docs/upgrades.md).
         for index, principal in enumerate(args.admins):
+            admin = f"admin-{digest(principal)}"
+            was = [renamed_from(f"{name}-admin-{index}")]
             entry = aws.eks.AccessEntry(
-                f"{name}-admin-{index}",
+                f"{name}-{admin}",
                 cluster_name=cluster.name,
                 principal_arn=principal,
                 type="STANDARD",
-                tags=named(f"admin-{index}"),
-                opts=child,
+                tags=named(admin),
+                opts=pulumi.ResourceOptions(parent=self, aliases=was),
             )
             aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{index}",
+                f"{name}-{admin}",
                 cluster_name=cluster.name,
                 principal_arn=principal,
                 policy_arn=CLUSTER_ADMIN_POLICY,
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry], aliases=was),
             )
 
         def addon(
@@ -269,9 +274,10 @@ class Cluster(pulumi.ComponentResource):
         self.endpoint = cluster.endpoint
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
         # The private endpoint answers only what the cluster security group admits: the deploy runner's path.
+        # Named by CIDR; aliased from the position earlier kits named them by, as the admins' entries above.
         for index, cidr in enumerate(args.private_access_cidrs):
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-api-from-{index}",
+                f"{name}-api-from-{cidr_part(cidr)}",
                 security_group_id=self.cluster_security_group_id,
                 cidr_ipv4=cidr,
                 ip_protocol="tcp",
@@ -279,7 +285,7 @@ class Cluster(pulumi.ComponentResource):
                 to_port=443,
                 description="Kubernetes API (private endpoint) from the deploy runner's network",
                 tags=named("api-access"),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, aliases=[renamed_from(f"{name}-api-from-{index}")]),
             )
         self.oidc_issuer = cluster.identities.apply(_oidc_issuer)
         self.certificate_authority = cluster.certificate_authority.apply(lambda ca: ca.data or "")

@@ -36,6 +36,7 @@ from components.contract import (
     LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
     PUBLIC_LB_MARK,
 )
+from components.options import cidr_part, renamed_from
 from components.settings.types import GatewayExposure as Exposure
 from components.settings.types import GatewaySettings
 
@@ -158,17 +159,19 @@ class GatewayExposure(pulumi.ComponentResource):
         )
         # The policy rule no-world-ingress admits the internet only on 443 of a load balancer marked public.
         mark = dict([PUBLIC_LB_MARK]) if public else {}
+        # Named by CIDR, so removing one leaves the others alone; earlier kits named them by position (`lb-in-<index>`),
+        # where the alias finds them on an upgrade that keeps the list (docs/upgrades.md).
         for index, cidr in enumerate(gateway.allowed_cidrs or (args.vpc_cidr,)):
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-lb-in-{index}",
+                f"{name}-lb-in-{cidr_part(cidr)}",
                 security_group_id=security_group.id,
                 cidr_ipv4=cidr,
                 ip_protocol="tcp",
                 from_port=HTTPS_PORT,
                 to_port=HTTPS_PORT,
                 description="HTTPS clients of the LLM gateway",
-                tags={**named(f"lb-in-{index}"), **mark},
-                opts=child,
+                tags={**named(f"lb-in-{cidr_part(cidr)}"), **mark},
+                opts=pulumi.ResourceOptions(parent=self, aliases=[renamed_from(f"{name}-lb-in-{index}")]),
             )
         # Traffic and health checks go to the gateway's pods only (the provider drops the default allow-all egress).
         aws.vpc.SecurityGroupEgressRule(

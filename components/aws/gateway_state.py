@@ -30,6 +30,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.contract import GATEWAY_DATABASE_PORT, GATEWAY_REDIS_PORT
+from components.options import renamed_from
 from components.settings.types import GatewayDatabaseSettings, GatewayRedisSettings
 
 # RDS for PostgreSQL, major version 17: pinned by major, with the minor version AWS's to patch. RDS makes minor
@@ -57,9 +58,9 @@ class GatewayStateArgs:
     """The stack's VPC."""
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Private subnets, one per zone: the database and the Valkey nodes live there, never in public ones."""
-    client_security_group_ids: Sequence[pulumi.Input[str]]
-    """Security groups admitted to the database and Valkey ports, and nothing else: the EKS cluster security
-    group (the gateway's pods run on nodes that use it)."""
+    client_security_group_ids: Mapping[str, pulumi.Input[str]]
+    """Security groups admitted to the database and Valkey ports, and nothing else, by a name of their own: the EKS
+    cluster security group (the gateway's pods run on nodes that use it) as `cluster`."""
     database: GatewayDatabaseSettings | None
     """settings gateway.database; None: no database."""
     redis: GatewayRedisSettings | None
@@ -126,9 +127,10 @@ class GatewayState(pulumi.ComponentResource):
             tags=tags_named(args.tags, name),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        for i, source in enumerate(args.client_security_group_ids):
+        # Earlier kits named the rules by position (`from-<index>`); the alias keeps them on the upgrade.
+        for index, (client, source) in enumerate(args.client_security_group_ids.items()):
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-{i}",
+                f"{name}-from-{client}",
                 security_group_id=group.id,
                 referenced_security_group_id=source,
                 ip_protocol="tcp",
@@ -136,7 +138,7 @@ class GatewayState(pulumi.ComponentResource):
                 to_port=port,
                 description=f"{what} from the cluster",
                 tags=dict(args.tags),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, aliases=[renamed_from(f"{name}-from-{index}")]),
             )
         return group
 

@@ -11,11 +11,13 @@ images must be mirrored into ECR by hand for stacks without NAT (docs/cluster.md
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+
+from components.options import renamed_from
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,9 @@ class ImageCacheArgs:
     account_id: pulumi.Input[str]
     credentials: Mapping[str, str | None]
     """Secret ARN by ImageCacheSettings field name; an upstream needing one is skipped without it."""
-    node_role_names: Sequence[pulumi.Input[str]]
-    """Roles of the nodes that pull: they need ecr:BatchImportUpstreamImage for a first pull."""
+    node_role_names: Mapping[str, pulumi.Input[str]]
+    """Roles of the nodes that pull, by a name of their nodes (e.g. `system`): they need
+    ecr:BatchImportUpstreamImage for a first pull. In the order earlier kits listed them (their aliases follow it)."""
     tags: Mapping[str, str]
 
 
@@ -94,7 +97,13 @@ class ImageCache(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=child,
         )
-        for index, role in enumerate(args.node_role_names):
-            aws.iam.RolePolicyAttachment(f"{name}-pull-{index}", role=role, policy_arn=policy.arn, opts=child)
+        # Earlier kits named the attachments by position (`pull-<index>`); the alias keeps them on the upgrade.
+        for index, (nodes, role) in enumerate(args.node_role_names.items()):
+            aws.iam.RolePolicyAttachment(
+                f"{name}-pull-{nodes}",
+                role=role,
+                policy_arn=policy.arn,
+                opts=pulumi.ResourceOptions(parent=self, aliases=[renamed_from(f"{name}-pull-{index}")]),
+            )
         self.prefixes = prefixes
         self.register_outputs({})

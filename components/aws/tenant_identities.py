@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.contract import MODEL_SERVER_SERVICE_ACCOUNT, TENANT_LABEL, VIEW_POLICY, tenant_namespace
-from components.options import children_moved_from
+from components.options import children_moved_from, digest, renamed_from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,26 +67,30 @@ class TenantIdentities(pulumi.ComponentResource):
         for tenant, spec in sorted(args.tenants.items()):
             for principal in spec.principals:
                 by_principal.setdefault(principal, []).append(tenant_namespace(tenant))
+        # Named by principal, so a principal added or removed leaves the others' entries alone. Earlier kits named
+        # them by position among all principals, admins included (`team-<index>`); the alias finds those on an
+        # upgrade that keeps the principals (docs/upgrades.md).
         for index, (principal, namespaces) in enumerate(sorted(by_principal.items())):
             if principal in args.cluster_admins:
                 continue  # cluster admin already: its entry exists, and view adds nothing
+            was = [renamed_from(f"{name}-team-{index}")]
             entry = aws.eks.AccessEntry(
-                f"{name}-team-{index}",
+                f"{name}-team-{digest(principal)}",
                 cluster_name=args.cluster_name,
                 principal_arn=principal,
                 type="STANDARD",
                 tags=tags,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, aliases=was),
             )
             aws.eks.AccessPolicyAssociation(
-                f"{name}-team-{index}",
+                f"{name}-team-{digest(principal)}",
                 cluster_name=args.cluster_name,
                 principal_arn=principal,
                 policy_arn=VIEW_POLICY,
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
                     type="namespace", namespaces=sorted(namespaces)
                 ),
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[entry])),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry], aliases=was),
             )
 
         self.register_outputs({})

@@ -71,6 +71,18 @@ REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {
     "aws:kms/key:Key": ("customerMasterKeySpec", "keySpec", "keyUsage", "multiRegion"),
     "aws:kms/alias:Alias": ("name", "namePrefix"),
     "aws:iam/role:Role": ("name", "namePrefix", "path"),
+    # An access entry, its policy association and a role's policy attachment are keyed by what they join: another
+    # principal, policy or role is another one.
+    "aws:eks/accessEntry:AccessEntry": ("clusterName", "principalArn", "type"),
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": (
+        "clusterName",
+        "principalArn",
+        "policyArn",
+        "accessScope",
+    ),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("role", "policyArn"),
+    # Its CIDR, ports and description are modified in place (ModifySecurityGroupRules); not its group.
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("securityGroupId",),
     "aws:iam/policy:Policy": ("name", "namePrefix", "path"),
     "aws:sqs/queue:Queue": ("name", "namePrefix", "fifoQueue"),
     "aws:ebs/volume:Volume": ("availabilityZone", "encrypted", "kmsKeyId", "snapshotId"),

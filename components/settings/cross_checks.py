@@ -753,6 +753,23 @@ def gateway_state(s: Settings) -> Iterator[Problem]:
 RESERVED_TAG_PREFIXES = ("kubernetes.io/cluster/", "karpenter.sh/", "karpenter.k8s.aws/", "eks:")
 
 
+def entries_once(s: Settings) -> Iterator[Problem]:
+    """Each entry of these lists names the resources made for it (an access entry by its principal, a security group
+    rule by its CIDR): an entry given twice would name two resources alike."""
+    lists = {
+        "cluster.admins": s.cluster.admins,
+        "cluster.private_access_cidrs": s.cluster.private_access_cidrs,
+        "gateway.allowed_cidrs": s.gateway.allowed_cidrs,
+        **{f"tenants.{name}.principals": tenant.principals for name, tenant in s.tenants.items()},
+    }
+    for path, entries in lists.items():
+        first: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if entry in first:
+                yield _p(f"{path}[{i}]", f"repeats {path}[{first[entry]}]: list each once")
+            first.setdefault(entry, i)
+
+
 def tags_extra(s: Settings) -> Iterator[Problem]:
     for key, value in s.tags.extra.items():
         if key in KIT_TAG_KEYS:
@@ -789,6 +806,7 @@ RULES: tuple[Rule, ...] = (
     gateway_fallbacks_reachable,
     gateway_state,
     gateway_exposure,
+    entries_once,
     tags_extra,
     deploy_layers,
     deploy_charts,
