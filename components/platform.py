@@ -42,7 +42,7 @@ from components.k8s.load_balancer_controller import (
     LoadBalancerControllerArgs,
 )
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
-from components.k8s.monitoring.logs import LOG_RETENTION_BY_PRESET, ContainerLogs, ContainerLogsArgs
+from components.k8s.monitoring.logs import ContainerLogs, ContainerLogsArgs
 from components.k8s.monitoring.values import (
     IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK_RELEASE,
@@ -74,7 +74,7 @@ class AwsLayer:
     gpu_security_groups: pulumi.Input[Mapping[str, Sequence[str]]]
     model_bucket: pulumi.Input[str]
     container_log_group: pulumi.Input[str]
-    """"" where the preset ships no container logs."""
+    """"" where the stack ships no container logs (monitoring.container_log_retention_days null)."""
     gateway_database_url: pulumi.Input[str]
     """A secret; "" without gateway.database."""
     gateway_redis_host: pulumi.Input[str]
@@ -103,7 +103,7 @@ def aws_stack_reference(settings: Settings) -> str:
 def build_platform(settings: Settings) -> None:
     """Create every resource of the stack's layer(s). Settings are already valid: nothing here re-checks them."""
     pulumi.export("region", settings.region)
-    pulumi.export("preset", settings.preset.value)
+    pulumi.export("preset", settings.preset)
     if settings.layer is StackLayer.KUBERNETES:
         reference = pulumi.StackReference("aws-layer", stack_name=aws_stack_reference(settings))
         build_kubernetes_layer(settings, AwsLayer.from_reference(reference), aws_parts={})
@@ -223,9 +223,8 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
     )
     parts: dict[str, pulumi.Resource] = {"cluster": cluster, "gpu": capacity, "identities": identities}
     log_group: pulumi.Input[str] = ""
-    retention = LOG_RETENTION_BY_PRESET[settings.preset]
+    retention = settings.monitoring.container_log_retention_days
     if retention is not None:
-        # Every container's logs to CloudWatch, where the preset keeps them (moderate 30 days, enterprise 365).
         logs = ContainerLogGroup(
             "logs",
             args=ContainerLogGroupArgs(
@@ -447,7 +446,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
         ),
         opts=on(on_cluster, services.karpenter),
     )
-    if LOG_RETENTION_BY_PRESET[settings.preset] is not None:
+    if settings.monitoring.container_log_retention_days is not None:
         ContainerLogs(
             "logs",
             args=ContainerLogsArgs(

@@ -223,11 +223,16 @@ def test_cost_per_token_and_break_even_arithmetic(make_settings) -> None:
     )
 
 
-def test_every_shipped_stack_is_inside_its_band(plans) -> None:
+def test_every_shipped_stack_is_inside_the_band_of_its_tier(plans) -> None:
+    from components.plan.run import load_settings
+    from tests.conftest import ROOT
+
     assert plans
     for stack, plan in plans.items():
         cost = plan["cost"]
-        low, high = BANDS[plan["preset"]]
+        tier = load_settings(ROOT, stack)[1].tier
+        assert tier is not None, f"{stack}: a shipped preset names its cost tier"
+        low, high = BANDS[tier]
         annual = Decimal(cost["annual_total"])
         assert cost["band"]["within"] and low <= annual <= high, (stack, annual)
         assert cost["currency"] == "USD" and cost["per_million_output_tokens"] is not None

@@ -45,7 +45,6 @@ from components.k8s.gateway.config import (
     gateway_tenants,
     key_digest,
     model_service_url,
-    replicas,
 )
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
 from components.plan.run import plan_stack
@@ -143,14 +142,14 @@ def test_no_hybrid_route_when_no_tenant_may_leave_the_vpc() -> None:
 
 
 @pytest.mark.parametrize(("preset", "expected"), [("minimal", 1), ("moderate", 2), ("enterprise", 3)])
-def test_replicas_by_preset(preset: str, expected: int) -> None:
+def test_replicas_come_from_the_preset_file(preset: str, expected: int) -> None:
     settings = build_settings(project="modelyard", stack="gw", config={"modelyard:preset": preset})
-    assert replicas(settings) == expected
+    assert settings.gateway.replicas == expected
     assert objects.deployment(settings)["spec"]["replicas"] == expected
 
 
 def test_replicas_by_setting() -> None:
-    assert replicas(stack(replicas=4)) == 4
+    assert objects.deployment(stack(replicas=4))["spec"]["replicas"] == 4
 
 
 def test_bad_gateway_settings_name_the_key() -> None:

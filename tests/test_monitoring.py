@@ -1,5 +1,6 @@
 """Monitoring: rules with promtool, dashboards and rules against the metric list, objects with
-kubernetes-validate and checkov, Helm values by preset, and the component under the offline engine."""
+kubernetes-validate and checkov, Helm values from the monitoring settings, and the component under the offline
+engine."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from components.k8s.monitoring import assets, generate
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
 from components.k8s.monitoring.logs import (
     FLUENT_BIT_VERSION,
-    LOG_RETENTION_BY_PRESET,
     ContainerLogs,
     ContainerLogsArgs,
     fluent_bit_values,
@@ -44,7 +44,6 @@ from components.k8s.monitoring.values import (
     NODE_LABELS_FOR_COST,
     PROMETHEUS_OPERATOR_CRDS,
     SCRAPE_SELECTOR_LABELS,
-    SIZES,
     VLLM_IMAGE_TAG,
     ReceiverKind,
     ReceiverSpec,
@@ -55,7 +54,7 @@ from components.k8s.monitoring.values import (
 )
 from components.plan.engine import normalise, run_program
 from components.plan.run import load_settings
-from components.settings.types import LOG_RETENTION_DAYS, Preset
+from components.settings.types import LOG_RETENTION_DAYS
 from tests.tools import background_checkov, require_tool, validate_strict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +62,8 @@ TESTS_DIR = assets.RULES_DIR / "tests"
 KUBERNETES_VERSION = "1.33.0"
 CRD_GROUPS = frozenset({"monitoring.coreos.com"})
 TTFT_BOUND = "2.5"
+# The shipped presets, smallest first.
+SHIPPED_PRESETS = ("minimal", "moderate", "enterprise")
 
 
 # --- rules with promtool ---------------------------------------------------------------------------
@@ -305,7 +306,7 @@ def rendered_objects() -> list[dict[str, Any]]:
         assets.namespace_object(),
         *assets.dashboard_config_maps(),
         *assets.prometheus_rules(),
-        alertmanager_config(Preset.MODERATE),
+        alertmanager_config(4),
     ]
 
 
@@ -355,10 +356,7 @@ def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]
 
 
 def test_sizes_grow_with_the_preset(make_settings) -> None:
-    specs = [
-        monitoring_values(make_settings(preset.value))["prometheus"]["prometheusSpec"]
-        for preset in (Preset.MINIMAL, Preset.MODERATE, Preset.ENTERPRISE)
-    ]
+    specs = [monitoring_values(make_settings(preset))["prometheus"]["prometheusSpec"] for preset in SHIPPED_PRESETS]
     days = [int(s["retention"].removesuffix("d")) for s in specs]
     sizes = [
         int(s["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"][:-2]) for s in specs
@@ -370,7 +368,6 @@ def test_sizes_grow_with_the_preset(make_settings) -> None:
         assert int(spec["retentionSize"].removesuffix("GiB")) < int(
             spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"][:-2]
         )
-    assert set(SIZES) == set(Preset)
 
 
 def _components(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -449,8 +446,8 @@ def test_the_operators_crds_come_from_their_own_chart_of_the_same_operator_versi
     assert PROMETHEUS_OPERATOR_CRDS.crds_of == KUBE_PROMETHEUS_STACK_CHART
     assert PROMETHEUS_OPERATOR_CRDS.repository == KUBE_PROMETHEUS_STACK_REPO
     assert PROMETHEUS_OPERATOR_CRDS.app_version == UPSTREAM_CHARTS[KUBE_PROMETHEUS_STACK_CHART].app_version
-    for preset in Preset:
-        assert monitoring_values(make_settings(preset.value))["crds"] == {"enabled": False}
+    for preset in SHIPPED_PRESETS:
+        assert monitoring_values(make_settings(preset))["crds"] == {"enabled": False}
     assert operator_crds_values() == {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
 
 
@@ -478,10 +475,12 @@ def test_every_stack_installs_the_operators_crds_before_the_stack(plans, stack) 
     assert stack_release["key"] in releases["monitoring-dcgm-exporter"]["depends_on"]
 
 
-def test_alertmanager_routes_by_severity_and_repeats_sooner_for_bigger_presets() -> None:
+def test_alertmanager_routes_by_severity_and_repeats_sooner_for_bigger_presets(make_settings) -> None:
     repeats = []
-    for preset in (Preset.MINIMAL, Preset.MODERATE, Preset.ENTERPRISE):
-        route = alertmanager_config(preset)["spec"]["route"]
+    for preset in SHIPPED_PRESETS:
+        hours = make_settings(preset).monitoring.alertmanager.repeat_interval_hours
+        route = alertmanager_config(hours)["spec"]["route"]
+        assert route["repeatInterval"] == f"{hours}h"
         by_severity = {
             m["value"]: r["receiver"] for r in route["routes"] for m in r["matchers"] if m["name"] == "severity"
         }
@@ -495,23 +494,23 @@ def test_receivers_read_their_secrets_from_secrets() -> None:
         "page": ReceiverSpec(kind=ReceiverKind.PAGERDUTY, secret_name="alertmanager-page"),
         "ticket": ReceiverSpec(kind=ReceiverKind.SLACK, secret_name="alertmanager-ticket", slack_channel="#llm"),
     }
-    receivers = {r["name"]: r for r in alertmanager_config(Preset.MODERATE, specs)["spec"]["receivers"]}
+    receivers = {r["name"]: r for r in alertmanager_config(4, specs)["spec"]["receivers"]}
     assert receivers["null"] == {"name": "null"}
     assert receivers["page"]["pagerdutyConfigs"][0]["routingKey"] == {"name": "alertmanager-page", "key": "secret"}
     slack = receivers["ticket"]["slackConfigs"][0]
     assert slack["apiURL"] == {"name": "alertmanager-ticket", "key": "secret"} and slack["channel"] == "#llm"
     webhook = alertmanager_config(
-        Preset.MINIMAL, {"page": ReceiverSpec(kind=ReceiverKind.WEBHOOK, secret_name="alertmanager-page")}
+        24, {"page": ReceiverSpec(kind=ReceiverKind.WEBHOOK, secret_name="alertmanager-page")}
     )["spec"]["receivers"]
     assert webhook[1]["webhookConfigs"][0]["urlSecret"] == {"name": "alertmanager-page", "key": "secret"}
     assert webhook[2] == {"name": "ticket"}
     with pytest.raises(ValueError, match="unknown alert routes"):
-        alertmanager_config(Preset.MINIMAL, {"pager": specs["page"]})
+        alertmanager_config(24, {"pager": specs["page"]})
 
 
 def test_alertmanager_uses_the_kits_routing(make_settings) -> None:
     spec = monitoring_values(make_settings())["alertmanager"]["alertmanagerSpec"]
-    assert spec["alertmanagerConfiguration"] == {"name": alertmanager_config(Preset.MINIMAL)["metadata"]["name"]}
+    assert spec["alertmanagerConfiguration"] == {"name": alertmanager_config(24)["metadata"]["name"]}
 
 
 # --- the component under the offline engine ---------------------------------------------------------
@@ -543,7 +542,10 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
         KUBE_PROMETHEUS_STACK_REPO,
     )
     assert stack["name"] == "kube-prometheus-stack" and stack["namespace"] == "monitoring"
-    assert stack["values"]["prometheus"]["prometheusSpec"]["retention"] == f"{SIZES[settings.preset].retention_days}d"
+    assert (
+        stack["values"]["prometheus"]["prometheusSpec"]["retention"]
+        == f"{settings.monitoring.prometheus.retention_days}d"
+    )
     # The operator's CRDs: a release of their own, first; the stack leaves them (and its upgrade job) out.
     crds = by_name["monitoring-prometheus-operator-crds"]
     assert crds.parent_urn == component.urn
@@ -582,13 +584,19 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
 # --- docs -------------------------------------------------------------------------------------------
 
 
-def test_docs_list_every_alert_and_the_sizes() -> None:
+def test_docs_list_every_alert_and_the_sizes(make_settings) -> None:
     doc = (ROOT / "docs" / "monitoring.md").read_text()
     for rule in assets.alerts():
         name, severity = rule["alert"], rule["labels"]["severity"]
         assert re.search(rf"^\| {name} \| {severity} \|.*\[{name}\]\(runbooks/{name}\.md\) \|$", doc, re.M), name
-    for preset, size in SIZES.items():
-        row = f"| {preset.value} | {size.retention_days} days | {size.storage_gib} GiB | {size.prometheus_replicas} |"
+    for preset in SHIPPED_PRESETS:
+        monitoring = make_settings(preset).monitoring
+        prometheus, alertmanager = monitoring.prometheus, monitoring.alertmanager
+        days = f"{monitoring.container_log_retention_days} days" if monitoring.container_log_retention_days else "none"
+        row = (
+            f"| {preset} | {prometheus.retention_days} days | {prometheus.storage_gib} GiB | {prometheus.replicas} "
+            f"| {alertmanager.replicas} | {alertmanager.repeat_interval_hours}h | {days} |"
+        )
         assert row in doc, row
     for pin in (KUBE_PROMETHEUS_STACK_VERSION, DCGM_EXPORTER_VERSION, VLLM_IMAGE_TAG.removeprefix("v")):
         assert f"`{pin}`" in doc, pin
@@ -597,11 +605,10 @@ def test_docs_list_every_alert_and_the_sizes() -> None:
 # --- container logs ---------------------------------------------------------------------------------
 
 
-def test_log_retention_by_preset_is_one_cloudwatch_accepts() -> None:
-    assert set(LOG_RETENTION_BY_PRESET) == set(Preset)
-    days = [LOG_RETENTION_BY_PRESET[p] for p in (Preset.MODERATE, Preset.ENTERPRISE)]
-    assert all(d in LOG_RETENTION_DAYS for d in days) and days == sorted(days)
-    assert LOG_RETENTION_BY_PRESET[Preset.MINIMAL] is None
+def test_log_retention_grows_with_the_preset_and_is_one_cloudwatch_accepts(make_settings) -> None:
+    days = [make_settings(p).monitoring.container_log_retention_days for p in SHIPPED_PRESETS]
+    assert days[0] is None, "a pilot ships no container logs"
+    assert all(d in LOG_RETENTION_DAYS for d in days[1:]) and days[1:] == sorted(days[1:])
 
 
 def test_fluent_bit_ships_only_to_the_existing_group_from_every_node() -> None:
@@ -652,7 +659,7 @@ def test_container_logs_write_only_to_their_group_through_pod_identity() -> None
 
 
 @pytest.mark.parametrize(("stack", "days"), [("pilot", None), ("product", 30), ("core", 365)])
-def test_container_logs_shipped_where_the_preset_keeps_them(plans, stack, days):
+def test_container_logs_shipped_where_the_settings_keep_them(plans, stack, days):
     groups = [
         g
         for g in plans[stack]["resources"]

@@ -7,8 +7,8 @@ import pytest
 from components.errors import InputError
 from components.settings import merge
 from components.settings.cross_checks import zone_id_prefix
-from components.settings.load import load_preset
-from components.settings.types import InterfaceEndpoint, NatMode, Preset
+from components.settings.load import load_preset, preset_names
+from components.settings.types import InterfaceEndpoint, NatMode
 
 
 def problems(exc: pytest.ExceptionInfo[InputError]) -> dict[str, str]:
@@ -25,10 +25,10 @@ def test_merge_maps_merge_lists_replace_and_null_removes():
     assert base["models"]["b"] == {"x": 2}, "merge must not modify its inputs"
 
 
-@pytest.mark.parametrize("preset", [p.value for p in Preset])
-def test_every_preset_is_valid_on_its_own(make_settings, preset):
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_is_valid_on_its_own_and_names_its_tier(make_settings, preset):
     settings = make_settings(preset)
-    assert settings.preset.value == preset
+    assert settings.preset == preset and settings.tier is not None
     assert settings.pools and settings.models and settings.tenants
 
 
@@ -73,7 +73,7 @@ def test_unknown_preset_lists_the_presets(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings("minimum")
     message = problems(exc)["modelyard:preset"]
-    assert "minimal, moderate, enterprise" in message and "did you mean 'minimal'" in message
+    assert "enterprise, minimal, moderate" in message and "did you mean 'minimal'" in message
 
 
 def test_missing_preset(make_settings):

@@ -1,6 +1,6 @@
-"""ContainerLogGroup: where every container's logs go (moderate, enterprise): a CloudWatch log group with retention
-and a Pod Identity role that may write only there, bound to Fluent Bit's service account. Fluent Bit itself is the
-Kubernetes layer's (components/k8s/monitoring/logs.py).
+"""ContainerLogGroup: where every container's logs go (where monitoring.container_log_retention_days is set): a
+CloudWatch log group with retention and a Pod Identity role that may write only there, bound to Fluent Bit's service
+account. Fluent Bit itself is the Kubernetes layer's (components/k8s/monitoring/logs.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ContainerLogGroupArgs:
     cluster_name: pulumi.Input[str]
     """The EKS cluster (its name also names the log group)."""
     retention_days: int
-    """Days CloudWatch keeps the logs (LOG_RETENTION_BY_PRESET gives the kit's default per preset)."""
+    """Days CloudWatch keeps the logs (monitoring.container_log_retention_days: one CloudWatch accepts)."""
     namespace: str = MONITORING_NAMESPACE
     """Where Fluent Bit runs: its service account there gets the write role."""
     kms_key_arn: pulumi.Input[str] | None = None

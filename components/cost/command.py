@@ -1,8 +1,8 @@
 """`modelyard tco --stack S [--json]`: the stack's total cost of ownership, line by line.
 
 AWS (priced from what the stack provisions and what its controllers will start) on its own, then
-people, tools and hidden costs; monthly and annual totals; the preset's band and whether the stack is
-inside it; cost per million output tokens at the stated utilisation; break-even against API prices.
+people, tools and hidden costs; monthly and annual totals; the band of the stack's cost tier and whether the
+stack is inside it; cost per million output tokens at the stated utilisation; break-even against API prices.
 Lines resting on an unverified price or an assumed usage figure are marked and listed.
 """
 
@@ -44,11 +44,10 @@ def usd(value: str | Decimal | None, *, sign: bool = False) -> str:
     return f"+{text}" if sign else text
 
 
-def render_text(cost: dict[str, Any], *, stack: str) -> str:
+def render_text(cost: dict[str, Any], *, stack: str, preset: str) -> str:
     out: list[str] = []
     w = out.append
-    band = cost["band"]
-    w(f"Total cost of ownership: stack {stack}, preset {band['preset']}, region {cost['region']} ({cost['currency']})")
+    w(f"Total cost of ownership: stack {stack}, preset {preset}, region {cost['region']} ({cost['currency']})")
     if cost["region_price_multiplier"] != "1":
         w(f"  prices x{cost['region_price_multiplier']} for the region (cost.region_price_multiplier: an assumption)")
     w("")
@@ -68,8 +67,12 @@ def render_text(cost: dict[str, Any], *, stack: str) -> str:
         w("")
     w(f"Monthly total  {usd(cost['monthly_total'])}")
     w(f"Annual total   {usd(cost['annual_total'])}")
-    inside = "inside" if band["within"] else "OUTSIDE"
-    w(f"Band ({band['preset']}): {usd(band['low'])} to {usd(band['high'])} a year: {inside} the band")
+    band = cost["band"]
+    if band is None:
+        w("Band: none (the preset names no cost tier)")
+    else:
+        inside = "inside" if band["within"] else "OUTSIDE"
+        w(f"Band ({band['preset']} tier): {usd(band['low'])} to {usd(band['high'])} a year: {inside} the band")
     w("")
     tokens = cost.get("tokens")
     if tokens:
@@ -118,5 +121,5 @@ def main(argv: list[str]) -> int:
     if args.json:
         sys.stdout.write(json.dumps(cost, indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(render_text(cost, stack=args.stack))
+        sys.stdout.write(render_text(cost, stack=args.stack, preset=plan["preset"]))
     return ExitCode.OK

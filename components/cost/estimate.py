@@ -26,7 +26,7 @@ from components import catalog
 from components.contract import GPU_ROOT_VOLUME_GIB, POOL_LABEL, SYSTEM_POOL
 from components.cost.prices import QUALITIES, Price, PriceBook, default_book
 from components.errors import InputError, Problem
-from components.settings.types import Capacity, CostSettings, PoolKind, Settings
+from components.settings.types import Capacity, CostSettings, PoolKind, Settings, Tier
 
 CURRENCY = "USD"
 HOURS_PER_MONTH = Decimal(730)  # AWS's convention for a month of hours
@@ -35,11 +35,12 @@ CENT = Decimal("0.01")
 HOME_REGION = "us-east-1"  # where every price of the book was read
 DEFAULT_REGION_MULTIPLIER = Decimal("1.1")
 
-# The preset bands (design.md; facts.md §5: Devansh, "The Real Cost of Open-Source LLMs", via a 2025 report).
-BANDS: Mapping[str, tuple[Decimal, Decimal]] = {
-    "minimal": (Decimal(125_000), Decimal(190_000)),
-    "moderate": (Decimal(500_000), Decimal(820_000)),
-    "enterprise": (Decimal(6_000_000), Decimal(12_000_000)),
+# The TCO band a year of each cost tier (design.md; facts.md §5: Devansh, "The Real Cost of Open-Source LLMs",
+# via a 2025 report). A stack is judged against its preset's `tier`, whatever the preset is called.
+BANDS: Mapping[Tier, tuple[Decimal, Decimal]] = {
+    Tier.MINIMAL: (Decimal(125_000), Decimal(190_000)),
+    Tier.MODERATE: (Decimal(500_000), Decimal(820_000)),
+    Tier.ENTERPRISE: (Decimal(6_000_000), Decimal(12_000_000)),
 }
 BAND_SOURCE = (
     "Devansh, 'The Real Cost of Open-Source LLMs' (Artificial Intelligence Made Simple), as cited by an "
@@ -1217,7 +1218,6 @@ def stack_cost(plan: Mapping[str, Any], settings: Settings, book: PriceBook | No
     aws_monthly = sum((ln.monthly for ln in aws), Decimal(0))
     monthly = sum((ln.monthly for ln in lines), Decimal(0))
     annual = monthly * MONTHS_PER_YEAR
-    low, high = BANDS[settings.preset.value]
     tokens = token_figures(settings, fleets, lines, monthly, aws_monthly, book)
     assumed_prices = sorted(
         {f"{k}: ${pr.usd} per {pr.unit} ({pr.source.citation})" for k, pr in p.used.items() if pr.assumed}
@@ -1232,13 +1232,7 @@ def stack_cost(plan: Mapping[str, Any], settings: Settings, book: PriceBook | No
             cat: money(sum((ln.monthly for ln in lines if ln.category == cat), Decimal(0)))
             for cat in ("aws", "people", "tools", "hidden")
         },
-        "band": {
-            "preset": settings.preset.value,
-            "low": money(low),
-            "high": money(high),
-            "within": low <= annual <= high,
-            "source": BAND_SOURCE,
-        },
+        "band": _band(settings.tier, annual),
         "region": settings.region,
         "region_price_multiplier": str(p.region_multiplier),
         "lines": [ln.to_json() for ln in sorted(lines, key=_line_order)],
@@ -1250,6 +1244,21 @@ def stack_cost(plan: Mapping[str, Any], settings: Settings, book: PriceBook | No
             "hours_per_month": str(HOURS_PER_MONTH),
         },
         **tokens,
+    }
+
+
+def _band(tier: Tier | None, annual: Decimal) -> dict[str, Any] | None:
+    """The tier's band and whether the annual total is inside it; None for a stack with no tier."""
+    if tier is None:
+        return None
+    low, high = BANDS[tier]
+    return {
+        # Plan JSON v1 names the tier `preset`: the shipped presets are named after their tiers.
+        "preset": tier.value,
+        "low": money(low),
+        "high": money(high),
+        "within": low <= annual <= high,
+        "source": BAND_SOURCE,
     }
 
 

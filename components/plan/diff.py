@@ -505,7 +505,7 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
             text += "; it is protected, so `pulumi up` will refuse until protect is lifted"
         warnings.append(text)
     cost = _cost_delta(base, head, {c.moved_from: c.key for c in changes if c.moved_from})
-    if cost and (cost["band_before"] or {"within": True})["within"] and not cost["band"]["within"]:
+    if cost and cost["band"] and (cost["band_before"] or {"within": True})["within"] and not cost["band"]["within"]:
         warnings.append(
             f"the change takes the stack out of its {cost['band']['preset']} band "
             f"(${Decimal(cost['band']['low']):,.0f} to ${Decimal(cost['band']['high']):,.0f} a year)"
@@ -569,12 +569,15 @@ def _cost_summary(cost: Mapping[str, Any] | None) -> list[str]:
     if cost is None:
         return ["Cost: not available (a plan without a cost object)."]
     band = cost["band"]
-    inside = "inside" if band["within"] else "**outside**"
+    if band is None:
+        verdict = "no cost tier, so no band"
+    else:
+        inside = "inside" if band["within"] else "**outside**"
+        verdict = f"{inside} the {band['preset']} band ({_usd(band['low'])} to {_usd(band['high'])})"
     return [
         f"Cost: {_usd(cost['monthly_delta'], True)} a month ({_usd(cost['annual_delta'], True)} a year), "
         f"AWS {_usd(cost['aws_monthly_delta'], True)} a month; total {_usd(cost['monthly_before'])} -> "
-        f"{_usd(cost['monthly_after'])} a month, {_usd(cost['annual_after'])} a year, {inside} the "
-        f"{band['preset']} band ({_usd(band['low'])} to {_usd(band['high'])})."
+        f"{_usd(cost['monthly_after'])} a month, {_usd(cost['annual_after'])} a year, {verdict}."
     ]
 
 

@@ -339,7 +339,7 @@ def build_plan(
         "project": settings.project,
         "stack": settings.stack,
         "stacks": [recording.stack for recording in recordings],
-        "preset": settings.preset.value,
+        "preset": settings.preset,
         "meta": {
             "kit_version": _version("modelyard"),
             "catalog_date": catalog_date,

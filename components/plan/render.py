@@ -41,10 +41,15 @@ def cost_summary(plan: dict[str, Any]) -> str:
     if not cost:
         return "cost: not priced"
     band = cost["band"]
+    totals = (
+        f"cost: ${float(cost['monthly_total']):,.2f} a month, ${float(cost['annual_total']):,.2f} a year "
+        f"(AWS ${float(cost['aws_monthly']):,.2f} a month)"
+    )
+    if band is None:
+        return f"{totals}; no cost tier, so no band"
     verdict = "inside" if band["within"] else "OUTSIDE"
     return (
-        f"cost: ${float(cost['monthly_total']):,.2f} a month, ${float(cost['annual_total']):,.2f} a year "
-        f"(AWS ${float(cost['aws_monthly']):,.2f} a month); {verdict} the {band['preset']} band "
+        f"{totals}; {verdict} the {band['preset']} band "
         f"${float(band['low']):,.0f} to ${float(band['high']):,.0f} a year"
     )
 

@@ -13,7 +13,6 @@ from components.errors import Problem
 from components.settings.schema import close_matches
 from components.settings.types import (
     ENDPOINTS_WITHOUT_NAT,
-    GATEWAY_REPLICAS_BY_PRESET,
     Capacity,
     EndpointAccess,
     FallbackProvider,
@@ -723,12 +722,11 @@ def gateway_state(s: Settings) -> Iterator[Problem]:
                 "1 node cannot fail over (ElastiCache's automatic failover and Multi-AZ need a primary and a "
                 "replica): give 2 or more",
             )
-        replicas = gateway.replicas or GATEWAY_REPLICAS_BY_PRESET[s.preset]
-        if replicas < 2:
+        if gateway.replicas < 2:
             yield _p(
                 "gateway.redis",
-                f"shares rate limits between gateway replicas, and this stack runs {replicas}: remove gateway.redis "
-                "or raise gateway.replicas",
+                f"shares rate limits between gateway replicas, and this stack runs {gateway.replicas}: remove "
+                "gateway.redis or raise gateway.replicas",
             )
     for model, fallback in gateway.fallbacks.items():
         if fallback.provider is not FallbackProvider.BEDROCK:

@@ -16,7 +16,7 @@ from components.errors import InputError, Problem
 from components.settings import cross_checks
 from components.settings.schema import Converter, close_matches
 from components.settings.stackfile import replace_secure
-from components.settings.types import Layers, Preset, Settings, StackLayer
+from components.settings.types import Layers, Settings, StackLayer
 from components.yamlio import read_yaml_mapping
 
 NAMESPACE = "modelyard"
@@ -36,6 +36,11 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
         else:
             out[key] = value
     return out
+
+
+def preset_names(presets_dir: Path = PRESETS_DIR) -> list[str]:
+    """The presets a stack may name: every YAML file of the presets folder, the kit's and a team's own."""
+    return sorted(p.stem for p in presets_dir.glob("*.yaml"))
 
 
 def load_preset(name: str, presets_dir: Path = PRESETS_DIR) -> dict[str, Any]:
@@ -159,14 +164,17 @@ def build_settings(
             stack=stack, aws_stack=aws_stack, values=values, secret_keys=secret_keys, stacks_dir=presets_dir.parent
         )
     preset = values.pop("preset", None)
-    allowed = [p.value for p in Preset]
+    allowed = preset_names(presets_dir)
+    choose = f"choose one of {', '.join(allowed)}"
     if preset is None:
-        raise InputError(Problem(path=f"{NAMESPACE}:preset", message=f"required; choose one of {', '.join(allowed)}"))
+        raise InputError(
+            Problem(path=f"{NAMESPACE}:preset", message=f"required: a preset file of {presets_dir}; {choose}")
+        )
     if preset not in allowed:
         raise InputError(
             Problem(
                 path=f"{NAMESPACE}:preset",
-                message=f"{preset!r} is not a preset; choose one of {', '.join(allowed)}"
+                message=f"{preset!r} is not a preset (no such file in {presets_dir}); {choose}"
                 + close_matches(str(preset), allowed),
             )
         )

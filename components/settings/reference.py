@@ -30,21 +30,29 @@ def render_markdown() -> str:
 
 def render_presets() -> str:
     """What each preset provisions, with the layout sizing picks for each model on its pool."""
-    from components.settings.load import build_settings
-    from components.settings.types import Preset
+    from components.settings.load import build_settings, preset_names
+    from components.settings.types import Tier
     from components.sizing import SizingOption, fit_on
 
+    presets = [
+        build_settings(project="modelyard", stack="example", config={"modelyard:preset": name})
+        for name in preset_names()
+    ]
+    tiers = list(Tier)
     out: list[str] = []
-    for preset in Preset:
-        s = build_settings(project="modelyard", stack="example", config={"modelyard:preset": preset.value})
+    for s in sorted(presets, key=lambda s: (tiers.index(s.tier) if s.tier else len(tiers), s.preset)):
         out += [
-            f"### `{preset.value}`",
+            f"### `{s.preset}`",
+            "",
+            f"Cost tier: {f'`{s.tier.value}`' if s.tier else 'none (no band)'}.",
             "",
             f"Region {s.region}, zones {', '.join(s.network.zone_ids)}, NAT `{s.network.nat.value}`, "
             f"interface endpoints: {', '.join(e.value for e in s.interface_endpoints) or 'none'}; "
             f"flow logs kept {s.network.flow_logs.retention_days} days.",
             "",
             _gateway_line(s),
+            "",
+            _monitoring_line(s),
             "",
             "| pool | kind | capacity | instance types | GPU ceiling | zones |",
             "|---|---|---|---|---:|---|",
@@ -81,10 +89,8 @@ def render_presets() -> str:
 
 def _gateway_line(s: Settings) -> str:
     """The gateway's replicas and state (docs/gateway.md): what budgets and shared limits a preset gets."""
-    from components.settings.types import GATEWAY_REPLICAS_BY_PRESET
-
     gateway = s.gateway
-    replicas = gateway.replicas or GATEWAY_REPLICAS_BY_PRESET[s.preset]
+    replicas = gateway.replicas
     db = gateway.database
     database = (
         f"PostgreSQL {db.instance_class}{' Multi-AZ' if db.multi_az else ''}, {db.storage_gb} GiB, backups "
@@ -99,6 +105,18 @@ def _gateway_line(s: Settings) -> str:
         else "no Redis (limits counted per replica)"
     )
     return f"Gateway: {replicas} replica{'s' if replicas > 1 else ''}; {database}; {shared}."
+
+
+def _monitoring_line(s: Settings) -> str:
+    """Prometheus, Alertmanager and container logs as the preset sizes them (docs/monitoring.md)."""
+    prometheus, alertmanager = s.monitoring.prometheus, s.monitoring.alertmanager
+    days = s.monitoring.container_log_retention_days
+    return (
+        f"Monitoring: Prometheus {prometheus.replicas} x {prometheus.storage_gib} GiB ({prometheus.cpu} CPU, "
+        f"{prometheus.memory}), {prometheus.retention_days} days of samples; Alertmanager {alertmanager.replicas} x "
+        f"{alertmanager.storage_gib} GiB, repeating a firing alert every {alertmanager.repeat_interval_hours}h; "
+        + (f"container logs kept {days} days in CloudWatch." if days else "no container logs shipped.")
+    )
 
 
 def replace_between_markers(text: str, generated: str, begin: str = BEGIN, end: str = END) -> str:

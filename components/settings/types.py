@@ -18,8 +18,9 @@ from components.settings.schema import doc_field
 from components.tagging import tags_for
 
 
-class Preset(StrEnum):
-    """The three cost-of-ownership tiers (docs/presets.md)."""
+class Tier(StrEnum):
+    """The cost-of-ownership tiers teams budget for; a preset file names the one whose TCO band it is judged
+    against (`tier`; the bands: BANDS in components/cost/estimate.py, docs/cost.md)."""
 
     MINIMAL = "minimal"
     MODERATE = "moderate"
@@ -71,6 +72,11 @@ class FlowLogTraffic(StrEnum):
     ALL = "ALL"
     ACCEPT = "ACCEPT"
     REJECT = "REJECT"
+
+
+# A preset's name is its file's name in stacks/presets/ and the value of the modelyard:preset tag.
+PRESET_NAME = r"[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?"
+PRESET_NAME_DOC = "1-64 lower-case letters, digits, '-' and '_', starting and ending with a letter or digit"
 
 
 # The retention periods CloudWatch Logs accepts (PutRetentionPolicy, logs API reference), in days.
@@ -385,12 +391,6 @@ class GatewayKeySettings:
     )
 
 
-# Gateway replicas when gateway.replicas is null (docs/gateway.md): one for a pilot, one per zone beyond.
-GATEWAY_REPLICAS_BY_PRESET: Mapping[Preset, int] = MappingProxyType(
-    {Preset.MINIMAL: 1, Preset.MODERATE: 2, Preset.ENTERPRISE: 3}
-)
-
-
 @dataclass(frozen=True, kw_only=True)
 class GatewayDatabaseSettings:
     """RDS PostgreSQL for LiteLLM's teams, budgets and spend (components/aws/gateway_state.py)."""
@@ -475,8 +475,11 @@ class GatewaySettings:
         "only guard",
         default=False,
     )
-    replicas: int | None = doc_field(
-        "gateway replicas; null: by preset (minimal 1, moderate 2, enterprise 3)", default=None, minimum=1, maximum=20
+    replicas: int = doc_field(
+        "gateway replicas, spread across zones",
+        default=2,
+        minimum=1,
+        maximum=20,
     )
     keys: Mapping[str, GatewayKeySettings] = doc_field(
         "API keys by name (one per application or team; the name shows in metrics as api_key_alias), each "
@@ -811,6 +814,68 @@ class AlertReceiverSettings:
     )
 
 
+# Requests and limits as Kubernetes quantities, narrowed to the forms the kit's presets use.
+_CPU = r"[1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?"
+_CPU_DOC = "millicores such as 500m, or cores such as 2 or 0.5"
+_MEMORY = r"[1-9][0-9]*(Mi|Gi)"
+_MEMORY_DOC = "a whole number of Mi or Gi, such as 4Gi"
+# gp3 volumes are 1 GiB to 16 TiB (Amazon EBS volume types).
+_GP3_MAX_GIB = 16384
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrometheusSettings:
+    """Prometheus of kube-prometheus-stack: how long it keeps samples and what it runs on."""
+
+    retention_days: int = doc_field(
+        "days Prometheus keeps samples (at most a year: Prometheus's local storage is not a long-term store)",
+        default=30,
+        minimum=1,
+        maximum=365,
+    )
+    storage_gib: int = doc_field(
+        "gp3 volume per replica, GiB; Prometheus deletes its oldest blocks above 85% of it, before the disk fills "
+        "(so at least 2)",
+        default=100,
+        minimum=2,
+        maximum=_GP3_MAX_GIB,
+    )
+    replicas: int = doc_field(
+        "Prometheus replicas, each scraping every target (2: scraping goes on through the loss of a node)",
+        default=2,
+        minimum=1,
+        maximum=10,
+    )
+    cpu: str = doc_field(
+        "CPU request of each replica (no CPU limit: throttling delays scrapes)",
+        default="500m",
+        pattern=_CPU,
+        pattern_doc=_CPU_DOC,
+    )
+    memory: str = doc_field(
+        "memory request of each replica, and its limit", default="4Gi", pattern=_MEMORY, pattern_doc=_MEMORY_DOC
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertmanagerSettings:
+    """Alertmanager of kube-prometheus-stack: its size, and how often it repeats a firing alert."""
+
+    replicas: int = doc_field(
+        "Alertmanager replicas (they gossip, so an alert is sent once)", default=2, minimum=1, maximum=10
+    )
+    storage_gib: int = doc_field(
+        "gp3 volume per replica (silences and notification state), GiB", default=5, minimum=1, maximum=_GP3_MAX_GIB
+    )
+    repeat_interval_hours: int = doc_field(
+        "hours before a still-firing alert is sent again, at most a week (an on-call team wants to hear again "
+        "sooner than a pilot)",
+        default=4,
+        minimum=1,
+        maximum=168,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class MonitoringSettings:
     runbook_base_url: str = doc_field(
@@ -827,6 +892,16 @@ class MonitoringSettings:
         key_pattern=r"page|ticket",
         key_pattern_doc="routes are page (critical) and ticket (warning)",
     )
+    prometheus: PrometheusSettings = doc_field("Prometheus's history and size", default_factory=PrometheusSettings)
+    alertmanager: AlertmanagerSettings = doc_field(
+        "Alertmanager's size and repeat interval", default_factory=AlertmanagerSettings
+    )
+    container_log_retention_days: int | None = doc_field(
+        "days CloudWatch keeps every container's logs (Fluent Bit on every node, one log group); null: no log "
+        "shipping (`kubectl logs` only, no CloudWatch ingestion to pay)",
+        default=None,
+        allowed=LOG_RETENTION_DAYS,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -839,7 +914,16 @@ class Settings:
     """What this stack builds: both layers, the AWS layer (split) or the Kubernetes layer (`layer_of`)."""
     aws_stack: str | None = field(default=None, metadata={"context": True})
     """Kubernetes layer only: the stack holding the AWS layer (its settings are this stack's settings)."""
-    preset: Preset = doc_field("the cost tier this stack starts from (stacks/presets/<preset>.yaml)")
+    preset: str = doc_field(
+        "the preset file this stack starts from: stacks/presets/<preset>.yaml, a shipped one or your own",
+        pattern=PRESET_NAME,
+        pattern_doc=PRESET_NAME_DOC,
+    )
+    tier: Tier | None = doc_field(
+        "the cost tier whose TCO band the stack is judged against (docs/cost.md); each preset file sets it; "
+        "null: no band",
+        default=None,
+    )
     region: str = doc_field("the AWS region everything is created in")
     network: NetworkSettings = doc_field("the VPC")
     cluster: ClusterSettings = doc_field("the EKS cluster", default_factory=ClusterSettings)
@@ -855,7 +939,9 @@ class Settings:
     )
     tags: TagSettings = doc_field("cost-allocation and extra tags", default_factory=TagSettings)
     monitoring: MonitoringSettings = doc_field(
-        "alert receivers (Prometheus, Grafana and the rules come with every preset)", default_factory=MonitoringSettings
+        "Prometheus and Alertmanager sizes, alert receivers, container logs (Grafana and the rules come with every "
+        "stack)",
+        default_factory=MonitoringSettings,
     )
     licenses: tuple[str, ...] = doc_field(
         "model licenses the stack's owners accept, by the catalog's license names (docs/sizing.md); a model "
@@ -914,7 +1000,7 @@ class Settings:
         return tags_for(
             project=self.project,
             stack=self.deployment,
-            preset=self.preset.value,
+            preset=self.preset,
             component=component,
             cost_center=self.cost_center,
             extra=self.tags.extra,

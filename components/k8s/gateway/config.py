@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from components.contract import tenant_namespace
-from components.settings.types import GATEWAY_REPLICAS_BY_PRESET, FallbackProvider, Settings
+from components.settings.types import FallbackProvider, Settings
 
 # The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
 SERVING_CHART_NAME = "llm-serving"
@@ -50,7 +50,6 @@ PROXY_ENV = {
     "LITELLM_MODE": "PRODUCTION",
     "LITELLM_UI_PATH": "/tmp/litellm-ui",
 }
-REPLICAS_BY_PRESET = GATEWAY_REPLICAS_BY_PRESET
 # Seconds a request may take end to end (long generations of a reasoning model run for minutes).
 REQUEST_TIMEOUT_SECONDS = 600
 # Seconds LiteLLM waits before it routes to a deployment again after failures (allowed_fails per minute).
@@ -78,10 +77,6 @@ def model_service_url(settings: Settings, model: str) -> str:
 def key_digest(key: str) -> str:
     """What the cluster keeps of a tenant's key: its SHA-256 digest in hex (as the custom auth computes it)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def replicas(settings: Settings) -> int:
-    return settings.gateway.replicas or REPLICAS_BY_PRESET[settings.preset]
 
 
 def env_name(kind: str, model: str) -> str:

@@ -42,7 +42,6 @@ from components.k8s.gateway.config import (
     env_name,
     gateway_config,
     gateway_tenants,
-    replicas,
 )
 from components.k8s.isolation import MODEL_SERVER_COMPONENT, S3_EGRESS_EXCEPT
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
@@ -203,7 +202,7 @@ def deployment(
         "kind": "Deployment",
         "metadata": _meta(GATEWAY_NAME),
         "spec": {
-            "replicas": replicas(settings),
+            "replicas": settings.gateway.replicas,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": dict(GATEWAY_POD_LABELS)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},

@@ -1,8 +1,8 @@
 """Monitoring: kube-prometheus-stack and the DCGM exporter (pinned), the kit's dashboards and alert rules.
 
 ``Monitoring`` installs it all; ``values`` holds the pins, the scrape contract other components follow
-(labels, namespace, job names) and the Helm values by preset; ``assets`` turns the rule and dashboard files
-into Kubernetes objects; ``generate`` rewrites the files derived from the catalog; ``logs`` holds
+(labels, namespace, job names) and the Helm values from the monitoring settings; ``assets`` turns the rule and
+dashboard files into Kubernetes objects; ``generate`` rewrites the files derived from the catalog; ``logs`` holds
 ``ContainerLogs`` (Fluent Bit to CloudWatch Logs; import it from there: it needs pulumi_aws).
 docs/monitoring.md describes what is installed and why.
 """

@@ -53,7 +53,7 @@ class AlertReceiver:
 @dataclass(frozen=True, kw_only=True)
 class MonitoringArgs:
     settings: Settings
-    """The stack's settings: the preset sizes Prometheus and Alertmanager, the stack name labels the data,
+    """The stack's settings: monitoring.* sizes Prometheus and Alertmanager, the stack name labels the data,
     deploy.charts says where the charts come from."""
     runbook_base_url: str = assets.RUNBOOK_BASE_URL
     """URL the alerts' runbook_url annotations start with (the kit's docs/runbooks/ in your fork's web view);
@@ -156,7 +156,7 @@ class Monitoring(pulumi.ComponentResource):
                     opts=opts,
                 )
             )
-        routing = alertmanager_config(args.settings.preset, specs)
+        routing = alertmanager_config(args.settings.monitoring.alertmanager.repeat_interval_hours, specs)
         _apply(
             f"{name}-alertmanager-config",
             routing,

@@ -1,4 +1,5 @@
-"""ContainerLogs: every container's logs to CloudWatch Logs through Fluent Bit, kept as long as the preset says.
+"""ContainerLogs: every container's logs to CloudWatch Logs through Fluent Bit, kept as long as
+monitoring.container_log_retention_days says (no shipping when it is null).
 
 AWS for Fluent Bit (the aws/eks-charts chart, pinned) runs on every node, GPU and dedicated-tenant nodes
 included, and writes to one log group the component creates with its retention (Fluent Bit never creates
@@ -12,7 +13,6 @@ components/aws/container_logs.py) and ContainerLogs (Kubernetes: the chart, here
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import pulumi
@@ -20,7 +20,6 @@ import pulumi_kubernetes as k8s
 
 from components.contract import FLUENT_BIT_SERVICE_ACCOUNT, MONITORING_NAMESPACE, ChartSource
 from components.k8s.charts import UPSTREAM_CHARTS, chart_source
-from components.settings.types import Preset
 
 # aws/eks-charts' aws-for-fluent-bit (pinned, with where the pin was read, in components/k8s/charts.py).
 FLUENT_BIT = UPSTREAM_CHARTS["aws-for-fluent-bit"]
@@ -28,13 +27,6 @@ FLUENT_BIT_CHART = FLUENT_BIT.name
 FLUENT_BIT_VERSION = FLUENT_BIT.version
 FLUENT_BIT_REPO = FLUENT_BIT.repository
 FLUENT_BIT_RELEASE = "aws-for-fluent-bit"
-
-# Days CloudWatch keeps container logs, by preset; None: no log shipping (a pilot reads `kubectl logs`, and
-# CloudWatch ingestion costs $0.50/GB). Values CloudWatch accepts (components.settings.types.LOG_RETENTION_DAYS).
-# The presets have no logs setting yet: this table stands in for it.
-LOG_RETENTION_BY_PRESET: MappingProxyType[Preset, int | None] = MappingProxyType(
-    {Preset.MINIMAL: None, Preset.MODERATE: 30, Preset.ENTERPRISE: 365}
-)
 
 
 def fluent_bit_values(*, region: str, group_name: str, image_registry: str | None = None) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from components.contract import (
 )
 from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS
 from components.settings import Settings
-from components.settings.types import Preset
 
 # --- pins -------------------------------------------------------------------------------------------
 
@@ -133,61 +132,12 @@ def _set_path(values: dict[str, Any], dotted: str, key: str, value: Any) -> None
     node[key] = value
 
 
-# --- sizes by preset ----------------------------------------------------------------------------------
+# --- sizes ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class MonitoringSize:
-    """How big the monitoring stack is for one preset."""
-
-    retention_days: int  # Prometheus keeps this many days of samples
-    storage_gib: int  # gp3 volume per Prometheus replica
-    prometheus_replicas: int
-    prometheus_cpu: str
-    prometheus_memory: str
-    alertmanager_replicas: int
-    alertmanager_storage_gib: int
-
-    @property
-    def retention_size(self) -> str:
-        """Prometheus deletes the oldest blocks above 85% of its volume, before the disk fills."""
-        return f"{int(self.storage_gib * 0.85)}GiB"
-
-
-SIZES: MappingProxyType[Preset, MonitoringSize] = MappingProxyType(
-    {
-        # A pilot: one replica of each, a week of history.
-        Preset.MINIMAL: MonitoringSize(
-            retention_days=7,
-            storage_gib=20,
-            prometheus_replicas=1,
-            prometheus_cpu="250m",
-            prometheus_memory="2Gi",
-            alertmanager_replicas=1,
-            alertmanager_storage_gib=2,
-        ),
-        # Customer-facing: survives the loss of a node or zone; a month of history for capacity reviews.
-        Preset.MODERATE: MonitoringSize(
-            retention_days=30,
-            storage_gib=100,
-            prometheus_replicas=2,
-            prometheus_cpu="500m",
-            prometheus_memory="4Gi",
-            alertmanager_replicas=2,
-            alertmanager_storage_gib=5,
-        ),
-        # Core product: a quarter of history (several regions, many GPUs: more series per day).
-        Preset.ENTERPRISE: MonitoringSize(
-            retention_days=90,
-            storage_gib=500,
-            prometheus_replicas=2,
-            prometheus_cpu="2",
-            prometheus_memory="16Gi",
-            alertmanager_replicas=3,
-            alertmanager_storage_gib=10,
-        ),
-    }
-)
+def _retention_size(storage_gib: int) -> str:
+    """Prometheus deletes the oldest blocks above 85% of its volume, before the disk fills."""
+    return f"{int(storage_gib * 0.85)}GiB"
 
 
 def _resources(cpu: str, memory: str) -> dict[str, Any]:
@@ -261,20 +211,21 @@ def _equals(label: str, value: str) -> dict[str, str]:
     return {"name": label, "value": value, "matchType": "="}
 
 
-def alertmanager_config(preset: Preset, receivers: Mapping[str, ReceiverSpec] | None = None) -> dict[str, Any]:
+def alertmanager_config(
+    repeat_interval_hours: int, receivers: Mapping[str, ReceiverSpec] | None = None
+) -> dict[str, Any]:
     """Alertmanager routing as an AlertmanagerConfig object (monitoring.coreos.com/v1alpha1), which the
     Alertmanager uses as its whole configuration (`alertmanagerSpec.alertmanagerConfiguration`).
 
     `critical` alerts go to the receiver `page`, `warning` to `ticket`, the always-firing Watchdog to
     `null`. A route without a receiver in `receivers` (keys of ROUTES) delivers nowhere: alerts still show in
-    Alertmanager and Grafana. Receivers' URLs and keys are read from Secrets, never written here. Repeat
-    intervals shorten with the preset: an on-call team wants to hear again sooner than a pilot does.
+    Alertmanager and Grafana. Receivers' URLs and keys are read from Secrets, never written here. A firing
+    alert is sent again every `repeat_interval_hours` (monitoring.alertmanager.repeat_interval_hours).
     """
     receivers = receivers or {}
     unknown = set(receivers) - set(ROUTES)
     if unknown:
         raise ValueError(f"unknown alert routes {sorted(unknown)}; the routes are {', '.join(ROUTES)}")
-    repeat = {Preset.MINIMAL: "24h", Preset.MODERATE: "4h", Preset.ENTERPRISE: "1h"}[preset]
     return {
         "apiVersion": "monitoring.coreos.com/v1alpha1",
         "kind": "AlertmanagerConfig",
@@ -289,7 +240,7 @@ def alertmanager_config(preset: Preset, receivers: Mapping[str, ReceiverSpec] | 
                 "groupBy": ["alertname", "namespace", "model_name", "node"],
                 "groupWait": "30s",
                 "groupInterval": "5m",
-                "repeatInterval": repeat,
+                "repeatInterval": f"{repeat_interval_hours}h",
                 "routes": [
                     {"receiver": "null", "matchers": [_equals("alertname", "Watchdog")]},
                     {"receiver": "page", "matchers": [_equals("severity", "critical")]},
@@ -310,7 +261,7 @@ def alertmanager_config(preset: Preset, receivers: Mapping[str, ReceiverSpec] | 
 
 
 def monitoring_values(settings: Settings, *, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Helm values for kube-prometheus-stack, sized by the stack's preset.
+    """Helm values for kube-prometheus-stack, sized by monitoring.prometheus and monitoring.alertmanager.
 
     image_mirrors: registry host -> the registry serving its images (the ECR pull-through cache,
     `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`); hosts not in it are pulled directly.
@@ -323,7 +274,7 @@ def monitoring_values(settings: Settings, *, image_mirrors: Mapping[str, str] | 
 
 
 def _stack_values(settings: Settings) -> dict[str, Any]:
-    size = SIZES[settings.preset]
+    prometheus, alertmanager = settings.monitoring.prometheus, settings.monitoring.alertmanager
     small = _resources("50m", "64Mi")
     return {
         "fullnameOverride": KUBE_PROMETHEUS_STACK_RELEASE,
@@ -358,11 +309,11 @@ def _stack_values(settings: Settings) -> dict[str, Any]:
         },
         "prometheus": {
             "prometheusSpec": {
-                "replicas": size.prometheus_replicas,
-                "retention": f"{size.retention_days}d",
-                "retentionSize": size.retention_size,
-                "storageSpec": _pvc(size.storage_gib),
-                "resources": _resources(size.prometheus_cpu, size.prometheus_memory),
+                "replicas": prometheus.replicas,
+                "retention": f"{prometheus.retention_days}d",
+                "retentionSize": _retention_size(prometheus.storage_gib),
+                "storageSpec": _pvc(prometheus.storage_gib),
+                "resources": _resources(prometheus.cpu, prometheus.memory),
                 "affinity": _OFF_GPU_NODES,
                 "externalLabels": {"cluster": settings.name},
                 # Select ServiceMonitors, PodMonitors and rules by SCRAPE_SELECTOR_LABELS in every namespace.
@@ -376,8 +327,8 @@ def _stack_values(settings: Settings) -> dict[str, Any]:
             "alertmanagerSpec": {
                 # The kit's AlertmanagerConfig (alertmanager_config) is the whole configuration.
                 "alertmanagerConfiguration": {"name": ALERTMANAGER_CONFIG_NAME},
-                "replicas": size.alertmanager_replicas,
-                "storage": _pvc(size.alertmanager_storage_gib),
+                "replicas": alertmanager.replicas,
+                "storage": _pvc(alertmanager.storage_gib),
                 "resources": _resources("50m", "128Mi"),
                 "affinity": _OFF_GPU_NODES,
             },
