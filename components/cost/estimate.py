@@ -1,5 +1,5 @@
 """Cost of one stack: AWS priced from the plan's resources and from what controllers will create, plus
-people, tools and hidden costs. The result is the plan JSON's `cost` object (design.md, Cost).
+people, tools and hidden costs. The result is the plan JSON's `cost` object (docs/cost.md).
 
 AWS lines come from two places:
   plan      every resource of plan["resources"] is priced from its planned inputs (PRICERS), or listed as
@@ -35,7 +35,7 @@ CENT = Decimal("0.01")
 HOME_REGION = "us-east-1"  # where every price of the book was read
 DEFAULT_REGION_MULTIPLIER = Decimal("1.1")
 
-# The preset bands (design.md; facts.md §5: Devansh, "The Real Cost of Open-Source LLMs", via a 2025 report).
+# The preset bands (docs/sources.md#tco-bands: Devansh, "The Real Cost of Open-Source LLMs", via a 2025 report).
 BANDS: Mapping[str, tuple[Decimal, Decimal]] = {
     "minimal": (Decimal(125_000), Decimal(190_000)),
     "moderate": (Decimal(500_000), Decimal(820_000)),
@@ -43,7 +43,7 @@ BANDS: Mapping[str, tuple[Decimal, Decimal]] = {
 }
 BAND_SOURCE = (
     "Devansh, 'The Real Cost of Open-Source LLMs' (Artificial Intelligence Made Simple), as cited by an "
-    "AI Observability Market Research Report 2025 (facts.md section 5)"
+    "AI Observability Market Research Report 2025 (docs/sources.md#tco-bands)"
 )
 
 # Resource types that cost nothing by themselves, and why (the reason is printed, not hidden).
@@ -985,7 +985,8 @@ def fleet_lines(settings: Settings, fleets: list[Fleet], p: Pricer) -> list[Line
                 monthly=cents(gp3 * volume_gb * node_hours / HOURS_PER_MONTH),
                 source=gp3_source,
                 quality=gp3_quality,
-                basis=f"{volume_gb} GiB gp3 per node (the GPU nodes' root volume the kit provisions) for the same node-hours",
+                basis=f"{volume_gb} GiB gp3 per node (the GPU nodes' root volume the kit provisions) "
+                "for the same node-hours",
             )
         )
     return lines
@@ -1086,7 +1087,7 @@ def people_lines(c: CostSettings) -> list[Line]:
             item="tools outside AWS (observability, paging, evaluation)",
             monthly=cents(_d(c.tools_usd_per_month)),
             source="setting cost.tools_usd_per_month; the TCO source puts logging and monitoring tools alone at "
-            "$250-400/month (facts.md section 5)",
+            "$250-400/month (docs/sources.md#tco-bands)",
             quality="U",
             basis="cost.tools_usd_per_month",
         ),
