@@ -1,6 +1,6 @@
 """Compose one stack's components from its settings. The only place that knows the whole platform.
 
-The platform has two layers (design.md, Layers; docs/deploy.md): the AWS layer (network, cluster, node
+The platform has two layers (docs/architecture.md, docs/deploy.md): the AWS layer (network, cluster, node
 capacity, storage, identities) and the Kubernetes layer (every object applied through the cluster's API).
 One stack builds both, or a split deployment builds them in two stacks: the AWS layer's stack also creates
 a deploy runner inside the VPC, and exports `AwsLayer`; the Kubernetes layer's stack reads it back through

@@ -1,7 +1,7 @@
 """Tags every taggable AWS resource of the kit carries.
 
 Tags are set on each resource explicitly, not through provider default tags: default tags do not
-appear in resource inputs, so neither the offline plan nor a policy could see them (design.md).
+appear in resource inputs, so neither the offline plan nor a policy could see them (docs/architecture.md#tags).
 """
 
 from __future__ import annotations

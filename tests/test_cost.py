@@ -78,7 +78,7 @@ def test_price_book_every_price_has_a_source_date_and_quality() -> None:
     for price in book.prices.values():
         assert price.source.citation and price.source.date and price.quality in "MOTU"
         assert price.usd >= 0
-    # Prices facts.md marks unverified are assumptions here too.
+    # Prices marked U in docs/sources.md#prices-not-confirmed are assumptions here too.
     for key in (
         "fsx_lustre_250_gb_month",
         "guardduty_eks_vcpu_month",

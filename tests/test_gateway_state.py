@@ -208,7 +208,8 @@ def test_the_cost_model_prices_both_stores(moderate: dict[str, Any]) -> None:
     lines = {ln["resource"]: ln for ln in cost["lines"] if ln["resource"]}
     (db,) = of_type(moderate, "aws:rds/instance:Instance")
     (cache,) = of_type(moderate, "aws:elasticache/replicationGroup:ReplicationGroup")
-    # db.t4g.medium: 730 h x $0.065 + 20 GB x $0.115; Valkey cache.t4g.small: 2 x 730 h x $0.0256 (facts.md 7.3).
+    # db.t4g.medium: 730 h x $0.065 + 20 GB x $0.115; Valkey cache.t4g.small: 2 x 730 h x $0.0256
+    # (docs/sources.md#rds-and-elasticache).
     assert lines[db["key"]]["status"] == "priced" and lines[db["key"]]["monthly"] == "49.75"
     assert lines[cache["key"]]["status"] == "priced" and lines[cache["key"]]["monthly"] == "37.38"
 

@@ -1,6 +1,6 @@
 """Cluster: the EKS control plane, its system nodes and add-ons, and the one Kubernetes provider.
 
-What a platform team expects on day one (design.md, Components: Cluster):
+What a platform team expects on day one (docs/cluster.md):
   - secrets envelope-encrypted with a customer-managed KMS key (rotation on);
   - api, audit and authenticator logs to a log group with retention, created before the cluster so EKS
     never creates one without retention;

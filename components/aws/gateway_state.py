@@ -6,9 +6,9 @@
   its parameter group (rds.force_ssl).
 - ElastiCache Valkey (gateway.redis): the counters the gateway's replicas share (rate limits, spend). Valkey
   rather than Redis OSS: the same protocol and commands (Valkey 7.2 and later carry every Redis OSS 7.2
-  feature, ElastiCache docs), node prices 20% lower (cache.t4g.small $0.0256 against $0.032 an hour,
-  facts.md 7.3), and an open-source licence. Encrypted at rest (the same key) and in transit (TLS required),
-  an AUTH token, automatic failover and Multi-AZ with 2 or more nodes, daily snapshots.
+  feature, ElastiCache docs), node prices 20% lower (cache.t4g.small $0.0256 against $0.032 an hour:
+  docs/sources.md#rds-and-elasticache), and an open-source licence. Encrypted at rest (the same key) and in
+  transit (TLS required), an AUTH token, automatic failover and Multi-AZ with 2 or more nodes, daily snapshots.
 
 Each store has a security group that admits its port from the given security groups only (the EKS cluster
 security group: pods on EKS nodes use it), and nothing else. Passwords come from pulumi-random's

@@ -1,6 +1,6 @@
 """ModelStorage: the private, encrypted home of a stack's model weights, and who may read what.
 
-Layout (design.md, "Model bucket layout"):
+Layout (docs/models.md#the-bucket-layout):
   models/<model>/<revision>/   base weights and manifest.json, written by `modelyard models push`
   tenants/<tenant>/            what belongs to one tenant (adapters, evaluation data)
 A tenant's read role may get the model prefixes the tenant uses and its own tenant prefix, nothing

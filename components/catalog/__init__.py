@@ -34,7 +34,7 @@ BYTES_PER_GB = 1_000_000_000
 
 
 class SourceQuality(StrEnum):
-    """How far a source can be trusted (the letters of facts.md)."""
+    """How far a source can be trusted (docs/sources.md#quality-letters)."""
 
     MACHINE = "M"
     OFFICIAL = "O"

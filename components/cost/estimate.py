@@ -1,5 +1,5 @@
 """Cost of one stack: AWS priced from the plan's resources and from what controllers will create, plus
-people, tools and hidden costs. The result is the plan JSON's `cost` object (design.md, Cost).
+people, tools and hidden costs. The result is the plan JSON's `cost` object (docs/cost.md).
 
 AWS lines come from two places:
   plan      every resource of plan["resources"] is priced from its planned inputs (PRICERS), or listed as
@@ -35,7 +35,7 @@ CENT = Decimal("0.01")
 HOME_REGION = "us-east-1"  # where every price of the book was read
 DEFAULT_REGION_MULTIPLIER = Decimal("1.1")
 
-# The TCO band a year of each cost tier (design.md; facts.md §5: Devansh, "The Real Cost of Open-Source LLMs",
+# The TCO band a year of each cost tier (docs/sources.md#tco-bands: Devansh, "The Real Cost of Open-Source LLMs",
 # via a 2025 report). A stack is judged against its preset's `tier`, whatever the preset is called.
 BANDS: Mapping[Tier, tuple[Decimal, Decimal]] = {
     Tier.MINIMAL: (Decimal(125_000), Decimal(190_000)),
@@ -44,7 +44,7 @@ BANDS: Mapping[Tier, tuple[Decimal, Decimal]] = {
 }
 BAND_SOURCE = (
     "Devansh, 'The Real Cost of Open-Source LLMs' (Artificial Intelligence Made Simple), as cited by an "
-    "AI Observability Market Research Report 2025 (facts.md section 5)"
+    "AI Observability Market Research Report 2025 (docs/sources.md#tco-bands)"
 )
 
 # Resource types that cost nothing by themselves, and why (the reason is printed, not hidden).
@@ -1087,7 +1087,7 @@ def people_lines(c: CostSettings) -> list[Line]:
             item="tools outside AWS (observability, paging, evaluation)",
             monthly=cents(_d(c.tools_usd_per_month)),
             source="setting cost.tools_usd_per_month; the TCO source puts logging and monitoring tools alone at "
-            "$250-400/month (facts.md section 5)",
+            "$250-400/month (docs/sources.md#tco-bands)",
             quality="U",
             basis="cost.tools_usd_per_month",
         ),

@@ -1,6 +1,6 @@
 """Isolation: one locked-down namespace per tenant.
 
-Per tenant (design.md, Components: Isolation; docs/security.md):
+Per tenant (docs/security.md):
   - Namespace `tenant-<name>` with Pod Security `restricted` enforced, audited and warned, pinned to the
     cluster's Kubernetes version;
   - NetworkPolicies: deny all in and out, then DNS to CoreDNS, the gateway and Prometheus to the model

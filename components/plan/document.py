@@ -1,4 +1,4 @@
-"""Plan JSON v1: the recorded program turned into a stable, reviewable document (design.md, Contracts).
+"""Plan JSON v1: the recorded program turned into a stable, reviewable document (docs/architecture.md#plan-json-v1).
 
 Stability rules: resource keys are built from names (region, parent chain, type), never URNs or
 mock ids; maps are sorted when dumped; lists the kit builds without order are sorted here; money is

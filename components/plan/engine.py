@@ -402,7 +402,7 @@ def run_program(
     monitor = RecordingMonitor(plan_mocks, recording)
 
     # The SDK keeps its root resource and config in context variables: reset them so one stack's
-    # run never leaks into the next (design.md, "The offline engine").
+    # run never leaks into the next (a private part of the SDK: docs/offline.md#the-pinned-pulumi-sdk).
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_all_config(stack_file.engine_config(), list(stack_file.secret_keys))
     # The SDK's event loop may have been closed by an earlier run in this process.

@@ -3,7 +3,7 @@
 A rule is a plain function `plan -> list[Violation]`. It reads `resources[].inputs` (AWS, as the engine
 spells them: camelCase) and `manifests[].object` (Kubernetes objects). A value printed as
 "(known after apply)" is undecided: a rule never reports a violation on it (a policy pack sees unknowns
-during preview, design.md, Facts). Rules read only what the plan shows; what it cannot show (objects inside
+during preview: docs/security.md). Rules read only what the plan shows; what it cannot show (objects inside
 upstream Helm releases, what controllers create) is out of their reach (docs/security.md).
 """
 

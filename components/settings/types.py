@@ -52,7 +52,7 @@ class InterfaceEndpoint(StrEnum):
     BEDROCK_RUNTIME = "bedrock-runtime"  # the gateway's Bedrock fallbacks (InvokeModel), where there is no NAT
 
 
-# What a node with no NAT needs (design.md, Network): image pulls (ECR api, dkr; layers come from S3
+# What a node with no NAT needs (docs/network.md#endpoints): image pulls (ECR api, dkr; layers come from S3
 # through the gateway endpoint), Pod Identity and IRSA (STS, EKS auth), Karpenter (EC2, SQS for the
 # interruption queue), the Load Balancer Controller (ELB), envelope encryption (KMS), logs (CloudWatch).
 ENDPOINTS_WITHOUT_NAT: tuple[InterfaceEndpoint, ...] = (
@@ -117,7 +117,9 @@ class Capacity(StrEnum):
     """How a pool's instances are bought."""
 
     ON_DEMAND = "on-demand"
-    SPOT = "spot"  # interruptible, 50-65% cheaper for GPUs (facts.md §1); elastic pools only
+    # Interruptible, priced at the catalog's sourced discounts (docs/sources.md#spot-and-commitment-discounts);
+    # elastic pools only.
+    SPOT = "spot"
     RESERVATION = "reservation"  # an on-demand capacity reservation (ODCR): one zone, static pools
     CAPACITY_BLOCK = "capacity-block"  # a Capacity Block for ML: a paid, time-boxed block in one zone
 

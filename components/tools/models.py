@@ -1,6 +1,7 @@
 """`modelyard models pull|push|verify`: weights from the Hugging Face hub into the stack's model bucket.
 
-Bucket layout (design.md): `models/<name>/<revision>/<files>` and `models/<name>/<revision>/manifest.json`.
+Bucket layout (docs/models.md#the-bucket-layout): `models/<name>/<revision>/<files>` and
+`models/<name>/<revision>/manifest.json`.
 The manifest lists every file with its size and SHA-256 and is written last: its presence means the
 revision is complete, and serving waits for it. Each object carries its SHA-256 in the user metadata
 `x-amz-meta-sha256`, which is how a second push skips what is already there (resume at object
