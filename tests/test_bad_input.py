@@ -65,7 +65,7 @@ def test_output_paths_that_cannot_be_written_are_refused_before_anything_runs(pr
     assert f"--json: {project} is a directory" in err
     assert f"--manifests: {existing_file} is a file" in err
     assert existing_file.read_text() == "keep me"
-    assert plan(project, "pilot", "--markdown", str(project / "missing" / "plan.md")) == 2
+    assert plan(project, "pilot", "--markdown", str(project / "missing" / "summary.txt")) == 2
     assert "--markdown: folder" in capsys.readouterr().err
 
 
