@@ -1035,17 +1035,21 @@ def controller_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> 
                 basis="gateway.hostname is set but its NLB is not in this plan (the AWS layer creates it)",
             )
         )
-    if settings.cost.monitoring_volume_gb:
-        gb = _d(settings.cost.monitoring_volume_gb)
-        p.assume("monitoring_volume_gb")
+    # The volumes the monitoring stack claims through the default gp3 StorageClass: one per Prometheus and one per
+    # Alertmanager replica, at the sizes the stack gives them (Grafana keeps no volume: its dashboards are code).
+    prometheus, alertmanager = settings.monitoring.prometheus, settings.monitoring.alertmanager
+    gib = prometheus.storage_gib * prometheus.replicas + alertmanager.storage_gib * alertmanager.replicas
+    if gib:
         lines.append(
             p.aws(
                 id="controllers/volumes/monitoring",
                 group="storage",
                 item="monitoring volumes (PVCs)",
-                monthly=p.price("ebs_gp3_gb_month") * gb,
+                monthly=p.price("ebs_gp3_gb_month") * gib,
                 keys=["ebs_gp3_gb_month"],
-                basis=f"{gb} GB gp3 claimed by Prometheus and Grafana (cost.monitoring_volume_gb)",
+                basis=f"{gib} GiB gp3: Prometheus {prometheus.replicas} x {prometheus.storage_gib} GiB "
+                f"(monitoring.prometheus), Alertmanager {alertmanager.replicas} x {alertmanager.storage_gib} GiB "
+                "(monitoring.alertmanager)",
             )
         )
     egress = p.assume("egress_gb_per_month")

@@ -737,9 +737,6 @@ class CostSettings:
         default=1_000_000,
         minimum=0,
     )
-    monitoring_volume_gb: int = doc_field(
-        "EBS volumes the monitoring stack claims (Prometheus, Grafana), in GB", default=50, minimum=0, maximum=65536
-    )
     region_price_multiplier: float | None = doc_field(
         "factor on every AWS price, all read for us-east-1; null: 1.0 in us-east-1, 1.1 elsewhere (an "
         "unsourced assumption: set your region's)",
