@@ -11,77 +11,56 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from components.contract import (
-    GATEWAY_NAMESPACE,
-    GPU_PRESENT_LABEL,
-    GPU_TAINT_KEY,
-    MONITORING_NAMESPACE,
-    PUBLIC_LB_MARK,
-    SECRET,
-    TENANT_LABEL,
-    TENANT_NAMESPACE_PREFIX,
-    UNKNOWN,
+from components.contract import GPU_PRESENT_LABEL, GPU_TAINT_KEY, PUBLIC_LB_MARK, SECRET, UNKNOWN
+from components.policy.iam import (
+    iam_no_wildcard_actions,
+    iam_writes_scoped,
+    resource_policy_not_public,
+    trust_policy_not_public,
+)
+from components.policy.services import (
+    database_encrypted,
+    database_private,
+    database_retained,
+    eks_secrets_encrypted,
+    log_retention,
+    vpc_flow_logs,
+)
+from components.policy.tenants import (
+    tenant_egress_limited,
+    tenant_ingress_limited,
+    tenant_limit_range,
+    tenant_namespaces_isolated,
+    tenant_not_admin,
+    tenant_pod_security,
+    tenant_pool_admission,
+    tenant_quota,
+)
+from components.policy.view import (
+    Plan,
+    Rule,
+    Violation,
+    dig,
+    inputs_of,
+    is_unknown,
+    manifests_of,
+    mapping,
+    namespace_of,
+    resources_of,
+)
+from components.policy.workloads import (
+    capabilities_dropped,
+    images_pinned,
+    no_host_access,
+    no_host_port,
+    no_node_port,
+    no_privilege_escalation,
+    pod_non_root,
+    tenant_token_not_automounted,
 )
 from components.tagging import KIT_TAG_KEYS, is_taggable
-
-Plan = Mapping[str, Any]
-
-
-@dataclass(frozen=True, order=True)
-class Violation:
-    rule: str
-    resource: str
-    """the plan key of the resource (or the manifest's source), the pack's URN"""
-    message: str
-
-    def __str__(self) -> str:
-        return f"[{self.rule}] {self.resource}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    description: str
-    check: Callable[[Plan], list[Violation]]
-
-
-def is_unknown(value: Any) -> bool:
-    return value == UNKNOWN
-
-
-def _resources(plan: Plan, type_token: str) -> list[Mapping[str, Any]]:
-    return [r for r in plan.get("resources", ()) if r.get("type") == type_token]
-
-
-def _manifests(plan: Plan, *kinds: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for m in plan.get("manifests", ()):
-        obj = _m(m.get("object"))
-        if not kinds or obj.get("kind") in kinds:
-            yield str(m.get("source")), obj
-
-
-def _inputs(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _m(resource.get("inputs"))
-
-
-def _m(value: Any) -> Mapping[str, Any]:
-    """A mapping, or {} for anything else (missing, null, unknown: callers check unknowns first)."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def dig(value: Any, *keys: str) -> Any:
-    """value[k1][k2]...: UNKNOWN as soon as a step is unknown, None where a step is missing."""
-    for key in keys:
-        if is_unknown(value):
-            return UNKNOWN
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
 
 # --- S3 ----------------------------------------------------------------------------------------------
 
@@ -94,11 +73,11 @@ _PUBLIC_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 def _attached(plan: Plan, bucket: Mapping[str, Any], type_token: str) -> list[Mapping[str, Any]] | None:
     """The sub-resources of `type_token` that configure `bucket`: those that depend on it, or name it.
     None when one of that type names its bucket by an unknown value and depends on nothing known (undecided)."""
-    name = _inputs(bucket).get("bucket")
+    name = inputs_of(bucket).get("bucket")
     found: list[Mapping[str, Any]] = []
     undecided = False
-    for sub in _resources(plan, type_token):
-        target = _inputs(sub).get("bucket")
+    for sub in resources_of(plan, type_token):
+        target = inputs_of(sub).get("bucket")
         if bucket["key"] in (sub.get("depends_on") or ()) or (
             isinstance(name, str) and not is_unknown(name) and target == name
         ):
@@ -112,14 +91,14 @@ def _bucket_rule(
     plan: Plan, rule: str, type_token: str, ok: Callable[[Mapping[str, Any]], bool | None], missing: str, bad: str
 ) -> list[Violation]:
     out = []
-    for bucket in _resources(plan, BUCKET):
+    for bucket in resources_of(plan, BUCKET):
         subs = _attached(plan, bucket, type_token)
         if subs is None:
             continue
         if not subs:
             out.append(Violation(rule, bucket["key"], missing))
             continue
-        verdicts = [ok(_inputs(s)) for s in subs]
+        verdicts = [ok(inputs_of(s)) for s in subs]
         if any(v is None for v in verdicts):
             continue
         if not any(verdicts):
@@ -137,7 +116,7 @@ def buckets_encrypted(plan: Plan) -> list[Violation]:
         if is_unknown(rules):
             return None
         for rule in rules or ():
-            default = _m(_m(rule).get("applyServerSideEncryptionByDefault"))
+            default = mapping(mapping(rule).get("applyServerSideEncryptionByDefault"))
             algo = default.get("sseAlgorithm")
             if is_unknown(algo):
                 return None
@@ -160,7 +139,7 @@ def buckets_versioned(plan: Plan) -> list[Violation]:
         config = inputs.get("versioningConfiguration")
         if is_unknown(config):
             return None
-        return _decided(_m(config).get("status"), lambda s: s == "Enabled")
+        return _decided(mapping(config).get("status"), lambda s: s == "Enabled")
 
     return _bucket_rule(
         plan, "bucket-versioned", _VERSIONING, ok, "no versioning configuration", "versioning is not Enabled"
@@ -223,22 +202,22 @@ def no_world_ingress(plan: Plan) -> list[Violation]:
             )
         )
 
-    for r in _resources(plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
-        i = _inputs(r)
+    for r in resources_of(plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+        i = inputs_of(r)
         judge(
             r["key"],
             [i.get("cidrIpv4"), i.get("cidrIpv6")],
             (i.get("fromPort"), i.get("toPort"), i.get("ipProtocol")),
             i.get("tags"),
         )
-    for r in _resources(plan, "aws:ec2/securityGroupRule:SecurityGroupRule"):
-        i = _inputs(r)
+    for r in resources_of(plan, "aws:ec2/securityGroupRule:SecurityGroupRule"):
+        i = inputs_of(r)
         if i.get("type") == "ingress":
             cidrs = [*(i.get("cidrBlocks") or []), *(i.get("ipv6CidrBlocks") or [])]
             judge(r["key"], cidrs, (i.get("fromPort"), i.get("toPort"), i.get("protocol")), None)
     for type_token in ("aws:ec2/securityGroup:SecurityGroup", "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"):
-        for r in _resources(plan, type_token):
-            i = _inputs(r)
+        for r in resources_of(plan, type_token):
+            i = inputs_of(r)
             ingress = i.get("ingress")
             if is_unknown(ingress):
                 continue
@@ -247,16 +226,16 @@ def no_world_ingress(plan: Plan) -> list[Violation]:
                 judge(
                     r["key"], cidrs, (entry.get("fromPort"), entry.get("toPort"), entry.get("protocol")), i.get("tags")
                 )
-    for source, obj in _manifests(plan, "Service"):
-        spec = _m(obj.get("spec"))
+    for source, obj in manifests_of(plan, "Service"):
+        spec = mapping(obj.get("spec"))
         if spec.get("type") != "LoadBalancer":
             continue
-        annotations = _m(dig(obj, "metadata", "annotations"))
+        annotations = mapping(dig(obj, "metadata", "annotations"))
         scheme = annotations.get("service.beta.kubernetes.io/aws-load-balancer-scheme", "internal")
         ranges = spec.get("loadBalancerSourceRanges") or ["0.0.0.0/0"]
         if scheme != "internet-facing" or not any(c in WORLD for c in ranges):
             continue
-        labels = _m(dig(obj, "metadata", "labels"))
+        labels = mapping(dig(obj, "metadata", "labels"))
         for port in spec.get("ports") or ():
             judge(source, ["0.0.0.0/0"], (port.get("port"), port.get("port"), port.get("protocol", "TCP")), labels)
     return out
@@ -264,11 +243,11 @@ def no_world_ingress(plan: Plan) -> list[Violation]:
 
 def eks_endpoint_restricted(plan: Plan) -> list[Violation]:
     out = []
-    for r in _resources(plan, "aws:eks/cluster:Cluster"):
-        vpc = _inputs(r).get("vpcConfig")
+    for r in resources_of(plan, "aws:eks/cluster:Cluster"):
+        vpc = inputs_of(r).get("vpcConfig")
         if is_unknown(vpc):
             continue
-        vpc = _m(vpc)
+        vpc = mapping(vpc)
         public = vpc.get("endpointPublicAccess", True)  # EKS's default is a public endpoint
         if is_unknown(public) or public is False:
             continue
@@ -288,8 +267,8 @@ def eks_endpoint_restricted(plan: Plan) -> list[Violation]:
 
 def kms_rotation(plan: Plan) -> list[Violation]:
     out = []
-    for r in _resources(plan, "aws:kms/key:Key"):
-        i = _inputs(r)
+    for r in resources_of(plan, "aws:kms/key:Key"):
+        i = inputs_of(r)
         spec = i.get("customerMasterKeySpec", "SYMMETRIC_DEFAULT")
         if spec != "SYMMETRIC_DEFAULT":
             continue  # KMS rotates only symmetric encryption keys
@@ -312,21 +291,21 @@ def _gpu_instance(name: Any) -> bool:
 def gpu_nodes_tainted(plan: Plan) -> list[Violation]:
     rule = "gpu-nodes-tainted"
     out = []
-    for source, obj in _manifests(plan, "NodePool"):
+    for source, obj in manifests_of(plan, "NodePool"):
         if not str(obj.get("apiVersion", "")).startswith("karpenter.sh/"):
             continue
         if is_unknown(dig(obj, "spec", "template", "spec")):
             continue
-        template = _m(dig(obj, "spec", "template"))
-        spec = _m(template.get("spec"))
-        labels = _m(dig(template, "metadata", "labels"))
+        template = mapping(dig(obj, "spec", "template"))
+        spec = mapping(template.get("spec"))
+        labels = mapping(dig(template, "metadata", "labels"))
         types = [
             v
             for req in spec.get("requirements") or ()
             if req.get("key") == "node.kubernetes.io/instance-type"
             for v in req.get("values") or ()
         ]
-        limits = _m(dig(obj, "spec", "limits"))
+        limits = mapping(dig(obj, "spec", "limits"))
         gpu = labels.get(GPU_PRESENT_LABEL) == "true" or GPU_TAINT_KEY in limits or any(map(_gpu_instance, types))
         if not gpu:
             continue
@@ -335,8 +314,8 @@ def gpu_nodes_tainted(plan: Plan) -> list[Violation]:
             continue
         if not any(t.get("key") == GPU_TAINT_KEY and t.get("effect") == "NoSchedule" for t in taints or ()):
             out.append(Violation(rule, source, f"GPU NodePool without the {GPU_TAINT_KEY}:NoSchedule taint"))
-    for r in _resources(plan, "aws:eks/nodeGroup:NodeGroup"):
-        i = _inputs(r)
+    for r in resources_of(plan, "aws:eks/nodeGroup:NodeGroup"):
+        i = inputs_of(r)
         types = i.get("instanceTypes") or []
         gpu = "NVIDIA" in str(i.get("amiType", "")) or (not is_unknown(types) and any(map(_gpu_instance, types)))
         if not gpu:
@@ -357,7 +336,7 @@ def imdsv2(plan: Plan) -> list[Violation]:
     def judge(key: str, options: Any, tokens_key: str, hop_key: str) -> None:
         if is_unknown(options):
             return
-        options = _m(options)
+        options = mapping(options)
         tokens, hops = options.get(tokens_key), options.get(hop_key)
         if is_unknown(tokens) or is_unknown(hops):
             return
@@ -366,210 +345,11 @@ def imdsv2(plan: Plan) -> list[Violation]:
         elif hops is not None and hops > 1:
             out.append(Violation(rule, key, f"{hop_key} is {hops}: pods could reach the node's IMDS credentials"))
 
-    for source, obj in _manifests(plan, "EC2NodeClass"):
+    for source, obj in manifests_of(plan, "EC2NodeClass"):
         judge(source, dig(obj, "spec", "metadataOptions"), "httpTokens", "httpPutResponseHopLimit")
     for type_token in ("aws:ec2/launchTemplate:LaunchTemplate", "aws:ec2/instance:Instance"):
-        for r in _resources(plan, type_token):
-            judge(r["key"], _inputs(r).get("metadataOptions"), "httpTokens", "httpPutResponseHopLimit")
-    return out
-
-
-# --- tenants -----------------------------------------------------------------------------------------
-
-
-def _tenant_namespaces(plan: Plan) -> dict[str, tuple[str, Mapping[str, Any]]]:
-    found = {}
-    for source, obj in _manifests(plan, "Namespace"):
-        meta = _m(obj.get("metadata"))
-        name = meta.get("name")
-        if isinstance(name, str) and (
-            name.startswith(TENANT_NAMESPACE_PREFIX) or TENANT_LABEL in _m(meta.get("labels"))
-        ):
-            found[name] = (source, meta)
-    return found
-
-
-def _is_default_deny(spec: Mapping[str, Any]) -> bool:
-    return (
-        spec.get("podSelector") in ({}, {"matchLabels": {}}, None)
-        and {"Ingress", "Egress"} <= set(spec.get("policyTypes") or ())
-        and not spec.get("ingress")
-        and not spec.get("egress")
-    )
-
-
-def tenant_namespaces_isolated(plan: Plan) -> list[Violation]:
-    """Every tenant namespace has a default-deny NetworkPolicy (ingress and egress) and a ResourceQuota."""
-    rule = "tenant-namespace-isolated"
-    namespaces = _tenant_namespaces(plan)
-    deny = {
-        dig(obj, "metadata", "namespace")
-        for _, obj in _manifests(plan, "NetworkPolicy")
-        if is_unknown(obj.get("spec")) or _is_default_deny(_m(obj.get("spec")))  # unknown: undecided, not a violation
-    }
-    quota = {dig(obj, "metadata", "namespace") for _, obj in _manifests(plan, "ResourceQuota")}
-    out = []
-    for name, (source, _) in sorted(namespaces.items()):
-        if name not in deny:
-            out.append(
-                Violation(rule, source, f"namespace {name} has no default-deny NetworkPolicy (ingress and egress)")
-            )
-        if name not in quota:
-            out.append(Violation(rule, source, f"namespace {name} has no ResourceQuota"))
-    return out
-
-
-# Namespaces whose pods may reach a tenant's pods: the gateway (LiteLLM) and Prometheus (components.k8s.isolation).
-TENANT_INGRESS_NAMESPACES = (GATEWAY_NAMESPACE, MONITORING_NAMESPACE)
-
-
-def _peer_problem(peer: Any, own: str) -> str | None:
-    """Why an ingress peer of a tenant namespace's NetworkPolicy admits too much, or None."""
-    if is_unknown(peer):
-        return None
-    peer = _m(peer)
-    if "ipBlock" in peer:
-        return "an ipBlock (addresses outside the cluster or any pod's)"
-    if "namespaceSelector" not in peer:
-        return None  # pods of the policy's own namespace
-    selector = peer["namespaceSelector"]
-    if is_unknown(selector):
-        return None
-    labels = _m(_m(selector).get("matchLabels"))
-    name = labels.get("kubernetes.io/metadata.name")
-    if _m(selector).get("matchExpressions") or not isinstance(name, str):
-        return "a namespace selector not naming one namespace by kubernetes.io/metadata.name"
-    if name not in (*TENANT_INGRESS_NAMESPACES, own):
-        return f"namespace {name}"
-    return None
-
-
-def tenant_ingress_limited(plan: Plan) -> list[Violation]:
-    """In a tenant namespace, NetworkPolicies admit only the gateway, Prometheus and the namespace itself:
-    no ipBlock, no other namespace (another tenant's), no rule without sources (which admits everyone)."""
-    rule = "tenant-ingress-limited"
-    tenants = _tenant_namespaces(plan)
-    out = []
-    for source, obj in _manifests(plan, "NetworkPolicy"):
-        namespace = dig(obj, "metadata", "namespace")
-        spec = obj.get("spec")
-        if namespace not in tenants or is_unknown(spec):
-            continue
-        ingress = _m(spec).get("ingress")
-        if is_unknown(ingress):
-            continue
-        for entry in ingress or ():
-            if is_unknown(entry):
-                continue
-            peers = _m(entry).get("from")
-            if is_unknown(peers):
-                continue
-            if not peers:
-                out.append(Violation(rule, source, f"{namespace}: an ingress rule without sources admits every pod"))
-                continue
-            for peer in peers:
-                problem = _peer_problem(peer, str(namespace))
-                if problem:
-                    out.append(Violation(rule, source, f"{namespace}: ingress from {problem}"))
-    return out
-
-
-def tenant_pod_security(plan: Plan) -> list[Violation]:
-    out = []
-    for name, (source, meta) in sorted(_tenant_namespaces(plan).items()):
-        labels = _m(meta.get("labels"))
-        missing = [
-            mode
-            for mode in ("enforce", "audit", "warn")
-            if labels.get(f"pod-security.kubernetes.io/{mode}") != "restricted"
-        ]
-        if missing:
-            out.append(
-                Violation(
-                    "tenant-pod-security",
-                    source,
-                    f"namespace {name}: Pod Security restricted not set for {', '.join(missing)}",
-                )
-            )
-    return out
-
-
-# System DaemonSets that need host access, exempt by namespace/name. They are cluster infrastructure, run
-# in namespaces only cluster admins can write to, and cannot work without it.
-HOST_ACCESS_EXEMPT: Mapping[str, str] = {
-    "kube-system/nvidia-device-plugin": "registers GPUs with the kubelet through its device-plugin socket (hostPath)",
-    "kube-system/nvidia-device-plugin-daemonset": "the same plugin under the chart's default name",
-    "kube-system/aws-efa-k8s-device-plugin": "registers EFA devices through the kubelet's device-plugin socket",
-    "kube-system/aws-efa-k8s-device-plugin-daemonset": "the same plugin under the chart's default name",
-    "kube-system/ebs-csi-node": "mounts volumes on the node: privileged, hostPath to the kubelet",
-    "kube-system/aws-node": "the VPC CNI configures the node's network: privileged, hostNetwork",
-    "kube-system/kube-proxy": "programs the node's iptables: privileged, hostNetwork",
-    "kube-system/eks-pod-identity-agent": "serves 169.254.170.23 on the node: hostNetwork",
-    "monitoring/dcgm-exporter": "reads GPU telemetry from the driver: hostPath and elevated capabilities",
-    "monitoring/node-exporter": "reads the node's /proc and /sys: hostNetwork, hostPID, hostPath",
-    "monitoring/kube-prometheus-stack-prometheus-node-exporter": "node-exporter under kube-prometheus-stack's name",
-}
-_WORKLOADS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
-
-
-def _pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The pod spec of a workload ({} when unknown: nothing is decided on it)."""
-    if obj.get("kind") == "Pod":
-        return _m(obj.get("spec"))
-    if obj.get("kind") == "CronJob":
-        return _m(dig(obj, "spec", "jobTemplate", "spec", "template", "spec"))
-    return _m(dig(obj, "spec", "template", "spec"))
-
-
-def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [*(pod.get("initContainers") or []), *(pod.get("containers") or []), *(pod.get("ephemeralContainers") or [])]
-
-
-def no_host_access(plan: Plan) -> list[Violation]:
-    """No privileged containers, hostPath volumes, host network, PID or IPC; system DaemonSets exempt by name
-    (HOST_ACCESS_EXEMPT); objects in tenant namespaces never are."""
-    rule = "no-host-access"
-    out = []
-    for source, obj in _manifests(plan, *_WORKLOADS):
-        meta = _m(obj.get("metadata"))
-        namespace = str(meta.get("namespace", "default"))
-        ident = f"{namespace}/{meta.get('name')}"
-        if (
-            obj.get("kind") == "DaemonSet"
-            and ident in HOST_ACCESS_EXEMPT
-            and not namespace.startswith(TENANT_NAMESPACE_PREFIX)
-        ):
-            continue
-        pod = _pod_spec(obj)
-        problems = [f"{flag}: true" for flag in ("hostNetwork", "hostPID", "hostIPC") if pod.get(flag) is True]
-        problems += [f"hostPath volume {v.get('name')}" for v in pod.get("volumes") or () if "hostPath" in v]
-        problems += [
-            f"privileged container {c.get('name')}"
-            for c in _containers(pod)
-            if dig(c, "securityContext", "privileged") is True
-        ]
-        if problems:
-            out.append(Violation(rule, source, f"{obj.get('kind')} {ident}: {'; '.join(problems)}"))
-    return out
-
-
-_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-
-
-def images_pinned(plan: Plan) -> list[Violation]:
-    """Every image the plan can see has a digest, or at least a tag that is not `latest`."""
-    out = []
-    for source, obj in _manifests(plan, *_WORKLOADS):
-        for c in _containers(_pod_spec(obj)):
-            image = c.get("image")
-            if not isinstance(image, str) or is_unknown(image) or _DIGEST.search(image):
-                continue
-            last = image.rsplit("/", 1)[-1]
-            tag = last.split(":", 1)[1] if ":" in last else ""
-            if not tag or tag == "latest":
-                out.append(
-                    Violation("images-pinned", source, f"container {c.get('name')}: image {image} has no tag or digest")
-                )
+        for r in resources_of(plan, type_token):
+            judge(r["key"], inputs_of(r).get("metadataOptions"), "httpTokens", "httpPutResponseHopLimit")
     return out
 
 
@@ -614,13 +394,78 @@ def no_plain_secrets(plan: Plan) -> list[Violation]:
     for r in plan.get("resources", ()):
         if str(r.get("type", "")).startswith("kubernetes:") and r.get("custom"):
             continue  # checked as manifests below
-        for path in _plain_secrets(_inputs(r), "inputs"):
+        for path in _plain_secrets(inputs_of(r), "inputs"):
             out.append(Violation("no-plain-secrets", r["key"], f"{path} is not a secret: use a secret config value"))
-    for source, obj in _manifests(plan):
+    for source, obj in manifests_of(plan):
         if obj.get("kind") == "Secret":
             continue  # its data is masked by the plan and is where secrets belong
         for path in _plain_secrets(obj, "object"):
             out.append(Violation("no-plain-secrets", source, f"{path} is not a secret: reference a Secret instead"))
+    return out
+
+
+# Credentials recognisable by their shape, wherever they stand in a text (each vendor documents its prefix).
+_CREDENTIAL_SHAPES: Mapping[str, re.Pattern[str]] = {
+    "an AWS access key id": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "a private key": re.compile(r"-----BEGIN ([A-Z]+ )*PRIVATE KEY-----"),
+    "an OpenAI or Anthropic API key": re.compile(r"\bsk-(ant-|proj-)?[A-Za-z0-9_-]{20,}"),
+    "a Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
+    "a GitHub token": re.compile(r"\b(gh[pousr]|github_pat)_[A-Za-z0-9_]{30,}\b"),
+    "a Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    "a JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+    "a URL with a password": re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:(?!\$)[^/\s@'\"]+@[^\s/'\"]+"),
+}
+# `key: value`, `key = value`, `"key": "value"`, `export KEY=value` on one line of YAML, JSON, INI or env text.
+_ASSIGNMENT = re.compile(r"""^\s*(?:export\s+|-\s+)?["']?([A-Za-z0-9_.-]+)["']?\s*[:=]\s*(.+?)\s*,?\s*$""")
+# A value that is a literal: no call, index, expression or template (code that reads a secret is not one), no
+# reference to where the secret is, no placeholder.
+_NOT_LITERAL = re.compile(r"[()\[\]{}<>\s$]|^(os\.environ/|arn:aws[a-z-]*:(secretsmanager|ssm):|/|\*+$)")
+_PLACEHOLDERS = frozenset({"none", "null", "~", "true", "false", "changeme-in-a-secret", "redacted", SECRET, UNKNOWN})
+
+
+# Program source, where a literal is quoted (an unquoted value is a name: `api_key=offered`); in configuration
+# (YAML, JSON, INI, env files) an unquoted value is a literal too.
+_SOURCE_FILES = (".py", ".js", ".mjs", ".ts", ".go", ".rb", ".lua")
+
+
+def _literal_secret(value: str, *, source_file: bool) -> bool:
+    value = value.strip()
+    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'"
+    if source_file and not quoted:
+        return False
+    value = value[1:-1] if quoted else value
+    return bool(value) and value.lower() not in _PLACEHOLDERS and not _NOT_LITERAL.search(value)
+
+
+def configmap_no_secrets(plan: Plan) -> list[Violation]:
+    """Heuristic: no ConfigMap text holds a credential: a key, token or password by its known shape (AWS access
+    key ids, private keys, OpenAI/Anthropic, Hugging Face, GitHub, Slack tokens, JWTs, URLs with a password), or
+    a line assigning a literal to a name like password, token, secret or API key. ConfigMaps are readable by
+    anyone who may read the namespace and print in every diff; secrets belong in Secrets."""
+    out = []
+    for source, obj in manifests_of(plan, "ConfigMap"):
+        data = obj.get("data")
+        if is_unknown(data):
+            continue
+        name = f"{namespace_of(obj)}/{dig(obj, 'metadata', 'name')}"
+        for key, text in sorted(mapping(data).items()):
+            if not isinstance(text, str) or is_unknown(text):
+                continue
+            found = [what for what, shape in _CREDENTIAL_SHAPES.items() if shape.search(text)]
+            for line in text.splitlines():
+                assignment = _ASSIGNMENT.match(line)
+                if (
+                    assignment
+                    and _secret_like(assignment.group(1))
+                    and _literal_secret(assignment.group(2), source_file=key.endswith(_SOURCE_FILES))
+                ):
+                    found.append(f"a literal value for {assignment.group(1)}")
+            if found:
+                out.append(
+                    Violation(
+                        "configmap-no-secrets", source, f"ConfigMap {name}, {key}: {'; '.join(sorted(set(found)))}"
+                    )
+                )
     return out
 
 
@@ -642,8 +487,8 @@ def stateful_protected(plan: Plan) -> list[Violation]:
     replaced together, and protecting the key would only block destroying the cluster."""
     cluster_keys = {
         dep
-        for r in _resources(plan, "aws:eks/cluster:Cluster")
-        if _inputs(r).get("encryptionConfig")
+        for r in resources_of(plan, "aws:eks/cluster:Cluster")
+        if inputs_of(r).get("encryptionConfig")
         for dep in r.get("depends_on") or ()
         if str(dep).endswith("::aws:kms/key:Key")
     }
@@ -660,7 +505,7 @@ def stateful_protected(plan: Plan) -> list[Violation]:
 def tags_present(plan: Plan) -> list[Violation]:
     """Every taggable AWS resource carries the kit's tags (the provider's default tags count: merged here)."""
     providers = {
-        r["key"]: _m(dig(_inputs(r), "defaultTags", "tags"))
+        r["key"]: mapping(dig(inputs_of(r), "defaultTags", "tags"))
         for r in plan.get("resources", ())
         if str(r.get("type", "")).startswith("pulumi:providers:aws")
     }
@@ -669,10 +514,10 @@ def tags_present(plan: Plan) -> list[Violation]:
         type_token = str(r.get("type", ""))
         if not r.get("custom") or not type_token.startswith("aws:") or not is_taggable(type_token):
             continue
-        tags = _inputs(r).get("tags")
+        tags = inputs_of(r).get("tags")
         if is_unknown(tags):
             continue
-        merged = {**providers.get(r.get("provider") or "", {}), **_m(tags)}
+        merged = {**providers.get(r.get("provider") or "", {}), **mapping(tags)}
         if any(is_unknown(v) for v in merged.values()):
             continue
         missing = [k for k in KIT_TAG_KEYS if k not in merged]
@@ -682,31 +527,79 @@ def tags_present(plan: Plan) -> list[Violation]:
 
 
 RULES: tuple[Rule, ...] = (
+    # S3 and KMS
     Rule("bucket-encrypted", "S3 buckets have default encryption (SSE-KMS or SSE-S3)", buckets_encrypted),
     Rule("bucket-versioned", "S3 buckets have versioning enabled", buckets_versioned),
     Rule("bucket-public-access-blocked", "S3 buckets block every kind of public access", buckets_public_access_blocked),
+    Rule("kms-rotation", "customer-managed symmetric KMS keys rotate", kms_rotation),
+    # AWS policy documents
+    Rule(
+        "resource-policy-not-public",
+        "bucket, key, queue, topic, repository and secret policies allow no one-and-all principal without a "
+        "condition on the caller",
+        resource_policy_not_public,
+    ),
+    Rule(
+        "iam-no-wildcard-actions",
+        "identity policies allow no `*`, `service:*` or NotAction; no AdministratorAccess, PowerUserAccess or "
+        "*FullAccess attached",
+        iam_no_wildcard_actions,
+    ),
+    Rule(
+        "iam-writes-scoped",
+        "identity policies allow writes and data reads on every resource only with a condition",
+        iam_writes_scoped,
+    ),
+    Rule("trust-policy-not-public", "no role can be assumed by any principal", trust_policy_not_public),
+    # network, cluster, nodes
     Rule(
         "no-world-ingress",
         "no ingress from 0.0.0.0/0 or ::/0, except 443 to a public load balancer the stack marks",
         no_world_ingress,
     ),
     Rule("eks-endpoint-restricted", "the EKS API endpoint is private or limited to CIDRs", eks_endpoint_restricted),
-    Rule("kms-rotation", "customer-managed symmetric KMS keys rotate", kms_rotation),
+    Rule("eks-secrets-encrypted", "EKS clusters envelope-encrypt Secrets with a KMS key", eks_secrets_encrypted),
+    Rule("vpc-flow-logs", "every VPC has a flow log", vpc_flow_logs),
+    Rule("log-retention", "every CloudWatch log group has a retention", log_retention),
     Rule(
         "gpu-nodes-tainted",
         "GPU NodePools and node groups carry the nvidia.com/gpu NoSchedule taint",
         gpu_nodes_tainted,
     ),
     Rule("imdsv2", "EC2NodeClasses, launch templates and instances require IMDSv2 with one hop", imdsv2),
+    # databases
+    Rule(
+        "database-encrypted",
+        "RDS and ElastiCache are encrypted at rest and refuse plain connections",
+        database_encrypted,
+    ),
+    Rule("database-private", "no RDS instance is publicly accessible", database_private),
+    Rule(
+        "database-retained",
+        "RDS has deletion protection and a final snapshot; ElastiCache keeps snapshots",
+        database_retained,
+    ),
+    # tenants
     Rule(
         "tenant-namespace-isolated",
         "every tenant namespace has a default-deny NetworkPolicy and a ResourceQuota",
         tenant_namespaces_isolated,
     ),
     Rule(
+        "tenant-quota",
+        "every tenant namespace's quota caps its GPUs and allows no node ports nor load balancers",
+        tenant_quota,
+    ),
+    Rule("tenant-limit-range", "every tenant namespace has a LimitRange with container defaults", tenant_limit_range),
+    Rule(
         "tenant-ingress-limited",
         "tenant namespaces admit ingress only from the gateway, Prometheus and themselves",
         tenant_ingress_limited,
+    ),
+    Rule(
+        "tenant-egress-limited",
+        "tenant namespaces let out nothing private: no open egress, no private ipBlock, no other tenant",
+        tenant_egress_limited,
     ),
     Rule(
         "tenant-pod-security",
@@ -714,12 +607,43 @@ RULES: tuple[Rule, ...] = (
         tenant_pod_security,
     ),
     Rule(
+        "tenant-pool-admission",
+        "dedicated pools are guarded by a bound ValidatingAdmissionPolicy on the tenant taint",
+        tenant_pool_admission,
+    ),
+    Rule(
+        "tenant-not-admin",
+        "no RBAC binding or EKS access policy makes a tenant's identities admin or edit",
+        tenant_not_admin,
+    ),
+    # pods and services
+    Rule(
         "no-host-access",
         "no privileged containers, hostPath, hostNetwork/PID/IPC (named system DaemonSets exempt)",
         no_host_access,
     ),
-    Rule("images-pinned", "container images carry a digest or a tag other than latest", images_pinned),
+    Rule(
+        "capabilities-dropped",
+        "no container adds capabilities; tenant containers drop ALL",
+        capabilities_dropped,
+    ),
+    Rule("pod-non-root", "no container runs as root; tenant containers set runAsNonRoot", pod_non_root),
+    Rule(
+        "no-privilege-escalation",
+        "no container allows privilege escalation; tenant containers forbid it explicitly",
+        no_privilege_escalation,
+    ),
+    Rule("no-host-port", "no container binds a host port", no_host_port),
+    Rule("no-node-port", "no Service opens a node port", no_node_port),
+    Rule(
+        "tenant-token-not-automounted",
+        "tenant pods get no Kubernetes API token",
+        tenant_token_not_automounted,
+    ),
+    Rule("images-pinned", "container images are pinned by digest", images_pinned),
+    # secrets, state, tags
     Rule("no-plain-secrets", "no password, token, secret or API key in a plain input", no_plain_secrets),
+    Rule("configmap-no-secrets", "no credential in ConfigMap text", configmap_no_secrets),
     Rule(
         "stateful-protected", "buckets, keys, databases and file systems are protected and retained", stateful_protected
     ),
