@@ -1380,7 +1380,7 @@ def flow_logs_kept_forever(plan):
 
 @weakening("product", "no-world-ingress")
 def database_open_to_the_internet(plan):
-    rule = _find(plan, INGRESS, "gateway-state-database-from-0")["inputs"]
+    rule = _find(plan, INGRESS, "gateway-state-database-from-cluster")["inputs"]
     del rule["referencedSecurityGroupId"]
     rule["cidrIpv4"] = "0.0.0.0/0"
 
