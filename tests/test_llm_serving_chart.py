@@ -22,19 +22,20 @@ import pytest
 import yaml
 
 from components.catalog import resolve_model
+from components.contract import POOL_LABEL, TENANT_LABEL, pool_taints
+from components.k8s.serving import ServingArgs
 from components.k8s.serving_values import (
     CHART_DIR,
     MAX_RELEASE_NAME,
-    POOL_LABEL,
-    TENANT_TAINT,
     ServingValuesError,
     release_name,
     serving_values,
 )
+from components.platform import serving_args
 from components.settings import Settings, build_settings
 from components.settings.stackfile import StackFile
 from components.sizing import SizingOption, fit_on
-from tests.conftest import SHIPPED_STACKS
+from tests.conftest import SHIPPED_STACKS, aws_layer
 from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,12 +68,17 @@ def stack_settings(stack: str) -> Settings:
     return build_settings(project=stack_file.project, stack=stack, config=stack_file.engine_config())
 
 
+def args_of(settings: Settings) -> ServingArgs:
+    """The Serving component's args as the platform builds them from `settings`."""
+    return serving_args(settings, aws_layer())
+
+
 def stack_values(settings: Settings, model: str) -> dict[str, Any]:
     registry = None
     if settings.network.nat.value == "none":
         registry = f"{ECR_ACCOUNT}.dkr.ecr.{settings.region}.amazonaws.com/docker-hub"
     return serving_values(
-        settings,
+        args_of(settings),
         model,
         bucket=f"{settings.name}-models",
         image_registry=registry,
@@ -504,7 +510,7 @@ def test_pod_lands_only_on_gpu_nodes_of_its_pool(stack_cases, stack_rendered) ->
         spec = pod_spec(stack_rendered[case])
         pool = settings.models[model].pool
         dedicated_to = [n for n, t in settings.tenants.items() if t.dedicated_pool == pool]
-        own_taints = [GPU_TAINT] + [{"key": TENANT_TAINT, "value": t, "effect": "NoSchedule"} for t in dedicated_to]
+        own_taints = [GPU_TAINT] + [{"key": TENANT_LABEL, "value": t, "effect": "NoSchedule"} for t in dedicated_to]
         gpu_node = {POOL_LABEL: pool, "nvidia.com/gpu.present": "true"}
         assert schedulable(spec, gpu_node, own_taints), case
         for other in settings.pools:
@@ -513,16 +519,16 @@ def test_pod_lands_only_on_gpu_nodes_of_its_pool(stack_cases, stack_rendered) ->
         assert not schedulable(spec, {POOL_LABEL: pool}, []), f"{case}: a node without GPUs"
         assert not schedulable(spec, {"kubernetes.io/os": "linux"}, []), f"{case}: a system node"
         assert not schedulable(
-            spec, gpu_node, [*own_taints, {"key": TENANT_TAINT, "value": "x", "effect": "NoSchedule"}]
+            spec, gpu_node, [*own_taints, {"key": TENANT_LABEL, "value": "x", "effect": "NoSchedule"}]
         )
 
 
 def test_only_the_dedicated_tenants_models_tolerate_its_pool(stack_cases, stack_rendered) -> None:
     analytics = pod_spec(stack_rendered["core-analytics-8b"])["tolerations"]
-    assert {"key": TENANT_TAINT, "operator": "Equal", "value": "analytics", "effect": "NoSchedule"} in analytics
+    assert {"key": TENANT_LABEL, "operator": "Equal", "value": "analytics", "effect": "NoSchedule"} in analytics
     for case in stack_cases:
         if case != "core-analytics-8b":
-            assert all(t["key"] != TENANT_TAINT for t in pod_spec(stack_rendered[case])["tolerations"]), case
+            assert all(t["key"] != TENANT_LABEL for t in pod_spec(stack_rendered[case])["tolerations"]), case
 
 
 def test_pdb_never_blocks_a_drain_of_a_single_replica(chart: helm.Chart, rendered) -> None:
@@ -610,7 +616,7 @@ def test_no_nat_stacks_pull_through_the_ecr_cache(settings_by_stack, stack_rende
             through_ecr = container["image"].startswith(f"{ECR_ACCOUNT}.dkr.ecr.")
             assert through_ecr == (settings.network.nat.value == "none"), (case, container["image"])
     with pytest.raises(ServingValuesError, match=r"network\.nat"):
-        serving_values(settings_by_stack["core"], "llama-8b", bucket="core-models")
+        serving_values(args_of(settings_by_stack["core"]), "llama-8b", bucket="core-models")
 
 
 def test_a_multi_node_model_is_a_leader_worker_set(multi_node: tuple[Settings, str], rendered) -> None:
@@ -805,19 +811,17 @@ def test_requests_fit_the_smallest_node_of_the_pool(settings_by_stack: dict[str,
 def test_values_function_refuses_what_the_chart_cannot_serve(make_settings) -> None:
     settings = make_settings("minimal")
     with pytest.raises(ServingValuesError, match=r"models\.nope: no such model"):
-        serving_values(settings, "nope", bucket="b-models")
+        serving_values(args_of(settings), "nope", bucket="b-models")
     # Settings keep model names to 30 characters; the release name check is the last line of defence.
     with pytest.raises(ServingValuesError, match="53"):
         release_name("m" * (MAX_RELEASE_NAME + 1))
     assert release_name("deepseek-r1") == "deepseek-r1"
 
 
-def test_serving_selects_the_labels_and_taints_the_gpu_pools_set() -> None:
-    from components.k8s import gpu_pools  # not imported by serving_values: it pulls in the Pulumi SDKs
-
-    assert gpu_pools.POOL_LABEL == POOL_LABEL
-    assert gpu_pools.TENANT_LABEL == TENANT_TAINT
-    assert GPU_TAINT["key"] == gpu_pools.GPU_TAINT_KEY
+def test_the_taints_checked_here_are_those_of_the_gpu_pools() -> None:
+    """The schedulability checks above taint nodes with GPU_TAINT and TENANT_LABEL, as every GPU pool does."""
+    tenant_taint = {"key": TENANT_LABEL, "value": "analytics", "effect": "NoSchedule"}
+    assert pool_taints("analytics") == [GPU_TAINT, tenant_taint]
 
 
 def chart_fingerprint() -> str:
@@ -933,5 +937,5 @@ def test_pulumi_waits_for_the_rollout_deadline_or_not_at_all(settings_by_stack: 
     deadline = values["progressDeadlineMinutes"] * 60
     assert values["deploymentAnnotations"] == {"pulumi.com/timeoutSeconds": str(deadline)}
     assert deadline > 60 * values["probes"]["startup"]["minutes"] > 0
-    early = serving_values(settings_by_stack["pilot"], "llama-8b", bucket="pilot-models", await_rollout=False)
+    early = serving_values(args_of(settings_by_stack["pilot"]), "llama-8b", bucket="pilot-models", await_rollout=False)
     assert early["deploymentAnnotations"] == {"pulumi.com/skipAwait": "true"}

@@ -3,6 +3,7 @@ kubernetes-validate and checkov, Helm values by preset, and the component under 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -21,7 +22,7 @@ from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupAr
 from components.contract import SECRET
 from components.k8s.charts import UPSTREAM_CHARTS
 from components.k8s.monitoring import assets, generate
-from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
+from components.k8s.monitoring.component import AlertReceiver, Monitoring
 from components.k8s.monitoring.logs import (
     FLUENT_BIT_VERSION,
     LOG_RETENTION_BY_PRESET,
@@ -55,7 +56,10 @@ from components.k8s.monitoring.values import (
 )
 from components.plan.engine import normalise, run_program
 from components.plan.run import load_settings
+from components.platform import monitoring_args
+from components.settings import Settings
 from components.settings.types import LOG_RETENTION_DAYS, Preset
+from tests.conftest import aws_layer
 from tests.tools import background_checkov, require_tool, validate_strict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -305,7 +309,7 @@ def rendered_objects() -> list[dict[str, Any]]:
         assets.namespace_object(),
         *assets.dashboard_config_maps(),
         *assets.prometheus_rules(),
-        alertmanager_config(Preset.MODERATE),
+        alertmanager_config("4h"),
     ]
 
 
@@ -354,9 +358,14 @@ def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]
 # --- Helm values ------------------------------------------------------------------------------------
 
 
+def stack_values(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """kube-prometheus-stack's values for the Monitoring args the platform builds from `settings`."""
+    return monitoring_values(monitoring_args(settings, aws_layer()), **kwargs)
+
+
 def test_sizes_grow_with_the_preset(make_settings) -> None:
     specs = [
-        monitoring_values(make_settings(preset.value))["prometheus"]["prometheusSpec"]
+        stack_values(make_settings(preset.value))["prometheus"]["prometheusSpec"]
         for preset in (Preset.MINIMAL, Preset.MODERATE, Preset.ENTERPRISE)
     ]
     days = [int(s["retention"].removesuffix("d")) for s in specs]
@@ -385,7 +394,7 @@ def _components(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_every_component_requests_resources_and_stays_off_gpu_nodes(make_settings) -> None:
-    values = monitoring_values(make_settings("moderate"))
+    values = stack_values(make_settings("moderate"))
     for name, component in _components(values).items():
         requests = component["resources"]["requests"]
         assert requests["cpu"] and requests["memory"], name
@@ -402,7 +411,7 @@ def test_every_component_requests_resources_and_stays_off_gpu_nodes(make_setting
 
 def test_exporters_tolerate_the_gpu_taint_and_dcgm_runs_only_on_gpu_nodes(make_settings) -> None:
     gpu = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
-    assert gpu in monitoring_values(make_settings())["prometheus-node-exporter"]["tolerations"]
+    assert gpu in stack_values(make_settings())["prometheus-node-exporter"]["tolerations"]
     dcgm = dcgm_exporter_values()
     assert dcgm["tolerations"] == [gpu]
     assert dcgm["nodeSelector"] == {GPU_PRESENT_LABEL: "true"}
@@ -414,7 +423,7 @@ def test_exporters_tolerate_the_gpu_taint_and_dcgm_runs_only_on_gpu_nodes(make_s
 
 def test_image_mirrors_rewrite_every_image_of_the_stack(make_settings) -> None:
     mirrors = {host: f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{host.split('.')[0]}" for host in IMAGE_HOSTS}
-    values = monitoring_values(make_settings("enterprise"), image_mirrors=mirrors)
+    values = stack_values(make_settings("enterprise"), image_mirrors=mirrors)
     for path, host in KUBE_PROMETHEUS_STACK_IMAGES:
         node = values
         for part in path.split("."):
@@ -423,13 +432,13 @@ def test_image_mirrors_rewrite_every_image_of_the_stack(make_settings) -> None:
     assert dcgm_exporter_values(image_mirrors=mirrors)["image"]["repository"] == (
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/nvcr/nvidia/k8s/dcgm-exporter"
     )
-    plain = monitoring_values(make_settings("enterprise"))
+    plain = stack_values(make_settings("enterprise"))
     assert "image" not in plain["prometheus"]["prometheusSpec"]
     assert dcgm_exporter_values()["image"]["repository"] == "nvcr.io/nvidia/k8s/dcgm-exporter"
 
 
 def test_eks_hidden_scrapes_are_off_and_cost_labels_exported(make_settings) -> None:
-    values = monitoring_values(make_settings())
+    values = stack_values(make_settings())
     for key in ("kubeScheduler", "kubeControllerManager", "kubeEtcd", "kubeProxy"):
         assert values[key] == {"enabled": False}, key
     (allowlist,) = values["kube-state-metrics"]["metricLabelsAllowlist"]
@@ -450,7 +459,7 @@ def test_the_operators_crds_come_from_their_own_chart_of_the_same_operator_versi
     assert PROMETHEUS_OPERATOR_CRDS.repository == KUBE_PROMETHEUS_STACK_REPO
     assert PROMETHEUS_OPERATOR_CRDS.app_version == UPSTREAM_CHARTS[KUBE_PROMETHEUS_STACK_CHART].app_version
     for preset in Preset:
-        assert monitoring_values(make_settings(preset.value))["crds"] == {"enabled": False}
+        assert stack_values(make_settings(preset.value))["crds"] == {"enabled": False}
     assert operator_crds_values() == {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
 
 
@@ -478,10 +487,11 @@ def test_every_stack_installs_the_operators_crds_before_the_stack(plans, stack) 
     assert stack_release["key"] in releases["monitoring-dcgm-exporter"]["depends_on"]
 
 
-def test_alertmanager_routes_by_severity_and_repeats_sooner_for_bigger_presets() -> None:
+def test_alertmanager_routes_by_severity_and_repeats_sooner_for_bigger_presets(make_settings) -> None:
     repeats = []
     for preset in (Preset.MINIMAL, Preset.MODERATE, Preset.ENTERPRISE):
-        route = alertmanager_config(preset)["spec"]["route"]
+        args = monitoring_args(make_settings(preset.value), aws_layer())
+        route = alertmanager_config(args.repeat_interval)["spec"]["route"]
         by_severity = {
             m["value"]: r["receiver"] for r in route["routes"] for m in r["matchers"] if m["name"] == "severity"
         }
@@ -495,23 +505,23 @@ def test_receivers_read_their_secrets_from_secrets() -> None:
         "page": ReceiverSpec(kind=ReceiverKind.PAGERDUTY, secret_name="alertmanager-page"),
         "ticket": ReceiverSpec(kind=ReceiverKind.SLACK, secret_name="alertmanager-ticket", slack_channel="#llm"),
     }
-    receivers = {r["name"]: r for r in alertmanager_config(Preset.MODERATE, specs)["spec"]["receivers"]}
+    receivers = {r["name"]: r for r in alertmanager_config("4h", specs)["spec"]["receivers"]}
     assert receivers["null"] == {"name": "null"}
     assert receivers["page"]["pagerdutyConfigs"][0]["routingKey"] == {"name": "alertmanager-page", "key": "secret"}
     slack = receivers["ticket"]["slackConfigs"][0]
     assert slack["apiURL"] == {"name": "alertmanager-ticket", "key": "secret"} and slack["channel"] == "#llm"
     webhook = alertmanager_config(
-        Preset.MINIMAL, {"page": ReceiverSpec(kind=ReceiverKind.WEBHOOK, secret_name="alertmanager-page")}
+        "24h", {"page": ReceiverSpec(kind=ReceiverKind.WEBHOOK, secret_name="alertmanager-page")}
     )["spec"]["receivers"]
     assert webhook[1]["webhookConfigs"][0]["urlSecret"] == {"name": "alertmanager-page", "key": "secret"}
     assert webhook[2] == {"name": "ticket"}
     with pytest.raises(ValueError, match="unknown alert routes"):
-        alertmanager_config(Preset.MINIMAL, {"pager": specs["page"]})
+        alertmanager_config("24h", {"pager": specs["page"]})
 
 
 def test_alertmanager_uses_the_kits_routing(make_settings) -> None:
-    spec = monitoring_values(make_settings())["alertmanager"]["alertmanagerSpec"]
-    assert spec["alertmanagerConfiguration"] == {"name": alertmanager_config(Preset.MINIMAL)["metadata"]["name"]}
+    spec = stack_values(make_settings())["alertmanager"]["alertmanagerSpec"]
+    assert spec["alertmanagerConfiguration"] == {"name": alertmanager_config("24h")["metadata"]["name"]}
 
 
 # --- the component under the offline engine ---------------------------------------------------------
@@ -525,7 +535,7 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
         receivers = {"page": AlertReceiver(kind=ReceiverKind.PAGERDUTY, secret=pulumi.Output.secret("pd-key"))}
         Monitoring(
             "monitoring",
-            args=MonitoringArgs(settings=settings, receivers=receivers),
+            args=dataclasses.replace(monitoring_args(settings, aws_layer()), receivers=receivers),
             opts=pulumi.ResourceOptions(provider=provider),
         )
 

@@ -1,7 +1,7 @@
 """Pins, scrape contract and Helm values for the monitoring stack (kube-prometheus-stack and DCGM exporter).
 
-Everything here is plain data computed from settings: the Monitoring component installs it, the plan shows
-it, tests check it. Versions are pinned on purpose; each pin names where it was read.
+Everything here is plain data computed from the Monitoring component's args: the component installs it, the
+plan shows it, tests check it. Versions are pinned on purpose; each pin names where it was read.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.contract import (
     GATEWAY_NAME,
@@ -21,8 +21,11 @@ from components.contract import (
     POOL_LABEL,
 )
 from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS
-from components.settings import Settings
 from components.settings.types import Preset
+
+if TYPE_CHECKING:
+    # Only for annotations: the component's module imports the Pulumi SDKs, which this one does without.
+    from components.k8s.monitoring.component import MonitoringArgs
 
 # --- pins -------------------------------------------------------------------------------------------
 
@@ -138,7 +141,7 @@ def _set_path(values: dict[str, Any], dotted: str, key: str, value: Any) -> None
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringSize:
-    """How big the monitoring stack is for one preset."""
+    """How big the monitoring stack is (MonitoringArgs.size; SIZES has one per preset)."""
 
     retention_days: int  # Prometheus keeps this many days of samples
     storage_gib: int  # gp3 volume per Prometheus replica
@@ -187,6 +190,13 @@ SIZES: MappingProxyType[Preset, MonitoringSize] = MappingProxyType(
             alertmanager_storage_gib=10,
         ),
     }
+)
+
+
+# How often Alertmanager repeats the notification of an alert still firing (MonitoringArgs.repeat_interval), by
+# preset: an on-call team wants to hear again sooner than a pilot does.
+REPEAT_INTERVAL_BY_PRESET: MappingProxyType[Preset, str] = MappingProxyType(
+    {Preset.MINIMAL: "24h", Preset.MODERATE: "4h", Preset.ENTERPRISE: "1h"}
 )
 
 
@@ -261,20 +271,19 @@ def _equals(label: str, value: str) -> dict[str, str]:
     return {"name": label, "value": value, "matchType": "="}
 
 
-def alertmanager_config(preset: Preset, receivers: Mapping[str, ReceiverSpec] | None = None) -> dict[str, Any]:
+def alertmanager_config(repeat_interval: str, receivers: Mapping[str, ReceiverSpec] | None = None) -> dict[str, Any]:
     """Alertmanager routing as an AlertmanagerConfig object (monitoring.coreos.com/v1alpha1), which the
     Alertmanager uses as its whole configuration (`alertmanagerSpec.alertmanagerConfiguration`).
 
     `critical` alerts go to the receiver `page`, `warning` to `ticket`, the always-firing Watchdog to
     `null`. A route without a receiver in `receivers` (keys of ROUTES) delivers nowhere: alerts still show in
-    Alertmanager and Grafana. Receivers' URLs and keys are read from Secrets, never written here. Repeat
-    intervals shorten with the preset: an on-call team wants to hear again sooner than a pilot does.
+    Alertmanager and Grafana. Receivers' URLs and keys are read from Secrets, never written here.
+    `repeat_interval` (an Alertmanager duration such as "4h") is how often a firing alert is sent again.
     """
     receivers = receivers or {}
     unknown = set(receivers) - set(ROUTES)
     if unknown:
         raise ValueError(f"unknown alert routes {sorted(unknown)}; the routes are {', '.join(ROUTES)}")
-    repeat = {Preset.MINIMAL: "24h", Preset.MODERATE: "4h", Preset.ENTERPRISE: "1h"}[preset]
     return {
         "apiVersion": "monitoring.coreos.com/v1alpha1",
         "kind": "AlertmanagerConfig",
@@ -289,7 +298,7 @@ def alertmanager_config(preset: Preset, receivers: Mapping[str, ReceiverSpec] | 
                 "groupBy": ["alertname", "namespace", "model_name", "node"],
                 "groupWait": "30s",
                 "groupInterval": "5m",
-                "repeatInterval": repeat,
+                "repeatInterval": repeat_interval,
                 "routes": [
                     {"receiver": "null", "matchers": [_equals("alertname", "Watchdog")]},
                     {"receiver": "page", "matchers": [_equals("severity", "critical")]},
@@ -309,21 +318,21 @@ def alertmanager_config(preset: Preset, receivers: Mapping[str, ReceiverSpec] | 
     }
 
 
-def monitoring_values(settings: Settings, *, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Helm values for kube-prometheus-stack, sized by the stack's preset.
+def monitoring_values(args: MonitoringArgs, *, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Helm values for kube-prometheus-stack, sized by `args.size`, its series labelled with `args.cluster_name`
+    (the rest of `args` is the component's wiring).
 
     image_mirrors: registry host -> the registry serving its images (the ECR pull-through cache,
     `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`); hosts not in it are pulled directly.
     """
-    values = _stack_values(settings)
+    values = _stack_values(args.size, cluster_name=args.cluster_name)
     for path, host in KUBE_PROMETHEUS_STACK_IMAGES:
         if image_mirrors and host in image_mirrors:
             _set_path(values, path, "registry", image_mirrors[host])
     return values
 
 
-def _stack_values(settings: Settings) -> dict[str, Any]:
-    size = SIZES[settings.preset]
+def _stack_values(size: MonitoringSize, *, cluster_name: str) -> dict[str, Any]:
     small = _resources("50m", "64Mi")
     return {
         "fullnameOverride": KUBE_PROMETHEUS_STACK_RELEASE,
@@ -364,7 +373,7 @@ def _stack_values(settings: Settings) -> dict[str, Any]:
                 "storageSpec": _pvc(size.storage_gib),
                 "resources": _resources(size.prometheus_cpu, size.prometheus_memory),
                 "affinity": _OFF_GPU_NODES,
-                "externalLabels": {"cluster": settings.name},
+                "externalLabels": {"cluster": cluster_name},
                 # Select ServiceMonitors, PodMonitors and rules by SCRAPE_SELECTOR_LABELS in every namespace.
                 "serviceMonitorSelectorNilUsesHelmValues": True,
                 "podMonitorSelectorNilUsesHelmValues": True,
