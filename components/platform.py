@@ -10,7 +10,7 @@ a stack reference. Components never know which: they take plain inputs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -31,9 +31,15 @@ from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
 from components.aws.tenant_identities import TenantIdentities, TenantIdentitiesArgs, TenantIdentity
-from components.contract import GATEWAY_NAME, GATEWAY_NAMESPACE, MODEL_SERVER_SERVICE_ACCOUNT, tenant_namespace
+from components.contract import (
+    GATEWAY_NAME,
+    GATEWAY_NAMESPACE,
+    MODEL_SERVER_SERVICE_ACCOUNT,
+    subnet_layout,
+    tenant_namespace,
+)
 from components.k8s.cluster_services import ClusterServices, ClusterServicesArgs
-from components.k8s.gateway.component import Gateway, GatewayArgs, RedisEndpoint
+from components.k8s.gateway.component import Gateway, GatewayArgs, GatewayTenant, RedisEndpoint
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
 from components.k8s.isolation import Isolation, isolation_args
 from components.k8s.load_balancer_controller import (
@@ -54,7 +60,7 @@ from components.k8s.serving import Serving, ServingArgs
 from components.options import after
 from components.settings import Settings
 from components.settings.types import GatewayExposure as Exposure
-from components.settings.types import NatMode, StackLayer
+from components.settings.types import InterfaceEndpoint, NatMode, StackLayer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,8 +402,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
     def waits_for(*roles: str) -> list[pulumi.Resource]:
         return [aws_parts[role] for role in roles if role in aws_parts]
 
-    def registry(host: str) -> pulumi.Input[str]:
-        return image_registry(settings, layer.account_id, host)
+    registry = registry_of(settings, layer)
 
     services = ClusterServices(
         "cluster",
@@ -431,19 +436,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
     # Before serving: model servers come with ServiceMonitors, a CRD the monitoring stack installs.
     monitoring = Monitoring(
         "monitoring",
-        args=MonitoringArgs(
-            settings=settings,
-            runbook_base_url=settings.monitoring.runbook_base_url,
-            image_mirrors=image_mirrors(settings, layer.account_id),
-            receivers={
-                route: AlertReceiver(
-                    kind=ReceiverKind(receiver.kind.value),
-                    secret=pulumi.Output.secret(receiver.secret),
-                    slack_channel=receiver.slack_channel,
-                )
-                for route, receiver in settings.monitoring.receivers.items()
-            },
-        ),
+        args=monitoring_args(settings, layer),
         opts=on(on_cluster, services.karpenter),
     )
     if settings.monitoring.container_log_retention_days is not None:
@@ -461,16 +454,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
         )
     Serving(
         "serving",
-        args=ServingArgs(
-            settings=settings,
-            bucket=layer.model_bucket,
-            image_registry=registry,
-            namespace_of=tenant_namespace,
-            service_account=MODEL_SERVER_SERVICE_ACCOUNT,
-            prometheus_release=KUBE_PROMETHEUS_STACK_RELEASE,
-            prometheus_pod_labels=PROMETHEUS_POD_LABELS,
-            prometheus_url=PROMETHEUS_URL,
-        ),
+        args=serving_args(settings, layer),
         opts=on(on_cluster, isolation, monitoring, *waits_for("identities")),
     )
     g = settings.gateway
@@ -492,19 +476,102 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
     # After monitoring: the gateway's ServiceMonitor is a CRD of kube-prometheus-stack.
     Gateway(
         "gateway",
-        args=GatewayArgs(
-            settings=settings,
-            image_registry=registry,
-            database_url=layer.gateway_database_url if g.database is not None else None,
-            redis=RedisEndpoint(
-                host=layer.gateway_redis_host, port=layer.gateway_redis_port, password=layer.gateway_redis_password
-            )
-            if g.redis is not None
-            else None,
-            target_group_arn=layer.gateway_target_group_arn if g.hostname is not None else None,
-        ),
+        args=gateway_args(settings, layer),
         opts=on(on_cluster, *gateway_waits),
     )
+
+
+def monitoring_args(settings: Settings, layer: AwsLayer) -> MonitoringArgs:
+    """The Monitoring component's args from the stack's settings and the AWS layer's outputs."""
+    return MonitoringArgs(
+        cluster_name=settings.name,
+        prometheus=settings.monitoring.prometheus,
+        alertmanager=settings.monitoring.alertmanager,
+        charts=settings.deploy.charts,
+        runbook_base_url=settings.monitoring.runbook_base_url,
+        image_mirrors=image_mirrors(settings, layer.account_id),
+        receivers={
+            # The component makes the value a Pulumi secret where it uses it (its Secret).
+            route: AlertReceiver(
+                kind=ReceiverKind(receiver.kind.value), secret=receiver.secret, slack_channel=receiver.slack_channel
+            )
+            for route, receiver in settings.monitoring.receivers.items()
+        },
+    )
+
+
+def serving_args(settings: Settings, layer: AwsLayer) -> ServingArgs:
+    """The Serving component's args from the stack's settings and the AWS layer's outputs."""
+    return ServingArgs(
+        models=settings.models,
+        pools=settings.pools,
+        model_owners=model_owners(settings),
+        dedicated_pools=dedicated_pools(settings),
+        region=settings.region,
+        nat=settings.network.nat,
+        deployment=settings.deployment,
+        bucket=layer.model_bucket,
+        namespace_of=tenant_namespace,
+        service_account=MODEL_SERVER_SERVICE_ACCOUNT,
+        prometheus_release=KUBE_PROMETHEUS_STACK_RELEASE,
+        prometheus_pod_labels=PROMETHEUS_POD_LABELS,
+        prometheus_url=PROMETHEUS_URL,
+        image_registry=registry_of(settings, layer) if settings.image_cache_on else None,
+        charts=settings.deploy.charts,
+    )
+
+
+def gateway_args(settings: Settings, layer: AwsLayer) -> GatewayArgs:
+    """The Gateway component's args from the stack's settings and the AWS layer's outputs: each output only where
+    the settings ask for what makes it (gateway.database, gateway.redis, gateway.hostname)."""
+    g = settings.gateway
+    return GatewayArgs(
+        gateway=g,
+        replicas=g.replicas,
+        region=settings.region,
+        kubernetes_version=settings.cluster.version,
+        vpc_cidr=settings.network.cidr,
+        nat=settings.network.nat,
+        bedrock_endpoint=InterfaceEndpoint.BEDROCK_RUNTIME in settings.interface_endpoints,
+        load_balancer_cidrs=tuple(load_balancer_cidrs(settings)),
+        model_owners=model_owners(settings),
+        tenants={
+            name: GatewayTenant(
+                models=t.models,
+                fallback_models=settings.hybrid_models(name),
+                rpm_limit=t.rpm_limit,
+                tpm_limit=t.tpm_limit,
+            )
+            for name, t in settings.tenants.items()
+        },
+        fallbacks_in_use=settings.fallbacks_in_use,
+        image_registry=registry_of(settings, layer),
+        database_url=layer.gateway_database_url if g.database is not None else None,
+        redis=RedisEndpoint(
+            host=layer.gateway_redis_host, port=layer.gateway_redis_port, password=layer.gateway_redis_password
+        )
+        if g.redis is not None
+        else None,
+        target_group_arn=layer.gateway_target_group_arn if g.hostname is not None else None,
+    )
+
+
+def model_owners(settings: Settings) -> dict[str, str]:
+    """Model -> the tenant its servers belong to: its `owner`, else the only tenant listing it."""
+    owners: dict[str, str] = {}
+    for model in settings.models:
+        owner = settings.model_owner(model)
+        assert owner is not None, f"settings rule model_owners gives every model an owner ({model})"
+        owners[model] = owner
+    return owners
+
+
+def load_balancer_cidrs(settings: Settings) -> list[str]:
+    """The CIDRs of the subnets the gateway's NLB is attached to (the network's layout): none without a hostname."""
+    if settings.gateway.hostname is None:
+        return []
+    private, public = subnet_layout(settings.network.cidr, len(settings.network.zone_ids))
+    return public if public_gateway(settings) else private
 
 
 def on(provider: pulumi.ProviderResource, *dependencies: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -530,6 +597,15 @@ def account_id(provider: aws.Provider) -> pulumi.Output[str]:
     return aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=provider)).account_id
 
 
+def registry_of(settings: Settings, layer: AwsLayer) -> Callable[[str], pulumi.Input[str]]:
+    """Upstream registry host -> where the stack's nodes pull it from (image_registry with the layer's account)."""
+
+    def registry(host: str) -> pulumi.Input[str]:
+        return image_registry(settings, layer.account_id, host)
+
+    return registry
+
+
 def image_registry(settings: Settings, account: pulumi.Input[str], host: str) -> pulumi.Input[str]:
     """Where nodes pull `host`'s images from: the ECR pull-through cache when it is on, else `host` itself."""
     if not settings.image_cache_on:
@@ -547,13 +623,20 @@ def image_mirrors(settings: Settings, account: pulumi.Input[str]) -> pulumi.Inpu
     """
     if not settings.image_cache_on:
         return {}
-    return pulumi.Output.from_input(account).apply(
-        lambda account_id: {
+
+    def mirrors(account_id: str) -> dict[str, str]:
+        return {
             host: mirrored(host, account=account_id, region=settings.region)
             for host in IMAGE_HOSTS
             if mirrored(host, account=account_id, region=settings.region) != host
         }
-    )
+
+    # A known account (args built outside a stack's run, in tests) needs no Output: one made outside a Pulumi
+    # program stays pending and stalls the next program the process runs.
+    known = account if isinstance(account, str) else None
+    if known is not None:
+        return mirrors(known)
+    return pulumi.Output.from_input(account).apply(mirrors)
 
 
 def model_prefix(settings: Settings, model_key: str) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from components.plan.run import plan_stack
 from components.settings import Settings, build_settings
 from components.settings.stackfile import StackFile
+
+if TYPE_CHECKING:
+    from components.platform import AwsLayer
 
 ROOT = Path(__file__).resolve().parent.parent
 # One entry per deployment: a Kubernetes layer's stack (`modelyard:layer_of`) is planned with its AWS layer's.
@@ -51,6 +54,19 @@ def make_settings() -> Callable[..., Settings]:
         return build_settings(project="modelyard", stack=stack, config=config)
 
     return make
+
+
+def aws_layer(**outputs: Any) -> AwsLayer:
+    """An AwsLayer of placeholder outputs (each a string naming its field; the account the tests' ECR registry
+    names; Redis on 6379), for component args built from settings outside a stack's run
+    (`components.platform.<component>_args(settings, aws_layer())`); `outputs` replaces some of them."""
+    import dataclasses
+
+    from components.platform import AwsLayer
+
+    placeholders: dict[str, Any] = {field.name: f"<{field.name}>" for field in dataclasses.fields(AwsLayer)}
+    placeholders.update(account_id="123456789012", gateway_redis_port=6379, gpu_security_groups={})
+    return AwsLayer(**{**placeholders, **outputs})
 
 
 def by_type(plan: Mapping[str, Any], type_token: str) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ import yaml
 from components.contract import GATEWAY_NAMESPACE, GATEWAY_POD_LABELS, SECRET
 from components.errors import InputError
 from components.k8s.gateway import objects
-from components.k8s.gateway.component import secret_value
+from components.k8s.gateway.component import GatewayArgs, secret_value
 from components.k8s.gateway.config import (
     AUTH_MODULE,
     AUTH_MODULE_FILE,
@@ -48,8 +48,10 @@ from components.k8s.gateway.config import (
 )
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
 from components.plan.run import plan_stack
+from components.platform import gateway_args
 from components.settings import Settings, build_settings
 from components.settings.stackfile import SECRET_PLACEHOLDER
+from tests.conftest import aws_layer
 from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
 # Key name -> the key. A key named like a tenant calls for it; the others name their tenant (KEY_SETTINGS).
@@ -106,21 +108,26 @@ def stack(**gateway: Any) -> Settings:
     return build_settings(project="modelyard", stack="gw", config=config)
 
 
+def stack_args(**gateway: Any) -> GatewayArgs:
+    """The Gateway's args as the platform builds them from stack(**gateway)."""
+    return gateway_args(stack(**gateway), aws_layer())
+
+
 # --- config, without the proxy ---------------------------------------------------------------------------
 
 
 def test_config_routes_each_model_to_its_owner_service_and_holds_no_secret() -> None:
-    settings = stack()
-    config = gateway_config(settings)
-    text = yaml.safe_dump(config) + json.dumps(gateway_tenants(settings))
+    args = stack_args()
+    config = gateway_config(args)
+    text = yaml.safe_dump(config) + json.dumps(gateway_tenants(args))
     for secret in [*KEYS.values(), MASTER, PROVIDER_KEY]:
         assert secret not in text
     bases = {m["model_name"]: m["litellm_params"].get("api_base") for m in config["model_list"]}
     assert bases["alpha-chat"] == "http://alpha-chat-llm-serving.tenant-alpha.svc.cluster.local:8000/v1"
-    assert bases["beta-chat"] == model_service_url(settings, "beta-chat")
+    assert bases["beta-chat"] == model_service_url(args, "beta-chat")
     # The plain name never falls back: only the hybrid name external-allowed tenants are aliased to.
     assert config["router_settings"]["fallbacks"] == [{"shared@hybrid": [FALLBACK_PREFIX + "shared"]}]
-    access = gateway_tenants(settings)
+    access = gateway_tenants(args)
     tenants = access["tenants"]
     assert tenants["alpha"]["aliases"] == {} and "shared@hybrid" not in tenants["alpha"]["models"]
     assert tenants["beta"]["aliases"] == {"shared": "shared@hybrid"}
@@ -136,7 +143,7 @@ def test_no_hybrid_route_when_no_tenant_may_leave_the_vpc() -> None:
     tenants["beta"] = type(tenants["beta"])(**{**vars(tenants["beta"]), "data": tenants["alpha"].data})
     from dataclasses import replace
 
-    config = gateway_config(replace(settings, tenants=tenants))
+    config = gateway_config(gateway_args(replace(settings, tenants=tenants), aws_layer()))
     assert config["router_settings"]["fallbacks"] == []
     assert all(not m["model_name"].startswith(FALLBACK_PREFIX) for m in config["model_list"])
 
@@ -145,11 +152,13 @@ def test_no_hybrid_route_when_no_tenant_may_leave_the_vpc() -> None:
 def test_replicas_come_from_the_preset_file(preset: str, expected: int) -> None:
     settings = build_settings(project="modelyard", stack="gw", config={"modelyard:preset": preset})
     assert settings.gateway.replicas == expected
-    assert objects.deployment(settings)["spec"]["replicas"] == expected
+    args = gateway_args(settings, aws_layer())
+    assert args.replicas == expected
+    assert objects.deployment(args)["spec"]["replicas"] == expected
 
 
 def test_replicas_by_setting() -> None:
-    assert objects.deployment(stack(replicas=4))["spec"]["replicas"] == 4
+    assert stack_args(replicas=4).replicas == 4
 
 
 def test_bad_gateway_settings_name_the_key() -> None:
@@ -308,13 +317,13 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     if os.environ.get("MODELYARD_SKIP_PROXY"):
         pytest.skip("MODELYARD_SKIP_PROXY is set")
     tmp = tmp_path_factory.mktemp("gateway")
-    settings = stack()
+    args = stack_args()
     backends = {m: FakeBackend(m).start() for m in ("alpha-chat", "beta-chat", "limited")}
     backends["shared"] = FakeBackend("shared", status=503).start()
     provider = FakeBackend("provider").start()
     backends["provider"] = provider
     # The generated files, laid out as the pod mounts them; only addresses change.
-    config = gateway_config(settings)
+    config = gateway_config(args)
     for entry in config["model_list"]:
         params = entry["litellm_params"]
         if entry["model_name"].startswith(FALLBACK_PREFIX):
@@ -327,7 +336,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     config_dir.mkdir()
     keys_dir.mkdir()
     (config_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    (config_dir / "tenants.json").write_text(json.dumps(gateway_tenants(settings)))
+    (config_dir / "tenants.json").write_text(json.dumps(gateway_tenants(args)))
     (config_dir / f"{AUTH_MODULE}.py").write_text(AUTH_MODULE_FILE.read_text())
     for tenant, key in KEYS.items():
         (keys_dir / tenant).write_text(key_digest(key))
@@ -492,11 +501,11 @@ CHECKOV_SKIPS = Path(objects.__file__).with_name("checkov-skips.yaml")
 
 
 def rendered_objects() -> list[dict[str, Any]]:
-    settings = stack()
+    args = stack_args()
     return [
         objects.namespace_object(KUBERNETES_VERSION),
-        *objects.manifests(settings),
-        *[objects.secret_object(spec, "placeholder") for spec in objects.secret_specs(settings)],
+        *objects.manifests(args),
+        *[objects.secret_object(spec, "placeholder") for spec in objects.secret_specs(args)],
     ]
 
 
@@ -525,8 +534,8 @@ def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]
 
 
 def test_each_secret_value_has_its_own_secret_and_none_is_in_the_config_map() -> None:
-    settings = stack()
-    specs = objects.secret_specs(settings)
+    args = stack_args()
+    specs = objects.secret_specs(args)
     assert sorted(s.name for s in specs) == [
         "gateway-fallback-shared",
         "gateway-key-alpha",
@@ -538,11 +547,11 @@ def test_each_secret_value_has_its_own_secret_and_none_is_in_the_config_map() ->
         "gateway-master-key",
         "gateway-metrics-token",
     ]
-    values = {s.name: secret_value(settings, s) for s in specs}
+    values = {s.name: secret_value(args.gateway, s) for s in specs}
     assert values["gateway-key-alpha"] == key_digest(KEYS["alpha"])
     assert values["gateway-master-key"] == MASTER
     assert values["gateway-fallback-shared"] == PROVIDER_KEY
-    config_map = yaml.safe_dump(objects.config_map(settings))
+    config_map = yaml.safe_dump(objects.config_map(args))
     for value in [*values.values(), *KEYS.values()]:
         assert value not in config_map
 
@@ -550,16 +559,16 @@ def test_each_secret_value_has_its_own_secret_and_none_is_in_the_config_map() ->
 def test_a_stopping_pod_is_taken_out_of_rotation_then_finishes_its_requests() -> None:
     """A rollout or a drain must not cut a generation in flight: the pod pauses while the load balancer and the
     Service stop sending to it, then has the proxy's whole request timeout to finish."""
-    settings = stack()
-    pod = objects.deployment(settings)["spec"]["template"]["spec"]
+    args = stack_args()
+    pod = objects.deployment(args)["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": objects.PRE_STOP_SECONDS}}
-    timeout = gateway_config(settings)["router_settings"]["timeout"]
+    timeout = gateway_config(args)["router_settings"]["timeout"]
     assert pod["terminationGracePeriodSeconds"] >= objects.PRE_STOP_SECONDS + timeout
 
 
 def test_pod_is_hardened_like_the_model_servers() -> None:
-    deployment = objects.deployment(stack(replicas=3))
+    deployment = objects.deployment(stack_args(replicas=3))
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     security = container["securityContext"]
@@ -579,19 +588,19 @@ def test_pod_is_hardened_like_the_model_servers() -> None:
 
 
 def test_egress_to_the_internet_only_when_a_tenant_may_fall_back() -> None:
-    def egress(settings: Settings) -> list[dict[str, Any]]:
-        (policy,) = [p for p in objects.network_policies(settings) if p["metadata"]["name"] == "litellm-egress"]
+    def egress(args: GatewayArgs) -> list[dict[str, Any]]:
+        (policy,) = [p for p in objects.network_policies(args) if p["metadata"]["name"] == "litellm-egress"]
         return policy["spec"]["egress"]
 
-    assert any(443 in [p["port"] for p in rule["ports"]] for rule in egress(stack()))
-    assert not any(443 in [p["port"] for p in rule["ports"]] for rule in egress(stack(fallbacks={})))
+    assert any(443 in [p["port"] for p in rule["ports"]] for rule in egress(stack_args()))
+    assert not any(443 in [p["port"] for p in rule["ports"]] for rule in egress(stack_args(fallbacks={})))
 
 
 def test_the_service_monitor_scrapes_with_the_token_prometheus_selects() -> None:
-    (monitor,) = [o for o in objects.manifests(stack()) if o["kind"] == "ServiceMonitor"]
+    (monitor,) = [o for o in objects.manifests(stack_args()) if o["kind"] == "ServiceMonitor"]
     assert SCRAPE_SELECTOR_LABELS.items() <= monitor["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["authorization"]["credentials"]["name"] == objects.METRICS_TOKEN_SECRET
-    assert not [o for o in objects.manifests(stack(master_key=None)) if o["kind"] == "ServiceMonitor"]
+    assert not [o for o in objects.manifests(stack_args(master_key=None)) if o["kind"] == "ServiceMonitor"]
 
 
 # --- the offline plan ------------------------------------------------------------------------------------

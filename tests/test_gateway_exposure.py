@@ -4,6 +4,7 @@ tools; every refusal of the settings naming its key."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -31,7 +32,7 @@ from components.contract import (
 from components.errors import InputError
 from components.k8s.charts import UPSTREAM_CHARTS
 from components.k8s.gateway import objects
-from components.k8s.gateway.component import Gateway, GatewayArgs
+from components.k8s.gateway.component import Gateway
 from components.k8s.load_balancer_controller import (
     CHART,
     CHART_REPO,
@@ -44,8 +45,10 @@ from components.k8s.load_balancer_controller import (
 from components.plan.document import build_plan
 from components.plan.engine import run_program
 from components.plan.run import load_settings
+from components.platform import gateway_args
 from components.policy.rules import evaluate, no_world_ingress
 from components.settings import Settings
+from tests.conftest import aws_layer
 from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
 CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/01234567-89ab-cdef-0123-456789abcdef"
@@ -100,7 +103,7 @@ def _program(settings: Settings) -> Any:
         )
         Gateway(
             "gateway",
-            args=GatewayArgs(settings=settings, target_group_arn=exposure.target_group_arn),
+            args=gateway_args(settings, aws_layer(gateway_target_group_arn=exposure.target_group_arn)),
             opts=pulumi.ResourceOptions(provider=k8s_provider, depends_on=[controller.release]),
         )
         pulumi.export("endpoint", exposure.endpoint)
@@ -164,7 +167,8 @@ def test_tls_listener_with_the_certificate_and_a_modern_policy(tmp_path: Path) -
     check = target_group["healthCheck"]
     assert (check["protocol"], check["path"], check["port"]) == ("HTTP", contract.GATEWAY_LIVENESS_PATH, "traffic-port")
     # The path the load balancer checks is the one the pods' liveness probe uses.
-    container = objects.deployment(load_settings(tmp_path, "exposed")[1])["spec"]["template"]["spec"]["containers"]
+    args = gateway_args(load_settings(tmp_path, "exposed")[1], aws_layer())
+    container = objects.deployment(args)["spec"]["template"]["spec"]["containers"]
     assert container[0]["livenessProbe"]["httpGet"]["path"] == contract.GATEWAY_LIVENESS_PATH
 
 
@@ -308,7 +312,8 @@ def test_in_preview_only_the_arn_waits_for_the_aws_layer(tmp_path: Path) -> None
 @pytest.mark.parametrize(("gateway", "cidrs"), [(INTERNAL, "private"), (PUBLIC, "public"), ({}, None)])
 def test_network_policy_admits_the_nlb_from_its_subnets(make_settings, gateway, cidrs) -> None:
     settings = make_settings("minimal", gateway=gateway)
-    (policy,) = [p for p in objects.network_policies(settings) if p["metadata"]["name"] == "litellm-ingress"]
+    args = gateway_args(settings, aws_layer())
+    (policy,) = [p for p in objects.network_policies(args) if p["metadata"]["name"] == "litellm-ingress"]
     rules = policy["spec"]["ingress"]
     # Pods of the cluster (tenants' clients, Prometheus) always; the NLB's private addresses with a hostname.
     assert rules[0]["from"] == [{"namespaceSelector": {}}]
@@ -327,7 +332,9 @@ def test_the_gateway_needs_the_target_group_exactly_with_a_hostname(tmp_path: Pa
     stack_file, settings = load_settings(_project(tmp_path, INTERNAL), "exposed")
 
     def program() -> None:
-        Gateway("gateway", args=GatewayArgs(settings=settings))
+        # Wired as the platform wires it, but for the load balancer's target group.
+        args = dataclasses.replace(gateway_args(settings, aws_layer()), target_group_arn=None)
+        Gateway("gateway", args=args)
 
     with pytest.raises(Exception, match="target_group_arn"):
         run_program(stack_file, preview=True, program=program)
@@ -367,7 +374,7 @@ def rendered_objects() -> list[dict[str, Any]]:
     )
     return [
         objects.namespace_object(KUBERNETES_VERSION, load_balanced=True),
-        *objects.manifests(settings),
+        *objects.manifests(gateway_args(settings, aws_layer())),
         objects.target_group_binding(ARN),
     ]
 

@@ -25,15 +25,16 @@ from components.contract import SECRET, UNKNOWN
 from components.cost.estimate import stack_cost
 from components.errors import InputError
 from components.k8s.gateway import objects
-from components.k8s.gateway.component import Gateway, GatewayArgs, RedisEndpoint
-from components.k8s.gateway.config import bedrock_models, gateway_config
+from components.k8s.gateway.component import Gateway, GatewayArgs
+from components.k8s.gateway.config import gateway_config
 from components.k8s.isolation import S3_EGRESS_EXCEPT
 from components.plan.document import build_plan
 from components.plan.engine import run_program
 from components.plan.run import load_settings
+from components.platform import gateway_args
 from components.settings import Settings
 from components.settings.types import ENDPOINTS_WITHOUT_NAT, InterfaceEndpoint, NatMode
-from tests.conftest import config_for, plan_with
+from tests.conftest import aws_layer, config_for, plan_with
 from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
 CLUSTER_SG = "sg-0cluster0000000001"
@@ -73,7 +74,7 @@ def build_state(settings: Settings) -> None:
         for output in ("database_url", "redis_host", "redis_port", "redis_password"):
             if getattr(state, output) is not None:
                 pulumi.export(output, getattr(state, output))
-    models = bedrock_models(settings)
+    models = settings.bedrock_models_in_use
     if models:
         identity = GatewayIdentity(
             "gateway-identity",
@@ -271,8 +272,13 @@ NO_NAT = {"network": {"nat": "none"}, "cluster": {"image_cache": {"docker_hub_se
 NODE_ENDPOINTS = [e.value for e in ENDPOINTS_WITHOUT_NAT]
 
 
+def args_of(settings: Settings) -> GatewayArgs:
+    """The Gateway's args as the platform builds them from `settings`."""
+    return gateway_args(settings, aws_layer())
+
+
 def _egress(settings: Settings) -> list[dict[str, Any]]:
-    (policy,) = [p for p in objects.network_policies(settings) if p["metadata"]["name"] == "litellm-egress"]
+    (policy,) = [p for p in objects.network_policies(args_of(settings)) if p["metadata"]["name"] == "litellm-egress"]
     return policy["spec"]["egress"]
 
 
@@ -327,8 +333,9 @@ def test_the_bedrock_runtime_endpoint_comes_with_a_bedrock_fallback_in_use_witho
     make_settings: Any, overrides: dict[str, Any], in_use: bool
 ) -> None:
     settings = make_settings(**overrides)
-    # One answer to "which Bedrock models are used": the gateway role's (config.bedrock_models) and the endpoint's.
-    assert bool(bedrock_models(settings)) is in_use
+    # One answer to "which Bedrock models are used": the gateway role's (the platform gives GatewayIdentity
+    # Settings.bedrock_models_in_use) and the endpoint's.
+    assert bool(settings.bedrock_models_in_use) is in_use
     endpoints = [e.value for e in settings.interface_endpoints]
     if settings.network.nat is NatMode.NONE:
         assert endpoints == sorted(NODE_ENDPOINTS + ["bedrock-runtime"] * in_use)
@@ -358,7 +365,7 @@ def test_without_nat_the_gateway_reaches_bedrock_through_the_vpc_and_nothing_pub
     assert {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"protocol": "TCP", "port": 80}]} in _egress(
         settings
     )
-    validate_strict(objects.network_policies(settings), KUBERNETES_VERSION, frozenset())
+    validate_strict(objects.network_policies(args_of(settings)), KUBERNETES_VERSION, frozenset())
     # With NAT, Bedrock answers on public addresses: HTTPS to every public address, nothing private.
     with_nat = make_settings(**BEDROCK)
     assert _https_to(with_nat) == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}]
@@ -473,9 +480,10 @@ def test_the_presets_get_what_docs_say(make_settings: Any) -> None:
 def test_the_proxy_config_shares_limits_through_tls_redis(make_settings: Any) -> None:
     """LiteLLM 1.103.0 reads general_settings.coordination_redis into CoordinationRedisParams after resolving
     its os.environ/ references: the kit's block must come out as a TLS connection to the pod's REDIS_*."""
-    block = gateway_config(make_settings("moderate"))["general_settings"]["coordination_redis"]
-    assert "coordination_redis" not in gateway_config(make_settings("minimal"))["general_settings"]
-    deployment = objects.deployment(make_settings("moderate"), redis_endpoint=("master.cache.example", 6379))
+    moderate = args_of(make_settings("moderate"))
+    block = gateway_config(moderate)["general_settings"]["coordination_redis"]
+    assert "coordination_redis" not in gateway_config(args_of(make_settings("minimal")))["general_settings"]
+    deployment = objects.deployment(moderate, redis_endpoint=("master.cache.example", 6379))
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == objects.REDIS_PASSWORD_SECRET
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": objects.DATABASE_URL_SECRET, "key": "url"}
@@ -513,22 +521,19 @@ def test_the_proxy_config_shares_limits_through_tls_redis(make_settings: Any) ->
 
 
 def test_the_gateway_may_reach_its_stores_and_nothing_more(make_settings: Any) -> None:
-    def egress(settings: Settings) -> list[dict[str, Any]]:
-        (policy,) = [p for p in objects.network_policies(settings) if p["metadata"]["name"] == "litellm-egress"]
-        return policy["spec"]["egress"]
-
     settings = make_settings("moderate")
-    (rule,) = [r for r in egress(settings) if r["to"] == [{"ipBlock": {"cidr": settings.network.cidr}}]]
+    (rule,) = [r for r in _egress(settings) if r["to"] == [{"ipBlock": {"cidr": settings.network.cidr}}]]
     assert rule["ports"] == [{"protocol": "TCP", "port": 5432}, {"protocol": "TCP", "port": 6379}]
     minimal = make_settings("minimal")
-    assert not [r for r in egress(minimal) if r["to"] == [{"ipBlock": {"cidr": minimal.network.cidr}}]]
+    assert not [r for r in _egress(minimal) if r["to"] == [{"ipBlock": {"cidr": minimal.network.cidr}}]]
 
 
 def _state_objects(settings: Settings) -> list[dict[str, Any]]:
+    args = args_of(settings)
     return [
         objects.namespace_object(KUBERNETES_VERSION),
-        *objects.manifests(settings),
-        *[objects.secret_object(spec, "placeholder") for spec in objects.secret_specs(settings)],
+        *objects.manifests(args),
+        *[objects.secret_object(spec, "placeholder") for spec in objects.secret_specs(args)],
     ]
 
 
@@ -564,15 +569,13 @@ def test_the_gateway_component_puts_each_state_secret_in_a_secret_of_its_own(tmp
 
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
-        Gateway(
-            "gateway",
-            args=GatewayArgs(
-                settings=settings,
-                database_url=pulumi.Output.secret("postgresql://litellm:pw-0123456789@db.example:5432/litellm"),
-                redis=RedisEndpoint(host="master.cache.example", port=6379, password=pulumi.Output.secret("tok-0123")),
-            ),
-            opts=pulumi.ResourceOptions(provider=provider),
+        layer = aws_layer(
+            gateway_database_url=pulumi.Output.secret("postgresql://litellm:pw-0123456789@db.example:5432/litellm"),
+            gateway_redis_host="master.cache.example",
+            gateway_redis_port=6379,
+            gateway_redis_password=pulumi.Output.secret("tok-0123"),
         )
+        Gateway("gateway", args=gateway_args(settings, layer), opts=pulumi.ResourceOptions(provider=provider))
 
     document = build_plan(
         settings=settings,

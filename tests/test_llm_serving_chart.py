@@ -23,6 +23,7 @@ import yaml
 
 from components.catalog import resolve_model
 from components.contract import POOL_LABEL, TENANT_LABEL, pool_labels, pool_taints
+from components.k8s.serving import ServingArgs
 from components.k8s.serving_values import (
     CHART_DIR,
     MAX_RELEASE_NAME,
@@ -30,10 +31,11 @@ from components.k8s.serving_values import (
     release_name,
     serving_values,
 )
+from components.platform import serving_args
 from components.settings import Settings, build_settings
 from components.settings.stackfile import StackFile
 from components.sizing import SizingOption, fit_on
-from tests.conftest import SHIPPED_STACKS
+from tests.conftest import SHIPPED_STACKS, aws_layer
 from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,12 +68,17 @@ def stack_settings(stack: str) -> Settings:
     return build_settings(project=stack_file.project, stack=stack, config=stack_file.engine_config())
 
 
+def args_of(settings: Settings) -> ServingArgs:
+    """The Serving component's args as the platform builds them from `settings`."""
+    return serving_args(settings, aws_layer())
+
+
 def stack_values(settings: Settings, model: str) -> dict[str, Any]:
     registry = None
     if settings.network.nat.value == "none":
         registry = f"{ECR_ACCOUNT}.dkr.ecr.{settings.region}.amazonaws.com/docker-hub"
     return serving_values(
-        settings,
+        args_of(settings),
         model,
         bucket=f"{settings.name}-models",
         image_registry=registry,
@@ -609,7 +616,7 @@ def test_no_nat_stacks_pull_through_the_ecr_cache(settings_by_stack, stack_rende
             through_ecr = container["image"].startswith(f"{ECR_ACCOUNT}.dkr.ecr.")
             assert through_ecr == (settings.network.nat.value == "none"), (case, container["image"])
     with pytest.raises(ServingValuesError, match=r"network\.nat"):
-        serving_values(settings_by_stack["core"], "llama-8b", bucket="core-models")
+        serving_values(args_of(settings_by_stack["core"]), "llama-8b", bucket="core-models")
 
 
 def test_a_multi_node_model_is_a_leader_worker_set(multi_node: tuple[Settings, str], rendered) -> None:
@@ -804,7 +811,7 @@ def test_requests_fit_the_smallest_node_of_the_pool(settings_by_stack: dict[str,
 def test_values_function_refuses_what_the_chart_cannot_serve(make_settings) -> None:
     settings = make_settings("minimal")
     with pytest.raises(ServingValuesError, match=r"models\.nope: no such model"):
-        serving_values(settings, "nope", bucket="b-models")
+        serving_values(args_of(settings), "nope", bucket="b-models")
     # Settings keep model names to 30 characters; the release name check is the last line of defence.
     with pytest.raises(ServingValuesError, match="53"):
         release_name("m" * (MAX_RELEASE_NAME + 1))
@@ -938,5 +945,5 @@ def test_pulumi_waits_for_the_rollout_deadline_or_not_at_all(settings_by_stack: 
     deadline = values["progressDeadlineMinutes"] * 60
     assert values["deploymentAnnotations"] == {"pulumi.com/timeoutSeconds": str(deadline)}
     assert deadline > 60 * values["probes"]["startup"]["minutes"] > 0
-    early = serving_values(settings_by_stack["pilot"], "llama-8b", bucket="pilot-models", await_rollout=False)
+    early = serving_values(args_of(settings_by_stack["pilot"]), "llama-8b", bucket="pilot-models", await_rollout=False)
     assert early["deploymentAnnotations"] == {"pulumi.com/skipAwait": "true"}

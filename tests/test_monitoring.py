@@ -4,6 +4,7 @@ engine."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -22,7 +23,7 @@ from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupAr
 from components.contract import SECRET
 from components.k8s.charts import UPSTREAM_CHARTS
 from components.k8s.monitoring import assets, generate
-from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
+from components.k8s.monitoring.component import AlertReceiver, Monitoring
 from components.k8s.monitoring.logs import (
     FLUENT_BIT_VERSION,
     ContainerLogs,
@@ -54,7 +55,10 @@ from components.k8s.monitoring.values import (
 )
 from components.plan.engine import normalise, run_program
 from components.plan.run import load_settings
+from components.platform import monitoring_args
+from components.settings import Settings
 from components.settings.types import LOG_RETENTION_DAYS
+from tests.conftest import aws_layer
 from tests.tools import background_checkov, require_tool, validate_strict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,8 +359,13 @@ def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]
 # --- Helm values ------------------------------------------------------------------------------------
 
 
+def stack_values(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """kube-prometheus-stack's values for the Monitoring args the platform builds from `settings`."""
+    return monitoring_values(monitoring_args(settings, aws_layer()), **kwargs)
+
+
 def test_sizes_grow_with_the_preset(make_settings) -> None:
-    specs = [monitoring_values(make_settings(preset))["prometheus"]["prometheusSpec"] for preset in SHIPPED_PRESETS]
+    specs = [stack_values(make_settings(preset))["prometheus"]["prometheusSpec"] for preset in SHIPPED_PRESETS]
     days = [int(s["retention"].removesuffix("d")) for s in specs]
     sizes = [
         int(s["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"][:-2]) for s in specs
@@ -382,7 +391,7 @@ def _components(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_every_component_requests_resources_and_stays_off_gpu_nodes(make_settings) -> None:
-    values = monitoring_values(make_settings("moderate"))
+    values = stack_values(make_settings("moderate"))
     for name, component in _components(values).items():
         requests = component["resources"]["requests"]
         assert requests["cpu"] and requests["memory"], name
@@ -399,7 +408,7 @@ def test_every_component_requests_resources_and_stays_off_gpu_nodes(make_setting
 
 def test_exporters_tolerate_the_gpu_taint_and_dcgm_runs_only_on_gpu_nodes(make_settings) -> None:
     gpu = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
-    assert gpu in monitoring_values(make_settings())["prometheus-node-exporter"]["tolerations"]
+    assert gpu in stack_values(make_settings())["prometheus-node-exporter"]["tolerations"]
     dcgm = dcgm_exporter_values()
     assert dcgm["tolerations"] == [gpu]
     assert dcgm["nodeSelector"] == {GPU_PRESENT_LABEL: "true"}
@@ -411,7 +420,7 @@ def test_exporters_tolerate_the_gpu_taint_and_dcgm_runs_only_on_gpu_nodes(make_s
 
 def test_image_mirrors_rewrite_every_image_of_the_stack(make_settings) -> None:
     mirrors = {host: f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{host.split('.')[0]}" for host in IMAGE_HOSTS}
-    values = monitoring_values(make_settings("enterprise"), image_mirrors=mirrors)
+    values = stack_values(make_settings("enterprise"), image_mirrors=mirrors)
     for path, host in KUBE_PROMETHEUS_STACK_IMAGES:
         node = values
         for part in path.split("."):
@@ -420,13 +429,13 @@ def test_image_mirrors_rewrite_every_image_of_the_stack(make_settings) -> None:
     assert dcgm_exporter_values(image_mirrors=mirrors)["image"]["repository"] == (
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/nvcr/nvidia/k8s/dcgm-exporter"
     )
-    plain = monitoring_values(make_settings("enterprise"))
+    plain = stack_values(make_settings("enterprise"))
     assert "image" not in plain["prometheus"]["prometheusSpec"]
     assert dcgm_exporter_values()["image"]["repository"] == "nvcr.io/nvidia/k8s/dcgm-exporter"
 
 
 def test_eks_hidden_scrapes_are_off_and_cost_labels_exported(make_settings) -> None:
-    values = monitoring_values(make_settings())
+    values = stack_values(make_settings())
     for key in ("kubeScheduler", "kubeControllerManager", "kubeEtcd", "kubeProxy"):
         assert values[key] == {"enabled": False}, key
     (allowlist,) = values["kube-state-metrics"]["metricLabelsAllowlist"]
@@ -447,7 +456,7 @@ def test_the_operators_crds_come_from_their_own_chart_of_the_same_operator_versi
     assert PROMETHEUS_OPERATOR_CRDS.repository == KUBE_PROMETHEUS_STACK_REPO
     assert PROMETHEUS_OPERATOR_CRDS.app_version == UPSTREAM_CHARTS[KUBE_PROMETHEUS_STACK_CHART].app_version
     for preset in SHIPPED_PRESETS:
-        assert monitoring_values(make_settings(preset))["crds"] == {"enabled": False}
+        assert stack_values(make_settings(preset))["crds"] == {"enabled": False}
     assert operator_crds_values() == {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
 
 
@@ -509,7 +518,7 @@ def test_receivers_read_their_secrets_from_secrets() -> None:
 
 
 def test_alertmanager_uses_the_kits_routing(make_settings) -> None:
-    spec = monitoring_values(make_settings())["alertmanager"]["alertmanagerSpec"]
+    spec = stack_values(make_settings())["alertmanager"]["alertmanagerSpec"]
     assert spec["alertmanagerConfiguration"] == {"name": alertmanager_config(24)["metadata"]["name"]}
 
 
@@ -524,7 +533,7 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
         receivers = {"page": AlertReceiver(kind=ReceiverKind.PAGERDUTY, secret=pulumi.Output.secret("pd-key"))}
         Monitoring(
             "monitoring",
-            args=MonitoringArgs(settings=settings, receivers=receivers),
+            args=dataclasses.replace(monitoring_args(settings, aws_layer()), receivers=receivers),
             opts=pulumi.ResourceOptions(provider=provider),
         )
 

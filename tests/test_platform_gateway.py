@@ -43,6 +43,24 @@ def one(plan: dict[str, Any], type_token: str, key_prefix: str = "") -> dict[str
     return resource
 
 
+def load_balancer_ranges(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(the ranges the gateway's ingress policy admits the NLB from, the ranges of the NLB's subnets): the first
+    computed by the platform for GatewayArgs, the second the network's own subnets, tagged for the NLB's kind."""
+    (policy,) = [
+        r
+        for r in by_type(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r["inputs"]["metadata"]["name"] == "litellm-ingress"
+    ]
+    (from_load_balancer,) = policy["inputs"]["spec"]["ingress"][1:]
+    admitted = [peer["ipBlock"]["cidr"] for peer in from_load_balancer["from"]]
+    internal = one(plan, "aws:lb/loadBalancer:LoadBalancer")["inputs"]["internal"]
+    role = "kubernetes.io/role/internal-elb" if internal else "kubernetes.io/role/elb"
+    subnets = [
+        s["inputs"]["cidrBlock"] for s in by_type(plan, "aws:ec2/subnet:Subnet") if s["inputs"]["tags"].get(role)
+    ]
+    return sorted(admitted), sorted(subnets)
+
+
 @pytest.mark.parametrize("stack", ["product", "core"])
 def test_the_gateway_uses_the_state_the_aws_layer_created(plans: dict[str, Any], stack: str) -> None:
     plan = plans[stack]
@@ -108,6 +126,9 @@ def test_a_hostname_brings_the_load_balancer_the_controller_and_the_binding(tmp_
     # binding.
     assert association["key"] in release["depends_on"]
     assert release["key"] in binding["depends_on"]
+    # The pods admit the NLB's private addresses: the ranges of the subnets the network made for it.
+    admitted, subnets = load_balancer_ranges(plan)
+    assert admitted == subnets and len(subnets) == 3
     assert evaluate(plan) == []
 
 
@@ -128,6 +149,8 @@ def test_a_public_endpoint_without_nat_gets_public_subnets_and_still_no_nat(tmp_
     assert nlb["inputs"]["internal"] is False
     # Created after the whole network, internet gateway included (AWS refuses an internet-facing NLB before).
     assert igw["key"] in nlb["depends_on"]
+    admitted, subnets = load_balancer_ranges(plan)
+    assert admitted == subnets == sorted(s["inputs"]["cidrBlock"] for s in public)
     assert evaluate(plan) == []
 
 

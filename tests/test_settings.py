@@ -353,9 +353,11 @@ MULTI_NODE_405B = {"dtype": "bf16", "context": 16384, "concurrency": 32, "replic
 
 def test_a_multi_node_replica_on_an_efa_pool_is_served(make_settings):
     from components.k8s.serving_values import nodes_per_replica
+    from components.platform import serving_args
+    from tests.conftest import aws_layer
 
     settings = make_settings("enterprise", models={"llama-405b": MULTI_NODE_405B})
-    assert nodes_per_replica(settings, "llama-405b") == 2
+    assert nodes_per_replica(serving_args(settings, aws_layer()), "llama-405b") == 2
 
 
 def test_multi_node_replicas_need_an_efa_pool_and_fixed_replicas(make_settings):

@@ -1,25 +1,27 @@
 """Serving: one release of the kit's `charts/llm-serving` per model of the stack.
 
-Values come from settings and sizing (`components.k8s.serving_values`). Each model's servers run in its
-owner tenant's namespace (`Settings.model_owner`), as the service account the Isolation component binds to
-that tenant's storage role through EKS Pod Identity. The chart is deployed as a `helm.v4.Chart`: every
+Values come from the models' settings and sizing (`components.k8s.serving_values`). Each model's servers run
+in its owner tenant's namespace (`ServingArgs.model_owners`), as the service account the Isolation component
+binds to that tenant's storage role through EKS Pod Identity. The chart is deployed as a `helm.v4.Chart`: every
 object becomes a Pulumi resource, so `pulumi preview --diff` shows object-level changes and the Deployment's
 `pulumi.com/timeoutSeconds` annotation (image pull + weight copy + verification + model load) is the await.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contract import system_node_selector
+from components.contract import ChartSource, system_node_selector
 from components.k8s.charts import UPSTREAM_CHARTS, chart_source
 from components.k8s.serving_values import CHART_DIR, nodes_per_replica, release_name, serving_values
-from components.settings import Settings
+from components.settings.types import ModelSettings, NatMode, PoolSettings
 
 # KEDA (github.com/kedacore/charts, pinned in components/k8s/charts.py): scales model servers on vLLM's queue.
 KEDA_CHART = UPSTREAM_CHARTS["keda"]
@@ -40,12 +42,27 @@ CHART_PATH = f"./{CHART_DIR.relative_to(Path(__file__).resolve().parents[2]).as_
 
 @dataclass(frozen=True, kw_only=True)
 class ServingArgs:
-    settings: Settings
-    """The stack's settings (models, pools, tenants; deploy.charts: where KEDA's chart comes from)."""
+    """What the model servers are built from: the models and pools as the settings give them, facts the platform
+    derives from the settings (`components.platform.serving_args`), and the other components' names."""
+
+    models: Mapping[str, ModelSettings]
+    """The models to serve, by name (settings `models`): one release each, named after its key."""
+    pools: Mapping[str, PoolSettings]
+    """The GPU pools by name (settings `pools`): a model's replicas are sized on its pool's instance types."""
+    model_owners: Mapping[str, str]
+    """Model -> the tenant whose namespace, GPU quota and storage role its servers use (its `owner`, else the only
+    tenant listing it): one entry per key of `models`."""
+    dedicated_pools: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    """Pool -> the tenant it is dedicated to (`tenants.<name>.dedicated_pool`): the servers of a model on that
+    pool tolerate its taint. Default: none."""
+    region: str
+    """The AWS region of the model bucket."""
+    nat: NatMode
+    """How the nodes reach the internet (`network.nat`); with none, `image_registry` is required."""
+    deployment: str
+    """The stack that names the deployment (the AWS layer's): every object's `modelyard.dev/stack` label."""
     bucket: pulumi.Input[str]
     """The model bucket (ModelStorage)."""
-    image_registry: Callable[[str], pulumi.Input[str]]
-    """Upstream registry host -> where nodes pull it from (the ECR pull-through cache, or itself)."""
     namespace_of: Callable[[str], str]
     """Tenant -> its namespace (Isolation)."""
     service_account: str
@@ -56,6 +73,11 @@ class ServingArgs:
     """Labels of the Prometheus pods the model servers' NetworkPolicy admits."""
     prometheus_url: str
     """Prometheus's in-cluster URL, where KEDA reads vLLM's queue."""
+    image_registry: Callable[[str], pulumi.Input[str]] | None = None
+    """Upstream registry host -> where nodes pull it from (the ECR pull-through cache); default None: every image
+    from its upstream registry."""
+    charts: ChartSource = ChartSource.UPSTREAM
+    """Where the KEDA and LeaderWorkerSet charts come from (`deploy.charts`); default: their repositories."""
 
 
 class Serving(pulumi.ComponentResource):
@@ -63,9 +85,8 @@ class Serving(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:k8s:Serving", name, None, opts)
-        settings = args.settings
         # KEDA (pinned) turns each model's ScaledObject into an HPA; installed once, before any model.
-        chart, repository = chart_source(settings.deploy.charts, KEDA_CHART)
+        chart, repository = chart_source(args.charts, KEDA_CHART)
         keda = k8s.helm.v3.Release(
             f"{name}-keda",
             name="keda",
@@ -83,18 +104,17 @@ class Serving(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        registry: pulumi.Input[str] | None = args.image_registry("docker.io") if settings.image_cache_on else None
-        multi_node = {m for m in settings.models if nodes_per_replica(settings, m) > 1}
+        registry = args.image_registry("docker.io") if args.image_registry is not None else None
+        multi_node = {m for m in args.models if nodes_per_replica(args, m) > 1}
         lws: k8s.helm.v3.Release | None = None
         if multi_node:
-            lws = self._lws(name, settings, args)
-        for model_name in sorted(settings.models):
-            owner = settings.model_owner(model_name)
-            assert owner is not None, "settings validation gives every model an owner"
+            lws = self._lws(name, args)
+        for model_name in sorted(args.models):
+            owner = args.model_owners[model_name]
 
             def values(resolved: list[str], model_name: str = model_name, owner: str = owner) -> dict[str, object]:
                 chart_values = serving_values(
-                    settings,
+                    args,
                     model_name,
                     bucket=resolved[0],
                     image_registry=resolved[1] or None,
@@ -102,7 +122,7 @@ class Serving(pulumi.ComponentResource):
                     service_account=args.service_account,
                     prometheus_release=args.prometheus_release,
                     prometheus_pod_labels=args.prometheus_pod_labels,
-                    await_rollout=settings.models[model_name].await_ready,
+                    await_rollout=args.models[model_name].await_ready,
                     prometheus_url=args.prometheus_url,
                 )
                 # Isolation creates the service account once per tenant namespace (several models may share it).
@@ -123,11 +143,11 @@ class Serving(pulumi.ComponentResource):
             )
         self.register_outputs({})
 
-    def _lws(self, name: str, settings: Settings, args: ServingArgs) -> k8s.helm.v3.Release:
+    def _lws(self, name: str, args: ServingArgs) -> k8s.helm.v3.Release:
         """The LeaderWorkerSet controller on the system nodes, its image through the pull-through cache where
         nodes have no NAT."""
-        chart, repository = chart_source(settings.deploy.charts, LWS_CHART)
-        image = args.image_registry(LWS_IMAGE_REGISTRY) if settings.image_cache_on else LWS_IMAGE_REGISTRY
+        chart, repository = chart_source(args.charts, LWS_CHART)
+        image = args.image_registry(LWS_IMAGE_REGISTRY) if args.image_registry is not None else LWS_IMAGE_REGISTRY
         return k8s.helm.v3.Release(
             f"{name}-lws",
             name="lws",

@@ -1,6 +1,7 @@
-"""Values of `charts/llm-serving` for one model of a stack: a pure function of the settings and the sizing.
+"""Values of `charts/llm-serving` for one model of a stack: a pure function of the Serving component's args
+(the models' and pools' settings, facts the platform derived) and the sizing.
 
-The Serving component renders one release per model from `serving_values(settings, model_name, ...)`;
+The Serving component renders one release per model from `serving_values(args, model_name, ...)`;
 the offline plan renders the same values with the real Helm engine. Nothing here touches AWS or Kubernetes.
 
 What comes from where:
@@ -21,13 +22,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.catalog import InstanceType, Model, WeightDtype, resolve_instance, resolve_model
 from components.contract import POOL_LABEL, TENANT_LABEL
-from components.settings.types import Interconnect, NatMode, Settings
+from components.settings.types import Interconnect, ModelSettings, NatMode, PoolSettings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
 from components.sizing.core import weights_gb
+
+if TYPE_CHECKING:
+    # Only for annotations: the component's module imports the Pulumi SDKs, which this one does without.
+    from components.k8s.serving import ServingArgs
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "llm-serving"
 
@@ -73,10 +78,10 @@ def release_name(model_name: str) -> str:
     return model_name
 
 
-def _layout(settings: Settings, model_name: str) -> tuple[SizingOption, list[InstanceType]]:
+def _layout(
+    model_name: str, model_settings: ModelSettings, pool: PoolSettings
+) -> tuple[SizingOption, list[InstanceType]]:
     """The layout the model gets on its pool, and the pool's instance types it fits on."""
-    model_settings = settings.models[model_name]
-    pool = settings.pools[model_settings.pool]
     fits: list[tuple[SizingOption, InstanceType]] = []
     for type_name in pool.instance_types:
         fit = fit_on(
@@ -94,9 +99,10 @@ def _layout(settings: Settings, model_name: str) -> tuple[SizingOption, list[Ins
     return option, [instance for _, instance in fits]
 
 
-def nodes_per_replica(settings: Settings, model_name: str) -> int:
+def nodes_per_replica(args: ServingArgs, model_name: str) -> int:
     """Nodes one replica of the model spans on its pool (more than one: a LeaderWorkerSet group)."""
-    return _layout(settings, model_name)[0].nodes_per_replica
+    model_settings = args.models[model_name]
+    return _layout(model_name, model_settings, args.pools[model_settings.pool])[0].nodes_per_replica
 
 
 def _pushed_dtype(model: Model, served: WeightDtype) -> tuple[WeightDtype, str]:
@@ -116,7 +122,7 @@ def _gi(value_bytes: float) -> int:
 
 
 def serving_values(
-    settings: Settings,
+    args: ServingArgs,
     model_name: str,
     *,
     bucket: str,
@@ -132,11 +138,13 @@ def serving_values(
     await_rollout: bool = True,
     prometheus_url: str | None = None,
 ) -> dict[str, Any]:
-    """Values of charts/llm-serving for `settings.models[model_name]`, over the chart's defaults.
+    """Values of charts/llm-serving for `args.models[model_name]`, over the chart's defaults. Of `args` only the
+    plain fields are read (models, pools, dedicated_pools, region, nat, deployment): the rest are the
+    component's wiring, resolved and passed below.
 
     bucket: the model bucket (ModelStorage). image_registry: registry host and prefix both images are pulled
     through (the ECR pull-through cache, e.g. `<account>.dkr.ecr.<region>.amazonaws.com/docker-hub`); required
-    when `settings.network.nat` is none, else None pulls from Docker Hub. tenant, service_account,
+    when `args.nat` is none, else None pulls from Docker Hub. tenant, service_account,
     storage_role_arn: the service account the pods run as and the tenant whose storage role EKS Pod Identity
     binds to it (default: `<model>-serving`). prometheus_release: the `release` label kube-prometheus-stack
     selects ServiceMonitors by. gateway_*, monitoring_*, *_pod_labels: who the NetworkPolicy admits.
@@ -152,19 +160,19 @@ def serving_values(
     Raises ServingValuesError for what the chart cannot serve: a multi-node replica on a pool without EFA or with
     autoscaling asked for, a missing pull-through registry without NAT, a name over 53 characters.
     """
-    if model_name not in settings.models:
+    if model_name not in args.models:
         raise ServingValuesError(f"models.{model_name}", "no such model in the stack's settings")
     path = f"models.{model_name}"
-    model_settings = settings.models[model_name]
+    model_settings = args.models[model_name]
     release_name(model_name)
-    if image_registry is None and settings.network.nat is NatMode.NONE:
+    if image_registry is None and args.nat is NatMode.NONE:
         raise ServingValuesError(
             "network.nat", "is none: nodes cannot reach Docker Hub, so image_registry must name the pull-through cache"
         )
     model = resolve_model(model_settings.model)
-    option, instances = _layout(settings, model_name)
+    pool = args.pools[model_settings.pool]
+    option, instances = _layout(model_name, model_settings, pool)
     nodes = option.nodes_per_replica
-    pool = settings.pools[model_settings.pool]
     if nodes > 1 and pool.interconnect is not Interconnect.EFA:
         raise ServingValuesError(
             f"{path}.pool",
@@ -196,10 +204,11 @@ def serving_values(
         + startup_minutes
     )
 
-    dedicated = sorted(name for name, t in settings.tenants.items() if t.dedicated_pool == model_settings.pool)
-    tolerations = [
-        {"key": TENANT_LABEL, "operator": "Equal", "value": name, "effect": "NoSchedule"} for name in dedicated
-    ]
+    dedicated = args.dedicated_pools.get(model_settings.pool)
+    tolerations = (
+        # A dedicated pool's taint; admission lets only that tenant's namespaces tolerate it (Isolation).
+        [{"key": TENANT_LABEL, "operator": "Equal", "value": dedicated, "effect": "NoSchedule"}] if dedicated else []
+    )
     replicas = model_settings.replicas.min
 
     values: dict[str, Any] = {
@@ -212,7 +221,7 @@ def serving_values(
         # Where `modelyard models push` puts them: by catalog name, shared by every entry serving these weights.
         "weights": {
             "bucket": bucket,
-            "region": settings.region,
+            "region": args.region,
             "prefix": f"models/{model.name}/{model_settings.revision}",
         },
         "vllm": {
@@ -255,7 +264,7 @@ def serving_values(
                 "podSelector": {"matchLabels": dict(prometheus_pod_labels or {"app.kubernetes.io/name": "prometheus"})},
             },
         },
-        "commonLabels": {"modelyard.dev/stack": settings.deployment},
+        "commonLabels": {"modelyard.dev/stack": args.deployment},
         # KEDA scales replicas.min..replicas.max on the queue, given a Prometheus to read it from.
         "autoscaling": {
             "enabled": prometheus_url is not None

@@ -1,8 +1,9 @@
-"""The Gateway component: the LiteLLM proxy in namespace `gateway`, configured from the stack's settings.
+"""The Gateway component: the LiteLLM proxy in namespace `gateway`, configured from GatewayArgs.
 
 The caller passes the cluster's Kubernetes provider in `opts` (``provider=cluster.k8s_provider``) and makes
 it depend on Monitoring (the ServiceMonitor is a CRD of kube-prometheus-stack). Manifests come from
 `components.k8s.gateway.objects` (pure, tested); this module only registers them and fills the Secrets.
+`components.platform.gateway_args` builds the args from the stack's settings and the AWS layer's outputs.
 
 Secret values (API keys, master key, provider API keys) come from `modelyard:gateway`, which must then
 be a Pulumi secret (`pulumi config set --secret --path ...`): each is wrapped as a Pulumi secret, so the
@@ -11,7 +12,7 @@ state, `pulumi preview` and the offline plan show it as [secret]; API keys are s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from components.k8s.gateway.objects import (
     secret_specs,
     target_group_binding,
 )
-from components.settings import Settings
+from components.settings.types import GatewaySettings, NatMode
 
 CONFIG_KEY = "modelyard:gateway"
 
@@ -48,9 +49,52 @@ class RedisEndpoint:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GatewayTenant:
+    """What the gateway knows of one tenant: what its keys may call and the limits they share."""
+
+    models: tuple[str, ...]
+    """The models (keys of the stack's models) the tenant may call (`tenants.<name>.models`)."""
+    fallback_models: tuple[str, ...] = ()
+    """Its models that may fall back to a proprietary API (`gateway.fallbacks`), sorted; none unless the tenant has
+    `data: external-allowed`. Default: none."""
+    rpm_limit: int | None = None
+    """Requests a minute all the tenant's keys together may send, per gateway replica; None: no limit."""
+    tpm_limit: int | None = None
+    """Tokens (prompt + output) a minute, as rpm_limit; None: no limit."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewayArgs:
-    settings: Settings
-    """The stack's settings: models and their owners, tenants, keys, limits and fallbacks."""
+    """What the gateway is built from: the gateway's settings, facts the platform derives from the stack's settings
+    (`components.platform.gateway_args`), and the AWS layer's outputs for the pieces the settings ask for."""
+
+    gateway: GatewaySettings
+    """The `gateway` settings: keys, master key, fallbacks, per-model limits, database, Redis, hostname and
+    exposure (its `replicas` is read from `replicas` below, where the preset's default is filled in)."""
+    replicas: int
+    """Proxy replicas (`gateway.replicas`, else the preset's)."""
+    region: str
+    """The stack's AWS region: where Bedrock fallbacks are invoked."""
+    kubernetes_version: str
+    """The cluster's Kubernetes minor version (`cluster.version`, e.g. "1.33"): the Pod Security labels' version."""
+    vpc_cidr: str
+    """The VPC's IPv4 range (`network.cidr`): the proxy's egress to RDS, ElastiCache and the bedrock-runtime
+    endpoint."""
+    nat: NatMode
+    """How the nodes reach the internet (`network.nat`); with none, no egress to public addresses."""
+    bedrock_endpoint: bool = False
+    """The VPC has a bedrock-runtime interface endpoint, whose private addresses answer for Bedrock. Default: no."""
+    load_balancer_cidrs: tuple[str, ...] = ()
+    """With `gateway.hostname`: the CIDRs of the subnets the NLB is attached to (private, or public with exposure
+    public), admitted to the proxy's port; the NLB's targets see its private addresses, not the clients'.
+    Default: none."""
+    model_owners: Mapping[str, str]
+    """Model -> the tenant whose namespace its servers run in: every model of the stack, routed by its name."""
+    tenants: Mapping[str, GatewayTenant]
+    """The stack's tenants by name: what each one's keys may call and the limits they share."""
+    fallbacks_in_use: tuple[str, ...] = ()
+    """The models (keys of `gateway.fallbacks`) some tenant may fall back from, sorted: only these get a route to
+    their provider, its key's Secret and the egress to it. Default: none."""
     image_registry: Callable[[str], pulumi.Input[str]] | None = None
     """Upstream registry host -> where nodes pull it from (the ECR pull-through cache); default: ghcr.io."""
     database_url: pulumi.Input[str] | None = None
@@ -64,10 +108,9 @@ class GatewayArgs:
     CRD of the AWS Load Balancer Controller: make the component depend on its release."""
 
 
-def secret_value(settings: Settings, spec: SecretSpec) -> str:
+def secret_value(gateway: GatewaySettings, spec: SecretSpec) -> str:
     """The plaintext a Secret holds (an API key's digest, never the key)."""
     kind, _, name = spec.source.partition(":")
-    gateway = settings.gateway
     if kind == "api-key":
         return key_digest(gateway.keys[name].key)
     if kind == "master-key":
@@ -83,10 +126,10 @@ def secret_value(settings: Settings, spec: SecretSpec) -> str:
     raise ValueError(f"unknown secret source {spec.source!r}")
 
 
-def check_wiring(settings: Settings, args: GatewayArgs) -> None:
+def check_wiring(args: GatewayArgs) -> None:
     """Each AWS-layer output goes with the setting that creates it: a gateway configured for a database, Redis or
     a load balancer it was not given (or given one the settings do not ask for) is a wiring fault of the caller."""
-    gateway = settings.gateway
+    gateway = args.gateway
     pairs = {
         "database_url": (gateway.database, args.database_url, "gateway.database", "GatewayState's database_url"),
         "redis": (gateway.redis, args.redis, "gateway.redis", "GatewayState's Redis endpoint"),
@@ -102,7 +145,7 @@ def check_wiring(settings: Settings, args: GatewayArgs) -> None:
             raise ValueError(f"GatewayArgs.{field} goes with settings {key}: pass {source} exactly when it is set")
 
 
-def _secret_input(settings: Settings, spec: SecretSpec, args: GatewayArgs) -> pulumi.Output[str]:
+def _secret_input(spec: SecretSpec, args: GatewayArgs) -> pulumi.Output[str]:
     """A Secret's value as a Pulumi secret: from the settings, or from GatewayState's outputs."""
     if spec.source == "database-url":
         assert args.database_url is not None
@@ -110,12 +153,11 @@ def _secret_input(settings: Settings, spec: SecretSpec, args: GatewayArgs) -> pu
     if spec.source == "redis-password":
         assert args.redis is not None
         return pulumi.Output.secret(args.redis.password)
-    return pulumi.Output.secret(secret_value(settings, spec))
+    return pulumi.Output.secret(secret_value(args.gateway, spec))
 
 
-def require_secret_config(settings: Settings) -> None:
+def require_secret_config(gateway: GatewaySettings) -> None:
     """Refuse secret values the stack file holds in plain text."""
-    gateway = settings.gateway
     holds = bool(gateway.keys or gateway.master_key or any(f.api_key for f in gateway.fallbacks.values()))
     if holds and not is_config_secret(CONFIG_KEY):
         raise GatewayConfigError(
@@ -132,30 +174,29 @@ class Gateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:k8s:Gateway", name, None, opts)
-        settings = args.settings
-        check_wiring(settings, args)
+        check_wiring(args)
         try:
-            require_secret_config(settings)
+            require_secret_config(args.gateway)
         except GatewayConfigError as exc:
             # One message without a Python traceback, as settings errors print.
             raise pulumi.RunError(f"modelyard:{exc}") from None
         child = pulumi.ResourceOptions(parent=self)
-        namespace_obj = namespace_object(settings.cluster.version, load_balanced=args.target_group_arn is not None)
+        namespace_obj = namespace_object(args.kubernetes_version, load_balanced=args.target_group_arn is not None)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_obj["metadata"], opts=child)
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         secrets = []
-        for secret in secret_specs(settings):
+        for secret in secret_specs(args):
             secrets.append(
                 k8s.core.v1.Secret(
                     f"{name}-{secret.name}",
                     metadata=secret_object(secret, "")["metadata"],
                     type="Opaque",
-                    string_data={secret.key: _secret_input(settings, secret, args)},
+                    string_data={secret.key: _secret_input(secret, args)},
                     opts=in_namespace,
                 )
             )
         after_secrets = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *secrets])
-        for obj in manifests(settings):
+        for obj in manifests(args):
             spec: Any = obj.get("spec")
             if obj["kind"] == "Deployment" and (args.image_registry is not None or args.redis is not None):
                 # The account's pull-through cache and the Redis endpoint: Outputs, known once AWS answers.
@@ -164,7 +205,7 @@ class Gateway(pulumi.ComponentResource):
                 # A port read through a stack reference arrives as a float (JSON numbers): 6379.0 is no port.
                 spec = pulumi.Output.all(registry, redis_host, redis_port).apply(
                     lambda a: deployment(
-                        settings, image_registry=a[0], **({"redis_endpoint": (a[1], int(a[2]))} if args.redis else {})
+                        args, image_registry=a[0], **({"redis_endpoint": (a[1], int(a[2]))} if args.redis else {})
                     )["spec"]
                 )
             _register(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, spec, after_secrets)

@@ -1,4 +1,4 @@
-"""The gateway's configuration: LiteLLM's config.yaml and the tenants file, pure functions of the settings.
+"""The gateway's configuration: LiteLLM's config.yaml and the tenants file, pure functions of GatewayArgs.
 
 Nothing here holds a secret. Tenant keys reach the proxy as SHA-256 digests, each in a Secret of its own,
 read by the kit's custom auth module (files/modelyard_auth.py); the master key and the fallback providers'
@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.contract import tenant_namespace
-from components.settings.types import FallbackProvider, Settings
+from components.settings.types import FallbackProvider
+
+if TYPE_CHECKING:
+    # Only for annotations: the component's module imports the Pulumi SDKs, which this one does without.
+    from components.k8s.gateway.component import GatewayArgs
 
 # The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
 SERVING_CHART_NAME = "llm-serving"
@@ -64,11 +68,9 @@ class GatewayConfigError(ValueError):
         super().__init__(f"{path}: {message}")
 
 
-def model_service_url(settings: Settings, model: str) -> str:
+def model_service_url(args: GatewayArgs, model: str) -> str:
     """The in-cluster URL (OpenAI API base) of a model's servers: the chart's fullname in its owner's namespace."""
-    owner = settings.model_owner(model)
-    if owner is None:
-        raise GatewayConfigError(f"models.{model}", "no tenant owns this model: set owner or list it in one tenant")
+    owner = args.model_owners[model]
     # charts/llm-serving _helpers.tpl "llm-serving.fullname": the release alone when it holds the chart name.
     service = model if SERVING_CHART_NAME in model else f"{model}-{SERVING_CHART_NAME}"
     return f"http://{service[:63].rstrip('-')}.{tenant_namespace(owner)}.svc.cluster.local:{SERVING_PORT}/v1"
@@ -84,41 +86,30 @@ def env_name(kind: str, model: str) -> str:
     return f"{kind}_{''.join(c if c.isalnum() else '_' for c in model).upper()}"
 
 
-def hybrid(settings: Settings, tenant: str) -> list[str]:
-    """The tenant's models that may fall back outside the VPC (none for a tenant whose data stays in)."""
-    return list(settings.hybrid_models(tenant))
-
-
-def _fallback_params(settings: Settings, model: str) -> dict[str, Any]:
-    fallback = settings.gateway.fallbacks[model]
+def _fallback_params(args: GatewayArgs, model: str) -> dict[str, Any]:
+    fallback = args.gateway.fallbacks[model]
     if fallback.provider is FallbackProvider.BEDROCK:
-        return {"model": f"bedrock/{fallback.model}", "aws_region_name": settings.region}
+        return {"model": f"bedrock/{fallback.model}", "aws_region_name": args.region}
     return {
         "model": f"{fallback.provider.value}/{fallback.model}",
         "api_key": f"os.environ/{env_name('FALLBACK_API_KEY', model)}",
     }
 
 
-def bedrock_models(settings: Settings) -> list[str]:
-    """Bedrock foundation-model ids some tenant may fall back to: what the gateway's AWS role may invoke
-    (Settings.bedrock_models_in_use, which also decides the bedrock-runtime endpoint without NAT)."""
-    return list(settings.bedrock_models_in_use)
-
-
-def gateway_config(settings: Settings) -> dict[str, Any]:
+def gateway_config(args: GatewayArgs) -> dict[str, Any]:
     """LiteLLM's config.yaml for the stack (no secret in it)."""
     model_list: list[dict[str, Any]] = []
     fallbacks: list[dict[str, list[str]]] = []
-    used_hybrid = set(settings.fallbacks_in_use)
-    for model in sorted(settings.models):
+    used_hybrid = set(args.fallbacks_in_use)
+    for model in sorted(args.model_owners):
         params: dict[str, Any] = {
             "model": f"openai/{model}",
-            "api_base": model_service_url(settings, model),
+            "api_base": model_service_url(args, model),
             # vLLM checks no key; LiteLLM's OpenAI client wants one.
             "api_key": "none",
             "timeout": REQUEST_TIMEOUT_SECONDS,
         }
-        rpm = settings.gateway.model_rpm.get(model)
+        rpm = args.gateway.model_rpm.get(model)
         if rpm is not None:
             params["rpm"] = rpm
         info = {"id": model, "modelyard_hosting": "self-hosted"}
@@ -131,7 +122,7 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
             model_list.append(
                 {
                     "model_name": target,
-                    "litellm_params": {**_fallback_params(settings, model), "timeout": REQUEST_TIMEOUT_SECONDS},
+                    "litellm_params": {**_fallback_params(args, model), "timeout": REQUEST_TIMEOUT_SECONDS},
                     "model_info": {"id": target, "modelyard_hosting": "external"},
                 }
             )
@@ -144,7 +135,7 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
         "timeout": REQUEST_TIMEOUT_SECONDS,
         "fallbacks": fallbacks,
     }
-    if settings.gateway.model_rpm:
+    if args.gateway.model_rpm:
         router_settings["optional_pre_call_checks"] = ["enforce_model_rate_limits"]
     general_settings: dict[str, Any] = {
         "custom_auth": f"{AUTH_MODULE}.user_api_key_auth",
@@ -153,9 +144,9 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
         "disable_spend_logs": True,
         "disable_master_key_return": True,
     }
-    if settings.gateway.master_key:
+    if args.gateway.master_key:
         general_settings["master_key"] = f"os.environ/{MASTER_KEY_ENV}"
-    if settings.gateway.redis is not None:
+    if args.gateway.redis is not None:
         # The proxy's coordination Redis: the per-key rpm/tpm limiter, the router's per-model limits and
         # cooldowns, and spend counters, shared by every replica. An explicit block rather than LiteLLM's
         # REDIS_* fallback, which stays per-pod (with only a log line) when Redis misses its start-up ping.
@@ -179,21 +170,20 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def gateway_tenants(settings: Settings) -> dict[str, Any]:
+def gateway_tenants(args: GatewayArgs) -> dict[str, Any]:
     """tenants.json for the custom auth: each key's tenant and own limits; each tenant with a key, what it may
     call, its aliases and the limits all its keys share."""
-    key_tenants = settings.gateway.key_tenants()
+    key_tenants = args.gateway.key_tenants()
     keys = {
         name: {"tenant": key_tenants[name], "rpm_limit": key.rpm_limit, "tpm_limit": key.tpm_limit}
-        for name, key in sorted(settings.gateway.keys.items())
+        for name, key in sorted(args.gateway.keys.items())
     }
     tenants: dict[str, Any] = {}
     for tenant in sorted(set(key_tenants.values())):
-        spec = settings.tenants[tenant]
-        hybrid_models = hybrid(settings, tenant)
+        spec = args.tenants[tenant]
         tenants[tenant] = {
-            "models": sorted(spec.models) + [m + HYBRID_SUFFIX for m in hybrid_models],
-            "aliases": {m: m + HYBRID_SUFFIX for m in hybrid_models},
+            "models": sorted(spec.models) + [m + HYBRID_SUFFIX for m in spec.fallback_models],
+            "aliases": {m: m + HYBRID_SUFFIX for m in spec.fallback_models},
             "rpm_limit": spec.rpm_limit,
             "tpm_limit": spec.tpm_limit,
         }

@@ -1,7 +1,7 @@
-"""The gateway's Kubernetes objects as plain manifests: a pure function of the settings.
+"""The gateway's Kubernetes objects as plain manifests: pure functions of GatewayArgs' plain fields.
 
 Secrets are described here (`secret_specs`) but their values are never rendered by this module: the
-Gateway component fills them from the settings as Pulumi secrets; tests render them with placeholders.
+Gateway component fills them from its args as Pulumi secrets; tests render them with placeholders.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -22,7 +22,6 @@ from components.contract import (
     GATEWAY_POD_LABELS,
     GATEWAY_PORT,
     GATEWAY_REDIS_PORT,
-    subnet_layout,
     system_node_selector,
     tenant_namespace,
 )
@@ -45,7 +44,11 @@ from components.k8s.gateway.config import (
 )
 from components.k8s.isolation import MODEL_SERVER_COMPONENT, S3_EGRESS_EXCEPT
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
-from components.settings.types import FallbackProvider, GatewayExposure, InterfaceEndpoint, NatMode, Settings
+from components.settings.types import FallbackProvider, NatMode
+
+if TYPE_CHECKING:
+    # Only for annotations: the component's module imports the Pulumi SDKs, which this one does without.
+    from components.k8s.gateway.component import GatewayArgs
 
 # The AWS Load Balancer Controller's readiness gate: a pod counts as ready only once the load balancer
 # finds it healthy, so a rollout never removes the last registered target (controller docs, "Pod readiness gate").
@@ -92,20 +95,20 @@ def fallback_key_secret(model: str) -> str:
     return f"gateway-fallback-{model}"[:253]
 
 
-def secret_specs(settings: Settings) -> list[SecretSpec]:
+def secret_specs(args: GatewayArgs) -> list[SecretSpec]:
+    gateway = args.gateway
     specs = [
-        SecretSpec(name=api_key_secret(name), key="sha256", source=f"api-key:{name}")
-        for name in sorted(settings.gateway.keys)
+        SecretSpec(name=api_key_secret(name), key="sha256", source=f"api-key:{name}") for name in sorted(gateway.keys)
     ]
-    if settings.gateway.master_key:
+    if gateway.master_key:
         specs.append(SecretSpec(name=MASTER_KEY_SECRET, key="key", source="master-key"))
         specs.append(SecretSpec(name=METRICS_TOKEN_SECRET, key="token", source="metrics-token"))
-    for model in settings.fallbacks_in_use:
-        if settings.gateway.fallbacks[model].api_key:
+    for model in args.fallbacks_in_use:
+        if gateway.fallbacks[model].api_key:
             specs.append(SecretSpec(name=fallback_key_secret(model), key="api_key", source=f"fallback-key:{model}"))
-    if settings.gateway.database is not None:
+    if gateway.database is not None:
         specs.append(SecretSpec(name=DATABASE_URL_SECRET, key="url", source="database-url"))
-    if settings.gateway.redis is not None:
+    if gateway.redis is not None:
         specs.append(SecretSpec(name=REDIS_PASSWORD_SECRET, key="password", source="redis-password"))
     return specs
 
@@ -140,14 +143,14 @@ def namespace_object(kubernetes_version: str, *, load_balanced: bool = False) ->
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NAMESPACE, "labels": labels}}
 
 
-def config_map(settings: Settings) -> dict[str, Any]:
+def config_map(args: GatewayArgs) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(CONFIG_MAP),
         "data": {
-            "config.yaml": yaml.safe_dump(gateway_config(settings), sort_keys=False),
-            "tenants.json": json.dumps(gateway_tenants(settings), indent=2, sort_keys=True),
+            "config.yaml": yaml.safe_dump(gateway_config(args), sort_keys=False),
+            "tenants.json": json.dumps(gateway_tenants(args), indent=2, sort_keys=True),
             f"{AUTH_MODULE}.py": AUTH_MODULE_FILE.read_text(encoding="utf-8"),
         },
     }
@@ -158,13 +161,13 @@ def _secret_env(name: str, spec: SecretSpec) -> dict[str, Any]:
 
 
 def deployment(
-    settings: Settings,
+    args: GatewayArgs,
     *,
     image_registry: str = IMAGE_REGISTRY,
     redis_endpoint: tuple[str, int] = (REDIS_HOST_PLACEHOLDER, GATEWAY_REDIS_PORT),
 ) -> dict[str, Any]:
     """The proxy's Deployment; `redis_endpoint` (host, port) is GatewayState's, used with gateway.redis."""
-    specs = {s.source: s for s in secret_specs(settings)}
+    specs = {s.source: s for s in secret_specs(args)}
     env: list[dict[str, Any]] = [
         *({"name": k, "value": v} for k, v in PROXY_ENV.items()),
         {"name": "HOME", "value": "/tmp"},
@@ -175,7 +178,7 @@ def deployment(
     if "master-key" in specs:
         env.append(_secret_env(MASTER_KEY_ENV, specs["master-key"]))
         env.append(_secret_env(METRICS_TOKEN_ENV, specs["metrics-token"]))
-    for model in settings.fallbacks_in_use:
+    for model in args.fallbacks_in_use:
         if f"fallback-key:{model}" in specs:
             env.append(_secret_env(env_name("FALLBACK_API_KEY", model), specs[f"fallback-key:{model}"]))
     if "database-url" in specs:
@@ -194,7 +197,7 @@ def deployment(
         for s in specs.values()
         if s.source.startswith("api-key:")
     ]
-    config_text = json.dumps(config_map(settings)["data"], sort_keys=True)
+    config_text = json.dumps(config_map(args)["data"], sort_keys=True)
     probe = {"port": "http", "scheme": "HTTP"}
     pod_labels = dict(LABELS)
     return {
@@ -202,7 +205,7 @@ def deployment(
         "kind": "Deployment",
         "metadata": _meta(GATEWAY_NAME),
         "spec": {
-            "replicas": settings.gateway.replicas,
+            "replicas": args.replicas,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": dict(GATEWAY_POD_LABELS)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -335,12 +338,6 @@ def pod_disruption_budget() -> dict[str, Any]:
     }
 
 
-def load_balancer_subnets(settings: Settings) -> list[str]:
-    """The CIDRs of the subnets the gateway's NLB is attached to (components.aws.network's layout)."""
-    private, public = subnet_layout(settings.network.cidr, len(settings.network.zone_ids))
-    return public if settings.gateway.exposure is GatewayExposure.PUBLIC else private
-
-
 def target_group_binding(target_group_arn: str) -> dict[str, Any]:
     """Binds the Service's pods, by IP, to the target group of the NLB the AWS layer created
     (elbv2.k8s.aws/v1beta1; the AWS Load Balancer Controller registers and deregisters them)."""
@@ -357,9 +354,10 @@ def target_group_binding(target_group_arn: str) -> dict[str, Any]:
     }
 
 
-def network_policies(settings: Settings) -> list[dict[str, Any]]:
+def network_policies(args: GatewayArgs) -> list[dict[str, Any]]:
+    gateway = args.gateway
     pods = {"matchLabels": dict(GATEWAY_POD_LABELS)}
-    owners = sorted({tenant_namespace(o) for m in settings.models if (o := settings.model_owner(m))})
+    owners = sorted({tenant_namespace(owner) for owner in args.model_owners.values()})
     egress: list[dict[str, Any]] = [
         {
             "to": [
@@ -387,17 +385,14 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
                 "ports": [{"protocol": "TCP", "port": 8000}],
             }
         )
-    fallbacks = settings.fallbacks_in_use
-    providers = {settings.gateway.fallbacks[m].provider for m in fallbacks}
-    bedrock_endpoint = (
-        FallbackProvider.BEDROCK in providers and InterfaceEndpoint.BEDROCK_RUNTIME in settings.interface_endpoints
-    )
+    providers = {gateway.fallbacks[m].provider for m in args.fallbacks_in_use}
+    bedrock_endpoint = FallbackProvider.BEDROCK in providers and args.bedrock_endpoint
     # Proprietary APIs answer on public addresses, reached through NAT: every public address on 443, nothing
     # private beyond the model servers above. Bedrock is among them unless the VPC has its bedrock-runtime
     # endpoint, whose private DNS then answers for it. Without NAT no public address is reachable, so no such
     # rule: the settings admit only Bedrock fallbacks there (components.settings.cross_checks), through the endpoint.
     public = providers - {FallbackProvider.BEDROCK} if bedrock_endpoint else providers
-    if public and settings.network.nat is not NatMode.NONE:
+    if public and args.nat is not NatMode.NONE:
         egress.append(
             {
                 "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}],
@@ -407,15 +402,10 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
     if bedrock_endpoint:
         # The bedrock-runtime interface endpoint answers on its network interfaces' private addresses, in the
         # VPC's private subnets (its security group admits 443 from the VPC's range).
-        egress.append(
-            {"to": [{"ipBlock": {"cidr": settings.network.cidr}}], "ports": [{"protocol": "TCP", "port": 443}]}
-        )
+        egress.append({"to": [{"ipBlock": {"cidr": args.vpc_cidr}}], "ports": [{"protocol": "TCP", "port": 443}]})
     state_ports = [
         port
-        for port, on in (
-            (GATEWAY_DATABASE_PORT, settings.gateway.database),
-            (GATEWAY_REDIS_PORT, settings.gateway.redis),
-        )
+        for port, on in ((GATEWAY_DATABASE_PORT, gateway.database), (GATEWAY_REDIS_PORT, gateway.redis))
         if on is not None
     ]
     if state_ports:
@@ -423,7 +413,7 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
         # cluster's security group only.
         egress.append(
             {
-                "to": [{"ipBlock": {"cidr": settings.network.cidr}}],
+                "to": [{"ipBlock": {"cidr": args.vpc_cidr}}],
                 "ports": [{"protocol": "TCP", "port": port} for port in state_ports],
             }
         )
@@ -446,11 +436,11 @@ def network_policies(settings: Settings) -> list[dict[str, Any]]:
                     *(
                         [
                             {
-                                "from": [{"ipBlock": {"cidr": cidr}} for cidr in load_balancer_subnets(settings)],
+                                "from": [{"ipBlock": {"cidr": cidr}} for cidr in args.load_balancer_cidrs],
                                 "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}],
                             }
                         ]
-                        if settings.gateway.hostname
+                        if gateway.hostname
                         else []
                     ),
                 ],
@@ -492,16 +482,16 @@ def service_monitor() -> dict[str, Any]:
     }
 
 
-def manifests(settings: Settings, *, image_registry: str = IMAGE_REGISTRY) -> list[dict[str, Any]]:
+def manifests(args: GatewayArgs, *, image_registry: str = IMAGE_REGISTRY) -> list[dict[str, Any]]:
     """Every object but the Namespace and the Secrets, in apply order."""
     objects = [
         service_account(),
-        config_map(settings),
-        deployment(settings, image_registry=image_registry),
+        config_map(args),
+        deployment(args, image_registry=image_registry),
         service(),
         pod_disruption_budget(),
-        *network_policies(settings),
+        *network_policies(args),
     ]
-    if settings.gateway.master_key:
+    if args.gateway.master_key:
         objects.append(service_monitor())
     return objects

@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.contract import ChartSource
 from components.k8s.charts import chart_source
 from components.k8s.crds import crd_release
 from components.k8s.monitoring import assets
@@ -32,7 +33,7 @@ from components.k8s.monitoring.values import (
     monitoring_values,
     operator_crds_values,
 )
-from components.settings import Settings
+from components.settings.types import AlertmanagerSettings, PrometheusSettings
 
 # Seconds Helm waits for a release's pods: Prometheus volumes are created on first schedule.
 RELEASE_TIMEOUT_SECONDS = 900
@@ -44,7 +45,7 @@ class AlertReceiver:
 
     kind: ReceiverKind
     secret: pulumi.Input[str]
-    """The webhook URL, Slack incoming-webhook URL or PagerDuty routing key (a Pulumi secret): stored in a
+    """The webhook URL, Slack incoming-webhook URL or PagerDuty routing key: made a Pulumi secret and stored in a
     Secret of its own in the monitoring namespace, never in Helm values."""
     slack_channel: str | None = None
     """Slack only: the channel, e.g. "#llm-oncall"; default: the webhook's own channel."""
@@ -52,9 +53,18 @@ class AlertReceiver:
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringArgs:
-    settings: Settings
-    """The stack's settings: monitoring.* sizes Prometheus and Alertmanager, the stack name labels the data,
-    deploy.charts says where the charts come from."""
+    """What the monitoring stack is built from: plain values the platform takes from the stack's settings
+    (`components.platform.monitoring_args`)."""
+
+    cluster_name: str
+    """The cluster's name (`<project>-<stack>`), the `cluster` label of every series Prometheus stores."""
+    prometheus: PrometheusSettings
+    """Replicas, volume, retention and resources of Prometheus (monitoring.prometheus, given by the preset)."""
+    alertmanager: AlertmanagerSettings
+    """Replicas and volume of Alertmanager, and how often it sends a still-firing alert again
+    (monitoring.alertmanager, given by the preset)."""
+    charts: ChartSource = ChartSource.UPSTREAM
+    """Where the charts come from (`deploy.charts`); default: their repositories."""
     runbook_base_url: str = assets.RUNBOOK_BASE_URL
     """URL the alerts' runbook_url annotations start with (the kit's docs/runbooks/ in your fork's web view);
     default: the upstream repository."""
@@ -80,7 +90,7 @@ class Monitoring(pulumi.ComponentResource):
         namespace = _apply(f"{name}-namespace", assets.namespace_object(), child)
 
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        charts = args.settings.deploy.charts
+        charts = args.charts
         # The Prometheus Operator's CRDs, before the stack, which leaves them out (crds.enabled false).
         operator_crds = crd_release(
             f"{name}-{PROMETHEUS_OPERATOR_CRDS.name}",
@@ -99,7 +109,7 @@ class Monitoring(pulumi.ComponentResource):
             repository_opts=repository,
             namespace=namespace.metadata["name"],
             values=pulumi.Output.from_input(args.image_mirrors).apply(
-                lambda mirrors: monitoring_values(args.settings, image_mirrors=mirrors)
+                lambda mirrors: monitoring_values(args, image_mirrors=mirrors)
             ),
             skip_crds=True,
             timeout=RELEASE_TIMEOUT_SECONDS,
@@ -156,7 +166,7 @@ class Monitoring(pulumi.ComponentResource):
                     opts=opts,
                 )
             )
-        routing = alertmanager_config(args.settings.monitoring.alertmanager.repeat_interval_hours, specs)
+        routing = alertmanager_config(args.alertmanager.repeat_interval_hours, specs)
         _apply(
             f"{name}-alertmanager-config",
             routing,

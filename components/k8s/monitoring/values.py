@@ -1,7 +1,7 @@
 """Pins, scrape contract and Helm values for the monitoring stack (kube-prometheus-stack and DCGM exporter).
 
-Everything here is plain data computed from settings: the Monitoring component installs it, the plan shows
-it, tests check it. Versions are pinned on purpose; each pin names where it was read.
+Everything here is plain data computed from the Monitoring component's args: the component installs it, the
+plan shows it, tests check it. Versions are pinned on purpose; each pin names where it was read.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.contract import (
     GATEWAY_NAME,
@@ -21,7 +21,11 @@ from components.contract import (
     POOL_LABEL,
 )
 from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS
-from components.settings import Settings
+from components.settings.types import AlertmanagerSettings, PrometheusSettings
+
+if TYPE_CHECKING:
+    # Only for annotations: the component's module imports the Pulumi SDKs, which this one does without.
+    from components.k8s.monitoring.component import MonitoringArgs
 
 # --- pins -------------------------------------------------------------------------------------------
 
@@ -260,21 +264,23 @@ def alertmanager_config(
     }
 
 
-def monitoring_values(settings: Settings, *, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Helm values for kube-prometheus-stack, sized by monitoring.prometheus and monitoring.alertmanager.
+def monitoring_values(args: MonitoringArgs, *, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Helm values for kube-prometheus-stack, sized by `args.prometheus` and `args.alertmanager`, its series
+    labelled with `args.cluster_name` (the rest of `args` is the component's wiring).
 
     image_mirrors: registry host -> the registry serving its images (the ECR pull-through cache,
     `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`); hosts not in it are pulled directly.
     """
-    values = _stack_values(settings)
+    values = _stack_values(args.prometheus, args.alertmanager, cluster_name=args.cluster_name)
     for path, host in KUBE_PROMETHEUS_STACK_IMAGES:
         if image_mirrors and host in image_mirrors:
             _set_path(values, path, "registry", image_mirrors[host])
     return values
 
 
-def _stack_values(settings: Settings) -> dict[str, Any]:
-    prometheus, alertmanager = settings.monitoring.prometheus, settings.monitoring.alertmanager
+def _stack_values(
+    prometheus: PrometheusSettings, alertmanager: AlertmanagerSettings, *, cluster_name: str
+) -> dict[str, Any]:
     small = _resources("50m", "64Mi")
     return {
         "fullnameOverride": KUBE_PROMETHEUS_STACK_RELEASE,
@@ -315,7 +321,7 @@ def _stack_values(settings: Settings) -> dict[str, Any]:
                 "storageSpec": _pvc(prometheus.storage_gib),
                 "resources": _resources(prometheus.cpu, prometheus.memory),
                 "affinity": _OFF_GPU_NODES,
-                "externalLabels": {"cluster": settings.name},
+                "externalLabels": {"cluster": cluster_name},
                 # Select ServiceMonitors, PodMonitors and rules by SCRAPE_SELECTOR_LABELS in every namespace.
                 "serviceMonitorSelectorNilUsesHelmValues": True,
                 "podMonitorSelectorNilUsesHelmValues": True,
