@@ -41,6 +41,17 @@ class InputError(Exception):
         return "\n".join([f"{heading}:", *(f"  - {p}" for p in self.problems)])
 
 
+class UnbuildableSetting(InputError):
+    """A component cannot build what a setting asks for (the chart cannot serve a model as configured, the gateway
+    cannot be configured as the settings say): bad input, exit 2, naming the setting. The settings' cross-checks
+    refuse these first; this is the components' last line of defence, for both engines."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(Problem(path=path, message=message))
+
+
 class EnvironmentBlocked(Exception):
     """The environment blocks the command: missing credentials, quotas, an unreachable account (exit 3)."""
 

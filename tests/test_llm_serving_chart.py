@@ -23,11 +23,11 @@ import yaml
 
 from components.catalog import resolve_model
 from components.contract import POOL_LABEL, TENANT_LABEL, pool_labels, pool_taints
+from components.errors import UnbuildableSetting
 from components.k8s.serving import ServingArgs
 from components.k8s.serving_values import (
     CHART_DIR,
     MAX_RELEASE_NAME,
-    ServingValuesError,
     release_name,
     serving_values,
 )
@@ -615,7 +615,7 @@ def test_no_nat_stacks_pull_through_the_ecr_cache(settings_by_stack, stack_rende
         for container in all_containers(pod_spec(objects)):
             through_ecr = container["image"].startswith(f"{ECR_ACCOUNT}.dkr.ecr.")
             assert through_ecr == (settings.network.nat.value == "none"), (case, container["image"])
-    with pytest.raises(ServingValuesError, match=r"network\.nat"):
+    with pytest.raises(UnbuildableSetting, match=r"network\.nat"):
         serving_values(args_of(settings_by_stack["core"]), "llama-8b", bucket="core-models")
 
 
@@ -725,11 +725,11 @@ def test_multi_node_values_refuse_what_cannot_run(multi_node: tuple[Settings, st
     assert values["resources"]["requests"] == {"cpu": "144", "memory": "1536Gi"}  # one node's share, per pod
     pool = dataclasses.replace(settings.pools["h100-efa"], interconnect=Interconnect.STANDARD)
     no_efa = dataclasses.replace(settings, pools=MappingProxyType({**settings.pools, "h100-efa": pool}))
-    with pytest.raises(ServingValuesError, match=r"models\.llama-405b\.pool: .*2 p5\.48xlarge nodes per replica"):
+    with pytest.raises(UnbuildableSetting, match=r"models\.llama-405b\.pool: .*2 p5\.48xlarge nodes per replica"):
         stack_values(no_efa, model)
     scaled = dataclasses.replace(settings.models[model], replicas=ReplicaSettings(min=1, max=2))
     autoscaled = dataclasses.replace(settings, models=MappingProxyType({**settings.models, model: scaled}))
-    with pytest.raises(ServingValuesError, match=r"models\.llama-405b\.replicas\.max: .*not autoscaled"):
+    with pytest.raises(UnbuildableSetting, match=r"models\.llama-405b\.replicas\.max: .*not autoscaled"):
         stack_values(autoscaled, model)
 
 
@@ -810,10 +810,10 @@ def test_requests_fit_the_smallest_node_of_the_pool(settings_by_stack: dict[str,
 
 def test_values_function_refuses_what_the_chart_cannot_serve(make_settings) -> None:
     settings = make_settings("minimal")
-    with pytest.raises(ServingValuesError, match=r"models\.nope: no such model"):
+    with pytest.raises(UnbuildableSetting, match=r"models\.nope: no such model"):
         serving_values(args_of(settings), "nope", bucket="b-models")
     # Settings keep model names to 30 characters; the release name check is the last line of defence.
-    with pytest.raises(ServingValuesError, match="53"):
+    with pytest.raises(UnbuildableSetting, match="53"):
         release_name("m" * (MAX_RELEASE_NAME + 1))
     assert release_name("deepseek-r1") == "deepseek-r1"
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.catalog import InstanceType, Model, WeightDtype, resolve_instance, resolve_model
 from components.contract import POOL_LABEL, TENANT_LABEL
+from components.errors import UnbuildableSetting
 from components.settings.types import Interconnect, ModelSettings, NatMode, PoolSettings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
 from components.sizing.core import weights_gb
@@ -61,18 +62,10 @@ GIB = 2**30
 GB = 10**9
 
 
-class ServingValuesError(ValueError):
-    """The chart cannot serve this model as configured; ``path`` names the settings key at fault."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}")
-
-
 def release_name(model_name: str) -> str:
     """The Helm release of a model: its settings key (a DNS label within Helm's 53 characters)."""
     if len(model_name) > MAX_RELEASE_NAME:
-        raise ServingValuesError(
+        raise UnbuildableSetting(
             f"models.{model_name}", f"the name is {len(model_name)} characters; Helm allows {MAX_RELEASE_NAME}"
         )
     return model_name
@@ -94,7 +87,7 @@ def _layout(
         if isinstance(fit, SizingOption):
             fits.append((fit, resolve_instance(type_name)))
     if not fits:
-        raise ServingValuesError(f"models.{model_name}.pool", f"fits no instance type of pool {model_settings.pool!r}")
+        raise UnbuildableSetting(f"models.{model_name}.pool", f"fits no instance type of pool {model_settings.pool!r}")
     option = max(fits, key=lambda f: (f[0].gpus_per_replica, f[0].tensor_parallel))[0]
     return option, [instance for _, instance in fits]
 
@@ -112,7 +105,7 @@ def _pushed_dtype(model: Model, served: WeightDtype) -> tuple[WeightDtype, str]:
         return served, ""
     if served is WeightDtype.FP8:
         return model.native_dtype, "fp8"
-    raise ServingValuesError(
+    raise UnbuildableSetting(
         "dtype", f"{served.value} needs a {served.value} checkpoint of {model.name}; vLLM quantizes only to fp8"
     )
 
@@ -157,16 +150,16 @@ def serving_values(
     A replica that spans several nodes (pipeline parallel across nodes, `vllm.nodesPerReplica` > 1) renders as a
     LeaderWorkerSet: one pod per node, each with one node's GPUs and the pool's EFA interfaces.
 
-    Raises ServingValuesError for what the chart cannot serve: a multi-node replica on a pool without EFA or with
+    Raises UnbuildableSetting for what the chart cannot serve: a multi-node replica on a pool without EFA or with
     autoscaling asked for, a missing pull-through registry without NAT, a name over 53 characters.
     """
     if model_name not in args.models:
-        raise ServingValuesError(f"models.{model_name}", "no such model in the stack's settings")
+        raise UnbuildableSetting(f"models.{model_name}", "no such model in the stack's settings")
     path = f"models.{model_name}"
     model_settings = args.models[model_name]
     release_name(model_name)
     if image_registry is None and args.nat is NatMode.NONE:
-        raise ServingValuesError(
+        raise UnbuildableSetting(
             "network.nat", "is none: nodes cannot reach Docker Hub, so image_registry must name the pull-through cache"
         )
     model = resolve_model(model_settings.model)
@@ -174,17 +167,17 @@ def serving_values(
     option, instances = _layout(model_name, model_settings, pool)
     nodes = option.nodes_per_replica
     if nodes > 1 and pool.interconnect is not Interconnect.EFA:
-        raise ServingValuesError(
+        raise UnbuildableSetting(
             f"{path}.pool",
             f"{model.name} needs {nodes} {option.instance} nodes per replica (pipeline parallel "
             f"{option.pipeline_parallel} across nodes): pool {model_settings.pool!r} must set interconnect: efa",
         )
     if nodes > 1 and model_settings.replicas.max != model_settings.replicas.min:
-        raise ServingValuesError(f"{path}.replicas.max", "a multi-node replica is not autoscaled: set max equal to min")
+        raise UnbuildableSetting(f"{path}.replicas.max", "a multi-node replica is not autoscaled: set max equal to min")
     try:
         pushed, quantization = _pushed_dtype(model, option.dtype)
-    except ServingValuesError as exc:
-        raise ServingValuesError(f"{path}.{exc.path}", str(exc).split(": ", 1)[1]) from None
+    except UnbuildableSetting as exc:
+        raise UnbuildableSetting(f"{path}.{exc.path}", exc.message) from None
 
     # GPUs of one pod: the whole replica on one node, or one pipeline stage (a whole node) per pod of a group.
     gpus = option.gpus_per_replica // nodes

@@ -21,7 +21,8 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime.config import is_config_secret
 
 from components.contract import GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_PORT
-from components.k8s.gateway.config import GatewayConfigError, key_digest
+from components.errors import UnbuildableSetting
+from components.k8s.gateway.config import key_digest
 from components.k8s.gateway.objects import (
     IMAGE_REGISTRY,
     SecretSpec,
@@ -160,7 +161,7 @@ def require_secret_config(gateway: GatewaySettings) -> None:
     """Refuse secret values the stack file holds in plain text."""
     holds = bool(gateway.keys or gateway.master_key or any(f.api_key for f in gateway.fallbacks.values()))
     if holds and not is_config_secret(CONFIG_KEY):
-        raise GatewayConfigError(
+        raise UnbuildableSetting(
             "gateway",
             "holds keys in plain text: set them with `pulumi config set --secret --path "
             "'modelyard:gateway.keys.<name>.key' <key>` so the stack file keeps only ciphertext (docs/gateway.md)",
@@ -177,9 +178,9 @@ class Gateway(pulumi.ComponentResource):
         check_wiring(args)
         try:
             require_secret_config(args.gateway)
-        except GatewayConfigError as exc:
+        except UnbuildableSetting as exc:
             # One message without a Python traceback, as settings errors print.
-            raise pulumi.RunError(f"modelyard:{exc}") from None
+            raise pulumi.RunError(f"modelyard:{exc.path}: {exc.message}") from None
         child = pulumi.ResourceOptions(parent=self)
         namespace_obj = namespace_object(args.kubernetes_version, load_balanced=args.target_group_arn is not None)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_obj["metadata"], opts=child)

@@ -60,14 +60,6 @@ REQUEST_TIMEOUT_SECONDS = 600
 COOLDOWN_SECONDS = 30
 
 
-class GatewayConfigError(ValueError):
-    """The gateway cannot be configured as the settings say; ``path`` names the settings key at fault."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}")
-
-
 def model_service_url(args: GatewayArgs, model: str) -> str:
     """The in-cluster URL (OpenAI API base) of a model's servers: the chart's fullname in its owner's namespace."""
     owner = args.model_owners[model]
