@@ -22,7 +22,7 @@ from components import catalog
 from components.aws.account_security import AccountSecurity, AccountSecurityArgs
 from components.aws.cluster import Cluster, ClusterArgs
 from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupArgs
-from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs
+from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs, source_bucket_name
 from components.aws.gateway_exposure import GatewayExposure, GatewayExposureArgs
 from components.aws.gateway_identity import GatewayIdentity, GatewayIdentityArgs
 from components.aws.gateway_state import GatewayState, GatewayStateArgs
@@ -128,6 +128,7 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
     aws_provider = aws.Provider(f"{settings.name}-aws", region=settings.region)
     on_aws = pulumi.ResourceOptions(provider=aws_provider)
     account = account_id(aws_provider)
+    model_bucket = pulumi.Output.concat(settings.name, "-models-", account)
     network = Network(
         "network",
         args=NetworkArgs(
@@ -140,6 +141,8 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
             interface_endpoints=settings.interface_endpoints,
             flow_logs=settings.network.flow_logs,
             cluster_name=settings.name,
+            s3_buckets=s3_endpoint_buckets(settings, model_bucket=model_bucket, account=account),
+            public_registries=not settings.image_cache_on,
             tags=settings.tags_for("network"),
         ),
         opts=on_aws,
@@ -205,10 +208,17 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
     storage = ModelStorage(
         "models",
         args=ModelStorageArgs(
-            bucket_name=pulumi.Output.concat(settings.name, "-models-", account),
+            region=settings.region,
+            bucket_name=model_bucket,
+            # Only the owner's servers read a model's weights; a tenant that merely lists a model calls it
+            # through the gateway (docs/storage.md#who-may-read).
             tenants={
-                name: TenantAccess(model_prefixes=[model_prefix(settings, model) for model in tenant.models])
-                for name, tenant in settings.tenants.items()
+                name: TenantAccess(
+                    model_prefixes=sorted(
+                        {model_prefix(settings, m) for m in settings.models if settings.model_owner(m) == name}
+                    )
+                )
+                for name in settings.tenants
             },
             tags=settings.tags_for("model-storage"),
         ),
@@ -637,6 +647,18 @@ def image_mirrors(settings: Settings, account: pulumi.Input[str]) -> pulumi.Inpu
     if known is not None:
         return mirrors(known)
     return pulumi.Output.from_input(account).apply(mirrors)
+
+
+def s3_endpoint_buckets(
+    settings: Settings, *, model_bucket: pulumi.Input[str], account: pulumi.Input[str]
+) -> list[pulumi.Input[str]]:
+    """The buckets the VPC's S3 endpoint admits: the model bucket, a split deployment's runner source and state
+    buckets (its CodeBuild runs in the VPC), and `network.s3_endpoint_buckets`. The model bucket's log bucket is
+    not among them: only S3's log delivery writes it, from outside the VPC."""
+    buckets: list[pulumi.Input[str]] = [model_bucket]
+    if settings.kubernetes_stack is not None and settings.deploy.state_bucket is not None:
+        buckets += [source_bucket_name(settings.name, account), settings.deploy.state_bucket]
+    return buckets + list(settings.network.s3_endpoint_buckets)
 
 
 def model_prefix(settings: Settings, model_key: str) -> str:

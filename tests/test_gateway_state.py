@@ -27,7 +27,7 @@ from components.errors import InputError
 from components.k8s.gateway import objects
 from components.k8s.gateway.component import Gateway, GatewayArgs
 from components.k8s.gateway.config import gateway_config
-from components.k8s.isolation import S3_EGRESS_EXCEPT
+from components.k8s.isolation import PRIVATE_RANGES
 from components.plan.document import build_plan
 from components.plan.engine import run_program
 from components.plan.run import load_settings
@@ -368,7 +368,7 @@ def test_without_nat_the_gateway_reaches_bedrock_through_the_vpc_and_nothing_pub
     validate_strict(objects.network_policies(args_of(settings)), KUBERNETES_VERSION, frozenset())
     # With NAT, Bedrock answers on public addresses: HTTPS to every public address, nothing private.
     with_nat = make_settings(**BEDROCK)
-    assert _https_to(with_nat) == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}]
+    assert _https_to(with_nat) == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]
     # With NAT and a bedrock-runtime endpoint listed, its private DNS answers for Bedrock inside the VPC.
     listed = make_settings(**BEDROCK, network={"interface_endpoints": ["bedrock-runtime"]})
     assert _https_to(listed) == [{"ipBlock": {"cidr": listed.network.cidr}}]

@@ -59,7 +59,7 @@ def test_an_aws_component_importing_the_kubernetes_layer_is_caught(tmp_path: Pat
     shutil.copytree(ROOT / "components", tmp_path / "components", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     network = tmp_path / "components" / "aws" / "network.py"
-    network.write_text(network.read_text() + "\nfrom components.k8s.isolation import S3_EGRESS_EXCEPT  # noqa\n")
+    network.write_text(network.read_text() + "\nfrom components.k8s.isolation import PRIVATE_RANGES  # noqa\n")
     result = run_lint(tmp_path)
     assert result.returncode != 0
     assert "components.aws.network -> components.k8s.isolation" in result.stdout

@@ -705,8 +705,9 @@ def test_the_tenant_namespace_admits_the_traffic_of_a_group() -> None:
     """Isolation's default-deny namespaces already allow pod to pod inside the namespace on every port and
     protocol: Ray's ports are partly random, NCCL bootstraps over TCP on ports of its choosing."""
     from components.k8s.isolation import network_policies
+    from components.settings.types import TenantEgress
 
-    policy = network_policies("tenant-core")["allow-same-namespace"]
+    policy = network_policies("tenant-core", egress=TenantEgress.NONE, s3_cidrs=())["allow-same-namespace"]
     assert policy["ingress"] == [{"from": [{"podSelector": {}}]}]
     assert policy["egress"] == [{"to": [{"podSelector": {}}]}]
 

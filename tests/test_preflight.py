@@ -869,3 +869,42 @@ def test_bedrock_runtime_missing_in_a_zone_fails_and_exits_3(
     assert "or set network.nat (single or per-zone) so the gateway reaches Bedrock's public endpoint" in out
     assert "FAIL  endpoint: sqs: com.amazonaws.us-east-1.sqs is not offered in us-east-1" in out
     assert "OK    endpoint: sts: offered in use1-az1, use1-az2" in out
+
+
+def test_s3_ranges_inside_the_table_pass_and_a_range_it_lacks_warns(session, account, make_settings):
+    settings = make_settings("minimal")
+    # moto's com.amazonaws.us-east-1.s3: 52.216.0.0/15, 3.5.0.0/19, 54.231.0.0/16, each in the kit's table.
+    check = preflight.Preflight(settings, aws.Clients(session))
+    check.check_s3_ranges()
+    (line,) = lines(check.report, "s3-ranges")
+    assert line.status is Status.OK, line
+    assert "the 3 ranges of com.amazonaws.us-east-1.s3 are inside the kit's table (published 2026-08-22)" in line.detail
+
+    ec2 = session.client("ec2", region_name=REGION)
+    stubber = Stubber(ec2)
+    name = "com.amazonaws.us-east-1.s3"
+    stubber.add_response(
+        "describe_managed_prefix_lists",
+        {"PrefixLists": [{"PrefixListId": "pl-63a5400a", "PrefixListName": name}]},
+        {"Filters": [{"Name": "prefix-list-name", "Values": [name]}]},
+    )
+    stubber.add_response(
+        "get_managed_prefix_list_entries",
+        {"Entries": [{"Cidr": "52.216.0.0/15"}, {"Cidr": "16.15.0.0/22"}, {"Cidr": "15.197.8.0/22"}]},
+        {"PrefixListId": "pl-63a5400a"},
+    )
+    stubber.activate()
+    check = preflight.Preflight(settings, aws.Clients(session, {"ec2": ec2}))
+    check.check_s3_ranges()
+    (line,) = lines(check.report, "s3-ranges")
+    assert line.status is Status.WARN and not check.report.blocked
+    assert "2 of the 3 ranges" in line.detail and "15.197.8.0/22, 16.15.0.0/22" in line.detail
+    assert "python -m components.catalog.s3_ranges" in line.fix
+    stubber.assert_no_pending_responses()
+
+
+def test_s3_ranges_are_not_checked_without_tenants(session, account, make_settings):
+    settings = make_settings("minimal", models={"llama-8b": None}, tenants={"internal": None})
+    check = preflight.Preflight(settings, aws.Clients(session))
+    check.check_s3_ranges()
+    assert not lines(check.report, "s3-ranges")

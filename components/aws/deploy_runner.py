@@ -40,6 +40,11 @@ RUNNER_LOG_RETENTION_DAYS = 90
 KEEP_IMAGES = 10
 
 
+def source_bucket_name(name: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The runner's source bucket: `<project>-<stack>-deploy-<account id>` (the network's S3 endpoint admits it)."""
+    return pulumi.Output.concat(name, "-deploy-", account_id)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeployRunnerArgs:
     name: str
@@ -192,7 +197,7 @@ class DeployRunner(pulumi.ComponentResource):
         )
         source = aws.s3.Bucket(
             f"{name}-source",
-            bucket=pulumi.Output.concat(args.name, "-deploy-", args.account_id),
+            bucket=source_bucket_name(args.name, args.account_id),
             tags=named("deploy-source"),
             # Archives of past deployments: the audit trail of what the runner applied.
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),

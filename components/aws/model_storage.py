@@ -3,9 +3,10 @@
 Layout (docs/models.md#the-bucket-layout):
   models/<model>/<revision>/   base weights and manifest.json, written by `modelyard models push`
   tenants/<tenant>/            what belongs to one tenant (adapters, evaluation data)
-A tenant's read role may get the model prefixes the tenant uses and its own tenant prefix, nothing
-else. With S3 bucket keys, KMS grants cannot be scoped by prefix, so isolation is IAM's: every role
-may decrypt with the bucket's key, and the role's S3 actions are limited to its prefixes.
+A tenant's read role gets the prefixes of the models whose servers it runs (it owns them) and its own
+tenant prefix, nothing else. With S3 bucket keys, KMS grants cannot be scoped by prefix, so isolation is
+IAM's: the role's S3 actions are limited to its prefixes, and its use of the bucket's key to S3 decrypting
+objects of this bucket (kms:ViaService, and the encryption context, which with a bucket key is the bucket's ARN).
 
 The bucket and its key are stateful: protected against `pulumi destroy` and retained if Pulumi
 ever deletes them (a rename, a removed stack), so weights survive any config change.
@@ -28,11 +29,13 @@ from components.aws.iam import POD_IDENTITY_TRUST
 @dataclass(frozen=True, kw_only=True)
 class TenantAccess:
     model_prefixes: Sequence[str]
-    """Bucket prefixes of the models the tenant may read, e.g. models/llama-3.1-8b/main/."""
+    """Bucket prefixes of the models whose servers the tenant runs, e.g. models/llama-3.1-8b/main/."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelStorageArgs:
+    region: str
+    """The bucket's region: the read and writer roles may use the key only through S3 of this region."""
     bucket_name: pulumi.Input[str]
     """The model bucket's name (`<project>-<stack>-models-<account id>`; the push tool finds it so)."""
     tenants: Mapping[str, TenantAccess]
@@ -61,7 +64,20 @@ def _tls_only(bucket_arn: str) -> dict[str, object]:
     }
 
 
-def _writer_policy(arns: list[str]) -> str:
+def _through_s3(region: str, bucket_arn: str) -> dict[str, object]:
+    """The condition that limits a role's use of the bucket key to S3 of the region working on this bucket: with
+    an S3 bucket key the encryption context is the bucket's ARN, not the object's (AWS, Amazon S3 User Guide,
+    "Configuring your bucket to use an S3 Bucket Key with SSE-KMS for new objects"). The role cannot call KMS
+    directly, nor through S3 for another bucket encrypted with the same key."""
+    return {
+        "StringEquals": {
+            "kms:ViaService": f"s3.{region}.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": bucket_arn,
+        }
+    }
+
+
+def _writer_policy(arns: list[str], *, region: str) -> str:
     """Put, read back and resume under models/ only; never delete (versions expire by lifecycle)."""
     bucket_arn, key_arn = arns
     return json.dumps(
@@ -91,14 +107,16 @@ def _writer_policy(arns: list[str]) -> str:
                     "Effect": "Allow",
                     "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
                     "Resource": key_arn,
+                    "Condition": _through_s3(region, bucket_arn),
                 },
             ],
         }
     )
 
 
-def _read_policy(arns: list[str], *, prefixes: Sequence[str]) -> str:
-    """GetObject under the prefixes, ListBucket limited to them, Decrypt with the bucket's key: nothing else."""
+def _read_policy(arns: list[str], *, region: str, prefixes: Sequence[str]) -> str:
+    """GetObject under the prefixes, ListBucket limited to them, Decrypt with the bucket's key through S3 for this
+    bucket: nothing else."""
     bucket_arn, key_arn = arns
     return json.dumps(
         {
@@ -117,7 +135,13 @@ def _read_policy(arns: list[str], *, prefixes: Sequence[str]) -> str:
                     "Resource": bucket_arn,
                     "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
                 },
-                {"Sid": "DecryptWeights", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn},
+                {
+                    "Sid": "DecryptWeights",
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": key_arn,
+                    "Condition": _through_s3(region, bucket_arn),
+                },
             ],
         }
     )
@@ -255,7 +279,7 @@ class ModelStorage(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-writer",
             role=writer.id,
-            policy=pulumi.Output.all(bucket.arn, key.arn).apply(_writer_policy),
+            policy=pulumi.Output.all(bucket.arn, key.arn).apply(functools.partial(_writer_policy, region=args.region)),
             opts=child,
         )
         self.writer_role_arn = writer.arn
@@ -273,7 +297,9 @@ class ModelStorage(pulumi.ComponentResource):
             aws.iam.RolePolicy(
                 f"{name}-read-{tenant}",
                 role=role.id,
-                policy=pulumi.Output.all(bucket.arn, key.arn).apply(functools.partial(_read_policy, prefixes=prefixes)),
+                policy=pulumi.Output.all(bucket.arn, key.arn).apply(
+                    functools.partial(_read_policy, region=args.region, prefixes=prefixes)
+                ),
                 opts=child,
             )
             self.tenant_role_arns[tenant] = role.arn

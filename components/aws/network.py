@@ -20,6 +20,57 @@ from components.aws.iam import assume_role_policy
 from components.contract import subnet_layout
 from components.settings.types import FlowLogSettings, InterfaceEndpoint, NatMode
 
+# AWS-owned buckets the nodes read through the S3 gateway endpoint (docs/network.md#the-s3-gateway-endpoints-policy;
+# sources: docs/sources.md#s3-and-its-vpc-endpoint). ECR keeps image layers in prod-<region>-starport-layer-bucket,
+# fetched with presigned URLs signed by ECR's account: every image of a stack without NAT comes from ECR (the
+# pull-through cache), the EKS add-ons' always. dnf and kernel live patching on the AL2023 nodes read the Amazon
+# Linux repositories. Read-only: nothing can be written to them.
+AWS_OWNED_OBJECTS = (
+    "prod-{region}-starport-layer-bucket/*",
+    "al2023-repos-{region}-de612dc2/*",
+    "al2023-{region}/*",
+)
+# Where public registries send a node of the region for an image's layers when nodes pull from them directly (no
+# pull-through cache): registry.k8s.io sends AWS clients to its bucket of their region; Docker Hub has served
+# layers from its bucket docker-images-prod. A registry that sends layers to another bucket of the region shows
+# as a pull failing with S3's AccessDenied: name that bucket in network.s3_endpoint_buckets.
+REGISTRY_OBJECTS = (
+    "prod-registry-k8s-io-{region}/*",
+    "docker-images-prod/*",
+)
+
+
+def s3_endpoint_policy(*, region: str, buckets: Sequence[str], public_registries: bool) -> str:
+    """The S3 gateway endpoint's policy: `buckets` (the stack's own) as IAM allows, and reading the AWS-owned
+    (and, with `public_registries`, the registries') buckets nodes fetch from. Any other bucket, read or write,
+    with any credentials, is refused on the way out of the VPC."""
+    read_only = [*AWS_OWNED_OBJECTS, *(REGISTRY_OBJECTS if public_registries else ())]
+    own = sorted(set(buckets))
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "StackBuckets",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [
+                        arn for bucket in own for arn in (f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*")
+                    ],
+                },
+                {
+                    "Sid": "ReadNodeSoftware",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": [f"arn:aws:s3:::{pattern.format(region=region)}" for pattern in read_only],
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkArgs:
@@ -39,6 +90,12 @@ class NetworkArgs:
     """Flow-log retention (days) and traffic type."""
     cluster_name: str
     """The EKS cluster's name, for the Karpenter discovery tag on private subnets."""
+    s3_buckets: Sequence[pulumi.Input[str]]
+    """The buckets anything in the VPC may use through the S3 gateway endpoint, as IAM allows: the stack's own
+    and `network.s3_endpoint_buckets`. The endpoint refuses every other bucket but the AWS-owned ones nodes read."""
+    public_registries: bool
+    """Nodes pull images from public registries themselves (no ECR pull-through cache): the endpoint also admits
+    reading the S3 buckets some registries send layer downloads to (REGISTRY_OBJECTS)."""
     tags: Mapping[str, str]
     """Tags for every taggable resource of the component."""
 
@@ -148,13 +205,20 @@ class Network(pulumi.ComponentResource):
             private_subnets.append(subnet)
             private_route_tables.append(route_table)
 
-        # S3 through the gateway endpoint: free, and the path for weights and ECR image layers.
+        # S3 through the gateway endpoint: free, and the path for weights and ECR image layers. Every request to
+        # the region's S3 from the private subnets takes it (its route is more specific than the NAT's), so its
+        # policy decides which buckets anything in the VPC can reach, whatever credentials it brings.
         aws.ec2.VpcEndpoint(
             f"{name}-s3",
             vpc_id=vpc.id,
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[rt.id for rt in private_route_tables],
+            policy=pulumi.Output.all(*args.s3_buckets).apply(
+                lambda buckets: s3_endpoint_policy(
+                    region=args.region, buckets=buckets, public_registries=args.public_registries
+                )
+            ),
             tags=named("s3"),
             opts=child,
         )

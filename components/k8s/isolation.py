@@ -4,8 +4,9 @@ Per tenant (docs/security.md):
   - Namespace `tenant-<name>` with Pod Security `restricted` enforced, audited and warned, pinned to the
     cluster's Kubernetes version;
   - NetworkPolicies: deny all in and out, then DNS to CoreDNS, the gateway and Prometheus to the model
-    servers, the Pod Identity agent, pod to pod inside the namespace (multi-node models), HTTPS out to
-    public addresses (S3 through the gateway endpoint: see S3_EGRESS_EXCEPT for why it is not narrower);
+    servers, the Pod Identity agent, pod to pod inside the namespace (multi-node models), and what the
+    tenant's `egress` setting asks for: HTTPS to the S3 ranges of the stack's region (s3, the default: the
+    model servers copy their weights from the bucket), to any public address as well (internet), or nothing;
   - ResourceQuota (GPUs = gpu_quota, CPU and memory from the GPUs' share of the tenant's pools, pods, no
     load balancers nor node ports) and a LimitRange giving defaults to containers that set none;
   - the service account `model-server`, which the AWS layer binds by a Pod Identity association to the
@@ -19,7 +20,7 @@ The account-level detection (GuardDuty, CloudTrail data events) is AWS's: compon
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,6 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import catalog
+from components.catalog import s3_ranges
 from components.contract import (
     GATEWAY_NAMESPACE,
     GATEWAY_POD_LABELS,
@@ -38,17 +40,15 @@ from components.contract import (
     tenant_namespace,
 )
 from components.k8s.monitoring.values import PROMETHEUS_POD_LABELS
-from components.settings.types import Settings
+from components.settings.types import Settings, TenantEgress
 
 MODEL_SERVER_COMPONENT = ("app.kubernetes.io/component", "model-server")  # charts/llm-serving labels
 POD_IDENTITY_AGENT = "169.254.170.23/32"  # EKS Pod Identity agent, link-local on every node, port 80
-# HTTPS egress is to 0.0.0.0/0 minus these. S3 (through the VPC's gateway endpoint) answers on public
-# addresses listed in the managed prefix list com.amazonaws.<region>.s3; a NetworkPolicy takes CIDRs, not
-# prefix lists, and fetching the list would make the program depend on a lookup at deploy time that can
-# change under it. So: every public address on 443, and nothing private: no other pod, node, internal load
-# balancer, interface endpoint or peered network (RFC 1918, CGNAT, link-local incl. IMDS). What stops a pod
-# from reaching the internet is the subnet: presets with nat: none have no route out (docs/security.md).
-S3_EGRESS_EXCEPT = ("10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")
+HTTPS = 443
+# A tenant with egress internet may open HTTPS to 0.0.0.0/0 minus these: nothing private, so no other pod,
+# node, internal load balancer, interface endpoint or peered network (RFC 1918, CGNAT, link-local incl. IMDS)
+# on 443 even then. Only tenants whose prompts may leave the VPC can ask for it (settings: tenant_egress).
+PRIVATE_RANGES = ("10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")
 # Namespaces whose DaemonSets must run on every GPU node, dedicated ones included, so they tolerate every
 # taint: the NVIDIA and EFA device plugins, EBS CSI, VPC CNI, kube-proxy, the Pod Identity agent
 # (kube-system); DCGM and node exporters (monitoring). Only cluster admins can create pods there.
@@ -108,11 +108,11 @@ def _peer(namespace: str, labels: Mapping[str, str]) -> dict[str, object]:
     }
 
 
-def network_policies(namespace: str) -> dict[str, dict[str, object]]:
+def network_policies(namespace: str, *, egress: TenantEgress, s3_cidrs: Sequence[str]) -> dict[str, dict[str, object]]:
     """The NetworkPolicy specs of a tenant namespace, by object name. Policies add up: what is not
-    allowed by one of them is denied by `default-deny`."""
+    allowed by one of them is denied by `default-deny`. `s3_cidrs`: the S3 ranges of the stack's region."""
     all_pods: dict[str, object] = {}
-    return {
+    policies: dict[str, dict[str, object]] = {
         "default-deny": {"podSelector": all_pods, "policyTypes": ["Ingress", "Egress"]},
         "allow-dns": {
             "podSelector": all_pods,
@@ -160,17 +160,33 @@ def network_policies(namespace: str) -> dict[str, dict[str, object]]:
             "ingress": [{"from": [{"podSelector": all_pods}]}],
             "egress": [{"to": [{"podSelector": all_pods}]}],
         },
-        "allow-s3-https": {
+    }
+    if egress is TenantEgress.NONE:
+        return policies
+    # The model servers' weights: S3 through the VPC's gateway endpoint, whose policy admits only the stack's
+    # buckets (components/aws/network.py). The region's ranges only: another region's S3 is not behind it.
+    policies["allow-s3-https"] = {
+        "podSelector": all_pods,
+        "policyTypes": ["Egress"],
+        "egress": [
+            {
+                "to": [{"ipBlock": {"cidr": cidr}} for cidr in s3_cidrs],
+                "ports": [{"protocol": "TCP", "port": HTTPS}],
+            }
+        ],
+    }
+    if egress is TenantEgress.INTERNET:
+        policies["allow-internet-https"] = {
             "podSelector": all_pods,
             "policyTypes": ["Egress"],
             "egress": [
                 {
-                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}],
-                    "ports": [{"protocol": "TCP", "port": 443}],
+                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
+                    "ports": [{"protocol": "TCP", "port": HTTPS}],
                 }
             ],
-        },
-    }
+        }
+    return policies
 
 
 def admission_policy_spec() -> dict[str, object]:
@@ -221,12 +237,18 @@ class IsolationArgs:
     """The cluster's minor version: Pod Security labels are pinned to it."""
     tenants: Mapping[str, TenantQuota]
     """Each tenant's quota, by tenant."""
+    egress: Mapping[str, TenantEgress]
+    """Each tenant's egress (`tenants.<t>.egress`), by tenant; every tenant of `tenants` has one."""
+    s3_cidrs: Sequence[str]
+    """The S3 IPv4 ranges of the stack's region (components/catalog/s3_ranges.yaml)."""
 
 
 def isolation_args(settings: Settings) -> IsolationArgs:
     return IsolationArgs(
         kubernetes_version=settings.cluster.version,
         tenants={name: tenant_quota(settings, name) for name in settings.tenants},
+        egress={name: tenant.egress for name, tenant in settings.tenants.items()},
+        s3_cidrs=s3_ranges.region_cidrs(settings.region),
     )
 
 
@@ -266,7 +288,8 @@ class Isolation(pulumi.ComponentResource):
             def meta(object_name: str, ns_name: str = ns_name, tenant: str = tenant) -> k8s.meta.v1.ObjectMetaArgs:
                 return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns_name, labels={TENANT_LABEL: tenant})
 
-            for policy_name, policy_spec in network_policies(ns_name).items():
+            policies = network_policies(ns_name, egress=args.egress[tenant], s3_cidrs=args.s3_cidrs)
+            for policy_name, policy_spec in policies.items():
                 k8s.networking.v1.NetworkPolicy(
                     f"{name}-{tenant}-{policy_name}",
                     metadata=meta(policy_name),

@@ -8,12 +8,14 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 
 from components import catalog
+from components.catalog import s3_ranges
 from components.contract import ChartSource, serving_fullname
 from components.errors import Problem
 from components.settings.schema import close_matches
 from components.settings.types import (
     ENDPOINTS_WITHOUT_NAT,
     Capacity,
+    DataPolicy,
     EndpointAccess,
     FallbackProvider,
     GatewayExposure,
@@ -23,6 +25,7 @@ from components.settings.types import (
     NatMode,
     PoolKind,
     Settings,
+    TenantEgress,
 )
 from components.tagging import KIT_TAG_KEYS, MAX_TAGS_PER_RESOURCE
 
@@ -502,6 +505,42 @@ def model_owners(s: Settings) -> Iterator[Problem]:
             yield _p(f"models.{name}", "no tenant lists this model: add it to a tenant's models (or remove it)")
 
 
+def tenant_egress(s: Settings) -> Iterator[Problem]:
+    """A tenant's egress serves what it runs: model servers need S3; the internet only exists with NAT and only
+    for prompts that may leave the VPC; S3 needs the region's ranges in the kit's table."""
+    needs_s3 = False
+    for name, tenant in s.tenants.items():
+        path = f"tenants.{name}.egress"
+        owned = sorted(m for m in s.models if s.model_owner(m) == name)
+        if tenant.egress is TenantEgress.NONE:
+            if owned:
+                yield _p(
+                    path,
+                    f"none, but the tenant owns the servers of {', '.join(owned)}, which copy their weights from "
+                    "S3: use s3",
+                )
+            continue
+        needs_s3 = True
+        if tenant.egress is TenantEgress.INTERNET:
+            if s.network.nat is NatMode.NONE:
+                yield _p(path, "internet reaches nothing: network.nat is none (no route out of the VPC); use s3")
+            if tenant.data is not DataPolicy.EXTERNAL_ALLOWED:
+                yield _p(
+                    path,
+                    f"internet lets the tenant's pods, its model servers included, send prompts out of the VPC: only "
+                    f"for a tenant with data: {DataPolicy.EXTERNAL_ALLOWED.value} (tenants.{name}.data is "
+                    f"{tenant.data.value}); use s3",
+                )
+    if needs_s3 and s.region in known_regions() and not s3_ranges.region_cidrs(s.region):
+        source = s3_ranges.s3_ranges().source
+        yield _p(
+            "region",
+            f"the kit's table of S3 address ranges (components/catalog/s3_ranges.yaml, published {source.date}) has "
+            f"none for {s.region}, so tenant pods could not reach S3: regenerate it from a fresh ip-ranges.json "
+            "(docs/network.md#s3-address-ranges)",
+        )
+
+
 def licenses_accepted(s: Settings) -> Iterator[Problem]:
     """A model is served only under a license the stack accepts (modelyard:licenses)."""
     known = sorted({m.license.name for m in catalog.models().values()})
@@ -798,6 +837,7 @@ RULES: tuple[Rule, ...] = (
     cluster_system_nodes,
     image_cache_credentials,
     model_owners,
+    tenant_egress,
     serving_names,
     licenses_accepted,
     gateway_refs,

@@ -136,6 +136,15 @@ class DataPolicy(StrEnum):
     EXTERNAL_ALLOWED = "external-allowed"  # the gateway may fall back to an allowed proprietary API
 
 
+class TenantEgress(StrEnum):
+    """Where a tenant's pods may open connections besides DNS, the gateway, the Pod Identity agent and their own
+    namespace (docs/security.md#tenant-egress)."""
+
+    NONE = "none"  # nothing else: for tenants that own no model servers (those copy their weights from S3)
+    S3 = "s3"  # HTTPS to the S3 address ranges of the stack's region only (components/catalog/s3_ranges.yaml)
+    INTERNET = "internet"  # HTTPS to any public address too (with NAT); only for data external-allowed
+
+
 class EndpointAccess(StrEnum):
     """Who can reach the cluster's Kubernetes API endpoint."""
 
@@ -204,6 +213,14 @@ class NetworkSettings:
         default=None,
     )
     flow_logs: FlowLogSettings = doc_field("VPC flow logs to CloudWatch", default_factory=FlowLogSettings)
+    s3_endpoint_buckets: tuple[str, ...] = doc_field(
+        "other S3 buckets of the region that nodes and pods may use through the S3 gateway endpoint (as IAM "
+        "allows); the endpoint admits only these, the stack's own buckets and the AWS-owned ones nodes read "
+        "(ECR image layers, Amazon Linux repositories; docs/network.md#the-s3-gateway-endpoints-policy)",
+        default=(),
+        pattern=r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+        pattern_doc="an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-'",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -315,6 +332,12 @@ class TenantSettings:
     )
     dedicated_pool: str | None = doc_field("a pool (a key of pools) only this tenant may use", default=None)
     data: DataPolicy = doc_field("whether prompts may leave the VPC", default=DataPolicy.IN_VPC)
+    egress: TenantEgress = doc_field(
+        "where the tenant's pods may connect besides DNS, the gateway, the Pod Identity agent and their namespace: "
+        "none; s3 (HTTPS to the region's S3 ranges, what model servers need to copy their weights); internet "
+        "(HTTPS to any public address as well: needs network.nat and data external-allowed)",
+        default=TenantEgress.S3,
+    )
     rpm_limit: int | None = doc_field(
         "requests a minute the gateway admits from all the tenant's keys together, per gateway replica (all "
         "replicas together with gateway.redis); null: no limit",

@@ -8,6 +8,7 @@ WARN never blocks: it marks what could not be checked, or a risk (docs/preflight
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import sys
 from collections import defaultdict
@@ -20,10 +21,10 @@ from typing import Any
 
 import botocore.exceptions
 
-from components.catalog import InstanceType, instances
+from components.catalog import InstanceType, instances, s3_ranges
 from components.errors import ExitCode, InputError, Problem
 from components.settings import Settings
-from components.settings.types import EKS_VERSIONS, Capacity, NatMode
+from components.settings.types import EKS_VERSIONS, Capacity, NatMode, TenantEgress
 from components.tools import aws
 from components.tools.aws import Clients, caller_identity, error_code, http_status, model_bucket_name
 
@@ -254,6 +255,7 @@ class Preflight:
             self.check_valkey,
             self.check_bedrock,
             self.check_endpoints,
+            self.check_s3_ranges,
         ):
             try:
                 check()
@@ -947,6 +949,47 @@ class Preflight:
             else:
                 self.report.add("endpoint", Status.OK, f"{short}: offered in {', '.join(zone_ids)}")
 
+    def check_s3_ranges(self) -> None:
+        """Tenant pods reach S3 only at the kit's dated table of its ranges (components/catalog/s3_ranges.yaml):
+        every range the S3 gateway endpoint routes, the managed prefix list com.amazonaws.<region>.s3, should be
+        inside one of them, or a weight copy that S3's DNS sends to a missing range cannot connect."""
+        if all(t.egress is TenantEgress.NONE for t in self.settings.tenants.values()):
+            return
+        name = f"com.amazonaws.{self.region}.s3"
+        source = s3_ranges.s3_ranges().source
+        fix = (
+            "regenerate the table from a fresh ip-ranges.json (`python -m components.catalog.s3_ranges "
+            "ip-ranges.json`, docs/network.md#s3-address-ranges) and apply the stack again"
+        )
+        ec2 = self.clients("ec2")
+        lists = ec2.describe_managed_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [name]}])
+        ids = [p["PrefixListId"] for p in lists.get("PrefixLists", [])]
+        if not ids:
+            self.report.add("s3-ranges", Status.WARN, f"no managed prefix list {name} in {self.region}: not checked")
+            return
+        entries: list[str] = []
+        for page in ec2.get_paginator("get_managed_prefix_list_entries").paginate(PrefixListId=ids[0]):
+            entries += [e["Cidr"] for e in page.get("Entries", [])]
+        table = [ipaddress.IPv4Network(c) for c in s3_ranges.region_cidrs(self.region)]
+        missing = sorted(
+            (c for c in entries if not any(ipaddress.IPv4Network(c).subnet_of(t) for t in table)),
+            key=ipaddress.IPv4Network,
+        )
+        if missing:
+            self.report.add(
+                "s3-ranges",
+                Status.WARN,
+                f"{len(missing)} of the {len(entries)} ranges of {name} are not in the kit's table of S3 ranges "
+                f"(published {source.date}): {', '.join(missing)}; tenant pods cannot reach S3 there",
+                fix,
+            )
+        else:
+            self.report.add(
+                "s3-ranges",
+                Status.OK,
+                f"the {len(entries)} ranges of {name} are inside the kit's table (published {source.date})",
+            )
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -954,8 +997,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Check the AWS account before `pulumi up`: credentials, region and zones, GPU instance "
         "offerings, vCPU quotas, Elastic IP and network-interface headroom, EKS version, the model bucket's "
         "name, capacity reservations, and what the gateway uses: its certificate, public zone, database class, "
-        "Valkey node type, Bedrock fallback models, interface endpoints per zone. Exit 0: nothing blocks; "
-        "3: something blocks; 2: bad input.",
+        "Valkey node type, Bedrock fallback models, interface endpoints per zone; and the S3 ranges tenant pods may "
+        "reach. Exit 0: nothing blocks; 3: something blocks; 2: bad input.",
     )
     parser.add_argument("--stack", required=True, help="a stack of stacks/Pulumi.<stack>.yaml")
     parser.add_argument("--profile", help="an AWS CLI profile (default: boto3's credential chain)")

@@ -42,7 +42,7 @@ from components.k8s.gateway.config import (
     gateway_config,
     gateway_tenants,
 )
-from components.k8s.isolation import MODEL_SERVER_COMPONENT, S3_EGRESS_EXCEPT
+from components.k8s.isolation import MODEL_SERVER_COMPONENT, PRIVATE_RANGES
 from components.k8s.monitoring.values import SCRAPE_SELECTOR_LABELS
 from components.settings.types import FallbackProvider, NatMode
 
@@ -395,7 +395,7 @@ def network_policies(args: GatewayArgs) -> list[dict[str, Any]]:
     if public and args.nat is not NatMode.NONE:
         egress.append(
             {
-                "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(S3_EGRESS_EXCEPT)}}],
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
                 "ports": [{"protocol": "TCP", "port": 443}],
             }
         )
