@@ -1482,15 +1482,16 @@ def tenant_admits_the_vpc(plan):
 
 @weakening("pilot", "tenant-egress-limited")
 def tenant_https_to_private_addresses(plan):
-    del _obj(plan, "NetworkPolicy", "allow-s3-https", "tenant-internal")["spec"]["egress"][0]["to"][0]["ipBlock"][
-        "except"
-    ]
+    # Egress is to S3's ranges of the region; one of them widened to the VPC's private space.
+    _obj(plan, "NetworkPolicy", "allow-s3-https", "tenant-internal")["spec"]["egress"][0]["to"][0]["ipBlock"] = {
+        "cidr": "10.0.0.0/8"
+    }
 
 
 @weakening("product", "tenant-egress-limited")
 def tenant_https_to_the_imds(plan):
-    block = _obj(plan, "NetworkPolicy", "allow-s3-https", "tenant-product")["spec"]["egress"][0]["to"][0]["ipBlock"]
-    block["except"].remove("169.254.0.0/16")
+    egress = _obj(plan, "NetworkPolicy", "allow-s3-https", "tenant-product")["spec"]["egress"][0]
+    egress["to"].append({"ipBlock": {"cidr": "169.254.169.254/32"}})
 
 
 @weakening("core", "tenant-egress-limited")
