@@ -402,6 +402,7 @@ def test_a_high_finding_pages_pagerduty_and_a_medium_one_goes_to_slack(
     assert page["dedup_key"] == "guardduty/finding080"
     assert page["payload"]["severity"] == "error" and page["payload"]["class"] == "Execution:Runtime/NewBinaryExecuted"
     assert page["payload"]["component"] == "EKSCluster modelyard-core"
+    assert page["payload"]["timestamp"] == "2026-11-30T09:58:00.000Z"
     assert page["links"][0]["href"].endswith("#/findings?macros=current&fId=finding080")
     assert slack_path == "/services/T0/B0/slack"
     assert ticket["channel"] == "#security"

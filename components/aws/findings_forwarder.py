@@ -111,21 +111,23 @@ def route_for(finding: Finding, routes: Sequence[Route]) -> Route | None:
 
 def pagerduty_event(finding: Finding, routing_key: str) -> dict[str, Any]:
     severity = next(name for floor, name in PAGERDUTY_BANDS if finding.severity >= floor)
+    payload: dict[str, Any] = {
+        "summary": finding.summary[:1024],
+        "source": f"{finding.account}/{finding.region}",
+        "severity": severity,
+        "component": finding.resource,
+        "group": "guardduty",
+        "class": finding.type,
+        "custom_details": {"description": finding.description, "sample": finding.sample},
+    }
+    if finding.created_at:
+        payload["timestamp"] = finding.created_at
     return {
         "routing_key": routing_key,
         "event_action": "trigger",
         # Repeated publications of one finding (GuardDuty updates its count) stay one incident.
         "dedup_key": f"guardduty/{finding.id}",
-        "payload": {
-            "summary": finding.summary[:1024],
-            "source": f"{finding.account}/{finding.region}",
-            "severity": severity,
-            "component": finding.resource,
-            "group": "guardduty",
-            "class": finding.type,
-            "timestamp": finding.created_at or None,
-            "custom_details": {"description": finding.description, "sample": finding.sample},
-        },
+        "payload": payload,
         "links": [{"href": finding.console_url, "text": "GuardDuty finding"}],
     }
 
