@@ -122,6 +122,15 @@ def subnet_layout(cidr: str, zones: int) -> tuple[list[str], list[str]]:
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
 
+# Alert routes, by the severity of what is sent: Alertmanager sends the kit's `critical` alerts to PAGE_ROUTE and
+# its `warning` alerts to TICKET_ROUTE (Kubernetes layer); the GuardDuty findings forwarder sends high and critical
+# findings to PAGE_ROUTE, the rest to TICKET_ROUTE (AWS layer). monitoring.receivers is keyed by these.
+PAGE_ROUTE = "page"
+TICKET_ROUTE = "ticket"
+ALERT_ROUTES = (PAGE_ROUTE, TICKET_ROUTE)
+ROUTE_ALERT_SEVERITY: Mapping[str, str] = MappingProxyType({PAGE_ROUTE: "critical", TICKET_ROUTE: "warning"})
+"""The `severity` label of the alerts each route carries (what a receiver sees in Alertmanager's payload)."""
+
 PUBLIC_LB_MARK = ("modelyard.dev/exposure", "public-load-balancer")
 """The tag (key, value) on a load balancer meant to face the internet: the policy rules let only it be public."""
 

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import catalog
-from components.aws.account_security import AccountSecurity, AccountSecurityArgs
+from components.aws.account_security import AccountSecurity, account_security_args
 from components.aws.cluster import Cluster, ClusterArgs
 from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupArgs
 from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs, source_bucket_name
@@ -250,21 +250,11 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         )
         log_group = logs.log_group_name
         parts["logs"] = logs
-    security = settings.security
-    if security.guardduty_runtime.value == "on" or security.cloudtrail_data_events:
-        AccountSecurity(
-            "security",
-            args=AccountSecurityArgs(
-                name=settings.name,
-                region=settings.region,
-                guardduty_runtime=security.guardduty_runtime.value == "on",
-                cloudtrail_data_events=security.cloudtrail_data_events,
-                model_bucket_arn=storage.bucket_arn,
-                account_id=account,
-                tags=settings.tags_for("security"),
-            ),
-            opts=on_aws,
-        )
+    security_args = account_security_args(settings, model_bucket_arn=storage.bucket_arn, account_id=account)
+    if security_args is not None:
+        security = AccountSecurity("security", args=security_args, opts=on_aws)
+        if security.findings_topic_arn is not None:
+            pulumi.export("findings_topic_arn", security.findings_topic_arn)
     gateway = gateway_aws_side(settings, network=network, cluster=cluster, on_aws=on_aws)
     parts.update(gateway.parts)
     kubernetes_stack = settings.kubernetes_stack

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import keyword
 from collections.abc import Mapping
 from functools import cache
 
@@ -49,7 +50,11 @@ def is_taggable(type_token: str) -> bool:
     package, module_path, class_name = type_token.split(":")
     if package != "aws":
         return False
-    module = importlib.import_module(f"pulumi_aws.{module_path.split('/')[0]}")
+    module_name = module_path.split("/")[0]
+    # The SDK spells a module named like a Python keyword with a trailing underscore (`lambda` -> `lambda_`).
+    module = importlib.import_module(
+        f"pulumi_aws.{module_name}_" if keyword.iskeyword(module_name) else f"pulumi_aws.{module_name}"
+    )
     cls = getattr(module, class_name, None)
     if cls is None:
         return False

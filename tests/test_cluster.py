@@ -260,14 +260,15 @@ def test_karpenter_interruption_queue_is_encrypted_and_fed_by_every_event(plans,
     plan = plans[stack]
     queue = _one(plan, "aws:sqs/queue:Queue")
     assert queue["inputs"]["sqsManagedSseEnabled"] is True
-    patterns = [json.loads(r["inputs"]["eventPattern"]) for r in by_type(plan, "aws:cloudwatch/eventRule:EventRule")]
+    rules = [r for r in by_type(plan, "aws:cloudwatch/eventRule:EventRule") if "karpenter" in r["name"]]
+    patterns = [json.loads(r["inputs"]["eventPattern"]) for r in rules]
     assert {p["detail-type"][0] for p in patterns} == {
         "AWS Health Event",
         "EC2 Spot Instance Interruption Warning",
         "EC2 Instance Rebalance Recommendation",
         "EC2 Instance State-change Notification",
     }
-    targets = by_type(plan, "aws:cloudwatch/eventTarget:EventTarget")
+    targets = [t for t in by_type(plan, "aws:cloudwatch/eventTarget:EventTarget") if "karpenter" in t["name"]]
     assert len(targets) == 4 and all(t["inputs"]["arn"].startswith("arn:aws:sqs:us-east-1:") for t in targets)
     policy = json.loads(_one(plan, "aws:sqs/queuePolicy:QueuePolicy")["inputs"]["policy"])
     assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in str(s) for s in policy["Statement"])

@@ -314,7 +314,7 @@ def test_guardduty_and_trail_only_where_the_preset_asks(plans):
     plan = plans["core"]
     (detector,) = by_type(plan, "aws:guardduty/detector:Detector")
     assert detector["inputs"]["enable"] is True
-    (feature,) = by_type(plan, "aws:guardduty/detectorFeature:DetectorFeature")
+    (feature,) = [f for f in by_type(plan, "aws:guardduty/detectorFeature:DetectorFeature") if "runtime" in f["name"]]
     assert feature["inputs"]["name"] == "RUNTIME_MONITORING" and feature["inputs"]["status"] == "ENABLED"
     assert feature["inputs"]["additionalConfigurations"] == [{"name": "EKS_ADDON_MANAGEMENT", "status": "ENABLED"}]
     (trail,) = by_type(plan, "aws:cloudtrail/trail:Trail")

@@ -109,6 +109,7 @@ NAMES: list[tuple[str, str, str]] = [
     ("pulumi.runtime.rpc._special_secret_sig", "text", f"{ENGINE} normalise"),
     ("pulumi.runtime.rpc._special_resource_sig", "text", f"{ENGINE} normalise"),
     ("pulumi.runtime.rpc._special_asset_sig", "text", f"{ENGINE} normalise"),
+    ("pulumi.runtime.rpc._special_archive_sig", "text", f"{ENGINE} normalise"),
     ("pulumi.Output.future", "(self, with_unknowns)", f"{ENGINE} _resolve_output, _exported_value"),
     ("pulumi.resource.create_urn", "(name, type_, parent, project, stack)", "components/options.py"),
 ]
@@ -151,10 +152,16 @@ def test_private_name_has_the_shape_the_kit_uses(dotted: str, shape: str, used_b
 
 
 def test_the_wire_signatures_are_distinct():
-    """normalise() tells secrets, resource references and assets apart by these values alone."""
+    """normalise() tells secrets, resource references, assets and archives apart by these values alone."""
     from pulumi.runtime import rpc
 
-    sigs = [rpc._special_secret_sig, rpc._special_resource_sig, rpc._special_asset_sig, rpc.UNKNOWN]
+    sigs = [
+        rpc._special_secret_sig,
+        rpc._special_resource_sig,
+        rpc._special_asset_sig,
+        rpc._special_archive_sig,
+        rpc.UNKNOWN,
+    ]
     assert len(set(sigs)) == len(sigs), recheck("two of the wire signatures are equal", f"{ENGINE} normalise")
 
 

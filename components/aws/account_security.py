@@ -1,6 +1,8 @@
-"""AccountSecurity (where settings.security asks): a GuardDuty detector with Runtime Monitoring for EKS (GuardDuty
-manages its agent add-on), and a CloudTrail trail recording S3 data events on the model bucket into its own
-private, versioned, encrypted, TLS-only log bucket (docs/security.md).
+"""AccountSecurity (where settings.security asks): a GuardDuty detector with EKS audit log monitoring and Runtime
+Monitoring for EKS (GuardDuty manages its agent add-on), its findings routed to the stack's alert receivers
+(components/aws/findings.py), and a CloudTrail trail recording S3 data events on the model bucket, each log file
+encrypted with the trail's own customer-managed key, into a private, versioned, TLS-only log bucket
+(docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.buckets import expire_logs, harden_bucket
+from components.aws.findings import FindingsReceiver, FindingsRoute, FindingsRouteArgs
+from components.settings import Settings
+from components.settings.types import GuardDutyFeature
 
 
 def _trail_bucket_policy(values: list[str]) -> str:
@@ -54,7 +59,9 @@ def _trail_bucket_policy(values: list[str]) -> str:
 
 
 def _trail_key_policy(values: list[str]) -> str:
-    """The account administers the key through IAM; CloudTrail may encrypt this trail's log files only."""
+    """The account administers the key through IAM (readers of the logs need kms:Decrypt there); CloudTrail may
+    encrypt this trail's log files only and describe the key for this trail only: every statement for CloudTrail
+    carries the trail's aws:SourceArn, as AWS asks ("Configure AWS KMS key policies for CloudTrail")."""
     account, trail_arn = values
     return json.dumps(
         {
@@ -84,6 +91,7 @@ def _trail_key_policy(values: list[str]) -> str:
                     "Principal": {"Service": "cloudtrail.amazonaws.com"},
                     "Action": "kms:DescribeKey",
                     "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}},
                 },
             ],
         },
@@ -94,40 +102,102 @@ def _trail_key_policy(values: list[str]) -> str:
 @dataclass(frozen=True, kw_only=True)
 class AccountSecurityArgs:
     name: str
-    """`<project>-<stack>`: prefix of the trail's and its bucket's names."""
+    """`<project>-<stack>`: prefix of the trail's, its bucket's and the findings route's names."""
     region: str
     guardduty_runtime: bool
+    guardduty_eks_audit_logs: bool
     cloudtrail_data_events: bool
     model_bucket_arn: pulumi.Input[str]
     account_id: pulumi.Input[str]
+    findings: FindingsRouteArgs | None = None
+    """Where GuardDuty findings go (None: they stay in GuardDuty)."""
     log_days: int = 365
     tags: Mapping[str, str]
     protect: bool = True
 
 
+def account_security_args(
+    settings: Settings, *, model_bucket_arn: pulumi.Input[str], account_id: pulumi.Input[str]
+) -> AccountSecurityArgs | None:
+    """What settings.security asks of the account (None: nothing). The findings go to the receivers the AWS layer's
+    settings name: in a split deployment, those of its own stack file (docs/deploy.md)."""
+    security = settings.security
+    if not (security.detector or security.findings_routed or security.cloudtrail_data_events):
+        return None
+    tags = settings.tags_for("security")
+    findings = None
+    if security.findings_routed:
+        findings = FindingsRouteArgs(
+            name=settings.name,
+            region=settings.region,
+            account_id=account_id,
+            min_severity=security.findings_min_severity,
+            receivers={
+                route: FindingsReceiver(
+                    kind=receiver.kind,
+                    secret=pulumi.Output.secret(receiver.secret),
+                    slack_channel=receiver.slack_channel,
+                )
+                for route, receiver in settings.monitoring.receivers.items()
+            },
+            tags=tags,
+        )
+    return AccountSecurityArgs(
+        name=settings.name,
+        region=settings.region,
+        guardduty_runtime=security.guardduty_runtime is GuardDutyFeature.ON,
+        guardduty_eks_audit_logs=security.guardduty_eks_audit_logs is GuardDutyFeature.ON,
+        cloudtrail_data_events=security.cloudtrail_data_events,
+        model_bucket_arn=model_bucket_arn,
+        account_id=account_id,
+        findings=findings,
+        tags=tags,
+    )
+
+
+def _status(on: bool) -> str:
+    return "ENABLED" if on else "DISABLED"
+
+
 class AccountSecurity(pulumi.ComponentResource):
-    """GuardDuty Runtime Monitoring for EKS, and CloudTrail S3 data events on the model bucket."""
+    """A GuardDuty detector watching the cluster, its findings routed to the receivers, and CloudTrail data events
+    on the model bucket."""
+
+    findings_topic_arn: pulumi.Output[str] | None
 
     def __init__(self, name: str, *, args: AccountSecurityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:aws:AccountSecurity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
-        if args.guardduty_runtime:
+        if args.guardduty_runtime or args.guardduty_eks_audit_logs:
             # One detector per account and region: an account that has one already must import it.
             detector = aws.guardduty.Detector(f"{name}-guardduty", enable=True, tags=tags, opts=child)
+            # Both features are set either way: a new detector's defaults are GuardDuty's to change, the stack's
+            # choice is not.
             aws.guardduty.DetectorFeature(
                 f"{name}-runtime-monitoring",
                 detector_id=detector.id,
                 name="RUNTIME_MONITORING",
-                status="ENABLED",
+                status=_status(args.guardduty_runtime),
                 additional_configurations=[
                     # GuardDuty installs and updates its security agent add-on on the cluster.
                     aws.guardduty.DetectorFeatureAdditionalConfigurationArgs(
-                        name="EKS_ADDON_MANAGEMENT", status="ENABLED"
+                        name="EKS_ADDON_MANAGEMENT", status=_status(args.guardduty_runtime)
                     )
                 ],
                 opts=child,
             )
+            aws.guardduty.DetectorFeature(
+                f"{name}-eks-audit-logs",
+                detector_id=detector.id,
+                name="EKS_AUDIT_LOGS",
+                status=_status(args.guardduty_eks_audit_logs),
+                opts=child,
+            )
+        self.findings_topic_arn = None
+        if args.findings is not None:
+            route = FindingsRoute(f"{name}-findings", args=args.findings, opts=child)
+            self.findings_topic_arn = route.topic_arn
         if args.cloudtrail_data_events:
             self._trail(name, args, tags)
         self.register_outputs({})

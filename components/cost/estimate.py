@@ -102,9 +102,13 @@ FREE_TYPES: Mapping[str, str] = {
     "aws:sqs/queuePolicy:QueuePolicy": "queue policies are free",
     "aws:secretsmanager/secretVersion:SecretVersion": "the secret is priced",
     "aws:route53/record:Record": "queries are a usage line (not modelled for private zones)",
-    "aws:guardduty/detectorFeature:DetectorFeature": "billed per monitored vCPU on the detector line",
     "aws:codebuild/project:Project": "billed per build minute while the deploy runner runs (not modelled)",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": "lifecycle policies are free",
+    "aws:sns/topic:Topic": "billed per message published and delivered, one per GuardDuty finding (not modelled)",
+    "aws:sns/topicPolicy:TopicPolicy": "topic policies are free",
+    "aws:sns/topicSubscription:TopicSubscription": "subscriptions are free (deliveries are on the topic line)",
+    "aws:lambda/function:Function": "billed per invocation and GB-second, one per GuardDuty finding (not modelled)",
+    "aws:lambda/permission:Permission": "function permissions are free",
     "pulumi:pulumi:StackReference": "a read of another stack's outputs",
 }
 
@@ -607,7 +611,44 @@ def _secret(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     return [_not_priced(r, "Secrets Manager ($0.40/secret-month) is not in the price book yet")]
 
 
-def _guardduty(r: Mapping[str, Any], p: Pricer, *, vcpus: int) -> list[Line]:
+GUARDDUTY_FEATURE = "aws:guardduty/detectorFeature:DetectorFeature"
+RUNTIME_MONITORING = "RUNTIME_MONITORING"
+
+
+def _feature_on(inputs: Mapping[str, Any], name: str) -> bool:
+    return inputs.get("name") == name and inputs.get("status") == "ENABLED"
+
+
+def _guardduty_feature_free(inputs: Mapping[str, Any]) -> str | None:
+    """Why a detector feature costs nothing by itself, or None where it is billed on its own."""
+    if inputs.get("status") != "ENABLED":
+        return "a GuardDuty feature switched off is not billed"
+    if inputs.get("name") == RUNTIME_MONITORING:
+        return "billed per monitored vCPU on the detector line"
+    return None
+
+
+def _guardduty_feature(r: Mapping[str, Any], p: Pricer) -> list[Line]:
+    name = r["inputs"].get("name")
+    if name == "EKS_AUDIT_LOGS":
+        why = (
+            "GuardDuty EKS audit log monitoring is billed per million audit log events analysed; no sourced rate "
+            "(docs/sources.md#prices-not-confirmed)"
+        )
+    else:
+        why = f"GuardDuty feature {name}: no sourced rate"
+    return [_unpriced(r, why)]
+
+
+def _guardduty(r: Mapping[str, Any], p: Pricer, *, vcpus: int, runtime: bool) -> list[Line]:
+    if not runtime:
+        return [
+            _unpriced(
+                r,
+                "GuardDuty's foundational detection is billed per CloudTrail management event and GB of VPC flow and "
+                "DNS logs analysed in the account; no sourced rate (docs/sources.md#prices-not-confirmed)",
+            )
+        ]
     return [
         p.aws(
             id=r["key"],
@@ -693,6 +734,7 @@ PRICERS: Mapping[str, Pricing] = {
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:secretsmanager/secret:Secret": _secret,
     "aws:cloudtrail/trail:Trail": _trail,
+    GUARDDUTY_FEATURE: _guardduty_feature,
 }
 # Priced with the whole plan in view (usage split over several resources, or depending on the nodes).
 PLAN_WIDE = frozenset(
@@ -713,6 +755,8 @@ def _free_reason(r: Mapping[str, Any]) -> str | None:
         return "a provider: configuration only"
     if r["type"] in FREE_TYPES:
         return FREE_TYPES[r["type"]]
+    if r["type"] == GUARDDUTY_FEATURE:
+        return _guardduty_feature_free(r["inputs"])
     if r["type"].startswith("kubernetes:"):
         return "a Kubernetes object: runs on priced nodes (load balancers it asks for are priced from the manifests)"
     return None
@@ -776,7 +820,8 @@ def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[
         elif r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
             lines += _bucket(r, p, settings=settings)
         elif r["type"] == "aws:guardduty/detector:Detector":
-            lines += _guardduty(r, p, vcpus=_always_on_vcpus(plan, settings))
+            runtime = any(_feature_on(f["inputs"], RUNTIME_MONITORING) for f in by_type.get(GUARDDUTY_FEATURE, ()))
+            lines += _guardduty(r, p, vcpus=_always_on_vcpus(plan, settings), runtime=runtime)
         else:
             lines.append(_not_priced(r, "the cost model has no rule for this type yet"))
     free_list = [

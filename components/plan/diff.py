@@ -104,6 +104,22 @@ REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {
     "aws:ecr/repository:Repository": ("name",),
     "aws:route53/zone:Zone": ("name",),
     "aws:secretsmanager/secret:Secret": ("name", "namePrefix"),
+    "aws:sns/topic:Topic": ("name", "namePrefix", "fifoTopic"),
+    "aws:sns/topicSubscription:TopicSubscription": ("topic", "protocol", "endpoint"),
+    "aws:cloudwatch/eventRule:EventRule": ("name", "namePrefix", "eventBusName"),
+    "aws:lambda/function:Function": ("name", "packageType"),
+    # A function's permission is one statement of its policy: every field names it.
+    "aws:lambda/permission:Permission": (
+        "action",
+        "function",
+        "principal",
+        "sourceArn",
+        "sourceAccount",
+        "statementId",
+        "statementIdPrefix",
+        "qualifier",
+    ),
+    "aws:guardduty/detectorFeature:DetectorFeature": ("detectorId", "name"),
     "aws:lb/loadBalancer:LoadBalancer": ("name", "namePrefix", "internal", "loadBalancerType"),
 }
 KUBERNETES_REPLACE_FORCING = ("metadata.name", "metadata.namespace", "apiVersion", "kind")

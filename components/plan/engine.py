@@ -153,6 +153,13 @@ _ARNS: dict[str, Callable[[str, Mapping[str, Any]], tuple[str, str]]] = {
     "aws:acm/certificate:Certificate": lambda rid, i: ("acm", f"certificate/{rid[-17:]}"),
     "aws:rds/instance:Instance": lambda rid, i: ("rds", f"db:{i.get('identifier', rid)}"),
     "aws:elasticache/replicationGroup:ReplicationGroup": lambda rid, i: ("elasticache", f"replicationgroup:{rid}"),
+    "aws:sns/topic:Topic": lambda rid, i: ("sns", str(i.get("name", rid))),
+    "aws:lambda/function:Function": lambda rid, i: ("lambda", f"function:{i.get('name', rid)}"),
+    # Secrets Manager appends six random characters to a secret's name.
+    "aws:secretsmanager/secret:Secret": lambda rid, i: (
+        "secretsmanager",
+        f"secret:{i.get('name') or i.get('namePrefix', '')}{rid[-6:]}",
+    ),
 }
 _GLOBAL_SERVICES = {"iam"}
 
@@ -353,7 +360,14 @@ def normalise(value: Any, *, urn_keys: Mapping[str, str]) -> Any:
         if sig == rpc._special_resource_sig:
             return urn_keys.get(value.get("urn", ""), value.get("urn", ""))
         if sig == rpc._special_asset_sig:
-            return {"asset": value.get("path") or value.get("uri") or "(inline text)"}
+            if "text" in value:
+                # The text's digest, not the text: a changed function body shows in the diff, the plan stays small.
+                return {"asset": f"(inline text, sha256 {hashlib.sha256(str(value['text']).encode()).hexdigest()})"}
+            return {"asset": value.get("path") or value.get("uri")}
+        if sig == rpc._special_archive_sig:
+            if "assets" in value:
+                return {"archive": normalise(value["assets"], urn_keys=urn_keys)}
+            return {"archive": value.get("path") or value.get("uri")}
         return {k: normalise(v, urn_keys=urn_keys) for k, v in value.items()}
     if isinstance(value, list):
         return [normalise(v, urn_keys=urn_keys) for v in value]

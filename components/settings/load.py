@@ -95,14 +95,22 @@ def _paths_of_foreign_secrets(value: Any, path: str) -> list[str]:
     return []
 
 
+def _receiver_routes(values: Mapping[str, Any]) -> set[str]:
+    """The alert routes (monitoring.receivers keys) a set of `modelyard:` values gives a receiver."""
+    monitoring = values.get("monitoring")
+    receivers = monitoring.get("receivers") if isinstance(monitoring, Mapping) else None
+    return {str(route) for route in receivers} if isinstance(receivers, Mapping) else set()
+
+
 def _aws_layer_values(
     *, stack: str, aws_stack: Any, values: Mapping[str, Any], secret_keys: Collection[str], stacks_dir: Path
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], set[str]]:
     """The Kubernetes layer's values: the AWS layer's stack file, overlaid by this stack's own secrets.
 
     Both layers of a split deployment are built from one set of settings, kept in the AWS layer's stack
     file. Secrets are the exception: a stack cannot decrypt another stack's ciphertext, so the Kubernetes
-    layer's stack file holds the secrets it uses (and nothing else but `layer_of`).
+    layer's stack file holds the secrets it uses (and nothing else but `layer_of`). Also returns the alert
+    routes the AWS layer's stack file gives a receiver (both layers send alerts to them).
     """
     key = f"{NAMESPACE}:{LAYER_OF}"
     if not isinstance(aws_stack, str) or not aws_stack:
@@ -139,7 +147,7 @@ def _aws_layer_values(
         raise InputError(
             Problem(path=key, message=f"{aws_stack!r} is itself a Kubernetes layer ({path.name} sets {key})")
         )
-    return merge(base, {k: v for k, v in values.items() if k != LAYER_OF})
+    return merge(base, {k: v for k, v in values.items() if k != LAYER_OF}), _receiver_routes(base)
 
 
 def build_settings(
@@ -158,11 +166,15 @@ def build_settings(
     """
     values = decode_config(config)
     aws_stack: str | None = None
+    # Kubernetes layer only: routes whose receiver this stack's file sets and the AWS layer's does not.
+    routes_of_this_layer: set[str] = set()
     if LAYER_OF in values:
         aws_stack = values[LAYER_OF]
-        values = _aws_layer_values(
+        routes_of_this_layer = _receiver_routes(values)
+        values, aws_routes = _aws_layer_values(
             stack=stack, aws_stack=aws_stack, values=values, secret_keys=secret_keys, stacks_dir=presets_dir.parent
         )
+        routes_of_this_layer -= aws_routes
     preset = values.pop("preset", None)
     allowed = preset_names(presets_dir)
     choose = f"choose one of {', '.join(allowed)}"
@@ -178,7 +190,9 @@ def build_settings(
                 + close_matches(str(preset), allowed),
             )
         )
-    merged = merge(load_preset(preset, presets_dir), values)
+    preset_values = load_preset(preset, presets_dir)
+    routes_of_this_layer -= _receiver_routes(preset_values)
+    merged = merge(preset_values, values)
     merged["preset"] = preset
     problems: list[Problem] = [
         Problem(
@@ -205,6 +219,16 @@ def build_settings(
     problems += [Problem(path=f"{NAMESPACE}:{p.path}", message=p.message) for p in converter.problems]
     if isinstance(settings, Settings):
         settings = _with_layer(settings, aws_stack, problems)
+        if settings.security.findings_routed:
+            problems += [
+                Problem(
+                    path=f"{NAMESPACE}:monitoring.receivers.{route}",
+                    message=f"set in this stack only: the AWS layer (stack {aws_stack!r}) sends GuardDuty findings "
+                    f"to the receivers (security.findings) and cannot read it; set it in Pulumi.{aws_stack}.yaml "
+                    "too, or security.findings: off (docs/security.md#findings-to-the-receivers)",
+                )
+                for route in sorted(routes_of_this_layer)
+            ]
         # Built despite unknown keys (those leave the object whole): cross-field rules still apply.
         problems += cross_checks.check(settings)
     if problems:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from components.catalog import WeightDtype
-from components.contract import ChartSource
+from components.contract import ALERT_ROUTES, ChartSource
 from components.settings.schema import doc_field
 from components.tagging import tags_for
 
@@ -776,24 +776,71 @@ class CostSettings:
     )
 
 
-class GuardDutyRuntime(StrEnum):
-    """GuardDuty Runtime Monitoring of the cluster's nodes and containers."""
+class GuardDutyFeature(StrEnum):
+    """A GuardDuty protection plan of the detector this stack creates (one detector per account and region)."""
 
-    OFF = "off"  # nothing created (an account may already run GuardDuty: its detector is left alone)
-    ON = "on"  # a detector with Runtime Monitoring, its EKS agent add-on managed by GuardDuty (one per account+region)
+    OFF = "off"  # the feature is switched off on the stack's detector (no detector at all when every feature is off)
+    ON = "on"  # switched on; the stack creates the account's detector in its region
+
+
+class FindingsRouting(StrEnum):
+    """Whether GuardDuty findings go to the stack's alert receivers (docs/security.md#findings-to-the-receivers)."""
+
+    AUTO = "auto"  # where this stack creates the GuardDuty detector (a guardduty_* feature on)
+    ON = "on"  # also the findings of a detector the account already runs (GuardDuty managed elsewhere)
+    OFF = "off"  # findings stay in the GuardDuty console and EventBridge
+
+
+class FindingSeverity(StrEnum):
+    """GuardDuty's severity bands (GuardDuty user guide, "Severity levels for GuardDuty findings")."""
+
+    LOW = "low"  # 1.0 to 3.9
+    MEDIUM = "medium"  # 4.0 to 6.9
+    HIGH = "high"  # 7.0 to 8.9
+    CRITICAL = "critical"  # 9.0 to 10.0
+
+    @property
+    def minimum(self) -> float:
+        """The lowest severity value in the band."""
+        return {"low": 1.0, "medium": 4.0, "high": 7.0, "critical": 9.0}[self.value]
 
 
 @dataclass(frozen=True, kw_only=True)
 class SecuritySettings:
     """Account-level detection and audit beyond the cluster's own logs (docs/security.md)."""
 
-    guardduty_runtime: GuardDutyRuntime = doc_field(
-        "GuardDuty Runtime Monitoring for EKS", default=GuardDutyRuntime.OFF
+    guardduty_runtime: GuardDutyFeature = doc_field(
+        "GuardDuty Runtime Monitoring for EKS (GuardDuty installs and updates its agent add-on), priced per vCPU",
+        default=GuardDutyFeature.OFF,
+    )
+    guardduty_eks_audit_logs: GuardDutyFeature = doc_field(
+        "GuardDuty EKS Protection: the cluster's Kubernetes audit log analysed for threats (billed per audit "
+        "event; unpriced: no sourced rate, docs/sources.md#prices-not-confirmed)",
+        default=GuardDutyFeature.OFF,
+    )
+    findings: FindingsRouting = doc_field(
+        "send GuardDuty findings to the alert receivers (monitoring.receivers): high and critical to page, "
+        "the rest to ticket, through an encrypted SNS topic",
+        default=FindingsRouting.AUTO,
+    )
+    findings_min_severity: FindingSeverity = doc_field(
+        "the least severe findings sent (low 1.0+, medium 4.0+, high 7.0+, critical 9.0+)",
+        default=FindingSeverity.MEDIUM,
     )
     cloudtrail_data_events: bool = doc_field(
         "a CloudTrail trail recording every object read and write of the model bucket, into its own log bucket",
         default=False,
     )
+
+    @property
+    def detector(self) -> bool:
+        """Whether the stack creates a GuardDuty detector (some feature of it is on)."""
+        return GuardDutyFeature.ON in (self.guardduty_runtime, self.guardduty_eks_audit_logs)
+
+    @property
+    def findings_routed(self) -> bool:
+        """Whether the stack routes GuardDuty findings to its receivers."""
+        return self.findings is FindingsRouting.ON or (self.findings is FindingsRouting.AUTO and self.detector)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -911,7 +958,7 @@ class MonitoringSettings:
         "where alerts go, by route: page (critical alerts) and ticket (warnings); a route without one "
         "delivers nowhere (alerts still show in Alertmanager and Grafana)",
         default_factory=lambda: MappingProxyType({}),
-        key_pattern=r"page|ticket",
+        key_pattern="|".join(ALERT_ROUTES),
         key_pattern_doc="routes are page (critical) and ticket (warning)",
     )
     prometheus: PrometheusSettings = doc_field("Prometheus's history and size", default_factory=PrometheusSettings)
@@ -971,7 +1018,8 @@ class Settings:
         default=(),
     )
     security: SecuritySettings = doc_field(
-        "GuardDuty and CloudTrail data events (docs/security.md)", default_factory=SecuritySettings
+        "GuardDuty, its findings to the alert receivers, CloudTrail data events (docs/security.md)",
+        default_factory=SecuritySettings,
     )
     gateway: GatewaySettings = doc_field(
         "the LiteLLM gateway: keys, exposure, fallbacks (docs/gateway.md)", default_factory=GatewaySettings

@@ -13,12 +13,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from components.contract import (
+    ALERT_ROUTES,
     GATEWAY_NAME,
     GATEWAY_NAMESPACE,
     GPU_PRESENT_LABEL,
     GPU_TAINT_KEY,
     MONITORING_NAMESPACE,
     POOL_LABEL,
+    ROUTE_ALERT_SEVERITY,
 )
 from components.k8s.charts import CRD_ANNOTATIONS, UPSTREAM_CHARTS
 from components.settings.types import AlertmanagerSettings, PrometheusSettings
@@ -193,7 +195,7 @@ class ReceiverSpec:
 
 
 # Routes of the kit's alerts: `critical` pages, `warning` opens a ticket.
-ROUTES = ("page", "ticket")
+ROUTES = ALERT_ROUTES
 ALERTMANAGER_CONFIG_NAME = "modelyard"
 
 
@@ -247,8 +249,10 @@ def alertmanager_config(
                 "repeatInterval": f"{repeat_interval_hours}h",
                 "routes": [
                     {"receiver": "null", "matchers": [_equals("alertname", "Watchdog")]},
-                    {"receiver": "page", "matchers": [_equals("severity", "critical")]},
-                    {"receiver": "ticket", "matchers": [_equals("severity", "warning")]},
+                    *(
+                        {"receiver": route, "matchers": [_equals("severity", ROUTE_ALERT_SEVERITY[route])]}
+                        for route in ROUTES
+                    ),
                 ],
             },
             "receivers": [{"name": "null"}, *(_receiver(name, receivers.get(name)) for name in ROUTES)],
