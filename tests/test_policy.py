@@ -1259,7 +1259,8 @@ def bucket_policy_lets_everyone_read(plan):
 @weakening("core", "resource-policy-not-public")
 def trail_key_described_by_anyone(plan):
     key = _find(plan, "aws:kms/key:Key", "security-trail")
-    _edit_doc(key, lambda d: _sid(d, "CloudTrailDescribesKey").update(Principal={"AWS": "*"}))
+    # The statement is conditioned on the trail (aws:SourceArn): open it to anyone, unconditioned.
+    _edit_doc(key, lambda d: _sid(d, "CloudTrailDescribesKey").update(Principal={"AWS": "*"}, Condition={}))
 
 
 @weakening("core", "resource-policy-not-public")
