@@ -77,8 +77,9 @@ def stack(**gateway: Any) -> Settings:
             "internal": None,
             "alpha": {"models": ["alpha-chat", "shared"], "gpu_quota": 4, "data": "in-vpc"},
             "beta": {"models": ["beta-chat", "shared", "limited"], "gpu_quota": 4, "data": "external-allowed"},
-            "gamma": {"models": ["beta-chat"], "rpm_limit": 2},
-            "delta": {"models": ["alpha-chat"], "tpm_limit": 20},
+            # gamma and delta hold no GPU, so each states both its limits (tenant_limits derives none).
+            "gamma": {"models": ["beta-chat"], "rpm_limit": 2, "tpm_limit": 100_000},
+            "delta": {"models": ["alpha-chat"], "rpm_limit": 100, "tpm_limit": 20},
         },
         "gateway": {
             "keys": {name: {"key": key, **KEY_SETTINGS.get(name, {})} for name, key in KEYS.items()},
