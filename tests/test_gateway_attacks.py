@@ -2,8 +2,9 @@
 
 Each test is an attack a tenant with a valid key can try: read the proxy's health or model info (which call every
 backend and print their internal addresses), call an admin route, find a traceback or an internal URL in any
-answer, or send more than its share of the GPUs. The list of routes is the proxy's own route table (GET /routes)
-and LiteLLM's route classes (litellm.proxy._types.LiteLLMRoutes), never a list written here.
+answer, or send more than its share of the GPUs. The routes asked are every route of the proxy's app, walked in
+LiteLLM's own code, and LiteLLM's route classes (litellm.proxy._types.LiteLLMRoutes), never a list written here.
+(The proxy's GET /routes lists 18 of them: it does not descend into included routers.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from components.contract import GATEWAY_LIVENESS_PATH
 from components.k8s.gateway.config import MASTER_KEY_ENV, TENANT_ROUTES, gateway_config, gateway_tenants
 from components.platform import gateway_args
-from components.settings import build_settings
+from components.settings import Settings, build_settings
 from tests.conftest import aws_layer
 from tests.gateway_proxy import (
     PROMPT_TOKENS,
@@ -45,9 +46,10 @@ MASTER = "sk-master-attack-0123456789"
 # The stack's share of a GPU a minute, small enough to reach in a test.
 RPM_PER_GPU = 3
 TPM_PER_GPU = 1000
-# delta's answers count 400 tokens each (prompt and output), so 3 answers cross its 1,000 tokens a minute.
+# delta's answers count 400 tokens each (prompt and output): a third would cross its 1,000 tokens a minute.
 DELTA_COMPLETION_TOKENS = 395
-# LiteLLM's route classes that only the proxy's operators may call (litellm/proxy/_types.py, LiteLLMRoutes).
+# LiteLLM's classes of admin, management, spend and info routes (litellm/proxy/_types.py, LiteLLMRoutes), some of
+# which LiteLLM opens to its internal users, as a tenant's key is to it.
 ADMIN_ROUTE_CLASSES = (
     "management_routes",
     "key_management_routes",
@@ -66,9 +68,9 @@ ADMIN_ROUTE_CLASSES = (
 LEAK = re.compile(r"Traceback|File \"/|site-packages|svc\.cluster\.local")
 
 
-def attack_stack() -> Any:
+def attack_stack() -> Settings:
     """alpha holds 4 GPUs and calls its servers (one answering, one failing, one gone); beta and delta hold one
-    GPU each and set no limit of their own (delta only requests); omega holds none and opts out of limits."""
+    GPU each (delta sets a request limit of its own, no token limit); omega holds none and opts out of limits."""
     model = {"model": "llama-3.1-8b", "pool": "l40s", "dtype": "bf16", "replicas": {"min": 1, "max": 1}}
     overrides: dict[str, Any] = {
         "models": {
