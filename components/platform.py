@@ -535,15 +535,7 @@ def gateway_args(settings: Settings, layer: AwsLayer) -> GatewayArgs:
         bedrock_endpoint=InterfaceEndpoint.BEDROCK_RUNTIME in settings.interface_endpoints,
         load_balancer_cidrs=tuple(load_balancer_cidrs(settings)),
         model_owners=model_owners(settings),
-        tenants={
-            name: GatewayTenant(
-                models=t.models,
-                fallback_models=settings.hybrid_models(name),
-                rpm_limit=t.rpm_limit,
-                tpm_limit=t.tpm_limit,
-            )
-            for name, t in settings.tenants.items()
-        },
+        tenants={name: gateway_tenant(settings, name) for name in settings.tenants},
         fallbacks_in_use=settings.fallbacks_in_use,
         image_registry=registry_of(settings, layer),
         database_url=layer.gateway_database_url if g.database is not None else None,
@@ -553,6 +545,19 @@ def gateway_args(settings: Settings, layer: AwsLayer) -> GatewayArgs:
         if g.redis is not None
         else None,
         target_group_arn=layer.gateway_target_group_arn if g.hostname is not None else None,
+    )
+
+
+def gateway_tenant(settings: Settings, name: str) -> GatewayTenant:
+    """What the gateway knows of one tenant: its models, those that may fall back, and its limits (its own, else
+    its share of the GPUs)."""
+    tenant = settings.tenants[name]
+    rpm_limit, tpm_limit = tenant.rate_limits(settings.gateway.tenant_limits)
+    return GatewayTenant(
+        models=tenant.models,
+        fallback_models=settings.hybrid_models(name),
+        rpm_limit=rpm_limit,
+        tpm_limit=tpm_limit,
     )
 
 

@@ -1,28 +1,16 @@
 """The gateway: its generated config in the real LiteLLM proxy on loopback, and its Kubernetes objects.
 
-The proxy runs as a subprocess (LiteLLM as pinned in uv.lock, the same version as the pinned image) against
-fake OpenAI-compatible backends served in-process on port 0: one per self-hosted model and one standing
-for the proprietary provider. The only edits to the generated config are the addresses: each model's
-in-cluster Service URL becomes its fake backend, the provider's public API the fake provider.
+The proxy (tests/gateway_proxy.py) runs the generated config, tenants file and auth module against fake
+OpenAI-compatible backends: one per self-hosted model and one standing for the proprietary provider; only
+addresses change. What a tenant key must not reach is tests/test_gateway_attacks.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +22,9 @@ from components.errors import InputError
 from components.k8s.gateway import objects
 from components.k8s.gateway.component import GatewayArgs, secret_value
 from components.k8s.gateway.config import (
-    AUTH_MODULE,
-    AUTH_MODULE_FILE,
     FALLBACK_PREFIX,
     MASTER_KEY_ENV,
     METRICS_TOKEN_ENV,
-    PROXY_ENV,
     env_name,
     gateway_config,
     gateway_tenants,
@@ -52,6 +37,7 @@ from components.platform import gateway_args
 from components.settings import Settings, build_settings
 from components.settings.stackfile import SECRET_PLACEHOLDER
 from tests.conftest import aws_layer
+from tests.gateway_proxy import FakeBackend, Proxy, point_at_backends, running_proxy
 from tests.tools import ROOT, background_checkov, require_tool, validate_strict
 
 # Key name -> the key. A key named like a tenant calls for it; the others name their tenant (KEY_SETTINGS).
@@ -72,8 +58,6 @@ KEY_SETTINGS: dict[str, dict[str, Any]] = {
 MASTER = "sk-master-0123456789abcdef"
 PROVIDER_KEY = "sk-provider-0123456789"
 METRICS_TOKEN = "scrape-0123456789abcdef"
-START_SECONDS = 60
-REQUEST_SECONDS = 20
 
 
 def stack(**gateway: Any) -> Settings:
@@ -93,8 +77,9 @@ def stack(**gateway: Any) -> Settings:
             "internal": None,
             "alpha": {"models": ["alpha-chat", "shared"], "gpu_quota": 4, "data": "in-vpc"},
             "beta": {"models": ["beta-chat", "shared", "limited"], "gpu_quota": 4, "data": "external-allowed"},
-            "gamma": {"models": ["beta-chat"], "rpm_limit": 2},
-            "delta": {"models": ["alpha-chat"], "tpm_limit": 20},
+            # gamma and delta hold no GPU, so each states both its limits (tenant_limits derives none).
+            "gamma": {"models": ["beta-chat"], "rpm_limit": 2, "tpm_limit": 100_000},
+            "delta": {"models": ["alpha-chat"], "rpm_limit": 100, "tpm_limit": 20},
         },
         "gateway": {
             "keys": {name: {"key": key, **KEY_SETTINGS.get(name, {})} for name, key in KEYS.items()},
@@ -195,206 +180,25 @@ def test_bad_gateway_settings_name_the_key() -> None:
 # --- the real proxy --------------------------------------------------------------------------------------
 
 
-@dataclass
-class FakeBackend:
-    """An OpenAI-compatible server on loopback: GET /v1/models, POST /v1/chat/completions."""
-
-    name: str
-    status: int = 200
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def start(self) -> FakeBackend:
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._send(200, {"object": "list", "data": [{"id": backend.name, "object": "model"}]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-                backend.requests.append({"body": body, "authorization": self.headers.get("authorization")})
-                if backend.status != 200:
-                    self._send(backend.status, {"error": {"message": f"{backend.name} is down", "type": "server"}})
-                    return
-                self._send(
-                    200,
-                    {
-                        "id": "chatcmpl-1",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": body.get("model", backend.name),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": f"from {backend.name}"},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
-                    },
-                )
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-
-@dataclass
-class Proxy:
-    url: str
-    backends: dict[str, FakeBackend]
-    log: Path
-
-    def chat(self, model: str, key: str | None) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            f"{self.url}/v1/chat/completions",
-            data=json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode(),
-            headers={"content-type": "application/json", **({"authorization": f"Bearer {key}"} if key else {})},
-            method="POST",
-        )
-        try:
-            with _opener().open(request, timeout=REQUEST_SECONDS) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            try:
-                return err.code, json.loads(err.read() or b"{}")
-            except json.JSONDecodeError:
-                return err.code, {}
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _proxy_env(tmp: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not (k.startswith(("REDIS_", "LITELLM_", "OPENAI_", "ANTHROPIC_", "AWS_")) or k == "DATABASE_URL")
-        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-    }
-    # The pod's own environment (config.PROXY_ENV), the UI folder in the test's temporary folder.
-    env.update(PROXY_ENV, LITELLM_UI_PATH=str(tmp / "ui"))
-    env.update(
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        HOME=str(tmp),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    if os.environ.get("MODELYARD_SKIP_PROXY"):
-        pytest.skip("MODELYARD_SKIP_PROXY is set")
     tmp = tmp_path_factory.mktemp("gateway")
     args = stack_args()
     backends = {m: FakeBackend(m).start() for m in ("alpha-chat", "beta-chat", "limited")}
     backends["shared"] = FakeBackend("shared", status=503).start()
     provider = FakeBackend("provider").start()
     backends["provider"] = provider
-    # The generated files, laid out as the pod mounts them; only addresses change.
     config = gateway_config(args)
-    for entry in config["model_list"]:
-        params = entry["litellm_params"]
-        if entry["model_name"].startswith(FALLBACK_PREFIX):
-            params["api_base"] = provider.url
-        else:
-            params["api_base"] = backends[params["model"].split("/", 1)[1]].url
-    # Fail fast in tests: no retry before the fallback.
-    config["router_settings"]["num_retries"] = 0
-    config_dir, keys_dir = tmp / "config", tmp / "keys"
-    config_dir.mkdir()
-    keys_dir.mkdir()
-    (config_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    (config_dir / "tenants.json").write_text(json.dumps(gateway_tenants(args)))
-    (config_dir / f"{AUTH_MODULE}.py").write_text(AUTH_MODULE_FILE.read_text())
-    for tenant, key in KEYS.items():
-        (keys_dir / tenant).write_text(key_digest(key))
-    env = _proxy_env(tmp) | {
+    point_at_backends(config, backends, provider)
+    env = {
         MASTER_KEY_ENV: MASTER,
         METRICS_TOKEN_ENV: METRICS_TOKEN,
         env_name("FALLBACK_API_KEY", "shared"): PROVIDER_KEY,
-        "MODELYARD_TENANTS": str(config_dir / "tenants.json"),
-        "MODELYARD_KEYS_DIR": str(keys_dir),
     }
-    port = _free_port()
-    log = tmp / "proxy.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "litellm.proxy.proxy_cli",
-                "--config",
-                str(config_dir / "config.yaml"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--num_workers",
-                "1",
-            ],
-            cwd=tmp,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the proxy exited ({process.returncode}):\n{log.read_text()[-4000:]}")
-            try:
-                with _opener().open(f"{url}/health/readiness", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the proxy was not ready in {START_SECONDS} s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.3)
-        yield Proxy(url=url, backends=backends, log=log)
+        with running_proxy(tmp, config=config, tenants=gateway_tenants(args), keys=KEYS, env=env) as (url, log):
+            yield Proxy(url=url, backends=backends, log=log)
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
         for backend in backends.values():
             backend.stop()
 
@@ -470,25 +274,17 @@ def test_failing_servers_fall_back_only_for_an_external_allowed_tenant(proxy: Pr
     assert provider.requests[-1]["body"]["model"] == "gpt-4o"
 
 
-def _get(url: str, key: str | None) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"authorization": f"Bearer {key}"} if key else {})
-    try:
-        with _opener().open(request, timeout=REQUEST_SECONDS) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 def test_metrics_are_served_without_enterprise_to_the_scrape_token_only(proxy: Proxy) -> None:
-    status, text = _get(f"{proxy.url}/metrics/", METRICS_TOKEN)
-    assert status == 200, text[:500]
+    answer = proxy.request("GET", "/metrics/", METRICS_TOKEN)
+    text = answer.text
+    assert answer.status == 200, text[:500]
     # Request counts by tenant (the key alias) and model, after the requests above.
     assert re.search(r'^litellm_proxy_total_requests_metric_total\{.*api_key_alias="alpha"', text, re.M), text[:3000]
     # A tenant's second key counts under its own name, and under its tenant as the user.
     series = [line for line in text.splitlines() if line.startswith("litellm_proxy_total_requests_metric_total{")]
     assert any('api_key_alias="gamma-batch"' in line and 'user="gamma"' in line for line in series), series
     for key in (None, KEYS["alpha"], MASTER + "x"):
-        assert _get(f"{proxy.url}/metrics/", key)[0] == 401
+        assert proxy.request("GET", "/metrics/", key).status == 401
     # The scrape token opens nothing else.
     assert proxy.chat("alpha-chat", METRICS_TOKEN)[0] == 401
 

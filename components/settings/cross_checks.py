@@ -321,6 +321,27 @@ def tenants_refs(s: Settings) -> Iterator[Problem]:
             dedicated[pool] = name
 
 
+def tenant_limits(s: Settings) -> Iterator[Problem]:
+    """No tenant is unlimited by accident: its keys get the limits it sets, else its share of the GPUs
+    (gateway.tenant_limits x gpu_quota), else nothing only with `unlimited: true`. A tenant holding no GPU has no
+    share to derive, so it must say which."""
+    for name, tenant in s.tenants.items():
+        if tenant.unlimited:
+            for key in ("rpm_limit", "tpm_limit"):
+                if getattr(tenant, key) is not None:
+                    yield _p(f"tenants.{name}.{key}", f"tenants.{name}.unlimited lifts every limit: remove one of them")
+            continue
+        if tenant.gpu_quota > 0:
+            continue
+        for key, rate in (("rpm_limit", "rpm_per_gpu"), ("tpm_limit", "tpm_per_gpu")):
+            if getattr(tenant, key) is None:
+                yield _p(
+                    f"tenants.{name}.{key}",
+                    f"required: the tenant holds no GPU (gpu_quota 0), so gateway.tenant_limits.{rate} derives no "
+                    f"limit for its keys; set {key}, a gpu_quota, or tenants.{name}.unlimited: true",
+                )
+
+
 def dedicated_pools(s: Settings) -> Iterator[Problem]:
     """A dedicated pool serves only its tenant: no other tenant may call a model placed on it."""
     owners = {t.dedicated_pool: name for name, t in s.tenants.items() if t.dedicated_pool}
@@ -832,6 +853,7 @@ RULES: tuple[Rule, ...] = (
     models_pools,
     models_catalog,
     tenants_refs,
+    tenant_limits,
     dedicated_pools,
     cluster_endpoint,
     cluster_system_nodes,

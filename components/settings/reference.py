@@ -88,7 +88,7 @@ def render_presets() -> str:
 
 
 def _gateway_line(s: Settings) -> str:
-    """The gateway's replicas and state (docs/gateway.md): what budgets and shared limits a preset gets."""
+    """The gateway's replicas, state and tenant limits (docs/gateway.md): what budgets and limits a preset gets."""
     gateway = s.gateway
     replicas = gateway.replicas
     db = gateway.database
@@ -104,7 +104,12 @@ def _gateway_line(s: Settings) -> str:
         if redis is not None
         else "no Redis (limits counted per replica)"
     )
-    return f"Gateway: {replicas} replica{'s' if replicas > 1 else ''}; {database}; {shared}."
+    per_gpu = gateway.tenant_limits
+    limits = (
+        f"a tenant without limits of its own may send {per_gpu.rpm_per_gpu:,} requests and {per_gpu.tpm_per_gpu:,} "
+        "tokens a minute per GPU of its quota"
+    )
+    return f"Gateway: {replicas} replica{'s' if replicas > 1 else ''}; {database}; {shared}; {limits}."
 
 
 def _monitoring_line(s: Settings) -> str:

@@ -340,17 +340,52 @@ class TenantSettings:
     )
     rpm_limit: int | None = doc_field(
         "requests a minute the gateway admits from all the tenant's keys together, per gateway replica (all "
-        "replicas together with gateway.redis); null: no limit",
+        "replicas together with gateway.redis); null: its share of the GPUs, gateway.tenant_limits.rpm_per_gpu x "
+        'gpu_quota (docs/gateway.md, "Limits")',
         default=None,
         minimum=1,
         maximum=10_000_000,
     )
     tpm_limit: int | None = doc_field(
-        "tokens (prompt + output) a minute the gateway admits from all the tenant's keys together, per gateway "
-        "replica (all replicas together with gateway.redis); null: no limit",
+        "tokens (prompt + output) a minute the gateway admits from all the tenant's keys together, as rpm_limit; "
+        "null: gateway.tenant_limits.tpm_per_gpu x gpu_quota",
         default=None,
         minimum=1,
         maximum=10_000_000_000,
+    )
+    unlimited: bool = doc_field(
+        "deliberately admit any rate from the tenant's keys: no rpm or tpm limit, set or derived (excludes "
+        "rpm_limit and tpm_limit); the tenant can then take every GPU of the models it calls",
+        default=False,
+    )
+
+    def rate_limits(self, per_gpu: TenantLimitSettings) -> tuple[int | None, int | None]:
+        """(rpm, tpm) all the tenant's keys together may send: its own limits, else per_gpu's rates x gpu_quota;
+        (None, None) only when it is unlimited."""
+        if self.unlimited:
+            return None, None
+        rpm = self.rpm_limit if self.rpm_limit is not None else per_gpu.rpm_per_gpu * self.gpu_quota
+        tpm = self.tpm_limit if self.tpm_limit is not None else per_gpu.tpm_per_gpu * self.gpu_quota
+        return rpm, tpm
+
+
+@dataclass(frozen=True, kw_only=True)
+class TenantLimitSettings:
+    """A tenant's share of the GPUs as gateway limits, for tenants that set none (docs/gateway.md, "Limits")."""
+
+    rpm_per_gpu: int = doc_field(
+        "requests a minute a tenant's keys may send per GPU of its gpu_quota (default: what one L40S serves of "
+        "Llama 3.1 8B, 417.6 output tokens/s x 60 / 150 output tokens a request, rounded down)",
+        default=160,
+        minimum=1,
+        maximum=100_000,
+    )
+    tpm_per_gpu: int = doc_field(
+        "tokens (prompt + output) a minute a tenant's keys may send per GPU of its gpu_quota (default: one L40S on "
+        "Llama 3.1 8B, 417.6 output tokens/s x 60 x (1 + 3 prompt tokens per output token), rounded down)",
+        default=100_000,
+        minimum=1,
+        maximum=100_000_000,
     )
 
 
@@ -521,6 +556,10 @@ class GatewaySettings:
         "by model (a key of models): the proprietary model its requests fall back to when the self-hosted "
         "servers fail, for tenants with data external-allowed only",
         default_factory=lambda: MappingProxyType({}),
+    )
+    tenant_limits: TenantLimitSettings = doc_field(
+        "each tenant's rpm and tpm limits where it sets none: rates per GPU of its gpu_quota",
+        default_factory=TenantLimitSettings,
     )
     model_rpm: Mapping[str, int] = doc_field(
         "by model (a key of models): requests a minute the gateway sends to its servers, all tenants together, "

@@ -58,10 +58,12 @@ class GatewayTenant:
     fallback_models: tuple[str, ...] = ()
     """Its models that may fall back to a proprietary API (`gateway.fallbacks`), sorted; none unless the tenant has
     `data: external-allowed`. Default: none."""
-    rpm_limit: int | None = None
-    """Requests a minute all the tenant's keys together may send, per gateway replica; None: no limit."""
-    tpm_limit: int | None = None
-    """Tokens (prompt + output) a minute, as rpm_limit; None: no limit."""
+    rpm_limit: int | None
+    """Requests a minute all the tenant's keys together may send, per gateway replica (all replicas with Redis): the
+    tenant's own, else its share of the GPUs (`TenantSettings.rate_limits`); None only for a tenant that is
+    deliberately unlimited (`tenants.<name>.unlimited`)."""
+    tpm_limit: int | None
+    """Tokens (prompt + output) a minute, as rpm_limit."""
 
 
 @dataclass(frozen=True, kw_only=True)

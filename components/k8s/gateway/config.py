@@ -54,6 +54,20 @@ PROXY_ENV = {
     "LITELLM_MODE": "PRODUCTION",
     "LITELLM_UI_PATH": "/tmp/litellm-ui",
 }
+# The only routes a tenant's key may call (the custom auth returns them as the key's allowed_routes, so LiteLLM
+# answers 403 on every other: health, model info with its internal addresses, every admin route). A route here
+# also admits what lies under it (/v1/models/<id>). Embeddings and the rest of the OpenAI API are left out: the kit
+# serves generative models with vLLM's chat and completions endpoints.
+TENANT_ROUTES = (
+    "/chat/completions",
+    "/v1/chat/completions",
+    "/completions",
+    "/v1/completions",
+    "/models",
+    "/v1/models",
+)
+# The auth module's callback that blanks the response header naming the model server's address for tenants.
+RESPONSE_HEADERS_CALLBACK = f"{AUTH_MODULE}.tenant_response_headers"
 # Seconds a request may take end to end (long generations of a reasoning model run for minutes).
 REQUEST_TIMEOUT_SECONDS = 600
 # Seconds LiteLLM waits before it routes to a deployment again after failures (allowed_fails per minute).
@@ -135,6 +149,9 @@ def gateway_config(args: GatewayArgs) -> dict[str, Any]:
         "custom_auth_run_common_checks": True,
         "disable_spend_logs": True,
         "disable_master_key_return": True,
+        # /health (the master key's alone) lists each deployment's model and whether it answered, without its
+        # address, parameters or the failure's traceback.
+        "health_check_details": False,
     }
     if args.gateway.master_key:
         general_settings["master_key"] = f"os.environ/{MASTER_KEY_ENV}"
@@ -156,27 +173,27 @@ def gateway_config(args: GatewayArgs) -> dict[str, Any]:
             "drop_params": True,
             "request_timeout": REQUEST_TIMEOUT_SECONDS,
             "telemetry": False,
-            "callbacks": ["prometheus"],
+            "callbacks": ["prometheus", RESPONSE_HEADERS_CALLBACK],
         },
         "general_settings": general_settings,
     }
 
 
 def gateway_tenants(args: GatewayArgs) -> dict[str, Any]:
-    """tenants.json for the custom auth: each key's tenant and own limits; each tenant with a key, what it may
-    call, its aliases and the limits all its keys share."""
+    """tenants.json for the custom auth: the routes a tenant's key may call; each key's tenant and own limits; each
+    tenant, what it may call, its aliases and the limits all its keys share (every tenant, with a key or not yet, so
+    the plan shows each one's limits)."""
     key_tenants = args.gateway.key_tenants()
     keys = {
         name: {"tenant": key_tenants[name], "rpm_limit": key.rpm_limit, "tpm_limit": key.tpm_limit}
         for name, key in sorted(args.gateway.keys.items())
     }
     tenants: dict[str, Any] = {}
-    for tenant in sorted(set(key_tenants.values())):
-        spec = args.tenants[tenant]
+    for tenant, spec in sorted(args.tenants.items()):
         tenants[tenant] = {
             "models": sorted(spec.models) + [m + HYBRID_SUFFIX for m in spec.fallback_models],
             "aliases": {m: m + HYBRID_SUFFIX for m in spec.fallback_models},
             "rpm_limit": spec.rpm_limit,
             "tpm_limit": spec.tpm_limit,
         }
-    return {"keys": keys, "tenants": tenants}
+    return {"routes": list(TENANT_ROUTES), "keys": keys, "tenants": tenants}

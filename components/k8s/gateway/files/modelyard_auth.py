@@ -8,9 +8,18 @@ matching no digest, or no key, is refused with 401. The master key (LITELLM_MAST
 accepted as the proxy admin. /metrics (which LiteLLM puts behind auth) accepts only Prometheus's scrape
 token (MODELYARD_METRICS_TOKEN, its own Secret), and that token nothing else.
 
+Routes: a tenant's key may call the routes tenants.json lists ("routes": the OpenAI chat, completions and
+model-list API) and nothing else. They are the key's allowed_routes, which LiteLLM checks before any handler
+runs, so /health (live calls to every model server), /model/info (their internal addresses) and every admin route
+answer 403. The master key is the proxy admin and reaches everything.
+
 Limits: a key's own rpm_limit and tpm_limit, and its tenant's, which all the tenant's keys share (LiteLLM's
 user limits: the tenant is the key's user). The proxy enforces both per replica, or across replicas when the
 gateway shares its counters through Redis (gateway.redis).
+
+Answers: LiteLLM names the model server that answered in a response header (x-litellm-model-api-base, an
+in-cluster URL). `tenant_response_headers`, a callback in config.yaml's litellm_settings, blanks it for every key
+but the master key.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
+from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import LitellmUserRoles, ProxyErrorTypes, ProxyException, UserAPIKeyAuth
 
 TENANTS_FILE = os.environ.get("MODELYARD_TENANTS", "/etc/litellm/tenants.json")
@@ -99,9 +109,32 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
         user_role=LitellmUserRoles.INTERNAL_USER,
         models=list(tenant["models"]),
         aliases=dict(tenant.get("aliases", {})),
+        allowed_routes=list(access["routes"]),
         rpm_limit=key.get("rpm_limit"),
         tpm_limit=key.get("tpm_limit"),
         user_rpm_limit=tenant.get("rpm_limit"),
         user_tpm_limit=tenant.get("tpm_limit"),
         metadata={"tenant": tenant_name, "key": match},
     )
+
+
+# The response header in which LiteLLM names the deployment's api_base (proxy/common_request_processing.py
+# get_custom_headers); a callback's headers are applied after LiteLLM's own, so an empty value replaces it.
+_ADDRESS_HEADER = "x-litellm-model-api-base"
+
+
+class _TenantResponseHeaders(CustomLogger):
+    async def async_post_call_response_headers_hook(
+        self,
+        data: dict[str, Any],
+        user_api_key_dict: UserAPIKeyAuth,
+        response: Any,
+        request_headers: dict[str, str] | None = None,
+        litellm_call_info: dict[str, Any] | None = None,
+    ) -> dict[str, str] | None:
+        if user_api_key_dict.user_role == LitellmUserRoles.PROXY_ADMIN:
+            return None
+        return {_ADDRESS_HEADER: ""}
+
+
+tenant_response_headers = _TenantResponseHeaders()
