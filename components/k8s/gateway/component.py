@@ -5,7 +5,8 @@ it depend on Monitoring (the ServiceMonitor is a CRD of kube-prometheus-stack). 
 `components.k8s.gateway.objects` (pure, tested); this module only registers them and fills the Secrets.
 
 Secret values (API keys, master key, provider API keys) come from `modelyard:gateway`, which must then
-be a Pulumi secret (`pulumi config set --secret --path ...`): each is wrapped as a Pulumi secret, so the
+be a Pulumi secret (`pulumi config set --secret --path ...`; the settings refuse them in plain text, wherever
+they are given): each is wrapped as a Pulumi secret, so the
 state, `pulumi preview` and the offline plan show it as [secret]; API keys are stored only as digests.
 """
 
@@ -17,10 +18,9 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi.runtime.config import is_config_secret
 
 from components.contract import GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_PORT
-from components.k8s.gateway.config import GatewayConfigError, key_digest
+from components.k8s.gateway.config import key_digest
 from components.k8s.gateway.objects import (
     IMAGE_REGISTRY,
     SecretSpec,
@@ -33,8 +33,6 @@ from components.k8s.gateway.objects import (
     target_group_binding,
 )
 from components.settings import Settings
-
-CONFIG_KEY = "modelyard:gateway"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,18 +111,6 @@ def _secret_input(settings: Settings, spec: SecretSpec, args: GatewayArgs) -> pu
     return pulumi.Output.secret(secret_value(settings, spec))
 
 
-def require_secret_config(settings: Settings) -> None:
-    """Refuse secret values the stack file holds in plain text."""
-    gateway = settings.gateway
-    holds = bool(gateway.keys or gateway.master_key or any(f.api_key for f in gateway.fallbacks.values()))
-    if holds and not is_config_secret(CONFIG_KEY):
-        raise GatewayConfigError(
-            "gateway",
-            "holds keys in plain text: set them with `pulumi config set --secret --path "
-            "'modelyard:gateway.keys.<name>.key' <key>` so the stack file keeps only ciphertext (docs/gateway.md)",
-        )
-
-
 class Gateway(pulumi.ComponentResource):
     """One OpenAI-compatible endpoint for every tenant: the LiteLLM proxy, its config, keys and policies."""
 
@@ -134,11 +120,6 @@ class Gateway(pulumi.ComponentResource):
         super().__init__("modelyard:k8s:Gateway", name, None, opts)
         settings = args.settings
         check_wiring(settings, args)
-        try:
-            require_secret_config(settings)
-        except GatewayConfigError as exc:
-            # One message without a Python traceback, as settings errors print.
-            raise pulumi.RunError(f"modelyard:{exc}") from None
         child = pulumi.ResourceOptions(parent=self)
         namespace_obj = namespace_object(settings.cluster.version, load_balanced=args.target_group_arn is not None)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_obj["metadata"], opts=child)
