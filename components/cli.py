@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from components.errors import EnvironmentBlocked, ExitCode, InputError
+from components.errors import EnvironmentBlocked, ExitCode, InputError, forget_secrets, redact
 from components.settings.schema import close_matches
 
 # command -> (module with main(argv), one line of help)
@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(USAGE)
         return ExitCode.OK if argv else ExitCode.BAD_INPUT
     name, rest = argv[0], argv[1:]
+    forget_secrets()
     if name not in COMMANDS:
         sys.stderr.write(f"modelyard: unknown command {name!r}{close_matches(name, COMMANDS)}\n\n{USAGE}")
         return ExitCode.BAD_INPUT
@@ -55,10 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
     except EnvironmentBlocked as exc:
-        print(f"blocked: {exc}", file=sys.stderr)
+        print(redact(f"blocked: {exc}"), file=sys.stderr)
         return ExitCode.ENVIRONMENT
     except Exception:
-        traceback.print_exc()
+        # A fault's trace may quote the values it met: the secrets among them stay hidden here too.
+        sys.stderr.write(redact(traceback.format_exc()))
         print("modelyard: this is a fault of the kit; please report it with the trace above.", file=sys.stderr)
         return ExitCode.KIT_FAULT
 

@@ -42,7 +42,26 @@ def _mapping_without_duplicates(loader: SafeConstructor, node: yaml.MappingNode)
     return loader.construct_mapping(node, deep=True)
 
 
+def _integer(loader: SafeConstructor, node: yaml.ScalarNode) -> int:
+    """An integer, or a YAML error at its place: Python refuses to convert more than 4,300 digits (a guard against
+    slow conversions), and no setting takes a number near that long."""
+    try:
+        return loader.construct_yaml_int(node)
+    except ValueError:
+        raise ConstructorError(
+            None, None, f"an integer of {len(node.value)} characters: far beyond any setting", node.start_mark
+        ) from None
+
+
+def _timestamp_as_written(loader: SafeConstructor, node: yaml.ScalarNode) -> str:
+    """A date or time as the text written: no file of the kit takes a date object, and the Pulumi CLI hands a
+    stack's config to the program as text (an unquoted `2025-01-01` would otherwise become a Python date)."""
+    return str(node.value)
+
+
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _mapping_without_duplicates)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _integer)
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_written)
 
 
 def parse_yaml(text: str) -> Any:

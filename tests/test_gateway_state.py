@@ -113,6 +113,11 @@ BEDROCK = {
 }
 
 
+# As `pulumi config set --secret --path` writes a key into the stack file (the settings refuse one in plain text).
+SECURE = {"secure": "v1:abc=="}
+BEDROCK_IN_A_STACK_FILE = {**BEDROCK, "gateway": {**BEDROCK["gateway"], "keys": {"internal": {"key": SECURE}}}}
+
+
 @pytest.fixture(scope="module")
 def moderate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return plan(tmp_path_factory.mktemp("moderate"), "moderate")
@@ -231,7 +236,7 @@ def test_a_minimal_stack_gets_no_state(tmp_path: Path) -> None:
 
 
 def test_the_bedrock_role_invokes_exactly_the_fallback_models(tmp_path: Path) -> None:
-    document = plan(tmp_path, "minimal", BEDROCK)
+    document = plan(tmp_path, "minimal", BEDROCK_IN_A_STACK_FILE)
     (policy,) = of_type(document, "aws:iam/rolePolicy:RolePolicy")
     (statement,) = json.loads(policy["inputs"]["policy"])["Statement"]
     assert statement["Effect"] == "Allow"
@@ -254,8 +259,8 @@ def test_the_bedrock_role_invokes_exactly_the_fallback_models(tmp_path: Path) ->
     [
         {},  # no fallback
         {
-            "keys": {"internal": {"key": "sk-internal-0123456789"}},
-            "fallbacks": {"llama-8b": {"provider": "openai", "model": "gpt-4o", "api_key": "sk-x"}},
+            "keys": {"internal": {"key": SECURE}},
+            "fallbacks": {"llama-8b": {"provider": "openai", "model": "gpt-4o", "api_key": SECURE}},
         },
     ],
 )
@@ -291,7 +296,10 @@ def _https_to(settings: Settings) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_a_fallback_in_use_that_needs_the_internet_is_refused_without_nat(make_settings: Any, provider: str) -> None:
-    gateway = {**BEDROCK["gateway"], "fallbacks": {"llama-8b": {"provider": provider, "model": "m", "api_key": "sk-1"}}}
+    gateway = {
+        **BEDROCK["gateway"],
+        "fallbacks": {"llama-8b": {"provider": provider, "model": "m", "api_key": "sk-provider-0123"}},
+    }
     with pytest.raises(InputError) as exc:
         make_settings(**NO_NAT, tenants=BEDROCK["tenants"], gateway=gateway)
     problems = {p.path: p.message for p in exc.value.problems}
@@ -312,7 +320,7 @@ def test_a_fallback_in_use_that_needs_the_internet_is_refused_without_nat(make_s
 def test_a_fallback_no_tenant_uses_stays_allowed_without_nat(
     make_settings: Any, tenants: dict[str, Any], keys: dict[str, str]
 ) -> None:
-    fallback = {"provider": "openai", "model": "gpt-4o", "api_key": "sk-1"}
+    fallback = {"provider": "openai", "model": "gpt-4o", "api_key": "sk-provider-0123"}
     settings = make_settings(**NO_NAT, tenants=tenants, gateway={"keys": keys, "fallbacks": {"llama-8b": fallback}})
     assert settings.fallbacks_in_use == () and _https_to(settings) == []
 
@@ -379,8 +387,7 @@ def test_without_nat_the_gateway_reaches_bedrock_through_the_vpc_and_nothing_pub
 def test_a_bedrock_fallback_without_nat_gets_its_endpoint_priced_per_zone(tmp_path: Path) -> None:
     """The whole program: the network creates the endpoint from the settings, the cost model prices it like
     every interface endpoint (per zone and hour, plus its share of the data), the policy admits the VPC."""
-    gateway = {**BEDROCK["gateway"], "keys": {"internal": {"key": {"secure": "v1:abc=="}}}}
-    document = plan_with(tmp_path, "minimal", {**NO_NAT, "tenants": BEDROCK["tenants"], "gateway": gateway})
+    document = plan_with(tmp_path, "minimal", {**NO_NAT, **BEDROCK_IN_A_STACK_FILE})
     endpoints = {
         r["inputs"]["serviceName"]: r
         for r in document["resources"]

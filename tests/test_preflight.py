@@ -860,7 +860,10 @@ def test_bedrock_runtime_missing_in_a_zone_fails_and_exits_3(
 
     shutil.copy(preflight.PROJECT_ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     shutil.copytree(preflight.PROJECT_ROOT / "stacks" / "presets", tmp_path / "stacks" / "presets")
-    config = {"modelyard:preset": "minimal", **{f"modelyard:{k}": v for k, v in {**NO_NAT, **BEDROCK}.items()}}
+    # The key as `pulumi config set --secret --path` writes it (the settings refuse one in plain text).
+    gateway = {**BEDROCK["gateway"], "keys": {"internal": {"key": {"secure": "v1:abc=="}}}}
+    stack = {**NO_NAT, **BEDROCK, "gateway": gateway}
+    config = {"modelyard:preset": "minimal", **{f"modelyard:{k}": v for k, v in stack.items()}}
     (tmp_path / "stacks" / "Pulumi.test.yaml").write_text(yaml.safe_dump({"config": config}))
     monkeypatch.setattr(aws, "open_clients", open_clients)
     assert main(["preflight", "--stack", "test", "--project-dir", str(tmp_path)]) == 3

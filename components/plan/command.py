@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.errors import ExitCode, InputError, Problem
+from components.errors import ExitCode, InputError, Problem, redact_data
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,9 @@ def main(argv: list[str]) -> int:
     from components.plan.render import markdown_report, text_report, write_manifests
     from components.plan.run import plan_stack
 
-    plan = plan_stack(args.project_dir, args.stack, preview=args.preview)
+    # The last line of defence: the settings refuse a secret pasted into a plain setting, and the plan prints
+    # secret inputs as [secret]; should a secret's text reach the plan some other way, no output holds it.
+    plan = redact_data(plan_stack(args.project_dir, args.stack, preview=args.preview))
     if args.json is not None:
         args.json.write_text(dump_json(plan), encoding="utf-8")
     if args.markdown is not None:

@@ -13,10 +13,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from components.contract import SECRET
 from components.errors import InputError
 from components.plan.admission import admission_problems
 from components.plan.charts import RELEASE_TYPES, local_chart, render_release
-from components.plan.engine import AliasSpec, Recording, Registration, normalise
+from components.plan.engine import AliasSpec, Recording, Registration, normalise, secret_map_keys
 from components.plan.urn import ROOT_TYPE, create_urn, new_urn, parse_urn
 from components.settings import Settings
 
@@ -232,6 +233,22 @@ def alias_keys(registrations: list[Registration], stack_urn: str) -> dict[str, l
     return out
 
 
+# What a Kubernetes Secret holds: each of its keys stays, its value printed [secret] (a manifest that is still a valid
+# Secret, and a diff that shows which key changed).
+_SECRET_TYPE = "kubernetes:core/v1:Secret"
+_SECRET_FIELDS = ("data", "stringData")
+
+
+def _inputs(r: Registration, keys: dict[str, str]) -> dict[str, Any]:
+    inputs: dict[str, Any] = normalise(r.inputs, urn_keys=keys)
+    if r.type == _SECRET_TYPE:
+        for field in _SECRET_FIELDS:
+            names = secret_map_keys(r.inputs.get(field))
+            if names is not None:
+                inputs[field] = dict.fromkeys(names, SECRET)
+    return inputs
+
+
 def _resource(
     r: Registration, keys: dict[str, str], stack_urn: str, aliases: dict[str, list[str]], urns: dict[str, list[str]]
 ) -> dict[str, Any]:
@@ -246,7 +263,7 @@ def _resource(
         "protect": r.protect,
         "retain_on_delete": r.retain_on_delete,
         "depends_on": sorted({keys[u] for u in r.dependency_urns if u in keys}),
-        "inputs": normalise(r.inputs, urn_keys=keys),
+        "inputs": _inputs(r, keys),
     }
     if aliases.get(r.urn):  # only where there are some: a plan without aliases keeps its bytes
         entry["aliases"] = aliases[r.urn]
@@ -277,7 +294,7 @@ def _manifest_object(r: Registration, keys: dict[str, str]) -> dict[str, Any] | 
     """A Kubernetes object the resource applies, from its inputs (Helm releases are listed, not expanded)."""
     if not r.custom or not r.type.startswith("kubernetes:") or r.type.startswith("kubernetes:helm.sh"):
         return None
-    obj = normalise(r.inputs, urn_keys=keys)
+    obj = _inputs(r, keys)
     return obj if "apiVersion" in obj and "kind" in obj else None
 
 

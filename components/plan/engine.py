@@ -378,6 +378,16 @@ def normalise(value: Any, *, urn_keys: Mapping[str, str]) -> Any:
     return value
 
 
+def secret_map_keys(value: Any) -> list[str] | None:
+    """The keys of a map the engine holds as one secret (a Secret's `data` or `stringData`), None for any other
+    value: the plan keeps them, each value [secret], so that a Secret stays one in shape."""
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        inner = value.get("value")
+        if isinstance(inner, dict):
+            return sorted(inner)
+    return None
+
+
 async def _exported_value(value: Any) -> tuple[Any, bool]:
     """(value or the unknown sentinel, secret?) of one stack output, as the engine stores it."""
     out = pulumi.Output.from_input(value)

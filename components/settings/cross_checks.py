@@ -174,6 +174,10 @@ def pools_catalog(s: Settings) -> Iterator[Problem]:
                 gpu_types = sorted(t for t, it in catalog.instances().items() if it.gpu is not None)
                 yield _p(path, f"unknown instance type {type_name!r}" + close_matches(type_name, gpu_types))
                 continue
+            if instance.name != type_name:
+                # The catalog finds it in any case, but Karpenter's requirements and EKS match the name exactly.
+                yield _p(path, f"write {type_name!r} as AWS does: {instance.name}")
+                continue
             if instance.gpu is None:
                 yield _p(path, f"{type_name} has no GPU; GPU pools take GPU instance types")
                 continue

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from components.errors import InputError, Problem
+from components.errors import InputError, Problem, keep_secret, redact
 from components.settings import cross_checks
-from components.settings.schema import Converter, close_matches
-from components.settings.stackfile import replace_secure
-from components.settings.types import Layers, Settings, StackLayer
+from components.settings.schema import Converter, close_matches, secret_fields
+from components.settings.stackfile import SECRET_PLACEHOLDER, replace_secure
+from components.settings.types import STACK_NAME, STACK_NAME_DOC, Layers, Settings, StackLayer
 from components.yamlio import read_yaml_mapping
 
 NAMESPACE = "modelyard"
@@ -63,10 +64,10 @@ def decode_config(config: Mapping[str, str]) -> dict[str, Any]:
                     )
                 )
             continue
-        if isinstance(raw, str) and raw[:1] in "{[":
+        if isinstance(raw, str) and raw[:1] in ("{", "["):
             try:
                 values[key] = json.loads(raw)
-            except json.JSONDecodeError as exc:
+            except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
                 raise InputError(Problem(path=full_key, message=f"not valid JSON: {exc}")) from None
         else:
             values[key] = raw
@@ -115,6 +116,9 @@ def _aws_layer_values(
     key = f"{NAMESPACE}:{LAYER_OF}"
     if not isinstance(aws_stack, str) or not aws_stack:
         raise InputError(Problem(path=key, message="must name the stack that holds the AWS layer"))
+    if not re.fullmatch(STACK_NAME, aws_stack):
+        # Checked before it becomes part of a file name: a path, or a name longer than the file system takes.
+        raise InputError(Problem(path=key, message=f"{aws_stack!r} is not {STACK_NAME_DOC}"))
     if aws_stack == stack:
         raise InputError(Problem(path=key, message="names this stack itself; name the AWS layer's stack"))
     path = stacks_dir / f"Pulumi.{aws_stack}.yaml"
@@ -156,15 +160,22 @@ def build_settings(
     stack: str,
     config: Mapping[str, str],
     presets_dir: Path = PRESETS_DIR,
-    secret_keys: Collection[str] = (),
+    secret_keys: Collection[str] | None = None,
 ) -> Settings:
     """Preset + stack config -> Settings. Raises InputError naming every problem; returns only valid settings.
 
+    `secret_keys`: the config keys the engine holds as secrets (`secure:` in the stack file). Both engines pass
+    them, and then a secret setting given in plain text is refused; None (tests, the docs) does not check that.
     A stack whose config sets `modelyard:layer_of: <stack>` is the Kubernetes layer of that stack: its
-    settings are that stack's (docs/deploy.md), and `secret_keys` (the config keys the engine holds as
-    secrets) tells which of its own values are the secrets it may add.
+    settings are that stack's (docs/deploy.md), and `secret_keys` tells which of its own values are the secrets
+    it may add.
     """
     values = decode_config(config)
+    prefix = f"{NAMESPACE}:"
+    secret_roots = {key[len(prefix) :] for key in secret_keys or () if key.startswith(prefix)}
+    # A top-level value held whole as a secret: hidden from every message from here on.
+    whole = [values.get(root) for root in secret_roots]
+    keep_secret(text for text in whole if isinstance(text, str) and text != SECRET_PLACEHOLDER)
     aws_stack: str | None = None
     # Kubernetes layer only: routes whose receiver this stack's file sets and the AWS layer's does not.
     routes_of_this_layer: set[str] = set()
@@ -172,7 +183,11 @@ def build_settings(
         aws_stack = values[LAYER_OF]
         routes_of_this_layer = _receiver_routes(values)
         values, aws_routes = _aws_layer_values(
-            stack=stack, aws_stack=aws_stack, values=values, secret_keys=secret_keys, stacks_dir=presets_dir.parent
+            stack=stack,
+            aws_stack=aws_stack,
+            values=values,
+            secret_keys=secret_keys or (),
+            stacks_dir=presets_dir.parent,
         )
         routes_of_this_layer -= aws_routes
     preset = values.pop("preset", None)
@@ -204,6 +219,7 @@ def build_settings(
     ]
     if problems:
         raise InputError(problems, heading=f"stack {stack!r}: {len(problems)} problem(s) in the settings")
+    problems += _secret_problems(merged, values, secret_keys=secret_keys, preset_file=presets_dir / f"{preset}.yaml")
     aws_region = config.get("aws:region")
     if aws_region and merged.get("region") and aws_region != merged["region"]:
         problems.append(
@@ -213,8 +229,7 @@ def build_settings(
                 "AWS provider in modelyard:region: remove aws:region or make them equal",
             )
         )
-    prefix = f"{NAMESPACE}:"
-    converter = Converter(secret_roots={key[len(prefix) :] for key in secret_keys if key.startswith(prefix)})
+    converter = Converter(secret_roots=secret_roots)
     settings = converter.convert_object(Settings, merged, "", project=project, stack=stack)
     problems += [Problem(path=f"{NAMESPACE}:{p.path}", message=p.message) for p in converter.problems]
     if isinstance(settings, Settings):
@@ -234,6 +249,85 @@ def build_settings(
     if problems:
         raise InputError(problems, heading=f"stack {stack!r}: {len(problems)} problem(s) in the settings")
     return settings
+
+
+def _is_set(data: Any, keys: tuple[Any, ...]) -> bool:
+    for key in keys:
+        if not isinstance(data, Mapping) or key not in data:
+            return False
+        data = data[key]
+    return True
+
+
+class _Index(int):
+    """A list item's place among the keys of a config path (printed [i], where a key prints .key)."""
+
+
+def _dotted(keys: tuple[Any, ...]) -> str:
+    text = NAMESPACE + ":"
+    for i, key in enumerate(keys):
+        text += f"[{key}]" if isinstance(key, _Index) else f".{key}" if i else str(key)
+    return text
+
+
+def _secret_problems(
+    merged: Mapping[str, Any], values: Mapping[str, Any], *, secret_keys: Collection[str] | None, preset_file: Path
+) -> list[Problem]:
+    """Remember every secret setting's value as a secret (no message may print it); refuse a secret in plain text
+    (where `secret_keys` are known) and a secret's text pasted into a plain setting: a name, a tag or the region
+    is printed in plans, logs and the names of resources."""
+    found = list(secret_fields(Settings, merged))
+    holder: dict[str, str] = {}  # secret text -> the setting that holds it
+    for keys, value in found:
+        if isinstance(value, str) and value and value != SECRET_PLACEHOLDER:
+            holder.setdefault(value, _dotted(keys))
+    keep_secret(holder.keys())
+    problems = []
+    for keys, value in found:
+        if secret_keys is None or value is None:
+            continue
+        command = f"`pulumi config set --secret --path '{_dotted(keys)}' <value>`"
+        if not _is_set(values, keys):
+            message = (
+                f"a secret in plain text in the preset file {preset_file}: secrets belong in each stack's config, "
+                f"encrypted: remove it from the preset and set it with {command}"
+            )
+        elif f"{NAMESPACE}:{keys[0]}" not in secret_keys:
+            message = f"a secret in plain text: set it with {command} so that the stack file keeps only ciphertext"
+        else:
+            continue
+        problems.append(Problem(path=_dotted(keys), message=message))
+    secret_places = {keys for keys, _ in found}
+
+    def inside(text: Any) -> str | None:
+        return next((secret for secret in holder if secret in text), None) if isinstance(text, str) else None
+
+    def pasted(node: Any, keys: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+        """(where, the secret) for each plain setting, or name of an entry, that holds a secret's text."""
+        if keys in secret_places:
+            return
+        if isinstance(node, Mapping):
+            for key, item in node.items():
+                secret = inside(key)
+                if secret is not None:
+                    yield (*keys, key), secret
+                else:
+                    yield from pasted(item, (*keys, key))
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                yield from pasted(item, (*keys, _Index(i)))
+        elif (secret := inside(node)) is not None:
+            yield keys, secret
+
+    for keys, secret in pasted(merged, ()) if holder else ():
+        problems.append(
+            Problem(
+                path=redact(_dotted(keys)),
+                message=f"holds the text of the secret {redact(holder[secret])}: a plain setting is printed in plans, "
+                "logs and the names of resources; take the secret out of it",
+            )
+        )
+    return problems
 
 
 def _with_layer(settings: Settings, aws_stack: str | None, problems: list[Problem]) -> Settings:

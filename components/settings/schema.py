@@ -22,7 +22,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -81,6 +81,15 @@ def describe_type(tp: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
 
 
+def magnitude(value: float) -> str:
+    """A number in three significant digits, for a message; an integer beyond a float's range by its power of ten
+    (YAML and JSON read any number of digits)."""
+    try:
+        return f"{value:.3g}"
+    except OverflowError:
+        return f"about 1e{int(math.log10(abs(value)))}"
+
+
 def _kind_of(value: Any, *, reveal: bool = True) -> str:
     """What a value is, for a message; with reveal False, without the value itself (a secret's)."""
     if value is None:
@@ -88,7 +97,9 @@ def _kind_of(value: Any, *, reveal: bool = True) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}" if reveal else "a boolean"
     if isinstance(value, (int, float)):
-        return f"number {value}" if reveal else "a number"
+        if not reveal:
+            return "a number"
+        return f"number {value if isinstance(value, float) or abs(value) <= LARGEST_NUMBER else magnitude(value)}"
     if isinstance(value, str):
         return f"string {value!r}" if reveal else "a string"
     if isinstance(value, Mapping):
@@ -176,7 +187,7 @@ class Converter:
             self.fail(path, f"expected a finite number, got {'the value' if self._hidden(path, meta) else value}")
             return _MISSING
         if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > LARGEST_NUMBER:
-            shown = "the value" if self._hidden(path, meta) else f"{value:.3g}"
+            shown = "the value" if self._hidden(path, meta) else magnitude(value)
             self.fail(path, f"{shown} is too large: numbers here stay within +/-{LARGEST_NUMBER:.0e}")
             return _MISSING
         if tp is bool:
@@ -249,6 +260,29 @@ class Converter:
         if broken:
             return _MISSING
         return cls(**kwargs, **context)
+
+
+def secret_fields(cls: type, data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """(keys leading to it, value) of each field of settings class `cls` marked secret that `data` sets, whatever
+    its value (a message must not print a mistyped secret either)."""
+    if not isinstance(data, Mapping):
+        return
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue
+        value, here = data[field.name], (*path, field.name)
+        if field.metadata.get("secret"):
+            yield here, value
+            continue
+        tp = _strip_optional(hints[field.name])
+        if dataclasses.is_dataclass(tp):
+            yield from secret_fields(typing.cast(type, tp), value, here)
+        elif typing.get_origin(tp) in (dict, Mapping) and isinstance(value, Mapping):
+            inner = _strip_optional(typing.get_args(tp)[1])
+            if dataclasses.is_dataclass(inner):
+                for name, item in value.items():
+                    yield from secret_fields(typing.cast(type, inner), item, (*here, name))
 
 
 def reference_rows(cls: type, prefix: str) -> list[tuple[str, str, str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from components.errors import InputError, Problem
 from components.settings.schema import close_matches
+from components.settings.types import STACK_NAME, STACK_NAME_DOC
 from components.yamlio import read_yaml_mapping
 
 # What the program sees in place of a `secure:` value: the ciphertext cannot be decrypted offline.
@@ -33,6 +35,30 @@ def replace_secure(value: Any, replacement: Any) -> Any:
     if isinstance(value, list):
         return [replace_secure(v, replacement) for v in value]
     return value
+
+
+def _not_json(value: Any, path: str) -> list[Problem]:
+    """What YAML read below `value` that JSON, in which the engine hands config over, cannot hold: a key that is not
+    text (`1:`, `true:`, `null:`), a value of another kind (`!!binary`, `!!set`)."""
+    if isinstance(value, Mapping):
+        out = []
+        for key, item in value.items():
+            if isinstance(key, str):
+                out += _not_json(item, f"{path}.{key}")
+            elif isinstance(key, (bool, int, float)) or key is None:
+                written = json.dumps(key)  # as YAML writes it: null, true, 1.5
+                read_as = "null" if key is None else f"{type(key).__name__} {written}"
+                out.append(Problem(path=f"{path}.{written}", message=f"YAML reads this key as {read_as}: quote it"))
+            else:
+                out.append(Problem(path=path, message=f"a key YAML reads as {type(key).__name__}: write it as text"))
+        return out
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _not_json(item, f"{path}[{i}]")]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return []
+    return [
+        Problem(path=path, message=f"YAML reads this as {type(value).__name__}: write text, a number, a list or a map")
+    ]
 
 
 def _engine_text(value: Any) -> str:
@@ -66,6 +92,8 @@ class StackFile:
         name = project.get("name")
         if not isinstance(name, str):
             raise InputError(Problem(path=str(project_dir / "Pulumi.yaml"), message="needs a project name"))
+        if not re.fullmatch(STACK_NAME, stack):
+            raise InputError(Problem(path="--stack", message=f"{stack!r} is not {STACK_NAME_DOC}"))
         path = cls.stacks_dir(project_dir) / f"Pulumi.{stack}.yaml"
         if not path.is_file():
             known = cls.available(project_dir)
@@ -99,6 +127,7 @@ class StackFile:
                 )
                 continue
             given_as[full] = key
+            problems += [Problem(path=f"{path}: {p.path}", message=p.message) for p in _not_json(value, key)]
             if _has_secure(value):
                 secret_keys.add(full)
             config[full] = replace_secure(value, SECRET_PLACEHOLDER)

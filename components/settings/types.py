@@ -79,6 +79,12 @@ PRESET_NAME = r"[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?"
 PRESET_NAME_DOC = "1-64 lower-case letters, digits, '-' and '_', starting and ending with a letter or digit"
 
 
+# A Pulumi stack name as Pulumi's backends check it (validateStackName, pulumi/pkg/backend): at most 100 letters,
+# digits, '_', '.' and '-'. The kit also wants a letter or digit first: the name is part of a file name.
+STACK_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
+STACK_NAME_DOC = "a Pulumi stack name: 1-100 letters, digits, '_', '.' and '-', starting with a letter or digit"
+
+
 # The retention periods CloudWatch Logs accepts (PutRetentionPolicy, logs API reference), in days.
 LOG_RETENTION_DAYS = (
     1,
@@ -185,6 +191,10 @@ class ExtraLogType(StrEnum):
 EKS_VERSIONS = ("1.33",)
 
 _ARN = r"arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)/[\w+=,.@/-]+"
+# A secret setting other than a gateway key (which has its own rule). At least 8 characters: the kit looks for each
+# secret in every other setting, where someone may have pasted it, and a shorter one would match ordinary words.
+_SECRET = r"[\x21-\x7e]{8,4096}"
+_SECRET_DOC = "8 to 4096 printable characters without spaces"
 _ACM_CERTIFICATE_ARN = r"arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}"
 _TAG_KEY = r"(?!aws:)[\w .:/=+\-@]{1,128}"
 
@@ -416,6 +426,9 @@ class FallbackSettings:
         "the provider's API key, as a Pulumi secret (`secure:`); kept in a Secret of its own; openai and "
         "anthropic only",
         default=None,
+        pattern=_SECRET,
+        pattern_doc=_SECRET_DOC,
+        secret=True,
     )
 
 
@@ -551,6 +564,9 @@ class GatewaySettings:
     master_key: str | None = doc_field(
         "the proxy admin's key, as a Pulumi secret (`secure:`), in a Secret of its own; null: no admin key",
         default=None,
+        pattern=_SECRET,
+        pattern_doc=_SECRET_DOC,
+        secret=True,
     )
     fallbacks: Mapping[str, FallbackSettings] = doc_field(
         "by model (a key of models): the proprietary model its requests fall back to when the self-hosted "
@@ -684,8 +700,8 @@ class DeploySettings:
         "split only: the stack that holds the Kubernetes layer, whose stack file says `modelyard:layer_of: "
         "<this stack>`; null: `<this stack>-k8s`",
         default=None,
-        pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}",
-        pattern_doc="a Pulumi stack name",
+        pattern=STACK_NAME,
+        pattern_doc=STACK_NAME_DOC,
     )
     state_bucket: str | None = doc_field(
         "split only: the S3 bucket of the Pulumi state backend the runner logs in to (`pulumi login "
@@ -912,7 +928,10 @@ class AlertReceiverSettings:
     secret: str = doc_field(
         "the webhook URL, Slack incoming-webhook URL or PagerDuty routing key; set it as a Pulumi secret "
         "(`pulumi config set --secret --path 'modelyard:monitoring.receivers.page.secret' ...`): it is kept in a "
-        "Kubernetes Secret of its own, never in Helm values"
+        "Kubernetes Secret of its own, never in Helm values",
+        pattern=_SECRET,
+        pattern_doc=_SECRET_DOC,
+        secret=True,
     )
     slack_channel: str | None = doc_field(
         "Slack only: the channel, e.g. #llm-oncall; null: the webhook's own",

@@ -6,7 +6,8 @@ it depend on Monitoring (the ServiceMonitor is a CRD of kube-prometheus-stack). 
 `components.platform.gateway_args` builds the args from the stack's settings and the AWS layer's outputs.
 
 Secret values (API keys, master key, provider API keys) come from `modelyard:gateway`, which must then
-be a Pulumi secret (`pulumi config set --secret --path ...`): each is wrapped as a Pulumi secret, so the
+be a Pulumi secret (`pulumi config set --secret --path ...`; the settings refuse them in plain text, wherever
+they are given): each is wrapped as a Pulumi secret, so the
 state, `pulumi preview` and the offline plan show it as [secret]; API keys are stored only as digests.
 """
 
@@ -18,10 +19,8 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi.runtime.config import is_config_secret
 
 from components.contract import GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_PORT
-from components.errors import UnbuildableSetting
 from components.k8s.gateway.config import key_digest
 from components.k8s.gateway.objects import (
     IMAGE_REGISTRY,
@@ -35,8 +34,6 @@ from components.k8s.gateway.objects import (
     target_group_binding,
 )
 from components.settings.types import GatewaySettings, NatMode
-
-CONFIG_KEY = "modelyard:gateway"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,17 +156,6 @@ def _secret_input(spec: SecretSpec, args: GatewayArgs) -> pulumi.Output[str]:
     return pulumi.Output.secret(secret_value(args.gateway, spec))
 
 
-def require_secret_config(gateway: GatewaySettings) -> None:
-    """Refuse secret values the stack file holds in plain text."""
-    holds = bool(gateway.keys or gateway.master_key or any(f.api_key for f in gateway.fallbacks.values()))
-    if holds and not is_config_secret(CONFIG_KEY):
-        raise UnbuildableSetting(
-            "gateway",
-            "holds keys in plain text: set them with `pulumi config set --secret --path "
-            "'modelyard:gateway.keys.<name>.key' <key>` so the stack file keeps only ciphertext (docs/gateway.md)",
-        )
-
-
 class Gateway(pulumi.ComponentResource):
     """One OpenAI-compatible endpoint for every tenant: the LiteLLM proxy, its config, keys and policies."""
 
@@ -178,11 +164,6 @@ class Gateway(pulumi.ComponentResource):
     def __init__(self, name: str, *, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:k8s:Gateway", name, None, opts)
         check_wiring(args)
-        try:
-            require_secret_config(args.gateway)
-        except UnbuildableSetting as exc:
-            # One message without a Python traceback, as settings errors print.
-            raise pulumi.RunError(f"modelyard:{exc.path}: {exc.message}") from None
         child = pulumi.ResourceOptions(parent=self)
         namespace_obj = namespace_object(args.kubernetes_version, load_balanced=args.target_group_arn is not None)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_obj["metadata"], opts=child)
