@@ -388,7 +388,14 @@ def test_no_output_of_the_plan_holds_a_known_secret(project: Path, no_known_secr
     keep_secret(["tenant-internal"])
     out = project / "out"
     out.mkdir()
-    args = ["--json", str(out / "plan.json"), "--markdown", str(out / "plan.md"), "--manifests", str(out / "objects")]
+    args = [
+        "--json",
+        str(out / "plan.json"),
+        "--markdown",
+        str(out / "summary.markdown"),
+        "--manifests",
+        str(out / "objects"),
+    ]
     assert command.main(["--stack", "pilot", "--project-dir", str(project), *args]) == 0
     texts = [capsys.readouterr().out, *(p.read_text() for p in out.rglob("*") if p.is_file())]
     assert len(texts) > 40 and all("tenant-internal" not in t for t in texts)

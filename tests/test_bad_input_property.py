@@ -189,7 +189,7 @@ def mutate(draw: Callable[[st.SearchStrategy[Any]], Any]) -> tuple[str, bytes, s
         # A value another preset gives at the same place: often valid, so the program itself runs.
         donor = parse_yaml(ORIGINALS[draw(st.sampled_from(PRESET_FILES))])
         path = draw(st.sampled_from([p for p in _paths(donor) if all(isinstance(k, str) for k in p)]))
-        if name.startswith("stacks/Pulumi."):
+        if name.rpartition("/")[2].startswith("Pulumi."):  # a stack file, not a preset
             node, keys = data.setdefault("config", {}), (f"modelyard:{path[0]}", *path[1:])
         else:
             node, keys = data, path
