@@ -948,3 +948,14 @@ def test_pulumi_waits_for_the_rollout_deadline_or_not_at_all(settings_by_stack: 
     assert deadline > 60 * values["probes"]["startup"]["minutes"] > 0
     early = serving_values(args_of(settings_by_stack["pilot"]), "llama-8b", bucket="pilot-models", await_rollout=False)
     assert early["deploymentAnnotations"] == {"pulumi.com/skipAwait": "true"}
+
+
+def test_the_contracts_serving_names_are_the_charts(stack_cases, stack_rendered) -> None:
+    # The gateway routes to serving_fullname(<model>) and the settings refuse two models with one such name: both
+    # rely on it being the name the chart gives every object of a release.
+    from components.contract import SERVING_CHART, serving_fullname
+
+    assert yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["name"] == SERVING_CHART
+    for case, (_, model) in stack_cases.items():
+        services = [o for o in stack_rendered[case] if o["kind"] == "Service"]
+        assert {s["metadata"]["name"] for s in services} == {serving_fullname(model)}, case

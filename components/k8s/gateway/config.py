@@ -20,15 +20,14 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.contract import tenant_namespace
+from components.contract import serving_fullname, tenant_namespace
 from components.settings.types import FallbackProvider
 
 if TYPE_CHECKING:
     # Only for annotations: the component's module imports the Pulumi SDKs, which this one does without.
     from components.k8s.gateway.component import GatewayArgs
 
-# The serving chart's name and Service port (charts/llm-serving: Chart.yaml name, values service.port).
-SERVING_CHART_NAME = "llm-serving"
+# The serving chart's Service port (charts/llm-serving values: service.port).
 SERVING_PORT = 8000
 HYBRID_SUFFIX = "@hybrid"
 FALLBACK_PREFIX = "fallback/"
@@ -77,9 +76,8 @@ COOLDOWN_SECONDS = 30
 def model_service_url(args: GatewayArgs, model: str) -> str:
     """The in-cluster URL (OpenAI API base) of a model's servers: the chart's fullname in its owner's namespace."""
     owner = args.model_owners[model]
-    # charts/llm-serving _helpers.tpl "llm-serving.fullname": the release alone when it holds the chart name.
-    service = model if SERVING_CHART_NAME in model else f"{model}-{SERVING_CHART_NAME}"
-    return f"http://{service[:63].rstrip('-')}.{tenant_namespace(owner)}.svc.cluster.local:{SERVING_PORT}/v1"
+    service = serving_fullname(model)  # the release is named after the model (components.k8s.serving_values)
+    return f"http://{service}.{tenant_namespace(owner)}.svc.cluster.local:{SERVING_PORT}/v1"
 
 
 def key_digest(key: str) -> str:
