@@ -1,7 +1,7 @@
 """The typed settings of one stack: what `modelyard:*` config means, with defaults and rules.
 
 Every field documents its default and units; `docs/settings.md` is generated from these classes
-(`modelyard docs settings`), and a test keeps it in step. Cross-field rules live in
+(`python -m components.settings.reference --write`), and a test keeps it in step. Cross-field rules live in
 `components.settings.cross_checks`; this module only declares shapes.
 """
 
