@@ -78,6 +78,12 @@ GATEWAY_LIVENESS_PATH = "/health/liveliness"
 """LiteLLM's liveness route (sic), which the NLB's health check asks too."""
 GATEWAY_POD_LABELS: Mapping[str, str] = MappingProxyType({"app.kubernetes.io/name": GATEWAY_NAME})
 """The gateway pods' labels: its Deployment selects them, the tenants' NetworkPolicies admit them."""
+GENERATION_TIMEOUT_SECONDS = 600
+"""The longest a request may take end to end (long generations of a reasoning model run for minutes): the
+gateway's request timeout, and what a stopping model server or gateway pod gets to finish the requests it holds."""
+SERVER_PRE_STOP_SECONDS = 15
+"""Seconds a stopping model server or gateway pod keeps serving (a preStop pause) while load balancers, Service
+endpoints and clients stop sending it new requests."""
 GATEWAY_DATABASE_PORT = 5432
 """The gateway's PostgreSQL (RDS): its security group admits it, the gateway's NetworkPolicy lets it out."""
 GATEWAY_REDIS_PORT = 6379

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components import contract
 from components.contract import GATEWAY_NAMESPACE, GATEWAY_POD_LABELS, SECRET
 from components.errors import InputError
 from components.k8s.gateway import objects
@@ -358,9 +359,9 @@ def test_a_stopping_pod_is_taken_out_of_rotation_then_finishes_its_requests() ->
     args = stack_args()
     pod = objects.deployment(args)["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": objects.PRE_STOP_SECONDS}}
+    assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": contract.SERVER_PRE_STOP_SECONDS}}
     timeout = gateway_config(args)["router_settings"]["timeout"]
-    assert pod["terminationGracePeriodSeconds"] >= objects.PRE_STOP_SECONDS + timeout
+    assert pod["terminationGracePeriodSeconds"] >= contract.SERVER_PRE_STOP_SECONDS + timeout
 
 
 def test_pod_is_hardened_like_the_model_servers() -> None:

@@ -959,3 +959,31 @@ def test_the_contracts_serving_names_are_the_charts(stack_cases, stack_rendered)
     for case, (_, model) in stack_cases.items():
         services = [o for o in stack_rendered[case] if o["kind"] == "Service"]
         assert {s["metadata"]["name"] for s in services} == {serving_fullname(model)}, case
+
+
+def test_a_stopping_server_finishes_what_it_holds(stack_cases, stack_rendered) -> None:
+    # Rollouts, drains and scale-down must not cut a generation short: a preStop pause while the Service and the
+    # gateway stop sending, then the longest generation the gateway allows.
+    from components.contract import GENERATION_TIMEOUT_SECONDS, SERVER_PRE_STOP_SECONDS
+
+    for case in stack_cases:
+        for name, pod in pod_specs(stack_rendered[case]).items():
+            vllm = next(c for c in pod["containers"] if c["name"] == "vllm")
+            assert vllm["lifecycle"]["preStop"] == {"sleep": {"seconds": SERVER_PRE_STOP_SECONDS}}, (case, name)
+            assert pod["terminationGracePeriodSeconds"] >= SERVER_PRE_STOP_SECONDS + GENERATION_TIMEOUT_SECONDS
+
+
+def test_only_a_single_replica_model_is_kept_from_voluntary_disruption(
+    stack_cases, stack_rendered, make_settings, chart
+):
+    for case, (settings, model) in stack_cases.items():
+        single = settings.models[model].replicas.max == 1
+        for template in pod_templates(stack_rendered[case]).values():
+            annotations = template["metadata"].get("annotations") or {}
+            assert (annotations.get("karpenter.sh/do-not-disrupt") == "true") is single, case
+    # No shipped model is capped at one replica: the pilot's 8B capped so is.
+    single = make_settings("minimal", models={"llama-8b": {"replicas": {"min": 1, "max": 1}}})
+    values = serving_values(args_of(single), "llama-8b", bucket="pilot-models")
+    rendered = render(chart, values, name="llama-8b", namespace="tenant-internal")
+    (template,) = pod_templates(rendered).values()
+    assert template["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}

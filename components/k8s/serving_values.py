@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.catalog import InstanceType, Model, WeightDtype, resolve_instance, resolve_model
-from components.contract import POOL_LABEL, TENANT_LABEL
+from components.contract import (
+    GENERATION_TIMEOUT_SECONDS,
+    POOL_LABEL,
+    SERVER_PRE_STOP_SECONDS,
+    TENANT_LABEL,
+)
 from components.errors import UnbuildableSetting
 from components.settings.types import Interconnect, ModelSettings, NatMode, PoolSettings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
@@ -233,6 +238,13 @@ def serving_values(
         ),
         "replicaCount": replicas,
         "maxReplicas": model_settings.replicas.max,
+        # A stopping server pauses while the Service and the gateway stop sending to it, then finishes what it holds:
+        # up to the longest generation the gateway allows (rollouts, drains and scale-down never cut one short).
+        "preStopSeconds": SERVER_PRE_STOP_SECONDS,
+        "terminationGracePeriodSeconds": SERVER_PRE_STOP_SECONDS + GENERATION_TIMEOUT_SECONDS,
+        # One replica at most: no other serves while it moves, so Karpenter may not take its node for consolidation
+        # or expiry (a drain for an interruption or by hand still does; the plan and docs say it has no HA).
+        "podAnnotations": {"karpenter.sh/do-not-disrupt": "true"} if model_settings.replicas.max == 1 else {},
         "progressDeadlineMinutes": deadline_minutes,
         "resources": {
             "requests": {"cpu": str(cpu), "memory": f"{memory_gi}Gi"},

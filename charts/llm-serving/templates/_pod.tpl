@@ -135,6 +135,12 @@ containers:
   - name: vllm
     image: {{ include "llm-serving.imageRef" $root.Values.image | quote }}
     imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+    {{- if $root.Values.preStopSeconds }}
+    lifecycle:
+      preStop:
+        sleep:
+          seconds: {{ int $root.Values.preStopSeconds }}
+    {{- end }}
     {{- if eq $role "single" }}
     command:
       - vllm

@@ -20,7 +20,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.contract import serving_fullname, tenant_namespace
+from components.contract import GENERATION_TIMEOUT_SECONDS, serving_fullname, tenant_namespace
 from components.settings.types import FallbackProvider
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ TENANT_ROUTES = (
 # The auth module's callback that blanks the response header naming the model server's address for tenants.
 RESPONSE_HEADERS_CALLBACK = f"{AUTH_MODULE}.tenant_response_headers"
 # Seconds a request may take end to end (long generations of a reasoning model run for minutes).
-REQUEST_TIMEOUT_SECONDS = 600
+REQUEST_TIMEOUT_SECONDS = GENERATION_TIMEOUT_SECONDS
 # Seconds LiteLLM waits before it routes to a deployment again after failures (allowed_fails per minute).
 COOLDOWN_SECONDS = 30
 

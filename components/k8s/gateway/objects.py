@@ -22,6 +22,7 @@ from components.contract import (
     GATEWAY_POD_LABELS,
     GATEWAY_PORT,
     GATEWAY_REDIS_PORT,
+    SERVER_PRE_STOP_SECONDS,
     system_node_selector,
     tenant_namespace,
 )
@@ -54,9 +55,6 @@ if TYPE_CHECKING:
 # finds it healthy, so a rollout never removes the last registered target (controller docs, "Pod readiness gate").
 READINESS_GATE_LABEL = ("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled")
 TARGET_GROUP_BINDING = "litellm"
-# Seconds a stopping pod keeps accepting requests before the proxy is told to stop: the time for the load
-# balancer controller to deregister it and the NLB, kube-proxy and CoreDNS clients to stop sending it new ones.
-PRE_STOP_SECONDS = 15
 # LiteLLM's image, tag and digest (ghcr.io/berriai/litellm): the same version as the litellm[proxy] the tests
 # run (uv.lock). Digest as recorded for this tag in a public deployment guide; `docker buildx imagetools
 # inspect` on a connected machine confirms it (docs/gateway.md).
@@ -239,7 +237,7 @@ def deployment(
                     # A stopping pod keeps serving what it has: the preStop pause lets the load balancer and the
                     # Service endpoints stop sending it new requests first, then the proxy finishes the requests in
                     # flight (a long generation may take the whole request timeout) before it exits.
-                    "terminationGracePeriodSeconds": PRE_STOP_SECONDS + REQUEST_TIMEOUT_SECONDS,
+                    "terminationGracePeriodSeconds": SERVER_PRE_STOP_SECONDS + REQUEST_TIMEOUT_SECONDS,
                     "containers": [
                         {
                             "name": GATEWAY_NAME,
@@ -255,7 +253,7 @@ def deployment(
                             ],
                             "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
                             # The kubelet's own sleep (Kubernetes 1.30+, on by default): no binary in the image.
-                            "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
+                            "lifecycle": {"preStop": {"sleep": {"seconds": SERVER_PRE_STOP_SECONDS}}},
                             "env": env,
                             "resources": {
                                 "requests": {"cpu": "250m", "memory": "768Mi"},
