@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.buckets import expire_logs, harden_bucket
+from components.aws.buckets import expire_logs, harden_bucket, tls_only
 from components.aws.findings import FindingsReceiver, FindingsRoute, FindingsRouteArgs
+from components.aws.iam import account_administers_key
 from components.settings import Settings
 from components.settings.types import GuardDutyFeature
 
@@ -26,14 +27,7 @@ def _trail_bucket_policy(values: list[str]) -> str:
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                tls_only(bucket_arn),
                 {
                     "Sid": "CloudTrailAclCheck",
                     "Effect": "Allow",
@@ -67,13 +61,7 @@ def _trail_key_policy(values: list[str]) -> str:
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "AccountAdministersThroughIam",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
+                account_administers_key(account),
                 {
                     "Sid": "CloudTrailEncryptsThisTrail",
                     "Effect": "Allow",

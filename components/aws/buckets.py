@@ -6,6 +6,18 @@ import pulumi
 import pulumi_aws as aws
 
 
+def tls_only(bucket_arn: str) -> dict[str, object]:
+    """The bucket policy statement every bucket of the kit carries: no request over plain HTTP."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def harden_bucket(
     name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, kms_key_arn: pulumi.Input[str] | None
 ) -> None:

@@ -26,7 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import findings_forwarder
-from components.aws.iam import assume_role_policy
+from components.aws.iam import account_administers_key, assume_role_policy
 from components.contract import PAGE_ROUTE, ROUTE_ALERT_SEVERITY, TICKET_ROUTE
 from components.settings.types import AlertReceiverKind, FindingSeverity
 
@@ -92,13 +92,7 @@ def key_policy(values: list[str]) -> str:
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "AccountAdministersThroughIam",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
+                account_administers_key(account),
                 {
                     "Sid": "EventBridgePublishesToTheFindingsTopic",
                     "Effect": "Allow",

@@ -20,6 +20,19 @@ def assume_role_policy(service: str, *, tag_session: bool = False) -> str:
 # EKS Pod Identity: the agent assumes the role for a service account bound by an association.
 POD_IDENTITY_TRUST = assume_role_policy("pods.eks.amazonaws.com", tag_session=True)
 
+
+def account_administers_key(account: str) -> dict[str, object]:
+    """The first statement of a key policy of the kit: the account administers the key, and grants its use to its
+    own principals through IAM (a key whose policy forgot it could never be managed again)."""
+    return {
+        "Sid": "AccountAdministersThroughIam",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
 MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
 # Node roles (system nodes, Karpenter's and the static GPU pools' nodes): the kubelet's EC2 reads, Pod Identity
 # (eks-auth:AssumeRoleForPodIdentity, in the worker node policy) and image pulls. No CNI permissions: the VPC CNI

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.buckets import expire_logs, harden_bucket
+from components.aws.buckets import expire_logs, harden_bucket, tls_only
 from components.aws.iam import POD_IDENTITY_TRUST
 
 
@@ -51,17 +51,6 @@ class ModelStorageArgs:
     """Days server access logs are kept in the log bucket."""
     protect: bool = field(default=True)
     """Protect the bucket and key from deletion (stateful); tests may turn it off."""
-
-
-def _tls_only(bucket_arn: str) -> dict[str, object]:
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 def _through_s3(region: str, bucket_arn: str) -> dict[str, object]:
@@ -193,7 +182,7 @@ class ModelStorage(pulumi.ComponentResource):
                     {
                         "Version": "2012-10-17",
                         "Statement": [
-                            _tls_only(a[0]),
+                            tls_only(a[0]),
                             {
                                 "Sid": "S3ServerAccessLogs",
                                 "Effect": "Allow",
@@ -249,7 +238,7 @@ class ModelStorage(pulumi.ComponentResource):
                     {
                         "Version": "2012-10-17",
                         "Statement": [
-                            _tls_only(arn),
+                            tls_only(arn),
                             {
                                 # ...IfExists: uploads without the header get the bucket's default (KMS);
                                 # an upload asking for another algorithm is refused.

@@ -29,6 +29,7 @@ from typing import Any
 
 from components.contract import TENANT_NAMESPACE_PREFIX, UNKNOWN
 from components.errors import Problem
+from components.policy.view import mapping
 
 _UNITS = {
     "": Decimal(1),
@@ -46,11 +47,6 @@ _UNITS = {
 # container does not ask for counts as zero.
 _MUST_STATE = ("cpu", "memory", "ephemeral-storage")
 _QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?")
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    """A mapping, or an empty one for what is not (an unknown during preview, a missing field)."""
-    return value if isinstance(value, Mapping) else {}
 
 
 def _list(value: Any) -> list[Any]:
@@ -96,19 +92,19 @@ class Workload:
 
 def _pod_templates(obj: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], int]]:
     """(pod spec, pods per replica) of a workload object; [] for what runs no pods."""
-    kind, spec = obj.get("kind"), _map(obj.get("spec"))
+    kind, spec = obj.get("kind"), mapping(obj.get("spec"))
     if kind == "Pod":
         return [(spec, 1)]
     if kind in ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job"):
-        return [(_map(_map(spec.get("template")).get("spec")), 1)]
+        return [(mapping(mapping(spec.get("template")).get("spec")), 1)]
     if kind == "CronJob":
-        job = _map(_map(spec.get("jobTemplate")).get("spec"))
-        return [(_map(_map(job.get("template")).get("spec")), 1)]
+        job = mapping(mapping(spec.get("jobTemplate")).get("spec"))
+        return [(mapping(mapping(job.get("template")).get("spec")), 1)]
     if kind == "LeaderWorkerSet":
-        group = _map(spec.get("leaderWorkerTemplate"))
+        group = mapping(spec.get("leaderWorkerTemplate"))
         size = group.get("size", 1) if isinstance(group.get("size", 1), int) else 1
-        worker = _map(_map(group.get("workerTemplate")).get("spec"))
-        leader = _map(_map(group.get("leaderTemplate")).get("spec")) or worker
+        worker = mapping(mapping(group.get("workerTemplate")).get("spec"))
+        leader = mapping(mapping(group.get("leaderTemplate")).get("spec")) or worker
         return [(leader, 1), (worker, size - 1)] if size > 1 else [(leader, 1)]
     return []
 
@@ -117,12 +113,12 @@ def workloads(manifests: Sequence[Mapping[str, Any]]) -> list[Workload]:
     scaled: dict[tuple[str, str, str], int] = {}
     for m in manifests:
         obj = m["object"]
-        spec = _map(obj.get("spec"))
-        target = _map(spec.get("scaleTargetRef"))
+        spec = mapping(obj.get("spec"))
+        target = mapping(spec.get("scaleTargetRef"))
         most = spec.get("maxReplicaCount") if obj.get("kind") == "ScaledObject" else spec.get("maxReplicas")
         if obj.get("kind") in ("ScaledObject", "HorizontalPodAutoscaler") and isinstance(most, int):
             key = (
-                _map(obj.get("metadata")).get("namespace", ""),
+                mapping(obj.get("metadata")).get("namespace", ""),
                 target.get("kind", "Deployment"),
                 target.get("name", ""),
             )
@@ -133,9 +129,9 @@ def workloads(manifests: Sequence[Mapping[str, Any]]) -> list[Workload]:
         templates = _pod_templates(obj)
         if not templates or obj.get("kind") == "DaemonSet":
             continue  # a DaemonSet's pods scale with nodes, not with a count the plan knows
-        meta = _map(obj.get("metadata"))
+        meta = mapping(obj.get("metadata"))
         namespace, name = meta.get("namespace", "default"), meta.get("name", "")
-        replicas = _map(obj.get("spec")).get("replicas", 1)
+        replicas = mapping(obj.get("spec")).get("replicas", 1)
         replicas = replicas if isinstance(replicas, int) else 1
         replicas = max(replicas, scaled.get((namespace, obj["kind"], name), 0))
         if obj.get("kind") in ("Pod", "Job", "CronJob"):
@@ -154,10 +150,10 @@ def _effective(pod: Mapping[str, Any], kind: str, resource: str, defaults: Mappi
     LimitRange default gives one (quota then refuses the pod if it constrains that resource)."""
 
     def one(container: Mapping[str, Any]) -> Decimal | None:
-        resources = _map(container.get("resources"))
-        stated = _map(resources.get(kind)).get(resource)
+        resources = mapping(container.get("resources"))
+        stated = mapping(resources.get(kind)).get(resource)
         if stated is None and kind == "requests":
-            stated = _map(resources.get("limits")).get(resource)  # a limit alone is also the request
+            stated = mapping(resources.get("limits")).get(resource)  # a limit alone is also the request
         if stated is None:
             stated = defaults.get(resource)
         if stated is None and resource not in _MUST_STATE:
@@ -178,12 +174,12 @@ def _limit_defaults(manifests: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
         obj = m["object"]
         if obj.get("kind") != "LimitRange":
             continue
-        namespace = _map(obj.get("metadata")).get("namespace", "default")
-        for item in _objects(_map(obj.get("spec")).get("limits")):
+        namespace = mapping(obj.get("metadata")).get("namespace", "default")
+        for item in _objects(mapping(obj.get("spec")).get("limits")):
             if item.get("type") == "Container":
                 slot = out.setdefault(namespace, {"requests": {}, "limits": {}})
-                slot["requests"].update(_map(item.get("defaultRequest")))
-                slot["limits"].update(_map(item.get("default")))
+                slot["requests"].update(mapping(item.get("defaultRequest")))
+                slot["limits"].update(mapping(item.get("default")))
     return out
 
 
@@ -203,8 +199,8 @@ def quota_problems(manifests: Sequence[Mapping[str, Any]]) -> Iterator[Problem]:
         obj = m["object"]
         if obj.get("kind") != "ResourceQuota":
             continue
-        namespace = _map(obj.get("metadata")).get("namespace", "default")
-        hard = _map(_map(obj.get("spec")).get("hard"))
+        namespace = mapping(obj.get("metadata")).get("namespace", "default")
+        hard = mapping(mapping(obj.get("spec")).get("hard"))
         here = [w for w in loads if w.namespace == namespace]
         ns_defaults = defaults.get(namespace, {"requests": {}, "limits": {}})
         for key, value in sorted(hard.items()):
@@ -214,11 +210,11 @@ def quota_problems(manifests: Sequence[Mapping[str, Any]]) -> Iterator[Problem]:
             if key in ("services.loadbalancers", "services.nodeports"):
                 kinds = ("LoadBalancer",) if key == "services.loadbalancers" else ("NodePort", "LoadBalancer")
                 services = [
-                    _map(s["object"].get("metadata")).get("name", "")
+                    mapping(s["object"].get("metadata")).get("name", "")
                     for s in manifests
                     if s["object"].get("kind") == "Service"
-                    and _map(s["object"].get("metadata")).get("namespace") == namespace
-                    and _map(s["object"].get("spec")).get("type") in kinds
+                    and mapping(s["object"].get("metadata")).get("namespace") == namespace
+                    and mapping(s["object"].get("spec")).get("type") in kinds
                 ]
                 if len(services) > ceiling:
                     yield Problem(
@@ -268,13 +264,13 @@ def limit_range_problems(manifests: Sequence[Mapping[str, Any]]) -> Iterator[Pro
         ns_defaults = defaults.get(w.namespace, {"requests": {}, "limits": {}})
         for pod, _ in w.templates:
             for container in _containers(pod):
-                resources = _map(container.get("resources"))
-                requests = _map(resources.get("requests"))
-                limits = {**ns_defaults["limits"], **_map(resources.get("limits"))}
+                resources = mapping(container.get("resources"))
+                requests = mapping(resources.get("requests"))
+                limits = {**ns_defaults["limits"], **mapping(resources.get("limits"))}
                 for resource, asked in sorted(requests.items()):
                     request, limit = quantity(asked), quantity(limits.get(resource))
                     if request is not None and limit is not None and request > limit:
-                        origin = "its limit" if resource in _map(resources.get("limits")) else "the default limit"
+                        origin = "its limit" if resource in mapping(resources.get("limits")) else "the default limit"
                         yield Problem(
                             path=f"{w.kind} {w.namespace}/{w.name}",
                             message=f"container {container.get('name')} requests {asked} of {resource}, above "
@@ -304,15 +300,15 @@ def restricted_problems(pod: Mapping[str, Any]) -> list[str]:
         kinds = set(volume) - {"name"}
         if not kinds <= _RESTRICTED_VOLUMES:
             out.append(f"volume {volume.get('name')} is of type {', '.join(sorted(kinds - _RESTRICTED_VOLUMES))}")
-    pod_security = _map(pod.get("securityContext"))
+    pod_security = mapping(pod.get("securityContext"))
     for container in [*_containers(pod), *_objects(pod.get("ephemeralContainers"))]:
         name = container.get("name")
-        security = _map(container.get("securityContext"))
+        security = mapping(container.get("securityContext"))
         if security.get("privileged") is True:
             out.append(f"container {name} is privileged")
         if security.get("allowPrivilegeEscalation") is not False:
             out.append(f"container {name} does not set allowPrivilegeEscalation: false")
-        capabilities = _map(security.get("capabilities"))
+        capabilities = mapping(security.get("capabilities"))
         if "ALL" not in _list(capabilities.get("drop")):
             out.append(f"container {name} does not drop ALL capabilities")
         added = set(_list(capabilities.get("add"))) - {"NET_BIND_SERVICE"}
@@ -322,7 +318,7 @@ def restricted_problems(pod: Mapping[str, Any]) -> list[str]:
             out.append(f"container {name} does not set runAsNonRoot: true")
         if security.get("runAsUser", pod_security.get("runAsUser")) == 0:
             out.append(f"container {name} runs as user 0")
-        seccomp = (security.get("seccompProfile") or _map(pod_security.get("seccompProfile"))).get("type")
+        seccomp = (security.get("seccompProfile") or mapping(pod_security.get("seccompProfile"))).get("type")
         if seccomp not in ("RuntimeDefault", "Localhost"):
             out.append(f"container {name} has no seccompProfile RuntimeDefault or Localhost")
         for port in _objects(container.get("ports")):
@@ -333,10 +329,10 @@ def restricted_problems(pod: Mapping[str, Any]) -> list[str]:
 
 def pod_security_problems(manifests: Sequence[Mapping[str, Any]]) -> Iterator[Problem]:
     enforced = {
-        _map(m["object"].get("metadata")).get("name", "")
+        mapping(m["object"].get("metadata")).get("name", "")
         for m in manifests
         if m["object"].get("kind") == "Namespace"
-        and _map(_map(m["object"].get("metadata")).get("labels")).get("pod-security.kubernetes.io/enforce")
+        and mapping(mapping(m["object"].get("metadata")).get("labels")).get("pod-security.kubernetes.io/enforce")
         == "restricted"
     }
     for w in workloads(manifests):
@@ -356,7 +352,7 @@ def duplicate_problems(manifests: Sequence[Mapping[str, Any]]) -> Iterator[Probl
 
     def identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
         group = str(obj.get("apiVersion", "")).rpartition("/")[0]
-        meta = _map(obj.get("metadata"))
+        meta = mapping(obj.get("metadata"))
         return group, str(obj.get("kind")), str(meta.get("namespace", "")), str(meta.get("name"))
 
     counts = Counter(identity(m["object"]) for m in manifests)

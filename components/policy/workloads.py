@@ -9,7 +9,7 @@ upstream Helm releases are not (docs/security.md, "Objects the plan cannot see")
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,20 @@ def _report(rule: str, workload: _Workload, problems: list[str]) -> list[Violati
     return [Violation(rule, workload.source, f"{workload.kind} {workload.ident}: {'; '.join(problems)}")]
 
 
+def _per_container(
+    plan: Plan, rule: str, check: Callable[[_Workload, Mapping[str, Any], Mapping[str, Any]], Iterable[str]]
+) -> list[Violation]:
+    """`rule`'s violations: what `check(workload, pod, container)` finds in each container of every workload but the
+    exempt system DaemonSets, one violation per workload."""
+    out = []
+    for w in _workloads(plan):
+        if not w.exempt:
+            out += _report(
+                rule, w, [problem for pod in w.pods for c in containers(pod) for problem in check(w, pod, c)]
+            )
+    return out
+
+
 def no_host_access(plan: Plan) -> list[Violation]:
     """No privileged containers, hostPath volumes, host network, PID or IPC; system DaemonSets exempt by name
     (HOST_ACCESS_EXEMPT); objects in tenant namespaces never are."""
@@ -102,24 +116,19 @@ def no_host_access(plan: Plan) -> list[Violation]:
 def capabilities_dropped(plan: Plan) -> list[Violation]:
     """No container adds a Linux capability; in a tenant namespace every container drops ALL (Pod Security
     restricted asks the same: the rule says so before admission does)."""
-    out = []
-    for w in _workloads(plan):
-        if w.exempt:
-            continue
-        problems = []
-        for pod in w.pods:
-            for c in containers(pod):
-                caps = dig(c, "securityContext", "capabilities")
-                if is_unknown(caps):
-                    continue
-                added = mapping(caps).get("add")
-                if not is_unknown(added) and added:
-                    problems.append(f"container {c.get('name')} adds capabilities {', '.join(map(str, added))}")
-                dropped = mapping(caps).get("drop")
-                if w.tenant and not is_unknown(dropped) and "ALL" not in as_list(dropped):
-                    problems.append(f"container {c.get('name')} does not drop ALL capabilities")
-        out += _report("capabilities-dropped", w, problems)
-    return out
+
+    def check(w: _Workload, pod: Mapping[str, Any], c: Mapping[str, Any]) -> Iterator[str]:
+        caps = dig(c, "securityContext", "capabilities")
+        if is_unknown(caps):
+            return
+        added = mapping(caps).get("add")
+        if not is_unknown(added) and added:
+            yield f"container {c.get('name')} adds capabilities {', '.join(map(str, added))}"
+        dropped = mapping(caps).get("drop")
+        if w.tenant and not is_unknown(dropped) and "ALL" not in as_list(dropped):
+            yield f"container {c.get('name')} does not drop ALL capabilities"
+
+    return _per_container(plan, "capabilities-dropped", check)
 
 
 def _effective(pod: Mapping[str, Any], container: Mapping[str, Any], field: str) -> Any:
@@ -135,64 +144,47 @@ def _effective(pod: Mapping[str, Any], container: Mapping[str, Any], field: str)
 def pod_non_root(plan: Plan) -> list[Violation]:
     """No container runs as root: runAsUser 0, or runAsNonRoot false without a non-root runAsUser; in a tenant
     namespace runAsNonRoot must be true (Pod Security restricted)."""
-    out = []
-    for w in _workloads(plan):
-        if w.exempt:
-            continue
-        problems = []
-        for pod in w.pods:
-            for c in containers(pod):
-                user = _effective(pod, c, "runAsUser")
-                non_root = _effective(pod, c, "runAsNonRoot")
-                if is_unknown(user) or is_unknown(non_root):
-                    continue
-                name = c.get("name")
-                if user == 0:
-                    problems.append(f"container {name} runs as root (runAsUser 0)")
-                elif non_root is False and not (isinstance(user, int) and user > 0):
-                    problems.append(f"container {name} may run as root (runAsNonRoot: false and no runAsUser)")
-                elif w.tenant and non_root is not True:
-                    problems.append(f"container {name} does not set runAsNonRoot: true")
-        out += _report("pod-non-root", w, problems)
-    return out
+
+    def check(w: _Workload, pod: Mapping[str, Any], c: Mapping[str, Any]) -> Iterator[str]:
+        user = _effective(pod, c, "runAsUser")
+        non_root = _effective(pod, c, "runAsNonRoot")
+        if is_unknown(user) or is_unknown(non_root):
+            return
+        name = c.get("name")
+        if user == 0:
+            yield f"container {name} runs as root (runAsUser 0)"
+        elif non_root is False and not (isinstance(user, int) and user > 0):
+            yield f"container {name} may run as root (runAsNonRoot: false and no runAsUser)"
+        elif w.tenant and non_root is not True:
+            yield f"container {name} does not set runAsNonRoot: true"
+
+    return _per_container(plan, "pod-non-root", check)
 
 
 def no_privilege_escalation(plan: Plan) -> list[Violation]:
     """No container sets allowPrivilegeEscalation: true; in a tenant namespace each sets it false (unset means
     true in Kubernetes)."""
-    out = []
-    for w in _workloads(plan):
-        if w.exempt:
-            continue
-        problems = []
-        for pod in w.pods:
-            for c in containers(pod):
-                escalation = dig(c, "securityContext", "allowPrivilegeEscalation")
-                if is_unknown(escalation):
-                    continue
-                if escalation is True:
-                    problems.append(f"container {c.get('name')} sets allowPrivilegeEscalation: true")
-                elif w.tenant and escalation is not False:
-                    problems.append(f"container {c.get('name')} leaves allowPrivilegeEscalation unset (true)")
-        out += _report("no-privilege-escalation", w, problems)
-    return out
+
+    def check(w: _Workload, pod: Mapping[str, Any], c: Mapping[str, Any]) -> Iterator[str]:
+        escalation = dig(c, "securityContext", "allowPrivilegeEscalation")
+        if escalation is True:
+            yield f"container {c.get('name')} sets allowPrivilegeEscalation: true"
+        elif w.tenant and escalation is not False and not is_unknown(escalation):
+            yield f"container {c.get('name')} leaves allowPrivilegeEscalation unset (true)"
+
+    return _per_container(plan, "no-privilege-escalation", check)
 
 
 def no_host_port(plan: Plan) -> list[Violation]:
     """No container port bound on the node (hostPort): it bypasses Services and NetworkPolicies' pod selection."""
-    out = []
-    for w in _workloads(plan):
-        if w.exempt:
-            continue
-        problems = [
-            f"container {c.get('name')} binds host port {mapping(port).get('hostPort')}"
-            for pod in w.pods
-            for c in containers(pod)
-            for port in as_list(c.get("ports"))
-            if not is_unknown(mapping(port).get("hostPort")) and mapping(port).get("hostPort")
-        ]
-        out += _report("no-host-port", w, problems)
-    return out
+
+    def check(w: _Workload, pod: Mapping[str, Any], c: Mapping[str, Any]) -> Iterator[str]:
+        for port in as_list(c.get("ports")):
+            bound = mapping(port).get("hostPort")
+            if not is_unknown(bound) and bound:
+                yield f"container {c.get('name')} binds host port {bound}"
+
+    return _per_container(plan, "no-host-port", check)
 
 
 def no_node_port(plan: Plan) -> list[Violation]:
