@@ -1285,7 +1285,9 @@ def token_figures(
         replicas = "its models' maximum replicas"
         price = stack_price / capacity
         v = economics.break_even(fixed, parts, price)
-        against = "the cheapest hosted offer of each of its models" + ("" if len(fleets) == 1 else " (weighted by capacity)")
+        against = "the cheapest hosted offer of each of its models"
+        if len(fleets) > 1:
+            against += " (weighted by capacity)"
         stack_verdicts["hosted"] = economics.to_json(
             v, economics.statement(v, who="The stack (all costs)", replicas=replicas, against=against)
         )
