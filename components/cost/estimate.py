@@ -1285,9 +1285,15 @@ def token_figures(
         replicas = "its models' maximum replicas"
         price = stack_price / capacity
         v = economics.break_even(fixed, parts, price)
-        against = "the cheapest hosted offer of each of its models"
-        if len(fleets) > 1:
-            against += " (weighted by capacity)"
+        models = sorted({f.model for f in fleets})
+        if len(models) == 1:
+            cheapest = min(
+                (o for o in book.hosted_open[models[0]] if o.same_model),
+                key=lambda o: (o.per_million_output(ratio), o.provider, o.offer),
+            )
+            against = f"the cheapest hosted {models[0]}, {cheapest.provider} ({cheapest.date})"
+        else:
+            against = "the cheapest hosted offer of each of its models (weighted by capacity)"
         stack_verdicts["hosted"] = economics.to_json(
             v, economics.statement(v, who="The stack (all costs)", replicas=replicas, against=against)
         )
