@@ -192,10 +192,11 @@ def test_tco_lines_people_tools_hidden(make_settings) -> None:
     assert Decimal(cost["aws_monthly"]) == sum(
         Decimal(ln["monthly"]) for ln in cost["lines"] if ln["category"] == "aws"
     )
-    for key in ("currency", "band", "per_million_output_tokens", "break_even"):
+    for key in ("currency", "band", "per_million_output_tokens", "apis", "break_even"):
         assert key in cost
-    apis = {b["api"] for b in cost["break_even"]}
-    assert {"gpt-4o-mini", "gpt-5", "claude-sonnet", "hosted-open"} <= apis
+    assert {a["api"] for a in cost["apis"]} == {"gpt-4o-mini", "gpt-5", "claude-sonnet"}
+    assert {a["api"] for a in cost["break_even"]["apis"]} == {"gpt-4o-mini", "gpt-5", "claude-sonnet"}
+    assert cost["break_even"]["hosted"]["statement"]
 
 
 def test_price_overrides_are_yours_and_checked(make_settings) -> None:
@@ -212,15 +213,10 @@ def test_cost_per_token_and_break_even_arithmetic(make_settings) -> None:
     tokens = cost["tokens"]
     mtok = Decimal(tokens["million_output_tokens_per_month"])
     assert abs(Decimal(cost["per_million_output_tokens"]) - Decimal(cost["monthly_total"]) / mtok) < Decimal("0.01")
-    gpt5 = next(b for b in cost["break_even"] if b["api"] == "gpt-5")
+    gpt5 = next(a for a in cost["apis"] if a["api"] == "gpt-5")
     assert gpt5["usd_per_million_output_tokens"] == "13.75"  # 3 x 1.25 input + 10.00 output
-    assert (
-        abs(
-            Decimal(gpt5["break_even_million_output_tokens_per_month"]) * Decimal("13.75")
-            - Decimal(cost["monthly_total"])
-        )
-        < 2
-    )
+    # The JSON's volume is rounded to 0.1 million tokens: the bill is within 13.75 x 0.05 of it.
+    assert abs(Decimal(gpt5["api_monthly_at_same_volume"]) - Decimal("13.75") * mtok) < 1
 
 
 def test_every_shipped_stack_is_inside_the_band_of_its_tier(plans) -> None:
@@ -268,7 +264,8 @@ def test_tco_command_text_and_json(capsys, monkeypatch, plans) -> None:
         "GPT-5",
         "Claude Sonnet",
         "GPT-4o-mini",
-        "hosted open models",
+        "<- cheapest",
+        "Break-even at the stack's own maximum replicas",
         "[U]",
     ):
         assert text in out, text

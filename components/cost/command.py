@@ -44,6 +44,100 @@ def usd(value: str | Decimal | None, *, sign: bool = False) -> str:
     return f"+{text}" if sign else text
 
 
+def rate(value: str) -> str:
+    """A per-token price as the table gives it, with at least cents ($0.075, $0.10)."""
+    amount = Decimal(value)
+    return f"${amount:.2f}" if amount == amount.quantize(Decimal("0.01")) else f"${amount.normalize()}"
+
+
+def economics_lines(cost: dict[str, Any], *, detailed: bool) -> list[str]:
+    """Cost per million output tokens per model beside its hosted offers and the proprietary APIs, and the
+    break-even at the stack's maximum replicas. `detailed`: every offer with its date and source (tco);
+    otherwise the cheapest offer only (the plan's cost section)."""
+    tokens = cost.get("tokens")
+    if not tokens:
+        return ["Tokens: no GPU model served, no cost per token"]
+    out: list[str] = []
+    w = out.append
+    utilisation = f"{Decimal(tokens['utilisation']):.0%}"
+    ratio = tokens["input_tokens_per_output_token"]
+    w(
+        f"Tokens at {utilisation} utilisation (cost.utilisation): "
+        f"{Decimal(tokens['million_output_tokens_per_month']):,} million output tokens a month, "
+        f"{ratio} input tokens each (cost.input_tokens_per_output_token)"
+    )
+    w(
+        f"  {usd(cost['per_million_output_tokens'])} per million output tokens, all costs; "
+        f"{usd(tokens['aws_per_million_output_tokens'])} AWS alone"
+    )
+    apis = ", ".join(f"{a['label']} {usd(a['usd_per_million_output_tokens'])}" for a in cost["apis"])
+    w(f"Per model, USD per million output tokens with their {ratio} input tokens (proprietary: {apis})")
+    for m in tokens["models"]:
+        w(f"  {m['model']} ({m['catalog_model']}), up to {m['max_replicas']} replicas:")
+        if detailed:
+            w(
+                f"    {m['output_tokens_per_second_per_replica']} tok/s per replica x {m['average_replicas']} "
+                f"replicas on average ({m['throughput_basis']})"
+            )
+        gpu = m["gpu_per_million_output_tokens"]
+        verdict = m["break_even"]
+        lowest = f"; {usd(verdict['lowest_usd_per_million_output_tokens'])} at its maximum replicas fully used"
+        w(
+            f"    self-hosted (GPU nodes): {usd(gpu) if gpu else '-'} at {utilisation} utilisation"
+            + (lowest if verdict else "")
+        )
+        if gpu:
+            own = Decimal(gpu)
+            cheaper = [a for a in cost["apis"] if Decimal(a["usd_per_million_output_tokens"]) < own]
+            dearer = [a for a in cost["apis"] if a not in cheaper]
+            parts = [
+                f"{label} {', '.join(a['label'] for a in group)}"
+                for label, group in (("below", dearer), ("above", cheaper))
+                if group
+            ]
+            w(f"    against proprietary APIs at {utilisation} utilisation: {'; '.join(parts)}")
+        offers = m["hosted"]
+        same = [o for o in offers if o["same_model"]]
+        if detailed:
+            for o in offers:
+                mark = " <- cheapest" if o["same_model"] and o["provider"] == m["cheapest_hosted"] else ""
+                stand_in = "" if o["same_model"] else " [stand-in, not the same model]"
+                note = f"; {o['note']}" if o["note"] else ""
+                w(
+                    f"    hosted {o['provider']} {o['offer']}: {usd(o['usd_per_million_output_tokens'])} "
+                    f"({rate(o['input'])} in / {rate(o['output'])} out){stand_in}{mark}  "
+                    f"<{o['source']} {o['date']} ({o['quality']}){note}>"
+                )
+        elif same:
+            w(
+                f"    hosted: {len(same)} offers of {m['catalog_model']}, from "
+                f"{usd(same[0]['usd_per_million_output_tokens'])} ({same[0]['provider']}, {same[0]['date']}) to "
+                f"{usd(same[-1]['usd_per_million_output_tokens'])}"
+            )
+        if verdict:
+            w(f"    {verdict['statement']}")
+        else:
+            w(f"    break-even not computed: {m['break_even_not_computed']}")
+    stack = cost["break_even"]
+    w("Break-even at the stack's own maximum replicas (all costs: AWS, people, tools, hidden):")
+    if stack["hosted"] is None:
+        w(f"  not computed: {stack['not_computed']}")
+    else:
+        w(f"  {stack['hosted']['statement']}")
+        for a in stack["apis"]:
+            label = next(x["label"] for x in cost["apis"] if x["api"] == a["api"])
+            if a["can_break_even"]:
+                share = f"{Decimal(a['break_even_share_of_max']):.0%}"
+                verdict = (
+                    f"breaks even at {Decimal(a['break_even_million_output_tokens_per_month']):,} million output "
+                    f"tokens a month ({share} of its maximum replicas)"
+                )
+            else:
+                verdict = "cannot break even at its maximum replicas"
+            w(f"  against {label} ({usd(a['against_usd_per_million_output_tokens'])}): {verdict}")
+    return out
+
+
 def render_text(cost: dict[str, Any], *, stack: str, preset: str) -> str:
     out: list[str] = []
     w = out.append
@@ -74,30 +168,8 @@ def render_text(cost: dict[str, Any], *, stack: str, preset: str) -> str:
         inside = "inside" if band["within"] else "OUTSIDE"
         w(f"Band ({band['preset']} tier): {usd(band['low'])} to {usd(band['high'])} a year: {inside} the band")
     w("")
-    tokens = cost.get("tokens")
-    if tokens:
-        w(
-            f"Tokens at {Decimal(tokens['utilisation']):.0%} utilisation (cost.utilisation): "
-            f"{Decimal(tokens['million_output_tokens_per_month']):,} million output tokens a month"
-        )
-        w(
-            f"  {usd(cost['per_million_output_tokens'])} per million output tokens, all costs; "
-            f"{usd(tokens['aws_per_million_output_tokens'])} AWS alone"
-        )
-        for m in tokens["models"]:
-            w(
-                f"  {m['model']}: {m['output_tokens_per_second_per_replica']} tok/s per replica x "
-                f"{m['average_replicas']} replicas on average; GPU {usd(m['gpu_per_million_output_tokens'])}/Mtok "
-                f"({m['throughput_basis']})"
-            )
-        w(f"Break-even against APIs ({tokens['input_tokens_per_output_token']} input tokens per output token):")
-        for b in cost["break_even"]:
-            verdict = "self-hosting cheaper" if b["self_hosting_cheaper"] else "API cheaper"
-            w(
-                f"  {b['label']}: {usd(b['usd_per_million_output_tokens'])}/Mtok; same volume costs "
-                f"{usd(b['api_monthly_at_same_volume'])}/month ({verdict}); break-even at "
-                f"{Decimal(b['break_even_million_output_tokens_per_month']):,} Mtok/month"
-            )
+    if cost.get("tokens"):
+        out += economics_lines(cost, detailed=True)
         w("")
     assumptions = cost["assumptions"]
     w("Assumptions (U: unverified; check before relying on them):")

@@ -24,7 +24,8 @@ from typing import Any
 
 from components import catalog
 from components.contract import GPU_ROOT_VOLUME_GIB, POOL_LABEL, SYSTEM_POOL
-from components.cost.prices import QUALITIES, Price, PriceBook, default_book
+from components.cost import economics
+from components.cost.prices import QUALITIES, HostedOffer, Price, PriceBook, default_book
 from components.errors import InputError, Problem
 from components.settings.types import Capacity, CostSettings, PoolKind, Settings, Tier
 
@@ -856,6 +857,7 @@ class Fleet:
     always_nodes: int  # for replicas.min (and the pool's min_nodes)
     burst_nodes: int  # more nodes up to replicas.max, within the pool's GPU ceiling
     avg_replicas: Decimal
+    max_replicas: int  # replicas.max, within the pool's GPU ceiling
     output_tokens_per_second: float  # per replica
     throughput_basis: str
     in_plan: bool  # a static pool's node group the plan prices already
@@ -916,6 +918,7 @@ def gpu_fleets(settings: Settings, plan: Mapping[str, Any] | None = None) -> lis
                     always_nodes=always,
                     burst_nodes=most - always,
                     avg_replicas=avg,
+                    max_replicas=replicas_max,
                     output_tokens_per_second=fit.throughput.output_tokens_per_second,
                     throughput_basis=f"{fit.throughput.source.value}: {fit.throughput.basis}",
                     in_plan=pool_name in planned_pools,
@@ -1165,6 +1168,38 @@ def people_lines(c: CostSettings) -> list[Line]:
 # --- tokens and break-even ------------------------------------------------------------------------
 
 
+def _offer_json(o: HostedOffer, ratio: Decimal) -> dict[str, Any]:
+    return {
+        "provider": o.provider,
+        "offer": o.offer,
+        "input": str(o.input),
+        "output": str(o.output),
+        "usd_per_million_output_tokens": money(o.per_million_output(ratio)),
+        "date": o.date,
+        "source": f"{o.source.key} {o.ref}",
+        "quality": o.quality,
+        "same_model": o.same_model,
+        "note": o.note,
+    }
+
+
+def _gpu_part(f: Fleet, settings: Settings, p: Pricer) -> economics.Part | None:
+    """The model's GPU nodes for the break-even; None when their instance type has no sourced price."""
+    if f.instance.on_demand_usd_per_hour is None:
+        return None
+    seconds = HOURS_PER_MONTH * 3600
+    max_mtok = _d(f.output_tokens_per_second) * f.max_replicas * seconds / 1_000_000
+    if f.in_plan:  # a static pool's node group: priced on its plan line, billed whatever the traffic
+        return economics.Part(floor_monthly=Decimal(0), max_monthly=Decimal(0), max_mtok=max_mtok)
+    hourly = _capacity_price(settings.pools[f.pool], f.instance, p)[0]
+    node_month = hourly * HOURS_PER_MONTH + p.price("ebs_gp3_gb_month") * _d(GPU_ROOT_VOLUME_GIB)
+    return economics.Part(
+        floor_monthly=node_month * f.always_nodes,
+        max_monthly=node_month * (f.always_nodes + f.burst_nodes),
+        max_mtok=max_mtok,
+    )
+
+
 def token_figures(
     settings: Settings,
     fleets: list[Fleet],
@@ -1172,62 +1207,106 @@ def token_figures(
     monthly_total: Decimal,
     aws_monthly: Decimal,
     book: PriceBook,
+    p: Pricer,
 ) -> dict[str, Any]:
+    """Cost per million output tokens per model and for the stack, each hosted offer of the same model and
+    the proprietary APIs beside it, and the break-even at the stack's own maximum replicas (economics.py)."""
     c = settings.cost
     utilisation = _d(c.utilisation)
     ratio = _d(c.input_tokens_per_output_token)
     seconds = HOURS_PER_MONTH * 3600
     per_model: list[dict[str, Any]] = []
     total_mtok = Decimal(0)
-    hosted_cost = Decimal(0)
-    hosted_labels: list[str] = []
-    gpu_by_id = {ln.id: ln.monthly for ln in lines}
+    monthly_by_id = {ln.id: ln.monthly for ln in lines}
+    gpu_configured = Decimal(0)  # what the GPU lines cost as configured (burst share), to find the fixed rest
+    parts: list[economics.Part] = []
+    stack_price = Decimal(0)  # the cheapest same-model offer of each model, weighted by its capacity
+    stack_blockers: list[str] = []
+    apis = sorted(book.proprietary.values(), key=lambda a: (a.per_million_output(ratio), a.key))
     for f in fleets:
         mtok = _d(f.output_tokens_per_second) * f.avg_replicas * seconds * utilisation / 1_000_000
         total_mtok += mtok
-        gpu = gpu_by_id.get(f"controllers/gpu/{f.pool}/{f.model_key}", Decimal(0))
-        hosted = book.hosted_open.get(f.model)
-        if hosted is not None:
-            hosted_cost += mtok * hosted.per_million_output(ratio)
-            hosted_labels.append(f"{f.model_key}: {hosted.label} ${hosted.input}/${hosted.output}")
+        line_id = f"controllers/gpu/{f.pool}/{f.model_key}"
+        gpu = monthly_by_id.get(line_id, Decimal(0)) + monthly_by_id.get(f"{line_id}#volumes", Decimal(0))
+        gpu_configured += gpu
+        offers = sorted(
+            book.hosted_open.get(f.model, ()), key=lambda o: (o.per_million_output(ratio), o.provider, o.offer)
+        )
+        same = [o for o in offers if o.same_model]
+        cheapest = same[0] if same else None
+        part = _gpu_part(f, settings, p)
+        replicas = f"{f.max_replicas} replica{'s' if f.max_replicas != 1 else ''} (replicas.max within the pool)"
+        verdict: dict[str, Any] | None = None
+        why_none = ""
+        if part is None:
+            why_none = f"{f.instance.name} has no sourced price"
+            stack_blockers.append(f"{f.model_key}: {why_none}")
+        elif f.in_plan:
+            why_none = "its nodes are a static node group, priced with the stack"
+            parts.append(part)
+        elif cheapest is None:
+            why_none = f"no hosted offer of {f.model} in the price book"
+            parts.append(part)
+        else:
+            parts.append(part)
+            v = economics.break_even(Decimal(0), [part], cheapest.per_million_output(ratio))
+            against = f"the cheapest hosted {f.model}, {cheapest.provider} ({cheapest.date})"
+            verdict = economics.to_json(
+                v, economics.statement(v, who=f"{f.model_key} (its GPU nodes)", replicas=replicas, against=against)
+            )
+        if part is not None and not part.max_mtok:
+            stack_blockers.append(f"{f.model_key}: no throughput")
+        if cheapest is None:
+            stack_blockers.append(f"{f.model_key}: no hosted offer of {f.model}")
+        elif part is not None:
+            stack_price += cheapest.per_million_output(ratio) * part.max_mtok
         per_model.append(
             {
                 "model": f.model_key,
                 "catalog_model": f.model,
                 "output_tokens_per_second_per_replica": round(f.output_tokens_per_second, 1),
                 "average_replicas": str(f.avg_replicas.normalize()),
+                "max_replicas": f.max_replicas,
                 "million_output_tokens_per_month": str(mtok.quantize(Decimal("0.1"))),
-                "gpu_per_million_output_tokens": money(gpu / mtok) if mtok else None,
+                "gpu_per_million_output_tokens": money(gpu / mtok) if mtok and not f.in_plan else None,
                 "throughput_basis": f.throughput_basis,
+                "hosted": [_offer_json(o, ratio) for o in offers],
+                "cheapest_hosted": cheapest.provider if cheapest else None,
+                "break_even": verdict,
+                "break_even_not_computed": why_none or None,
             }
         )
     if not total_mtok:
-        return {"per_million_output_tokens": None, "tokens": None, "break_even": []}
-    comparisons = [(a.key, a.label, a.per_million_output(ratio), a.source) for a in book.proprietary.values()]
-    if hosted_labels and len(hosted_labels) == len(fleets):
-        src = next(iter(book.hosted_open.values())).source
-        comparisons.append(
-            (
-                "hosted-open",
-                "hosted open models of the same size (" + "; ".join(hosted_labels) + ")",
-                hosted_cost / total_mtok,
-                src,
+        return {"per_million_output_tokens": None, "tokens": None, "apis": [], "break_even": None}
+    fixed = monthly_total - gpu_configured
+    stack_verdicts: dict[str, Any] = {"not_computed": "; ".join(stack_blockers) or None, "hosted": None, "apis": []}
+    if not stack_blockers:
+        capacity = sum((part.max_mtok for part in parts), Decimal(0))
+        replicas = "its models' maximum replicas"
+        price = stack_price / capacity
+        v = economics.break_even(fixed, parts, price)
+        models = sorted({f.model for f in fleets})
+        if len(models) == 1:
+            cheapest = min(
+                (o for o in book.hosted_open[models[0]] if o.same_model),
+                key=lambda o: (o.per_million_output(ratio), o.provider, o.offer),
             )
+            against = f"the cheapest hosted {models[0]}, {cheapest.provider} ({cheapest.date})"
+        else:
+            against = "the cheapest hosted offer of each of its models (weighted by capacity)"
+        stack_verdicts["hosted"] = economics.to_json(
+            v, economics.statement(v, who="The stack (all costs)", replicas=replicas, against=against)
         )
-    break_even = []
-    for key, label, blended, source in comparisons:
-        api_monthly = blended * total_mtok
-        break_even.append(
-            {
-                "api": key,
-                "label": label,
-                "usd_per_million_output_tokens": money(blended),
-                "api_monthly_at_same_volume": money(api_monthly),
-                "break_even_million_output_tokens_per_month": str((monthly_total / blended).quantize(Decimal("0.1"))),
-                "self_hosting_cheaper": monthly_total < api_monthly,
-                "source": f"{source.key} {source.date} ({source.quality})",
-            }
-        )
+        for a in apis:
+            v = economics.break_even(fixed, parts, a.per_million_output(ratio))
+            stack_verdicts["apis"].append(
+                {
+                    "api": a.key,
+                    **economics.to_json(
+                        v, economics.statement(v, who="The stack (all costs)", replicas=replicas, against=a.label)
+                    ),
+                }
+            )
     return {
         "per_million_output_tokens": money(monthly_total / total_mtok),
         "tokens": {
@@ -1237,7 +1316,20 @@ def token_figures(
             "aws_per_million_output_tokens": money(aws_monthly / total_mtok),
             "models": per_model,
         },
-        "break_even": break_even,
+        "apis": [
+            {
+                "api": a.key,
+                "label": a.label,
+                "input": str(a.input),
+                "output": str(a.output),
+                "usd_per_million_output_tokens": money(a.per_million_output(ratio)),
+                "api_monthly_at_same_volume": money(a.per_million_output(ratio) * total_mtok),
+                "self_hosting_cheaper": monthly_total < a.per_million_output(ratio) * total_mtok,
+                "source": a.cite,
+            }
+            for a in apis
+        ],
+        "break_even": stack_verdicts,
     }
 
 
@@ -1267,7 +1359,7 @@ def stack_cost(plan: Mapping[str, Any], settings: Settings, book: PriceBook | No
     aws_monthly = sum((ln.monthly for ln in aws), Decimal(0))
     monthly = sum((ln.monthly for ln in lines), Decimal(0))
     annual = monthly * MONTHS_PER_YEAR
-    tokens = token_figures(settings, fleets, lines, monthly, aws_monthly, book)
+    tokens = token_figures(settings, fleets, lines, monthly, aws_monthly, book, p)
     assumed_prices = sorted(
         {f"{k}: ${pr.usd} per {pr.unit} ({pr.source.citation})" for k, pr in p.used.items() if pr.assumed}
     )

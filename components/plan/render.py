@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from components.cost.command import economics_lines
 from components.plan.document import type_counts
 
 
@@ -54,6 +55,32 @@ def cost_summary(plan: dict[str, Any]) -> str:
     )
 
 
+def economics_section(plan: dict[str, Any]) -> list[str]:
+    """Cost per token per model beside the cheapest hosted offer of the same model, and the break-even at the
+    stack's maximum replicas (every offer with its date and source: `modelyard tco`)."""
+    cost = plan.get("cost")
+    return economics_lines(cost, detailed=False) if cost else []
+
+
+def economics_markdown(plan: dict[str, Any]) -> list[str]:
+    lines = economics_section(plan)
+    if not lines:
+        return []
+    verdict = (plan["cost"].get("break_even") or {}).get("hosted")
+    headline = [f"**Break-even:** {verdict['statement']}", ""] if verdict else []
+    return [
+        *headline,
+        "<details><summary>Unit economics per model</summary>",
+        "",
+        "```",
+        *lines,
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+
+
 def text_report(plan: dict[str, Any]) -> str:
     counts = type_counts(plan)
     total = len(plan["resources"])
@@ -62,6 +89,7 @@ def text_report(plan: dict[str, Any]) -> str:
         f"stack {plan['stack']} (preset {plan['preset']}, project {plan['project']}): "
         f"{total} resources, {len(plan['manifests'])} Kubernetes objects",
         cost_summary(plan),
+        *economics_section(plan),
         "",
         *tree_lines(plan),
         "",
@@ -82,6 +110,7 @@ def markdown_report(plan: dict[str, Any]) -> str:
         "",
         cost_summary(plan),
         "",
+        *economics_markdown(plan),
         "| resource type | count |",
         "|---|---:|",
         *(f"| `{t}` | {n} |" for t, n in counts),
