@@ -21,7 +21,7 @@ from components.catalog import (
     load_catalog,
 )
 
-DATA_FILES = ("sources.yaml", "instances.yaml", "models.yaml", "throughput.yaml")
+DATA_FILES = ("sources.yaml", "instances.yaml", "models.yaml", "throughput.yaml", "known_good.yaml")
 
 
 @pytest.fixture
@@ -97,6 +97,7 @@ def test_every_figure_group_names_a_known_source() -> None:
         assert record.sources, record
         cited.update(record.sources.values())
     cited.update(point.source for point in data.throughput)
+    cited.update(entry.source for entry in data.known_good)
     assert cited <= set(data.sources)
     data_sources = {key for key, source in data.sources.items() if source.cited_by is CitedBy.DATA}
     assert data_sources <= cited
