@@ -114,3 +114,33 @@ def test_help_exits_0() -> None:
     code, out, _ = run("--help")
     assert code == 0
     assert "usage: modelyard size" in out
+
+
+def test_json_and_table_show_the_margin_and_known_good_sources() -> None:
+    code, out, _ = run("--model", "llama-3.1-405b", "--dtype", "fp8", "--json")
+    assert code == 0
+    fitting = [e for e in json.loads(out) if e["fits"]]
+    for entry in fitting:
+        memory = entry["memory"]
+        assert memory["per_gpu_margin_gb"] == 2.0
+        assert memory["per_gpu_spare_gb"] >= memory["per_gpu_margin_gb"]
+        assert memory["per_gpu_spare_gb"] == round(memory["per_gpu_usable_gb"] - memory["per_gpu_needed_gb"], 2)
+        assert memory["vllm_kv_room_gb"] >= memory["per_gpu_kv_cache_gb"]
+    p5 = next(e for e in fitting if e["instance"] == "p5.48xlarge")
+    assert [k["source"] for k in p5["known_good"]] == ["LAMBDA"]
+    assert p5["known_good"][0]["date"] == "2024-09" and "vllm-benchmark" in p5["known_good"][0]["citation"]
+    assert all(not e["known_good"] for e in fitting if e["gpu"] != "H100")
+    code, out, _ = run("--model", "llama-3.1-405b", "--dtype", "fp8")
+    header = next(line for line in out.splitlines() if line.startswith("#"))
+    assert header.split()[-2:] == ["spare/GPU", "known-good"]
+    p5_row = next(line for line in out.splitlines() if "p5.48xlarge " in line and line[0].isdigit())
+    assert p5_row.split()[-2:] == ["15.6", "LAMBDA"]
+    assert "[LAMBDA] 2024-09: LambdaLabsML/vllm-benchmark" in out
+
+
+def test_concurrency_defaults_to_the_stacks_default() -> None:
+    from components.settings.types import ModelSettings
+
+    code, out, _ = run("--model", "llama-3.1-8b", "--json")
+    assert code == 0
+    assert {e["concurrency"] for e in json.loads(out)} == {ModelSettings(model="m", pool="p").concurrency}

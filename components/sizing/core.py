@@ -10,10 +10,11 @@ Memory, per GPU, against what vLLM may use (gpu_memory_utilization x GPU memory)
             heads are replicated once tp exceeds them); one latent of kv_lora_rank + qk_rope_head_dim per
             layer for multi-head latent attention (replicated on every tensor-parallel rank); sliding-window
             layers hold at most their window
-  overhead  a fixed allowance per GPU for activations, CUDA graphs and communication buffers, plus the
-            sampler's logits for every sequence the engine batches (vLLM profiles them at start-up)
+  overhead  a fixed allowance per GPU for activations, CUDA graphs and communication buffers
   margin    a layout fits only when every GPU keeps HEADROOM_GB_PER_GPU free beyond that estimate, and when
-            vLLM's own start-up arithmetic (see vllm_kv_room_gb) leaves room for context x concurrency
+            vLLM's own start-up arithmetic (MemoryBreakdown.vllm_kv_room_gb: usable minus weights, the
+            profiled activation peak, which the sampler's logits for every batched sequence dominate, and
+            non-torch memory) leaves room for context x concurrency
 Layouts: tensor parallel within a node from TENSOR_PARALLEL_SIZES (dividing the attention heads), then
 pipeline parallel across whole nodes (nodes_per_replica = pipeline_parallel) when one node is too small.
 Every number here is either a catalog figure or a constant below whose comment says why.
@@ -51,7 +52,8 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
 # Activations of a forward pass at the engine's batch-token budget, CUDA-graph pools and NCCL/cuBLAS
 # workspaces come out of the same budget. Measured on one H100 (LLMD-MEMORY): non-torch memory 0.13-0.55 GiB
 # and CUDA graphs up to 1.03 GiB, 1.70 GB together at most; the forward pass adds little (Qwen3-0.6B and
-# Qwen3-32B peak within 0.08 GiB of each other). 2 GB per GPU covers those measured maxima.
+# Qwen3-32B peak within 0.08 GiB of each other). 2 GB per GPU covers those measured maxima. The sampler's
+# peak (below) is not in this allowance: it grows with the engine's batch, so the vLLM check counts it.
 OVERHEAD_GB_PER_GPU = 2.0
 # vLLM's start-up profile runs the sampler over max_num_seqs dummy sequences with fp32 logits of the whole
 # vocabulary: its measured activation peak is proportional to the vocabulary, 38.4-39.6 bytes per sequence per
@@ -115,7 +117,7 @@ class MemoryBreakdown:
     usable_gb: float  # gpu_memory_utilization x GPU memory x GPUs of the replica
     per_gpu_weights_gb: float  # the most loaded GPU
     per_gpu_kv_cache_gb: float
-    per_gpu_overhead_gb: float  # OVERHEAD_GB_PER_GPU plus the sampler's logits
+    per_gpu_overhead_gb: float  # OVERHEAD_GB_PER_GPU
     per_gpu_usable_gb: float
     per_gpu_margin_gb: float  # what every GPU must keep free beyond the estimate
     vllm_activation_peak_gb: float  # vLLM's profiled peak per GPU: the sampler over max_num_seqs sequences
@@ -320,19 +322,17 @@ def memory_breakdown(
     # With uneven pipeline stages the first stages carry one layer more: size for the heaviest.
     heaviest_stage_share = math.ceil(layers / pipeline_parallel) / layers
     per_gpu_usable = gpu_memory_utilization * instance.gpu_memory_gb
-    sampler = sampler_gb(model, concurrency if max_num_seqs is None else max_num_seqs)
-    per_gpu_overhead = OVERHEAD_GB_PER_GPU + sampler
     return MemoryBreakdown(
         weights_gb=weights,
         kv_cache_gb=kv_per_rank * tensor_parallel,
-        overhead_gb=per_gpu_overhead * gpus,
+        overhead_gb=OVERHEAD_GB_PER_GPU * gpus,
         usable_gb=per_gpu_usable * gpus,
         per_gpu_weights_gb=weights / tensor_parallel * heaviest_stage_share,
         per_gpu_kv_cache_gb=kv_per_rank * heaviest_stage_share,
-        per_gpu_overhead_gb=per_gpu_overhead,
+        per_gpu_overhead_gb=OVERHEAD_GB_PER_GPU,
         per_gpu_usable_gb=per_gpu_usable,
         per_gpu_margin_gb=HEADROOM_GB_PER_GPU,
-        vllm_activation_peak_gb=sampler,
+        vllm_activation_peak_gb=sampler_gb(model, concurrency if max_num_seqs is None else max_num_seqs),
         weights_basis=basis,
     )
 
@@ -851,13 +851,13 @@ def assumptions_markdown() -> str:
         ),
         (
             "overhead per GPU",
-            f"{OVERHEAD_GB_PER_GPU:g} GB + sampler",
+            f"{OVERHEAD_GB_PER_GPU:g} GB",
             "forward activations, CUDA graphs, NCCL buffers; measured non-torch + graphs at most 1.7 GB [LLMD-MEMORY]",
         ),
         (
-            "sampler per GPU",
+            "vLLM activation peak per GPU",
             f"{SAMPLER_BYTES_PER_SEQUENCE_PER_VOCAB_ENTRY} B x sequences x vocabulary",
-            "vLLM's profiled activation peak, 38.4-39.6 B measured [LLMD-MEMORY]",
+            "the sampler's fp32 logits; 38.4-39.6 B measured [LLMD-MEMORY]",
         ),
         (
             "margin per GPU beyond the estimate",
