@@ -21,7 +21,7 @@ from components.catalog import (
     load_catalog,
 )
 
-DATA_FILES = ("sources.yaml", "instances.yaml", "models.yaml", "throughput.yaml")
+DATA_FILES = ("sources.yaml", "instances.yaml", "models.yaml", "throughput.yaml", "known_good.yaml")
 
 
 @pytest.fixture
@@ -97,6 +97,7 @@ def test_every_figure_group_names_a_known_source() -> None:
         assert record.sources, record
         cited.update(record.sources.values())
     cited.update(point.source for point in data.throughput)
+    cited.update(entry.source for entry in data.known_good)
     assert cited <= set(data.sources)
     data_sources = {key for key, source in data.sources.items() if source.cited_by is CitedBy.DATA}
     assert data_sources <= cited
@@ -205,3 +206,22 @@ def test_docs_hold_exactly_the_generated_tables(root: Path) -> None:
     text = (root / "docs" / "sizing.md").read_text(encoding="utf-8")
     assert _between(text, "catalog") == render_markdown(), "regenerate the catalog tables in docs/sizing.md"
     assert _between(text, "sizing") == assumptions_markdown(), "regenerate the sizing constants in docs/sizing.md"
+
+
+def test_a_quantized_dtype_sized_from_parameters_needs_the_embeddings(data_dir: Path) -> None:
+    edit(data_dir, "models.yaml", lambda d: d["models"]["llama-3.3-70b"].pop("embeddings"))
+    problems = problems_of(data_dir)
+    assert any(p.startswith("models.yaml: models.llama-3.3-70b.embeddings: missing") and "fp8" in p for p in problems)
+
+
+def test_a_known_good_entry_must_name_a_catalog_model_and_one_of_its_dtypes(data_dir: Path) -> None:
+    def change(d) -> None:
+        d["deployments"][0]["model"] = "llama-9"
+        d["deployments"][1]["dtype"] = "mxfp4"
+        d["deployments"][2].pop("source")
+
+    edit(data_dir, "known_good.yaml", change)
+    problems = problems_of(data_dir)
+    assert any("known_good.yaml: deployments[0].model: expected one of" in p for p in problems)
+    assert any("known_good.yaml: deployments[1].dtype: mxfp4 is not a dtype of deepseek-v3" in p for p in problems)
+    assert any("known_good.yaml: deployments[2]: figures without a source" in p for p in problems)

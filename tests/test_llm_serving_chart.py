@@ -606,7 +606,7 @@ def test_weights_wait_for_the_manifest_and_fit_the_cache(stack_cases, stack_rend
         assert 'until err=$(aws s3api head-object --bucket "$BUCKET" --key "$PREFIX/manifest.json"' in script
         assert "aws s3 sync" in script
     volumes = {v["name"]: v for v in pod_spec(stack_rendered["core-deepseek-r1"])["volumes"]}
-    assert volumes["weights"]["emptyDir"]["sizeLimit"] == "688Gi"  # 671 GB of fp8 weights and 10%
+    assert volumes["weights"]["emptyDir"]["sizeLimit"] == "690Gi"  # 672.9 GB of fp8 weights (bf16 embeddings) + 10%
 
 
 def test_no_nat_stacks_pull_through_the_ecr_cache(settings_by_stack, stack_rendered) -> None:

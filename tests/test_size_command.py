@@ -28,7 +28,7 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 
 def test_table_ranks_options_and_lists_refusals() -> None:
-    code, out, err = run("--model", "llama-3.1-8b", "--context", "8192", "--concurrency", "2")
+    code, out, err = run("--model", "llama-3.1-8b", "--context", "8192", "--concurrency", "1", "--sort", "usd-per-hour")
     assert code == 0 and not err
     assert "ranked by $/hour" in out
     lines = out.splitlines()
@@ -48,7 +48,8 @@ def test_json_lists_every_instance_type_with_the_contract_keys() -> None:
     refused = [e for e in entries if not e["fits"]]
     assert fitting and refused
     assert all(e["reason"] is None for e in fitting) and all(e["reason"] for e in refused)
-    assert [e["rank_by_usd_per_hour"] for e in fitting] == list(range(1, len(fitting) + 1))
+    assert [e["rank"] for e in fitting] == list(range(1, len(fitting) + 1))
+    assert sorted(e["rank_by_usd_per_hour"] for e in fitting) == list(range(1, len(fitting) + 1))
     priced = [e for e in fitting if e["usd_per_hour"] is not None]
     assert all(isinstance(e["usd_per_hour"], str) and e["usd_per_hour"].count(".") == 1 for e in priced)
     assert all(len(e["usd_per_hour"].split(".")[1]) == 2 for e in priced)  # cents
@@ -62,11 +63,25 @@ def test_json_when_nothing_fits_gives_reasons() -> None:
     assert all(not e["fits"] and "fp8" in e["reason"] for e in entries)
 
 
-def test_sort_by_cost_per_token() -> None:
-    code, out, _ = run("--model", "gpt-oss-120b", "--concurrency", "32", "--sort", "usd-per-mtok", "--json")
+def test_sort_by_cost_per_token_puts_one_node_first_unless_multi_node_is_asked() -> None:
+    argv = ("--model", "llama-3.1-405b", "--dtype", "fp8", "--json")
+    code, out, _ = run(*argv)
+    assert code == 0
+    fitting = [e for e in json.loads(out) if e["fits"]]
+    assert {e["multi_node"] for e in fitting} == {False, True}  # the catalog offers both for 405B
+    flags = [e["multi_node"] for e in fitting]
+    assert flags == sorted(flags)  # every single-node option before any pipeline over several nodes
+    for group in (False, True):
+        costs = [
+            float(e["usd_per_million_output_tokens"])
+            for e in fitting
+            if e["multi_node"] is group and e["usd_per_million_output_tokens"]
+        ]
+        assert costs == sorted(costs)
+    code, out, _ = run(*argv, "--multi-node")
     assert code == 0
     costs = [float(e["usd_per_million_output_tokens"]) for e in json.loads(out) if e["usd_per_million_output_tokens"]]
-    assert costs == sorted(costs)
+    assert costs == sorted(costs)  # by cost alone: a cheaper pipeline may now come first
 
 
 @pytest.mark.parametrize(
@@ -99,3 +114,33 @@ def test_help_exits_0() -> None:
     code, out, _ = run("--help")
     assert code == 0
     assert "usage: modelyard size" in out
+
+
+def test_json_and_table_show_the_margin_and_known_good_sources() -> None:
+    code, out, _ = run("--model", "llama-3.1-405b", "--dtype", "fp8", "--json")
+    assert code == 0
+    fitting = [e for e in json.loads(out) if e["fits"]]
+    for entry in fitting:
+        memory = entry["memory"]
+        assert memory["per_gpu_margin_gb"] == 2.0
+        assert memory["per_gpu_spare_gb"] >= memory["per_gpu_margin_gb"]
+        assert memory["per_gpu_spare_gb"] == round(memory["per_gpu_usable_gb"] - memory["per_gpu_needed_gb"], 2)
+        assert memory["vllm_kv_room_gb"] >= memory["per_gpu_kv_cache_gb"]
+    p5 = next(e for e in fitting if e["instance"] == "p5.48xlarge")
+    assert [k["source"] for k in p5["known_good"]] == ["LAMBDA"]
+    assert p5["known_good"][0]["date"] == "2024-09" and "vllm-benchmark" in p5["known_good"][0]["citation"]
+    assert all(not e["known_good"] for e in fitting if e["gpu"] != "H100")
+    code, out, _ = run("--model", "llama-3.1-405b", "--dtype", "fp8")
+    header = next(line for line in out.splitlines() if line.startswith("#"))
+    assert header.split()[-2:] == ["spare/GPU", "known-good"]
+    p5_row = next(line for line in out.splitlines() if "p5.48xlarge " in line and line[0].isdigit())
+    assert p5_row.split()[-2:] == ["15.6", "LAMBDA"]
+    assert "[LAMBDA] 2024-09: LambdaLabsML/vllm-benchmark" in out
+
+
+def test_concurrency_defaults_to_the_stacks_default() -> None:
+    from components.settings.types import ModelSettings
+
+    code, out, _ = run("--model", "llama-3.1-8b", "--json")
+    assert code == 0
+    assert {e["concurrency"] for e in json.loads(out)} == {ModelSettings(model="m", pool="p").concurrency}

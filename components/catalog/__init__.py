@@ -1,12 +1,13 @@
 """The kit's catalog: EC2 instance types, open-weight models and serving throughput, each figure sourced.
 
-The data lives in YAML beside this module (instances.yaml, models.yaml, throughput.yaml, sources.yaml).
+The data lives in YAML beside this module (instances.yaml, models.yaml, throughput.yaml, known_good.yaml,
+sources.yaml).
 Figures are grouped by source: every group of figures carries ``source:``, a key of sources.yaml, and
 the loader refuses the whole catalog, listing every problem with its path, when a group has no source,
 names an unknown one, or a figure is missing, misspelt or out of range. A source nothing cites is an
 error too, so sources.yaml cannot collect dead entries.
 
-Public API: ``instances()``, ``models()``, ``gpus()``, ``sources()``, ``throughput_points()``,
+Public API: ``instances()``, ``models()``, ``gpus()``, ``sources()``, ``throughput_points()``, ``known_good()``,
 ``resolve_model(name_or_repo_id)``, ``resolve_instance(name)``; ``load_catalog(directory)`` reads another
 directory (tests use it for crafted data). The default catalog is loaded once per process.
 """
@@ -226,6 +227,21 @@ class License:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Embeddings:
+    """The token embedding and lm_head matrices: vocab_size x hidden_size each, one matrix when tied."""
+
+    vocab_size: int
+    hidden_size: int
+    tied: bool  # lm_head shares the embedding matrix (tie_word_embeddings)
+    source: str
+
+    @property
+    def params_billions(self) -> float:
+        matrices = 1 if self.tied else 2
+        return matrices * self.vocab_size * self.hidden_size / 1e9
+
+
+@dataclass(frozen=True, kw_only=True)
 class Checkpoint:
     dtype: WeightDtype
     size_gb: float
@@ -243,6 +259,7 @@ class Model:
     native_dtype: WeightDtype
     dtypes: tuple[WeightDtype, ...]  # servable dtypes, native first
     checkpoints: Mapping[WeightDtype, Checkpoint]  # measured sizes, where sourced
+    embeddings: Embeddings | None  # needed where a dtype other than bf16 is sized from parameters
     license: License
     sources: Mapping[str, str]  # figure group -> source key
 
@@ -262,12 +279,26 @@ class ThroughputPoint:
 
 
 @dataclass(frozen=True, kw_only=True)
+class KnownGood:
+    """A published deployment: the model served on ``gpu_count`` GPUs of one model in ``dtype``."""
+
+    model: str
+    gpu: str
+    gpu_count: int
+    dtype: WeightDtype
+    engine: str
+    setup: str  # what the publication ran (parallelism, context, load)
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Catalog:
     sources: Mapping[str, Source]
     gpus: Mapping[str, Gpu]
     instances: Mapping[str, InstanceType]
     models: Mapping[str, Model]
     throughput: tuple[ThroughputPoint, ...]
+    known_good: tuple[KnownGood, ...]
 
 
 # --- validation helpers -------------------------------------------------------------------------
@@ -307,6 +338,12 @@ def _fraction(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
         raise _Invalid(f"expected a fraction in [0, 1), got {value!r}")
     return float(value)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {value!r}")
+    return value
 
 
 def _text(value: Any) -> str:
@@ -593,6 +630,7 @@ _MODEL_GROUPS = (
     "sliding_window",
     "context",
     "weights",
+    "embeddings",
     "checkpoint",
     "license",
 )
@@ -635,6 +673,13 @@ def _load_model(name: str, record: Mapping[str, Any], reader: _Reader) -> Model 
     weights = reader.group(
         record, "weights", {"native": _choice(WeightDtype), "available": _choices(WeightDtype)}, path
     )
+    embeddings = reader.group(
+        record,
+        "embeddings",
+        {"vocab_size": _integer(1), "hidden_size": _integer(1), "tied": _boolean},
+        path,
+        required=False,
+    )
     checkpoint = reader.group(
         record,
         "checkpoint",
@@ -674,6 +719,14 @@ def _load_model(name: str, record: Mapping[str, Any], reader: _Reader) -> Model 
         reader.problems.append(f"{path}.weights: native dtype {native} missing from available")
     if checkpoint is not None and checkpoint[1]["dtype"] not in available:
         reader.problems.append(f"{path}.checkpoint.dtype: {checkpoint[1]['dtype']} is not an available dtype")
+    # vLLM keeps embeddings and lm_head in bf16 under fp8 (VLLM-FP8): a dtype sized from parameters needs them.
+    measured = {checkpoint[1]["dtype"]} if checkpoint is not None else set()
+    from_parameters = [d for d in available if d is not WeightDtype.BF16 and d not in measured]
+    if from_parameters and embeddings is None and "embeddings" not in record:
+        reader.problems.append(
+            f"{path}.embeddings: missing (vocab_size, hidden_size, tied): {', '.join(from_parameters)} weights are "
+            "sized from parameters with embeddings and lm_head kept in bf16"
+        )
     if len(reader.problems) > problems_before:
         return None
 
@@ -692,6 +745,13 @@ def _load_model(name: str, record: Mapping[str, Any], reader: _Reader) -> Model 
     if window is not None:
         group_sources["sliding_window"] = window[0]
         sliding = SlidingWindow(source=window[0], **window[1])
+    embedding = None
+    if embeddings is not None:
+        group_sources["embeddings"] = embeddings[0]
+        embedding = Embeddings(source=embeddings[0], **embeddings[1])
+        if embedding.params_billions >= parameters[1]["total_billions"]:
+            reader.problems.append(f"{path}.embeddings: more parameters than the model's total")
+            return None
     checkpoints: dict[WeightDtype, Checkpoint] = {}
     if checkpoint is not None:
         group_sources["checkpoint"] = checkpoint[0]
@@ -715,6 +775,7 @@ def _load_model(name: str, record: Mapping[str, Any], reader: _Reader) -> Model 
         native_dtype=native,
         dtypes=(native, *(dtype for dtype in available if dtype is not native)),
         checkpoints=MappingProxyType(checkpoints),
+        embeddings=embedding,
         license=License(source=license_[0], **license_[1]),
         sources=MappingProxyType(group_sources),
     )
@@ -771,8 +832,41 @@ def _load_throughput(
     return tuple(points)
 
 
+def _load_known_good(
+    data: Mapping[str, Any], models: Mapping[str, Model], gpus: Mapping[str, Gpu], reader: _Reader
+) -> tuple[KnownGood, ...]:
+    raw_entries = data.get("deployments")
+    if not isinstance(raw_entries, list) or not raw_entries:
+        reader.problems.append("known_good.yaml: expected a non-empty `deployments:` list")
+        return ()
+    entries = []
+    for index, raw in enumerate(raw_entries):
+        path = f"known_good.yaml: deployments[{index}]"
+        record = reader.mapping(raw, path)
+        source = reader.source(record, path)
+        values = reader.fields(
+            {k: v for k, v in record.items() if k != "source"},
+            {
+                "model": _one_of(models),
+                "gpu": _one_of(gpus),
+                "gpu_count": _integer(1),
+                "dtype": _choice(WeightDtype),
+                "engine": _nonempty_text,
+                "setup": _nonempty_text,
+            },
+            path,
+        )
+        if source is None or values is None:
+            continue
+        if values["dtype"] not in models[values["model"]].dtypes:
+            reader.problems.append(f"{path}.dtype: {values['dtype']} is not a dtype of {values['model']}")
+            continue
+        entries.append(KnownGood(source=source, **values))
+    return tuple(entries)
+
+
 def load_catalog(directory: Path = DATA_DIR) -> Catalog:
-    """Read and validate the four data files of ``directory``; raise CatalogError listing every problem."""
+    """Read and validate the five data files of ``directory``; raise CatalogError listing every problem."""
     problems: list[str] = []
     sources = _load_sources(_read_yaml(directory / "sources.yaml", problems), problems)
     reader = _Reader(sources)
@@ -781,6 +875,7 @@ def load_catalog(directory: Path = DATA_DIR) -> Catalog:
     instances = _load_instances(instance_data, gpus, reader)
     models = _load_models(_read_yaml(directory / "models.yaml", problems), reader)
     throughput = _load_throughput(_read_yaml(directory / "throughput.yaml", problems), models, gpus, reader)
+    known_good = _load_known_good(_read_yaml(directory / "known_good.yaml", problems), models, gpus, reader)
     problems.extend(reader.problems)
     if not problems:
         problems.extend(
@@ -796,6 +891,7 @@ def load_catalog(directory: Path = DATA_DIR) -> Catalog:
         instances=MappingProxyType(instances),
         models=MappingProxyType(models),
         throughput=throughput,
+        known_good=known_good,
     )
 
 
@@ -823,6 +919,10 @@ def sources() -> Mapping[str, Source]:
 
 def throughput_points() -> tuple[ThroughputPoint, ...]:
     return catalog().throughput
+
+
+def known_good() -> tuple[KnownGood, ...]:
+    return catalog().known_good
 
 
 def _close_matches(name: str, candidates: Sequence[str]) -> list[str]:

@@ -72,14 +72,24 @@ def _model_row(model: Model) -> list[str]:
         str(model.attention.layers),
         _attention(model),
         f"{model.max_context:,}",
+        _embeddings(model),
         dtypes + (f"; checkpoint {checkpoints}" if checkpoints else ""),
         f"{licence.name} ({licence.commercial_use}{restriction}; {licence.access})",
         _sources(model.sources),
     ]
 
 
+def _embeddings(model: Model) -> str:
+    embeddings = model.embeddings
+    if embeddings is None:
+        return "-"
+    tied = "tied" if embeddings.tied else "untied"
+    return f"{embeddings.vocab_size:,} x {embeddings.hidden_size:,} ({tied}, {embeddings.params_billions:.2f}B)"
+
+
 def render_markdown(data: Catalog | None = None) -> str:
-    """The catalog as markdown tables: GPUs, instance types, models, throughput points, sources."""
+    """The catalog as markdown tables: GPUs, instance types, models, throughput points, known-good deployments,
+    sources."""
     data = data or catalog()
     lines = ["### GPUs", ""]
     lines += _table(
@@ -126,6 +136,7 @@ def render_markdown(data: Catalog | None = None) -> str:
             "layers",
             "attention",
             "max context",
+            "embeddings + lm_head (vocab x hidden)",
             "dtypes",
             "licence (commercial use; access)",
             "sources",
@@ -148,6 +159,22 @@ def render_markdown(data: Catalog | None = None) -> str:
                 f"[{point.source}]",
             ]
             for point in data.throughput
+        ),
+    )
+    lines += ["", "### Known-good deployments (published; `size` marks the options they match)", ""]
+    lines += _table(
+        ["model", "GPUs", "dtype", "engine", "setup", "source", "source date"],
+        (
+            [
+                f"`{entry.model}`",
+                f"{entry.gpu_count} x {entry.gpu}",
+                entry.dtype.value,
+                entry.engine,
+                entry.setup,
+                f"[{entry.source}]",
+                data.sources[entry.source].date,
+            ]
+            for entry in data.known_good
         ),
     )
     lines += ["", "### Sources", ""]

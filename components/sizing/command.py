@@ -1,9 +1,12 @@
-"""`modelyard size`: rank the instance types that can serve a model, by $/hour and $/million output tokens.
+"""`modelyard size`: rank the instance types that can serve a model, by $ per million output tokens at the
+requested concurrency, one node before a pipeline over several (unless --multi-node), or by $/hour.
 
 Exit codes: 0 answered (also when nothing fits: the answer says why), 2 bad input (the message names the
 argument and what is allowed). JSON output (--json) is a list with one object per instance type: options
 that fit first, ranked as requested, then refusals with a `reason`. Money fields are decimal strings
 rounded to cents (or null without a sourced price), so they survive JSON parsers without binary rounding.
+Every option shows the memory each GPU keeps beyond the kit's estimate (`per_gpu_spare_gb`, never below
+`per_gpu_margin_gb`) and the published deployments it matches (`known_good`, each with its source).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TextIO
 
-from components.catalog import UnknownNameError, WeightDtype, resolve_model
+from components.catalog import KnownGood, UnknownNameError, WeightDtype, resolve_model, sources
 from components.sizing.core import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONTEXT,
@@ -46,8 +49,8 @@ _FLAGS = {
 
 
 class SortKey(StrEnum):
-    USD_PER_HOUR = "usd-per-hour"
     USD_PER_MTOK = "usd-per-mtok"
+    USD_PER_HOUR = "usd-per-hour"
 
 
 def _positive_int(text: str) -> int:
@@ -129,10 +132,21 @@ def build_parser(*, stdout: TextIO, stderr: TextIO) -> argparse.ArgumentParser:
         help=f"share of GPU memory vLLM may use (default: {DEFAULT_GPU_MEMORY_UTILIZATION})",
     )
     parser.add_argument(
+        "--multi-node",
+        action="store_true",
+        help=(
+            "rank replicas that span several nodes (a pipeline over EFA) by cost alongside single-node ones "
+            "(default: every single-node option ranks first)"
+        ),
+    )
+    parser.add_argument(
         "--sort",
         choices=[key.value for key in SortKey],
-        default=SortKey.USD_PER_HOUR.value,
-        help="ranking of the table (default: usd-per-hour); --json carries both ranks",
+        default=SortKey.USD_PER_MTOK.value,
+        help=(
+            "ranking of the table (default: usd-per-mtok, $ per million output tokens at the concurrency, "
+            "single node first); --json carries both ranks"
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     return parser
@@ -164,6 +178,7 @@ def main(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO | 
             instance_types=args.instance,
             throughput_target=args.throughput,
             gpu_memory_utilization=args.gpu_memory_utilization,
+            multi_node=args.multi_node,
         )
     except UnknownNameError as error:
         return bad_input("--instance", str(error))
@@ -179,7 +194,7 @@ def main(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO | 
 
 
 def _ranked(result: SizingResult, sort: SortKey) -> tuple[SizingOption, ...]:
-    return result.options if sort is SortKey.USD_PER_HOUR else result.by_usd_per_million_output_tokens()
+    return result.options if sort is SortKey.USD_PER_MTOK else result.by_usd_per_hour()
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -194,20 +209,37 @@ def _memory_json(memory: MemoryBreakdown | None) -> dict[str, Any] | None:
         "kv_cache_gb": round(memory.kv_cache_gb, 2),
         "overhead_gb": round(memory.overhead_gb, 2),
         "usable_gb": round(memory.usable_gb, 2),
+        "per_gpu_weights_gb": round(memory.per_gpu_weights_gb, 2),
+        "per_gpu_kv_cache_gb": round(memory.per_gpu_kv_cache_gb, 2),
+        "per_gpu_overhead_gb": round(memory.per_gpu_overhead_gb, 2),
         "per_gpu_needed_gb": round(memory.per_gpu_needed_gb, 2),
         "per_gpu_usable_gb": round(memory.per_gpu_usable_gb, 2),
+        "per_gpu_spare_gb": round(memory.per_gpu_spare_gb, 2),
+        "per_gpu_margin_gb": round(memory.per_gpu_margin_gb, 2),
+        "vllm_kv_room_gb": round(memory.vllm_kv_room_gb, 2),
         "weights_basis": memory.weights_basis.value,
+    }
+
+
+def _known_good_json(entry: KnownGood) -> dict[str, Any]:
+    source = sources()[entry.source]
+    return {
+        "source": entry.source,
+        "date": source.date,
+        "citation": source.citation,
+        "engine": entry.engine,
+        "setup": entry.setup,
     }
 
 
 def to_json(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> list[dict[str, Any]]:
     """One object per instance type: fitting options in the requested order, then refusals."""
-    hourly_rank = {option.instance: rank for rank, option in enumerate(result.options, start=1)}
+    hourly_rank = {option.instance: rank for rank, option in enumerate(result.by_usd_per_hour(), start=1)}
     token_rank = {
         option.instance: rank for rank, option in enumerate(result.by_usd_per_million_output_tokens(), start=1)
     }
     entries: list[dict[str, Any]] = []
-    for option in _ranked(result, sort):
+    for rank, option in enumerate(_ranked(result, sort), start=1):
         entries.append(
             {
                 "instance": option.instance,
@@ -232,6 +264,9 @@ def to_json(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> list[
                 "throughput_source": option.throughput.source.value,
                 "throughput_basis": option.throughput.basis,
                 "memory": _memory_json(option.memory),
+                "multi_node": option.multi_node,
+                "known_good": [_known_good_json(entry) for entry in option.known_good],
+                "rank": rank,
                 "rank_by_usd_per_hour": hourly_rank[option.instance],
                 "rank_by_usd_per_million_output_tokens": token_rank[option.instance],
                 "reason": None,
@@ -266,6 +301,9 @@ def _refusal_json(result: SizingResult, refusal: Refusal) -> dict[str, Any]:
         "throughput_source": None,
         "throughput_basis": None,
         "memory": _memory_json(refusal.memory),
+        "multi_node": None,
+        "known_good": [],
+        "rank": None,
         "rank_by_usd_per_hour": None,
         "rank_by_usd_per_million_output_tokens": None,
         "reason": refusal.reason,
@@ -274,7 +312,12 @@ def _refusal_json(result: SizingResult, refusal: Refusal) -> dict[str, Any]:
 
 def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> str:
     model = result.model
-    ranking = "$/hour" if sort is SortKey.USD_PER_HOUR else "$ per million output tokens"
+    if sort is SortKey.USD_PER_HOUR:
+        ranking = "$/hour"
+    elif result.multi_node:
+        ranking = "$ per million output tokens (multi-node pipelines ranked alongside single nodes)"
+    else:
+        ranking = "$ per million output tokens, one node before a pipeline over several"
     target = f", {result.throughput_target:,.0f} output tok/s in total" if result.throughput_target else ""
     lines = [
         f"{model.name} ({model.repo_id}), {result.dtype}, context {result.context:,} x {result.concurrency} "
@@ -292,6 +335,8 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
         "$/M out",
         "out tok/s",
         "memory GB",
+        "spare/GPU",
+        "known-good",
     )
     rows: list[tuple[str, ...]] = [header]
     for rank, option in enumerate(_ranked(result, sort), start=1):
@@ -310,6 +355,8 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
                 f"{option.throughput.output_tokens_per_second:,.0f}{marker}",
                 f"{memory.weights_gb:,.1f} + {memory.kv_cache_gb:,.1f} + {memory.overhead_gb:,.1f}"
                 f" / {memory.usable_gb:,.1f}",
+                f"{memory.per_gpu_spare_gb:,.1f}",
+                ", ".join(sorted({entry.source for entry in option.known_good})) or "-",
             )
         )
     if len(rows) > 1:
@@ -318,12 +365,18 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
         )
         lines.append("")
+        margin = result.options[0].memory.per_gpu_margin_gb
         lines.append(
-            "memory: weights + KV cache + overhead / usable, per replica; out tok/s per replica "
+            "memory: weights + KV cache + overhead / usable, per replica; spare/GPU: what the most loaded GPU "
+            f"keeps beyond that estimate (at least {margin:g} GB, else refused); out tok/s per replica "
             "(est. = scaled estimate, see --json throughput_basis)"
         )
     else:
         lines.append(f"Nothing fits: {result.reason}")
+    cited = sorted({entry.source for option in result.options for entry in option.known_good})
+    if cited:
+        lines.extend(["", "Known-good (a published deployment of this model on that GPU, count and dtype):"])
+        lines.extend(f"  [{key}] {sources()[key].date}: {sources()[key].citation}" for key in cited)
     notes = [f"  {option.instance}: {option.price_note}" for option in result.options if option.price_note]
     if notes:
         lines.extend(["", "Prices:", *notes])

@@ -3,13 +3,18 @@ per million output tokens. Pure functions over the catalog; no I/O.
 
 Memory, per GPU, against what vLLM may use (gpu_memory_utilization x GPU memory):
   weights   the measured checkpoint size for the dtype where the catalog has one, else parameters x bytes
-            per parameter; split evenly over tensor x pipeline parallel ranks
+            per parameter, with embeddings and lm_head kept in bf16 under fp8/mxfp4 (vLLM quantizes linear
+            and MoE layers only); split evenly over tensor x pipeline parallel ranks
   KV cache  context x concurrency tokens with the model's real attention shape: 2 x KV heads x head dim
             per layer for grouped-query attention (vLLM keeps max(1, kv_heads // tp) heads per GPU, so KV
             heads are replicated once tp exceeds them); one latent of kv_lora_rank + qk_rope_head_dim per
             layer for multi-head latent attention (replicated on every tensor-parallel rank); sliding-window
             layers hold at most their window
   overhead  a fixed allowance per GPU for activations, CUDA graphs and communication buffers
+  margin    a layout fits only when every GPU keeps HEADROOM_GB_PER_GPU free beyond that estimate, and when
+            vLLM's own start-up arithmetic (MemoryBreakdown.vllm_kv_room_gb: usable minus weights, the
+            profiled activation peak, which the sampler's logits for every batched sequence dominate, and
+            non-torch memory) leaves room for context x concurrency
 Layouts: tensor parallel within a node from TENSOR_PARALLEL_SIZES (dividing the attention heads), then
 pipeline parallel across whole nodes (nodes_per_replica = pipeline_parallel) when one node is too small.
 Every number here is either a catalog figure or a constant below whose comment says why.
@@ -27,10 +32,12 @@ from components.catalog import (
     AttentionKind,
     Gpu,
     InstanceType,
+    KnownGood,
     Model,
     ThroughputPoint,
     WeightDtype,
     instances,
+    known_good,
     resolve_instance,
     resolve_model,
     throughput_points,
@@ -42,10 +49,24 @@ GB = 1_000_000_000
 
 # vLLM's default --gpu-memory-utilization: the share of each GPU the engine budgets (VLLM-ENGINE-ARGS).
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
-# Activations at the engine's batch-token budget, CUDA-graph pools and NCCL/cuBLAS workspaces come out of
-# the same budget. On 8B-70B deployments they take roughly 1-3 GB per GPU; 2 GB is the midpoint. It is an
-# assumption, not a measurement: a layout that fits by less than this margin should be load-tested.
+# Activations of a forward pass at the engine's batch-token budget, CUDA-graph pools and NCCL/cuBLAS
+# workspaces come out of the same budget. Measured on one H100 (LLMD-MEMORY): non-torch memory 0.13-0.55 GiB
+# and CUDA graphs up to 1.03 GiB, 1.70 GB together at most; the forward pass adds little (Qwen3-0.6B and
+# Qwen3-32B peak within 0.08 GiB of each other). 2 GB per GPU covers those measured maxima. The sampler's
+# peak (below) is not in this allowance: it grows with the engine's batch, so the vLLM check counts it.
 OVERHEAD_GB_PER_GPU = 2.0
+# vLLM's start-up profile runs the sampler over max_num_seqs dummy sequences with fp32 logits of the whole
+# vocabulary: its measured activation peak is proportional to the vocabulary, 38.4-39.6 bytes per sequence per
+# vocabulary entry at vLLM's default of 1,024 sequences on an H100 (LLMD-MEMORY: 4.76 GiB for a 128,256-token
+# vocabulary, 5.56 for 151,936, 7.38 for 201,088). 40 bytes bounds all five measurements.
+SAMPLER_BYTES_PER_SEQUENCE_PER_VOCAB_ENTRY = 40
+# The margin every GPU keeps beyond the kit's estimate (weights + KV cache + overhead): what the estimate
+# cannot see (allocator fragmentation, a forward pass larger than measured, NCCL growth with more ranks,
+# the engine's own version drift). A layout with less is refused, not shown as a fit. 2 GB is the issue's
+# bar for a platform engineer's trust (issue 19, "Done when").
+HEADROOM_GB_PER_GPU = 2.0
+# vLLM's non-torch memory plus CUDA-graph memory, the largest measured (LLMD-MEMORY: 0.55 + 1.03 GiB).
+VLLM_NON_TORCH_AND_GRAPHS_GB = 1.70
 # --kv-cache-dtype auto keeps the KV cache in the activation dtype, BF16, whatever the weights' dtype.
 KV_CACHE_BYTES_PER_ELEMENT = 2
 # Tensor-parallel sizes vLLM deployments use within a node: powers of two up to a node's 8 GPUs.
@@ -61,7 +82,9 @@ BYTES_PER_PARAMETER: Mapping[WeightDtype, float] = {
 }
 # Context sized for when the request names none, capped at the model's maximum.
 DEFAULT_CONTEXT = 8192
-DEFAULT_CONCURRENCY = 1
+# Sequences in flight per replica when the request names none: the stacks' default (ModelSettings.concurrency;
+# a test keeps the two equal), so `modelyard size` answers what a stack would deploy.
+DEFAULT_CONCURRENCY = 16
 CENT = Decimal("0.01")
 
 
@@ -85,14 +108,19 @@ class SizingInputError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class MemoryBreakdown:
-    """Memory of one replica in GB (1e9 bytes), summed over its GPUs; the fit is decided per GPU."""
+    """Memory of one replica in GB (1e9 bytes): totals over its GPUs, and the most loaded GPU, where the fit
+    is decided (the kit's estimate plus HEADROOM_GB_PER_GPU, and vLLM's own start-up arithmetic)."""
 
     weights_gb: float
     kv_cache_gb: float
     overhead_gb: float
     usable_gb: float  # gpu_memory_utilization x GPU memory x GPUs of the replica
-    per_gpu_needed_gb: float  # the most loaded GPU
+    per_gpu_weights_gb: float  # the most loaded GPU
+    per_gpu_kv_cache_gb: float
+    per_gpu_overhead_gb: float  # OVERHEAD_GB_PER_GPU
     per_gpu_usable_gb: float
+    per_gpu_margin_gb: float  # what every GPU must keep free beyond the estimate
+    vllm_activation_peak_gb: float  # vLLM's profiled peak per GPU: the sampler over max_num_seqs sequences
     weights_basis: WeightsBasis
 
     @property
@@ -100,8 +128,38 @@ class MemoryBreakdown:
         return self.weights_gb + self.kv_cache_gb + self.overhead_gb
 
     @property
+    def per_gpu_needed_gb(self) -> float:
+        """The kit's estimate for the most loaded GPU: weights + KV cache + overhead."""
+        return self.per_gpu_weights_gb + self.per_gpu_kv_cache_gb + self.per_gpu_overhead_gb
+
+    @property
+    def per_gpu_spare_gb(self) -> float:
+        """What the most loaded GPU keeps free beyond the estimate (negative: it does not hold it)."""
+        return self.per_gpu_usable_gb - self.per_gpu_needed_gb
+
+    @property
+    def vllm_kv_room_gb(self) -> float:
+        """KV-cache room per GPU by vLLM's start-up arithmetic: gpu_memory_utilization x GPU memory minus the
+        weights, the profiled activation peak and non-torch memory (CUDA graphs included)."""
+        return (
+            self.per_gpu_usable_gb
+            - self.per_gpu_weights_gb
+            - self.vllm_activation_peak_gb
+            - VLLM_NON_TORCH_AND_GRAPHS_GB
+        )
+
+    @property
+    def fits_with_margin(self) -> bool:
+        return self.per_gpu_spare_gb >= self.per_gpu_margin_gb
+
+    @property
+    def fits_vllm(self) -> bool:
+        """vLLM's KV cache holds context x concurrency on every GPU."""
+        return self.vllm_kv_room_gb >= self.per_gpu_kv_cache_gb
+
+    @property
     def fits(self) -> bool:
-        return self.per_gpu_needed_gb <= self.per_gpu_usable_gb
+        return self.fits_with_margin and self.fits_vllm
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +186,7 @@ class SizingOption:
     nodes: int
     memory: MemoryBreakdown
     throughput: ThroughputEstimate  # per replica
+    known_good: tuple[KnownGood, ...]  # published deployments of this model on this GPU, count and dtype
     node_usd_per_hour: Decimal | None
     usd_per_hour: Decimal | None  # all nodes, rounded to cents; None without a sourced price
     usd_per_million_output_tokens: Decimal | None  # usd_per_hour over all replicas' output, to cents
@@ -136,6 +195,10 @@ class SizingOption:
     @property
     def total_output_tokens_per_second(self) -> float:
         return self.throughput.output_tokens_per_second * self.replicas
+
+    @property
+    def multi_node(self) -> bool:
+        return self.nodes_per_replica > 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,12 +215,17 @@ class SizingResult:
     context: int
     concurrency: int
     throughput_target: float | None
-    options: tuple[SizingOption, ...]  # ranked by usd_per_hour (unpriced last)
+    multi_node: bool  # the request ranks multi-node pipelines by cost alongside single nodes
+    options: tuple[SizingOption, ...]  # ranked: single node first (unless multi_node), then $ per token
     refusals: tuple[Refusal, ...]
     reason: str | None  # why nothing fits, when options is empty
 
     def by_usd_per_million_output_tokens(self) -> tuple[SizingOption, ...]:
-        return tuple(sorted(self.options, key=_rank_by_token_cost))
+        """The options ranked by cost per token alone, multi-node or not."""
+        return tuple(sorted(self.options, key=lambda option: _rank_by_token_cost(option, multi_node=True)))
+
+    def by_usd_per_hour(self) -> tuple[SizingOption, ...]:
+        return tuple(sorted(self.options, key=_rank_by_hourly_cost))
 
 
 def _rank_by_hourly_cost(option: SizingOption) -> tuple[bool, Decimal, Decimal, str]:
@@ -169,8 +237,16 @@ def _rank_by_hourly_cost(option: SizingOption) -> tuple[bool, Decimal, Decimal, 
     )
 
 
-def _rank_by_token_cost(option: SizingOption) -> tuple[bool, Decimal, Decimal, str]:
+def _rank_by_token_cost(option: SizingOption, *, multi_node: bool) -> tuple[bool, bool, Decimal, Decimal, str]:
+    """One node before a pipeline over several (unless multi_node), then $ per million output tokens at the
+    requested concurrency (what the nodes cost over what their replicas decode), then $/hour; unpriced last.
+
+    A pipeline over several nodes is slower than its bandwidth suggests (a bubble per stage, activations over
+    the network at every step) and loses the replica with any one node: cheapest per hour is the wrong first
+    choice, so it ranks after every single-node option unless the request asks for multi-node.
+    """
     return (
+        option.multi_node and not multi_node,
         option.usd_per_million_output_tokens is None,
         option.usd_per_million_output_tokens or Decimal(0),
         option.usd_per_hour or Decimal(0),
@@ -186,10 +262,28 @@ def format_gb(value: float) -> str:
 
 
 def weights_gb(model: Model, dtype: WeightDtype) -> tuple[float, WeightsBasis]:
+    """Weights of one replica in GB: a measured checkpoint as is (it holds whatever the publisher kept in bf16);
+    else parameters x bytes per parameter, where a quantized dtype keeps embeddings and lm_head in bf16 (vLLM's
+    fp8 path quantizes linear and MoE layers only; facts 8.1, VLLM-FP8)."""
     checkpoint = model.checkpoints.get(dtype)
     if checkpoint is not None:
         return checkpoint.size_gb, WeightsBasis.CHECKPOINT
-    return model.total_params_billions * BYTES_PER_PARAMETER[dtype], WeightsBasis.PARAMETERS
+    total = model.total_params_billions
+    if dtype is WeightDtype.BF16:
+        return total * BYTES_PER_PARAMETER[dtype], WeightsBasis.PARAMETERS
+    # The catalog refuses a model with a quantized dtype sized from parameters and no embeddings group.
+    assert model.embeddings is not None
+    kept = model.embeddings.params_billions
+    bf16 = BYTES_PER_PARAMETER[WeightDtype.BF16]
+    return (total - kept) * BYTES_PER_PARAMETER[dtype] + kept * bf16, WeightsBasis.PARAMETERS
+
+
+def sampler_gb(model: Model, max_num_seqs: int) -> float:
+    """vLLM's profiled sampler peak per GPU: fp32 logits of the whole vocabulary for every batched sequence."""
+    if model.embeddings is None:
+        return 0.0
+    vocab = model.embeddings.vocab_size
+    return max_num_seqs * vocab * SAMPLER_BYTES_PER_SEQUENCE_PER_VOCAB_ENTRY / GB
 
 
 def kv_cache_gb_per_rank(model: Model, *, context: int, concurrency: int, tensor_parallel: int) -> float:
@@ -218,7 +312,9 @@ def memory_breakdown(
     tensor_parallel: int,
     pipeline_parallel: int,
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+    max_num_seqs: int | None = None,
 ) -> MemoryBreakdown:
+    """Memory of one layout. ``max_num_seqs`` (the engine's batch, default ``concurrency``) sizes the sampler."""
     weights, basis = weights_gb(model, dtype)
     gpus = tensor_parallel * pipeline_parallel
     kv_per_rank = kv_cache_gb_per_rank(model, context=context, concurrency=concurrency, tensor_parallel=tensor_parallel)
@@ -231,8 +327,12 @@ def memory_breakdown(
         kv_cache_gb=kv_per_rank * tensor_parallel,
         overhead_gb=OVERHEAD_GB_PER_GPU * gpus,
         usable_gb=per_gpu_usable * gpus,
-        per_gpu_needed_gb=(weights / tensor_parallel + kv_per_rank) * heaviest_stage_share + OVERHEAD_GB_PER_GPU,
+        per_gpu_weights_gb=weights / tensor_parallel * heaviest_stage_share,
+        per_gpu_kv_cache_gb=kv_per_rank * heaviest_stage_share,
+        per_gpu_overhead_gb=OVERHEAD_GB_PER_GPU,
         per_gpu_usable_gb=per_gpu_usable,
+        per_gpu_margin_gb=HEADROOM_GB_PER_GPU,
+        vllm_activation_peak_gb=sampler_gb(model, concurrency if max_num_seqs is None else max_num_seqs),
         weights_basis=basis,
     )
 
@@ -463,16 +563,18 @@ def evaluate(
     if not memory.fits:
         return Refusal(
             instance=instance.name,
-            reason=(
-                f"needs {format_gb(memory.per_gpu_needed_gb)} per GPU at tensor parallel {tensor_parallel} x "
-                f"pipeline parallel {pipeline_parallel}; a {instance.gpu.model} offers "
-                f"{format_gb(memory.per_gpu_usable_gb)} at {gpu_memory_utilization:.0%} use"
-            ),
+            reason=_memory_shortfall(memory, instance, tensor_parallel, pipeline_parallel, gpu_memory_utilization),
             memory=memory,
         )
     gpus_per_replica = tensor_parallel * pipeline_parallel
     throughput = estimate_throughput(
         model, instance.gpu, gpu_count=gpus_per_replica, dtype=dtype, concurrency=concurrency
+    )
+    matches = tuple(
+        entry
+        for entry in known_good()
+        if (entry.model, entry.gpu, entry.gpu_count, entry.dtype)
+        == (model.name, instance.gpu.model, gpus_per_replica, dtype)
     )
     replicas_per_node = instance.gpu_count // gpus_per_replica if pipeline_parallel == 1 else 1
     replicas_needed = 1
@@ -501,10 +603,30 @@ def evaluate(
         nodes=nodes,
         memory=memory,
         throughput=throughput,
+        known_good=matches,
         node_usd_per_hour=price,
         usd_per_hour=usd_per_hour,
         usd_per_million_output_tokens=per_mtok,
         price_note=instance.price_note,
+    )
+
+
+def _memory_shortfall(
+    memory: MemoryBreakdown, instance: InstanceType, tp: int, pp: int, gpu_memory_utilization: float
+) -> str:
+    gpu = instance.gpu.model if instance.gpu else instance.name
+    layout = f"tensor parallel {tp} x pipeline parallel {pp}"
+    usable = f"a {gpu} offers {format_gb(memory.per_gpu_usable_gb)} at {gpu_memory_utilization:.0%} use"
+    if not memory.fits_with_margin:
+        return (
+            f"needs {format_gb(memory.per_gpu_needed_gb)} per GPU at {layout} plus a margin of "
+            f"{format_gb(memory.per_gpu_margin_gb)}; {usable}"
+        )
+    return (
+        f"vLLM would leave {format_gb(memory.vllm_kv_room_gb)} per GPU for a KV cache of "
+        f"{format_gb(memory.per_gpu_kv_cache_gb)} at {layout} (weights, a sampler peak of "
+        f"{format_gb(memory.vllm_activation_peak_gb)} and {VLLM_NON_TORCH_AND_GRAPHS_GB:g} GB of non-torch memory); "
+        f"{usable}"
     )
 
 
@@ -553,7 +675,8 @@ def _memory_reason(
     reason = (
         f"needs {format_gb(memory.needed_gb)} in {dtype} (weights {format_gb(memory.weights_gb)} + KV cache "
         f"{format_gb(memory.kv_cache_gb)} for {context:,} tokens x {concurrency} + overhead "
-        f"{format_gb(memory.overhead_gb)}); {instance.name} offers {format_gb(node_usable)} per node at "
+        f"{format_gb(memory.overhead_gb)}, and a margin of {format_gb(memory.per_gpu_margin_gb)} per GPU); "
+        f"{instance.name} offers {format_gb(node_usable)} per node at "
         f"{gpu_memory_utilization:.0%} use{span}: {' or '.join(remedies)}"
     )
     return reason, memory
@@ -641,8 +764,11 @@ def size(
     instance_types: Sequence[InstanceType | str] | None = None,
     throughput_target: float | None = None,
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+    multi_node: bool = False,
 ) -> SizingResult:
-    """Every instance type's cheapest layout for the request, ranked by $/hour, plus the refusals.
+    """Every instance type's cheapest layout for the request, ranked by $ per million output tokens with every
+    single-node option first (``multi_node=True`` ranks pipelines over several nodes by cost alongside them),
+    plus the refusals.
 
     Defaults as for fit_on; ``instance_types`` defaults to every GPU instance type of the catalog.
     """
@@ -683,7 +809,8 @@ def size(
         context=context,
         concurrency=concurrency,
         throughput_target=throughput_target,
-        options=tuple(sorted(options, key=_rank_by_hourly_cost)),
+        multi_node=multi_node,
+        options=tuple(sorted(options, key=lambda option: _rank_by_token_cost(option, multi_node=multi_node))),
         refusals=tuple(sorted(refusals, key=lambda refusal: refusal.instance)),
         reason=reason,
     )
@@ -722,7 +849,26 @@ def assumptions_markdown() -> str:
             f"{DEFAULT_GPU_MEMORY_UTILIZATION:.2f}",
             "vLLM's default [VLLM-ENGINE-ARGS]",
         ),
-        ("overhead per GPU", f"{OVERHEAD_GB_PER_GPU:g} GB", "assumption: activations, CUDA graphs, NCCL buffers"),
+        (
+            "overhead per GPU",
+            f"{OVERHEAD_GB_PER_GPU:g} GB",
+            "forward activations, CUDA graphs, NCCL buffers; measured non-torch + graphs at most 1.7 GB [LLMD-MEMORY]",
+        ),
+        (
+            "vLLM activation peak per GPU",
+            f"{SAMPLER_BYTES_PER_SEQUENCE_PER_VOCAB_ENTRY} B x sequences x vocabulary",
+            "the sampler's fp32 logits; 38.4-39.6 B measured [LLMD-MEMORY]",
+        ),
+        (
+            "margin per GPU beyond the estimate",
+            f"{HEADROOM_GB_PER_GPU:g} GB",
+            "refused below; the issue's bar (issue 19)",
+        ),
+        (
+            "vLLM non-torch memory + CUDA graphs",
+            f"{VLLM_NON_TORCH_AND_GRAPHS_GB:g} GB",
+            "largest measured, for the vLLM check [LLMD-MEMORY]",
+        ),
         ("KV cache bytes per element", str(KV_CACHE_BYTES_PER_ELEMENT), "BF16 cache, vLLM --kv-cache-dtype auto"),
         (
             "bytes per parameter",
@@ -732,7 +878,7 @@ def assumptions_markdown() -> str:
         ("tensor parallel sizes", ", ".join(map(str, TENSOR_PARALLEL_SIZES)), "within one node; must divide heads"),
         ("nodes per replica, at most", str(MAX_NODES_PER_REPLICA), "pipeline stages over EFA"),
         ("default context", f"{DEFAULT_CONTEXT:,} tokens", "capped at the model's maximum"),
-        ("default concurrency", str(DEFAULT_CONCURRENCY), "sequences in flight per replica"),
+        ("default concurrency", str(DEFAULT_CONCURRENCY), "sequences in flight per replica; the stacks' default"),
         ("KV heads per GPU", "max(1, kv_heads // tp); MLA: one latent", "[VLLM-KV-HEADS]"),
     ]
     lines = ["| setting | value | why |", "|---|---|---|"]
