@@ -81,12 +81,13 @@ def render_text(cost: dict[str, Any], *, stack: str, preset: str) -> str:
             f"{Decimal(tokens['million_output_tokens_per_month']):,} million output tokens a month"
         )
         w(
-            f"  {usd(cost['per_million_output_tokens'])} per million output tokens, all costs; "
+            f"  {usd(cost['per_million_output_tokens'])} per million output tokens at "
+            f"{Decimal(tokens['utilisation']):.0%} utilisation (cost.utilisation), all costs; "
             f"{usd(tokens['aws_per_million_output_tokens'])} AWS alone"
         )
         for m in tokens["models"]:
             w(
-                f"  {m['model']}: {m['output_tokens_per_second_per_replica']} tok/s per replica x "
+                f"  {m['model']}: {m['output_tokens_per_second_per_replica']} tok/s per replica at capacity x "
                 f"{m['average_replicas']} replicas on average; GPU {usd(m['gpu_per_million_output_tokens'])}/Mtok "
                 f"({m['throughput_basis']})"
             )

@@ -26,7 +26,6 @@ from components.sizing.core import (
     SizingInputError,
     SizingOption,
     SizingResult,
-    ThroughputSource,
     size,
 )
 
@@ -229,6 +228,12 @@ def to_json(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> list[
                 "usd_per_million_output_tokens": _money(option.usd_per_million_output_tokens),
                 "price_note": option.price_note or None,
                 "output_tokens_per_second_per_replica": round(option.throughput.output_tokens_per_second, 1),
+                "ttft_seconds": round(option.throughput.ttft_seconds, 3),
+                "tpot_seconds": round(option.throughput.tpot_seconds, 4),
+                "capacity_output_tokens_per_second_per_replica": round(
+                    option.throughput.capacity_output_tokens_per_second, 1
+                ),
+                "capacity_batch": option.throughput.capacity_batch,
                 "throughput_source": option.throughput.source.value,
                 "throughput_basis": option.throughput.basis,
                 "memory": _memory_json(option.memory),
@@ -263,6 +268,10 @@ def _refusal_json(result: SizingResult, refusal: Refusal) -> dict[str, Any]:
         "usd_per_million_output_tokens": None,
         "price_note": None,
         "output_tokens_per_second_per_replica": None,
+        "ttft_seconds": None,
+        "tpot_seconds": None,
+        "capacity_output_tokens_per_second_per_replica": None,
+        "capacity_batch": None,
         "throughput_source": None,
         "throughput_basis": None,
         "memory": _memory_json(refusal.memory),
@@ -291,12 +300,13 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
         "$/hour",
         "$/M out",
         "out tok/s",
+        "TTFT",
+        "TPOT",
         "memory GB",
     )
     rows: list[tuple[str, ...]] = [header]
     for rank, option in enumerate(_ranked(result, sort), start=1):
         memory = option.memory
-        marker = "" if option.throughput.source is ThroughputSource.SOURCED else " est."
         rows.append(
             (
                 str(rank),
@@ -307,7 +317,9 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
                 str(option.replicas),
                 _money(option.usd_per_hour) or "no price",
                 _money(option.usd_per_million_output_tokens) or "-",
-                f"{option.throughput.output_tokens_per_second:,.0f}{marker}",
+                f"{option.throughput.output_tokens_per_second:,.0f}",
+                f"{option.throughput.ttft_seconds * 1000:,.0f} ms",
+                f"{option.throughput.tpot_seconds * 1000:,.1f} ms",
                 f"{memory.weights_gb:,.1f} + {memory.kv_cache_gb:,.1f} + {memory.overhead_gb:,.1f}"
                 f" / {memory.usable_gb:,.1f}",
             )
@@ -319,8 +331,8 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
         )
         lines.append("")
         lines.append(
-            "memory: weights + KV cache + overhead / usable, per replica; out tok/s per replica "
-            "(est. = scaled estimate, see --json throughput_basis)"
+            "memory: weights + KV cache + overhead / usable, per replica; out tok/s, TTFT and TPOT per replica at "
+            "the concurrency, from the calibrated throughput model (docs/throughput.md; --json throughput_basis)"
         )
     else:
         lines.append(f"Nothing fits: {result.reason}")

@@ -132,6 +132,13 @@ class Workload:
         return self.prompt_tokens + self.output_tokens / 2
 
 
+def default_workload(context: int) -> Workload:
+    """DEFAULT_PROMPT_TOKENS in and DEFAULT_OUTPUT_TOKENS out, scaled down together to fit ``context``."""
+    total = DEFAULT_PROMPT_TOKENS + DEFAULT_OUTPUT_TOKENS
+    scale = min(1.0, context / total)
+    return Workload(prompt_tokens=DEFAULT_PROMPT_TOKENS * scale, output_tokens=max(1.0, DEFAULT_OUTPUT_TOKENS * scale))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Performance:
     """What one replica delivers at one load."""
@@ -263,7 +270,6 @@ def _wave(replica: Replica, workload: Workload, *, concurrency: int, chunk: int,
     elapsed = busy = 0.0
     step = 0
     tokens = 0.0
-    bound = Bound.MEMORY
     first_step = None
     while True:
         if workload.fixed_output_lengths:
@@ -410,7 +416,11 @@ def calibration_markdown() -> str:
         sent = f"{p.concurrency:,} at once" if p.burst else f"{p.concurrency} in flight"
         error = f"{c.ratio - 1:+.0%}" if not p.excluded else f"({c.ratio - 1:+.0%}) not fitted: {p.excluded}"
         ttft = f"{p.ttft_ms / 1000:,.2f} s / {m.ttft_seconds:,.2f} s" if p.ttft_ms else f"- / {m.ttft_seconds:,.2f} s"
-        tpot = f"{p.tpot_ms:,.1f} / {m.tpot_seconds * 1000:,.1f} ms" if p.tpot_ms else f"- / {m.tpot_seconds * 1000:,.1f} ms"
+        tpot = (
+            f"{p.tpot_ms:,.1f} / {m.tpot_seconds * 1000:,.1f} ms"
+            if p.tpot_ms
+            else f"- / {m.tpot_seconds * 1000:,.1f} ms"
+        )
         lines.append(
             f"| `{p.model}` | {p.measured_model} | {p.gpu_count} x {p.gpu} | {p.dtype.value} | {p.engine} | "
             f"{p.workload} | {p.prompt_tokens:,.0f} / {p.output_tokens:,.0f} | {sent} | "
