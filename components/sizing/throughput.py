@@ -84,7 +84,7 @@ VLLM_MAX_NUM_BATCHED_TOKENS = {True: 8192, False: 2048}
 MEAN_SEQUENCE_TOKENS = 2048
 # The throughput optimum: the smallest batch within this share of the best throughput the caps allow. Past
 # it, more sequences add latency (TPOT) and KV pressure for little throughput.
-OPTIMUM_SHARE = 0.95
+OPTIMUM_SHARE = 0.98
 # The workload sizing and the cost model assume when none is named: 768-token prompts and 256-token answers,
 # the 3:1 input-to-output ratio of the cost model's default (cost.input_tokens_per_output_token).
 DEFAULT_PROMPT_TOKENS = 768
