@@ -521,12 +521,13 @@ def _load_gpus(data: Mapping[str, Any], reader: _Reader) -> dict[str, Gpu]:
         compute = reader.group(
             record,
             "compute",
-            {"bf16_tflops": _positive_number, "fp8_tflops": _Optional(lambda v: None if v is None else _positive_number(v))},
+            {
+                "bf16_tflops": _positive_number,
+                "fp8_tflops": _Optional(lambda v: None if v is None else _positive_number(v)),
+            },
             path,
         )
-        link = reader.group(
-            record, "interconnect", {"kind": _choice(Interconnect), "gb_per_s": _positive_number}, path
-        )
+        link = reader.group(record, "interconnect", {"kind": _choice(Interconnect), "gb_per_s": _positive_number}, path)
         if architecture is None or bandwidth is None or compute is None or link is None:
             continue
         gpus[name] = Gpu(

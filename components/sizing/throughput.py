@@ -432,7 +432,8 @@ def calibration_markdown() -> str:
         "",
         f"Over the {fitted} fitted points: median absolute error {median:.0%}, worst point off by "
         f"{worst:.2f}x. Constants: memory bandwidth efficiency {BANDWIDTH_EFFICIENCY:.2f}, compute efficiency "
-        f"{COMPUTE_EFFICIENCY:.2f}, step overhead {STEP_OVERHEAD_S * 1000:g} ms, all-reduce latency "
+        f"{COMPUTE_EFFICIENCY:.2f}, prefill efficiency {PREFILL_EFFICIENCY:.2f}, step overhead "
+        f"{STEP_OVERHEAD_S * 1000:g} ms, per-sequence step cost {SEQUENCE_OVERHEAD_S * 1000:g} ms, all-reduce latency "
         + ", ".join(f"{k.value} {v * 1e6:g} us" for k, v in ALLREDUCE_LATENCY_S.items())
         + ".",
     ]
