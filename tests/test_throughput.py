@@ -48,10 +48,9 @@ def _replica(model: str, instance_type: str, tp: int, dtype: str = "fp8") -> tm.
 
 def test_kv_reads_slow_decode_and_bandwidth_speeds_it() -> None:
     h100, h200 = _replica("llama-3.1-70b", "p5.48xlarge", 4), _replica("llama-3.1-70b", "p5en.48xlarge", 4)
-    short, long = (
-        tm.Workload(prompt_tokens=1000, output_tokens=200),
-        tm.Workload(prompt_tokens=16000, output_tokens=200),
-    )
+    # Long answers keep the steps decode-bound (little prefill per step), so the KV reads show.
+    short = tm.Workload(prompt_tokens=500, output_tokens=1000)
+    long = tm.Workload(prompt_tokens=2000, output_tokens=30000)
     at_short = tm.performance(h100, short, concurrency=16)
     at_long = tm.performance(h100, long, concurrency=16)
     assert at_long.tpot_seconds > at_short.tpot_seconds
