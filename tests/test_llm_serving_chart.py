@@ -489,7 +489,11 @@ def test_arguments_come_from_the_settings_and_the_sizing(stack_cases, stack_rend
         assert f"--tensor-parallel-size={tp}" in args
         assert f"--pipeline-parallel-size={gpus // tp}" in args
         assert f"--max-model-len={m.context}" in args
-        assert f"--max-num-seqs={m.concurrency}" in args
+        # Batching comes from the throughput model, never below the sizing concurrency (tests/test_throughput.py).
+        seqs = int(next(a for a in args if a.startswith("--max-num-seqs=")).split("=")[1])
+        tokens = int(next(a for a in args if a.startswith("--max-num-batched-tokens=")).split("=")[1])
+        assert m.concurrency <= seqs <= 1024
+        assert tokens >= seqs
         assert "--gpu-memory-utilization=0.9" in args
         assert "--enable-prefix-caching" in args
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -192,35 +193,37 @@ def test_an_instance_without_a_sourced_price_has_no_cost_and_says_why() -> None:
     assert "no us-east-1 on-demand list price" in p5e.price_note
 
 
-def test_throughput_is_sourced_when_a_point_matches_else_a_labelled_estimate() -> None:
-    sourced = fit_on("deepseek-r1", "p5en.48xlarge", concurrency=64)
-    assert isinstance(sourced, SizingOption)
-    assert sourced.throughput.source is ThroughputSource.SOURCED
-    assert sourced.throughput.output_tokens_per_second == 2621
-    estimated = fit_on("qwen3-32b", "g6e.12xlarge")
-    assert isinstance(estimated, SizingOption)
-    assert estimated.throughput.source is ThroughputSource.ESTIMATE
-    assert "GB/s" in estimated.throughput.basis
+def test_throughput_comes_from_the_model_with_latency_and_capacity() -> None:
+    option = fit_on("deepseek-r1", "p5en.48xlarge", concurrency=64)
+    assert isinstance(option, SizingOption)
+    estimate = option.throughput
+    assert estimate.source is ThroughputSource.MODEL and "throughput model" in estimate.basis
+    assert estimate.ttft_seconds > 0 and estimate.tpot_seconds > 0
+    # 64 sequences share each step: at most 64 tokens a TPOT.
+    assert estimate.output_tokens_per_second <= 64 / estimate.tpot_seconds + 1e-6
+    assert estimate.capacity_batch >= 64
+    assert estimate.capacity_output_tokens_per_second >= estimate.output_tokens_per_second
 
 
-def test_measured_concurrency_and_the_bandwidth_ceiling_bound_throughput() -> None:
-    at_one = fit_on("llama-3.1-8b", "g5.xlarge", concurrency=1)
-    assert isinstance(at_one, SizingOption) and at_one.throughput.output_tokens_per_second == 32
-    h100 = fit_on("llama-3.1-8b", "p5.48xlarge", concurrency=1)
-    assert isinstance(h100, SizingOption)
-    # The 8,088 tok/s benchmark ran 256 sequences at once; one sequence reads 16 GB per token at 3,350 GB/s.
-    assert h100.throughput.output_tokens_per_second == pytest.approx(3350 / 16.06)
-    assert h100.throughput.source is ThroughputSource.ESTIMATE
+def test_more_sequences_in_flight_give_more_throughput_and_slower_tokens() -> None:
+    one = fit_on("llama-3.1-8b", "p5.48xlarge", concurrency=1)
+    many = fit_on("llama-3.1-8b", "p5.48xlarge", concurrency=64)
+    assert isinstance(one, SizingOption) and isinstance(many, SizingOption)
+    assert many.throughput.output_tokens_per_second > 10 * one.throughput.output_tokens_per_second
+    assert many.throughput.tpot_seconds > one.throughput.tpot_seconds
+    # One sequence reads the 16 GB of weights every token: never faster than the bandwidth allows.
+    assert one.throughput.output_tokens_per_second < 3350 / 16.06
 
 
 def test_a_throughput_target_adds_replicas_and_whole_nodes() -> None:
     result = size("llama-3.1-8b", instance_types=["g5.xlarge", "g5.48xlarge"], throughput_target=1000, concurrency=1)
     by_name = {option.instance: option for option in result.options}
     single = by_name["g5.xlarge"]
-    assert single.replicas == 32 and single.nodes == 32  # 32 tok/s each at concurrency 1
-    assert single.usd_per_hour == Decimal("32.19")
+    per_replica = single.throughput.output_tokens_per_second
+    assert single.replicas == math.ceil(1000 / per_replica) and single.nodes == single.replicas
     packed = by_name["g5.48xlarge"]
-    assert packed.replicas_per_node == 8 and packed.nodes == 4 and packed.replicas == 32
+    assert packed.replicas_per_node == 8 and packed.nodes == math.ceil(packed.replicas / 8)
+    assert packed.replicas >= math.ceil(1000 / packed.throughput.output_tokens_per_second)
 
 
 def test_nothing_fits_explains_why() -> None:

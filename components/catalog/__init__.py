@@ -54,6 +54,11 @@ class GpuArchitecture(StrEnum):
 FP8_ARCHITECTURES = frozenset({GpuArchitecture.ADA, GpuArchitecture.HOPPER, GpuArchitecture.BLACKWELL})
 
 
+class Interconnect(StrEnum):
+    NVLINK = "nvlink"  # SXM boards with NVSwitch (p4d, p4de, p5, p5e, p5en, p6)
+    PCIE = "pcie"  # PCIe cards without NVLink (g5, g6, g6e)
+
+
 class CpuArchitecture(StrEnum):
     X86_64 = "x86_64"
     ARM64 = "arm64"
@@ -131,6 +136,10 @@ class Gpu:
     model: str  # catalog name: A10G, L4, L40S, A100-40, A100-80, H100, H200, B200
     architecture: GpuArchitecture
     memory_bandwidth_gb_per_s: float
+    bf16_tflops: float  # peak dense (no sparsity) BF16 tensor-core TFLOPS
+    fp8_tflops: float | None  # peak dense FP8 TFLOPS; None where the GPU has no FP8 tensor cores
+    interconnect: Interconnect  # how the GPUs of one AWS node talk to each other
+    interconnect_gb_per_s: float  # per GPU, one direction
     sources: Mapping[str, str]  # figure group -> source key
 
     @property
@@ -266,6 +275,8 @@ class Model:
 
 @dataclass(frozen=True, kw_only=True)
 class ThroughputPoint:
+    """One published serving measurement of one replica (tensor parallel over gpu_count GPUs of one node)."""
+
     model: str  # catalog model the point stands for
     measured_model: str  # what the benchmark ran
     gpu: str
@@ -273,8 +284,16 @@ class ThroughputPoint:
     dtype: WeightDtype
     engine: str
     workload: str
-    concurrency: int | None  # None: everything sent at once, or not stated
+    concurrency: int  # requests the client kept in flight; with burst, the requests sent at once
+    burst: bool  # every request sent at once (request rate inf) rather than a closed loop of `concurrency`
+    prompt_tokens: float  # mean input tokens per request
+    output_tokens: float  # mean output tokens per request
+    fixed_output_lengths: bool  # every request generated about the mean (random datasets); else varied (ShareGPT)
+    max_num_seqs: int  # the engine's batch cap during the run (its default where the benchmark set none)
     output_tokens_per_second: float
+    ttft_ms: float | None  # mean time to first token, where published
+    tpot_ms: float | None  # mean (or median, as published) time per output token after the first
+    excluded: str  # why the point is not used to fit or judge the throughput model; empty when it is
     source: str
 
 
@@ -526,17 +545,38 @@ def _load_gpus(data: Mapping[str, Any], reader: _Reader) -> dict[str, Gpu]:
         path = f"instances.yaml: gpus.{name}"
         record = reader.mapping(raw, path)
         for key in record:
-            if key not in ("architecture", "memory_bandwidth"):
+            if key not in ("architecture", "memory_bandwidth", "compute", "interconnect"):
                 reader.problems.append(f"{path}.{key}: unknown field")
         architecture = reader.group(record, "architecture", {"value": _choice(GpuArchitecture)}, path)
         bandwidth = reader.group(record, "memory_bandwidth", {"gb_per_s": _positive_number}, path)
-        if architecture is None or bandwidth is None:
+        compute = reader.group(
+            record,
+            "compute",
+            {
+                "bf16_tflops": _positive_number,
+                "fp8_tflops": _Optional(lambda v: None if v is None else _positive_number(v)),
+            },
+            path,
+        )
+        link = reader.group(record, "interconnect", {"kind": _choice(Interconnect), "gb_per_s": _positive_number}, path)
+        if architecture is None or bandwidth is None or compute is None or link is None:
             continue
         gpus[name] = Gpu(
             model=name,
             architecture=architecture[1]["value"],
             memory_bandwidth_gb_per_s=bandwidth[1]["gb_per_s"],
-            sources=MappingProxyType({"architecture": architecture[0], "memory_bandwidth": bandwidth[0]}),
+            bf16_tflops=compute[1]["bf16_tflops"],
+            fp8_tflops=compute[1]["fp8_tflops"],
+            interconnect=link[1]["kind"],
+            interconnect_gb_per_s=link[1]["gb_per_s"],
+            sources=MappingProxyType(
+                {
+                    "architecture": architecture[0],
+                    "memory_bandwidth": bandwidth[0],
+                    "compute": compute[0],
+                    "interconnect": link[0],
+                }
+            ),
         )
     return gpus
 
@@ -818,8 +858,16 @@ def _load_throughput(
                 "dtype": _choice(WeightDtype),
                 "engine": _nonempty_text,
                 "workload": _nonempty_text,
-                "concurrency": _Optional(lambda value: None if value is None else _integer(1)(value)),
+                "concurrency": _integer(1),
+                "burst": _boolean,
+                "prompt_tokens": _positive_number,
+                "output_tokens": _positive_number,
+                "output_lengths": _Optional(_one_of({"fixed": 1, "varied": 1}), "varied"),
+                "max_num_seqs": _integer(1),
                 "output_tokens_per_second": _positive_number,
+                "ttft_ms": _Optional(lambda value: None if value is None else _positive_number(value)),
+                "tpot_ms": _Optional(lambda value: None if value is None else _positive_number(value)),
+                "excluded": _Optional(_text, ""),
             },
             path,
         )
@@ -828,6 +876,7 @@ def _load_throughput(
         if values["dtype"] not in models[values["model"]].dtypes:
             reader.problems.append(f"{path}.dtype: {values['dtype']} is not a dtype of {values['model']}")
             continue
+        values["fixed_output_lengths"] = values.pop("output_lengths") == "fixed"
         points.append(ThroughputPoint(source=source, **values))
     return tuple(points)
 

@@ -143,9 +143,9 @@ def render_markdown(data: Catalog | None = None) -> str:
         ],
         (_model_row(model) for model in data.models.values()),
     )
-    lines += ["", "### Throughput reference points (output tokens/s per replica; estimates)", ""]
+    lines += ["", "### Throughput measurements (calibration of docs/throughput.md; output tokens/s per replica)", ""]
     lines += _table(
-        ["model", "measured", "GPUs", "dtype", "engine", "workload", "concurrency", "tok/s", "source"],
+        ["model", "measured", "GPUs", "dtype", "engine", "workload", "in / out", "sent", "tok/s", "fitted", "source"],
         (
             [
                 f"`{point.model}`",
@@ -154,8 +154,10 @@ def render_markdown(data: Catalog | None = None) -> str:
                 point.dtype.value,
                 point.engine,
                 point.workload,
-                str(point.concurrency) if point.concurrency is not None else "offline / not stated",
+                f"{point.prompt_tokens:,.0f} / {point.output_tokens:,.0f}",
+                f"{point.concurrency:,} at once" if point.burst else f"{point.concurrency} in flight",
                 f"{point.output_tokens_per_second:,.0f}",
+                "yes" if not point.excluded else f"no: {point.excluded}",
                 f"[{point.source}]",
             ]
             for point in data.throughput

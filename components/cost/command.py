@@ -67,7 +67,8 @@ def economics_lines(cost: dict[str, Any], *, detailed: bool) -> list[str]:
         f"{ratio} input tokens each (cost.input_tokens_per_output_token)"
     )
     w(
-        f"  {usd(cost['per_million_output_tokens'])} per million output tokens, all costs; "
+        f"  {usd(cost['per_million_output_tokens'])} per million output tokens at {utilisation} utilisation "
+        "(cost.utilisation), all costs; "
         f"{usd(tokens['aws_per_million_output_tokens'])} AWS alone"
     )
     apis = ", ".join(f"{a['label']} {usd(a['usd_per_million_output_tokens'])}" for a in cost["apis"])
@@ -76,8 +77,8 @@ def economics_lines(cost: dict[str, Any], *, detailed: bool) -> list[str]:
         w(f"  {m['model']} ({m['catalog_model']}), up to {m['max_replicas']} replicas:")
         if detailed:
             w(
-                f"    {m['output_tokens_per_second_per_replica']} tok/s per replica x {m['average_replicas']} "
-                f"replicas on average ({m['throughput_basis']})"
+                f"    {m['output_tokens_per_second_per_replica']} tok/s per replica at capacity x "
+                f"{m['average_replicas']} replicas on average ({m['throughput_basis']})"
             )
         gpu = m["gpu_per_million_output_tokens"]
         verdict = m["break_even"]

@@ -858,7 +858,7 @@ class Fleet:
     burst_nodes: int  # more nodes up to replicas.max, within the pool's GPU ceiling
     avg_replicas: Decimal
     max_replicas: int  # replicas.max, within the pool's GPU ceiling
-    output_tokens_per_second: float  # per replica
+    output_tokens_per_second: float  # per replica, at its throughput optimum (the server's batch)
     throughput_basis: str
     in_plan: bool  # a static pool's node group the plan prices already
 
@@ -919,7 +919,9 @@ def gpu_fleets(settings: Settings, plan: Mapping[str, Any] | None = None) -> lis
                     burst_nodes=most - always,
                     avg_replicas=avg,
                     max_replicas=replicas_max,
-                    output_tokens_per_second=fit.throughput.output_tokens_per_second,
+                    # Capacity: the server batches up to its throughput optimum (--max-num-seqs); cost.utilisation
+                    # says how much of it the traffic uses.
+                    output_tokens_per_second=fit.throughput.capacity_output_tokens_per_second,
                     throughput_basis=f"{fit.throughput.source.value}: {fit.throughput.basis}",
                     in_plan=pool_name in planned_pools,
                 )

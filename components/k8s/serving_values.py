@@ -35,6 +35,7 @@ from components.errors import UnbuildableSetting
 from components.settings.types import Interconnect, ModelSettings, NatMode, PoolSettings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
 from components.sizing.core import weights_gb
+from components.sizing.throughput import Batching, Replica, batching
 
 if TYPE_CHECKING:
     # Only for annotations: the component's module imports the Pulumi SDKs, which this one does without.
@@ -95,6 +96,24 @@ def _layout(
         raise UnbuildableSetting(f"models.{model_name}.pool", f"fits no instance type of pool {model_settings.pool!r}")
     option = max(fits, key=lambda f: (f[0].gpus_per_replica, f[0].tensor_parallel))[0]
     return option, [instance for _, instance in fits]
+
+
+def batching_flags(model_settings: ModelSettings, option: SizingOption, instances: list[InstanceType]) -> Batching:
+    """--max-num-seqs and --max-num-batched-tokens for the model's layout: the smallest of what the pool's
+    instance types allow (Karpenter may start any of them)."""
+    choices = []
+    for instance in instances:
+        assert instance.gpu is not None
+        replica = Replica(
+            model=resolve_model(model_settings.model),
+            gpu=instance.gpu,
+            dtype=option.dtype,
+            gpu_memory_gb=instance.gpu_memory_gb,
+            tensor_parallel=option.tensor_parallel,
+            pipeline_parallel=option.pipeline_parallel,
+        )
+        choices.append(batching(replica, context=model_settings.context, concurrency=model_settings.concurrency))
+    return min(choices, key=lambda flags: (flags.max_num_seqs, flags.max_num_batched_tokens))
 
 
 def nodes_per_replica(args: ServingArgs, model_name: str) -> int:
@@ -171,6 +190,7 @@ def serving_values(
     pool = args.pools[model_settings.pool]
     option, instances = _layout(model_name, model_settings, pool)
     nodes = option.nodes_per_replica
+    flags = batching_flags(model_settings, option, instances)
     if nodes > 1 and pool.interconnect is not Interconnect.EFA:
         raise UnbuildableSetting(
             f"{path}.pool",
@@ -229,7 +249,10 @@ def serving_values(
             "maxModelLen": model_settings.context,
             # The budget sizing fitted the model into: the engine must not take more.
             "gpuMemoryUtilization": DEFAULT_GPU_MEMORY_UTILIZATION,
-            "maxNumSeqs": model_settings.concurrency,
+            # Batch to the throughput optimum within the KV cache's room (components/sizing/throughput.py), not to
+            # the sizing concurrency: a replica that may hold more sequences serves more tokens for the same GPUs.
+            "maxNumSeqs": flags.max_num_seqs,
+            "maxNumBatchedTokens": flags.max_num_batched_tokens,
         },
         "deploymentAnnotations": (
             {"pulumi.com/timeoutSeconds": str(deadline_minutes * 60)}

@@ -385,15 +385,15 @@ class TenantLimitSettings:
 
     rpm_per_gpu: int = doc_field(
         "requests a minute a tenant's keys may send per GPU of its gpu_quota (default: what one L40S serves of "
-        "Llama 3.1 8B, 417.6 output tokens/s x 60 / 150 output tokens a request, rounded down)",
-        default=160,
+        "Llama 3.1 8B, 484.0 output tokens/s x 60 / 150 output tokens a request, rounded down)",
+        default=190,
         minimum=1,
         maximum=100_000,
     )
     tpm_per_gpu: int = doc_field(
         "tokens (prompt + output) a minute a tenant's keys may send per GPU of its gpu_quota (default: one L40S on "
-        "Llama 3.1 8B, 417.6 output tokens/s x 60 x (1 + 3 prompt tokens per output token), rounded down)",
-        default=100_000,
+        "Llama 3.1 8B, 484.0 output tokens/s x 60 x (1 + 3 prompt tokens per output token), rounded down)",
+        default=110_000,
         minimum=1,
         maximum=100_000_000,
     )

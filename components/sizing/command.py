@@ -29,7 +29,6 @@ from components.sizing.core import (
     SizingInputError,
     SizingOption,
     SizingResult,
-    ThroughputSource,
     size,
 )
 
@@ -261,6 +260,12 @@ def to_json(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> list[
                 "usd_per_million_output_tokens": _money(option.usd_per_million_output_tokens),
                 "price_note": option.price_note or None,
                 "output_tokens_per_second_per_replica": round(option.throughput.output_tokens_per_second, 1),
+                "ttft_seconds": round(option.throughput.ttft_seconds, 3),
+                "tpot_seconds": round(option.throughput.tpot_seconds, 4),
+                "capacity_output_tokens_per_second_per_replica": round(
+                    option.throughput.capacity_output_tokens_per_second, 1
+                ),
+                "capacity_batch": option.throughput.capacity_batch,
                 "throughput_source": option.throughput.source.value,
                 "throughput_basis": option.throughput.basis,
                 "memory": _memory_json(option.memory),
@@ -298,6 +303,10 @@ def _refusal_json(result: SizingResult, refusal: Refusal) -> dict[str, Any]:
         "usd_per_million_output_tokens": None,
         "price_note": None,
         "output_tokens_per_second_per_replica": None,
+        "ttft_seconds": None,
+        "tpot_seconds": None,
+        "capacity_output_tokens_per_second_per_replica": None,
+        "capacity_batch": None,
         "throughput_source": None,
         "throughput_basis": None,
         "memory": _memory_json(refusal.memory),
@@ -334,6 +343,8 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
         "$/hour",
         "$/M out",
         "out tok/s",
+        "TTFT",
+        "TPOT",
         "memory GB",
         "spare/GPU",
         "known-good",
@@ -341,7 +352,6 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
     rows: list[tuple[str, ...]] = [header]
     for rank, option in enumerate(_ranked(result, sort), start=1):
         memory = option.memory
-        marker = "" if option.throughput.source is ThroughputSource.SOURCED else " est."
         rows.append(
             (
                 str(rank),
@@ -352,7 +362,9 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
                 str(option.replicas),
                 _money(option.usd_per_hour) or "no price",
                 _money(option.usd_per_million_output_tokens) or "-",
-                f"{option.throughput.output_tokens_per_second:,.0f}{marker}",
+                f"{option.throughput.output_tokens_per_second:,.0f}",
+                f"{option.throughput.ttft_seconds * 1000:,.0f} ms",
+                f"{option.throughput.tpot_seconds * 1000:,.1f} ms",
                 f"{memory.weights_gb:,.1f} + {memory.kv_cache_gb:,.1f} + {memory.overhead_gb:,.1f}"
                 f" / {memory.usable_gb:,.1f}",
                 f"{memory.per_gpu_spare_gb:,.1f}",
@@ -368,8 +380,9 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
         margin = result.options[0].memory.per_gpu_margin_gb
         lines.append(
             "memory: weights + KV cache + overhead / usable, per replica; spare/GPU: what the most loaded GPU "
-            f"keeps beyond that estimate (at least {margin:g} GB, else refused); out tok/s per replica "
-            "(est. = scaled estimate, see --json throughput_basis)"
+            f"keeps beyond that estimate (at least {margin:g} GB, else refused); out tok/s, TTFT and TPOT per "
+            "replica at the concurrency, from the calibrated throughput model (docs/throughput.md; --json "
+            "throughput_basis)"
         )
     else:
         lines.append(f"Nothing fits: {result.reason}")

@@ -23,27 +23,22 @@ Every number here is either a catalog figure or a constant below whose comment s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from components.catalog import (
     AttentionKind,
-    Gpu,
     InstanceType,
     KnownGood,
     Model,
-    ThroughputPoint,
     WeightDtype,
     instances,
     known_good,
     resolve_instance,
     resolve_model,
-    throughput_points,
 )
-from components.catalog import gpus as catalog_gpus
-from components.catalog import models as catalog_models
 
 GB = 1_000_000_000
 
@@ -94,8 +89,7 @@ class WeightsBasis(StrEnum):
 
 
 class ThroughputSource(StrEnum):
-    SOURCED = "sourced"  # a catalog point for this model, GPU, GPU count and dtype
-    ESTIMATE = "estimate"  # scaled from another point by the rule in estimate_throughput
+    MODEL = "model"  # the calibrated roofline of components/sizing/throughput.py (docs/throughput.md)
 
 
 class SizingInputError(ValueError):
@@ -164,12 +158,19 @@ class MemoryBreakdown:
 
 @dataclass(frozen=True, kw_only=True)
 class ThroughputEstimate:
-    """Output tokens per second of one replica, where it comes from and how it was derived."""
+    """Output tokens per second and latency of one replica, from the throughput model.
+
+    At the sizing concurrency: output_tokens_per_second, ttft_seconds, tpot_seconds. At the throughput optimum
+    (the batch the server is configured for, --max-num-seqs): capacity_*; the cost model prices tokens there.
+    """
 
     output_tokens_per_second: float
+    ttft_seconds: float
+    tpot_seconds: float
+    capacity_output_tokens_per_second: float
+    capacity_batch: int
     source: ThroughputSource
     basis: str
-    reference: ThroughputPoint
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,123 +341,46 @@ def memory_breakdown(
 # --- throughput -----------------------------------------------------------------------------------
 
 
-def _pick_for_concurrency(points: Sequence[ThroughputPoint], concurrency: int) -> ThroughputPoint:
-    """The point measured nearest below the requested concurrency; else the lowest figure (conservative)."""
-    below = [p for p in points if p.concurrency is not None and p.concurrency <= concurrency]
-    if below:
-        return max(below, key=lambda p: (p.concurrency or 0, -p.output_tokens_per_second))
-    return min(points, key=lambda p: p.output_tokens_per_second)
-
-
-def _active_weight_gb(model: Model, dtype: WeightDtype) -> float:
-    return model.active_params_billions * BYTES_PER_PARAMETER[dtype]
-
-
 def estimate_throughput(
     model: Model,
-    gpu: Gpu,
+    instance: InstanceType,
     *,
-    gpu_count: int,
     dtype: WeightDtype,
+    context: int,
     concurrency: int,
-    points: Iterable[ThroughputPoint] | None = None,
-    models: Mapping[str, Model] | None = None,
-    gpus: Mapping[str, Gpu] | None = None,
+    tensor_parallel: int,
+    pipeline_parallel: int = 1,
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
 ) -> ThroughputEstimate:
-    """Output tokens/s of one replica: a sourced point when one matches model, GPU, GPU count and dtype.
+    """One replica's throughput and latency at ``concurrency`` and at its optimum, from the throughput model
+    (components/sizing/throughput.py) for its default workload, shortened to fit ``context``."""
+    from components.sizing import throughput as tm
 
-    Otherwise an estimate from the nearest point (same model first, then same dtype, GPU count and GPU
-    bandwidth), on the rule that decoding is memory-bound: tokens/s scale with the replica's aggregate
-    memory bandwidth (GPUs x GB/s) and inversely with the bytes of active weights read per token.
-    Tensor parallelism scales sub-linearly in the sourced data (Llama-3.1-70B FP8 on 2/4/8 x H100:
-    1,728/2,243/2,573 tok/s), so estimates across GPU counts are optimistic. Either figure is then capped
-    by the bandwidth ceiling of the requested concurrency (see _cap_by_roofline).
-    """
-    all_points = tuple(points if points is not None else throughput_points())
-    models = models if models is not None else catalog_models()
-    gpus = gpus if gpus is not None else catalog_gpus()
-    if not all_points:
-        raise ValueError("no throughput reference points to estimate from")
-
-    def same_setup(point: ThroughputPoint) -> bool:
-        return (point.model, point.gpu, point.gpu_count, point.dtype) == (
-            model.name,
-            gpu.model,
-            gpu_count,
-            dtype,
-        )
-
-    target_bandwidth = gpu_count * gpu.memory_bandwidth_gb_per_s
-    target_bytes = _active_weight_gb(model, dtype)
-    exact = [point for point in all_points if same_setup(point)]
-    if exact:
-        point = _pick_for_concurrency(exact, concurrency)
-        sourced = ThroughputEstimate(
-            output_tokens_per_second=point.output_tokens_per_second,
-            source=ThroughputSource.SOURCED,
-            basis=_describe(point),
-            reference=point,
-        )
-        return _cap_by_roofline(sourced, concurrency, target_bandwidth, target_bytes)
-
-    def distance(point: ThroughputPoint) -> tuple[bool, bool, float, float]:
-        bandwidth = gpus[point.gpu].memory_bandwidth_gb_per_s
-        return (
-            point.model != model.name,
-            point.dtype != dtype,
-            abs(math.log2(point.gpu_count / gpu_count)),
-            abs(math.log(bandwidth / gpu.memory_bandwidth_gb_per_s)),
-        )
-
-    nearest = min(distance(point) for point in all_points)
-    point = _pick_for_concurrency([p for p in all_points if distance(p) == nearest], concurrency)
-    reference_model = models[point.model]
-    reference_bandwidth = point.gpu_count * gpus[point.gpu].memory_bandwidth_gb_per_s
-    reference_bytes = _active_weight_gb(reference_model, point.dtype)
-    estimate = point.output_tokens_per_second * (target_bandwidth / reference_bandwidth)
-    estimate *= reference_bytes / target_bytes
-    scaled = ThroughputEstimate(
-        output_tokens_per_second=estimate,
-        source=ThroughputSource.ESTIMATE,
-        basis=(
-            f"scaled from {_describe(point)}: aggregate memory bandwidth {target_bandwidth:,.0f} vs "
-            f"{reference_bandwidth:,.0f} GB/s, active weights {target_bytes:,.1f} vs "
-            f"{reference_bytes:,.1f} GB per token"
-        ),
-        reference=point,
+    assert instance.gpu is not None
+    replica = tm.Replica(
+        model=model,
+        gpu=instance.gpu,
+        dtype=dtype,
+        gpu_memory_gb=instance.gpu_memory_gb,
+        tensor_parallel=tensor_parallel,
+        pipeline_parallel=pipeline_parallel,
+        gpu_memory_utilization=gpu_memory_utilization,
     )
-    return _cap_by_roofline(scaled, concurrency, target_bandwidth, target_bytes)
-
-
-def _cap_by_roofline(
-    estimate: ThroughputEstimate, concurrency: int, bandwidth_gb_per_s: float, active_weight_gb: float
-) -> ThroughputEstimate:
-    """Bound a figure measured at higher load by what ``concurrency`` sequences can decode at all.
-
-    Every decode step reads the active weights once and yields one token per sequence in flight, so a
-    replica cannot exceed concurrency x aggregate bandwidth / active weight bytes (at 100% bandwidth use).
-    Benchmarks that sent hundreds of prompts at once overstate a replica held to a few sequences.
-    """
-    ceiling = concurrency * bandwidth_gb_per_s / active_weight_gb
-    if estimate.output_tokens_per_second <= ceiling:
-        return estimate
+    workload = tm.default_workload(context)
+    at = tm.performance(replica, workload, concurrency=concurrency)
+    best = tm.optimum(replica, workload, context=context)
     return ThroughputEstimate(
-        output_tokens_per_second=ceiling,
-        source=ThroughputSource.ESTIMATE,
+        output_tokens_per_second=at.output_tokens_per_second,
+        ttft_seconds=at.ttft_seconds,
+        tpot_seconds=at.tpot_seconds,
+        capacity_output_tokens_per_second=max(best.output_tokens_per_second, at.output_tokens_per_second),
+        capacity_batch=max(best.batch, at.batch),
+        source=ThroughputSource.MODEL,
         basis=(
-            f"memory-bandwidth ceiling for {concurrency} sequence(s) in flight: {concurrency} x "
-            f"{bandwidth_gb_per_s:,.0f} GB/s / {active_weight_gb:,.1f} GB of active weights "
-            f"(below {estimate.output_tokens_per_second:,.0f} tok/s from {estimate.basis})"
+            f"throughput model, {workload.prompt_tokens:,.0f} in / {workload.output_tokens:,.0f} out: "
+            f"{at.batch} in flight ({at.bound}); optimum {best.batch} sequences at "
+            f"{best.output_tokens_per_second:,.0f} tok/s"
         ),
-        reference=estimate.reference,
-    )
-
-
-def _describe(point: ThroughputPoint) -> str:
-    concurrency = f", concurrency {point.concurrency}" if point.concurrency is not None else ""
-    return (
-        f"{point.output_tokens_per_second:,.0f} tok/s for {point.measured_model} ({point.dtype}) on "
-        f"{point.gpu_count} x {point.gpu}, {point.engine}, {point.workload}{concurrency} [{point.source}]"
     )
 
 
@@ -568,7 +492,14 @@ def evaluate(
         )
     gpus_per_replica = tensor_parallel * pipeline_parallel
     throughput = estimate_throughput(
-        model, instance.gpu, gpu_count=gpus_per_replica, dtype=dtype, concurrency=concurrency
+        model,
+        instance,
+        dtype=dtype,
+        context=context,
+        concurrency=concurrency,
+        tensor_parallel=tensor_parallel,
+        pipeline_parallel=pipeline_parallel,
+        gpu_memory_utilization=gpu_memory_utilization,
     )
     matches = tuple(
         entry

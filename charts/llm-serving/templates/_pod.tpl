@@ -196,6 +196,7 @@ containers:
       - --max-model-len={{ int $root.Values.vllm.maxModelLen }}
       - --gpu-memory-utilization={{ $root.Values.vllm.gpuMemoryUtilization }}
       - --max-num-seqs={{ int $root.Values.vllm.maxNumSeqs }}
+      - --max-num-batched-tokens={{ int $root.Values.vllm.maxNumBatchedTokens }}
       {{- if $root.Values.vllm.enablePrefixCaching }}
       - --enable-prefix-caching
       {{- else }}
