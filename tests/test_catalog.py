@@ -205,3 +205,23 @@ def test_docs_hold_exactly_the_generated_tables(root: Path) -> None:
     text = (root / "docs" / "sizing.md").read_text(encoding="utf-8")
     assert _between(text, "catalog") == render_markdown(), "regenerate the catalog tables in docs/sizing.md"
     assert _between(text, "sizing") == assumptions_markdown(), "regenerate the sizing constants in docs/sizing.md"
+
+
+def test_serving_docs_hold_the_cold_start_constants(root: Path) -> None:
+    from components.sizing.cold_start import assumptions_markdown as cold_start_markdown
+
+    text = (root / "docs" / "serving.md").read_text(encoding="utf-8")
+    assert _between(text, "cold-start") == cold_start_markdown(), "regenerate the cold-start table in docs/serving.md"
+
+
+def test_cold_start_streaming_beats_copying_and_names_its_parts() -> None:
+    from components.sizing.cold_start import WeightsCheck, WeightsLoad, estimate
+
+    stream, copy = estimate(671.0, WeightsLoad.STREAM), estimate(671.0, WeightsLoad.COPY)
+    assert stream.total_seconds == sum(
+        (stream.node_launch_seconds, stream.image_pull_seconds, stream.weights_seconds, stream.engine_seconds)
+    )
+    assert stream.total_seconds < copy.total_seconds - 20 * 60  # DeepSeek-R1: the copy alone is 22 minutes
+    assert estimate(671.0, WeightsLoad.STREAM, WeightsCheck.FULL).weights_seconds > stream.weights_seconds
+    with pytest.raises(ValueError):
+        estimate(0, WeightsLoad.STREAM)

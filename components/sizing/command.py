@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, TextIO
 
 from components.catalog import UnknownNameError, WeightDtype, resolve_model
+from components.sizing.cold_start import for_layout
 from components.sizing.core import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONTEXT,
@@ -232,6 +233,8 @@ def to_json(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> list[
                 "throughput_source": option.throughput.source.value,
                 "throughput_basis": option.throughput.basis,
                 "memory": _memory_json(option.memory),
+                # One replica on a new node, with the kit's default weight path (docs/serving.md#cold-starts).
+                "cold_start": for_layout(result.model, option.dtype, option.nodes_per_replica).to_json(),
                 "rank_by_usd_per_hour": hourly_rank[option.instance],
                 "rank_by_usd_per_million_output_tokens": token_rank[option.instance],
                 "reason": None,
@@ -266,6 +269,7 @@ def _refusal_json(result: SizingResult, refusal: Refusal) -> dict[str, Any]:
         "throughput_source": None,
         "throughput_basis": None,
         "memory": _memory_json(refusal.memory),
+        "cold_start": None,
         "rank_by_usd_per_hour": None,
         "rank_by_usd_per_million_output_tokens": None,
         "reason": refusal.reason,
@@ -292,6 +296,7 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
         "$/M out",
         "out tok/s",
         "memory GB",
+        "cold start",
     )
     rows: list[tuple[str, ...]] = [header]
     for rank, option in enumerate(_ranked(result, sort), start=1):
@@ -310,6 +315,7 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
                 f"{option.throughput.output_tokens_per_second:,.0f}{marker}",
                 f"{memory.weights_gb:,.1f} + {memory.kv_cache_gb:,.1f} + {memory.overhead_gb:,.1f}"
                 f" / {memory.usable_gb:,.1f}",
+                f"{-(-for_layout(model, option.dtype, option.nodes_per_replica).total_seconds // 60)} min",
             )
         )
     if len(rows) > 1:
@@ -320,7 +326,8 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
         lines.append("")
         lines.append(
             "memory: weights + KV cache + overhead / usable, per replica; out tok/s per replica "
-            "(est. = scaled estimate, see --json throughput_basis)"
+            "(est. = scaled estimate, see --json throughput_basis); cold start: one replica on a new node, weights "
+            "streamed from S3 (copied for multi-node), see --json cold_start"
         )
     else:
         lines.append(f"Nothing fits: {result.reason}")
