@@ -1080,3 +1080,17 @@ def test_only_a_single_replica_model_is_kept_from_voluntary_disruption(
     rendered = render(chart, values, name="llama-8b", namespace="tenant-internal")
     (template,) = pod_templates(rendered).values()
     assert template["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+
+
+def test_streaming_is_refused_across_nodes_and_named(multi_node: tuple[Settings, str]) -> None:
+    import dataclasses
+
+    from components.settings.types import ModelWeightsSettings
+    from components.sizing.cold_start import WeightsLoad
+
+    settings, model = multi_node
+    m = settings.models[model]
+    streaming = dataclasses.replace(m, weights=ModelWeightsSettings(load=WeightsLoad.STREAM))
+    args = dataclasses.replace(args_of(settings), models={**settings.models, model: streaming})
+    with pytest.raises(UnbuildableSetting, match=rf"models\.{model}\.weights\.load: stream is for a replica on one"):
+        serving_values(args, model, bucket="b-models", image_registry="r.example/docker-hub")
