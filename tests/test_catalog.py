@@ -225,3 +225,23 @@ def test_a_known_good_entry_must_name_a_catalog_model_and_one_of_its_dtypes(data
     assert any("known_good.yaml: deployments[0].model: expected one of" in p for p in problems)
     assert any("known_good.yaml: deployments[1].dtype: mxfp4 is not a dtype of deepseek-v3" in p for p in problems)
     assert any("known_good.yaml: deployments[2]: figures without a source" in p for p in problems)
+
+
+def test_serving_docs_hold_the_cold_start_constants(root: Path) -> None:
+    from components.sizing.cold_start import assumptions_markdown as cold_start_markdown
+
+    text = (root / "docs" / "serving.md").read_text(encoding="utf-8")
+    assert _between(text, "cold-start") == cold_start_markdown(), "regenerate the cold-start table in docs/serving.md"
+
+
+def test_cold_start_streaming_beats_copying_and_names_its_parts() -> None:
+    from components.sizing.cold_start import WeightsCheck, WeightsLoad, estimate
+
+    stream, copy = estimate(671.0, WeightsLoad.STREAM), estimate(671.0, WeightsLoad.COPY)
+    assert stream.total_seconds == sum(
+        (stream.node_launch_seconds, stream.image_pull_seconds, stream.weights_seconds, stream.engine_seconds)
+    )
+    assert stream.total_seconds < copy.total_seconds - 20 * 60  # DeepSeek-R1: the copy alone is 22 minutes
+    assert estimate(671.0, WeightsLoad.STREAM, WeightsCheck.FULL).weights_seconds > stream.weights_seconds
+    with pytest.raises(ValueError):
+        estimate(0, WeightsLoad.STREAM)

@@ -28,6 +28,7 @@ from components.k8s.serving import ServingArgs
 from components.k8s.serving_values import (
     CHART_DIR,
     MAX_RELEASE_NAME,
+    cold_start,
     release_name,
     serving_values,
 )
@@ -484,7 +485,15 @@ def test_arguments_come_from_the_settings_and_the_sizing(stack_cases, stack_rend
         m = settings.models[model]
         tp, gpus = sizing_gpus(settings, model)
         args = pod_spec(stack_rendered[case])["containers"][0]["args"]
-        assert args[0] == f"/models/{model}"
+        # Every shipped model is one node per replica, so it streams its weights from the bucket (weights.load null).
+        assert m.weights.load is None and args[0].startswith("s3://")
+        assert args[0].endswith(f"/models/{resolve_model(m.model).name}/{m.revision}")
+        assert "--load-format=runai_streamer" in args
+        (extra,) = [a.split("=", 1)[1] for a in args if a.startswith("--model-loader-extra-config=")]
+        loader = json.loads(extra)
+        assert loader["concurrency"] == 32 and loader["memory_limit"] >= 2**30
+        # The node's tensor-parallel ranks split the reads instead of each reading the whole checkpoint.
+        assert loader.get("distributed", False) is (tp > 1), case
         assert f"--served-model-name={model}" in args
         assert f"--tensor-parallel-size={tp}" in args
         assert f"--pipeline-parallel-size={gpus // tp}" in args
@@ -598,19 +607,41 @@ def test_startup_probe_covers_the_model_load(stack_cases, stack_rendered) -> Non
     assert minutes["core-deepseek-r1"] > minutes["product-llama-70b"] > minutes["pilot-llama-8b"]
 
 
-def test_weights_wait_for_the_manifest_and_fit_the_cache(stack_cases, stack_rendered) -> None:
+def test_weights_wait_for_the_manifest_and_stream_without_a_copy(stack_cases, stack_rendered) -> None:
     for case, (settings, model) in stack_cases.items():
-        loader = pod_spec(stack_rendered[case])["initContainers"][0]
-        env = {e["name"]: e["value"] for e in loader["env"]}
-        assert env["BUCKET"] == f"{settings.name}-models"
+        spec = pod_spec(stack_rendered[case])
+        (checker,) = spec["initContainers"]  # no copy: one check of the bucket's objects, then vLLM streams them
+        assert checker["name"] == "check-weights" and checker["image"] == spec["containers"][0]["image"], case
         # Where the push tool puts the weights: by catalog name (several stack entries may share them).
         catalog_name = resolve_model(settings.models[model].model).name
-        assert env["PREFIX"] == f"models/{catalog_name}/{settings.models[model].revision}"
+        prefix = f"models/{catalog_name}/{settings.models[model].revision}"
+        assert checker["command"][:3] == ["python3", "-c", CHECK_SCRIPT.read_text()]
+        assert checker["command"][3:] == ["s3", f"{settings.name}-models", prefix, "quick"], case
+        assert spec["containers"][0]["args"][0] == f"s3://{settings.name}-models/{prefix}", case
+        assert "weights" not in {v["name"] for v in spec["volumes"]}, case
+        assert all(m["name"] != "weights" for c in all_containers(spec) for m in c["volumeMounts"]), case
+        env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+        assert env["AWS_REGION"] == settings.region, case  # the streamer's S3 client
+
+
+def test_a_copied_model_waits_for_its_manifest_and_fits_the_cache(
+    chart: helm.Chart, multi_node: tuple[Settings, str]
+) -> None:
+    settings, model = multi_node  # two nodes a replica: streaming is refused, so the default is copy
+    registry = f"{ECR_ACCOUNT}.dkr.ecr.{settings.region}.amazonaws.com/docker-hub"
+    values = serving_values(args_of(settings), model, bucket=f"{settings.name}-models", image_registry=registry)
+    assert values["weights"]["load"] == "copy"
+    assert values["volumes"]["weightsSizeGi"] == 832  # 812 GB of bf16 weights and 10%, in GiB
+    objects = render(chart, values, name=model, namespace="ci")
+    for spec in pod_specs(objects).values():
+        loader = spec["initContainers"][0]
+        env = {e["name"]: e["value"] for e in loader["env"]}
+        assert env["BUCKET"] == f"{settings.name}-models"
         script = loader["command"][-1]
         assert 'until err=$(aws s3api head-object --bucket "$BUCKET" --key "$PREFIX/manifest.json"' in script
         assert "aws s3 sync" in script
-    volumes = {v["name"]: v for v in pod_spec(stack_rendered["core-deepseek-r1"])["volumes"]}
-    assert volumes["weights"]["emptyDir"]["sizeLimit"] == "690Gi"  # 672.9 GB of fp8 weights (bf16 embeddings) + 10%
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["weights"]["emptyDir"]["sizeLimit"] == "832Gi"
 
 
 def test_no_nat_stacks_pull_through_the_ecr_cache(settings_by_stack, stack_rendered) -> None:
@@ -798,8 +829,9 @@ def test_golden(case: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
 def test_fp8_from_a_bf16_checkpoint_is_quantized_at_load(stack_cases, stack_rendered) -> None:
     args = pod_spec(stack_rendered["product-llama-70b"])["containers"][0]["args"]
     assert "--quantization=fp8" in args  # no fp8 checkpoint in the catalog: the bf16 one is pushed
-    volumes = {v["name"]: v for v in pod_spec(stack_rendered["product-llama-70b"])["volumes"]}
-    assert volumes["weights"]["emptyDir"]["sizeLimit"] == "145Gi"  # the bf16 checkpoint, not the fp8 size
+    settings, _ = stack_cases["product-llama-70b"]
+    m = settings.models["llama-70b"]
+    assert cold_start("llama-70b", m, settings.pools[m.pool]).checkpoint_gb > 140  # the bf16 one, not the fp8 size
     for case in ("pilot-llama-8b", "core-deepseek-r1"):  # served in their native precision
         assert not any(a.startswith("--quantization") for a in pod_spec(stack_rendered[case])["containers"][0]["args"])
 
@@ -862,9 +894,9 @@ def test_chart_version_is_bumped_with_every_change(chart: helm.Chart) -> None:
     assert current == json.loads(path.read_text()), "run UPDATE_GOLDEN=1 after bumping the chart version"
 
 
-# --- the weights check (charts/llm-serving/files/verify-weights.py) ----------------------------------------
+# --- the weights check (charts/llm-serving/files/check-weights.py) ----------------------------------------
 
-VERIFY_SCRIPT = CHART_DIR / "files" / "verify-weights.py"
+CHECK_SCRIPT = CHART_DIR / "files" / "check-weights.py"
 
 
 def pushed_revision(root: Path, files: Mapping[str, bytes]) -> Path:
@@ -882,52 +914,113 @@ def pushed_revision(root: Path, files: Mapping[str, bytes]) -> Path:
     return model_dir
 
 
-def verify(model_dir: Path) -> subprocess.CompletedProcess[str]:
+def check(*argv: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import sys
 
     return subprocess.run(
-        [sys.executable, "-c", VERIFY_SCRIPT.read_text(), str(model_dir)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", CHECK_SCRIPT.read_text(), *argv], capture_output=True, text=True, timeout=120, env=env
     )
 
 
-def test_verify_weights_accepts_a_complete_copy(tmp_path: Path) -> None:
+def test_check_weights_accepts_a_complete_copy(tmp_path: Path) -> None:
     files = {"config.json": b"{}", "model-00001-of-00002.safetensors": b"a" * 70_000, "sub/tokenizer.json": b"t"}
-    result = verify(pushed_revision(tmp_path, files))
-    assert result.returncode == 0, result.stderr
-    assert "3 files, 70003 bytes match" in result.stdout
+    model_dir = pushed_revision(tmp_path, files)
+    for mode in ("quick", "full"):
+        result = check("local", str(model_dir), mode)
+        assert result.returncode == 0, result.stderr
+        assert "3 files, 70003 bytes match" in result.stdout
 
 
-def test_verify_weights_names_every_mismatch(tmp_path: Path) -> None:
+def test_check_weights_names_every_mismatch(tmp_path: Path) -> None:
     model_dir = pushed_revision(tmp_path, {"a.safetensors": b"aaaa", "b.safetensors": b"bbbb", "c.json": b"{}"})
-    (model_dir / "a.safetensors").write_bytes(b"aaab")  # same size, other content
+    (model_dir / "a.safetensors").write_bytes(b"aaab")  # same size, other content: only the full check sees it
     (model_dir / "b.safetensors").write_bytes(b"bb")
     (model_dir / "c.json").unlink()
-    result = verify(model_dir)
-    assert result.returncode == 1
-    assert "a.safetensors: sha256" in result.stderr and "b.safetensors: 2 bytes, the manifest says 4" in result.stderr
-    assert "c.json: missing" in result.stderr and "3 of 3 files do not match" in result.stderr
+    full = check("local", str(model_dir), "full")
+    assert full.returncode == 1
+    assert "a.safetensors: sha256" in full.stderr and "b.safetensors: 2 bytes, the manifest says 4" in full.stderr
+    assert "c.json: missing" in full.stderr and "3 of 3 files do not match" in full.stderr
+    quick = check("local", str(model_dir), "quick")
+    assert quick.returncode == 1 and "a.safetensors" not in quick.stderr and "2 of 3 files" in quick.stderr
 
 
-def test_verify_weights_refuses_paths_outside_the_model_and_foreign_manifests(tmp_path: Path) -> None:
+def test_check_weights_refuses_paths_outside_the_model_and_foreign_manifests(tmp_path: Path) -> None:
     model_dir = pushed_revision(tmp_path, {"a.json": b"{}"})
     manifest = json.loads((model_dir / "manifest.json").read_text())
     manifest["files"].append({"path": "../escape", "size": 1, "sha256": "0" * 64})
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
-    result = verify(model_dir)
+    result = check("local", str(model_dir), "quick")
     assert result.returncode == 1 and "../escape: outside the model directory" in result.stderr
     (model_dir / "manifest.json").write_text(json.dumps({**manifest, "schema": "other/v9"}))
-    assert verify(model_dir).returncode == 1
+    assert check("local", str(model_dir), "quick").returncode == 1
+    assert check("local", str(model_dir), "sometimes").returncode == 2
 
 
-def test_verify_weights_runs_after_the_copy_in_the_vllm_image(rendered) -> None:
+def test_check_weights_of_a_bucket_reads_only_records_unless_asked(tmp_path: Path) -> None:
+    """The stream path's check against a real S3 API (moto): what `models push` wrote passes the quick check with
+    one HEAD per object; an object altered behind the push tool's back passes it (same size, same record) but not
+    the full one, which reads every byte; a tampered manifest fails on its own SHA-256."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from components.tools.models import MANIFEST_SCHEMA
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POLL_SECONDS": "5",
+        }
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket="b-models")
+        prefix = "models/llama-3.1-8b/main"
+        files = {"config.json": b"{}", "model.safetensors": b"w" * 4096}
+        entries = []
+        for name, data in files.items():
+            digest = hashlib.sha256(data).hexdigest()
+            s3.put_object(Bucket="b-models", Key=f"{prefix}/{name}", Body=data, Metadata={"sha256": digest})
+            entries.append({"path": name, "size": len(data), "sha256": digest})
+        body = json.dumps({"schema": MANIFEST_SCHEMA, "files": entries}).encode()
+        own = hashlib.sha256(body).hexdigest()
+        s3.put_object(Bucket="b-models", Key=f"{prefix}/manifest.json", Body=body, Metadata={"sha256": own})
+        for mode in ("quick", "full"):
+            result = check("s3", "b-models", prefix, mode, env=env)
+            assert result.returncode == 0, result.stderr
+            assert f"2 files, 4098 bytes match the manifest ({mode} check)" in result.stdout
+        altered = hashlib.sha256(b"w" * 4096).hexdigest()
+        s3.put_object(Bucket="b-models", Key=f"{prefix}/model.safetensors", Body=b"x" * 4096,
+                      Metadata={"sha256": altered})  # fmt: skip
+        assert check("s3", "b-models", prefix, "quick", env=env).returncode == 0
+        full = check("s3", "b-models", prefix, "full", env=env)
+        assert full.returncode == 1 and "model.safetensors: sha256" in full.stderr
+        s3.put_object(Bucket="b-models", Key=f"{prefix}/manifest.json", Body=body.replace(b"4096", b"4097"),
+                      Metadata={"sha256": own})  # fmt: skip
+        tampered = check("s3", "b-models", prefix, "quick", env=env)
+        assert tampered.returncode == 1 and "differs from the one recorded at push" in tampered.stderr
+    finally:
+        server.stop()
+
+
+def test_every_pod_checks_its_weights_in_the_vllm_image(rendered) -> None:
     for case, objects in rendered.items():
         for spec in pod_specs(objects).values():  # every pod of a multi-node group copies and checks its own
             names = [c["name"] for c in spec["initContainers"]]
-            assert names == ["fetch-weights", "verify-weights"], case
-            verifier = spec["initContainers"][1]
-            assert verifier["image"] == spec["containers"][0]["image"], case  # no extra image to pull
-            assert verifier["command"][:3] == ["python3", "-c", VERIFY_SCRIPT.read_text()], case
-            assert all(m.get("readOnly") for m in verifier["volumeMounts"] if m["name"] == "weights"), case
+            checker = spec["initContainers"][-1]
+            assert checker["name"] == "check-weights", case
+            assert checker["image"] == spec["containers"][0]["image"], case  # no extra image to pull
+            assert checker["command"][:3] == ["python3", "-c", CHECK_SCRIPT.read_text()], case
+            if names == ["fetch-weights", "check-weights"]:
+                assert checker["command"][3] == "local", case
+                assert all(m.get("readOnly") for m in checker["volumeMounts"] if m["name"] == "weights"), case
+            else:
+                assert names == ["check-weights"] and checker["command"][3] == "s3", case
 
 
 def test_large_numbers_render_as_integers(chart: helm.Chart) -> None:
@@ -991,3 +1084,17 @@ def test_only_a_single_replica_model_is_kept_from_voluntary_disruption(
     rendered = render(chart, values, name="llama-8b", namespace="tenant-internal")
     (template,) = pod_templates(rendered).values()
     assert template["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+
+
+def test_streaming_is_refused_across_nodes_and_named(multi_node: tuple[Settings, str]) -> None:
+    import dataclasses
+
+    from components.settings.types import ModelWeightsSettings
+    from components.sizing.cold_start import WeightsLoad
+
+    settings, model = multi_node
+    m = settings.models[model]
+    streaming = dataclasses.replace(m, weights=ModelWeightsSettings(load=WeightsLoad.STREAM))
+    args = dataclasses.replace(args_of(settings), models={**settings.models, model: streaming})
+    with pytest.raises(UnbuildableSetting, match=rf"models\.{model}\.weights\.load: stream is for a replica on one"):
+        serving_values(args, model, bucket="b-models", image_registry="r.example/docker-hub")

@@ -1589,7 +1589,7 @@ def tenant_server_adds_net_admin(plan):
 
 @weakening("product", "capabilities-dropped")
 def tenant_loader_keeps_capabilities(plan):
-    del _container(_server(plan), "fetch-weights")["securityContext"]["capabilities"]
+    del _container(_server(plan), "check-weights")["securityContext"]["capabilities"]
 
 
 @weakening("core", "pod-non-root")
@@ -1614,7 +1614,7 @@ def tenant_server_non_root_unset(plan):
 
 @weakening("pilot", "no-privilege-escalation")
 def tenant_server_escalation_unset(plan):
-    del _container(_server(plan), "verify-weights")["securityContext"]["allowPrivilegeEscalation"]
+    del _container(_server(plan), "check-weights")["securityContext"]["allowPrivilegeEscalation"]
 
 
 @weakening("core", "no-privilege-escalation")

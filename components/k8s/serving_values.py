@@ -11,8 +11,9 @@ What comes from where:
                       GPUs' part of the node; the rest is left to kubelet and the DaemonSets)
   weights cache       the size of the checkpoint that is pushed (the native one unless the catalog has a
                       checkpoint in the served precision), plus WEIGHTS_MARGIN
-  probes              STARTUP_BASE_MINUTES plus the weights at LOAD_GB_PER_MINUTE; the rollout deadline adds
-                      the image pull, the copy and the verification
+  weights path        `models.<name>.weights.load` (null: stream on one node, copy across nodes)
+  probes, deadline    the cold-start estimate (`components.sizing.cold_start`): the startup probe waits for
+                      vLLM's own start, the rollout deadline for all of it (node launch, image, weights, engine)
   images              pinned in the chart; `image_registry` points both images at the ECR pull-through
                       cache, and is required when the stack's nodes have no NAT
 """
@@ -34,6 +35,7 @@ from components.contract import (
 from components.errors import UnbuildableSetting
 from components.settings.types import Interconnect, ModelSettings, NatMode, PoolSettings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
+from components.sizing.cold_start import STREAM_CONCURRENCY, ColdStart, WeightsLoad, estimate
 from components.sizing.core import weights_gb
 from components.sizing.throughput import Batching, Replica, batching
 
@@ -52,18 +54,6 @@ MAX_RELEASE_NAME = 53
 HOST_SHARE = 0.75
 # The weights cache holds the checkpoint plus tokenizer and config files; 10% covers file-system overhead.
 WEIGHTS_MARGIN = 1.10
-# Loading from the node's NVMe RAID0 runs at several GB/s; 0.5 GB/s (30 GB a minute) is the slow end, for
-# single-volume instance stores and tensor-parallel shards read at once.
-LOAD_GB_PER_MINUTE = 30
-# Engine start besides loading: CUDA graph capture and torch.compile (its cache lives on an emptyDir, so
-# every new pod compiles again), a few minutes on large models.
-STARTUP_BASE_MINUTES = 10
-# S3 to NVMe with 64 parallel requests reaches about 1 GB/s on a 25-100 Gbit/s node; 0.5 GB/s is budgeted.
-COPY_GB_PER_MINUTE = 30
-# The verify-weights init container hashes the copy with several threads: 1 GB/s is the slow end.
-VERIFY_GB_PER_MINUTE = 60
-# A first pull of the ~10 GB vLLM image, through the pull-through cache where there is no NAT.
-IMAGE_PULL_MINUTES = 10
 GIB = 2**30
 GB = 10**9
 
@@ -134,6 +124,41 @@ def _pushed_dtype(model: Model, served: WeightDtype) -> tuple[WeightDtype, str]:
     )
 
 
+def weights_load(model_name: str, model_settings: ModelSettings, nodes_per_replica: int) -> WeightsLoad:
+    """The model's weight path: its setting, or stream for a one-node replica and copy for a multi-node one."""
+    load = model_settings.weights.load
+    if load is None:
+        return WeightsLoad.STREAM if nodes_per_replica == 1 else WeightsLoad.COPY
+    if load is WeightsLoad.STREAM and nodes_per_replica > 1:
+        raise UnbuildableSetting(
+            f"models.{model_name}.weights.load",
+            f"stream is for a replica on one node; this one spans {nodes_per_replica} (each pipeline stage's node "
+            "would stream the whole checkpoint, and vLLM shares streamed reads only between one node's ranks): "
+            "use copy",
+        )
+    return load
+
+
+def cold_start(model_name: str, model_settings: ModelSettings, pool: PoolSettings) -> ColdStart:
+    """The estimated cold start of one replica of the model on its pool (a new node, then image, weights, engine)."""
+    option, _ = _layout(model_name, model_settings, pool)
+    model = resolve_model(model_settings.model)
+    try:
+        pushed, _ = _pushed_dtype(model, option.dtype)
+    except UnbuildableSetting as exc:
+        raise UnbuildableSetting(f"models.{model_name}.{exc.path}", exc.message) from None
+    checkpoint_gb, _ = weights_gb(model, pushed)
+    load = weights_load(model_name, model_settings, option.nodes_per_replica)
+    return estimate(checkpoint_gb, load, model_settings.weights.check)
+
+
+def cold_start_seconds(args: ServingArgs, model_name: str) -> int:
+    """Seconds from "a replica is wanted" with no free node to "it serves": the estimate's total, which the
+    autoscaler's behaviour and the rollout deadline are sized to."""
+    model_settings = args.models[model_name]
+    return cold_start(model_name, model_settings, args.pools[model_settings.pool]).total_seconds
+
+
 def _gi(value_bytes: float) -> int:
     return max(1, math.ceil(value_bytes / GIB))
 
@@ -167,8 +192,8 @@ def serving_values(
     selects ServiceMonitors by. gateway_*, monitoring_*, *_pod_labels: who the NetworkPolicy admits.
     prometheus_url: where KEDA reads vLLM's queue; given (and replicas.max above replicas.min), the chart
     creates a ScaledObject and leaves the Deployment's replicas to it. await_rollout: True makes Pulumi wait
-    for the Deployment up to its rollout deadline (annotation pulumi.com/timeoutSeconds: image pull, copy,
-    verification and load); False skips the wait
+    for the Deployment up to its rollout deadline (annotation pulumi.com/timeoutSeconds: the cold-start
+    estimate: node launch, image pull, weights and engine load); False skips the wait
     (pulumi.com/skipAwait), for an `up` before the weights are pushed, when no replica can become ready.
 
     A replica that spans several nodes (pipeline parallel across nodes, `vllm.nodesPerReplica` > 1) renders as a
@@ -214,13 +239,11 @@ def serving_values(
     shm_gi = 2 if gpus == 1 else 4 * gpus
     checkpoint_gb, _ = weights_gb(model, pushed)
     weights_gi = _gi(checkpoint_gb * GB * WEIGHTS_MARGIN)
-    startup_minutes = STARTUP_BASE_MINUTES + math.ceil(checkpoint_gb / LOAD_GB_PER_MINUTE)
-    deadline_minutes = (
-        IMAGE_PULL_MINUTES
-        + math.ceil(checkpoint_gb / COPY_GB_PER_MINUTE)
-        + math.ceil(checkpoint_gb / VERIFY_GB_PER_MINUTE)
-        + startup_minutes
-    )
+    starting = estimate(checkpoint_gb, weights_load(model_name, model_settings, nodes), model_settings.weights.check)
+    # The startup probe covers vLLM's own start; the deadline everything from the rollout on, a new node included.
+    startup_minutes = math.ceil(starting.engine_seconds / 60)
+    deadline_minutes = math.ceil(starting.total_seconds / 60)
+    streaming = starting.load is WeightsLoad.STREAM
 
     dedicated = args.dedicated_pools.get(model_settings.pool)
     tolerations = (
@@ -241,6 +264,11 @@ def serving_values(
             "bucket": bucket,
             "region": args.region,
             "prefix": f"models/{model.name}/{model_settings.revision}",
+            "load": starting.load.value,
+            "check": starting.check.value,
+            # The streamer's S3 clients, and its CPU buffer: a quarter of the pod's memory, at most its own 40 GB
+            # default (with `distributed`, which tensor-parallel ranks use, the streamer's default is unlimited).
+            "stream": {"concurrency": STREAM_CONCURRENCY, "memoryLimitGi": max(1, min(40, memory_gi // 4))},
         },
         "vllm": {
             "tensorParallel": option.tensor_parallel,
@@ -275,7 +303,8 @@ def serving_values(
         },
         "pool": {"labelKey": POOL_LABEL, "name": model_settings.pool, "extraTolerations": tolerations},
         "probes": {"startup": {"minutes": startup_minutes}},
-        "volumes": {"weightsSizeGi": weights_gi, "shmSizeGi": shm_gi},
+        # Streaming needs no local copy: the chart then renders no weights volume.
+        "volumes": {"weightsSizeGi": 1 if streaming else weights_gi, "shmSizeGi": shm_gi},
         "serviceAccount": {
             "name": service_account or f"{model_name}-serving",
             "tenant": tenant or "",

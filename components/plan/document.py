@@ -310,6 +310,17 @@ def _release_objects(resources: list[dict[str, Any]], project_dir: Path) -> list
     return out
 
 
+def serving_summary(settings: Settings) -> dict[str, Any]:
+    """Per model, what its operators should know before a replica is needed: the estimated cold start of one
+    replica on a new node (components.sizing.cold_start), part by part, and the weight path it uses."""
+    from components.k8s.serving_values import cold_start
+
+    return {
+        name: {"cold_start": cold_start(name, model, settings.pools[model.pool]).to_json()}
+        for name, model in sorted(settings.models.items())
+    }
+
+
 def build_plan(
     *, settings: Settings, recordings: list[Recording], catalog_date: str, project_dir: Path
 ) -> dict[str, Any]:
@@ -366,6 +377,7 @@ def build_plan(
         "manifests": manifests,
         "outputs": dict(sorted(outputs.items())),
         "cost": None,
+        "serving": serving_summary(settings),
     }
     from components.cost import stack_cost  # prices this plan's resources plus what controllers create
 

@@ -81,6 +81,20 @@ def economics_markdown(plan: dict[str, Any]) -> list[str]:
     ]
 
 
+def cold_start_lines(plan: dict[str, Any]) -> list[str]:
+    """One line per model: its estimated cold start on a new node, part by part, and its weight path."""
+    lines = []
+    for name, model in (plan.get("serving") or {}).items():
+        c = model["cold_start"]
+        parts = [c[k] for k in ("node_launch_seconds", "image_pull_seconds", "weights_seconds", "engine_seconds")]
+        node, image, weights, engine = (-(-p // 60) for p in parts)
+        lines.append(
+            f"{name}: ~{-(-c['total_seconds'] // 60)} min (node {node} + image {image} + weights {weights} + "
+            f"engine {engine}), weights {c['weights_load']}, check {c['weights_check']}, {c['checkpoint_gb']} GB"
+        )
+    return lines
+
+
 def text_report(plan: dict[str, Any]) -> str:
     counts = type_counts(plan)
     total = len(plan["resources"])
@@ -96,6 +110,10 @@ def text_report(plan: dict[str, Any]) -> str:
         "resources by type:",
         *(f"  {t.ljust(width)}  {n}" for t, n in counts),
     ]
+    starts = cold_start_lines(plan)
+    if starts:
+        out += ["", "cold start of one replica on a new node (estimate, docs/serving.md#cold-starts):"]
+        out += [f"  {line}" for line in starts]
     if plan["outputs"]:
         out += ["", "outputs:", *(f"  {k}: {v}" for k, v in plan["outputs"].items())]
     return "\n".join(out) + "\n"
@@ -115,6 +133,11 @@ def markdown_report(plan: dict[str, Any]) -> str:
         "|---|---:|",
         *(f"| `{t}` | {n} |" for t, n in counts),
         "",
+        *(
+            ["Cold start of one replica on a new node (estimate):", "", *(f"- {line}" for line in starts), ""]
+            if (starts := cold_start_lines(plan))
+            else []
+        ),
         "<details><summary>Resource tree</summary>",
         "",
         "```",

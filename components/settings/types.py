@@ -15,6 +15,7 @@ from types import MappingProxyType
 from components.catalog import WeightDtype
 from components.contract import ALERT_ROUTES, ChartSource
 from components.settings.schema import doc_field
+from components.sizing.cold_start import WeightsCheck, WeightsLoad
 from components.tagging import tags_for
 
 
@@ -263,6 +264,24 @@ class ReplicaSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelWeightsSettings:
+    """How a model's weights reach its GPUs at every replica start (docs/serving.md, "Cold starts")."""
+
+    load: WeightsLoad | None = doc_field(
+        "copy: an init container copies the checkpoint to the node's NVMe, vLLM reads the local files; stream: vLLM "
+        "streams the safetensors from S3 into GPU memory (--load-format runai_streamer), no copy and no local disk; "
+        "null: stream for a replica on one node, copy for one spanning several (streaming is refused there)",
+        default=None,
+    )
+    check: WeightsCheck = doc_field(
+        "before vLLM starts, against the revision's manifest.json (`models push` hashed every byte at upload): "
+        "quick: every file present with its size and SHA-256 record, and the manifest's own SHA-256; full: every "
+        "byte hashed again (the copy, or a full read of the bucket's objects: minutes for the largest models)",
+        default=WeightsCheck.QUICK,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServingImageSettings:
     """A vLLM image of your own in place of the kit's pinned one: built FROM it (the same vLLM version), e.g. to
     add aws-ofi-nccl for NCCL over EFA. The kit's flags, scripts and metric names are that version's."""
@@ -322,6 +341,10 @@ class ModelSettings:
         "`pulumi up` waits until the servers are ready (up to image pull + weight copy + load); false for a "
         "first `up` before the weights are pushed: the servers then wait for their manifest, `up` does not",
         default=True,
+    )
+    weights: ModelWeightsSettings = doc_field(
+        "how the weights reach the GPUs at each start, and how they are checked",
+        default_factory=ModelWeightsSettings,
     )
     image: ServingImageSettings | None = doc_field(
         "a vLLM image built FROM the kit's pinned one (docs/serving.md), e.g. with aws-ofi-nccl for a multi-node "

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, TextIO
 
 from components.catalog import KnownGood, UnknownNameError, WeightDtype, resolve_model, sources
+from components.sizing.cold_start import for_layout
 from components.sizing.core import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONTEXT,
@@ -272,6 +273,8 @@ def to_json(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> list[
                 "multi_node": option.multi_node,
                 "known_good": [_known_good_json(entry) for entry in option.known_good],
                 "rank": rank,
+                # One replica on a new node, with the kit's default weight path (docs/serving.md#cold-starts).
+                "cold_start": for_layout(result.model, option.dtype, option.nodes_per_replica).to_json(),
                 "rank_by_usd_per_hour": hourly_rank[option.instance],
                 "rank_by_usd_per_million_output_tokens": token_rank[option.instance],
                 "reason": None,
@@ -313,6 +316,7 @@ def _refusal_json(result: SizingResult, refusal: Refusal) -> dict[str, Any]:
         "multi_node": None,
         "known_good": [],
         "rank": None,
+        "cold_start": None,
         "rank_by_usd_per_hour": None,
         "rank_by_usd_per_million_output_tokens": None,
         "reason": refusal.reason,
@@ -345,6 +349,7 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
         "out tok/s",
         "TTFT",
         "TPOT",
+        "cold start",
         "memory GB",
         "spare/GPU",
         "known-good",
@@ -365,6 +370,7 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
                 f"{option.throughput.output_tokens_per_second:,.0f}",
                 f"{option.throughput.ttft_seconds * 1000:,.0f} ms",
                 f"{option.throughput.tpot_seconds * 1000:,.1f} ms",
+                f"{-(-for_layout(model, option.dtype, option.nodes_per_replica).total_seconds // 60)} min",
                 f"{memory.weights_gb:,.1f} + {memory.kv_cache_gb:,.1f} + {memory.overhead_gb:,.1f}"
                 f" / {memory.usable_gb:,.1f}",
                 f"{memory.per_gpu_spare_gb:,.1f}",
@@ -382,7 +388,8 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
             "memory: weights + KV cache + overhead / usable, per replica; spare/GPU: what the most loaded GPU "
             f"keeps beyond that estimate (at least {margin:g} GB, else refused); out tok/s, TTFT and TPOT per "
             "replica at the concurrency, from the calibrated throughput model (docs/throughput.md; --json "
-            "throughput_basis)"
+            "throughput_basis); cold start: one replica on a new node, weights streamed from S3 (copied for "
+            "multi-node), see --json cold_start"
         )
     else:
         lines.append(f"Nothing fits: {result.reason}")

@@ -383,11 +383,14 @@ def push(
         "total_bytes": total,
         "files": [{"path": p, "size": s, "sha256": h} for p, (s, h) in sorted(local.items())],
     }
+    body = json.dumps(manifest, indent=1, sort_keys=True).encode()
     target.s3.put_object(
         Bucket=target.bucket,
         Key=target.key(MANIFEST),
-        Body=json.dumps(manifest, indent=1, sort_keys=True).encode(),
+        Body=body,
         ContentType="application/json",
+        # The manifest's own SHA-256: the check at every server start trusts the manifest only when it matches.
+        Metadata={"sha256": hashlib.sha256(body).hexdigest()},
     )
     return PushResult(sent=sorted(f.path for f in to_send), skipped=sorted(skipped))
 

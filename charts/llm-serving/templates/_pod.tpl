@@ -3,6 +3,9 @@ The pod spec of a model server, for one role: "single" (the Deployment's pods: t
 "leader" (a LeaderWorkerSet group's first pod: the Ray head and the vLLM server behind the Service) or "worker"
 (the group's other pods: Ray workers, each holding a pipeline stage). Called with (dict "root" $ "role" <role>).
 Every pod of a group copies and checks the weights itself: vLLM loads each stage from local files.
+weights.load "copy": an init container copies the weights to the node's NVMe, a second checks them, vLLM reads them
+there; "stream": one init container checks the bucket's objects against the manifest, and vLLM streams them from
+S3 into GPU memory (Run:ai Model Streamer, --load-format runai_streamer): no copy, no weights volume.
 */}}
 {{- define "llm-serving.podSpec" -}}
 {{- $root := .root }}
@@ -10,6 +13,7 @@ Every pod of a group copies and checks the weights itself: vLLM loads each stage
 {{- $gpus := include "llm-serving.gpus" $root }}
 {{- $modelDir := include "llm-serving.modelDir" $root }}
 {{- $prefix := include "llm-serving.weightsPrefix" $root }}
+{{- $stream := eq $root.Values.weights.load "stream" }}
 serviceAccountName: {{ include "llm-serving.serviceAccountName" $root }}
 # EKS Pod Identity mounts its own projected token; the Kubernetes API token is not needed.
 automountServiceAccountToken: false
@@ -50,6 +54,42 @@ topologySpreadConstraints:
         {{- include "llm-serving.selectorLabels" $root | nindent 8 }}
 {{- end }}
 initContainers:
+  {{- if $stream }}
+  # Waits for the model's manifest.json (pushed last by `modelyard models push`: waiting instead of failing keeps
+  # a first `pulumi up` green before any weights are pushed), checks the manifest's own SHA-256, then every object
+  # against it: its size and SHA-256 record (quick) or every byte (full). The vLLM image brings python3 and boto3.
+  - name: check-weights
+    image: {{ include "llm-serving.imageRef" $root.Values.image | quote }}
+    imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+    command:
+      - python3
+      - -c
+      - {{ $root.Files.Get "files/check-weights.py" | quote }}
+      - s3
+      - {{ $root.Values.weights.bucket | quote }}
+      - {{ $prefix | quote }}
+      - {{ $root.Values.weights.check | quote }}
+    env:
+      - name: POLL_SECONDS
+        value: {{ int $root.Values.weights.pollSeconds | quote }}
+      - name: AWS_REGION
+        value: {{ $root.Values.weights.region | quote }}
+      - name: AWS_DEFAULT_REGION
+        value: {{ $root.Values.weights.region | quote }}
+      - name: HOME
+        value: /scratch
+    resources:
+      {{- toYaml $root.Values.loader.resources | nindent 6 }}
+    securityContext:
+      {{- include "llm-serving.containerSecurityContext" $root | nindent 6 }}
+    volumeMounts:
+      - name: scratch
+        mountPath: /scratch
+        subPath: check
+      - name: scratch
+        mountPath: /tmp
+        subPath: check-tmp
+  {{- else }}
   # Waits for the model's manifest.json (pushed last by `modelyard models push`), then copies the
   # weights to the node's NVMe. Waiting instead of failing keeps a first `pulumi up` green before
   # any weights are pushed, without a crash loop.
@@ -102,17 +142,18 @@ initContainers:
       - name: scratch
         mountPath: /tmp
         subPath: loader-tmp
-  {{- if $root.Values.weights.verify }}
-  # Checks every copied file's size and SHA-256 against the manifest; a mismatch fails the pod's
-  # start (and the copy is retried) instead of serving corrupt weights. The vLLM image brings python3.
-  - name: verify-weights
+  # Checks the copy against the manifest: every file present with its size (quick), or every byte re-hashed (full);
+  # a mismatch fails the pod's start (and the copy is retried) instead of serving corrupt weights.
+  - name: check-weights
     image: {{ include "llm-serving.imageRef" $root.Values.image | quote }}
     imagePullPolicy: {{ $root.Values.image.pullPolicy }}
     command:
       - python3
       - -c
-      - {{ $root.Files.Get "files/verify-weights.py" | quote }}
+      - {{ $root.Files.Get "files/check-weights.py" | quote }}
+      - local
       - {{ $modelDir | quote }}
+      - {{ $root.Values.weights.check | quote }}
     env:
       - name: HOME
         value: /scratch
@@ -187,7 +228,15 @@ containers:
     {{- end }}
     {{- if ne $role "worker" }}
     args:
+      {{- if $stream }}
+      - {{ printf "s3://%s/%s" $root.Values.weights.bucket $prefix | quote }}
+      # Safetensors streamed from S3 into GPU memory; config and tokenizer files are pulled to VLLM_CACHE_ROOT.
+      # distributed: the node's tensor-parallel ranks split the reads and share the tensors over NCCL.
+      - --load-format=runai_streamer
+      - {{ printf "--model-loader-extra-config={\"concurrency\":%d,\"memory_limit\":%d%s}" (int $root.Values.weights.stream.concurrency) (mul (int $root.Values.weights.stream.memoryLimitGi) 1073741824) (ternary ",\"distributed\":true" "" (gt (int $root.Values.vllm.tensorParallel) 1)) | quote }}
+      {{- else }}
       - {{ $modelDir | quote }}
+      {{- end }}
       - --served-model-name={{ $root.Values.model.servedName }}
       - --host=0.0.0.0
       - --port={{ int $root.Values.service.port }}
@@ -259,6 +308,13 @@ containers:
       # The uid has no passwd entry; torch asks getpass.getuser(), which reads USER first.
       - name: USER
         value: vllm
+      {{- if $stream }}
+      # The streamer's S3 client: the bucket's region; credentials from EKS Pod Identity through boto3's chain.
+      - name: AWS_REGION
+        value: {{ $root.Values.weights.region | quote }}
+      - name: AWS_DEFAULT_REGION
+        value: {{ $root.Values.weights.region | quote }}
+      {{- end }}
       {{- if ne $role "single" }}
       # Ray and NCCL between the group's pods: the pod's own address, the port of the group's Ray head.
       - name: VLLM_HOST_IP
@@ -290,7 +346,7 @@ containers:
       requests:
         cpu: {{ $root.Values.resources.requests.cpu | quote }}
         memory: {{ $root.Values.resources.requests.memory | quote }}
-        ephemeral-storage: {{ printf "%dGi" (add (int $root.Values.volumes.weightsSizeGi) (int $root.Values.volumes.scratchSizeGi)) | quote }}
+        ephemeral-storage: {{ printf "%dGi" (add (ternary 0 (int $root.Values.volumes.weightsSizeGi) $stream) (int $root.Values.volumes.scratchSizeGi)) | quote }}
         {{ $root.Values.gpuResourceName }}: {{ $gpus | quote }}
         {{- if and (ne $role "single") (gt (int $root.Values.multiNode.efaDevices) 0) }}
         vpc.amazonaws.com/efa: {{ int $root.Values.multiNode.efaDevices | quote }}
@@ -342,9 +398,11 @@ containers:
       timeoutSeconds: {{ int $root.Values.probes.liveness.timeoutSeconds }}
       failureThreshold: {{ int $root.Values.probes.liveness.failureThreshold }}
     volumeMounts:
+      {{- if not $stream }}
       - name: weights
         mountPath: {{ $modelDir }}
         readOnly: true
+      {{- end }}
       - name: shm
         mountPath: /dev/shm
       - name: scratch
@@ -354,11 +412,13 @@ containers:
         mountPath: /tmp
         subPath: vllm-tmp
 volumes:
+  {{- if not $stream }}
   # emptyDir, not hostPath: Pod Security restricted forbids hostPath, and on the kit's GPU nodes
   # kubelet's ephemeral storage is the instance-store RAID0, so this is the node's NVMe anyway.
   - name: weights
     emptyDir:
       sizeLimit: {{ printf "%dGi" (int $root.Values.volumes.weightsSizeGi) }}
+  {{- end }}
   - name: shm
     emptyDir:
       medium: Memory
