@@ -13,6 +13,11 @@ What comes from where:
                       checkpoint in the served precision), plus WEIGHTS_MARGIN
   probes              STARTUP_BASE_MINUTES plus the weights at LOAD_GB_PER_MINUTE; the rollout deadline adds
                       the image pull, the copy and the verification
+  autoscaling         KEDA on per-replica load: vLLM's running plus waiting requests (names from the contract,
+                      which the monitoring component's metrics.yaml lists) against vllm.maxNumSeqs; scale-up and
+                      scale-down windows from `cold_start_seconds` (a new node's launch plus the rollout deadline)
+  zone spread         a requirement (DoNotSchedule) where the pool spans two or more zones and replicas.min >= 2,
+                      best effort (ScheduleAnyway) otherwise
   images              pinned in the chart; `image_registry` points both images at the ECR pull-through
                       cache, and is required when the stack's nodes have no NAT
 """
@@ -30,6 +35,8 @@ from components.contract import (
     POOL_LABEL,
     SERVER_PRE_STOP_SECONDS,
     TENANT_LABEL,
+    VLLM_REQUESTS_RUNNING,
+    VLLM_REQUESTS_WAITING,
 )
 from components.errors import UnbuildableSetting
 from components.settings.types import Interconnect, ModelSettings, NatMode, PoolSettings
@@ -63,6 +70,11 @@ COPY_GB_PER_MINUTE = 30
 VERIFY_GB_PER_MINUTE = 60
 # A first pull of the ~10 GB vLLM image, through the pull-through cache where there is no NAT.
 IMAGE_PULL_MINUTES = 10
+# From Karpenter's decision to a GPU node the scheduler can use: EC2 launch, boot of the AL2023 NVIDIA AMI, kubelet
+# registration, the NVIDIA device plugin advertising the GPUs. An assumption, not a measurement: Karpenter's
+# disruption docs count on an ordinary node being ready within Spot's 2-minute notice, and GPU nodes boot slower
+# (driver load, larger instances). The first real deploy should measure it (docs/serving.md, "How it scales").
+NODE_LAUNCH_MINUTES = 5
 GIB = 2**30
 GB = 10**9
 
@@ -119,6 +131,28 @@ def _gi(value_bytes: float) -> int:
     return max(1, math.ceil(value_bytes / GIB))
 
 
+def _startup_minutes(checkpoint_gb: float) -> int:
+    """The engine's start once the weights are on the node: the startup probe's allowance."""
+    return STARTUP_BASE_MINUTES + math.ceil(checkpoint_gb / LOAD_GB_PER_MINUTE)
+
+
+def _rollout_minutes(checkpoint_gb: float) -> int:
+    """A new pod on a node that has none of it yet: image pull, weights copy and check, engine start."""
+    return (
+        IMAGE_PULL_MINUTES
+        + math.ceil(checkpoint_gb / COPY_GB_PER_MINUTE)
+        + math.ceil(checkpoint_gb / VERIFY_GB_PER_MINUTE)
+        + _startup_minutes(checkpoint_gb)
+    )
+
+
+def cold_start_seconds(checkpoint_gb: float) -> int:
+    """Seconds from the autoscaler's decision to a new replica serving when it needs a new GPU node (the case that
+    costs money): the node's launch, then the rollout of a pod onto it. The chart sizes the autoscaler's windows on
+    it (a load spike shorter than this starts no replica; a replica is kept this long after its load is gone)."""
+    return (NODE_LAUNCH_MINUTES + _rollout_minutes(checkpoint_gb)) * 60
+
+
 def serving_values(
     args: ServingArgs,
     model_name: str,
@@ -146,7 +180,7 @@ def serving_values(
     storage_role_arn: the service account the pods run as and the tenant whose storage role EKS Pod Identity
     binds to it (default: `<model>-serving`). prometheus_release: the `release` label kube-prometheus-stack
     selects ServiceMonitors by. gateway_*, monitoring_*, *_pod_labels: who the NetworkPolicy admits.
-    prometheus_url: where KEDA reads vLLM's queue; given (and replicas.max above replicas.min), the chart
+    prometheus_url: where KEDA reads vLLM's load; given (and replicas.max above replicas.min), the chart
     creates a ScaledObject and leaves the Deployment's replicas to it. await_rollout: True makes Pulumi wait
     for the Deployment up to its rollout deadline (annotation pulumi.com/timeoutSeconds: image pull, copy,
     verification and load); False skips the wait
@@ -194,13 +228,8 @@ def serving_values(
     shm_gi = 2 if gpus == 1 else 4 * gpus
     checkpoint_gb, _ = weights_gb(model, pushed)
     weights_gi = _gi(checkpoint_gb * GB * WEIGHTS_MARGIN)
-    startup_minutes = STARTUP_BASE_MINUTES + math.ceil(checkpoint_gb / LOAD_GB_PER_MINUTE)
-    deadline_minutes = (
-        IMAGE_PULL_MINUTES
-        + math.ceil(checkpoint_gb / COPY_GB_PER_MINUTE)
-        + math.ceil(checkpoint_gb / VERIFY_GB_PER_MINUTE)
-        + startup_minutes
-    )
+    startup_minutes = _startup_minutes(checkpoint_gb)
+    deadline_minutes = _rollout_minutes(checkpoint_gb)
 
     dedicated = args.dedicated_pools.get(model_settings.pool)
     tolerations = (
@@ -270,12 +299,23 @@ def serving_values(
             },
         },
         "commonLabels": {"modelyard.dev/stack": args.deployment},
-        # KEDA scales replicas.min..replicas.max on the queue, given a Prometheus to read it from.
+        # Over two or more zones, a model that always runs two replicas or more keeps one per zone as a requirement (a
+        # zone's loss leaves it serving); a pool in one zone (EFA, a reservation) or one replica spreads best effort.
+        "topologySpread": {
+            "whenUnsatisfiable": "DoNotSchedule"
+            if len(pool.zone_ids or args.zone_ids) >= 2 and model_settings.replicas.min >= 2
+            else "ScheduleAnyway"
+        },
+        # KEDA scales replicas.min..replicas.max on per-replica load (running plus waiting requests against what a
+        # replica holds), given a Prometheus to read it from, with windows sized to the model's cold start.
         "autoscaling": {
             "enabled": prometheus_url is not None
             and nodes == 1
             and model_settings.replicas.max > model_settings.replicas.min,
             "prometheusUrl": prometheus_url or "",
+            "runningMetric": VLLM_REQUESTS_RUNNING,
+            "waitingMetric": VLLM_REQUESTS_WAITING,
+            "coldStartSeconds": cold_start_seconds(checkpoint_gb),
         },
     }
     if nodes > 1:
