@@ -16,6 +16,7 @@ from typing import Any
 from components.contract import SECRET
 from components.errors import InputError
 from components.plan.admission import admission_problems
+from components.plan.availability import availability
 from components.plan.charts import RELEASE_TYPES, local_chart, render_release
 from components.plan.engine import AliasSpec, Recording, Registration, normalise, secret_map_keys
 from components.plan.urn import ROOT_TYPE, create_urn, new_urn, parse_urn
@@ -365,6 +366,7 @@ def build_plan(
         "resources": resources,
         "manifests": manifests,
         "outputs": dict(sorted(outputs.items())),
+        "availability": availability(manifests),
         "cost": None,
     }
     from components.cost import stack_cost  # prices this plan's resources plus what controllers create
