@@ -9,8 +9,8 @@ documented behaviour of the pieces between vLLM and the Deployment:
   drops a request whose client is gone), so a queue holds at most that many seconds of arrivals.
 - Prometheus scrapes the gauges every `scrape_seconds` (the ServiceMonitor's interval); a query reads the last scrape.
 - KEDA answers the HPA's request with the query's value, or with the value cached at its last poll when the trigger
-  sets `useCachedMetrics` (scaledobject-spec.md of KEDA 2.19: from 1 to N replicas the HPA asks on its own period).
-- The HPA (pkg/controller/podautoscaler of Kubernetes, autoscaling/v2), every `sync_seconds` (15 s, the
+  sets `useCachedMetrics` (KEDA 2.19's ScaledObject specification: from 1 to N replicas the HPA asks on its own).
+- The HPA (pkg/controller/podautoscaler of Kubernetes, autoscaling/v2), every HPA_SYNC_SECONDS (15 s, the
   kube-controller-manager default):
   * an External metric with an AverageValue target: ratio = value / (target x current replicas); within the 10%
     tolerance the proposal is the current count, else ceil(value / target) (replica_calculator.go,
@@ -108,7 +108,7 @@ class Autoscaler:
             raise ValueError(f"only a prometheus trigger is simulated, not {trigger['type']}")
         behavior = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior", {})
         return cls(
-            # KEDA: minReplicaCount 0 or absent gives the HPA minReplicas 1 (scaledobject-spec.md).
+            # KEDA: minReplicaCount 0 or absent gives the HPA minReplicas 1 (its ScaledObject specification).
             min_replicas=max(1, int(spec.get("minReplicaCount", 0))),
             max_replicas=int(spec.get("maxReplicaCount", 100)),
             target=float(trigger["metadata"]["threshold"]),

@@ -27,7 +27,7 @@ import pytest
 from components.contract import GENERATION_TIMEOUT_SECONDS, VLLM_REQUESTS_RUNNING, VLLM_REQUESTS_WAITING
 from components.k8s.monitoring.assets import known_metrics
 from components.settings import Settings
-from tests.conftest import SHIPPED_STACKS
+from tests.conftest import ROOT, SHIPPED_STACKS
 from tests.hpa_sim import Autoscaler, Run, query_metrics, simulate
 from tests.test_llm_serving_chart import CHART_DIR, namespace_of, of_kind, render, stack_settings, stack_values
 
@@ -244,3 +244,23 @@ def test_sustained_growth_scales_up_serves_and_comes_back_down(autoscaled: dict[
     assert run.waiting[run.times.index(hold_end)] < 1, case
     assert run.replicas[-1] == scaler.min_replicas, case
     assert all(to > was for t, was, to in run.changes() if hold_end <= t < last_high + scaler.down.window), case
+
+
+# The rows of docs/serving.md's cold-start table, by the release each describes.
+DOCUMENTED_COLD_STARTS = {
+    "Llama 3.1 8B bf16": "pilot-llama-8b",
+    "Llama 3.3 70B fp8 from bf16": "product-llama-70b",
+    "DeepSeek-R1 fp8": "core-deepseek-r1",
+    "Llama 3.1 405B fp8 from bf16": "core-llama-405b",
+}
+
+
+def test_the_docs_cold_start_table_is_what_the_kit_computes(autoscaled: dict[str, Release]) -> None:
+    text = (ROOT / "docs" / "serving.md").read_text()
+    for label, case in DOCUMENTED_COLD_STARTS.items():
+        release = autoscaled[case]
+        (row,) = [line for line in text.splitlines() if line.startswith(f"| {label} (")]
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == f"{release.cold_start // 60} min", row
+        window = min(release.cold_start, HPA_WINDOW_LIMIT)
+        assert cells[2].startswith(f"{window} s"), row
