@@ -96,6 +96,11 @@ TENANT_NAMESPACE_PREFIX = "tenant-"
 
 SERVING_CHART = "llm-serving"
 """The kit's serving chart (charts/llm-serving): one release per model, named after the model's settings key."""
+VLLM_REQUESTS_RUNNING = "vllm:num_requests_running"
+"""vLLM's gauge of the requests a server holds in its running batch (the pinned image's name: the monitoring
+component's metrics.yaml lists it, with its source; a test keeps the two equal). The autoscaler reads it."""
+VLLM_REQUESTS_WAITING = "vllm:num_requests_waiting"
+"""vLLM's gauge of the requests a server holds waiting for a slot in the batch (likewise)."""
 
 
 def serving_fullname(release: str) -> str:

@@ -508,6 +508,7 @@ def serving_args(settings: Settings, layer: AwsLayer) -> ServingArgs:
         model_owners=model_owners(settings),
         dedicated_pools=dedicated_pools(settings),
         region=settings.region,
+        zone_ids=settings.network.zone_ids,
         nat=settings.network.nat,
         deployment=settings.deployment,
         bucket=layer.model_bucket,

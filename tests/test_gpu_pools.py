@@ -39,6 +39,22 @@ def test_one_node_pool_per_elastic_pool_tainted_labelled_and_limited(plans, stac
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_voluntary_disruption_moves_one_gpu_node_at_a_time_and_never_a_busy_one_to_consolidate(plans, stack):
+    """The choice docs/gpu-pools.md ("Disruption") explains: consolidation only of empty nodes; drift (and emptiness)
+    one node at a time, at any hour; expiry monthly (forceful in Karpenter 1.x: budgets do not govern it); no node
+    terminationGracePeriod, so a single-replica server's do-not-disrupt holds its node until the operator moves it."""
+    for pool in _objects(plans[stack], "NodePool"):
+        spec = pool["spec"]
+        assert spec["disruption"] == {
+            "consolidationPolicy": "WhenEmpty",
+            "consolidateAfter": "10m",
+            "budgets": [{"nodes": "1"}],
+        }
+        assert spec["template"]["spec"]["expireAfter"] == "720h"
+        assert "terminationGracePeriod" not in spec["template"]["spec"]
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_node_classes_imdsv2_one_hop_encrypted_raid0_pinned_ami_cost_tags(plans, stack):
     classes = _objects(plans[stack], "EC2NodeClass")
     assert classes

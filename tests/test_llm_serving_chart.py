@@ -22,7 +22,14 @@ import pytest
 import yaml
 
 from components.catalog import resolve_model
-from components.contract import POOL_LABEL, TENANT_LABEL, pool_labels, pool_taints
+from components.contract import (
+    POOL_LABEL,
+    TENANT_LABEL,
+    VLLM_REQUESTS_RUNNING,
+    VLLM_REQUESTS_WAITING,
+    pool_labels,
+    pool_taints,
+)
 from components.errors import UnbuildableSetting
 from components.k8s.serving import ServingArgs
 from components.k8s.serving_values import (
@@ -571,7 +578,7 @@ def pod_labels(objects: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_rollout_needs_no_spare_gpus_and_spreads_zones_only_with_replicas(rendered, case_values) -> None:
-    spread_cases: list[str] = []
+    spread_cases: dict[str, str] = {}
     for case, objects in rendered.items():
         values = case_values[case][0]
         most = max(values.get("replicaCount", 1), values.get("maxReplicas", 1))
@@ -586,13 +593,31 @@ def test_rollout_needs_no_spare_gpus_and_spreads_zones_only_with_replicas(render
         assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, case
         spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints")
         if most > 1:
-            spread_cases.append(case)
+            spread_cases[case] = spread[0]["whenUnsatisfiable"]
             assert spread[0]["topologyKey"] == "topology.kubernetes.io/zone", case
-            assert spread[0]["whenUnsatisfiable"] == "ScheduleAnyway", case
         else:
             assert spread is None, case
-    assert {"pilot-llama-8b", "product-llama-8b", "core-deepseek-r1", "ci-multi-gpu-values"} <= set(spread_cases)
+    # A requirement where the pool spans zones and two replicas always run (the HA preset's models, the core's
+    # DeepSeek-R1 and 8B); best effort for one replica at the minimum (the pilot), a one-zone EFA pool (the core's
+    # 405B) and the chart's default.
+    assert spread_cases["product-llama-8b"] == spread_cases["product-llama-70b"] == "DoNotSchedule"
+    assert spread_cases["core-deepseek-r1"] == spread_cases["core-llama-8b"] == "DoNotSchedule"
+    assert spread_cases["pilot-llama-8b"] == spread_cases["core-llama-405b"] == "ScheduleAnyway"
+    assert spread_cases["ci-multi-gpu-values"] == "ScheduleAnyway"
     assert "ci-minimal-values" not in spread_cases
+
+
+def test_zone_spread_is_a_requirement_only_across_zones_with_two_replicas(make_settings) -> None:
+    for zones, replicas, expected in (
+        ((), {"min": 2, "max": 3}, "DoNotSchedule"),  # the network's zones
+        (("use1-az1",), {"min": 2, "max": 3}, "ScheduleAnyway"),  # a pool pinned to one zone
+        ((), {"min": 1, "max": 3}, "ScheduleAnyway"),  # one replica at the minimum: nothing to spread when quiet
+    ):
+        settings = make_settings(
+            "moderate", pools={"l40s": {"zone_ids": list(zones)}}, models={"llama-8b": {"replicas": replicas}}
+        )
+        values = stack_values(settings, "llama-8b")
+        assert values["topologySpread"] == {"whenUnsatisfiable": expected}, (zones, replicas)
 
 
 def test_startup_probe_covers_the_model_load(stack_cases, stack_rendered) -> None:
@@ -769,7 +794,8 @@ def test_multi_node_values_refuse_what_cannot_run(multi_node: tuple[Settings, st
         stack_values(autoscaled, model)
 
 
-def test_keda_scales_between_min_and_max_on_the_queue(stack_cases, stack_rendered) -> None:
+def test_keda_scales_between_min_and_max_on_per_replica_load(stack_cases, stack_rendered) -> None:
+    """The dynamics are tests/test_autoscaling.py's; here: bounds, signal and who owns `replicas`."""
     for case, (settings, model) in stack_cases.items():
         replicas = settings.models[model].replicas
         objects = stack_rendered[case]
@@ -779,13 +805,22 @@ def test_keda_scales_between_min_and_max_on_the_queue(stack_cases, stack_rendere
             (scaled_object,) = scaled
             spec = scaled_object["spec"]
             assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (replicas.min, replicas.max)
-            assert spec["minReplicaCount"] >= 1, "never to zero: no queue to read while no pod runs"
+            assert spec["minReplicaCount"] >= 1, "never to zero: no load to read while no pod runs"
             (trigger,) = spec["triggers"]
-            assert "vllm:num_requests_waiting" in trigger["metadata"]["query"]
+            query = trigger["metadata"]["query"]
+            assert VLLM_REQUESTS_RUNNING in query and VLLM_REQUESTS_WAITING in query, "never the queue alone"
+            assert trigger["metricType"] == "AverageValue"
             assert "replicas" not in deployment["spec"], "the autoscaler owns replicas"
         else:
             assert not scaled
             assert deployment["spec"]["replicas"] == replicas.min
+
+
+def test_autoscaling_needs_the_metric_names(chart: helm.Chart) -> None:
+    values = {**base_values(), "replicaCount": 1, "maxReplicas": 2}
+    values["autoscaling"] = {"enabled": True, "prometheusUrl": "http://prometheus:9090"}
+    with pytest.raises(Exception, match=r"autoscaling\.runningMetric is required"):
+        chart.render(values=values, name="m", namespace="ns")
 
 
 def test_service_monitor_network_policy_and_service_account(stack_cases, stack_rendered) -> None:

@@ -31,7 +31,8 @@ def test_plan_has_the_v1_shape(plans, stack):
     plan = plans[stack]
     assert plan["schema"] == "modelyard.plan/v1"
     assert set(plan) == {
-        "schema", "project", "stack", "stacks", "preset", "meta", "resources", "manifests", "outputs", "cost", "serving"
+        "schema", "project", "stack", "stacks", "preset", "meta", "resources", "manifests", "outputs", "serving",
+        "cost",
     }  # fmt: skip
     assert (plan["project"], plan["stack"]) == ("modelyard", stack)
     assert set(plan["meta"]) == {"kit_version", "catalog_date", "packages"}

@@ -214,3 +214,37 @@ def test_an_own_image_must_be_pinned_and_well_formed(make_settings, change, path
     with pytest.raises(InputError) as exc:
         make_settings(models={"llama-8b": {"image": {**OWN_IMAGE, **change}}})
     assert path in {p.path for p in exc.value.problems}
+
+
+def test_the_plan_says_what_each_model_survives(plans):
+    """Read from the rendered objects: replicas (fixed or the ScaledObject's bounds), zone spread, do-not-disrupt."""
+    core = {m: s["availability"] for m, s in plans["core"]["serving"].items()}
+    assert core["deepseek-r1"] == {
+        "replicas": {"min": 2, "max": 4},
+        "high_availability": "always",
+        "zone_spread": "DoNotSchedule",
+        "do_not_disrupt": False,
+    }
+    # One replica when quiet, on an EFA pool in one zone: no HA then, and the spread can only be best effort.
+    assert core["llama-405b"]["high_availability"] == "when-scaled-out"
+    assert core["llama-405b"]["zone_spread"] == "ScheduleAnyway"
+    product = {m: s["availability"] for m, s in plans["product"]["serving"].items()}
+    assert {a["high_availability"] for a in product.values()} == {"always"}, "the HA preset"
+    assert {a["zone_spread"] for a in product.values()} == {"DoNotSchedule"}, "the HA preset spreads as a requirement"
+    assert plans["pilot"]["serving"]["llama-8b"]["availability"]["high_availability"] == "when-scaled-out"
+
+
+def test_a_model_capped_at_one_replica_is_told_it_has_no_ha(tmp_path, capsys):
+    from components.plan.render import markdown_report, text_report
+    from tests.conftest import plan_with
+
+    plan = plan_with(tmp_path, "minimal", {"models": {"llama-8b": {"replicas": {"min": 1, "max": 1}}}})
+    assert plan["serving"]["llama-8b"]["availability"] == {
+        "replicas": {"min": 1, "max": 1},
+        "high_availability": "none",
+        "zone_spread": None,
+        "do_not_disrupt": True,
+    }
+    for view in (text_report(plan), markdown_report(plan)):
+        (line,) = [line for line in view.splitlines() if "llama-8b: 1 replica;" in line]
+        assert "no HA" in line and "replicas.max to 2" in line, line

@@ -92,6 +92,9 @@ def node_pool_spec(
             # that takes minutes to load.
             "consolidationPolicy": "WhenEmpty",
             "consolidateAfter": "10m",
+            # One node at a time, at any hour: the budget governs drift and emptiness only (expiry is forceful in
+            # Karpenter 1.x), drift comes only from a change the operator applies, and a server on a drifted node
+            # is replaced while its PDB allows. No business-hours window: docs/gpu-pools.md, "Disruption".
             "budgets": [{"nodes": "1"}],
         },
     }

@@ -57,6 +57,9 @@ class ServingArgs:
     pool tolerate its taint. Default: none."""
     region: str
     """The AWS region of the model bucket."""
+    zone_ids: tuple[str, ...]
+    """The network's availability-zone IDs (`network.zone_ids`): a pool that names no zones of its own spans them all,
+    and replicas of a model whose pool spans two or more are spread over them as a requirement (serving_values)."""
     nat: NatMode
     """How the nodes reach the internet (`network.nat`); with none, `image_registry` is required."""
     deployment: str

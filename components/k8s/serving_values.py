@@ -14,6 +14,11 @@ What comes from where:
   weights path        `models.<name>.weights.load` (null: stream on one node, copy across nodes)
   probes, deadline    the cold-start estimate (`components.sizing.cold_start`): the startup probe waits for
                       vLLM's own start, the rollout deadline for all of it (node launch, image, weights, engine)
+  autoscaling         KEDA on per-replica load: vLLM's running plus waiting requests (names from the contract,
+                      which the monitoring component's metrics.yaml lists) against vllm.maxNumSeqs; scale-up and
+                      scale-down windows from the same cold-start estimate (`cold_start_seconds`)
+  zone spread         a requirement (DoNotSchedule) where the pool spans two or more zones and replicas.min >= 2,
+                      best effort (ScheduleAnyway) otherwise
   images              pinned in the chart; `image_registry` points both images at the ECR pull-through
                       cache, and is required when the stack's nodes have no NAT
 """
@@ -31,6 +36,8 @@ from components.contract import (
     POOL_LABEL,
     SERVER_PRE_STOP_SECONDS,
     TENANT_LABEL,
+    VLLM_REQUESTS_RUNNING,
+    VLLM_REQUESTS_WAITING,
 )
 from components.errors import UnbuildableSetting
 from components.settings.types import Interconnect, ModelSettings, NatMode, PoolSettings
@@ -190,7 +197,7 @@ def serving_values(
     storage_role_arn: the service account the pods run as and the tenant whose storage role EKS Pod Identity
     binds to it (default: `<model>-serving`). prometheus_release: the `release` label kube-prometheus-stack
     selects ServiceMonitors by. gateway_*, monitoring_*, *_pod_labels: who the NetworkPolicy admits.
-    prometheus_url: where KEDA reads vLLM's queue; given (and replicas.max above replicas.min), the chart
+    prometheus_url: where KEDA reads vLLM's load; given (and replicas.max above replicas.min), the chart
     creates a ScaledObject and leaves the Deployment's replicas to it. await_rollout: True makes Pulumi wait
     for the Deployment up to its rollout deadline (annotation pulumi.com/timeoutSeconds: the cold-start
     estimate: node launch, image pull, weights and engine load); False skips the wait
@@ -322,12 +329,23 @@ def serving_values(
             },
         },
         "commonLabels": {"modelyard.dev/stack": args.deployment},
-        # KEDA scales replicas.min..replicas.max on the queue, given a Prometheus to read it from.
+        # Over two or more zones, a model that always runs two replicas or more keeps one per zone as a requirement (a
+        # zone's loss leaves it serving); a pool in one zone (EFA, a reservation) or one replica spreads best effort.
+        "topologySpread": {
+            "whenUnsatisfiable": "DoNotSchedule"
+            if len(pool.zone_ids or args.zone_ids) >= 2 and model_settings.replicas.min >= 2
+            else "ScheduleAnyway"
+        },
+        # KEDA scales replicas.min..replicas.max on per-replica load (running plus waiting requests against what a
+        # replica holds), given a Prometheus to read it from, with windows sized to the model's cold start.
         "autoscaling": {
             "enabled": prometheus_url is not None
             and nodes == 1
             and model_settings.replicas.max > model_settings.replicas.min,
             "prometheusUrl": prometheus_url or "",
+            "runningMetric": VLLM_REQUESTS_RUNNING,
+            "waitingMetric": VLLM_REQUESTS_WAITING,
+            "coldStartSeconds": starting.total_seconds,
         },
     }
     if nodes > 1:

@@ -16,6 +16,7 @@ from typing import Any
 from components.contract import SECRET
 from components.errors import InputError
 from components.plan.admission import admission_problems
+from components.plan.availability import availability
 from components.plan.charts import RELEASE_TYPES, local_chart, render_release
 from components.plan.engine import AliasSpec, Recording, Registration, normalise, secret_map_keys
 from components.plan.urn import ROOT_TYPE, create_urn, new_urn, parse_urn
@@ -310,13 +311,19 @@ def _release_objects(resources: list[dict[str, Any]], project_dir: Path) -> list
     return out
 
 
-def serving_summary(settings: Settings) -> dict[str, Any]:
+def serving_summary(settings: Settings, manifests: list[dict[str, Any]]) -> dict[str, Any]:
     """Per model, what its operators should know before a replica is needed: the estimated cold start of one
-    replica on a new node (components.sizing.cold_start), part by part, and the weight path it uses."""
+    replica on a new node (components.sizing.cold_start), part by part, and the weight path it uses; and what its
+    servers survive, read from the rendered objects (components/plan/availability.py; None where this plan renders
+    no server for it: a stack of the AWS layer alone)."""
     from components.k8s.serving_values import cold_start
 
+    served = availability(manifests)
     return {
-        name: {"cold_start": cold_start(name, model, settings.pools[model.pool]).to_json()}
+        name: {
+            "cold_start": cold_start(name, model, settings.pools[model.pool]).to_json(),
+            "availability": served.get(name),
+        }
         for name, model in sorted(settings.models.items())
     }
 
@@ -376,8 +383,8 @@ def build_plan(
         "resources": resources,
         "manifests": manifests,
         "outputs": dict(sorted(outputs.items())),
+        "serving": serving_summary(settings, manifests),
         "cost": None,
-        "serving": serving_summary(settings),
     }
     from components.cost import stack_cost  # prices this plan's resources plus what controllers create
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from components.cost.command import economics_lines
+from components.plan.availability import availability_lines
 from components.plan.document import type_counts
 
 
@@ -98,12 +99,14 @@ def cold_start_lines(plan: dict[str, Any]) -> list[str]:
 def text_report(plan: dict[str, Any]) -> str:
     counts = type_counts(plan)
     total = len(plan["resources"])
+    served = availability_lines(plan)
     width = max((len(t) for t, _ in counts), default=0)
     out = [
         f"stack {plan['stack']} (preset {plan['preset']}, project {plan['project']}): "
         f"{total} resources, {len(plan['manifests'])} Kubernetes objects",
         cost_summary(plan),
         *economics_section(plan),
+        *(["", "availability:", *(f"  {line}" for line in served)] if served else []),
         "",
         *tree_lines(plan),
         "",
@@ -129,6 +132,7 @@ def markdown_report(plan: dict[str, Any]) -> str:
         cost_summary(plan),
         "",
         *economics_markdown(plan),
+        *([*(f"- {line}" for line in availability_lines(plan)), ""] if availability_lines(plan) else []),
         "| resource type | count |",
         "|---|---:|",
         *(f"| `{t}` | {n} |" for t, n in counts),

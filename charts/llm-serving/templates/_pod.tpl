@@ -48,7 +48,7 @@ tolerations:
 topologySpreadConstraints:
   - maxSkew: {{ int $root.Values.topologySpread.maxSkew }}
     topologyKey: {{ $root.Values.topologySpread.topologyKey }}
-    whenUnsatisfiable: ScheduleAnyway
+    whenUnsatisfiable: {{ $root.Values.topologySpread.whenUnsatisfiable }}
     labelSelector:
       matchLabels:
         {{- include "llm-serving.selectorLabels" $root | nindent 8 }}
