@@ -16,7 +16,7 @@ parents' types: an alias in the program must name the moved URN), and providers 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +114,7 @@ def state_moves(base: Mapping[str, Any], head: Mapping[str, Any]) -> StateMoves:
     return StateMoves(moves=sorted(moves.values(), key=lambda m: (m.source, m.dest)), cannot=cannot)
 
 
-def _with_children(resources: list[Mapping[str, Any]], moved: dict[str, str]) -> dict[str, str]:
+def _with_children(resources: Sequence[Mapping[str, Any]], moved: dict[str, str]) -> dict[str, str]:
     """URN -> destination for the named resources and, as the CLI takes them, every descendant."""
     out = dict(moved)
     urn_by_key = {(r.get("stack"), r["key"]): r.get("urn") for r in resources}
