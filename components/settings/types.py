@@ -210,7 +210,7 @@ class FlowLogSettings:
 class NetworkSettings:
     cidr: str = doc_field(
         "the VPC's IPv4 range, a private /16 to /20. It belongs to the stack, not the tier: no preset sets it, "
-        "and a change replaces the VPC and everything in it (docs/upgrades.md, \"Changing tier\"): set it in the "
+        'and a change replaces the VPC and everything in it (docs/upgrades.md, "Changing tier"): set it in the '
         "stack file",
         default="10.40.0.0/16",
         pattern=r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
