@@ -81,3 +81,22 @@ def test_nothing_listening_exits_3(capsys):
 def test_bad_endpoint_exits_2(capsys):
     assert main(["check", "--endpoint", "gateway:4000", "--model", "m"]) == 2
     assert "--endpoint" in capsys.readouterr().err
+
+
+def test_the_preview_workflow_smoke_tests_each_deployed_stack_after_its_preview(root):
+    """The PR workflow runs `modelyard check` for every stack of its matrix, after `pulumi preview`, and does not
+    swallow its exit code (a missed objective fails the job)."""
+    import yaml
+
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "preview.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    steps = job["steps"]
+    names = [step.get("name", "") for step in steps]
+    check = next(i for i, name in enumerate(names) if name.startswith("modelyard check"))
+    preview = next(i for i, name in enumerate(names) if name.startswith("pulumi preview"))
+    assert check > preview
+    run = steps[check]["run"]
+    assert run.startswith("modelyard check ") and "--endpoint" in run and "--model" in run
+    assert "|| true" not in run and "continue-on-error" not in steps[check]
+    assert "matrix.stack" in steps[check]["if"]
+    assert set(job["strategy"]["matrix"]["stack"]) == {"pilot", "product", "core"}

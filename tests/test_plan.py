@@ -112,7 +112,10 @@ def _project_copy(tmp_path: Path, stack: str, body: str) -> Path:
 
 def test_one_setting_changes_only_what_it_concerns(tmp_path):
     base = (ROOT / "stacks" / "Pulumi.pilot.yaml").read_text()
-    changed = base + "  modelyard:network:\n    flow_logs:\n      retention_days: 365\n"
+    # The stack file sets modelyard:network already (its cidr): the setting goes under it.
+    under = "  modelyard:network:\n"
+    changed = base.replace(under, under + "    flow_logs:\n      retention_days: 365\n")
+    assert changed != base
     project = _project_copy(tmp_path, "pilot", changed)
     before = {r["key"]: r for r in plan_stack(ROOT, "pilot")["resources"]}
     after = {r["key"]: r for r in plan_stack(project, "pilot")["resources"]}

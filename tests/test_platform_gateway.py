@@ -22,6 +22,7 @@ from tests.test_gateway_state import BEDROCK_MODEL
 ENTERPRISE_ONE_STACK = {
     "deploy": {"layers": "one-stack", "state_bucket": None, "secrets_key_arn": None, "charts": None},
     "cluster": {"private_access_cidrs": ["10.200.0.0/16"]},
+    "network": {"cidr": "10.60.0.0/16"},  # core's, which its stack file pins
 }
 
 

@@ -59,6 +59,9 @@ REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {
     "aws:ec2/vpcEndpoint:VpcEndpoint": ("serviceName", "vpcId", "vpcEndpointType"),
     "aws:ec2/securityGroup:SecurityGroup": ("name", "namePrefix", "description", "vpcId"),
     "aws:ec2/routeTable:RouteTable": ("vpcId",),
+    "aws:ec2/route:Route": ("routeTableId", "destinationCidrBlock", "destinationPrefixListId"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": ("subnetId", "gatewayId"),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ("vpcId",),
     "aws:ec2/flowLog:FlowLog": (
         "vpcId",
         "logDestination",
@@ -124,6 +127,41 @@ REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {
 }
 KUBERNETES_REPLACE_FORCING = ("metadata.name", "metadata.namespace", "apiVersion", "kind")
 
+# type -> the input of subnets it lives in. AWS changes these in place within one VPC only: an EKS cluster's subnets
+# (UpdateClusterConfig, since October 2023) and a DB or cache subnet group's (ModifyDBSubnetGroup,
+# ModifyCacheSubnetGroup) may change, their VPC may not. So the input forces a replacement when a subnet it takes
+# is itself replaced into another VPC (its `vpcId` changed), and is an update otherwise.
+VPC_BOUND: Mapping[str, str] = {
+    "aws:eks/cluster:Cluster": "vpcConfig.subnetIds",
+    "aws:rds/subnetGroup:SubnetGroup": "subnetIds",
+    "aws:elasticache/subnetGroup:SubnetGroup": "subnetIds",
+}
+SUBNET = "aws:ec2/subnet:Subnet"
+
+# What keeps a resource the kit replaces or deletes because of a setting: (type, input path or "(deleted)", name
+# suffix) -> the setting to pin in the stack file at its deployed value. Tier changes (docs/upgrades.md, "Changing
+# tier") move these with the preset; pinning them keeps the resource.
+PINS: tuple[tuple[str, str, str, str], ...] = (
+    ("aws:ec2/vpc:Vpc", "cidrBlock", "-vpc", "network.cidr"),
+    (SUBNET, "cidrBlock", "", "network.cidr"),
+    (SUBNET, "availabilityZoneId", "", "network.zone_ids (append zones, never reorder them)"),
+    (SUBNET, "(deleted)", "", "network.nat (public subnets exist while NAT gateways or a public gateway need them)"),
+    ("aws:eks/nodeGroup:NodeGroup", "subnetIds", "-system", "network.zone_ids"),
+    ("aws:eks/nodeGroup:NodeGroup", "instanceTypes", "-system", "cluster.system_nodes.instance_type"),
+)
+
+
+def pin_hint(change: ResourceChange) -> str | None:
+    """The setting whose change replaces or deletes this resource, with its value in BASE where the diff has it."""
+    causes = ["(deleted)"] if change.action == "delete" else [f.path for f in change.fields if f.forces_replacement]
+    for typ, path, suffix, setting in PINS:
+        if typ != change.type or not change.name.endswith(suffix) or path not in causes:
+            continue
+        before = next((f.before for f in change.fields if f.path == path), None)
+        value = f": {json.dumps(before)}" if typ == "aws:ec2/vpc:Vpc" and before is not None else ""
+        return f"pin modelyard:{setting}{value} in the stack file to keep it"
+    return None
+
 
 def replace_forcing(resource_type: str) -> tuple[str, ...]:
     if resource_type.startswith("kubernetes:") and not resource_type.startswith("kubernetes:helm.sh"):
@@ -131,7 +169,8 @@ def replace_forcing(resource_type: str) -> tuple[str, ...]:
     return REPLACE_FORCING.get(resource_type, ())
 
 
-def _forces(resource_type: str, path: str) -> bool:
+def forces(resource_type: str, path: str) -> bool:
+    """Whether a change of the input at `path` (flatten's dotted form) replaces a resource of this type."""
     return any(
         path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in replace_forcing(resource_type)
     )
@@ -391,7 +430,7 @@ def _resource_changes(
                     path=path,
                     before=_show(vb),
                     after=_show(va),
-                    forces_replacement=_forces(r["type"], path) and not ignored,
+                    forces_replacement=forces(r["type"], path) and not ignored,
                     ignored=ignored,
                 )
             )
@@ -433,7 +472,30 @@ def _resource_changes(
                     reason=reason,
                 )
             )
+    _bind_to_vpc(changes, head)
     return changes, matching.warnings, matching.notes
+
+
+def _bind_to_vpc(changes: list[ResourceChange], head: Mapping[str, Any]) -> None:
+    """VPC_BOUND: an input that changes in place within a VPC forces a replacement when a subnet the resource
+    depends on is replaced into another VPC."""
+    by_key = {c.key: c for c in changes}
+    moved_vpc = {
+        c.key
+        for c in changes
+        if c.type == SUBNET and c.action == "replace" and any(f.path == "vpcId" for f in c.fields)
+    }
+    if not moved_vpc:
+        return
+    for r in head.get("resources", []):
+        change = by_key.get(r["key"])
+        path = VPC_BOUND.get(r["type"])
+        if change is None or path is None or not moved_vpc & set(r.get("depends_on") or []):
+            continue
+        for i, f in enumerate(change.fields):
+            if (f.path == path or f.path.startswith(path + "[")) and not f.ignored:
+                change.fields[i] = FieldChange(path=f.path, before=f.before, after=f.after, forces_replacement=True)
+                change.action = "replace"
 
 
 def _line_id(line_id: str, renamed: Mapping[str, str]) -> str:
@@ -515,10 +577,15 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
                 text += f" (it moved from {c.moved_from}: the alias does not save it from the replacement)"
         else:
             text = f"DELETES stateful {c.type} {c.name}"
+        if c.type in VPC_BOUND and c.action == "replace":
+            text += " (its subnets moved to another VPC, where AWS cannot follow it in place"
+            text += "; everything inside the cluster goes with it)" if c.type == "aws:eks/cluster:Cluster" else ")"
         if c.retained:
             text += "; retain_on_delete keeps the old one in AWS, orphaned"
         if c.protected:
             text += "; it is protected, so `pulumi up` will refuse until protect is lifted"
+        if hint := pin_hint(c):
+            text += f"; {hint}"
         warnings.append(text)
     cost = _cost_delta(base, head, {c.moved_from: c.key for c in changes if c.moved_from})
     if cost and cost["band"] and (cost["band_before"] or {"within": True})["within"] and not cost["band"]["within"]:

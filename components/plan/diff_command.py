@@ -4,6 +4,10 @@ Both files are plan JSON v1 (`modelyard plan --json`). Text by default; --markdo
 comment (summary first, details folded, a mermaid diagram), within GitHub's 65,536 characters or
 --max-chars; --json prints the diff as data. Exit 0 whatever the diff holds: the diff informs, the
 policies (plan --strict) decide.
+
+Between a one-stack plan and a split one (a tier change to `deploy.layers: split`), --state-moves prints the
+`pulumi state move` commands that keep the resources changing stack, and what cannot move; --after-moves diffs as
+`pulumi up` meets the states once those moves are done (components/plan/state_moves.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--markdown", action="store_true", help="print markdown for a pull-request comment")
     out.add_argument("--json", action="store_true", help="print the diff as JSON")
+    out.add_argument(
+        "--state-moves",
+        action="store_true",
+        help="print the `pulumi state move` commands that keep resources whose stack changes, and what cannot move",
+    )
+    parser.add_argument(
+        "--after-moves",
+        action="store_true",
+        help="compare as after those `pulumi state move` commands: BASE's moved resources under their new stack",
+    )
     parser.add_argument(
         "--max-chars",
         type=int,
@@ -69,6 +83,14 @@ def main(argv: list[str]) -> int:
     base, head = plans
     if base.get("stack") != head.get("stack"):
         sys.stderr.write(f"note: comparing stack {base.get('stack')!r} with {head.get('stack')!r}\n")
+    from components.plan.state_moves import apply_moves, render, state_moves
+
+    moves = state_moves(base, head)
+    if args.state_moves:
+        sys.stdout.write(render(moves))
+        return ExitCode.OK
+    if args.after_moves:
+        base = apply_moves(base, moves)
     diff = diff_plans(base, head)
     if args.json:
         sys.stdout.write(json.dumps(diff, indent=2, sort_keys=True) + "\n")

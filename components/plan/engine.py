@@ -112,6 +112,20 @@ def _mock_id(urn: str, prefix: str) -> str:
     return f"{prefix}-{hashlib.sha256(urn.encode()).hexdigest()[:17]}"
 
 
+def identity(typ: str, urn: str, inputs: Mapping[str, Any]) -> str:
+    """What a resource's mock id is derived from: its URN and the values of its replace-forcing inputs
+    (REPLACE_FORCING in components/plan/diff.py). A resource the providers would replace gets a new id, so
+    everything that takes that id changes too and shows its own replacement where the id is replace-forcing
+    there (a new VPC: new subnets, node groups, subnet groups...); a resource changed in place keeps its id.
+    A type with no such input keeps the id of its URN alone."""
+    from components.plan.diff import flatten, forces
+
+    forcing = {path: value for path, value in flatten(dict(inputs)).items() if forces(typ, path)}
+    if not forcing:
+        return urn
+    return urn + "\n" + json.dumps(forcing, sort_keys=True, default=str)
+
+
 # Resource-id prefixes AWS uses, so mock ids look like what a user sees in the console.
 _ID_PREFIXES = {
     "aws:ec2/vpc:Vpc": "vpc",
@@ -239,7 +253,7 @@ class PlanMocks(mocks.Mocks):
             return _mock_id(urn, "provider"), dict(args.inputs)
         if self.preview:
             return "", dict(args.inputs)
-        rid = _mock_id(urn, _ID_PREFIXES.get(args.typ, args.name))
+        rid = _mock_id(identity(args.typ, urn, args.inputs), _ID_PREFIXES.get(args.typ, args.name))
         state = dict(args.inputs)
         state.setdefault("id", rid)
         if args.typ in _ARNS:

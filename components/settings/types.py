@@ -209,8 +209,10 @@ class FlowLogSettings:
 @dataclass(frozen=True, kw_only=True)
 class NetworkSettings:
     cidr: str = doc_field(
-        "the VPC's IPv4 range, a private /16 to /20",
-        default="10.0.0.0/16",
+        "the VPC's IPv4 range, a private /16 to /20. It belongs to the stack, not the tier: no preset sets it, "
+        'and a change replaces the VPC and everything in it (docs/upgrades.md, "Changing tier"): set it in the '
+        "stack file",
+        default="10.40.0.0/16",
         pattern=r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
         pattern_doc="an IPv4 CIDR such as 10.0.0.0/16",
     )

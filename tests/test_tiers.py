@@ -1,0 +1,155 @@
+"""A stack grows through the tiers in place: moving a shipped stack's preset one tier up keeps its VPC, subnets,
+cluster, node roles, buckets, keys, database and cache (docs/upgrades.md, "Changing tier"); a changed VPC CIDR shows
+its cascade, the EKS cluster replaced; a move to a split deployment gets the `pulumi state move` commands that keep
+its Kubernetes objects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.cli import main as cli_main
+from components.plan.diff import diff_plans
+from components.plan.run import plan_stack
+from components.plan.state_moves import apply_moves, state_moves
+from tests.conftest import ROOT
+
+# What a tier change must never replace or delete.
+KEPT = {
+    "aws:ec2/vpc:Vpc",
+    "aws:ec2/subnet:Subnet",
+    "aws:eks/cluster:Cluster",
+    "aws:s3/bucket:Bucket",
+    "aws:kms/key:Key",
+    "aws:rds/instance:Instance",
+    "aws:elasticache/replicationGroup:ReplicationGroup",
+}
+
+
+def _project(tmp_path: Path, stack: str, preset: str, extra: str = "") -> Path:
+    """A copy of the kit's stacks with `stack` moved to `preset` (and `extra` lines of its config appended)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", project / "stacks")
+    (project / "charts").symlink_to(ROOT / "charts")
+    stack_file = project / "stacks" / f"Pulumi.{stack}.yaml"
+    text = stack_file.read_text(encoding="utf-8")
+    before = next(line for line in text.splitlines() if line.strip().startswith("modelyard:preset:"))
+    stack_file.write_text(text.replace(before, f"  modelyard:preset: {preset}") + extra, encoding="utf-8")
+    if preset == "enterprise":  # a split deployment: the Kubernetes layer's stack file
+        (project / "stacks" / f"Pulumi.{stack}-k8s.yaml").write_text(f"config:\n  modelyard:layer_of: {stack}\n")
+    return project
+
+
+def _lost(diff: dict[str, Any]) -> list[str]:
+    """Replaced or deleted: what KEPT names, and the cluster's roles (control plane, nodes, controllers; a tenant's
+    read role follows the preset's tenants, which a stack keeps by naming them in its own file)."""
+    return [
+        f"{c['action']} {c['key']}"
+        for c in diff["changes"]
+        if (c["type"] in KEPT or (c["type"] == "aws:iam/role:Role" and c["name"].startswith("cluster-")))
+        and c["action"] in ("replace", "delete")
+    ]
+
+
+@pytest.fixture(scope="module")
+def pilot_moderate(tmp_path_factory) -> dict[str, Any]:
+    return plan_stack(_project(tmp_path_factory.mktemp("pilot"), "pilot", "moderate"), "pilot")
+
+
+def test_pilot_to_moderate_keeps_every_stateful_resource(plans, pilot_moderate) -> None:
+    diff = diff_plans(plans["pilot"], pilot_moderate)
+    assert _lost(diff) == []
+    # The third zone adds its subnets; the two zones there keep theirs (the layout is fixed per zone index).
+    created = {c["name"] for c in diff["changes"] if c["action"] == "create" and c["type"] == "aws:ec2/subnet:Subnet"}
+    assert created == {"network-private-use1-az4", "network-public-use1-az4"}
+    # The system node group takes the new zone's subnet: EKS cannot change a node group's subnets, so it is replaced
+    # (its nodes roll), and the diff names the setting that would keep it.
+    (system,) = [c for c in diff["changes"] if c["name"] == "cluster-system" and c["action"] == "replace"]
+    assert [f["path"] for f in system["fields"] if f["forces_replacement"]] == ["subnetIds"]
+
+
+def test_product_to_enterprise_keeps_its_network_and_state_and_moves_its_kubernetes_objects(plans, tmp_path) -> None:
+    head = plan_stack(_project(tmp_path, "product", "enterprise"), "product")
+    base = plans["product"]
+    diff = diff_plans(base, head)
+    # Without NAT (the enterprise preset) nothing needs the public subnets: the only loss, named with its pin.
+    lost = _lost(diff)
+    assert lost and all(line.startswith("delete ") and "network-public-" in line for line in lost)
+    assert any("pin modelyard:network.nat" in w and "network-public-use1-az1" in w for w in diff["warnings"])
+
+    moves = state_moves(base, head)
+    (move,) = moves.moves
+    assert (move.source, move.dest) == ("product", "product-k8s")
+    kubernetes = {r["urn"] for r in base["resources"] if r["type"].startswith("kubernetes:")}
+    # Every Kubernetes object that the split stack still has is named or goes with a named parent.
+    kept = {r["key"] for r in head["resources"] if r["stack"] == "product-k8s"}
+    after = apply_moves(base, moves)
+    moved_keys = {r["key"] for r in after["resources"] if r["stack"] == "product-k8s"}
+    assert {r["key"] for r in base["resources"] if r["urn"] in kubernetes} & kept <= moved_keys
+    assert not any(urn.split("::")[2].startswith("pulumi:providers:") for urn in move.urns)  # the CLI refuses those
+    assert any("a provider is never moved" in line for line in moves.cannot)
+    # After the moves, nothing that moved is replaced: `pulumi up` of either stack finds them.
+    moved_diff = diff_plans(after, head)
+    assert not [c for c in moved_diff["changes"] if c["action"] == "replace" and c["key"] in moved_keys]
+
+
+def test_product_to_enterprise_with_the_pins_loses_nothing(plans, tmp_path) -> None:
+    pins = "  modelyard:network:\n    cidr: 10.50.0.0/16\n    nat: per-zone\n"
+    project = _project(tmp_path, "product", "enterprise")
+    stack_file = project / "stacks" / "Pulumi.product.yaml"
+    stack_file.write_text(stack_file.read_text().replace("  modelyard:network:\n    cidr: 10.50.0.0/16\n", pins))
+    head = plan_stack(project, "product")
+    assert _lost(diff_plans(apply_moves(plans["product"], state_moves(plans["product"], head)), head)) == []
+
+
+def test_a_changed_vpc_cidr_shows_the_cluster_and_everything_on_the_vpc_replaced(plans, tmp_path) -> None:
+    project = _project(tmp_path, "pilot", "minimal")
+    stack_file = project / "stacks" / "Pulumi.pilot.yaml"
+    stack_file.write_text(stack_file.read_text().replace("cidr: 10.40.0.0/16", "cidr: 10.41.0.0/16"))
+    diff = diff_plans(plans["pilot"], plan_stack(project, "pilot"))
+    replaced = {c["type"] for c in diff["changes"] if c["action"] == "replace"}
+    assert {
+        "aws:ec2/vpc:Vpc",
+        "aws:ec2/subnet:Subnet",
+        "aws:eks/cluster:Cluster",
+        "aws:eks/nodeGroup:NodeGroup",
+        "aws:ec2/routeTable:RouteTable",
+        "aws:ec2/vpcEndpoint:VpcEndpoint",
+        "aws:ec2/natGateway:NatGateway",
+    } <= replaced
+    (cluster,) = [c for c in diff["changes"] if c["type"] == "aws:eks/cluster:Cluster"]
+    assert [f["path"] for f in cluster["fields"] if f["forces_replacement"]] == ["vpcConfig.subnetIds"]
+    assert any('pin modelyard:network.cidr: "10.40.0.0/16"' in w for w in diff["warnings"])
+    assert any("REPLACES stateful aws:eks/cluster:Cluster" in w for w in diff["warnings"])
+
+
+def test_a_subnet_change_within_its_vpc_updates_the_cluster_in_place(plans, pilot_moderate) -> None:
+    """EKS changes a cluster's subnets in place within its VPC: a third zone's subnet is an update."""
+    diff = diff_plans(plans["pilot"], pilot_moderate)
+    (cluster,) = [c for c in diff["changes"] if c["type"] == "aws:eks/cluster:Cluster"]
+    assert cluster["action"] == "update"
+
+
+def test_same_settings_same_ids(plans) -> None:
+    """Mock ids follow replace-forcing inputs only: planning the same stack again changes nothing."""
+    again = plan_stack(ROOT, "pilot")
+    assert json.dumps(again, sort_keys=True) == json.dumps(plans["pilot"], sort_keys=True)
+
+
+def test_state_moves_command(plans, tmp_path, capsys) -> None:
+    head = plan_stack(_project(tmp_path, "product", "enterprise"), "product")
+    (tmp_path / "base.json").write_text(json.dumps(plans["product"]))
+    (tmp_path / "head.json").write_text(json.dumps(head))
+    assert cli_main(["diff", str(tmp_path / "base.json"), str(tmp_path / "head.json"), "--state-moves"]) == 0
+    out = capsys.readouterr().out
+    assert "pulumi state move --source product --dest product-k8s \\\n" in out
+    assert "'urn:pulumi:product::modelyard::modelyard:k8s:Monitoring$kubernetes:helm.sh/v3:Release::" in out
+    assert "pulumi:providers:" not in out.split("# What does not move:")[0]
+    assert cli_main(["diff", str(tmp_path / "base.json"), str(tmp_path / "base.json"), "--state-moves"]) == 0
+    assert "no `pulumi state move` needed" in capsys.readouterr().out
