@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 
 from components.contract import ChartSource, system_node_selector
 from components.k8s.charts import UPSTREAM_CHARTS, chart_source
-from components.k8s.serving_values import CHART_DIR, nodes_per_replica, release_name, serving_values
+from components.k8s.serving_values import CHART_DIR, FSX_CLAIM, nodes_per_replica, release_name, serving_values
 from components.settings.types import ModelSettings, NatMode, PoolSettings
 from components.sizing.cold_start import WeightsLoad
 
@@ -44,8 +44,6 @@ LWS_IMAGE_REPOSITORY = "lws/lws"
 CHART_PATH = f"./{CHART_DIR.relative_to(Path(__file__).resolve().parents[2]).as_posix()}"
 
 
-# The PersistentVolumeClaim, in each namespace of a model with weights.load fsx, bound to the file system's volume.
-FSX_CLAIM = "model-files"
 # The FSx for Lustre CSI driver (the EKS add-on aws-fsx-csi-driver).
 FSX_CSI_DRIVER = "fsx.csi.aws.com"
 
@@ -188,9 +186,7 @@ class Serving(pulumi.ComponentResource):
                 else None
             )
 
-            def values(
-                resolved: list[str], model_name: str = model_name, owner: str = owner, fsx: bool = claim is not None
-            ) -> dict[str, object]:
+            def values(resolved: list[str], model_name: str = model_name, owner: str = owner) -> dict[str, object]:
                 chart_values = serving_values(
                     args,
                     model_name,
@@ -202,7 +198,6 @@ class Serving(pulumi.ComponentResource):
                     prometheus_pod_labels=args.prometheus_pod_labels,
                     await_rollout=args.models[model_name].await_ready,
                     prometheus_url=args.prometheus_url,
-                    fsx_claim=FSX_CLAIM if fsx else None,
                 )
                 # Isolation creates the service account once per tenant namespace (several models may share it).
                 chart_values["serviceAccount"]["create"] = False

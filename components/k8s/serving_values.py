@@ -59,6 +59,8 @@ MAX_RELEASE_NAME = 53
 # kubelet's reservation and the DaemonSets every GPU node runs (CNI, kube-proxy, CSI, Pod Identity agent,
 # device plugin, DCGM and node exporters): about 0.5 vCPU and 1-2 GiB in all, a quarter of a 4-vCPU node.
 HOST_SHARE = 0.75
+# The PersistentVolumeClaim of the FSx file system, in each namespace of a model with weights.load fsx (Serving).
+FSX_CLAIM = "model-files"
 # The weights cache holds the checkpoint plus tokenizer and config files; 10% covers file-system overhead.
 WEIGHTS_MARGIN = 1.10
 GIB = 2**30
@@ -201,7 +203,6 @@ def serving_values(
     prometheus_pod_labels: Mapping[str, str] | None = None,
     await_rollout: bool = True,
     prometheus_url: str | None = None,
-    fsx_claim: str | None = None,
 ) -> dict[str, Any]:
     """Values of charts/llm-serving for `args.models[model_name]`, over the chart's defaults. Of `args` only the
     plain fields are read (models, pools, dedicated_pools, region, nat, deployment): the rest are the
@@ -218,7 +219,6 @@ def serving_values(
     for the Deployment up to its rollout deadline (annotation pulumi.com/timeoutSeconds: the cold-start
     estimate: node launch, image pull, weights and engine load); False skips the wait
     (pulumi.com/skipAwait), for an `up` before the weights are pushed, when no replica can become ready.
-    fsx_claim: the read-only claim of the FSx file system in the servers' namespace (weights.load fsx).
 
     A replica that spans several nodes (pipeline parallel across nodes, `vllm.nodesPerReplica` > 1) renders as a
     LeaderWorkerSet: one pod per node, each with one node's GPUs and the pool's EFA interfaces.
@@ -264,7 +264,7 @@ def serving_values(
     checkpoint_gb, _ = weights_gb(model, pushed)
     weights_gi = _gi(checkpoint_gb * GB * WEIGHTS_MARGIN)
     load = weights_load(model_name, model_settings, nodes)
-    if load is WeightsLoad.FSX and (args.fsx is None or not fsx_claim):
+    if load is WeightsLoad.FSX and args.fsx is None:
         raise UnbuildableSetting(f"{path}.weights.load", "fsx needs the stack's FSx file system (storage.fsx)")
     starting = estimate(
         checkpoint_gb, load, model_settings.weights.check, fsx_throughput_mb_per_second=_fsx_throughput(args)
@@ -300,7 +300,7 @@ def serving_values(
             # default (with `distributed`, which tensor-parallel ranks use, the streamer's default is unlimited).
             "stream": {"concurrency": STREAM_CONCURRENCY, "memoryLimitGi": max(1, min(40, memory_gi // 4))},
             # The FSx file system's claim in the namespace (weights.load fsx only): the bucket's models/ is its /models.
-            **({"fsx": {"claimName": fsx_claim}} if starting.load is WeightsLoad.FSX else {}),
+            **({"fsx": {"claimName": FSX_CLAIM}} if starting.load is WeightsLoad.FSX else {}),
         },
         "vllm": {
             "tensorParallel": option.tensor_parallel,
