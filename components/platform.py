@@ -23,6 +23,7 @@ from components.aws.account_security import AccountSecurity, account_security_ar
 from components.aws.cluster import Cluster, ClusterArgs
 from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupArgs
 from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs, source_bucket_name
+from components.aws.fsx import ModelFileSystem, ModelFileSystemArgs
 from components.aws.gateway_exposure import GatewayExposure, GatewayExposureArgs
 from components.aws.gateway_identity import GatewayIdentity, GatewayIdentityArgs
 from components.aws.gateway_state import GatewayState, GatewayStateArgs
@@ -56,7 +57,7 @@ from components.k8s.monitoring.values import (
     PROMETHEUS_URL,
     ReceiverKind,
 )
-from components.k8s.serving import Serving, ServingArgs
+from components.k8s.serving import FsxVolume, Serving, ServingArgs
 from components.options import after
 from components.settings import Settings
 from components.settings.types import GatewayExposure as Exposure
@@ -90,6 +91,10 @@ class AwsLayer:
     """A secret."""
     gateway_target_group_arn: pulumi.Input[str]
     """The gateway NLB's target group; "" without gateway.hostname."""
+    fsx_file_system_id: pulumi.Input[str]
+    """The FSx for Lustre file system's id (fs-...); "" without storage.fsx (so are its DNS and mount names)."""
+    fsx_dns_name: pulumi.Input[str]
+    fsx_mount_name: pulumi.Input[str]
 
     def export(self) -> None:
         for field in dataclasses.fields(self):
@@ -167,6 +172,7 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
             system_max=system.max_nodes,
             system_desired=system.desired_nodes,
             tags=settings.tags_for("cluster"),
+            fsx_csi=settings.storage.fsx is not None,
         ),
         opts=pulumi.ResourceOptions(provider=aws_provider, depends_on=[network]),
     )
@@ -238,6 +244,28 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         opts=on_aws,
     )
     parts: dict[str, pulumi.Resource] = {"cluster": cluster, "gpu": capacity, "identities": identities}
+    fsx_outputs: tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str]] = ("", "", "")
+    fsx = settings.storage.fsx
+    zone = settings.fsx_zone_id
+    if fsx is not None and zone is not None:
+        file_system = ModelFileSystem(
+            "model-files",
+            args=ModelFileSystemArgs(
+                vpc_id=network.vpc_id,
+                subnet_id=network.private_subnet_by_zone[zone],
+                client_security_group_id=cluster.cluster_security_group_id,
+                bucket_name=storage.bucket_name,
+                bucket_arn=storage.bucket_arn,
+                key_arn=storage.key_arn,
+                account_id=account,
+                storage_capacity_gib=fsx.storage_capacity_gib,
+                throughput_per_tib=fsx.throughput_per_tib,
+                tags=settings.tags_for("model-storage"),
+            ),
+            opts=on_aws,
+        )
+        fsx_outputs = (file_system.file_system_id, file_system.dns_name, file_system.mount_name)
+        parts["model-files"] = file_system
     log_group: pulumi.Input[str] = ""
     retention = settings.monitoring.container_log_retention_days
     if retention is not None:
@@ -304,6 +332,9 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         gateway_redis_port=gateway.redis_port,
         gateway_redis_password=gateway.redis_password,
         gateway_target_group_arn=gateway.target_group_arn,
+        fsx_file_system_id=fsx_outputs[0],
+        fsx_dns_name=fsx_outputs[1],
+        fsx_mount_name=fsx_outputs[2],
     )
     return layer, parts
 
@@ -455,7 +486,7 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
     Serving(
         "serving",
         args=serving_args(settings, layer),
-        opts=on(on_cluster, isolation, monitoring, *waits_for("identities")),
+        opts=on(on_cluster, isolation, monitoring, *waits_for("identities", "model-files")),
     )
     g = settings.gateway
     gateway_waits: list[pulumi.Resource] = [isolation, monitoring, *waits_for("gateway-identity")]
@@ -519,6 +550,15 @@ def serving_args(settings: Settings, layer: AwsLayer) -> ServingArgs:
         prometheus_url=PROMETHEUS_URL,
         image_registry=registry_of(settings, layer) if settings.image_cache_on else None,
         charts=settings.deploy.charts,
+        fsx=FsxVolume(
+            file_system_id=layer.fsx_file_system_id,
+            dns_name=layer.fsx_dns_name,
+            mount_name=layer.fsx_mount_name,
+            capacity_gib=settings.storage.fsx.storage_capacity_gib,
+            throughput_mb_per_second=settings.storage.fsx.throughput_mb_per_second,
+        )
+        if settings.storage.fsx is not None
+        else None,
     )
 
 

@@ -171,7 +171,9 @@ def test_cni_enforces_network_policy(plans, stack):
 def test_addons_are_pinned_and_coredns_waits_for_the_system_nodes(plans, stack):
     plan = plans[stack]
     addons = {a["inputs"]["addonName"]: a for a in by_type(plan, "aws:eks/addon:Addon")}
-    assert set(addons) == {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver"}
+    # The FSx CSI driver only where the stack has a file system (storage.fsx: the enterprise preset's core).
+    fsx = {"aws-fsx-csi-driver"} if stack == "core" else set()
+    assert set(addons) == {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver", *fsx}
     for name, addon in addons.items():
         assert addon["inputs"]["addonVersion"] == ADDON_VERSIONS["1.33"][name]
     nodes = _one(plan, "aws:eks/nodeGroup:NodeGroup")

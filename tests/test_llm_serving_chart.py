@@ -7,6 +7,7 @@ in charts/llm-serving/ci/. UPDATE_GOLDEN=1 rewrites tests/golden/llm-serving/.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -43,6 +44,7 @@ from components.platform import serving_args
 from components.settings import Settings, build_settings
 from components.settings.stackfile import StackFile
 from components.sizing import SizingOption, fit_on
+from components.sizing.cold_start import WeightsLoad
 from tests.conftest import SHIPPED_STACKS, aws_layer
 from tests.tools import require_tool
 
@@ -62,7 +64,14 @@ GOLDEN = {
 # The enterprise preset's llama-405b served in bf16: 810 GB of weights, two p5.48xlarge nodes per replica
 # (pipeline parallel 2 over EFA), one replica (a multi-node replica is not autoscaled).
 MULTI_NODE = "core-llama-405b-bf16"
-MULTI_NODE_MODEL = {"dtype": "bf16", "context": 16384, "concurrency": 32, "replicas": {"min": 1, "max": 1}}
+MULTI_NODE_MODEL = {
+    "dtype": "bf16",
+    "context": 16384,
+    "concurrency": 32,
+    "replicas": {"min": 1, "max": 1},
+    # The kit's default for a multi-node replica (copy), not the preset's file system: the copy path's golden.
+    "weights": {"load": None},
+}
 LWS_GROUP = "leaderworkerset.x-k8s.io"
 ECR_ACCOUNT = "123456789012"
 GPU_TAINT = {"key": "nvidia.com/gpu", "effect": "NoSchedule", "value": "true"}
@@ -232,7 +241,9 @@ def multi_node_settings() -> Settings:
     from tests.conftest import config_for
 
     stack_file = StackFile.load(ROOT, "core")
-    config = {**stack_file.engine_config(), **config_for("enterprise", models={"llama-405b": MULTI_NODE_MODEL})}
+    # Copying, the stack needs no file system.
+    overrides = config_for("enterprise", models={"llama-405b": MULTI_NODE_MODEL}, storage={"fsx": None})
+    config = {**stack_file.engine_config(), **overrides}
     return build_settings(project=stack_file.project, stack="core", config=config)
 
 
@@ -462,7 +473,12 @@ def test_writable_paths_are_volumes_and_shm_is_memory(rendered: dict[str, list[d
         for role, spec in pod_specs(objects).items():
             volumes = {v["name"]: v for v in spec["volumes"]}
             assert volumes["shm"]["emptyDir"]["medium"] == "Memory" and volumes["shm"]["emptyDir"]["sizeLimit"], case
-            assert all(v["emptyDir"].get("sizeLimit") for v in volumes.values()), case
+            # Every volume is a bounded emptyDir, but the FSx file system's claim, mounted read-only (weights.load fsx).
+            assert all(v["emptyDir"].get("sizeLimit") for v in volumes.values() if "emptyDir" in v), case
+            claims = [v for v in volumes.values() if "emptyDir" not in v]
+            assert all(v["persistentVolumeClaim"]["readOnly"] is True for v in claims), case
+            for c in all_containers(spec):
+                assert all(m.get("readOnly") for m in c["volumeMounts"] if m["name"] in {v["name"] for v in claims})
             (vllm,) = spec["containers"]
             mounts = {m["mountPath"]: m for m in vllm["volumeMounts"]}
             assert {"/dev/shm", "/tmp", "/scratch"} <= set(mounts), (case, role)
@@ -492,7 +508,9 @@ def test_arguments_come_from_the_settings_and_the_sizing(stack_cases, stack_rend
         m = settings.models[model]
         tp, gpus = sizing_gpus(settings, model)
         args = pod_spec(stack_rendered[case])["containers"][0]["args"]
-        # Every shipped model is one node per replica, so it streams its weights from the bucket (weights.load null).
+        if m.weights.load is WeightsLoad.FSX:
+            continue  # the enterprise preset's llama-405b reads the FSx file system (test_fsx_models_read_the_mount)
+        # Every other shipped model is one node per replica, so it streams its weights from the bucket (load null).
         assert m.weights.load is None and args[0].startswith("s3://")
         assert args[0].endswith(f"/models/{resolve_model(m.model).name}/{m.revision}")
         assert "--load-format=runai_streamer" in args
@@ -634,6 +652,8 @@ def test_startup_probe_covers_the_model_load(stack_cases, stack_rendered) -> Non
 
 def test_weights_wait_for_the_manifest_and_stream_without_a_copy(stack_cases, stack_rendered) -> None:
     for case, (settings, model) in stack_cases.items():
+        if settings.models[model].weights.load is WeightsLoad.FSX:
+            continue  # test_fsx_models_read_the_mount
         spec = pod_spec(stack_rendered[case])
         (checker,) = spec["initContainers"]  # no copy: one check of the bucket's objects, then vLLM streams them
         assert checker["name"] == "check-weights" and checker["image"] == spec["containers"][0]["image"], case
@@ -1054,6 +1074,11 @@ def test_every_pod_checks_its_weights_in_the_vllm_image(rendered) -> None:
             if names == ["fetch-weights", "check-weights"]:
                 assert checker["command"][3] == "local", case
                 assert all(m.get("readOnly") for m in checker["volumeMounts"] if m["name"] == "weights"), case
+            elif any(m["name"] == "model-files" for m in checker["volumeMounts"]):
+                # The FSx mount: the files there, read-only, after waiting for the manifest (POLL_SECONDS).
+                assert names == ["check-weights"] and checker["command"][3] == "local", case
+                assert checker["command"][4].startswith("/fsx/models/"), case
+                assert {e["name"] for e in checker["env"]} >= {"POLL_SECONDS"}, case
             else:
                 assert names == ["check-weights"] and checker["command"][3] == "s3", case
 
@@ -1133,3 +1158,45 @@ def test_streaming_is_refused_across_nodes_and_named(multi_node: tuple[Settings,
     args = dataclasses.replace(args_of(settings), models={**settings.models, model: streaming})
     with pytest.raises(UnbuildableSetting, match=rf"models\.{model}\.weights\.load: stream is for a replica on one"):
         serving_values(args, model, bucket="b-models", image_registry="r.example/docker-hub")
+
+
+def test_fsx_models_read_the_mount(chart: helm.Chart, stack_cases, stack_rendered) -> None:
+    """weights.load fsx (the enterprise preset's llama-405b): the namespace's claim mounted read-only at /fsx, vLLM
+    reading /fsx/models/<catalog>/<revision> (the data repository association's /models), no copy, no streamer; and a
+    two-node replica reads the same mount from both nodes instead of copying 812 GB to each."""
+    fsx_cases = [c for c, (st, m) in stack_cases.items() if st.models[m].weights.load is WeightsLoad.FSX]
+    assert fsx_cases == ["core-llama-405b"]
+    settings, model = stack_cases["core-llama-405b"]
+    prefix = f"models/{resolve_model(settings.models[model].model).name}/{settings.models[model].revision}"
+    spec = pod_spec(stack_rendered["core-llama-405b"])
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["model-files"]["persistentVolumeClaim"] == {"claimName": "model-files", "readOnly": True}
+    assert "weights" not in volumes
+    (vllm,) = spec["containers"]
+    assert vllm["args"][0] == f"/fsx/{prefix}"
+    assert not any(a.startswith("--load-format") for a in vllm["args"])
+    assert {"name": "model-files", "mountPath": "/fsx", "readOnly": True} in vllm["volumeMounts"]
+    (checker,) = spec["initContainers"]
+    assert checker["command"][3:] == ["local", f"/fsx/{prefix}", "quick"]
+    # The same model on two nodes a replica: each pod of the group mounts the claim; nothing is copied.
+    config = {"dtype": "bf16", "context": 16384, "concurrency": 32, "replicas": {"min": 1, "max": 1}}
+    from tests.conftest import config_for
+
+    stack_file = StackFile.load(ROOT, "core")
+    two_nodes = build_settings(
+        project=stack_file.project,
+        stack="core",
+        config={**stack_file.engine_config(), **config_for("enterprise", models={"llama-405b": config})},
+    )
+    values = stack_values(two_nodes, model)
+    assert values["weights"]["load"] == "fsx" and values["vllm"]["nodesPerReplica"] == 2
+    objects = render(chart, values, name=model, namespace="tenant-core")
+    for role, pod in pod_specs(objects).items():
+        assert [c["name"] for c in pod["initContainers"]] == ["check-weights"], role
+        assert "weights" not in {v["name"] for v in pod["volumes"]}, role
+    # Without the file system the setting is refused, naming the key.
+    with pytest.raises(UnbuildableSetting) as refused:
+        serving_values(
+            dataclasses.replace(args_of(settings), fsx=None), model, bucket="core-models", image_registry="r/docker-hub"
+        )
+    assert refused.value.path == "models.llama-405b.weights.load"

@@ -9,6 +9,10 @@ Where each version came from (read 2026-11, offline, from stored copies of the p
     1.33 against an AWS table (the user guide publishes none for these two). Confirm before the first `up`:
       aws eks describe-addon-versions --kubernetes-version 1.33 --addon-name <name> \\
         --query 'addons[].addonVersions[].addonVersion'
+  - aws-fsx-csi-driver v1.7.0-eksbuild.1: NOT VERIFIED for 1.33 either. The build is one AWS names (the EKS user
+    guide's hybrid-nodes add-on table, awsdocs/amazon-eks-user-guide PR #1215, 2026-01: "v1.7.0-eksbuild.1 and
+    above"); the driver's v1.7.0 was released 2025-11 (kubernetes-sigs/aws-fsx-csi-driver, chart 1.14.0), after
+    aws/containers-roadmap#2625 (the add-on missing for 1.33, closed). The driver is at v1.9.0 upstream (2026-04).
 The AWS tables move often; the user guide lists only the latest build. Any listed build stays installable.
 """
 
@@ -22,6 +26,7 @@ KUBE_PROXY = "kube-proxy"
 COREDNS = "coredns"
 POD_IDENTITY_AGENT = "eks-pod-identity-agent"
 EBS_CSI = "aws-ebs-csi-driver"
+FSX_CSI = "aws-fsx-csi-driver"
 
 ADDON_VERSIONS: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
@@ -32,6 +37,7 @@ ADDON_VERSIONS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 COREDNS: "v1.12.4-eksbuild.1",
                 POD_IDENTITY_AGENT: "v1.3.8-eksbuild.2",  # unverified, see above
                 EBS_CSI: "v1.41.0-eksbuild.1",  # unverified for 1.33, see above
+                FSX_CSI: "v1.7.0-eksbuild.1",  # unverified for 1.33, see above
             }
         ),
     }

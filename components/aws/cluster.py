@@ -12,7 +12,8 @@ What a platform team expects on day one (docs/cluster.md):
     whoever scaled it;
   - add-ons at the versions of components/aws/addons.py: VPC CNI with network policy enforcement and its
     own Pod Identity role, kube-proxy, the Pod Identity agent, EBS CSI (Pod Identity role), CoreDNS after
-    the nodes exist; node roles carry no CNI permissions (see `CNI_POLICY`);
+    the nodes exist, and the FSx for Lustre CSI driver where the stack has a file system (its role describes file
+    systems only); node roles carry no CNI permissions (see `CNI_POLICY`);
   - Karpenter's AWS side (components/aws/karpenter.py), as children of the cluster.
 Only AWS resources: the Kubernetes provider, the default StorageClass and Karpenter's chart belong to the
 Kubernetes layer (components/k8s/cluster_services.py), which may run as a stack of its own (docs/deploy.md).
@@ -71,6 +72,20 @@ class ClusterArgs:
     system_desired: int
     tags: Mapping[str, str]
     """Tags for every taggable resource of the component."""
+    fsx_csi: bool = False
+    """Install the FSx for Lustre CSI driver add-on (the stack has a file system, storage.fsx); default: no."""
+
+
+# The FSx CSI driver's controller, for static volumes only: it creates and deletes no file system (the kit's
+# ModelFileSystem does), so its role may describe file systems and nothing else. The node plugin, which mounts,
+# calls no AWS API. AWS's guide attaches AmazonFSxFullAccess, which is for dynamic provisioning.
+FSX_CSI_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "DescribeOnly", "Effect": "Allow", "Action": "fsx:DescribeFileSystems", "Resource": "*"}],
+    }
+)
+FSX_CSI_SERVICE_ACCOUNT = "fsx-csi-controller-sa"
 
 
 def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity] | None) -> str:
@@ -259,6 +274,27 @@ class Cluster(pulumi.ComponentResource):
             after=[node_group, pod_identity_agent, ebs_policy],
         )
 
+        ready: list[pulumi.Resource] = [node_group, ebs_csi]
+        if args.fsx_csi:
+            fsx_role = aws.iam.Role(
+                f"{name}-fsx-csi",
+                assume_role_policy=POD_IDENTITY_TRUST,
+                tags=named("fsx-csi"),
+                opts=child,
+            )
+            fsx_policy = aws.iam.RolePolicy(f"{name}-fsx-csi", role=fsx_role.id, policy=FSX_CSI_POLICY, opts=child)
+            ready.append(
+                addon(
+                    addons.FSX_CSI,
+                    pod_identity=[
+                        aws.eks.AddonPodIdentityAssociationArgs(
+                            role_arn=fsx_role.arn, service_account=FSX_CSI_SERVICE_ACCOUNT
+                        )
+                    ],
+                    after=[node_group, pod_identity_agent, fsx_policy],
+                )
+            )
+
         karpenter_node_role, karpenter_queue = karpenter_aws_side(
             name,
             cluster,
@@ -291,7 +327,7 @@ class Cluster(pulumi.ComponentResource):
         self.certificate_authority = cluster.certificate_authority.apply(lambda ca: ca.data or "")
         self.karpenter_queue_name = karpenter_queue.name
         # What the Kubernetes layer waits for in one stack: the add-ons its objects and charts need.
-        self.ready = [node_group, ebs_csi]
+        self.ready = ready
         self.karpenter_node_role_name = karpenter_node_role.name
         # The static GPU pools' node groups take this ARN: carrying the VPC CNI add-on, it makes them boot only
         # once aws-node has its role (their nodes, like Karpenter's, have no CNI permissions of their own).

@@ -50,6 +50,9 @@ BAND_SOURCE = (
 
 # Resource types that cost nothing by themselves, and why (the reason is printed, not hidden).
 FREE_TYPES: Mapping[str, str] = {
+    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": "no charge of its own: S3 requests and the file "
+    "system's storage are billed (the file system's line)",
+    "aws:kms/grant:Grant": "KMS grants are free (requests under them are KMS requests)",
     "aws:ec2/vpc:Vpc": "VPCs are free",
     "aws:ec2/subnet:Subnet": "subnets are free",
     "aws:ec2/routeTable:RouteTable": "route tables are free",

@@ -10,18 +10,22 @@ object becomes a Pulumi resource, so `pulumi preview --diff` shows object-level 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contract import ChartSource, system_node_selector
 from components.k8s.charts import UPSTREAM_CHARTS, chart_source
-from components.k8s.serving_values import CHART_DIR, nodes_per_replica, release_name, serving_values
+from components.k8s.serving_values import CHART_DIR, FSX_CLAIM, nodes_per_replica, release_name, serving_values
 from components.settings.types import ModelSettings, NatMode, PoolSettings
+from components.sizing.cold_start import WeightsLoad
 
 # KEDA (github.com/kedacore/charts, pinned in components/k8s/charts.py): scales model servers on vLLM's queue.
 KEDA_CHART = UPSTREAM_CHARTS["keda"]
@@ -38,6 +42,65 @@ LWS_IMAGE_REPOSITORY = "lws/lws"
 
 # The chart as Pulumi reads it: relative to the project folder, where `pulumi up` runs the program.
 CHART_PATH = f"./{CHART_DIR.relative_to(Path(__file__).resolve().parents[2]).as_posix()}"
+
+
+# The FSx for Lustre CSI driver (the EKS add-on aws-fsx-csi-driver).
+FSX_CSI_DRIVER = "fsx.csi.aws.com"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FsxVolume:
+    """The stack's FSx for Lustre file system as the servers mount it (the AWS layer's outputs, storage.fsx)."""
+
+    file_system_id: pulumi.Input[str]
+    dns_name: pulumi.Input[str]
+    mount_name: pulumi.Input[str]
+    capacity_gib: int
+    """The file system's storage (the PersistentVolume's capacity: Kubernetes needs one, the driver ignores it)."""
+    throughput_mb_per_second: float
+    """Its baseline throughput, which the servers' cold start is estimated with."""
+
+
+def fsx_volume_specs(
+    namespace: str, *, file_system_id: str, dns_name: str, mount_name: str, capacity_gib: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The static PersistentVolume and its claim in one namespace: read-only, bound to each other by name (the claim
+    names the volume, the volume reserves the claim), so no other claim in any namespace can take the volume.
+
+    One volume per namespace (a volume binds one claim), all naming the same file system; each has a volume handle of
+    its own (`<fs id>::<namespace>`): kubelet keys a CSI mount by driver and handle, and the driver mounts by
+    dnsname and mountname alone (aws-fsx-csi-driver pkg/driver/node.go)."""
+    volume_name = f"{FSX_CLAIM}-{namespace}"
+    volume: dict[str, Any] = {
+        "capacity": {"storage": f"{capacity_gib}Gi"},
+        "volumeMode": "Filesystem",
+        "accessModes": ["ReadOnlyMany"],
+        # Deleting the claim leaves the file system alone (it belongs to the AWS layer).
+        "persistentVolumeReclaimPolicy": "Retain",
+        "storageClassName": "",
+        "claimRef": {"namespace": namespace, "name": FSX_CLAIM},
+        "mountOptions": ["ro", "noatime"],
+        "csi": {
+            "driver": FSX_CSI_DRIVER,
+            "volumeHandle": f"{file_system_id}::{namespace}",
+            "readOnly": True,
+            "volumeAttributes": {"dnsname": dns_name, "mountname": mount_name},
+        },
+    }
+    claim: dict[str, Any] = {
+        "accessModes": ["ReadOnlyMany"],
+        "storageClassName": "",
+        "volumeName": volume_name,
+        "resources": {"requests": {"storage": f"{capacity_gib}Gi"}},
+    }
+    return volume, claim
+
+
+def _specs_of(ids: list[str], *, namespace: str, capacity_gib: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    file_system_id, dns_name, mount_name = ids
+    return fsx_volume_specs(
+        namespace, file_system_id=file_system_id, dns_name=dns_name, mount_name=mount_name, capacity_gib=capacity_gib
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +144,8 @@ class ServingArgs:
     from its upstream registry."""
     charts: ChartSource = ChartSource.UPSTREAM
     """Where the KEDA and LeaderWorkerSet charts come from (`deploy.charts`); default: their repositories."""
+    fsx: FsxVolume | None = None
+    """The stack's FSx for Lustre file system (storage.fsx); default None: no model may load from it."""
 
 
 class Serving(pulumi.ComponentResource):
@@ -112,8 +177,14 @@ class Serving(pulumi.ComponentResource):
         lws: k8s.helm.v3.Release | None = None
         if multi_node:
             lws = self._lws(name, args)
+        claims = self._fsx_claims(name, args)
         for model_name in sorted(args.models):
             owner = args.model_owners[model_name]
+            claim = (
+                claims.get(args.namespace_of(owner))
+                if args.models[model_name].weights.load is WeightsLoad.FSX
+                else None
+            )
 
             def values(resolved: list[str], model_name: str = model_name, owner: str = owner) -> dict[str, object]:
                 chart_values = serving_values(
@@ -141,10 +212,49 @@ class Serving(pulumi.ComponentResource):
                 values=chart_values,
                 # A LeaderWorkerSet needs the controller's CRD and webhook first.
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[keda, lws] if lws is not None and model_name in multi_node else [keda]
+                    parent=self,
+                    depends_on=[
+                        keda,
+                        *([lws] if lws is not None and model_name in multi_node else []),
+                        *([claim] if claim else []),
+                    ],
                 ),
             )
         self.register_outputs({})
+
+    def _fsx_claims(self, name: str, args: ServingArgs) -> dict[str, k8s.core.v1.PersistentVolumeClaim]:
+        """A read-only volume of the file system and its claim in each namespace whose servers load from it."""
+        users = sorted(
+            {
+                args.namespace_of(args.model_owners[m])
+                for m, spec in args.models.items()
+                if spec.weights.load is WeightsLoad.FSX
+            }
+        )
+        if not users:
+            return {}
+        fsx = args.fsx
+        assert fsx is not None, "settings rule storage_fsx: weights.load fsx needs storage.fsx"
+        claims: dict[str, k8s.core.v1.PersistentVolumeClaim] = {}
+        for namespace in users:
+            specs: pulumi.Output[Any] = pulumi.Output.all(fsx.file_system_id, fsx.dns_name, fsx.mount_name).apply(
+                functools.partial(_specs_of, namespace=namespace, capacity_gib=fsx.capacity_gib)
+            )
+            labels = {"app.kubernetes.io/managed-by": "modelyard", "app.kubernetes.io/component": "model-files"}
+            volume = k8s.core.v1.PersistentVolume(
+                f"{name}-{FSX_CLAIM}-{namespace}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{FSX_CLAIM}-{namespace}", labels=labels),
+                spec=specs.apply(operator.itemgetter(0)),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            claims[namespace] = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-{FSX_CLAIM}-{namespace}-claim",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=FSX_CLAIM, namespace=namespace, labels=labels),
+                spec=specs.apply(operator.itemgetter(1)),
+                # Bound at once to its volume: Pulumi need not wait for a consumer.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[volume]),
+            )
+        return claims
 
     def _lws(self, name: str, args: ServingArgs) -> k8s.helm.v3.Release:
         """The LeaderWorkerSet controller on the system nodes, its image through the pull-through cache where

@@ -59,6 +59,8 @@ MAX_RELEASE_NAME = 53
 # kubelet's reservation and the DaemonSets every GPU node runs (CNI, kube-proxy, CSI, Pod Identity agent,
 # device plugin, DCGM and node exporters): about 0.5 vCPU and 1-2 GiB in all, a quarter of a 4-vCPU node.
 HOST_SHARE = 0.75
+# The PersistentVolumeClaim of the FSx file system, in each namespace of a model with weights.load fsx (Serving).
+FSX_CLAIM = "model-files"
 # The weights cache holds the checkpoint plus tokenizer and config files; 10% covers file-system overhead.
 WEIGHTS_MARGIN = 1.10
 GIB = 2**30
@@ -146,8 +148,15 @@ def weights_load(model_name: str, model_settings: ModelSettings, nodes_per_repli
     return load
 
 
-def cold_start(model_name: str, model_settings: ModelSettings, pool: PoolSettings) -> ColdStart:
-    """The estimated cold start of one replica of the model on its pool (a new node, then image, weights, engine)."""
+def cold_start(
+    model_name: str,
+    model_settings: ModelSettings,
+    pool: PoolSettings,
+    *,
+    fsx_throughput_mb_per_second: float | None = None,
+) -> ColdStart:
+    """The estimated cold start of one replica of the model on its pool (a new node, then image, weights, engine);
+    fsx_throughput_mb_per_second: the FSx file system's baseline, for a model with weights.load fsx."""
     option, _ = _layout(model_name, model_settings, pool)
     model = resolve_model(model_settings.model)
     try:
@@ -156,14 +165,22 @@ def cold_start(model_name: str, model_settings: ModelSettings, pool: PoolSetting
         raise UnbuildableSetting(f"models.{model_name}.{exc.path}", exc.message) from None
     checkpoint_gb, _ = weights_gb(model, pushed)
     load = weights_load(model_name, model_settings, option.nodes_per_replica)
-    return estimate(checkpoint_gb, load, model_settings.weights.check)
+    return estimate(
+        checkpoint_gb, load, model_settings.weights.check, fsx_throughput_mb_per_second=fsx_throughput_mb_per_second
+    )
+
+
+def _fsx_throughput(args: ServingArgs) -> float | None:
+    return args.fsx.throughput_mb_per_second if args.fsx is not None else None
 
 
 def cold_start_seconds(args: ServingArgs, model_name: str) -> int:
     """Seconds from "a replica is wanted" with no free node to "it serves": the estimate's total, which the
     autoscaler's behaviour and the rollout deadline are sized to."""
     model_settings = args.models[model_name]
-    return cold_start(model_name, model_settings, args.pools[model_settings.pool]).total_seconds
+    return cold_start(
+        model_name, model_settings, args.pools[model_settings.pool], fsx_throughput_mb_per_second=_fsx_throughput(args)
+    ).total_seconds
 
 
 def _gi(value_bytes: float) -> int:
@@ -246,11 +263,17 @@ def serving_values(
     shm_gi = 2 if gpus == 1 else 4 * gpus
     checkpoint_gb, _ = weights_gb(model, pushed)
     weights_gi = _gi(checkpoint_gb * GB * WEIGHTS_MARGIN)
-    starting = estimate(checkpoint_gb, weights_load(model_name, model_settings, nodes), model_settings.weights.check)
+    load = weights_load(model_name, model_settings, nodes)
+    if load is WeightsLoad.FSX and args.fsx is None:
+        raise UnbuildableSetting(f"{path}.weights.load", "fsx needs the stack's FSx file system (storage.fsx)")
+    starting = estimate(
+        checkpoint_gb, load, model_settings.weights.check, fsx_throughput_mb_per_second=_fsx_throughput(args)
+    )
     # The startup probe covers vLLM's own start; the deadline everything from the rollout on, a new node included.
     startup_minutes = math.ceil(starting.engine_seconds / 60)
     deadline_minutes = math.ceil(starting.total_seconds / 60)
-    streaming = starting.load is WeightsLoad.STREAM
+    # Streamed or read from the shared file system: no copy on the node, no weights volume of its own.
+    no_local_copy = starting.load is not WeightsLoad.COPY
 
     dedicated = args.dedicated_pools.get(model_settings.pool)
     tolerations = (
@@ -276,6 +299,8 @@ def serving_values(
             # The streamer's S3 clients, and its CPU buffer: a quarter of the pod's memory, at most its own 40 GB
             # default (with `distributed`, which tensor-parallel ranks use, the streamer's default is unlimited).
             "stream": {"concurrency": STREAM_CONCURRENCY, "memoryLimitGi": max(1, min(40, memory_gi // 4))},
+            # The FSx file system's claim in the namespace (weights.load fsx only): the bucket's models/ is its /models.
+            **({"fsx": {"claimName": FSX_CLAIM}} if starting.load is WeightsLoad.FSX else {}),
         },
         "vllm": {
             "tensorParallel": option.tensor_parallel,
@@ -310,8 +335,8 @@ def serving_values(
         },
         "pool": {"labelKey": POOL_LABEL, "name": model_settings.pool, "extraTolerations": tolerations},
         "probes": {"startup": {"minutes": startup_minutes}},
-        # Streaming needs no local copy: the chart then renders no weights volume.
-        "volumes": {"weightsSizeGi": 1 if streaming else weights_gi, "shmSizeGi": shm_gi},
+        # Streaming and FSx need no local copy: the chart then renders no emptyDir for the weights.
+        "volumes": {"weightsSizeGi": 1 if no_local_copy else weights_gi, "shmSizeGi": shm_gi},
         "serviceAccount": {
             "name": service_account or f"{model_name}-serving",
             "tenant": tenant or "",

@@ -97,6 +97,15 @@ REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {
         "importPath",
         "exportPath",
     ),
+    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": (
+        "fileSystemId",
+        "fileSystemPath",
+        "dataRepositoryPath",
+        "batchImportMetaDataOnCreate",
+        "importedFileChunkSize",
+    ),
+    # A grant cannot be changed: any new input is a new grant (KMS CreateGrant; there is no UpdateGrant).
+    "aws:kms/grant:Grant": ("keyId", "granteePrincipal", "operations", "constraints", "name", "retiringPrincipal"),
     "aws:rds/instance:Instance": ("identifier", "engine", "dbName", "kmsKeyId", "storageEncrypted", "username"),
     "aws:elasticache/replicationGroup:ReplicationGroup": (
         "replicationGroupId",

@@ -321,7 +321,14 @@ def serving_summary(settings: Settings, manifests: list[dict[str, Any]]) -> dict
     served = availability(manifests)
     return {
         name: {
-            "cold_start": cold_start(name, model, settings.pools[model.pool]).to_json(),
+            "cold_start": cold_start(
+                name,
+                model,
+                settings.pools[model.pool],
+                fsx_throughput_mb_per_second=settings.storage.fsx.throughput_mb_per_second
+                if settings.storage.fsx is not None
+                else None,
+            ).to_json(),
             "availability": served.get(name),
         }
         for name, model in sorted(settings.models.items())

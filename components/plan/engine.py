@@ -140,6 +140,7 @@ _ID_PREFIXES = {
     "aws:ec2/flowLog:FlowLog": "fl",
     "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
     "aws:ec2/route:Route": "r",
+    "aws:fsx/lustreFileSystem:LustreFileSystem": "fs",
 }
 
 # ARN shapes for the types the kit creates: (service, resource part from name/inputs).
@@ -208,6 +209,9 @@ def _service_outputs(typ: str, rid: str, state: Mapping[str, Any], region: str) 
         return {"address": address, "endpoint": f"{address}:{state.get('port', 5432)}"}
     if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
         return {"primaryEndpointAddress": f"master.{rid}.{token[:6]}.cache.amazonaws.com"}
+    if typ == "aws:fsx/lustreFileSystem:LustreFileSystem":
+        # FSx names a file system's DNS after its id; the mount name is eight characters of its own.
+        return {"dnsName": f"{rid}.fsx.{region}.amazonaws.com", "mountName": token[:8]}
     if typ == "random:index/randomPassword:RandomPassword":
         # Never a password anyone uses: the offline plan prints it only as [secret].
         return {"result": hashlib.sha256(f"offline-{rid}".encode()).hexdigest()[: int(state.get("length", 16))]}

@@ -14,6 +14,8 @@ from components.errors import Problem
 from components.settings.schema import close_matches
 from components.settings.types import (
     ENDPOINTS_WITHOUT_NAT,
+    FSX_CAPACITY_STEP_GIB,
+    FSX_FIRST_CAPACITIES_GIB,
     Capacity,
     DataPolicy,
     EndpointAccess,
@@ -296,6 +298,60 @@ def serving_names(s: Settings) -> Iterator[Problem]:
                 f"its servers would be named {obj!r} in tenant {owner!r}'s namespace, like those of "
                 f"{', '.join(repr(n) for n in sorted(names)[:1])}: rename one of the models",
             )
+
+
+def storage_fsx(s: Settings) -> Iterator[Problem]:
+    """The FSx file system: a capacity AWS accepts for PERSISTENT_2 SSD, a zone of the network, room for the
+    checkpoints of the models that read from it; and a file system for every model that asks for one."""
+    from components.sizing.cold_start import pushed_checkpoint_gb
+
+    fsx = s.storage.fsx
+    users = s.fsx_models
+    if fsx is None:
+        for name in users:
+            yield _p(
+                f"models.{name}.weights.load",
+                "fsx needs the stack's FSx for Lustre file system: set storage.fsx (docs/storage.md), or use stream "
+                "or copy",
+            )
+        return
+    capacity = fsx.storage_capacity_gib
+    if capacity not in FSX_FIRST_CAPACITIES_GIB and capacity % FSX_CAPACITY_STEP_GIB:
+        below = max(FSX_FIRST_CAPACITIES_GIB[-1], capacity // FSX_CAPACITY_STEP_GIB * FSX_CAPACITY_STEP_GIB)
+        yield _p(
+            "storage.fsx.storage_capacity_gib",
+            f"{capacity} GiB is not a PERSISTENT_2 SSD capacity: AWS takes 1200, 2400 or a multiple of "
+            f"{FSX_CAPACITY_STEP_GIB} (nearest: {below} or {below + FSX_CAPACITY_STEP_GIB})",
+        )
+    if fsx.zone_id is not None and fsx.zone_id not in s.network.zone_ids:
+        yield _p(
+            "storage.fsx.zone_id",
+            f"{fsx.zone_id!r} is not one of network.zone_ids ({', '.join(s.network.zone_ids)})"
+            + close_matches(fsx.zone_id, s.network.zone_ids),
+        )
+    if not users:
+        yield _p(
+            "storage.fsx",
+            "no model reads from the file system (models.<name>.weights.load fsx): it would cost money for nothing; "
+            "set one, or storage.fsx: null",
+        )
+    # Every distinct checkpoint the servers read lives on the file system once FSx has loaded it from S3.
+    checkpoints: dict[str, float] = {}
+    for name in users:
+        spec = s.models[name]
+        try:
+            model = catalog.resolve_model(spec.model)
+        except catalog.UnknownModelError:
+            continue  # reported by models_catalog
+        served = spec.dtype or model.native_dtype
+        checkpoints[f"{model.name}/{spec.revision}"] = pushed_checkpoint_gb(model, served)
+    needed_gib = sum(checkpoints.values()) * 1e9 / 2**30
+    if needed_gib > capacity:
+        yield _p(
+            "storage.fsx.storage_capacity_gib",
+            f"{capacity} GiB cannot hold the checkpoints its models read ({needed_gib:,.0f} GiB: "
+            f"{', '.join(sorted(checkpoints))}); raise it",
+        )
 
 
 def models_pools(s: Settings) -> Iterator[Problem]:
@@ -869,6 +925,7 @@ RULES: tuple[Rule, ...] = (
     gateway_refs,
     gateway_fallbacks_reachable,
     gateway_state,
+    storage_fsx,
     gateway_exposure,
     entries_once,
     tags_extra,

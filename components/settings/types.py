@@ -272,7 +272,9 @@ class ModelWeightsSettings:
     load: WeightsLoad | None = doc_field(
         "copy: an init container copies the checkpoint to the node's NVMe, vLLM reads the local files; stream: vLLM "
         "streams the safetensors from S3 into GPU memory (--load-format runai_streamer), no copy and no local disk; "
-        "null: stream for a replica on one node, copy for one spanning several (streaming is refused there)",
+        "fsx: vLLM reads the files from the stack's FSx for Lustre file system, mounted read-only (needs "
+        "storage.fsx); null: stream for a replica on one node, copy for one spanning several (streaming is refused "
+        "there)",
         default=None,
     )
     check: WeightsCheck = doc_field(
@@ -280,6 +282,56 @@ class ModelWeightsSettings:
         "quick: every file present with its size and SHA-256 record, and the manifest's own SHA-256; full: every "
         "byte hashed again (the copy, or a full read of the bucket's objects: minutes for the largest models)",
         default=WeightsCheck.QUICK,
+    )
+
+
+# FSx for Lustre PERSISTENT_2 (SSD): MB/s of throughput per TiB of storage that AWS allows (FSx API reference,
+# UpdateFileSystemLustreConfiguration.PerUnitStorageThroughput: 125, 250, 500 and 1000 for PERSISTENT_2 SSD).
+FSX_THROUGHPUT_PER_TIB = (125, 250, 500, 1000)
+# Storage capacity AWS allows for PERSISTENT_2 SSD (FSx API reference, CreateFileSystem.StorageCapacity): 1200 GiB,
+# 2400 GiB, then increments of 2400 GiB. The largest a file system may start with without a quota increase is not
+# checked here.
+FSX_FIRST_CAPACITIES_GIB = (1200, 2400)
+FSX_CAPACITY_STEP_GIB = 2400
+
+
+@dataclass(frozen=True, kw_only=True)
+class FsxSettings:
+    """An FSx for Lustre file system (PERSISTENT_2, SSD) whose /models is linked to the model bucket's models/ prefix,
+    mounted read-only by the servers of the models with `weights.load: fsx` (docs/storage.md, "FSx for Lustre")."""
+
+    storage_capacity_gib: int = doc_field(
+        "storage, GiB: 1200, 2400 or a multiple of 2400 (what AWS allows for PERSISTENT_2 SSD); it holds the "
+        "checkpoints the servers read, and sets the throughput",
+        default=2400,
+        minimum=1200,
+        maximum=2_457_600,
+    )
+    throughput_per_tib: int = doc_field(
+        "provisioned read and write throughput, MB/s per TiB of storage (PERSISTENT_2 SSD): 125, 250, 500 or 1000; "
+        "the file system's baseline is this times the capacity in TiB",
+        default=1000,
+        allowed=FSX_THROUGHPUT_PER_TIB,
+    )
+    zone_id: str | None = doc_field(
+        "the zone (a network.zone_ids entry) the file system's single subnet is in: Lustre serves from one zone; "
+        "pods in other zones mount it across zones (slower, and inter-zone traffic is billed); null: the first "
+        "network zone that every pool of an fsx model may use, else the first network zone",
+        default=None,
+    )
+
+    @property
+    def throughput_mb_per_second(self) -> float:
+        """The file system's baseline throughput, MB/s: the per-TiB figure times the capacity in TiB."""
+        return self.throughput_per_tib * self.storage_capacity_gib / 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageSettings:
+    fsx: FsxSettings | None = doc_field(
+        "an FSx for Lustre file system linked to the model bucket (servers with weights.load fsx read from it); "
+        "null: none",
+        default=None,
     )
 
 
@@ -1090,6 +1142,9 @@ class Settings:
         "teams sharing the platform, by name", default_factory=lambda: MappingProxyType({})
     )
     tags: TagSettings = doc_field("cost-allocation and extra tags", default_factory=TagSettings)
+    storage: StorageSettings = doc_field(
+        "shared storage beside the model bucket (docs/storage.md)", default_factory=StorageSettings
+    )
     monitoring: MonitoringSettings = doc_field(
         "Prometheus and Alertmanager sizes, alert receivers, container logs (Grafana and the rules come with every "
         "stack)",
@@ -1166,6 +1221,27 @@ class Settings:
             return owner
         users = sorted(name for name, t in self.tenants.items() if model in t.models)
         return users[0] if len(users) == 1 else None
+
+    @property
+    def fsx_models(self) -> tuple[str, ...]:
+        """Models whose servers read their weights from the FSx for Lustre file system (weights.load fsx)."""
+        return tuple(sorted(m for m, spec in self.models.items() if spec.weights.load is WeightsLoad.FSX))
+
+    @property
+    def fsx_zone_id(self) -> str | None:
+        """The zone of the FSx file system's subnet: storage.fsx.zone_id, else the first network zone every pool of
+        an fsx model may use, else the first network zone (None: no file system)."""
+        fsx = self.storage.fsx
+        if fsx is None:
+            return None
+        if fsx.zone_id is not None:
+            return fsx.zone_id
+        zones = self.network.zone_ids
+        for zone in zones:
+            pools = (self.pools.get(self.models[m].pool) for m in self.fsx_models)
+            if all(p is None or not p.zone_ids or zone in p.zone_ids for p in pools):
+                return zone
+        return zones[0] if zones else None
 
     @property
     def image_cache_on(self) -> bool:

@@ -5,9 +5,11 @@ Pure arithmetic over the checkpoint's size and the way its weights reach the GPU
   node launch    Karpenter asks EC2 for a GPU node; it boots, joins and its device plugin registers the GPUs
   image pull     the ~10 GB vLLM image onto the new node (through the pull-through cache without NAT)
   weights        copy: `aws s3 sync` to the node's NVMe, then the check against manifest.json;
-                 stream: the quick check of the bucket's objects (the Run:ai streamer reads them during load)
+                 stream: the quick check of the bucket's objects (the Run:ai streamer reads them during load);
+                 fsx: the quick check of the files on the mount (sizes against manifest.json)
   engine load    copy: the weights from local NVMe into GPU memory; stream: straight from S3 into GPU memory;
-                 then CUDA graph capture and torch.compile (ENGINE_START_SECONDS)
+                 fsx: from the Lustre mount at the file system's throughput (capacity x MB/s per TiB, shared by
+                 every replica reading at once); then CUDA graph capture and torch.compile (ENGINE_START_SECONDS)
 
 Every figure is a budget (the slow end), since the same numbers size the startup probe and the rollout deadline
 (`components.k8s.serving_values`): a probe that gives up early kills a healthy start. Each constant names its
@@ -29,6 +31,7 @@ class WeightsLoad(StrEnum):
 
     COPY = "copy"  # an init container copies the checkpoint to the node's NVMe; vLLM reads the local files
     STREAM = "stream"  # vLLM streams the safetensors from S3 into GPU memory (--load-format runai_streamer)
+    FSX = "fsx"  # vLLM reads the files from the stack's FSx for Lustre file system, mounted read-only
 
 
 class WeightsCheck(StrEnum):
@@ -58,6 +61,10 @@ LOCAL_LOAD_GB_PER_SECOND = 0.5
 STREAM_GB_PER_SECOND = 1.5
 # The streamer's measured concurrency optimum on S3 [RUNAI-STREAMER-BENCH]: the S3 clients the replica opens.
 STREAM_CONCURRENCY = 32
+# The share of the FSx file system's baseline throughput one replica's start is budgeted at. Assumption: half (two
+# replicas starting at once, the first read after a push, which FSx fills from S3 through the data repository
+# association, and the other servers' reads); a lone start on a warm file system reads at the whole baseline.
+FSX_READ_SHARE = 0.5
 # CUDA graph capture and torch.compile after the weights are in (its cache lives on an emptyDir: every new pod
 # compiles again); a few minutes on large models. Assumption: 10 minutes.
 ENGINE_START_SECONDS = 600
@@ -112,11 +119,34 @@ def _minutes(seconds: int) -> int:
     return math.ceil(seconds / 60)
 
 
-def estimate(checkpoint_gb: float, load: WeightsLoad, check: WeightsCheck = WeightsCheck.QUICK) -> ColdStart:
-    """The cold start of a replica whose pushed checkpoint holds `checkpoint_gb` GB (10^9 bytes)."""
+def fsx_read_gb_per_second(throughput_mb_per_second: float) -> float:
+    """What one replica reads from the FSx file system, GB/s: its baseline throughput (the per-TiB figure times the
+    capacity in TiB: "throughput ... is proportional to its storage capacity", FSx for Lustre User Guide,
+    "Performance characteristics of SSD and HDD storage classes" [AWS-FSX-PERF]), budgeted at FSX_READ_SHARE."""
+    return throughput_mb_per_second / 1000 * FSX_READ_SHARE
+
+
+def estimate(
+    checkpoint_gb: float,
+    load: WeightsLoad,
+    check: WeightsCheck = WeightsCheck.QUICK,
+    *,
+    fsx_throughput_mb_per_second: float | None = None,
+) -> ColdStart:
+    """The cold start of a replica whose pushed checkpoint holds `checkpoint_gb` GB (10^9 bytes); fsx needs the file
+    system's baseline throughput (`FsxSettings.throughput_mb_per_second`)."""
     if not checkpoint_gb > 0:
         raise ValueError(f"checkpoint_gb must be positive, got {checkpoint_gb}")
-    if load is WeightsLoad.COPY:
+    if load is WeightsLoad.FSX:
+        if not fsx_throughput_mb_per_second or fsx_throughput_mb_per_second <= 0:
+            raise ValueError("weights load fsx needs the file system's throughput (MB/s)")
+        rate = fsx_read_gb_per_second(fsx_throughput_mb_per_second)
+        # The full check reads every file once more through the mount before vLLM reads it again.
+        weights = (
+            checkpoint_gb / min(rate, FULL_CHECK_GB_PER_SECOND) if check is WeightsCheck.FULL else QUICK_CHECK_SECONDS
+        )
+        into_gpu = checkpoint_gb / rate
+    elif load is WeightsLoad.COPY:
         copy = checkpoint_gb / COPY_GB_PER_SECOND
         checked = checkpoint_gb / FULL_CHECK_GB_PER_SECOND if check is WeightsCheck.FULL else QUICK_CHECK_SECONDS
         weights = copy + checked
@@ -166,6 +196,11 @@ def assumptions_markdown() -> str:
             "half of 3.07 GB/s measured (15 GB in 4.88 s) [RUNAI-STREAMER-BENCH]",
         ),
         ("stream concurrency", str(STREAM_CONCURRENCY), "the measured optimum on S3 [RUNAI-STREAMER-BENCH]"),
+        (
+            "FSx to GPU (fsx)",
+            f"{FSX_READ_SHARE:g} x capacity TiB x MB/s per TiB",
+            "baseline throughput is proportional to capacity [AWS-FSX-PERF]; assumption: half of it per start",
+        ),
         ("engine start", f"{ENGINE_START_SECONDS} s", "assumption: CUDA graphs and torch.compile, large models"),
     ]
     lines = ["| part | value | why |", "|---|---|---|"]

@@ -3,7 +3,8 @@ comes with the image's runai-model-streamer[s3]). `modelyard models push` hashed
 each object's SHA-256 in its metadata, and the manifest's own SHA-256 in the manifest's metadata.
 
   check-weights.py local <model dir> quick|full
-      the copy on the node's NVMe: every file present with its size (quick), or re-hashed (full)
+      the copy on the node's NVMe, or the files on the FSx for Lustre mount: every file present with its size (quick),
+      or re-hashed (full); with POLL_SECONDS set, waits for manifest.json first (a shared file system)
   check-weights.py s3 <bucket> <prefix> quick|full
       the bucket's objects, for streaming: waits for manifest.json (pushed last), checks the manifest's own SHA-256,
       then every object's size and SHA-256 record with one HEAD each (quick), or reads and hashes every byte (full)
@@ -46,6 +47,12 @@ def _compare(relative, size, sha256, entry):
 
 def check_local(root, full):
     root = os.path.normpath(root)
+    # On a shared file system (FSx for Lustre, POLL_SECONDS set) the weights may not be pushed yet: wait for the
+    # manifest, pushed last, as the bucket's check does. A copy on the node has it already.
+    poll = os.environ.get("POLL_SECONDS")
+    while poll and not os.path.isfile(os.path.join(root, MANIFEST)):
+        print(f"waiting for {root}/{MANIFEST} (push the weights with modelyard models push)", flush=True)
+        time.sleep(int(poll))
     with open(os.path.join(root, MANIFEST), encoding="utf-8") as f:
         files = _entries(json.load(f), root)
 

@@ -5,7 +5,9 @@ The pod spec of a model server, for one role: "single" (the Deployment's pods: t
 Every pod of a group copies and checks the weights itself: vLLM loads each stage from local files.
 weights.load "copy": an init container copies the weights to the node's NVMe, a second checks them, vLLM reads them
 there; "stream": one init container checks the bucket's objects against the manifest, and vLLM streams them from
-S3 into GPU memory (Run:ai Model Streamer, --load-format runai_streamer): no copy, no weights volume.
+S3 into GPU memory (Run:ai Model Streamer, --load-format runai_streamer): no copy, no weights volume; "fsx": the
+stack's FSx for Lustre file system (its claim weights.fsx.claimName) mounted read-only at /fsx, where the bucket's
+models/ is /fsx/models: one init container checks the files there against the manifest, vLLM reads them.
 */}}
 {{- define "llm-serving.podSpec" -}}
 {{- $root := .root }}
@@ -14,6 +16,11 @@ S3 into GPU memory (Run:ai Model Streamer, --load-format runai_streamer): no cop
 {{- $modelDir := include "llm-serving.modelDir" $root }}
 {{- $prefix := include "llm-serving.weightsPrefix" $root }}
 {{- $stream := eq $root.Values.weights.load "stream" }}
+{{- $fsx := eq $root.Values.weights.load "fsx" }}
+{{- $copy := eq $root.Values.weights.load "copy" }}
+{{- if $fsx }}
+{{- $modelDir = printf "/fsx/%s" $prefix }}
+{{- end }}
 serviceAccountName: {{ include "llm-serving.serviceAccountName" $root }}
 # EKS Pod Identity mounts its own projected token; the Kubernetes API token is not needed.
 automountServiceAccountToken: false
@@ -89,6 +96,39 @@ initContainers:
       - name: scratch
         mountPath: /tmp
         subPath: check-tmp
+  {{- else if $fsx }}
+  # Waits for the model's manifest.json on the file system (pushed last by `modelyard models push`; FSx imports it
+  # from the bucket within minutes), then checks the files there against it: every file present with its size
+  # (quick), or every byte re-hashed (full: read through Lustre).
+  - name: check-weights
+    image: {{ include "llm-serving.imageRef" $root.Values.image | quote }}
+    imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+    command:
+      - python3
+      - -c
+      - {{ $root.Files.Get "files/check-weights.py" | quote }}
+      - local
+      - {{ $modelDir | quote }}
+      - {{ $root.Values.weights.check | quote }}
+    env:
+      - name: HOME
+        value: /scratch
+      - name: POLL_SECONDS
+        value: {{ int $root.Values.weights.pollSeconds | quote }}
+    resources:
+      {{- toYaml $root.Values.loader.resources | nindent 6 }}
+    securityContext:
+      {{- include "llm-serving.containerSecurityContext" $root | nindent 6 }}
+    volumeMounts:
+      - name: model-files
+        mountPath: /fsx
+        readOnly: true
+      - name: scratch
+        mountPath: /scratch
+        subPath: verify
+      - name: scratch
+        mountPath: /tmp
+        subPath: verify-tmp
   {{- else }}
   # Waits for the model's manifest.json (pushed last by `modelyard models push`), then copies the
   # weights to the node's NVMe. Waiting instead of failing keeps a first `pulumi up` green before
@@ -346,7 +386,7 @@ containers:
       requests:
         cpu: {{ $root.Values.resources.requests.cpu | quote }}
         memory: {{ $root.Values.resources.requests.memory | quote }}
-        ephemeral-storage: {{ printf "%dGi" (add (ternary 0 (int $root.Values.volumes.weightsSizeGi) $stream) (int $root.Values.volumes.scratchSizeGi)) | quote }}
+        ephemeral-storage: {{ printf "%dGi" (add (ternary (int $root.Values.volumes.weightsSizeGi) 0 $copy) (int $root.Values.volumes.scratchSizeGi)) | quote }}
         {{ $root.Values.gpuResourceName }}: {{ $gpus | quote }}
         {{- if and (ne $role "single") (gt (int $root.Values.multiNode.efaDevices) 0) }}
         vpc.amazonaws.com/efa: {{ int $root.Values.multiNode.efaDevices | quote }}
@@ -398,9 +438,13 @@ containers:
       timeoutSeconds: {{ int $root.Values.probes.liveness.timeoutSeconds }}
       failureThreshold: {{ int $root.Values.probes.liveness.failureThreshold }}
     volumeMounts:
-      {{- if not $stream }}
+      {{- if $copy }}
       - name: weights
         mountPath: {{ $modelDir }}
+        readOnly: true
+      {{- else if $fsx }}
+      - name: model-files
+        mountPath: /fsx
         readOnly: true
       {{- end }}
       - name: shm
@@ -412,7 +456,14 @@ containers:
         mountPath: /tmp
         subPath: vllm-tmp
 volumes:
-  {{- if not $stream }}
+  {{- if $fsx }}
+  # The stack's FSx for Lustre file system, read-only (its PersistentVolume is read-only too).
+  - name: model-files
+    persistentVolumeClaim:
+      claimName: {{ required "weights.fsx.claimName is required with weights.load fsx" $root.Values.weights.fsx.claimName }}
+      readOnly: true
+  {{- end }}
+  {{- if $copy }}
   # emptyDir, not hostPath: Pod Security restricted forbids hostPath, and on the kit's GPU nodes
   # kubelet's ephemeral storage is the instance-store RAID0, so this is the node's NVMe anyway.
   - name: weights
