@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tco": ("components.cost.command", "a stack's total cost of ownership: AWS, people, tools; band, $/Mtok"),
     "diff": ("components.plan.diff_command", "compare two plan JSONs: changes, replacements, cost delta"),
     "check": ("components.tools.check", "after `up`: one streamed chat request, time to first token"),
+    "orphans": ("components.tools.orphans", "around `pulumi destroy`: what is left with the stack's or cluster's tags"),
 }
 
 USAGE = (
