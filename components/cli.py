@@ -19,11 +19,13 @@ from components.settings.schema import close_matches
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("components.plan.command", "run a stack's program offline; write plan JSON, markdown, manifests"),
     "size": ("components.sizing.command", "which instances, GPUs and parallelism a model needs, and the cost"),
+    "bootstrap": ("components.tools.bootstrap", "create the Pulumi state bucket and secrets key before the first `up`"),
     "preflight": ("components.tools.preflight", "check the AWS account before `pulumi up`: quotas, offerings, names"),
     "models": ("components.tools.models", "pull weights from the hub, push them to the stack's bucket, verify"),
     "tco": ("components.cost.command", "a stack's total cost of ownership: AWS, people, tools; band, $/Mtok"),
     "diff": ("components.plan.diff_command", "compare two plan JSONs: changes, replacements, cost delta"),
     "check": ("components.tools.check", "after `up`: one streamed chat request, time to first token"),
+    "orphans": ("components.tools.orphans", "around `pulumi destroy`: what is left with the stack's or cluster's tags"),
 }
 
 USAGE = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import metadata
 from typing import Any
 
@@ -31,6 +32,7 @@ from components.aws.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
+from components.aws.spend_alarms import SpendAlarms, SpendAlarmsArgs
 from components.aws.tenant_identities import TenantIdentities, TenantIdentitiesArgs, TenantIdentity
 from components.contract import (
     GATEWAY_NAME,
@@ -283,6 +285,22 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         security = AccountSecurity("security", args=security_args, opts=on_aws)
         if security.findings_topic_arn is not None:
             pulumi.export("findings_topic_arn", security.findings_topic_arn)
+    budget = settings.cost.budget
+    if budget.monthly_usd is not None or budget.anomaly_usd is not None:
+        spend = SpendAlarms(
+            "spend",
+            args=SpendAlarmsArgs(
+                name=settings.name,
+                stack=settings.deployment,
+                account_id=account,
+                monthly_usd=None if budget.monthly_usd is None else Decimal(str(budget.monthly_usd)),
+                anomaly_usd=None if budget.anomaly_usd is None else Decimal(str(budget.anomaly_usd)),
+                emails=budget.emails,
+                tags=settings.tags_for("spend"),
+            ),
+            opts=on_aws,
+        )
+        pulumi.export("spend_topic_arn", spend.topic_arn)
     gateway = gateway_aws_side(settings, network=network, cluster=cluster, on_aws=on_aws)
     parts.update(gateway.parts)
     kubernetes_stack = settings.kubernetes_stack

@@ -94,7 +94,7 @@ def test_audit_logs_alone_create_a_detector_with_runtime_monitoring_switched_off
     assert found["RUNTIME_MONITORING"]["status"] == "DISABLED"
     assert found["RUNTIME_MONITORING"]["additionalConfigurations"][0]["status"] == "DISABLED"
     # findings: auto routes the findings of the detector the stack creates (no receivers: the topic only).
-    assert one(plan, "aws:sns/topic:Topic")
+    assert one(plan, "aws:sns/topic:Topic", "findings")
     assert not by_type(plan, "aws:lambda/function:Function")
 
 
@@ -127,7 +127,7 @@ def test_findings_of_medium_and_above_go_to_a_topic_only_the_rule_may_publish_to
         "detail-type": ["GuardDuty Finding"],
         "detail": {"severity": [{"numeric": [">=", 4.0]}]},
     }
-    topic = one(core, "aws:sns/topic:Topic")
+    topic = one(core, "aws:sns/topic:Topic", "findings")
     key = one(core, "aws:kms/key:Key", "findings")
     target = one(core, "aws:cloudwatch/eventTarget:EventTarget", "findings")
     assert target["inputs"]["rule"] == rule["inputs"]["name"]
@@ -136,7 +136,7 @@ def test_findings_of_medium_and_above_go_to_a_topic_only_the_rule_may_publish_to
     # The topic is encrypted with its own key, which rotates and is kept.
     assert topic["inputs"]["kmsMasterKeyId"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
     assert key["inputs"]["enableKeyRotation"] is True and key["protect"] and key["retain_on_delete"]
-    policy = statements(one(core, "aws:sns/topicPolicy:TopicPolicy")["inputs"]["policy"])
+    policy = statements(one(core, "aws:sns/topicPolicy:TopicPolicy", "findings")["inputs"]["policy"])
     assert set(policy) == {"FindingsRulePublishes", "DenyInsecureTransport"}
     publish = policy["FindingsRulePublishes"]
     assert publish["Principal"] == {"Service": "events.amazonaws.com"} and publish["Action"] == "sns:Publish"
@@ -161,7 +161,9 @@ def test_findings_stay_in_guardduty_where_routing_is_off(tmp_path: Path) -> None
     )
     assert by_type(plan, DETECTOR)
     assert not [r for r in plan["resources"] if r["type"] == FINDINGS]
-    assert not by_type(plan, "aws:sns/topic:Topic") and not by_type(plan, "aws:lambda/function:Function")
+    assert not [t for t in by_type(plan, "aws:sns/topic:Topic") if "findings" in t["name"]] and not by_type(
+        plan, "aws:lambda/function:Function"
+    )
     assert "findings_topic_arn" not in plan["outputs"]
 
 
@@ -266,7 +268,7 @@ def test_the_forwarder_runs_outside_the_vpc_with_the_receivers_secrets_by_arn(ro
         assert route["secret_arn"].startswith(arns[route["name"]])
     assert routes[1]["slack_channel"] == "#security"
     # Every secret value is a secret of the plan, in a Secrets Manager secret of its own, under the findings key.
-    key_arn = one(routed, "aws:sns/topic:Topic")["inputs"]["kmsMasterKeyId"]
+    key_arn = one(routed, "aws:sns/topic:Topic", "findings")["inputs"]["kmsMasterKeyId"]
     assert {s["inputs"]["kmsKeyId"] for s in secrets.values()} == {key_arn}
     assert [v["inputs"]["secretString"] for v in by_type(routed, "aws:secretsmanager/secretVersion:SecretVersion")] == [
         SECRET,
@@ -285,7 +287,7 @@ def test_the_forwarder_runs_outside_the_vpc_with_the_receivers_secrets_by_arn(ro
     log_group = one(routed, "aws:cloudwatch/logGroup:LogGroup", "findings")["inputs"]["name"]
     assert inputs["loggingConfig"]["logGroup"] == log_group == f"/aws/lambda/{inputs['name']}"
     # SNS may invoke it, from the findings topic only, and it is subscribed to that topic.
-    topic_arn = f"arn:aws:sns:us-east-1:123456789012:{one(routed, 'aws:sns/topic:Topic')['inputs']['name']}"
+    topic_arn = f"arn:aws:sns:us-east-1:123456789012:{one(routed, 'aws:sns/topic:Topic', 'findings')['inputs']['name']}"
     permission = one(routed, "aws:lambda/permission:Permission")["inputs"]
     assert (permission["principal"], permission["sourceArn"]) == ("sns.amazonaws.com", topic_arn)
     subscription = one(routed, "aws:sns/topicSubscription:TopicSubscription")["inputs"]

@@ -136,7 +136,7 @@ def test_the_database_is_private_encrypted_backed_up_and_kept(moderate: dict[str
     inputs = db["inputs"]
     assert inputs["publiclyAccessible"] is False
     assert inputs["storageEncrypted"] is True and inputs["storageType"] == "gp3"
-    (key,) = of_type(moderate, "aws:kms/key:Key")
+    (key,) = [k for k in of_type(moderate, "aws:kms/key:Key") if k["name"].startswith("gateway")]
     assert inputs["kmsKeyId"].startswith("arn:aws:kms:us-east-1:") and key["inputs"]["enableKeyRotation"] is True
     assert inputs["backupRetentionPeriod"] == 7 and inputs["multiAz"] is False
     assert inputs["deletionProtection"] is True and inputs["skipFinalSnapshot"] is False

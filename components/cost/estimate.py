@@ -108,12 +108,19 @@ FREE_TYPES: Mapping[str, str] = {
     "aws:route53/record:Record": "queries are a usage line (not modelled for private zones)",
     "aws:codebuild/project:Project": "billed per build minute while the deploy runner runs (not modelled)",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": "lifecycle policies are free",
-    "aws:sns/topic:Topic": "billed per message published and delivered, one per GuardDuty finding (not modelled)",
+    "aws:sns/topic:Topic": (
+        "billed per message published and delivered, one per GuardDuty finding or spend alert (not modelled)"
+    ),
     "aws:sns/topicPolicy:TopicPolicy": "topic policies are free",
     "aws:sns/topicSubscription:TopicSubscription": "subscriptions are free (deliveries are on the topic line)",
     "aws:lambda/function:Function": "billed per invocation and GB-second, one per GuardDuty finding (not modelled)",
     "aws:lambda/permission:Permission": "function permissions are free",
     "pulumi:pulumi:StackReference": "a read of another stack's outputs",
+    "aws:costexplorer/anomalyMonitor:AnomalyMonitor": (
+        "Cost Anomaly Detection is free (third-party: classmethod 2026-04-11, awsnegotiations.com 2026-05; not "
+        "on an AWS pricing page: docs/sources.md#prices-not-confirmed)"
+    ),
+    "aws:costexplorer/anomalySubscription:AnomalySubscription": "Cost Anomaly Detection is free (as its monitor)",
 }
 
 # Stateful resource types (the diff warns loudly when one is replaced or removed).
@@ -414,6 +421,22 @@ def _flat(
             monthly=p.price(price),
             keys=[price],
             basis=basis,
+            resource=r["key"],
+        )
+    ]
+
+
+def _budget(r: Mapping[str, Any], p: Pricer) -> list[Line]:
+    """A budget a day at the paid rate: the account's first two are free, but the kit cannot see its other budgets."""
+    days = HOURS_PER_MONTH / 24
+    return [
+        p.aws(
+            id=r["key"],
+            group="observability",
+            item=f"AWS Budget {r['inputs'].get('name', r['name'])}",
+            monthly=p.price("budget_day") * days,
+            keys=["budget_day"],
+            basis=f"{cents(days)} budget-days (free when it is among the account's first two budgets)",
             resource=r["key"],
         )
     ]
@@ -738,6 +761,7 @@ PRICERS: Mapping[str, Pricing] = {
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:secretsmanager/secret:Secret": _secret,
     "aws:cloudtrail/trail:Trail": _trail,
+    "aws:budgets/budget:Budget": _budget,
     GUARDDUTY_FEATURE: _guardduty_feature,
 }
 # Priced with the whole plan in view (usage split over several resources, or depending on the nodes).
@@ -1341,6 +1365,37 @@ def token_figures(
 # --- the whole -------------------------------------------------------------------------------------
 
 
+def budget_check(settings: Settings, aws_monthly: Decimal) -> dict[str, Any]:
+    """The stack's budget beside the plan's AWS estimate: the amount it should be at least (the estimate plus
+    cost.budget.margin_percent, rounded up to whole dollars), and a warning when it is below that or unset.
+
+    The amount is a setting because the estimate is computed from every resource the program registers, the
+    budget among them: the budget cannot take it as an input. The plan checks the two agree instead."""
+    budget = settings.cost.budget
+    margin = Decimal(format(_d(budget.margin_percent).normalize(), "f"))
+    suggested = (aws_monthly * (1 + margin / 100)).to_integral_value(rounding="ROUND_CEILING")
+    amount = None if budget.monthly_usd is None else cents(_d(budget.monthly_usd))
+    warning = None
+    if amount is None:
+        warning = (
+            f"no AWS Budget: set modelyard:cost.budget.monthly_usd to {suggested} (the AWS estimate "
+            f"${money(aws_monthly)} a month plus cost.budget.margin_percent {margin}%)"
+        )
+    elif amount < suggested:
+        below = "below the AWS estimate itself" if amount < aws_monthly else f"within {margin}% of the AWS estimate"
+        warning = (
+            f"the budget ${money(amount)} a month is {below} (${money(aws_monthly)}): its alerts would fire on "
+            f"planned spend; set modelyard:cost.budget.monthly_usd to {suggested} or more"
+        )
+    return {
+        "monthly_usd": None if amount is None else money(amount),
+        "aws_monthly_estimate": money(aws_monthly),
+        "margin_percent": str(margin),
+        "suggested_usd": str(suggested),
+        "warning": warning,
+    }
+
+
 def stack_cost(plan: Mapping[str, Any], settings: Settings, book: PriceBook | None = None) -> dict[str, Any]:
     """The plan JSON's `cost` object for one stack."""
     base = book or default_book()
@@ -1379,6 +1434,7 @@ def stack_cost(plan: Mapping[str, Any], settings: Settings, book: PriceBook | No
             for cat in ("aws", "people", "tools", "hidden")
         },
         "band": _band(settings.tier, annual),
+        "budget": budget_check(settings, aws_monthly),
         "region": settings.region,
         "region_price_multiplier": str(p.region_multiplier),
         "lines": [ln.to_json() for ln in sorted(lines, key=_line_order)],

@@ -47,12 +47,14 @@ def cost_summary(plan: dict[str, Any]) -> str:
         f"cost: ${float(cost['monthly_total']):,.2f} a month, ${float(cost['annual_total']):,.2f} a year "
         f"(AWS ${float(cost['aws_monthly']):,.2f} a month)"
     )
+    budget = cost.get("budget") or {}
+    warning = f"\nwarning: {budget['warning']}" if budget.get("warning") else ""
     if band is None:
-        return f"{totals}; no cost tier, so no band"
+        return f"{totals}; no cost tier, so no band{warning}"
     verdict = "inside" if band["within"] else "OUTSIDE"
     return (
         f"{totals}; {verdict} the {band['preset']} band "
-        f"${float(band['low']):,.0f} to ${float(band['high']):,.0f} a year"
+        f"${float(band['low']):,.0f} to ${float(band['high']):,.0f} a year{warning}"
     )
 
 

@@ -902,6 +902,19 @@ def tags_extra(s: Settings) -> Iterator[Problem]:
         yield _p("tags.extra", f"at most {room} extra tags (AWS allows {MAX_TAGS_PER_RESOURCE} per resource)")
 
 
+# AWS Budgets and Cost Anomaly Detection take at most 10 e-mail subscribers each (a notification, a subscription).
+MAX_SPEND_EMAILS = 10
+
+
+def cost_budget(s: Settings) -> Iterator[Problem]:
+    emails = s.cost.budget.emails
+    if len(emails) > MAX_SPEND_EMAILS:
+        yield _p("cost.budget.emails", f"at most {MAX_SPEND_EMAILS} addresses (AWS Budgets' and Cost Anomaly "
+                 "Detection's limit); subscribe a list, or more subscribers to the spend topic")  # fmt: skip
+    if len(set(emails)) != len(emails):
+        yield _p("cost.budget.emails", "lists an address twice")
+
+
 RULES: tuple[Rule, ...] = (
     stack_name,
     region_known,
@@ -931,6 +944,7 @@ RULES: tuple[Rule, ...] = (
     tags_extra,
     deploy_layers,
     deploy_charts,
+    cost_budget,
 )
 
 

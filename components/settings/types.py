@@ -819,6 +819,41 @@ class DeploySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BudgetSettings:
+    """Spend alarms (docs/cost.md#spend-alarms): an AWS Budget over the stack's tagged cost and a Cost Anomaly
+    Detection monitor, both notifying an encrypted SNS topic and the e-mails listed here."""
+
+    monthly_usd: float | None = doc_field(
+        "the monthly AWS cost budget of the stack's tagged resources (modelyard:stack, activated as a cost "
+        "allocation tag), USD; alerts at 80% and 100% of it spent and 100% forecast; null: no budget. The plan "
+        "warns when it is below the plan's AWS estimate plus margin_percent, and prints that amount",
+        default=None,
+        minimum=1,
+        maximum=100_000_000,
+    )
+    margin_percent: float = doc_field(
+        "headroom above the plan's monthly AWS estimate that monthly_usd should leave (usage varies)",
+        default=20,
+        minimum=0,
+        maximum=500,
+    )
+    anomaly_usd: float | None = doc_field(
+        "Cost Anomaly Detection over the stack's tagged cost: alert at once on an anomaly whose total impact "
+        "reaches this many USD; null: no anomaly monitor",
+        default=100,
+        minimum=1,
+        maximum=1_000_000,
+    )
+    emails: tuple[str, ...] = doc_field(
+        "addresses the budget e-mails directly and that the spend topic sends anomaly alerts to (each confirms "
+        "the subscription once); the topic takes other subscribers too",
+        default=(),
+        pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+",
+        pattern_doc="an e-mail address",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class CostSettings:
     """Usage assumptions, people and hidden costs of the TCO (docs/cost.md explains every line)."""
 
@@ -898,6 +933,10 @@ class CostSettings:
         default=None,
         minimum=0.5,
         maximum=3,
+    )
+    budget: BudgetSettings = doc_field(
+        "spend alarms: a monthly AWS Budget and Cost Anomaly Detection (docs/cost.md#spend-alarms)",
+        default_factory=BudgetSettings,
     )
     prices: Mapping[str, float] = doc_field(
         "your own AWS prices in USD by key of components/cost/prices.yaml (a discount, another region's list)",
