@@ -156,6 +156,10 @@ def read_azure_csv(path: Path, *, model: str, tenant: str | None) -> Trace:
 
 def read_jsonl(path: Path) -> Trace:
     """A JSONL trace: one request object a line (JSONL_FIELDS, optionally `key`)."""
+    return _read_jsonl(path)[0]
+
+
+def _read_jsonl(path: Path) -> tuple[Trace, list[int]]:
     problems: list[Problem] = []
     requests: list[tuple[float, int, Request]] = []
     with path.open(encoding="utf-8") as handle:
@@ -211,20 +215,91 @@ def read_jsonl(path: Path) -> Trace:
     if not requests:
         raise _fail(path, [Problem(path=str(path), message="no requests")])
     requests.sort(key=lambda r: (r[0], r[1]))
-    return Trace(name=path.name, requests=tuple(r for *_, r in requests))
+    return Trace(name=path.name, requests=tuple(r for *_, r in requests)), [line for _, line, _ in requests]
 
 
-def read_trace(path: Path, *, model: str | None = None, tenant: str | None = None) -> Trace:
-    """A trace file by its format: `.csv` (Azure; `model` required) or `.jsonl`."""
+@dataclass(frozen=True)
+class Routes:
+    """What a stack's gateway accepts: tenant -> the models it may call; key -> its tenant."""
+
+    tenant_models: dict[str, tuple[str, ...]]
+    key_tenants: dict[str, str]
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(sorted({m for ms in self.tenant_models.values() for m in ms}))
+
+
+def _check_routes(path: Path, trace: Trace, lines: list[int], routes: Routes) -> None:
+    problems: list[Problem] = []
+    for line, r in zip(lines, trace.requests, strict=True):
+        if r.model not in routes.models:
+            problems.append(
+                Problem(path=f"{path}:{line}:model", message=f"{r.model!r} is not served; choose {routes.models}")
+            )
+        elif r.tenant is not None and r.tenant not in routes.tenant_models:
+            choices = tuple(sorted(routes.tenant_models))
+            problems.append(
+                Problem(path=f"{path}:{line}:tenant", message=f"{r.tenant!r} is no tenant; choose {choices}")
+            )
+        elif r.tenant is not None and r.model not in routes.tenant_models[r.tenant]:
+            problems.append(
+                Problem(path=f"{path}:{line}:tenant", message=f"tenant {r.tenant!r} may not call {r.model!r}")
+            )
+        elif r.key is not None and routes.key_tenants.get(r.key) != r.tenant:
+            problems.append(Problem(path=f"{path}:{line}:key", message=f"{r.key!r} is no key of tenant {r.tenant!r}"))
+    if problems:
+        raise _fail(path, problems)
+
+
+def read_trace(path: Path, routes: Routes, *, model: str | None = None, tenant: str | None = None) -> Trace:
+    """A trace file by its format, `.csv` (Azure) or `.jsonl`, checked against what the gateway routes. `model` and
+    `tenant` route every request (a CSV names neither: `model` defaults to the only model, `tenant` to the only
+    tenant that calls it)."""
     if not path.is_file():
         raise InputError(Problem(path="--trace", message=f"{path}: no such file"))
+    if model is not None and model not in routes.models:
+        raise InputError(Problem(path="--model", message=f"{model!r} is not served; choose {routes.models}"))
+    if tenant is not None and tenant not in routes.tenant_models:
+        choices = tuple(sorted(routes.tenant_models))
+        raise InputError(Problem(path="--tenant", message=f"{tenant!r} is no tenant; choose {choices}"))
     if path.suffix == ".csv":
         if model is None:
-            raise InputError(Problem(path="--model", message="an Azure CSV trace names no model: name one"))
-        return read_azure_csv(path, model=model, tenant=tenant)
-    if path.suffix == ".jsonl":
-        return read_jsonl(path)
-    raise InputError(Problem(path="--trace", message=f"{path}: a .csv (Azure LLM inference trace) or a .jsonl"))
+            if len(routes.models) != 1:
+                raise InputError(
+                    Problem(path="--model", message=f"an Azure CSV trace names no model: choose {routes.models}")
+                )
+            (model,) = routes.models
+        if tenant is None:
+            callers = sorted(t for t, ms in routes.tenant_models.items() if model in ms)
+            if len(callers) != 1:
+                raise InputError(Problem(path="--tenant", message=f"{model!r} is called by {callers}: name one"))
+            (tenant,) = callers
+        trace = read_azure_csv(path, model=model, tenant=tenant)
+        lines = [0] * len(trace.requests)
+    elif path.suffix == ".jsonl":
+        trace, lines = _read_jsonl(path)
+        if model is not None or tenant is not None:
+            trace = Trace(
+                name=trace.name,
+                requests=tuple(
+                    Request(r.arrival, model or r.model, tenant or r.tenant, r.input_tokens, r.output_tokens, r.key)
+                    for r in trace.requests
+                ),
+            )
+    else:
+        raise InputError(Problem(path="--trace", message=f"{path}: a .csv (Azure LLM inference trace) or a .jsonl"))
+    _check_routes(path, trace, lines, routes)
+    return trace
+
+
+def write_azure_csv(path: Path, requests: Iterable[Request], *, start: datetime) -> None:
+    """Requests as an Azure LLM inference trace CSV from `start` (the 2023 form: seven fractional digits)."""
+    lines = [",".join(AZURE_COLUMNS)]
+    for r in requests:
+        moment = start + timedelta(microseconds=round(r.arrival * 1_000_000))
+        lines.append(f"{moment:%Y-%m-%d %H:%M:%S.%f}0,{r.input_tokens},{r.output_tokens}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_jsonl(path: Path, requests: Iterable[Request]) -> None:
