@@ -1341,6 +1341,7 @@ def token_figures(
         "per_million_output_tokens": money(monthly_total / total_mtok),
         "tokens": {
             "utilisation": str(utilisation),
+            "utilisation_basis": "cost.utilisation",
             "input_tokens_per_output_token": str(ratio),
             "million_output_tokens_per_month": str(total_mtok.quantize(Decimal("0.1"))),
             "aws_per_million_output_tokens": money(aws_monthly / total_mtok),

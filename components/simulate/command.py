@@ -43,8 +43,9 @@ def load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     if not args.rate_scale > 0 or args.rate_scale > 1000:
         raise InputError(Problem(path="--rate-scale", message=f"{args.rate_scale} is outside (0, 1000]"))
-    if args.plot is not None and args.plot.suffix != ".svg":
-        raise InputError(Problem(path="--plot", message=f"{args.plot}: an .svg file"))
+    plot = getattr(args, "plot", None)
+    if plot is not None and plot.suffix != ".svg":
+        raise InputError(Problem(path="--plot", message=f"{plot}: an .svg file"))
     _, settings = load_settings(args.project_dir, args.stack)
     routes = Routes(
         tenant_models={name: tuple(t.models) for name, t in settings.tenants.items()},
