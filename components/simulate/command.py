@@ -6,8 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from components.errors import ExitCode, InputError, Problem
+
+if TYPE_CHECKING:
+    from components.settings import Settings
+    from components.simulate.trace import Trace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def load(args: argparse.Namespace) -> tuple[Settings, Trace]:
     """Settings and trace for the arguments (InputError names what is wrong)."""
     from components.plan.run import load_settings
     from components.simulate.trace import Routes, read_trace

@@ -71,7 +71,8 @@ def render_text(result: SimulationResult) -> str:
         mj = j["models"][key]
         att = "-" if mj["ttft_attainment"] is None else f"{mj['ttft_attainment']:.2%}"
         out.append(
-            f"  {key} on {m.instance}: {m.requests:,} requests, TTFT attained {att}, p99 {_s(mj['ttft_seconds']['p99'])}; "
+            f"  {key} on {m.instance}: {m.requests:,} requests, TTFT attained {att}, "
+            f"p99 {_s(mj['ttft_seconds']['p99'])}; "
             f"{mj['gpu_hours']} GPU-hours, {_usd(mj['usd'])}"
         )
         out.append(
