@@ -272,9 +272,9 @@ def test_the_command_reports_json_markdown_and_a_plot(tmp_path: Path) -> None:
         str(DATA / "bursty.csv"),
         "--json",
         "--markdown",
-        str(tmp_path / "r.md"),
+        str(tmp_path / "report.markdown"),
         "--plot",
-        str(tmp_path / "r.svg"),
+        str(tmp_path / "report.svg"),
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -290,8 +290,8 @@ def test_the_command_reports_json_markdown_and_a_plot(tmp_path: Path) -> None:
         "usd_per_million_output_tokens",
         "limits",
     }
-    assert "| requests |" in (tmp_path / "r.md").read_text()
-    assert (tmp_path / "r.svg").read_text().startswith("<svg")
+    assert "| requests |" in (tmp_path / "report.markdown").read_text()
+    assert (tmp_path / "report.svg").read_text().startswith("<svg")
 
 
 def test_the_docs_plot_is_what_the_command_draws(tmp_path: Path) -> None:
