@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("components.tools.models", "pull weights from the hub, push them to the stack's bucket, verify"),
     "tco": ("components.cost.command", "a stack's total cost of ownership: AWS, people, tools; band, $/Mtok"),
     "diff": ("components.plan.diff_command", "compare two plan JSONs: changes, replacements, cost delta"),
+    "simulate": (
+        "components.simulate.command",
+        "replay a request trace against a stack: TTFT attainment, replicas, cost",
+    ),
     "check": ("components.tools.check", "after `up`: one streamed chat request, time to first token"),
     "orphans": ("components.tools.orphans", "around `pulumi destroy`: what is left with the stack's or cluster's tags"),
 }

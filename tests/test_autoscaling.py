@@ -1,4 +1,5 @@
-"""The autoscaling the chart renders, driven through the HPA's documented algorithm (tests/hpa_sim.py) over synthetic
+"""The autoscaling the chart renders, driven through the HPA's documented algorithm (components/simulate/hpa.py, in
+the fluid fleet of tests/hpa_sim.py) over synthetic
 load curves: every parameter (signal, target, windows, policies, bounds, polling) is read from the ScaledObject that
 charts/llm-serving renders with the real Helm engine for each autoscaled model of the shipped stacks; the cold start is
 the one serving_values passes to the chart.
@@ -27,8 +28,9 @@ import pytest
 from components.contract import GENERATION_TIMEOUT_SECONDS, VLLM_REQUESTS_RUNNING, VLLM_REQUESTS_WAITING
 from components.k8s.monitoring.assets import known_metrics
 from components.settings import Settings
+from components.simulate.hpa import Autoscaler, query_metrics
 from tests.conftest import ROOT, SHIPPED_STACKS
-from tests.hpa_sim import Autoscaler, Run, query_metrics, simulate
+from tests.hpa_sim import Run, simulate
 from tests.test_llm_serving_chart import CHART_DIR, namespace_of, of_kind, render, stack_settings, stack_values
 
 # A chat request's generation (a few hundred tokens at tens of tokens a second): an assumption of the curves only;

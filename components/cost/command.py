@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from components.errors import ExitCode
+from components.errors import ExitCode, InputError, Problem
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stack", required=True, help="a stack of stacks/Pulumi.<stack>.yaml")
     parser.add_argument("--json", action="store_true", help="print the plan's cost object as JSON")
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="a request trace (Azure CSV or JSONL, docs/simulate.md): the utilisation `modelyard simulate` finds "
+        "replaces cost.utilisation",
+    )
+    parser.add_argument("--model", help="with --trace: route every request to this model")
+    parser.add_argument("--tenant", help="with --trace: route every request as this tenant")
+    parser.add_argument("--rate-scale", type=float, default=1.0, metavar="X", help="with --trace: arrivals x X")
+    parser.add_argument("--seed", type=int, default=0, help="with --trace: the seed of --rate-scale's draws")
     parser.add_argument(
         "--project-dir", type=Path, default=PROJECT_ROOT, metavar="DIR", help="the folder holding Pulumi.yaml"
     )
@@ -61,14 +72,15 @@ def economics_lines(cost: dict[str, Any], *, detailed: bool) -> list[str]:
     w = out.append
     utilisation = f"{Decimal(tokens['utilisation']):.0%}"
     ratio = tokens["input_tokens_per_output_token"]
+    basis = tokens.get("utilisation_basis", "cost.utilisation")
     w(
-        f"Tokens at {utilisation} utilisation (cost.utilisation): "
+        f"Tokens at {utilisation} utilisation ({basis}): "
         f"{Decimal(tokens['million_output_tokens_per_month']):,} million output tokens a month, "
         f"{ratio} input tokens each (cost.input_tokens_per_output_token)"
     )
     w(
         f"  {usd(cost['per_million_output_tokens'])} per million output tokens at {utilisation} utilisation "
-        "(cost.utilisation), all costs; "
+        f"({basis}), all costs; "
         f"{usd(tokens['aws_per_million_output_tokens'])} AWS alone"
     )
     apis = ", ".join(f"{a['label']} {usd(a['usd_per_million_output_tokens'])}" for a in cost["apis"])
@@ -185,11 +197,51 @@ def render_text(cost: dict[str, Any], *, stack: str, preset: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _cost_from_trace(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan's cost with cost.utilisation replaced by what the trace's simulation finds."""
+    import dataclasses
+
+    from components.cost.estimate import stack_cost
+    from components.simulate.command import load
+    from components.simulate.engine import Options
+    from components.simulate.result import simulate
+
+    settings, trace = load(args)
+    result = simulate(settings, trace, Options(rate_scale=args.rate_scale, seed=args.seed))
+    simulated = result.utilisation
+    if simulated is None:
+        raise InputError(Problem(path="--trace", message="no replica served in the simulation: no utilisation"))
+    # The setting's own floor (cost.utilisation >= 0.01): a trace that uses less prices its tokens at the floor.
+    used = round(max(0.01, simulated), 4)
+    simulated_settings = dataclasses.replace(settings, cost=dataclasses.replace(settings.cost, utilisation=used))
+    cost = stack_cost(plan, simulated_settings)
+    if cost.get("tokens"):
+        cost["tokens"]["utilisation_basis"] = (
+            f"simulated from {trace.name} at rate x{args.rate_scale:g}, seed {args.seed}: {simulated:.2%} of the "
+            f"ready replicas' capacity, in place of cost.utilisation {settings.cost.utilisation:g}"
+        )
+    cost["simulation"] = {
+        "trace": trace.name,
+        "rate_scale": args.rate_scale,
+        "seed": args.seed,
+        "utilisation": round(simulated, 4),
+        "utilisation_setting": settings.cost.utilisation,
+        "ttft_attainment": round(result.ttft_attainment, 4),
+        "gpu_hours": round(result.gpu_hours, 2),
+        "window_seconds": round(result.window_seconds, 1),
+    }
+    return cost
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from components.plan.run import plan_stack
 
     plan = plan_stack(args.project_dir, args.stack)
+    if args.trace is not None:
+        plan["cost"] = _cost_from_trace(args, plan)
+    elif any(v is not None for v in (args.model, args.tenant)) or args.rate_scale != 1 or args.seed:
+        raise InputError(Problem(path="--trace", message="--model, --tenant, --rate-scale and --seed need --trace"))
     cost = plan["cost"]
     if args.json:
         sys.stdout.write(json.dumps(cost, indent=2, sort_keys=True) + "\n")

@@ -990,6 +990,34 @@ def _capacity_price(pool: Any, instance: catalog.InstanceType, p: Pricer) -> tup
     return base * (1 - discount), note, quality
 
 
+def pricer(settings: Settings, book: PriceBook | None = None) -> Pricer:
+    """The stack's Pricer: the price book with the stack's overrides (cost.prices) and its region rule."""
+    base = book or default_book()
+    try:
+        priced = base.with_overrides(settings.cost.prices)
+    except KeyError as exc:
+        raise InputError(
+            [
+                Problem(
+                    path=f"cost.prices.{k}", message=f"no such price; choose one of {', '.join(sorted(base.prices))}"
+                )
+                for k in exc.args[0]
+            ]
+        ) from None
+    return Pricer(book=priced, settings=settings.cost, region=settings.region, zones=len(settings.network.zone_ids))
+
+
+def gpu_node_hourly(settings: Settings, fleet: Fleet, p: Pricer | None = None) -> tuple[Decimal, str] | None:
+    """What one GPU node of a model's fleet costs an hour, as the GPU lines price it (capacity, cost.compute_discount,
+    region rule) with its root volume, and the basis; None where its instance type has no sourced price."""
+    if fleet.instance.on_demand_usd_per_hour is None:
+        return None
+    p = p or pricer(settings)
+    hourly, note, _ = _capacity_price(settings.pools[fleet.pool], fleet.instance, p)
+    volume = p.price("ebs_gp3_gb_month") * _d(GPU_ROOT_VOLUME_GIB) / HOURS_PER_MONTH
+    return hourly + volume, f"{fleet.instance.name} {note}, {GPU_ROOT_VOLUME_GIB} GiB gp3 root volume"
+
+
 def fleet_lines(settings: Settings, fleets: list[Fleet], p: Pricer) -> list[Line]:
     lines: list[Line] = []
     burst = _d(settings.cost.burst_share)
@@ -1340,6 +1368,7 @@ def token_figures(
         "per_million_output_tokens": money(monthly_total / total_mtok),
         "tokens": {
             "utilisation": str(utilisation),
+            "utilisation_basis": "cost.utilisation",
             "input_tokens_per_output_token": str(ratio),
             "million_output_tokens_per_month": str(total_mtok.quantize(Decimal("0.1"))),
             "aws_per_million_output_tokens": money(aws_monthly / total_mtok),
@@ -1398,19 +1427,8 @@ def budget_check(settings: Settings, aws_monthly: Decimal) -> dict[str, Any]:
 
 def stack_cost(plan: Mapping[str, Any], settings: Settings, book: PriceBook | None = None) -> dict[str, Any]:
     """The plan JSON's `cost` object for one stack."""
-    base = book or default_book()
-    try:
-        book = base.with_overrides(settings.cost.prices)
-    except KeyError as exc:
-        raise InputError(
-            [
-                Problem(
-                    path=f"cost.prices.{k}", message=f"no such price; choose one of {', '.join(sorted(base.prices))}"
-                )
-                for k in exc.args[0]
-            ]
-        ) from None
-    p = Pricer(book=book, settings=settings.cost, region=settings.region, zones=len(settings.network.zone_ids))
+    p = pricer(settings, book)
+    book = p.book
     resource_lines, free = plan_lines(plan, settings, p)
     fleets = gpu_fleets(settings, plan)
     aws = [*fleet_lines(settings, fleets, p), *resource_lines, *controller_lines(plan, settings, p)]

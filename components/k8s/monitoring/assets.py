@@ -11,6 +11,8 @@ Pure functions: the Monitoring component and the tests build the same objects fr
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +141,32 @@ def allowed_series_names() -> set[str]:
         else:
             names.add(name)
     return names | recorded_names()
+
+
+@dataclass(frozen=True)
+class TtftObjective:
+    """The time-to-first-token objective the serving alerts hold the model servers to."""
+
+    seconds: float
+    """A request's first token within this (the histogram bound the recording rules count under)."""
+    share: float
+    """Of all requests (1 - the error budget the slow-burn alert fires at over three days)."""
+
+
+def ttft_objective() -> TtftObjective:
+    """The objective as rules/serving.yaml defines it: the `le` bound of its TTFT recording rules and the budget of
+    TtftBudgetBurnSlow's three-day window (the one definition; the simulator judges attainment against it)."""
+    groups = load_rule(RULES_DIR / "serving.yaml")["spec"]["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    bounds = {
+        float(bound)
+        for rule in rules
+        if rule.get("record", "").startswith("namespace_model_name:vllm_ttft_over_objective:")
+        for bound in re.findall(r'le="([^"]+)"', rule["expr"])
+    }
+    (slow,) = [rule for rule in rules if rule.get("alert") == "TtftBudgetBurnSlow"]
+    budgets = {float(b) for b in re.findall(r"ratio_rate3d > \(?([0-9.]+)\)?", slow["expr"])}
+    if len(bounds) != 1 or len(budgets) != 1:
+        raise ValueError(f"serving.yaml: one TTFT bound and one three-day budget expected, got {bounds}, {budgets}")
+    (seconds,), (budget,) = bounds, budgets
+    return TtftObjective(seconds=seconds, share=1 - budget)

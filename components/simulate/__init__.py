@@ -1,0 +1,1 @@
+"""Traffic replay against a stack as planned (`modelyard simulate`): docs/simulate.md."""
