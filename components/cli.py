@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tco": ("components.cost.command", "a stack's total cost of ownership: AWS, people, tools; band, $/Mtok"),
     "diff": ("components.plan.diff_command", "compare two plan JSONs: changes, replacements, cost delta"),
     "check": ("components.tools.check", "after `up`: one streamed chat request, time to first token"),
+    "init": ("components.settings.init_command", "write a new stack file for a preset in a region; it plans"),
     "catalog": ("components.catalog.command", "models, instance types, licenses, regions' zones: what the kit knows"),
 }
 

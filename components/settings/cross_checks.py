@@ -119,7 +119,9 @@ def network_zones(s: Settings) -> Iterator[Problem]:
     )
     for i, zone in enumerate(zones):
         if not re.fullmatch(rf"{prefix}-az\d+", zone):
-            yield _p(f"network.zone_ids[{i}]", f"{zone!r} is not a zone ID of {s.region}; zone IDs known for it{listed}")
+            yield _p(
+                f"network.zone_ids[{i}]", f"{zone!r} is not a zone ID of {s.region}; zone IDs known for it{listed}"
+            )
 
 
 def network_endpoints(s: Settings) -> Iterator[Problem]:
