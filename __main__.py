@@ -2,4 +2,4 @@
 
 from components.program import run
 
-run()
+run(deploying=True)  # placeholders the offline plan accepts are refused here

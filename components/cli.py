@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "check": ("components.tools.check", "after `up`: one streamed chat request, time to first token"),
     "orphans": ("components.tools.orphans", "around `pulumi destroy`: what is left with the stack's or cluster's tags"),
+    "init": ("components.settings.init_command", "write a new stack file for a preset in a region; it plans"),
+    "catalog": ("components.catalog.command", "models, instance types, licenses, regions' zones: what the kit knows"),
 }
 
 USAGE = (

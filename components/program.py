@@ -41,10 +41,19 @@ def settings_from_engine() -> Settings:
     )
 
 
-def run() -> None:
-    """Validate all settings, then build. Bad settings stop the run before any resource is registered."""
+def run(*, deploying: bool = False) -> None:
+    """Validate all settings, then build. Bad settings stop the run before any resource is registered.
+
+    `deploying`: the Pulumi CLI runs the program (__main__.py), so placeholders the offline plan accepts
+    (components/settings/placeholders.py) are refused too."""
     try:
         settings = settings_from_engine()
+        if deploying:
+            from components.settings.placeholders import placeholders
+
+            unfilled = placeholders(settings)
+            if unfilled:
+                raise InputError(unfilled)
     except InputError as exc:
         # One error carrying every problem; RunError prints without a Python traceback.
         raise pulumi.RunError(exc.render()) from None

@@ -44,7 +44,7 @@ def test_plan_writes_json_markdown_and_manifests(tmp_path, capsys, stack):
     assert (tmp_path / "manifests").is_dir()
     assert f"`{stack}`" in (tmp_path / "plan.md").read_text()
     out = capsys.readouterr().out
-    assert f"stack {stack} (preset {plan['preset']}" in out and "aws:ec2/vpc:Vpc" in out
+    assert f"stack {stack} (preset {plan['preset']}" in out and "modelyard:aws:Network" in out
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,12 @@ answered through botocore's before-call hook."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
@@ -289,16 +291,36 @@ def test_a_missing_capacity_reservation_fails(session, account, make_settings):
     assert line.status is Status.FAIL and "does not exist" in line.detail
 
 
-def test_missing_credentials_exit_3_with_the_fix(session, account, monkeypatch, capsys):
+@pytest.fixture
+def filled(tmp_path: Path) -> str:
+    """The shipped pilot with its placeholder filled (the preset's documentation CIDR is refused before `up`)."""
+    import shutil
+
+    shutil.copy(preflight.PROJECT_ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(preflight.PROJECT_ROOT / "stacks", tmp_path / "stacks")
+    pilot = tmp_path / "stacks" / "Pulumi.pilot.yaml"
+    config = yaml.safe_load(pilot.read_text())
+    config["config"]["modelyard:cluster"] = {"public_cidrs": ["8.8.4.0/24"]}
+    pilot.write_text(yaml.safe_dump(config))
+    return str(tmp_path)
+
+
+def test_placeholders_are_refused_naming_the_key(session, account, capsys):
+    assert main(["preflight", "--stack", "pilot"]) == 2
+    err = capsys.readouterr().err
+    assert "modelyard:cluster.public_cidrs[0]: 203.0.113.0/24 is a documentation range" in err
+
+
+def test_missing_credentials_exit_3_with_the_fix(session, account, monkeypatch, capsys, filled):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key)
-    assert main(["preflight", "--stack", "pilot"]) == 3
+    assert main(["preflight", "--stack", "pilot", "--project-dir", filled]) == 3
     err = capsys.readouterr().err
     assert "Unable to locate credentials" in err and "--profile" in err and "aws sts get-caller-identity" in err
 
 
-def test_an_unknown_profile_is_bad_input(session, account, capsys):
-    assert main(["preflight", "--stack", "pilot", "--profile", "nope"]) == 2
+def test_an_unknown_profile_is_bad_input(session, account, capsys, filled):
+    assert main(["preflight", "--stack", "pilot", "--profile", "nope", "--project-dir", filled]) == 2
     assert "--profile" in capsys.readouterr().err
 
 
@@ -306,7 +328,7 @@ def test_an_unknown_stack_is_bad_input(session, account, capsys):
     assert main(["preflight", "--stack", "no-such-stack"]) == 2
 
 
-def test_the_command_exits_3_when_something_blocks_and_0_when_not(session, account, monkeypatch, capsys):
+def test_the_command_exits_3_when_something_blocks_and_0_when_not(session, account, monkeypatch, capsys, filled):
 
     def open_with(quotas):
         return lambda profile, region: aws.Clients(
@@ -314,12 +336,12 @@ def test_the_command_exits_3_when_something_blocks_and_0_when_not(session, accou
         )
 
     monkeypatch.setattr(aws, "open_clients", open_with(pilot_quotas(g=0)))
-    assert main(["preflight", "--stack", "pilot"]) == 3
+    assert main(["preflight", "--stack", "pilot", "--project-dir", filled]) == 3
     out = capsys.readouterr().out
     assert "FAIL  quota: Running On-Demand G and VT instances (L-DB2E81BA): current value 0, needed value 8" in out
     assert "--desired-value 8" in out
     monkeypatch.setattr(aws, "open_clients", open_with(pilot_quotas()))
-    assert main(["preflight", "--stack", "pilot"]) == 0
+    assert main(["preflight", "--stack", "pilot", "--project-dir", filled]) == 0
     assert "0 FAIL" in capsys.readouterr().out
 
 
@@ -862,7 +884,8 @@ def test_bedrock_runtime_missing_in_a_zone_fails_and_exits_3(
     shutil.copytree(preflight.PROJECT_ROOT / "stacks" / "presets", tmp_path / "stacks" / "presets")
     # The key as `pulumi config set --secret --path` writes it (the settings refuse one in plain text).
     gateway = {**BEDROCK["gateway"], "keys": {"internal": {"key": {"secure": "v1:abc=="}}}}
-    stack = {**NO_NAT, **BEDROCK, "gateway": gateway}
+    cluster = {**NO_NAT["cluster"], "public_cidrs": ["8.8.4.0/24"]}  # the preset's documentation CIDR, filled
+    stack = {**NO_NAT, **BEDROCK, "gateway": gateway, "cluster": cluster}
     config = {"modelyard:preset": "minimal", **{f"modelyard:{k}": v for k, v in stack.items()}}
     (tmp_path / "stacks" / "Pulumi.test.yaml").write_text(yaml.safe_dump({"config": config}))
     monkeypatch.setattr(aws, "open_clients", open_clients)

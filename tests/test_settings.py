@@ -142,7 +142,11 @@ def test_zone_ids_must_belong_to_the_region(make_settings):
     with pytest.raises(InputError) as exc:
         make_settings(region="eu-west-1")
     found = problems(exc)
-    assert "not a zone ID of eu-west-1 (they look like euw1-az1)" in found["modelyard:network.zone_ids[0]"]
+    # The region's zone IDs are listed, so that the fix is a copy (components/catalog/regions.yaml).
+    assert (
+        "'use1-az1' is not a zone ID of eu-west-1; zone IDs known for it: euw1-az1, euw1-az2, euw1-az3"
+        in found["modelyard:network.zone_ids[0]"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
         "hidden costs; band check, cost per million output tokens and API break-even.",
     )
     parser.add_argument("--stack", required=True, help="a stack of stacks/Pulumi.<stack>.yaml")
-    parser.add_argument("--json", action="store_true", help="print the plan's cost object as JSON")
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--json", action="store_true", help="print the plan's cost object as JSON")
+    view.add_argument("--markdown", action="store_true", help="print markdown: a table per category, for a page or PR")
     parser.add_argument(
         "--trace",
         type=Path,
@@ -233,6 +235,64 @@ def _cost_from_trace(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str
     return cost
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(cost: dict[str, Any], *, stack: str, preset: str) -> str:
+    """The same lines as the text view: one table per category with its subtotal, the totals and the band, then
+    the unit economics and the assumptions folded."""
+    out = [
+        f"### Total cost of ownership: stack `{stack}` "
+        f"(preset `{preset}`, region {cost['region']}, {cost['currency']})",
+        "",
+    ]
+    if cost["region_price_multiplier"] != "1":
+        out += [
+            f"Prices x{cost['region_price_multiplier']} for the region (cost.region_price_multiplier: an assumption).",
+            "",
+        ]
+    band = cost["band"]
+    verdict = (
+        "no cost tier, so no band"
+        if band is None
+        else f"{'inside' if band['within'] else '**outside**'} the {band['preset']} band, "
+        f"{usd(band['low'])} to {usd(band['high'])} a year"
+    )
+    out += [
+        f"**{usd(cost['monthly_total'])} a month, {usd(cost['annual_total'])} a year** "
+        f"(AWS {usd(cost['aws_monthly'])} a month); {verdict}.",
+        "",
+        "| category | a month | a year |",
+        "|---|---:|---:|",
+    ]
+    sections = (("aws", "AWS"), ("people", "People"), ("tools", "Tools"), ("hidden", "Hidden costs"))
+    for category, title in sections:
+        monthly = Decimal(cost["aws_monthly"] if category == "aws" else cost["by_category"][category])
+        out.append(f"| {title} | {usd(monthly)} | {usd(monthly * 12)} |")
+    out += [f"| **Total** | **{usd(cost['monthly_total'])}** | **{usd(cost['annual_total'])}** |", ""]
+    for category, title in sections:
+        out += [f"#### {title}", "", "| a month | item | basis | source |", "|---:|---|---|---|"]
+        for ln in (ln for ln in cost["lines"] if ln["category"] == category):
+            mark = " [U]" if ln["quality"] == "U" and ln["status"] == "priced" else ""
+            status = f" [{ln['status'].upper()}]" if ln["status"] != "priced" else ""
+            out.append(
+                f"| {usd(ln['monthly'])} | {_cell(ln['item'])}{mark}{status} "
+                f"| {_cell(ln['basis'])} | {_cell(ln['source'])} |"
+            )
+        out.append("")
+    if cost.get("tokens"):
+        out += ["<details><summary>Cost per token and break-even</summary>", "", "```"]
+        out += [*economics_lines(cost, detailed=True), "```", "", "</details>", ""]
+    assumptions = cost["assumptions"]
+    out += ["Assumptions (U: unverified; check before relying on them):", ""]
+    out += [f"- [U] price {_cell(text)}" for text in assumptions["prices"]]
+    out += [f"- [U] usage `{key}` = {value}" for key, value in assumptions["usage"].items()]
+    if cost["unpriced"]:
+        out += ["", "Not priced (counted as zero): " + ", ".join(f"`{t}`" for t in cost["unpriced"])]
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from components.plan.run import plan_stack
@@ -245,6 +305,8 @@ def main(argv: list[str]) -> int:
     cost = plan["cost"]
     if args.json:
         sys.stdout.write(json.dumps(cost, indent=2, sort_keys=True) + "\n")
+    elif args.markdown:
+        sys.stdout.write(render_markdown(cost, stack=args.stack, preset=plan["preset"]))
     else:
         sys.stdout.write(render_text(cost, stack=args.stack, preset=plan["preset"]))
     return ExitCode.OK

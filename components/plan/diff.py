@@ -18,6 +18,7 @@ key and key aliases, with a note.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -657,6 +658,24 @@ def _value(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def multi_line(f: Mapping[str, Any]) -> bool:
+    """A field whose before and after are text of several lines (a config file in a ConfigMap, a script): shown as a
+    unified diff, since two truncated values would often show the same prefix and hide the change."""
+    before, after = f["before"], f["after"]
+    texts = [v for v in (before, after) if v is not None]
+    return bool(texts) and all(isinstance(v, str) for v in texts) and any("\n" in v for v in texts)
+
+
+def unified(f: Mapping[str, Any]) -> list[str]:
+    """The unified diff of a multi-line field (three lines of context), headed by its path."""
+    before, after = (f[k] or "" for k in ("before", "after"))
+    return list(
+        difflib.unified_diff(
+            before.splitlines(), after.splitlines(), f"before/{f['path']}", f"after/{f['path']}", lineterm=""
+        )
+    )
+
+
 def _cost_summary(cost: Mapping[str, Any] | None) -> list[str]:
     if cost is None:
         return ["Cost: not available (a plan without a cost object)."]
@@ -703,7 +722,11 @@ def render_text(diff: Mapping[str, Any]) -> str:
         for f in c["fields"]:
             mark = "  [forces replacement]" if f["forces_replacement"] else ""
             mark += "  [ignored on update: applies at creation only]" if f.get("ignored") else ""
-            out.append(f"      {f['path']}: {_value(f['before'])} -> {_value(f['after'])}{mark}")
+            if multi_line(f):
+                out.append(f"      {f['path']}: changed text{mark}")
+                out += [f"        {line}" for line in unified(f)]
+            else:
+                out.append(f"      {f['path']}: {_value(f['before'])} -> {_value(f['after'])}{mark}")
     if diff["cost"] and diff["cost"]["lines"]:
         out.append("Cost by line (a month):")
         for ln in diff["cost"]["lines"]:
@@ -781,6 +804,10 @@ def mermaid(plan: Mapping[str, Any], diff: Mapping[str, Any] | None = None, max_
     return "\n".join(lines)
 
 
+def _cell(f: Mapping[str, Any], side: str) -> str:
+    return "(text: diff below)" if multi_line(f) else f"`{_escape(_value(f[side]))}`"
+
+
 def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT) -> str:
     head_lines = [
         MARKER,
@@ -820,11 +847,14 @@ def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int
             if c["fields"]:
                 body += ["", "  | field | before | after | replaces |", "  |---|---|---|---|"]
                 body += [
-                    f"  | `{_escape(f['path'])}` | `{_escape(_value(f['before']))}` | `{_escape(_value(f['after']))}` "
+                    f"  | `{_escape(f['path'])}` | {_cell(f, 'before')} | {_cell(f, 'after')} "
                     f"| {'yes' if f['forces_replacement'] else 'ignored on update' if f.get('ignored') else ''} |"
                     for f in c["fields"]
                 ]
                 body.append("")
+                for f in filter(multi_line, c["fields"]):
+                    body += [f"  `{_escape(f['path'])}`:", "", "  ```diff", *(f"  {line}" for line in unified(f))]
+                    body += ["  ```", ""]
         body += ["", "</details>", ""]
     body += [
         "<details><summary>Stack diagram</summary>",

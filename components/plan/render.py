@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -98,29 +100,142 @@ def cold_start_lines(plan: dict[str, Any]) -> list[str]:
     return lines
 
 
-def text_report(plan: dict[str, Any]) -> str:
-    counts = type_counts(plan)
+def top_components(plan: dict[str, Any]) -> dict[str, str]:
+    """Each resource's key -> the key of its top-level ancestor (itself when it has no parent)."""
+    parents = {r["key"]: r["parent"] for r in plan["resources"]}
+    top: dict[str, str] = {}
+    for key in parents:
+        chain = [key]
+        while parents.get(chain[-1]) is not None and chain[-1] not in top:
+            chain.append(parents[chain[-1]])
+        root = top.get(chain[-1], chain[-1])
+        top.update(dict.fromkeys(chain, root))
+    return top
+
+
+# What AWS bills for things no Pulumi resource holds, by the prefix of the cost line's id (components.cost.estimate).
+OUTSIDE_PULUMI = {
+    "controllers/gpu": "GPU nodes Karpenter launches, with their volumes",
+    "controllers/lb": "load balancers the load balancer controller creates",
+    "controllers/volumes": "volumes of PersistentVolumeClaims",
+    "usage": "traffic and usage",
+}
+UNATTRIBUTED = "no component"
+
+
+def _outside_label(line_id: str) -> str:
+    prefix = next((p for p in OUTSIDE_PULUMI if line_id == p or line_id.startswith(p + "/")), None)
+    return OUTSIDE_PULUMI[prefix] if prefix else line_id.split("/")[0]
+
+
+def component_rows(plan: dict[str, Any], violations: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """One row per top-level component (and provider): the resources it holds, its Kubernetes objects, the AWS cost
+    a month of what it creates, its policy violations; then one row per kind of thing AWS bills that no resource
+    holds (type ""), so that the AWS column adds up to the plan's AWS total. `violations` are components.policy's."""
+    top = top_components(plan)
+    empty = {"resources": 0, "objects": 0, "aws": Decimal(0), "policy": 0}
+    rows: dict[str, dict[str, Any]] = {
+        r["key"]: {"component": r["name"], "type": r["type"], **empty} for r in plan["resources"] if r["parent"] is None
+    }
+    others: dict[str, dict[str, Any]] = {}
+
+    def row(key: str | None, outside: str = UNATTRIBUTED) -> dict[str, Any]:
+        found = rows.get(top.get(key or "", ""))
+        return found or others.setdefault(outside, {"component": outside, "type": "", **empty})
+
+    for r in plan["resources"]:
+        rows[top[r["key"]]]["resources"] += 1
+    for manifest in plan["manifests"]:
+        row(manifest["source"])["objects"] += 1
+    for line in (plan.get("cost") or {}).get("lines", []):
+        if line["category"] == "aws":
+            row(line["resource"], _outside_label(line["id"]))["aws"] += Decimal(line["monthly"])
+    for violation in violations:
+        row(violation.resource)["policy"] += 1
+    return [
+        *sorted(rows.values(), key=lambda r: (r["component"], r["type"])),
+        *sorted(others.values(), key=lambda r: -r["aws"]),
+    ]
+
+
+def component_table(plan: dict[str, Any], violations: Sequence[Any] = ()) -> list[str]:
+    rows = component_rows(plan, violations)
+    name_w = max([len(r["component"]) for r in rows if r["type"]] + [len("component")])
+    type_w = max(len(r["type"]) for r in rows)
+    priced = bool(plan.get("cost"))
+
+    def line(name: str, kind: str, resources: str, objects: str, aws: str, policy: str) -> str:
+        cells = f"{name.ljust(name_w)}  {kind.ljust(type_w)}  {resources:>9}  {objects:>7}  {aws:>13}  {policy:>6}"
+        return f"  {cells}".rstrip()
+
+    def money(amount: Decimal) -> str:
+        return f"${amount:,.2f}" if priced else ""
+
+    out = [line("component", "type", "resources", "objects", "AWS a month" if priced else "", "policy")]
+    for r in rows:
+        if r["type"]:
+            out.append(
+                line(
+                    r["component"], r["type"], str(r["resources"]), str(r["objects"]), money(r["aws"]), str(r["policy"])
+                )
+            )
+        else:  # billed, or found, where no component holds it: its own line, the text is longer than the column
+            extra = "".join(f", {r[k]} {k}" for k in ("objects", "policy") if r[k])
+            out.append(f"  + {r['component']}: {money(r['aws'])}{extra}")
+    total = sum((r["aws"] for r in rows), Decimal(0))
+    out.append(
+        line(
+            "total",
+            "",
+            str(sum(r["resources"] for r in rows)),
+            str(len(plan["manifests"])),
+            money(total),
+            str(sum(r["policy"] for r in rows)),
+        )
+    )
+    return out
+
+
+def economics_headline(plan: dict[str, Any]) -> list[str]:
+    """The stack's cost per million output tokens and its break-even against hosted offers, in two lines."""
+    cost = plan.get("cost")
+    if not cost or not cost.get("tokens"):
+        return []
+    lines = economics_section(plan)[1:2]  # "$X per million output tokens at U utilisation, all costs; $Y AWS alone"
+    verdict = (cost.get("break_even") or {}).get("hosted")
+    if verdict:
+        lines.append(f"  {verdict['statement']}")
+    return [line.strip() for line in lines] + [
+        f"per model, every hosted offer and API: modelyard tco --stack {plan['stack']}"
+    ]
+
+
+def text_report(plan: dict[str, Any], *, tree: bool = False, violations: Sequence[Any] = ()) -> str:
+    """A one-screen summary: totals, cost, availability, cold starts and one row per component; with `tree`, also
+    the full unit economics, the resource tree, the counts by type and the outputs."""
     total = len(plan["resources"])
     served = availability_lines(plan)
-    width = max((len(t) for t, _ in counts), default=0)
+    starts = cold_start_lines(plan)
     out = [
         f"stack {plan['stack']} (preset {plan['preset']}, project {plan['project']}): "
         f"{total} resources, {len(plan['manifests'])} Kubernetes objects",
         cost_summary(plan),
-        *economics_section(plan),
+        *(economics_section(plan) if tree else economics_headline(plan)),
         *(["", "availability:", *(f"  {line}" for line in served)] if served else []),
-        "",
-        *tree_lines(plan),
-        "",
-        "resources by type:",
-        *(f"  {t.ljust(width)}  {n}" for t, n in counts),
     ]
-    starts = cold_start_lines(plan)
     if starts:
         out += ["", "cold start of one replica on a new node (estimate, docs/serving.md#cold-starts):"]
         out += [f"  {line}" for line in starts]
-    if plan["outputs"]:
-        out += ["", "outputs:", *(f"  {k}: {v}" for k, v in plan["outputs"].items())]
+    out += ["", "by component:", *component_table(plan, violations)]
+    if tree:
+        counts = type_counts(plan)
+        width = max((len(t) for t, _ in counts), default=0)
+        out += ["", "resource tree:", *tree_lines(plan), "", "resources by type:"]
+        out += [f"  {t.ljust(width)}  {n}" for t, n in counts]
+        if plan["outputs"]:
+            out += ["", "outputs:", *(f"  {k}: {v}" for k, v in plan["outputs"].items())]
+    else:
+        out += ["", f"resource tree, counts by type and {len(plan['outputs'])} outputs: add --tree"]
     return "\n".join(out) + "\n"
 
 

@@ -113,9 +113,17 @@ def network_zones(s: Settings) -> Iterator[Problem]:
     if s.region not in known_regions():
         return  # reported by region_known; a prefix would be a guess
     prefix = zone_id_prefix(s.region)
+    from components.catalog.regions import regions
+
+    known = regions().get(s.region)
+    listed = (
+        f": {', '.join(known.zones)} (components/catalog/regions.yaml)" if known else f" (they look like {prefix}-az1)"
+    )
     for i, zone in enumerate(zones):
         if not re.fullmatch(rf"{prefix}-az\d+", zone):
-            yield _p(f"network.zone_ids[{i}]", f"{zone!r} is not a zone ID of {s.region} (they look like {prefix}-az1)")
+            yield _p(
+                f"network.zone_ids[{i}]", f"{zone!r} is not a zone ID of {s.region}; zone IDs known for it{listed}"
+            )
 
 
 def network_endpoints(s: Settings) -> Iterator[Problem]:

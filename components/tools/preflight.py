@@ -1021,6 +1021,11 @@ def main(argv: list[str]) -> int:
     from components.plan.run import load_settings
 
     _, settings = load_settings(args.project_dir, args.stack)
+    from components.settings.placeholders import placeholders
+
+    unfilled = placeholders(settings)  # the offline plan accepts them; an account cannot use them
+    if unfilled:
+        raise InputError(unfilled)
     unknown = sorted(
         f"pools.{name}.instance_types: {t}"
         for name, pool in settings.pools.items()
