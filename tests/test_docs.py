@@ -80,3 +80,17 @@ def test_the_deploy_guide_lists_every_output_of_the_aws_layer():
     table = text.split("| output | what the Kubernetes layer does with it |", 1)[1].split("\n\n", 1)[0]
     listed = set(re.findall(r"`([a-z_]+)`", table))
     assert listed == {field.name for field in dataclasses.fields(AwsLayer)}
+
+
+# An issue number of this project means nothing to a reader of the docs; an upstream one names its repository.
+UPSTREAM_ISSUE = re.compile(r"[\w.-]+/[\w.-]+ issues? \d+")
+
+
+def test_docs_name_no_internal_issue_numbers():
+    found = []
+    for path in sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            bare = UPSTREAM_ISSUE.sub("", line)
+            if re.search(r"\bissues? \d+", bare) or re.search(r"\bthe \w+ issue\b", bare):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "say what the text means instead of an internal issue number:\n" + "\n".join(found)

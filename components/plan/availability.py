@@ -2,8 +2,7 @@
 replicas (the Deployment's fixed count, or its ScaledObject's bounds), zone spread, Karpenter's do-not-disrupt.
 
 A model capped at one replica has no HA, and one whose minimum is one has none while the load keeps it there: the
-plan says so (`serving.<model>.availability` in plan JSON, a line each in the text and markdown views), as issue 19
-asked.
+plan says so (`serving.<model>.availability` in plan JSON, a line each in the text and markdown views).
 """
 
 from __future__ import annotations
