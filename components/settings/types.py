@@ -327,11 +327,28 @@ class FsxSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StorageReplicaSettings:
+    """A copy of the model bucket in another region, kept by S3 replication (docs/regions.md)."""
+
+    tenants: tuple[str, ...] = doc_field(
+        "tenants (keys of tenants) whose prefix tenants/<tenant>/ is replicated there as well as models/; a tenant "
+        "pinned to regions (tenants.<t>.regions) only to one of its regions",
+        default=(),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class StorageSettings:
     fsx: FsxSettings | None = doc_field(
         "an FSx for Lustre file system linked to the model bucket (servers with weights.load fsx read from it); "
         "null: none",
         default=None,
+    )
+    replicas: Mapping[str, StorageReplicaSettings] = doc_field(
+        "by AWS region (not the stack's): a replica of the model bucket there (its own KMS key, versioned, private, "
+        "TLS only, kept), filled by S3 replication of models/ and of the tenants' prefixes it lists; new objects only "
+        "(docs/regions.md#existing-objects); empty: no replica",
+        default_factory=lambda: MappingProxyType({}),
     )
 
 
@@ -419,6 +436,12 @@ class TenantSettings:
     )
     dedicated_pool: str | None = doc_field("a pool (a key of pools) only this tenant may use", default=None)
     data: DataPolicy = doc_field("whether prompts may leave the VPC", default=DataPolicy.IN_VPC)
+    regions: tuple[str, ...] = doc_field(
+        "AWS regions the tenant's models may be served in and its data (prompts, tenants/<tenant>/) kept in "
+        "(residency, docs/regions.md); a stack in another region, a replica of its prefix elsewhere, and a fallback "
+        "to an API outside the stack's region are refused; empty: not pinned",
+        default=(),
+    )
     egress: TenantEgress = doc_field(
         "where the tenant's pods may connect besides DNS, the gateway, the Pod Identity agent and their namespace: "
         "none; s3 (HTTPS to the region's S3 ranges, what model servers need to copy their weights); internet "
@@ -1252,6 +1275,11 @@ class Settings:
             cost_center=self.cost_center,
             extra=self.tags.extra,
         )
+
+    def replicated_prefixes(self, region: str) -> tuple[str, ...]:
+        """What S3 replication copies to the replica in `region` (a key of storage.replicas): models/, then the
+        prefix of each tenant the replica lists."""
+        return ("models/", *(f"tenants/{t}/" for t in sorted(self.storage.replicas[region].tenants)))
 
     def model_owner(self, model: str) -> str | None:
         """The tenant a model's servers belong to: `owner`, else the only tenant listing it (None: no tenant)."""
