@@ -173,9 +173,7 @@ def replicate_models(
             tags=tags,
         ),
         # S3 accepts a replication configuration only once both sides are versioned.
-        opts=pulumi.ResourceOptions.merge(
-            pulumi.ResourceOptions(provider=provider), after(storage, *replicas)
-        ),
+        opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(provider=provider), after(storage, *replicas)),
     )
 
 
@@ -285,7 +283,11 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         opts=on_aws,
     )
     replicate_models(
-        settings, provider=aws_provider, storage=storage, model_bucket=model_bucket, tags=settings.tags_for("model-storage")
+        settings,
+        provider=aws_provider,
+        storage=storage,
+        model_bucket=model_bucket,
+        tags=settings.tags_for("model-storage"),
     )
     identities = TenantIdentities(
         "isolation",

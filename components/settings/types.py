@@ -944,6 +944,12 @@ class CostSettings:
     )
     log_gb_per_month: float = doc_field("GB per month ingested into each CloudWatch log group", default=5, minimum=0)
     egress_gb_per_month: float = doc_field("GB per month sent to the internet", default=50, minimum=0)
+    replication_gb_per_month: float | None = doc_field(
+        "GB per month S3 replicates to each replica of the model bucket (storage.replicas), priced as inter-region "
+        "transfer; null: one new revision of every served model's weights a month",
+        default=None,
+        minimum=0,
+    )
     trail_data_events_per_month: int = doc_field(
         "object reads and writes of the model bucket a month, priced as CloudTrail data events where "
         "security.cloudtrail_data_events is on (weights are read at every model server start)",
