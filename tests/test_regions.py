@@ -63,6 +63,15 @@ def test_the_replica_lives_in_its_region_with_its_own_key_hardened_and_kept(repl
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+def test_every_aws_resource_is_on_a_kit_provider_of_an_explicit_region(replicated) -> None:
+    providers = {r["key"]: r["inputs"]["region"] for r in by_type(replicated, "pulumi:providers:aws")}
+    assert sorted(providers.values()) == ["eu-west-1", "us-east-1"]
+    for resource in replicated["resources"]:
+        if resource["custom"] and resource["type"].startswith("aws:"):
+            assert resource["provider"] in providers, resource["key"]
+            assert resource["key"].startswith(providers[resource["provider"]] + "/"), resource["key"]
+
+
 def test_replication_copies_models_and_only_the_listed_tenants_prefix_encrypted_with_the_replicas_key(
     replicated,
 ) -> None:
@@ -183,6 +192,18 @@ def test_a_pinned_tenant_may_replicate_and_fall_back_inside_its_regions(make_set
     )
     assert settings.replicated_prefixes("eu-west-1") == ("models/", "tenants/internal/")
     assert settings.hybrid_models("internal") == ("llama-8b",)  # Bedrock of the stack's region: still in region
+
+
+def test_the_gateway_gives_a_pinned_tenant_no_fallback_out_of_region_even_unvalidated(make_settings) -> None:
+    """Defence in depth: were validation skipped, the gateway's config (built from hybrid_models) would still route
+    a pinned tenant's requests to no API bound to no region."""
+    import dataclasses
+
+    settings = make_settings("moderate", gateway={"fallbacks": FALLBACK})
+    assert settings.hybrid_models("internal") == ("llama-8b",)
+    tenants = dict(settings.tenants)
+    tenants["internal"] = dataclasses.replace(tenants["internal"], regions=("us-east-1",))
+    assert dataclasses.replace(settings, tenants=tenants).hybrid_models("internal") == ()
 
 
 def test_a_long_stack_name_cannot_hold_a_replica_bucket_name(make_settings) -> None:

@@ -95,7 +95,9 @@ class ModelReplica(pulumi.ComponentResource):
 @dataclass(frozen=True, kw_only=True)
 class ReplicationDestination:
     bucket_arn: pulumi.Input[str]
+    """The replica bucket's ARN (ModelReplica.bucket_arn)."""
     key_arn: pulumi.Input[str]
+    """The replica's KMS key (ModelReplica.key_arn): S3 encrypts the replicas with it."""
     prefixes: Sequence[str]
     """What is replicated there: models/, then tenants/<tenant>/ of each tenant the replica lists."""
 
@@ -103,13 +105,17 @@ class ReplicationDestination:
 @dataclass(frozen=True, kw_only=True)
 class ModelReplicationArgs:
     source_region: str
+    """The model bucket's region: the role may use the source key only through S3 there."""
     source_bucket: pulumi.Input[str]
     """The model bucket's name."""
     source_bucket_arn: pulumi.Input[str]
+    """The model bucket's ARN."""
     source_key_arn: pulumi.Input[str]
+    """The model bucket's KMS key: the role may decrypt with it, nothing else."""
     destinations: Mapping[str, ReplicationDestination]
-    """By region."""
+    """The replicas by region, each with what is replicated there."""
     tags: Mapping[str, str]
+    """Tags for the role."""
 
 
 def _through_s3(region: str, bucket_arn: str) -> dict[str, object]:

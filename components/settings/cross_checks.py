@@ -956,7 +956,9 @@ def residency(s: Settings) -> Iterator[Problem]:
                     f"would replicate tenants/{name}/ to {region}, but tenant {name} is pinned to {pinned} "
                     f"({path}): remove it from this replica's tenants",
                 )
-        for model in s.hybrid_models(name):
+        if tenant.data is not DataPolicy.EXTERNAL_ALLOWED:
+            continue  # an in-VPC tenant never falls back
+        for model in sorted(m for m in tenant.models if m in s.gateway.fallbacks):
             provider = s.gateway.fallbacks[model].provider
             if provider is not FallbackProvider.BEDROCK:
                 yield _p(

@@ -1324,11 +1324,19 @@ class Settings:
 
     def hybrid_models(self, tenant: str) -> tuple[str, ...]:
         """The tenant's models that may fall back to a proprietary API (gateway.fallbacks): none unless the
-        tenant has data external-allowed (nor for a tenant the stack does not have)."""
+        tenant has data external-allowed (nor for a tenant the stack does not have); for a tenant pinned to regions,
+        only those falling back to Bedrock of the stack's region (validation refuses the others, docs/regions.md)."""
         spec = self.tenants.get(tenant)
         if spec is None or spec.data is not DataPolicy.EXTERNAL_ALLOWED:
             return ()
-        return tuple(sorted(m for m in spec.models if m in self.gateway.fallbacks))
+        fallbacks = self.gateway.fallbacks
+        return tuple(
+            sorted(
+                m
+                for m in spec.models
+                if m in fallbacks and (not spec.regions or fallbacks[m].provider is FallbackProvider.BEDROCK)
+            )
+        )
 
     @property
     def fallbacks_in_use(self) -> tuple[str, ...]:
