@@ -30,6 +30,13 @@ from components.aws.gateway_identity import GatewayIdentity, GatewayIdentityArgs
 from components.aws.gateway_state import GatewayState, GatewayStateArgs
 from components.aws.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
+from components.aws.model_replicas import (
+    ModelReplica,
+    ModelReplicaArgs,
+    ModelReplication,
+    ModelReplicationArgs,
+    ReplicationDestination,
+)
 from components.aws.model_storage import ModelStorage, ModelStorageArgs, TenantAccess
 from components.aws.network import Network, NetworkArgs
 from components.aws.spend_alarms import SpendAlarms, SpendAlarmsArgs
@@ -125,6 +132,49 @@ def build_platform(settings: Settings) -> None:
     layer.export()
     if settings.layer is StackLayer.ALL:
         build_kubernetes_layer(settings, layer, aws_parts=parts)
+
+
+def replicate_models(
+    settings: Settings,
+    *,
+    provider: aws.Provider,
+    storage: ModelStorage,
+    model_bucket: pulumi.Output[str],
+    tags: Mapping[str, str],
+) -> None:
+    """A replica of the model bucket in each region of storage.replicas (through a provider of that region), and the
+    replication that fills them (docs/regions.md). Nothing when there is none: the shipped stacks' plans stay as
+    they were."""
+    if not settings.storage.replicas:
+        return
+    destinations: dict[str, ReplicationDestination] = {}
+    replicas: list[pulumi.Resource] = []
+    for region in sorted(settings.storage.replicas):
+        regional = aws.Provider(f"{settings.name}-aws-{region}", region=region)
+        replica = ModelReplica(
+            f"models-{region}",
+            args=ModelReplicaArgs(
+                region=region, bucket_name=pulumi.Output.concat(model_bucket, "-", region), tags=tags
+            ),
+            opts=pulumi.ResourceOptions(provider=regional),
+        )
+        replicas.append(replica)
+        destinations[region] = ReplicationDestination(
+            bucket_arn=replica.bucket_arn, key_arn=replica.key_arn, prefixes=settings.replicated_prefixes(region)
+        )
+    ModelReplication(
+        "models-replication",
+        args=ModelReplicationArgs(
+            source_region=settings.region,
+            source_bucket=storage.bucket_name,
+            source_bucket_arn=storage.bucket_arn,
+            source_key_arn=storage.key_arn,
+            destinations=destinations,
+            tags=tags,
+        ),
+        # S3 accepts a replication configuration only once both sides are versioned.
+        opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(provider=provider), after(storage, *replicas)),
+    )
 
 
 def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Resource]]:
@@ -231,6 +281,13 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
             tags=settings.tags_for("model-storage"),
         ),
         opts=on_aws,
+    )
+    replicate_models(
+        settings,
+        provider=aws_provider,
+        storage=storage,
+        model_bucket=model_bucket,
+        tags=settings.tags_for("model-storage"),
     )
     identities = TenantIdentities(
         "isolation",

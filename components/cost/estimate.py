@@ -716,6 +716,7 @@ def _unpriced(r: Mapping[str, Any], why: str) -> Line:
 
 
 Pricing = Callable[[Mapping[str, Any], Pricer], list[Line]]
+REPLICATION_CONFIG = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 
 PRICERS: Mapping[str, Pricing] = {
     "aws:eks/cluster:Cluster": _eks_cluster,
@@ -771,6 +772,7 @@ PLAN_WIDE = frozenset(
         "aws:ec2/vpcEndpoint:VpcEndpoint",
         "aws:s3/bucket:Bucket",
         "aws:s3/bucketV2:BucketV2",
+        REPLICATION_CONFIG,
         "aws:guardduty/detector:Detector",
     }
 )
@@ -806,7 +808,8 @@ def _region_text(p: Pricer) -> str:
     return f"; x{p.region_multiplier} region rule ({p.region})" if p.region_multiplier != 1 else ""
 
 
-def _storage_gb(settings: Settings) -> Decimal:
+def _weights_gb(settings: Settings, *, revisions: int) -> Decimal:
+    """GB of the served models' weights (each model and dtype once), `revisions` revisions each, rounded up."""
     from components.sizing.core import weights_gb
 
     total = 0.0
@@ -817,8 +820,40 @@ def _storage_gb(settings: Settings) -> Decimal:
         if (model.name, dtype) in seen:
             continue
         seen.add((model.name, dtype))
-        total += weights_gb(model, dtype)[0] * 2
+        total += weights_gb(model, dtype)[0] * revisions
     return Decimal(math.ceil(total))
+
+
+def _storage_gb(settings: Settings) -> Decimal:
+    return _weights_gb(settings, revisions=2)
+
+
+def _replication(r: Mapping[str, Any], p: Pricer, *, settings: Settings) -> list[Line]:
+    """Inter-region transfer of what S3 replicates, per destination bucket: cost.replication_gb_per_month, else one
+    new revision of every served model's weights a month (replicated objects are billed as transfer out of the
+    source region; S3's replication requests are not counted)."""
+    chosen = settings.cost.replication_gb_per_month
+    if chosen is not None:
+        gb = p.assume("replication_gb_per_month")
+        basis = f"{gb} GB/month to each replica (cost.replication_gb_per_month)"
+    else:
+        gb = _weights_gb(settings, revisions=1)
+        basis = f"{gb} GB/month to each replica: one new revision of the served models' weights"
+    buckets = sorted(
+        {str((rule.get("destination") or {}).get("bucket", "")) for rule in r["inputs"].get("rules") or []}
+    )
+    return [
+        p.aws(
+            id=f"{r['key']}/{bucket}",
+            group="usage",
+            item=f"replication to {bucket.removeprefix('arn:aws:s3:::')}",
+            monthly=p.price("transfer_inter_region_gb") * gb,
+            keys=["transfer_inter_region_gb"],
+            basis=basis,
+            resource=r["key"],
+        )
+        for bucket in buckets
+    ]
 
 
 def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[list[Line], list[dict[str, Any]]]:
@@ -847,6 +882,8 @@ def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[
             lines += _vpc_endpoint(r, p, count=max(1, len(interface)))
         elif r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
             lines += _bucket(r, p, settings=settings)
+        elif r["type"] == REPLICATION_CONFIG:
+            lines += _replication(r, p, settings=settings)
         elif r["type"] == "aws:guardduty/detector:Detector":
             runtime = any(_feature_on(f["inputs"], RUNTIME_MONITORING) for f in by_type.get(GUARDDUTY_FEATURE, ()))
             lines += _guardduty(r, p, vcpus=_always_on_vcpus(plan, settings), runtime=runtime)

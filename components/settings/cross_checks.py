@@ -887,6 +887,8 @@ def entries_once(s: Settings) -> Iterator[Problem]:
         "cluster.private_access_cidrs": s.cluster.private_access_cidrs,
         "gateway.allowed_cidrs": s.gateway.allowed_cidrs,
         **{f"tenants.{name}.principals": tenant.principals for name, tenant in s.tenants.items()},
+        **{f"tenants.{name}.regions": tenant.regions for name, tenant in s.tenants.items()},
+        **{f"storage.replicas.{region}.tenants": r.tenants for region, r in s.storage.replicas.items()},
     }
     for path, entries in lists.items():
         first: dict[str, int] = {}
@@ -908,6 +910,72 @@ def tags_extra(s: Settings) -> Iterator[Problem]:
     room = MAX_TAGS_PER_RESOURCE - len(KIT_TAG_KEYS)
     if len(s.tags.extra) > room:
         yield _p("tags.extra", f"at most {room} extra tags (AWS allows {MAX_TAGS_PER_RESOURCE} per resource)")
+
+
+# The longest account id S3 bucket names of the kit carry, and S3's limit on a bucket name.
+_ACCOUNT_ID_CHARS = 12
+_BUCKET_NAME_MAX = 63
+
+
+def storage_replicas(s: Settings) -> Iterator[Problem]:
+    """Each replica is in a known region other than the stack's, its bucket name fits S3's limit, and it lists
+    tenants the stack has."""
+    for region, replica in s.storage.replicas.items():
+        path = f"storage.replicas.{region}"
+        if region not in known_regions():
+            yield _p(path, f"unknown AWS region {region!r}" + close_matches(region, known_regions()))
+        if region == s.region:
+            yield _p(path, f"{region} is the stack's own region (the model bucket is there): name another region")
+        bucket = f"{s.name}-models-{'0' * _ACCOUNT_ID_CHARS}-{region}"
+        if len(bucket) > _BUCKET_NAME_MAX:
+            yield _p(
+                path,
+                f"the replica bucket's name <project>-<stack>-models-<account id>-{region} would be {len(bucket)} "
+                f"characters; S3 allows {_BUCKET_NAME_MAX}: shorten the stack's name",
+            )
+        for i, tenant in enumerate(replica.tenants):
+            if tenant not in s.tenants:
+                yield _p(f"{path}.tenants[{i}]", f"no tenant {tenant!r} in tenants" + close_matches(tenant, s.tenants))
+
+
+def residency(s: Settings) -> Iterator[Problem]:
+    """A tenant pinned to regions (tenants.<t>.regions) is served only there, its prefix is replicated only there, and
+    its prompts never go to an API that is not bound to the stack's region."""
+    for name, tenant in s.tenants.items():
+        if not tenant.regions:
+            continue
+        path = f"tenants.{name}.regions"
+        pinned = ", ".join(tenant.regions)
+        for i, region in enumerate(tenant.regions):
+            if region not in known_regions():
+                yield _p(f"{path}[{i}]", f"unknown AWS region {region!r}" + close_matches(region, known_regions()))
+        if s.region not in tenant.regions:
+            yield _p(
+                path,
+                f"the tenant is pinned to {pinned}, but this stack serves its models ({', '.join(tenant.models)}) "
+                f"and keeps its data in {s.region}: deploy the tenant from a stack in one of its regions, or add "
+                f"{s.region} to its regions",
+            )
+        for region, replica in s.storage.replicas.items():
+            if name in replica.tenants and region not in tenant.regions:
+                i = replica.tenants.index(name)
+                yield _p(
+                    f"storage.replicas.{region}.tenants[{i}]",
+                    f"would replicate tenants/{name}/ to {region}, but tenant {name} is pinned to {pinned} "
+                    f"({path}): remove it from this replica's tenants",
+                )
+        if tenant.data is not DataPolicy.EXTERNAL_ALLOWED:
+            continue  # an in-VPC tenant never falls back
+        for model in sorted(m for m in tenant.models if m in s.gateway.fallbacks):
+            provider = s.gateway.fallbacks[model].provider
+            if provider is not FallbackProvider.BEDROCK:
+                yield _p(
+                    f"gateway.fallbacks.{model}.provider",
+                    f"tenant {name} is pinned to {pinned} ({path}) and may fall back from {model}, but "
+                    f"{provider.value}'s API is not bound to a region: the prompts could be processed anywhere. Use "
+                    f"bedrock (a foundation model of {s.region}), remove the fallback, or set tenants.{name}.data "
+                    f"to {DataPolicy.IN_VPC.value}",
+                )
 
 
 # AWS Budgets and Cost Anomaly Detection take at most 10 e-mail subscribers each (a notification, a subscription).
@@ -947,6 +1015,8 @@ RULES: tuple[Rule, ...] = (
     gateway_fallbacks_reachable,
     gateway_state,
     storage_fsx,
+    storage_replicas,
+    residency,
     gateway_exposure,
     entries_once,
     tags_extra,

@@ -327,11 +327,28 @@ class FsxSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StorageReplicaSettings:
+    """A copy of the model bucket in another region, kept by S3 replication (docs/regions.md)."""
+
+    tenants: tuple[str, ...] = doc_field(
+        "tenants (keys of tenants) whose prefix tenants/<tenant>/ is replicated there as well as models/; a tenant "
+        "pinned to regions (tenants.<t>.regions) only to one of its regions",
+        default=(),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class StorageSettings:
     fsx: FsxSettings | None = doc_field(
         "an FSx for Lustre file system linked to the model bucket (servers with weights.load fsx read from it); "
         "null: none",
         default=None,
+    )
+    replicas: Mapping[str, StorageReplicaSettings] = doc_field(
+        "by AWS region (not the stack's): a replica of the model bucket there (its own KMS key, versioned, private, "
+        "TLS only, kept), filled by S3 replication of models/ and of the tenants' prefixes it lists; new objects only "
+        "(docs/regions.md#existing-objects); empty: no replica",
+        default_factory=lambda: MappingProxyType({}),
     )
 
 
@@ -419,6 +436,12 @@ class TenantSettings:
     )
     dedicated_pool: str | None = doc_field("a pool (a key of pools) only this tenant may use", default=None)
     data: DataPolicy = doc_field("whether prompts may leave the VPC", default=DataPolicy.IN_VPC)
+    regions: tuple[str, ...] = doc_field(
+        "AWS regions the tenant's models may be served in and its data (prompts, tenants/<tenant>/) kept in "
+        "(residency, docs/regions.md); a stack in another region, a replica of its prefix elsewhere, and a fallback "
+        "to an API outside the stack's region are refused; empty: not pinned",
+        default=(),
+    )
     egress: TenantEgress = doc_field(
         "where the tenant's pods may connect besides DNS, the gateway, the Pod Identity agent and their namespace: "
         "none; s3 (HTTPS to the region's S3 ranges, what model servers need to copy their weights); internet "
@@ -921,6 +944,12 @@ class CostSettings:
     )
     log_gb_per_month: float = doc_field("GB per month ingested into each CloudWatch log group", default=5, minimum=0)
     egress_gb_per_month: float = doc_field("GB per month sent to the internet", default=50, minimum=0)
+    replication_gb_per_month: float | None = doc_field(
+        "GB per month S3 replicates to each replica of the model bucket (storage.replicas), priced as inter-region "
+        "transfer; null: one new revision of every served model's weights a month",
+        default=None,
+        minimum=0,
+    )
     trail_data_events_per_month: int = doc_field(
         "object reads and writes of the model bucket a month, priced as CloudTrail data events where "
         "security.cloudtrail_data_events is on (weights are read at every model server start)",
@@ -1253,6 +1282,11 @@ class Settings:
             extra=self.tags.extra,
         )
 
+    def replicated_prefixes(self, region: str) -> tuple[str, ...]:
+        """What S3 replication copies to the replica in `region` (a key of storage.replicas): models/, then the
+        prefix of each tenant the replica lists."""
+        return ("models/", *(f"tenants/{t}/" for t in sorted(self.storage.replicas[region].tenants)))
+
     def model_owner(self, model: str) -> str | None:
         """The tenant a model's servers belong to: `owner`, else the only tenant listing it (None: no tenant)."""
         owner = self.models[model].owner
@@ -1290,11 +1324,19 @@ class Settings:
 
     def hybrid_models(self, tenant: str) -> tuple[str, ...]:
         """The tenant's models that may fall back to a proprietary API (gateway.fallbacks): none unless the
-        tenant has data external-allowed (nor for a tenant the stack does not have)."""
+        tenant has data external-allowed (nor for a tenant the stack does not have); for a tenant pinned to regions,
+        only those falling back to Bedrock of the stack's region (validation refuses the others, docs/regions.md)."""
         spec = self.tenants.get(tenant)
         if spec is None or spec.data is not DataPolicy.EXTERNAL_ALLOWED:
             return ()
-        return tuple(sorted(m for m in spec.models if m in self.gateway.fallbacks))
+        fallbacks = self.gateway.fallbacks
+        return tuple(
+            sorted(
+                m
+                for m in spec.models
+                if m in fallbacks and (not spec.regions or fallbacks[m].provider is FallbackProvider.BEDROCK)
+            )
+        )
 
     @property
     def fallbacks_in_use(self) -> tuple[str, ...]:

@@ -33,6 +33,11 @@ def model_bucket_name(project: str, stack: str, account_id: str) -> str:
     return f"{project}-{stack}-models-{account_id}".lower()
 
 
+def replica_bucket_name(model_bucket: str, region: str) -> str:
+    """The model bucket's replica in `region` (storage.replicas): `<model bucket>-<region>` (ModelReplica)."""
+    return f"{model_bucket}-{region}"
+
+
 class Clients:
     """boto3 clients of one session, created once per service; `overrides` replaces some (tests: Stubber)."""
 

@@ -25,13 +25,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import botocore.exceptions
 
+if TYPE_CHECKING:
+    from components.settings import Settings
+
 from components.errors import EnvironmentBlocked, ExitCode, InputError, Problem
 from components.tools import aws
-from components.tools.aws import Clients, caller_identity, error_code, http_status, model_bucket_name
+from components.tools.aws import (
+    Clients,
+    caller_identity,
+    error_code,
+    http_status,
+    model_bucket_name,
+    replica_bucket_name,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = "manifest.json"
@@ -183,6 +193,10 @@ def _open_target(args: argparse.Namespace, name: str, revision: str) -> Target:
     from components.plan.run import load_settings
 
     _, settings = load_settings(args.project_dir, args.stack)
+    return _target(args, settings, name, revision)
+
+
+def _target(args: argparse.Namespace, settings: Settings, name: str, revision: str) -> Target:
     clients = aws.open_clients(args.profile, settings.region)
     identity = caller_identity(clients)
     bucket = model_bucket_name(settings.project, settings.deployment, identity["account"])
@@ -462,6 +476,30 @@ def verify(target: Target, *, deep: bool = False, stream: IO[str] | None = None)
     return problems
 
 
+def verify_replicas(
+    source: Target, replicas: Mapping[str, Target], *, deep: bool = False, stream: IO[str] | None = None
+) -> list[str]:
+    """Mismatches in each replica (by region): its manifest must be the source's, and its objects must match it."""
+    expected = read_manifest(source)
+    problems: list[str] = []
+    for region, target in sorted(replicas.items()):
+        where = f"replica {region} (s3://{target.bucket}/{target.prefix})"
+        manifest = read_manifest(target)
+        if manifest is None:
+            problems.append(
+                f"{where}: no {MANIFEST}: not replicated yet, or pushed before replication was set up (S3 replicates "
+                "new objects only: copy older ones with S3 Batch Replication, docs/regions.md#existing-objects)"
+            )
+        elif manifest != expected:
+            problems.append(
+                f"{where}: its {MANIFEST} differs from the source's: replication is pending or failed for the last "
+                "push (see the source objects' replication status)"
+            )
+        else:
+            problems += [f"{where}: {p}" for p in verify(target, deep=deep, stream=stream)]
+    return problems
+
+
 # --- pull --------------------------------------------------------------------------------------------
 
 
@@ -592,6 +630,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="the model's name in the bucket")
     p.add_argument("--revision", default="main", help="the revision (default: main)")
     p.add_argument("--deep", action="store_true", help="download and hash every object, not only its metadata")
+    p.add_argument(
+        "--replicas",
+        action="store_true",
+        help="check the revision in every replica of the model bucket as well (storage.replicas)",
+    )
     return parser
 
 
@@ -652,7 +695,15 @@ def _run(args: argparse.Namespace) -> int:
 
     _check_name("--name", args.name)
     _check_name("--revision", args.revision)
-    target = _open_target(args, args.name, args.revision)
+    from components.plan.run import load_settings
+
+    _, settings = load_settings(args.project_dir, args.stack)
+    if args.replicas and not settings.storage.replicas:
+        raise InputError(
+            Problem(path="--replicas", message=f"stack {args.stack} has no replicas (modelyard:storage.replicas)")
+        )
+    target = _target(args, settings, args.name, args.revision)
+    how = " (content hashed)" if args.deep else " (sizes and stored sha256)"
     problems = verify(target, deep=args.deep)
     if problems:
         raise EnvironmentBlocked(
@@ -660,8 +711,18 @@ def _run(args: argparse.Namespace) -> int:
             + "\n".join(f"  - {p}" for p in problems)
             + "\nPush the revision again (it re-sends only what is wrong)"
         )
-    print(
-        f"s3://{target.bucket}/{target.prefix}: every object matches the manifest"
-        + (" (content hashed)" if args.deep else " (sizes and stored sha256)")
-    )
+    print(f"s3://{target.bucket}/{target.prefix}: every object matches the manifest" + how)
+    if not args.replicas:
+        return ExitCode.OK
+    replicas = {
+        region: Target(
+            aws.open_clients(args.profile, region), replica_bucket_name(target.bucket, region), args.name, args.revision
+        )
+        for region in settings.storage.replicas
+    }
+    problems = verify_replicas(target, replicas, deep=args.deep)
+    if problems:
+        raise EnvironmentBlocked("replicas that do not match the source:\n" + "\n".join(f"  - {p}" for p in problems))
+    for region, replica in sorted(replicas.items()):
+        print(f"s3://{replica.bucket}/{replica.prefix}: replica in {region} matches the manifest" + how)
     return ExitCode.OK
