@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from components import cli
 from components.contract import MAX_RELEASE_NAME, REVISION_LABEL, canary_release, revision_alias, serving_fullname
 from components.errors import InputError
 from components.k8s.gateway.config import MASTER_KEY_ENV, gateway_config, gateway_tenants
 from components.platform import gateway_args
 from components.settings import Settings, build_settings
+from components.tools.evaluation import DEFAULT_SEED, GENERAL_SET, load_set, wilson
 from tests.conftest import aws_layer, plan_with
 from tests.gateway_proxy import FakeBackend, Proxy, running_proxy
 
@@ -228,3 +230,149 @@ def test_each_revision_is_reachable_alone(canary_proxy: Proxy) -> None:
             status, body = canary_proxy.chat(revision_alias("llama-8b", revision), KEY)
             assert status == 200, body
             assert body["choices"][0]["message"]["content"] == f"from {revision}"
+
+
+# --- modelyard eval --------------------------------------------------------------------------------------
+
+# A right answer to each item of the kit's general set, worded as a model may word it (a sentence around a number, a
+# fenced JSON block): the graders must pass these.
+GOOD_ANSWERS = {
+    "arith-add": "8788",
+    "arith-sub": "The result is 7242.",
+    "arith-mul": "1081",
+    "arith-div": "42",
+    "arith-percent": "36",
+    "arith-order": "3 + 20 - 3 = 20",
+    "word-apples": "73",
+    "word-speed": "72 km/h",
+    "word-minutes": "210",
+    "unit-temp": "37.8",
+    "unit-pi": "3.1416",
+    "extract-city": "Lisbon",
+    "extract-email": "billing@example.org",
+    "extract-date": "2024-03-07",
+    "classify-sentiment": "Negative",
+    "follow-uppercase": "GATEWAY",
+    "capital": "Tokyo",
+    "yes-no": "Yes, 97 is prime.",
+    "list-three": "red, green, blue",
+    "code-python": "s[::-1]",
+    "json-person": '{"name": "Ada", "age": 36}',
+    "json-list": "```json\n[2, 4, 6, 8]\n```",
+    "json-invoice": '{"invoice": "INV-2041", "total": 129.5, "currency": "EUR"}',
+    "json-bool": '{"is_weekend": true}',
+}
+# What a worse revision gets wrong: a quarter of the set, each grader kind at least once.
+WRONG_ANSWERS = {
+    "arith-mul": "1071",
+    "unit-temp": "38.5",
+    "extract-date": "March 7, 2024",
+    "list-three": "red, yellow, blue",
+    "json-person": "Ada is 36.",
+    "json-invoice": '{"invoice": "INV-2041", "total": "129.50", "currency": "EUR"}',
+}
+
+
+def oracle(answers: dict[str, str]) -> Callable[[str], str]:
+    by_prompt = {item.prompt: answers.get(item.id, GOOD_ANSWERS[item.id]) for item in load_set(GENERAL_SET)}
+    return lambda prompt: by_prompt[prompt]
+
+
+def test_the_general_set_is_graded_right_and_wrong() -> None:
+    items = load_set(GENERAL_SET)
+    assert 20 <= len(items) <= 30 and set(GOOD_ANSWERS) == {i.id for i in items}
+    assert {i.grader["type"] for i in items} == {"exact", "regex", "json_schema", "numeric"}
+    for item in items:
+        assert item.check(GOOD_ANSWERS[item.id]), item.id
+        if item.id in WRONG_ANSWERS:
+            assert not item.check(WRONG_ANSWERS[item.id]), item.id
+
+
+def test_wilson_intervals() -> None:
+    # Wilson's 95% interval of 20/25 is 0.609 to 0.911 (score interval, z = 1.96).
+    interval = wilson(20, 25)
+    assert (round(interval.low, 3), round(interval.high, 3)) == (0.609, 0.911)
+    assert wilson(0, 10).low == 0.0 and wilson(10, 10).high == pytest.approx(1.0)
+    # 10/10 still leaves room below: 0.722 (the naive interval would claim 1.0 to 1.0).
+    assert round(wilson(10, 10).low, 3) == 0.722
+
+
+@pytest.mark.parametrize(
+    ("line", "path", "message"),
+    [
+        ("{", "bad.jsonl:1", "not JSON"),
+        ('{"id": "a", "prompt": "p", "grader": {"type": "fuzzy"}}', "bad.jsonl:1.grader.type", "one of exact"),
+        (
+            '{"id": "a", "prompt": "p", "grader": {"type": "regex", "pattern": "("}}',
+            "bad.jsonl:1.grader.pattern",
+            "not a",
+        ),
+        (
+            '{"id": "a", "prompt": "p", "grader": {"type": "numeric", "answer": 1, "tolerance": -1}}',
+            "bad.jsonl:1.grader.tolerance",
+            "0 or more",
+        ),
+        (
+            '{"id": "a", "prompt": "p", "grader": {"type": "json_schema", "schema": {"type": "thing"}}}',
+            "bad.jsonl:1.grader.schema",
+            "not a JSON Schema",
+        ),
+        ('{"id": "a", "prompt": "", "grader": {"type": "exact", "answer": "x"}}', "bad.jsonl:1.prompt", "non-empty"),
+    ],
+)
+def test_a_bad_eval_set_names_the_line_and_field(tmp_path: Path, line: str, path: str, message: str) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(line + "\n")
+    with pytest.raises(InputError) as exc:
+        load_set(bad)
+    assert message in {p.path: p.message for p in exc.value.problems}[path]
+
+
+def test_bad_eval_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["eval", "--endpoint", "localhost:4000", "--model", "m"]) == 2
+    assert "--endpoint" in capsys.readouterr().err
+    assert cli.main(["eval", "--endpoint", "http://x", "--model", "m", "--baseline", "v1"]) == 2
+    assert cli.main(["eval", "--endpoint", "http://x", "--model", "m", "--set", str(tmp_path / "none.jsonl")]) == 2
+
+
+def _eval(proxy: Proxy, monkeypatch: pytest.MonkeyPatch, *extra: str) -> int:
+    monkeypatch.setenv("MODELYARD_API_KEY", KEY)
+    return cli.main(["eval", "--endpoint", proxy.url, "--model", "llama-8b", *extra])
+
+
+def test_eval_passes_a_candidate_that_answers_as_well(
+    canary_proxy: Proxy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canary_proxy.backends["v1"].answer = oracle({})
+    canary_proxy.backends["v2"].answer = oracle({})
+    assert _eval(canary_proxy, monkeypatch, "--baseline", "v1", "--candidate", "v2", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["pass_rate"] for r in report["results"]] == [1.0, 1.0]
+    assert report["candidate_worse"] is False
+    # Every request was pinned: temperature 0 and the seed.
+    last = canary_proxy.backends["v2"].requests[-1]["body"]
+    assert last["temperature"] == 0 and last["seed"] == DEFAULT_SEED
+
+
+def test_eval_fails_a_worse_candidate_with_exit_4(
+    canary_proxy: Proxy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canary_proxy.backends["v1"].answer = oracle({})
+    canary_proxy.backends["v2"].answer = oracle(WRONG_ANSWERS)
+    assert _eval(canary_proxy, monkeypatch, "--baseline", "v1", "--candidate", "v2") == 4
+    captured = capsys.readouterr()
+    assert "18/24 passed, 75.0%" in captured.out
+    assert "gate failed" in captured.err
+    assert "json-person" in captured.out  # named as a regression
+    # A margin wider than the drop lets it through; the baseline against itself is refused as bad input.
+    assert _eval(canary_proxy, monkeypatch, "--baseline", "v1", "--candidate", "v2", "--margin", "0.3") == 0
+    assert _eval(canary_proxy, monkeypatch, "--baseline", "v1", "--candidate", "v1") == 2
+
+
+def test_eval_of_an_unreachable_or_refusing_endpoint_exits_3(
+    canary_proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary_proxy.backends["v1"].answer = oracle({})
+    monkeypatch.setenv("MODELYARD_API_KEY", "sk-wrong-0123456789")
+    assert cli.main(["eval", "--endpoint", canary_proxy.url, "--model", "llama-8b"]) == 3
+    assert cli.main(["eval", "--endpoint", "http://127.0.0.1:9", "--model", "llama-8b"]) == 3
