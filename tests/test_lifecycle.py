@@ -15,6 +15,7 @@ from components import cli
 from components.contract import MAX_RELEASE_NAME, REVISION_LABEL, canary_release, revision_alias, serving_fullname
 from components.errors import InputError
 from components.k8s.gateway.config import MASTER_KEY_ENV, gateway_config, gateway_tenants
+from components.plan.diff import diff_plans, model_changes, render_markdown, render_text
 from components.platform import gateway_args
 from components.settings import Settings, build_settings
 from components.tools.evaluation import DEFAULT_SEED, GENERAL_SET, load_set, wilson
@@ -143,8 +144,13 @@ def test_the_plan_has_two_server_sets_with_their_own_revision_and_replicas(canar
         } in relabel
 
 
-def test_rollback_is_dropping_the_canary(tmp_path: Path, canary_plan: dict[str, Any]) -> None:
-    plain = plan_with(tmp_path, "minimal", overrides(canary=None))
+@pytest.fixture(scope="module")
+def plain_plan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return plan_with(tmp_path_factory.mktemp("plain"), "minimal", overrides(canary=None))
+
+
+def test_rollback_is_dropping_the_canary(plain_plan: dict[str, Any], canary_plan: dict[str, Any]) -> None:
+    plain = plain_plan
     canary_name = serving_fullname(canary_release("llama-8b"))
     assert canary_name in _objects(canary_plan, "Deployment")
     assert canary_name not in _objects(plain, "Deployment")
@@ -376,3 +382,36 @@ def test_eval_of_an_unreachable_or_refusing_endpoint_exits_3(
     monkeypatch.setenv("MODELYARD_API_KEY", "sk-wrong-0123456789")
     assert cli.main(["eval", "--endpoint", canary_proxy.url, "--model", "llama-8b"]) == 3
     assert cli.main(["eval", "--endpoint", "http://127.0.0.1:9", "--model", "llama-8b"]) == 3
+
+
+# --- the license and version guard -----------------------------------------------------------------------
+
+
+def test_changing_the_catalog_entry_rechecks_the_license() -> None:
+    # qwen3-8b is Apache 2.0, which the minimal preset does not accept: refused, with a canary or without.
+    for canary in (None, CANARY):
+        found = problems(overrides(canary=canary, model="qwen3-8b"))
+        assert "licensed under 'Apache 2.0'" in found["modelyard:models.llama-8b"]
+    over = overrides(model="qwen3-8b")
+    over["licenses"] = ["Llama 3.1 Community License", "Apache 2.0"]
+    assert settings_of(over).models["llama-8b"].model == "qwen3-8b"
+
+
+def test_the_pr_diff_names_each_model_change(
+    tmp_path: Path, plain_plan: dict[str, Any], canary_plan: dict[str, Any]
+) -> None:
+    (tmp_path / "promoted").mkdir()
+    (tmp_path / "qwen").mkdir()
+    promoted = plan_with(tmp_path / "promoted", "minimal", overrides(canary=None, revision="v2"))
+    qwen = overrides(canary=None, model="qwen3-8b")
+    qwen["licenses"] = ["Llama 3.1 Community License", "Apache 2.0"]
+    other = plan_with(tmp_path / "qwen", "minimal", qwen)
+    assert model_changes(plain_plan, canary_plan) == ["llama-8b: canary of revision v2 added beside revision v1"]
+    assert model_changes(canary_plan, promoted) == ["llama-8b: canary promoted, revision v1 -> v2"]
+    assert model_changes(canary_plan, plain_plan) == ["llama-8b: canary of revision v2 removed (rolled back)"]
+    assert model_changes(plain_plan, promoted) == ["llama-8b: revision v1 -> v2"]
+    assert model_changes(plain_plan, other) == ["llama-8b: model llama-3.1-8b -> qwen3-8b (license Apache 2.0)"]
+    assert model_changes(plain_plan, plain_plan) == []
+    diff = diff_plans(plain_plan, promoted)
+    assert "- llama-8b: revision v1 -> v2" in render_markdown(diff, promoted)
+    assert "Model llama-8b: revision v1 -> v2" in render_text(diff)
