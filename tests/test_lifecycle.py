@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from decimal import Decimal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,16 @@ def test_rollback_is_dropping_the_canary(plain_plan: dict[str, Any], canary_plan
         _objects(plain, "Deployment")[serving_fullname("llama-8b")]
         == _objects(canary_plan, "Deployment")[serving_fullname("llama-8b")]
     )
+
+
+def test_the_canary_is_priced_as_a_fleet_of_its_own(plain_plan: dict[str, Any], canary_plan: dict[str, Any]) -> None:
+    lines = {line["id"]: line for line in canary_plan["cost"]["lines"]}
+    canary = lines["controllers/gpu/l40s/llama-8b-canary"]
+    stable = lines["controllers/gpu/l40s/llama-8b"]
+    assert canary["basis"].startswith("1 nodes always + 0 more")  # replicas 1..1
+    assert "controllers/gpu/l40s/llama-8b-canary" not in {line["id"] for line in plain_plan["cost"]["lines"]}
+    assert {line["id"]: line for line in plain_plan["cost"]["lines"]}["controllers/gpu/l40s/llama-8b"] == stable
+    assert Decimal(canary_plan["cost"]["monthly_total"]) > Decimal(plain_plan["cost"]["monthly_total"])
 
 
 # --- the gateway -----------------------------------------------------------------------------------------
