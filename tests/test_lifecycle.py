@@ -1,12 +1,13 @@
-"""Model lifecycle: a canary revision beside the stable servers (settings, the plan's two releases, the gateway's
-weighted split in the real LiteLLM proxy)."""
+"""Model lifecycle (docs/lifecycle.md): a canary revision beside the stable servers (settings, the plan's two releases
+and their cost, the gateway's weighted split in the real LiteLLM proxy), `modelyard eval` through that proxy against
+fake backends, and the license and version guard (settings, the plan diff)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from decimal import Decimal
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -426,3 +427,14 @@ def test_the_pr_diff_names_each_model_change(
     diff = diff_plans(plain_plan, promoted)
     assert "- llama-8b: revision v1 -> v2" in render_markdown(diff, promoted)
     assert "Model llama-8b: revision v1 -> v2" in render_text(diff)
+
+
+def test_a_multi_node_canary_is_not_autoscaled() -> None:
+    # Llama 3.1 405B in bf16 spans two p5.48xlarge nodes per replica: a LeaderWorkerSet group, fixed replicas.
+    model = {"dtype": "bf16", "replicas": {"min": 1, "max": 1}, "canary": {**CANARY, "replicas": {"min": 1, "max": 2}}}
+    config = {"modelyard:preset": "enterprise", "modelyard:models": json.dumps({"llama-405b": model})}
+    with pytest.raises(InputError) as exc:
+        build_settings(project="modelyard", stack="lc", config=config)
+    found = {p.path: p.message for p in exc.value.problems}
+    assert "multi-node replicas are not autoscaled" in found["modelyard:models.llama-405b.canary.replicas.max"]
+    assert "modelyard:models.llama-405b.replicas.max" not in found

@@ -256,6 +256,13 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
                         f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica, and multi-node "
                         f"replicas are not autoscaled: set max equal to min ({model_settings.replicas.min})",
                     )
+                canary_replicas = model_settings.canary.replicas if model_settings.canary is not None else None
+                if canary_replicas is not None and canary_replicas.max != canary_replicas.min:
+                    yield _p(
+                        f"{path}.canary.replicas.max",
+                        f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica, and multi-node "
+                        f"replicas are not autoscaled: set max equal to min ({canary_replicas.min})",
+                    )
         # A canary runs the same layout on the same pool beside the stable servers: both sets at their maximum.
         canary = model_settings.canary
         canary_max = canary.replicas.max if canary is not None else 0
