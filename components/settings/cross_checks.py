@@ -291,8 +291,8 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
         if gpus > ceiling:
             yield _p(
                 f"pools.{pool_name}.max_gpus",
-                f"{ceiling} GPUs cannot hold its models at their maximum replicas ({gpus} GPUs, canaries "
-                "included): raise max_gpus or lower replicas.max",
+                f"{ceiling} GPUs cannot hold its models at their maximum replicas ({gpus} GPUs), canaries "
+                "included: raise max_gpus or lower replicas.max",
             )
 
 
