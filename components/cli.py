@@ -1,4 +1,4 @@
-"""The `modelyard` command. Exit codes: 0 done, 1 kit fault, 2 bad input, 3 environment, 4 policy.
+"""The `modelyard` command. Exit codes: 0 done, 1 kit fault, 2 bad input, 3 environment, 4 policy or a failed gate.
 
 Each command lives in its own module exposing `main(argv: list[str]) -> int`; this module only
 dispatches and turns the kit's errors into exit codes, the same way for every command.
@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "replay a request trace against a stack: TTFT attainment, replicas, cost",
     ),
     "check": ("components.tools.check", "after `up`: one streamed chat request, time to first token"),
+    "eval": ("components.tools.evaluation", "an eval set through the gateway; pass rates; gate a candidate revision"),
     "orphans": ("components.tools.orphans", "around `pulumi destroy`: what is left with the stack's or cluster's tags"),
     "init": ("components.settings.init_command", "write a new stack file for a preset in a region; it plans"),
     "catalog": ("components.catalog.command", "models, instance types, licenses, regions' zones: what the kit knows"),
@@ -37,7 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 USAGE = (
     "usage: modelyard COMMAND [options]   (modelyard COMMAND --help for its options)\n\ncommands:\n"
     + "".join(f"  {name:<10}{text}\n" for name, (_, text) in COMMANDS.items())
-    + "\nexit codes: 0 done, 1 a fault of the kit, 2 bad input, 3 the environment blocks it, 4 policy violations\n"
+    + "\nexit codes: 0 done, 1 a fault of the kit, 2 bad input, 3 the environment blocks it,"
+    " 4 policy violations or a failed gate\n"
 )
 
 

@@ -103,6 +103,27 @@ VLLM_REQUESTS_WAITING = "vllm:num_requests_waiting"
 """vLLM's gauge of the requests a server holds waiting for a slot in the batch (likewise)."""
 
 
+MAX_RELEASE_NAME = 53
+"""Helm's limit on release names (they become label values and parts of object names)."""
+CANARY_SUFFIX = "-canary"
+REVISION_ALIAS_SEPARATOR = "@"
+REVISION_LABEL = "modelyard.dev/revision"
+"""The model revision a server runs: on its pods, and as the `revision` label of every series Prometheus scrapes
+from it (the chart's ServiceMonitor), so dashboards, alerts and the autoscaler tell a canary from the stable set."""
+REVISION_METRIC_LABEL = "revision"
+
+
+def canary_release(model: str) -> str:
+    """The Helm release of a model's canary (models.<m>.canary): beside the stable release `<model>`, same namespace."""
+    return f"{model}{CANARY_SUFFIX}"
+
+
+def revision_alias(model: str, revision: str) -> str:
+    """The gateway's name for one revision of a model (`<model>@<revision>`): what `modelyard eval` addresses, so a
+    canary and its stable servers can be compared through the gateway while clients keep calling `<model>`."""
+    return f"{model}{REVISION_ALIAS_SEPARATOR}{revision}"
+
+
 def serving_fullname(release: str) -> str:
     """The name of a serving release's objects (Deployment, Service, ...), as the chart's `llm-serving.fullname`
     gives it: the release alone when it holds the chart's name, else `<release>-llm-serving`, within 63."""

@@ -49,7 +49,7 @@ from components.contract import (
     tenant_namespace,
 )
 from components.k8s.cluster_services import ClusterServices, ClusterServicesArgs
-from components.k8s.gateway.component import Gateway, GatewayArgs, GatewayTenant, RedisEndpoint
+from components.k8s.gateway.component import Gateway, GatewayArgs, GatewayCanary, GatewayTenant, RedisEndpoint
 from components.k8s.gpu_pools import GpuPools, GpuPoolsArgs
 from components.k8s.isolation import Isolation, isolation_args
 from components.k8s.load_balancer_controller import (
@@ -652,6 +652,11 @@ def gateway_args(settings: Settings, layer: AwsLayer) -> GatewayArgs:
         load_balancer_cidrs=tuple(load_balancer_cidrs(settings)),
         model_owners=model_owners(settings),
         tenants={name: gateway_tenant(settings, name) for name in settings.tenants},
+        canaries={
+            name: GatewayCanary(stable_revision=m.revision, revision=m.canary.revision, weight=m.canary.weight)
+            for name, m in sorted(settings.models.items())
+            if m.canary is not None
+        },
         fallbacks_in_use=settings.fallbacks_in_use,
         image_registry=registry_of(settings, layer),
         database_url=layer.gateway_database_url if g.database is not None else None,

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +44,8 @@ class FakeBackend:
     status: int = 200
     completion_tokens: int = 3
     """Output tokens each answer reports (its usage: PROMPT_TOKENS more in total)."""
+    answer: Callable[[str], str] | None = None
+    """The answer's content from the last message's (default: `from <name>`)."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -87,7 +89,7 @@ class FakeBackend:
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": f"from {backend.name}"},
+                                "message": {"role": "assistant", "content": backend.content(body)},
                                 "finish_reason": "stop",
                             }
                         ],
@@ -102,6 +104,12 @@ class FakeBackend:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
+
+    def content(self, body: Mapping[str, Any]) -> str:
+        if self.answer is None:
+            return f"from {self.name}"
+        messages = body.get("messages") or [{}]
+        return self.answer(str(messages[-1].get("content", "")))
 
     def stop(self) -> None:
         if self.server is not None:

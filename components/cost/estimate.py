@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from components import catalog
-from components.contract import GPU_ROOT_VOLUME_GIB, POOL_LABEL, SYSTEM_POOL
+from components.contract import GPU_ROOT_VOLUME_GIB, POOL_LABEL, SYSTEM_POOL, canary_release
 from components.cost import economics
 from components.cost.prices import QUALITIES, HostedOffer, Price, PriceBook, default_book
 from components.errors import InputError, Problem
@@ -968,28 +968,34 @@ def gpu_fleets(settings: Settings, plan: Mapping[str, Any] | None = None) -> lis
             def nodes(replicas: int, fit: Any = fit) -> int:
                 return math.ceil(replicas / fit.replicas_per_node) * fit.nodes_per_replica
 
-            always = nodes(m.replicas.min)
-            most = min(nodes(m.replicas.max), max(always, gpus_left // instance.gpu_count))
-            gpus_left -= most * instance.gpu_count
-            replicas_max = min(m.replicas.max, most // fit.nodes_per_replica * fit.replicas_per_node)
-            avg = _d(m.replicas.min) + _d(settings.cost.burst_share) * max(0, replicas_max - m.replicas.min)
-            pool_fleets.append(
-                Fleet(
-                    pool=pool_name,
-                    model_key=key,
-                    model=m.model,
-                    instance=instance,
-                    always_nodes=always,
-                    burst_nodes=most - always,
-                    avg_replicas=avg,
-                    max_replicas=replicas_max,
-                    # Capacity: the server batches up to its throughput optimum (--max-num-seqs); cost.utilisation
-                    # says how much of it the traffic uses.
-                    output_tokens_per_second=fit.throughput.capacity_output_tokens_per_second,
-                    throughput_basis=f"{fit.throughput.source.value}: {fit.throughput.basis}",
-                    in_plan=pool_name in planned_pools,
+            # The stable servers, then a canary's (models.<m>.canary: the same layout on the same pool, its own
+            # replicas, priced as a fleet of its own under its release's name).
+            server_sets = [(key, m.replicas)]
+            if m.canary is not None:
+                server_sets.append((canary_release(key), m.canary.replicas))
+            for fleet_key, replicas in server_sets:
+                always = nodes(replicas.min)
+                most = min(nodes(replicas.max), max(always, gpus_left // instance.gpu_count))
+                gpus_left -= most * instance.gpu_count
+                replicas_max = min(replicas.max, most // fit.nodes_per_replica * fit.replicas_per_node)
+                avg = _d(replicas.min) + _d(settings.cost.burst_share) * max(0, replicas_max - replicas.min)
+                pool_fleets.append(
+                    Fleet(
+                        pool=pool_name,
+                        model_key=fleet_key,
+                        model=m.model,
+                        instance=instance,
+                        always_nodes=always,
+                        burst_nodes=most - always,
+                        avg_replicas=avg,
+                        max_replicas=replicas_max,
+                        # Capacity: the server batches up to its throughput optimum (--max-num-seqs); cost.utilisation
+                        # says how much of it the traffic uses.
+                        output_tokens_per_second=fit.throughput.capacity_output_tokens_per_second,
+                        throughput_basis=f"{fit.throughput.source.value}: {fit.throughput.basis}",
+                        in_plan=pool_name in planned_pools,
+                    )
                 )
-            )
         # Nodes a pool keeps beyond what its models need (min_nodes), on its first fleet's type.
         if pool_fleets and pool.min_nodes > sum(f.always_nodes for f in pool_fleets):
             extra = pool.min_nodes - sum(f.always_nodes for f in pool_fleets)

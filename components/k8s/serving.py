@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contract import ChartSource, system_node_selector
+from components.contract import ChartSource, canary_release, system_node_selector
 from components.k8s.charts import UPSTREAM_CHARTS, chart_source
 from components.k8s.serving_values import CHART_DIR, FSX_CLAIM, nodes_per_replica, release_name, serving_values
 from components.settings.types import ModelSettings, NatMode, PoolSettings
@@ -186,7 +186,9 @@ class Serving(pulumi.ComponentResource):
                 else None
             )
 
-            def values(resolved: list[str], model_name: str = model_name, owner: str = owner) -> dict[str, object]:
+            def values(
+                resolved: list[str], model_name: str = model_name, owner: str = owner, canary: bool = False
+            ) -> dict[str, object]:
                 chart_values = serving_values(
                     args,
                     model_name,
@@ -198,28 +200,37 @@ class Serving(pulumi.ComponentResource):
                     prometheus_pod_labels=args.prometheus_pod_labels,
                     await_rollout=args.models[model_name].await_ready,
                     prometheus_url=args.prometheus_url,
+                    canary=canary,
                 )
                 # Isolation creates the service account once per tenant namespace (several models may share it).
                 chart_values["serviceAccount"]["create"] = False
                 return chart_values
 
-            chart_values = pulumi.Output.all(args.bucket, registry or "").apply(values)
+            # A LeaderWorkerSet needs the controller's CRD and webhook first.
+            depends_on: list[pulumi.Resource] = [
+                keda,
+                *([lws] if lws is not None and model_name in multi_node else []),
+                *([claim] if claim else []),
+            ]
             k8s.helm.v4.Chart(
                 f"{name}-{model_name}",
                 name=release_name(model_name),
                 chart=CHART_PATH,
                 namespace=args.namespace_of(owner),
-                values=chart_values,
-                # A LeaderWorkerSet needs the controller's CRD and webhook first.
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[
-                        keda,
-                        *([lws] if lws is not None and model_name in multi_node else []),
-                        *([claim] if claim else []),
-                    ],
-                ),
+                values=pulumi.Output.all(args.bucket, registry or "").apply(values),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
             )
+            if args.models[model_name].canary is not None:
+                # The canary: a release of its own beside the stable one (its revision, its replicas, the same served
+                # name); the gateway splits the model's traffic between the two by the canary's weight.
+                k8s.helm.v4.Chart(
+                    f"{name}-{canary_release(model_name)}",
+                    name=canary_release(model_name),
+                    chart=CHART_PATH,
+                    namespace=args.namespace_of(owner),
+                    values=pulumi.Output.all(args.bucket, registry or "").apply(functools.partial(values, canary=True)),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+                )
         self.register_outputs({})
 
     def _fsx_claims(self, name: str, args: ServingArgs) -> dict[str, k8s.core.v1.PersistentVolumeClaim]:

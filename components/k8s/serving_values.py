@@ -25,6 +25,7 @@ What comes from where:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from components.catalog import InstanceType, Model, WeightDtype, resolve_instance, resolve_model
 from components.contract import (
     GENERATION_TIMEOUT_SECONDS,
+    MAX_RELEASE_NAME,
     POOL_LABEL,
     SERVER_PRE_STOP_SECONDS,
     TENANT_LABEL,
@@ -52,8 +54,6 @@ if TYPE_CHECKING:
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "llm-serving"
 
-# Helm's limit on release names (they become label values and parts of object names).
-MAX_RELEASE_NAME = 53
 
 # Share of a node's CPU and memory (its GPUs' part of the node) a replica requests. The rest is for
 # kubelet's reservation and the DaemonSets every GPU node runs (CNI, kube-proxy, CSI, Pod Identity agent,
@@ -203,6 +203,7 @@ def serving_values(
     prometheus_pod_labels: Mapping[str, str] | None = None,
     await_rollout: bool = True,
     prometheus_url: str | None = None,
+    canary: bool = False,
 ) -> dict[str, Any]:
     """Values of charts/llm-serving for `args.models[model_name]`, over the chart's defaults. Of `args` only the
     plain fields are read (models, pools, dedicated_pools, region, nat, deployment): the rest are the
@@ -223,6 +224,9 @@ def serving_values(
     A replica that spans several nodes (pipeline parallel across nodes, `vllm.nodesPerReplica` > 1) renders as a
     LeaderWorkerSet: one pod per node, each with one node's GPUs and the pool's EFA interfaces.
 
+    canary: the values of the model's canary release (`models.<m>.canary`): the canary's revision and replica counts,
+    everything else as the stable release's, the served name included (the gateway splits one name between both).
+
     Raises UnbuildableSetting for what the chart cannot serve: a multi-node replica on a pool without EFA or with
     autoscaling asked for, a missing pull-through registry without NAT, a name over 53 characters.
     """
@@ -231,6 +235,12 @@ def serving_values(
     path = f"models.{model_name}"
     model_settings = args.models[model_name]
     release_name(model_name)
+    if canary:
+        if model_settings.canary is None:
+            raise UnbuildableSetting(f"{path}.canary", "the model has no canary")
+        model_settings = dataclasses.replace(
+            model_settings, revision=model_settings.canary.revision, replicas=model_settings.canary.replicas
+        )
     if image_registry is None and args.nat is NatMode.NONE:
         raise UnbuildableSetting(
             "network.nat", "is none: nodes cannot reach Docker Hub, so image_registry must name the pull-through cache"
@@ -247,7 +257,8 @@ def serving_values(
             f"{option.pipeline_parallel} across nodes): pool {model_settings.pool!r} must set interconnect: efa",
         )
     if nodes > 1 and model_settings.replicas.max != model_settings.replicas.min:
-        raise UnbuildableSetting(f"{path}.replicas.max", "a multi-node replica is not autoscaled: set max equal to min")
+        replicas_path = f"{path}.canary.replicas.max" if canary else f"{path}.replicas.max"
+        raise UnbuildableSetting(replicas_path, "a multi-node replica is not autoscaled: set max equal to min")
     try:
         pushed, quantization = _pushed_dtype(model, option.dtype)
     except UnbuildableSetting as exc:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from components.contract import SECRET, UNKNOWN
+from components import catalog
+from components.contract import SECRET, UNKNOWN, canary_release
 from components.cost.estimate import STATEFUL_TYPES, money
 from components.plan.urn import parse_urn
 
@@ -567,6 +568,77 @@ def _cost_delta(
     }
 
 
+HELM_CHART = "kubernetes:helm.sh/v4:Chart"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model as a plan serves it: the catalog entry and revision of its stable release, its canary's revision."""
+
+    catalog: str
+    revision: str
+    canary: str | None = None
+
+
+def served_models(plan: Mapping[str, Any]) -> dict[str, ServedModel]:
+    """Served name -> what the plan runs for it, read from the serving releases' values (a canary's release is
+    `<model>-canary` and serves the model's name)."""
+    stable: dict[str, tuple[str, str]] = {}
+    canaries: dict[str, str] = {}
+    for r in plan.get("resources", []):
+        values = (r.get("inputs") or {}).get("values")
+        model = values.get("model") if r.get("type") == HELM_CHART and isinstance(values, dict) else None
+        if not isinstance(model, dict) or not {"servedName", "catalogName", "revision"} <= set(model):
+            continue
+        served, release = str(model["servedName"]), str(r["inputs"].get("name"))
+        if release == canary_release(served):
+            canaries[served] = str(model["revision"])
+        else:
+            stable[served] = (str(model["catalogName"]), str(model["revision"]))
+    return {
+        name: ServedModel(catalog=catalog_name, revision=revision, canary=canaries.get(name))
+        for name, (catalog_name, revision) in sorted(stable.items())
+    }
+
+
+def _license(catalog_name: str) -> str:
+    try:
+        return catalog.resolve_model(catalog_name).license.name
+    except catalog.UnknownModelError:
+        return "not in this kit's catalog"
+
+
+def model_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[str]:
+    """Each model whose catalog entry, revision or canary changes, in plain words ("llama-8b: revision a -> b").
+    A plan exists only for settings whose licenses the stack accepts (settings rule licenses_accepted, on every
+    plan): a new catalog entry is named with its license, which the plan has checked."""
+    before, after = served_models(base), served_models(head)
+    lines: list[str] = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old is None and new is not None:
+            lines.append(f"{name}: added, {new.catalog} revision {new.revision} (license {_license(new.catalog)})")
+            continue
+        if new is None and old is not None:
+            lines.append(f"{name}: removed ({old.catalog} revision {old.revision})")
+            continue
+        assert old is not None and new is not None
+        if old.catalog != new.catalog:
+            lines.append(f"{name}: model {old.catalog} -> {new.catalog} (license {_license(new.catalog)})")
+        if old.canary is not None and new.canary is None and new.revision == old.canary != old.revision:
+            lines.append(f"{name}: canary promoted, revision {old.revision} -> {new.revision}")
+            continue
+        if old.revision != new.revision:
+            lines.append(f"{name}: revision {old.revision} -> {new.revision}")
+        if old.canary is None and new.canary is not None:
+            lines.append(f"{name}: canary of revision {new.canary} added beside revision {new.revision}")
+        elif old.canary is not None and new.canary is None:
+            lines.append(f"{name}: canary of revision {old.canary} removed (rolled back)")
+        elif old.canary != new.canary:
+            lines.append(f"{name}: canary revision {old.canary} -> {new.canary}")
+    return lines
+
+
 def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
     changes, warnings, notes = _resource_changes(base, head)
     counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "replace", "delete", "move")}
@@ -608,6 +680,7 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
         "preset": head.get("preset"),
         "base_stack": base.get("stack"),
         "counts": counts,
+        "models": model_changes(base, head),
         "warnings": warnings,
         "notes": notes,
         "changes": [
@@ -710,6 +783,7 @@ def render_text(diff: Mapping[str, Any]) -> str:
     out = [
         f"Plan diff, stack {diff['stack']} ({diff['preset']}): {_counts(diff['counts'])}",
         *_cost_summary(diff["cost"]),
+        *(f"Model {line}" for line in diff.get("models", [])),
     ]
     for w in diff["warnings"]:
         out.append(f"!! WARNING: {w}")
@@ -818,6 +892,8 @@ def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int
         f"**{_cost_summary(diff['cost'])[0]}**",
         "",
     ]
+    if diff.get("models"):
+        head_lines += ["**Models:**", ""] + [f"- {_escape(line)}" for line in diff["models"]] + [""]
     if diff["warnings"]:
         head_lines += ["> [!CAUTION]"] + [f"> **{_escape(w)}**  " for w in diff["warnings"]] + [""]
     if diff.get("notes"):

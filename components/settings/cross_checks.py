@@ -9,7 +9,7 @@ from functools import cache
 
 from components import catalog
 from components.catalog import s3_ranges
-from components.contract import ChartSource, serving_fullname
+from components.contract import ChartSource, canary_release, serving_fullname
 from components.errors import Problem
 from components.settings.schema import close_matches
 from components.settings.types import (
@@ -264,12 +264,24 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
                         f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica, and multi-node "
                         f"replicas are not autoscaled: set max equal to min ({model_settings.replicas.min})",
                     )
+                canary_replicas = model_settings.canary.replicas if model_settings.canary is not None else None
+                if canary_replicas is not None and canary_replicas.max != canary_replicas.min:
+                    yield _p(
+                        f"{path}.canary.replicas.max",
+                        f"{model.name} needs {fit.nodes_per_replica} {type_name} nodes per replica, and multi-node "
+                        f"replicas are not autoscaled: set max equal to min ({canary_replicas.min})",
+                    )
+        # A canary runs the same layout on the same pool beside the stable servers: both sets at their maximum.
+        canary = model_settings.canary
+        canary_max = canary.replicas.max if canary is not None else 0
         gpus_at_max[model_settings.pool] = gpus_at_max.get(model_settings.pool, 0) + per_replica * (
-            model_settings.replicas.max
+            model_settings.replicas.max + canary_max
         )
         owner = s.model_owner(name)
         if owner is not None and owner in s.tenants:
             gpus_by_owner.setdefault(owner, {})[name] = per_replica * model_settings.replicas.max
+            if canary is not None:
+                gpus_by_owner[owner][f"{name} canary"] = per_replica * canary_max
     # The tenant's ResourceQuota admits no GPU beyond gpu_quota: Kubernetes would refuse the last pods of a
     # scale-up with "exceeded quota", while the plan and `up` succeed.
     for tenant, needs in sorted(gpus_by_owner.items()):
@@ -279,15 +291,16 @@ def models_catalog(s: Settings) -> Iterator[Problem]:
             yield _p(
                 f"tenants.{tenant}.gpu_quota",
                 f"{quota} GPUs cannot hold the servers this tenant owns at their maximum replicas: they need "
-                f"{sum(needs.values())} ({parts}); raise gpu_quota to {sum(needs.values())} or lower replicas.max",
+                f"{sum(needs.values())} ({parts}); raise gpu_quota to {sum(needs.values())} or lower replicas.max "
+                "(or the canary's)",
             )
     for pool_name, gpus in sorted(gpus_at_max.items()):
         ceiling = s.pools[pool_name].max_gpus
         if gpus > ceiling:
             yield _p(
                 f"pools.{pool_name}.max_gpus",
-                f"{ceiling} GPUs cannot hold its models at their maximum replicas ({gpus} GPUs): "
-                "raise max_gpus or lower replicas.max",
+                f"{ceiling} GPUs cannot hold its models at their maximum replicas ({gpus} GPUs), canaries "
+                "included: raise max_gpus or lower replicas.max",
             )
 
 
@@ -295,10 +308,12 @@ def serving_names(s: Settings) -> Iterator[Problem]:
     """Two models whose servers get one name in one namespace (`a` and `a-llm-serving`): Helm would refuse the
     second release at `up`, its objects being the first's."""
     by_object: dict[tuple[str, str], list[str]] = {}
-    for name in s.models:
+    for name, model in s.models.items():
         owner = s.model_owner(name)
         if owner is not None:
             by_object.setdefault((owner, serving_fullname(name)), []).append(name)
+            if model.canary is not None:
+                by_object.setdefault((owner, serving_fullname(canary_release(name))), []).append(f"{name}.canary")
     for (owner, obj), names in sorted(by_object.items()):
         if len(names) > 1:
             yield _p(
@@ -368,6 +383,24 @@ def models_pools(s: Settings) -> Iterator[Problem]:
             yield _p(f"models.{name}.pool", f"no pool named {model.pool!r}" + close_matches(model.pool, s.pools))
         if model.replicas.max < model.replicas.min:
             yield _p(f"models.{name}.replicas.max", f"{model.replicas.max} is below min ({model.replicas.min})")
+
+
+def models_canary(s: Settings) -> Iterator[Problem]:
+    """A canary serves another revision than the stable servers, with replica counts in order. (Its release,
+    `<model>-canary`, is within Helm's 53 characters: model keys are at most 30, tests/test_lifecycle.py.)"""
+    for name, model in s.models.items():
+        canary = model.canary
+        if canary is None:
+            continue
+        path = f"models.{name}.canary"
+        if canary.revision == model.revision:
+            yield _p(
+                f"{path}.revision",
+                f"is the stable revision ({model.revision!r}): a canary runs a new one; to promote it, set "
+                f"models.{name}.revision and drop canary",
+            )
+        if canary.replicas.max < canary.replicas.min:
+            yield _p(f"{path}.replicas.max", f"{canary.replicas.max} is below min ({canary.replicas.min})")
 
 
 def tenants_refs(s: Settings) -> Iterator[Problem]:
@@ -1000,6 +1033,7 @@ RULES: tuple[Rule, ...] = (
     pools_capacity,
     pools_catalog,
     models_pools,
+    models_canary,
     models_catalog,
     tenants_refs,
     tenant_limits,

@@ -379,6 +379,33 @@ class ServingImageSettings:
     )
 
 
+# A revision is a folder of the bucket and a Kubernetes label value (REVISION_LABEL on the servers).
+REVISION_PATTERN = r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?"
+REVISION_PATTERN_DOC = "1-63 letters, digits, '.', '_' or '-', beginning and ending with a letter or digit"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CanarySettings:
+    """A second server set for a new revision beside the stable one (docs/lifecycle.md): same pool, same served name,
+    a share of the model's traffic at the gateway. Promote: set the model's `revision` to this one and drop `canary`;
+    roll back: drop `canary`."""
+
+    revision: str = doc_field(
+        "the candidate revision, pushed to models/<name>/<revision>/ like the stable one (differs from `revision`)",
+        pattern=REVISION_PATTERN,
+        pattern_doc=REVISION_PATTERN_DOC,
+    )
+    weight: int = doc_field(
+        "percent of the model's requests the gateway sends to the canary (the stable servers get the rest)",
+        minimum=1,
+        maximum=99,
+    )
+    replicas: ReplicaSettings = doc_field(
+        "the canary's own replica counts (its GPUs count against the pool's max_gpus and the owner's gpu_quota)",
+        default_factory=ReplicaSettings,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelSettings:
     model: str = doc_field("a model of the catalog, by name or Hugging Face repository id")
@@ -386,8 +413,8 @@ class ModelSettings:
     revision: str = doc_field(
         "the revision pushed to models/<name>/<revision>/ in the model bucket",
         default="main",
-        pattern=r"[A-Za-z0-9._-]{1,64}",
-        pattern_doc="1-64 letters, digits, '.', '_' or '-'",
+        pattern=REVISION_PATTERN,
+        pattern_doc=REVISION_PATTERN_DOC,
     )
     dtype: WeightDtype | None = doc_field(
         "weight precision served (fp8 needs L4, L40S, H100, H200 or B200); null: the model's native precision",
@@ -420,6 +447,10 @@ class ModelSettings:
     image: ServingImageSettings | None = doc_field(
         "a vLLM image built FROM the kit's pinned one (docs/serving.md), e.g. with aws-ofi-nccl for a multi-node "
         "model's NCCL over EFA; null: the kit's pinned image",
+        default=None,
+    )
+    canary: CanarySettings | None = doc_field(
+        "a canary of a new revision beside the stable servers, with a share of the traffic; null: none",
         default=None,
     )
 

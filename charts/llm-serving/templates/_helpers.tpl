@@ -43,6 +43,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: model-server
 app.kubernetes.io/part-of: modelyard
 modelyard.dev/model: {{ .Values.model.servedName | quote }}
+modelyard.dev/revision: {{ .Values.model.revision | quote }}
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}

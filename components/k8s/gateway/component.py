@@ -13,8 +13,10 @@ state, `pulumi preview` and the offline plan show it as [secret]; API keys are s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import pulumi
@@ -64,6 +66,18 @@ class GatewayTenant:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GatewayCanary:
+    """A model's canary as the gateway routes it (`models.<m>.canary`)."""
+
+    stable_revision: str
+    """The revision of the stable servers (`models.<m>.revision`)."""
+    revision: str
+    """The canary's revision."""
+    weight: int
+    """Percent of the model's requests sent to the canary (1-99); the stable servers get the rest."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewayArgs:
     """What the gateway is built from: the gateway's settings, facts the platform derives from the stack's settings
     (`components.platform.gateway_args`), and the AWS layer's outputs for the pieces the settings ask for."""
@@ -92,6 +106,9 @@ class GatewayArgs:
     """Model -> the tenant whose namespace its servers run in: every model of the stack, routed by its name."""
     tenants: Mapping[str, GatewayTenant]
     """The stack's tenants by name: what each one's keys may call and the limits they share."""
+    canaries: Mapping[str, GatewayCanary] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    """Model -> its canary: the model's name is split between both server sets by weight, and each revision is also
+    reachable alone as `<model>@<revision>` (for `modelyard eval`). Default: none."""
     fallbacks_in_use: tuple[str, ...] = ()
     """The models (keys of `gateway.fallbacks`) some tenant may fall back from, sorted: only these get a route to
     their provider, its key's Secret and the egress to it. Default: none."""

@@ -12,6 +12,10 @@ Routing, by model (a key of the stack's models):
                    names. Only tenants with `data: external-allowed` get it: their key maps <model> to
                    <model>@hybrid (a LiteLLM key alias), so they call the same name as everyone else.
   fallback/<model> the proprietary model itself; no key lists it, so it is reached only as a fallback.
+
+A model with a canary (`models.<m>.canary`): <model> (and <model>@hybrid) route to two deployments, the stable
+servers and the canary's, weighted by the canary's weight; `<model>@<revision>` reaches one revision alone, for
+the tenants that may call the model (`modelyard eval` compares them).
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.contract import GENERATION_TIMEOUT_SECONDS, serving_fullname, tenant_namespace
+from components.contract import (
+    CANARY_SUFFIX,
+    GENERATION_TIMEOUT_SECONDS,
+    canary_release,
+    revision_alias,
+    serving_fullname,
+    tenant_namespace,
+)
 from components.settings.types import FallbackProvider
 
 if TYPE_CHECKING:
@@ -73,11 +84,96 @@ REQUEST_TIMEOUT_SECONDS = GENERATION_TIMEOUT_SECONDS
 COOLDOWN_SECONDS = 30
 
 
-def model_service_url(args: GatewayArgs, model: str) -> str:
-    """The in-cluster URL (OpenAI API base) of a model's servers: the chart's fullname in its owner's namespace."""
+def model_service_url(args: GatewayArgs, model: str, *, canary: bool = False) -> str:
+    """The in-cluster URL (OpenAI API base) of a model's servers: the chart's fullname in its owner's namespace (the
+    stable release is named after the model, its canary's `<model>-canary`: components.k8s.serving)."""
     owner = args.model_owners[model]
-    service = serving_fullname(model)  # the release is named after the model (components.k8s.serving_values)
+    service = serving_fullname(canary_release(model) if canary else model)
     return f"http://{service}.{tenant_namespace(owner)}.svc.cluster.local:{SERVING_PORT}/v1"
+
+
+def _split_rpm(rpm: int, weight: int) -> tuple[int, int]:
+    """A model's per-deployment rpm split between its stable servers and its canary by the canary's weight, so the two
+    together admit what the model's limit says (each at least 1)."""
+    canary = max(1, round(rpm * weight / 100))
+    return max(1, rpm - canary), canary
+
+
+def _self_hosted(args: GatewayArgs, model: str, name: str) -> list[dict[str, Any]]:
+    """The deployments LiteLLM routes `name` to: the model's servers, or with a canary both server sets, weighted
+    (LiteLLM's simple-shuffle picks among deployments of one model_name by `litellm_params.weight` first)."""
+    params: dict[str, Any] = {
+        "model": f"openai/{model}",
+        "api_base": model_service_url(args, model),
+        # vLLM checks no key; LiteLLM's OpenAI client wants one.
+        "api_key": "none",
+        "timeout": REQUEST_TIMEOUT_SECONDS,
+    }
+    rpm = args.gateway.model_rpm.get(model)
+    canary = args.canaries.get(model)
+    if canary is None:
+        if rpm is not None:
+            params["rpm"] = rpm
+        return [
+            {
+                "model_name": name,
+                "litellm_params": params,
+                "model_info": {"id": name, "modelyard_hosting": "self-hosted"},
+            }
+        ]
+    stable_params = {**params, "weight": 100 - canary.weight}
+    canary_params = {**params, "api_base": model_service_url(args, model, canary=True), "weight": canary.weight}
+    if rpm is not None:
+        stable_params["rpm"], canary_params["rpm"] = _split_rpm(rpm, canary.weight)
+    return [
+        {
+            "model_name": name,
+            "litellm_params": stable_params,
+            "model_info": {
+                "id": name,
+                "modelyard_hosting": "self-hosted",
+                "modelyard_revision": canary.stable_revision,
+            },
+        },
+        {
+            "model_name": name,
+            "litellm_params": canary_params,
+            "model_info": {
+                "id": f"{name}{CANARY_SUFFIX}",
+                "modelyard_hosting": "self-hosted",
+                "modelyard_revision": canary.revision,
+            },
+        },
+    ]
+
+
+def _revision_routes(args: GatewayArgs, model: str) -> list[dict[str, Any]]:
+    """`<model>@<revision>` for each server set of a model with a canary: one revision alone, no weight, no fallback
+    (what `modelyard eval` compares)."""
+    canary = args.canaries[model]
+    routes = []
+    for revision, is_canary in ((canary.stable_revision, False), (canary.revision, True)):
+        name = revision_alias(model, revision)
+        params = {
+            "model": f"openai/{model}",
+            "api_base": model_service_url(args, model, canary=is_canary),
+            "api_key": "none",
+            "timeout": REQUEST_TIMEOUT_SECONDS,
+        }
+        info = {"id": name, "modelyard_hosting": "self-hosted", "modelyard_revision": revision}
+        routes.append({"model_name": name, "litellm_params": params, "model_info": info})
+    return routes
+
+
+def tenant_models(args: GatewayArgs, models: tuple[str, ...]) -> list[str]:
+    """The revision names (`<model>@<revision>`) a tenant's keys may call besides its models: those of its models
+    that have a canary."""
+    return [
+        revision_alias(m, revision)
+        for m in sorted(models)
+        if (canary := args.canaries.get(m)) is not None
+        for revision in (canary.stable_revision, canary.revision)
+    ]
 
 
 def key_digest(key: str) -> str:
@@ -106,22 +202,13 @@ def gateway_config(args: GatewayArgs) -> dict[str, Any]:
     fallbacks: list[dict[str, list[str]]] = []
     used_hybrid = set(args.fallbacks_in_use)
     for model in sorted(args.model_owners):
-        params: dict[str, Any] = {
-            "model": f"openai/{model}",
-            "api_base": model_service_url(args, model),
-            # vLLM checks no key; LiteLLM's OpenAI client wants one.
-            "api_key": "none",
-            "timeout": REQUEST_TIMEOUT_SECONDS,
-        }
-        rpm = args.gateway.model_rpm.get(model)
-        if rpm is not None:
-            params["rpm"] = rpm
-        info = {"id": model, "modelyard_hosting": "self-hosted"}
-        model_list.append({"model_name": model, "litellm_params": params, "model_info": info})
+        model_list.extend(_self_hosted(args, model, model))
+        if model in args.canaries:
+            model_list.extend(_revision_routes(args, model))
         if model in used_hybrid:
             # The same servers under a second name (LiteLLM counts a per-deployment rpm per name).
             name = model + HYBRID_SUFFIX
-            model_list.append({"model_name": name, "litellm_params": dict(params), "model_info": {**info, "id": name}})
+            model_list.extend(_self_hosted(args, model, name))
             target = FALLBACK_PREFIX + model
             model_list.append(
                 {
@@ -189,7 +276,9 @@ def gateway_tenants(args: GatewayArgs) -> dict[str, Any]:
     tenants: dict[str, Any] = {}
     for tenant, spec in sorted(args.tenants.items()):
         tenants[tenant] = {
-            "models": sorted(spec.models) + [m + HYBRID_SUFFIX for m in spec.fallback_models],
+            "models": sorted(spec.models)
+            + [m + HYBRID_SUFFIX for m in spec.fallback_models]
+            + tenant_models(args, spec.models),
             "aliases": {m: m + HYBRID_SUFFIX for m in spec.fallback_models},
             "rpm_limit": spec.rpm_limit,
             "tpm_limit": spec.tpm_limit,
