@@ -430,12 +430,10 @@ def advise(
         for layout in candidates:
             replicas = replicas_max = layout.replicas_for(w.peak_output_tokens_per_second)
             name = _stack_name(layout, replicas_max)
-            scratch.write(
-                name,
-                stack_config(
-                    model, layout, preset=preset, presets_dir=presets_dir, replicas_max=replicas_max, ratio=ratio
-                ),
+            config = stack_config(
+                model, layout, preset=preset, presets_dir=presets_dir, replicas_max=replicas_max, ratio=ratio
             )
+            scratch.write(name, config)
             _, settings = load_settings(scratch.root, name)
             if fixed is None:  # one plan: what the stack costs beside its GPU nodes does not depend on their type
                 fixed = fixed_costs(plan_stack(scratch.root, name))
@@ -486,6 +484,8 @@ def advise(
                 "hidden costs",
                 details={
                     "replicas_max": replicas_max,
+                    # The stack simulated: saved as stacks/Pulumi.<env>.yaml, `modelyard plan` and `tco` read it.
+                    "stack_file": {"config": config},
                     "gpu_yearly_usd": money(gpu_yearly),
                     "first_limit": result.first_limit,
                     "utilisation": None if result.utilisation is None else round(result.utilisation, 4),
