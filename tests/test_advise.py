@@ -53,6 +53,12 @@ def test_every_way_to_serve_the_workload_is_a_row(advice: dict[str, Any]) -> Non
     assert Decimal(row["yearly_usd"]) == pytest.approx(fixed + Decimal(row["gpu_yearly_usd"]), abs=Decimal("0.01"))
     assert row["ttft_attainment"] >= advice["objective"]["share"] and row["meets_objective"]
     assert any("stands for every hour of the year" in a for a in advice["assumptions"])
+    # Simulated: the cheapest layouts a year (at least one meeting the objective); the others priced and marked.
+    self_hosted = [r for r in advice["rows"] if r["kind"] == "self-hosted"]
+    assert [Decimal(r["yearly_usd"]) for r in self_hosted] == sorted(Decimal(r["yearly_usd"]) for r in self_hosted)
+    ran = [r for r in self_hosted if r["ttft_attainment"] is not None]
+    assert ran == self_hosted[: len(ran)] and any(r["meets_objective"] for r in ran)
+    assert all("--layouts" in r["not_simulated"] for r in self_hosted[len(ran) :])
 
 
 def test_a_hosted_rows_cost_is_the_traces_tokens_at_its_prices(advice: dict[str, Any]) -> None:
@@ -132,9 +138,11 @@ def test_a_budget_picks_the_cheapest_configuration_that_meets_the_objective(
     assert within["choice"] == cheapest["option"] and within["why_none"] is None
     # Layouts whose nodes alone exceed the budget are not simulated, and said so.
     assert within["not_simulated"] and all("above the budget" in s for s in within["not_simulated"])
-    assert len([r for r in within["rows"] if r["kind"] == "self-hosted"]) < len(
-        [r for r in advice["rows"] if r["kind"] == "self-hosted"]
-    )
+
+    def simulated(a: dict[str, Any]) -> list[dict[str, Any]]:
+        return [r for r in a["rows"] if r["kind"] == "self-hosted" and r["ttft_attainment"] is not None]
+
+    assert 0 < len(simulated(within)) < len(simulated(advice))
     assert cheapest["option"] in (tmp_path / "advice.md").read_text()
 
 
@@ -159,6 +167,7 @@ def test_a_budget_too_small_says_why_nothing_fits() -> None:
         (["--slo-ttft", "0"], "--slo-ttft"),
         (["--preset", "huge"], "--preset"),
         (["--rate-scale", "0"], "--rate-scale"),
+        (["--layouts", "0"], "--layouts"),
     ],
 )
 def test_bad_input_exits_2_naming_the_argument(args: list[str], named: str) -> None:

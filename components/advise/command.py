@@ -33,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--slo-ttft", type=float, metavar="S", help="the TTFT objective in seconds (default: alerts')")
     parser.add_argument("--rate-scale", type=float, default=1.0, metavar="X", help="arrivals x X (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="the seed of --rate-scale's draws (default 0)")
+    parser.add_argument(
+        "--layouts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="simulate the N cheapest layouts a year (more until one meets the objective); the rest are priced, not "
+        "simulated (default 3)",
+    )
     parser.add_argument("--json", action="store_true", help="print the advice as JSON")
     parser.add_argument("--markdown", type=Path, metavar="F", help="write the advice as markdown to F")
     parser.add_argument(
@@ -66,6 +74,8 @@ def _check(args: argparse.Namespace) -> Decimal | None:
         raise InputError(Problem(path="--preset", message=f"{args.preset!r}: choose one of {', '.join(presets)}"))
     if args.slo_ttft is not None and not 0 < args.slo_ttft <= 600:
         raise InputError(Problem(path="--slo-ttft", message=f"{args.slo_ttft} is outside (0, 600] seconds"))
+    if not 1 <= args.layouts <= 50:
+        raise InputError(Problem(path="--layouts", message=f"{args.layouts} is outside [1, 50]"))
     if not args.rate_scale > 0 or args.rate_scale > 1000:
         raise InputError(Problem(path="--rate-scale", message=f"{args.rate_scale} is outside (0, 1000]"))
     return _budget(args.budget)
@@ -77,7 +87,7 @@ def _usd(value: Decimal | None) -> str:
 
 def _attainment(r: Row) -> str:
     if r.ttft_attainment is None:
-        return "not simulated"
+        return "not simulated"  # an API's latency, or a layout --layouts or --budget left out
     return f"{r.ttft_attainment:.1%}" + ("" if r.meets_objective else " (misses)")
 
 
@@ -177,6 +187,7 @@ def main(argv: list[str]) -> int:
         budget=budget,
         slo_ttft=args.slo_ttft,
         options=Options(rate_scale=args.rate_scale, seed=args.seed),
+        layouts_simulated=args.layouts,
     )
     if args.markdown is not None:
         args.markdown.write_text(render_markdown(advice), encoding="utf-8")

@@ -31,6 +31,7 @@ from components.cost.estimate import (
     HOURS_PER_MONTH,
     MONTHS_PER_YEAR,
     gpu_fleets,
+    gpu_node_hourly,
     gpu_part,
     instance_source,
     pricer,
@@ -325,8 +326,9 @@ def _with_objective(stack: StackModel, slo_ttft: float | None) -> StackModel:
 
 
 def _base_limit(stack: StackModel, w: Workload, options: Options) -> tuple[int, tuple[RawResult, SimulationResult]]:
-    """The largest gateway.model_rpm (to the nearest 2%) at which the base replicas answer every request they admit
-    within the objective (at the objective's share), found by bisection over the simulator: the rest overflows."""
+    """The largest gateway.model_rpm (to 5% of the busiest minute's requests) at which the base replicas answer every
+    request they admit within the objective (at the objective's share), found by bisection over the simulator: the
+    rest overflows."""
     objective = stack.objective
 
     def simulated(rpm: int) -> tuple[RawResult, SimulationResult]:
@@ -342,7 +344,7 @@ def _base_limit(stack: StackModel, w: Workload, options: Options) -> tuple[int, 
         per_minute[int(r.arrival // 60)] = per_minute.get(int(r.arrival // 60), 0) + 1
     low, high = 0, max(per_minute.values())
     best: tuple[int, tuple[RawResult, SimulationResult]] | None = None
-    while high - low > max(1, high // 50):
+    while high - low > max(1, high // 20):
         middle = (low + high + 1) // 2
         outcome = simulated(middle)
         if holds(outcome[1]):
@@ -410,13 +412,13 @@ def advise(
     slo_ttft: float | None = None,
     options: Options | None = None,
     book: PriceBook | None = None,
+    layouts_simulated: int = 3,
 ) -> Advice:
     from components.plan.run import load_settings, plan_stack
 
     options = options or Options()
     model = catalog.resolve_model(model_name)
     w = workload(trace, options)
-    # The simulator replays the scaled requests itself: hand it the trace as read.
     ratio = w.input_per_output
     candidates = layouts(model)
     scratch = Scratch(project_dir)
@@ -426,33 +428,33 @@ def advise(
     fixed: Fixed | None = None
     objective = (0.0, 0.0)
     try:
-        simulated: list[tuple[Row, Layout, Settings, StackModel, SimulationResult, int]] = []
+        # First what each layout costs: its replicas are always on, so its GPU nodes cost the same whatever the
+        # traffic, and the cheapest layouts can be simulated first.
+        priced: list[tuple[Decimal, Layout, int, dict[str, Any], Settings, economics.Part]] = []
         for layout in candidates:
-            replicas = replicas_max = layout.replicas_for(w.peak_output_tokens_per_second)
-            name = _stack_name(layout, replicas_max)
+            replicas = layout.replicas_for(w.peak_output_tokens_per_second)
+            name = _stack_name(layout, replicas)
             config = stack_config(
-                model, layout, preset=preset, presets_dir=presets_dir, replicas_max=replicas_max, ratio=ratio
+                model, layout, preset=preset, presets_dir=presets_dir, replicas_max=replicas, ratio=ratio
             )
             scratch.write(name, config)
             _, settings = load_settings(scratch.root, name)
             if fixed is None:  # one plan: what the stack costs beside its GPU nodes does not depend on their type
                 fixed = fixed_costs(plan_stack(scratch.root, name))
             (fleet,) = gpu_fleets(settings)
-            p = pricer(settings, book)
-            part = gpu_part(fleet, settings, p)
+            part = gpu_part(fleet, settings, pricer(settings, book))
             assert part is not None, f"{layout.option.instance} has a sourced price (size offered it)"
-            floor_yearly = (fixed.monthly + part.floor_monthly) * MONTHS_PER_YEAR
-            if budget is not None and floor_yearly > budget:
-                skipped.append(
-                    f"{layout.name} x{replicas}: its nodes and the stack's other costs come to "
-                    f"{usd(floor_yearly)} a year, above the budget (not simulated)"
-                )
-                continue
-            stack = _with_objective(stack_model(settings), slo_ttft)
-            objective = (stack.objective.seconds, stack.objective.share)
-            result = simulate_model(stack, trace, options)
-            assert result.usd is not None
-            gpu_yearly = result.usd * w.per_year
+            priced.append(
+                ((fixed.monthly + part.floor_monthly) * MONTHS_PER_YEAR, layout, replicas, config, settings, part)
+            )
+        priced.sort(key=lambda x: (x[0], x[1].name))
+        simulated: list[tuple[Row, Layout, Settings, StackModel, SimulationResult, int]] = []
+        for yearly, layout, replicas, config, settings, part in priced:
+            assert fixed is not None
+            (fleet,) = gpu_fleets(settings)
+            p = pricer(settings, book)
+            hourly = gpu_node_hourly(settings, fleet, p)
+            assert hourly is not None
             hosted = sorted(
                 (o for o in p.book.hosted_open.get(model.name, ()) if o.same_model),
                 key=lambda o: (o.per_million_output(ratio), o.provider, o.offer),
@@ -467,32 +469,51 @@ def advise(
                         v, who="The stack (all costs)", replicas="its models' maximum replicas", against=against
                     ),
                 )
-            price_basis = result.models[MODEL_KEY].price_basis
+            why_not = None
+            if budget is not None and yearly > budget:
+                why_not = f"its nodes and the stack's other costs come to {usd(yearly)} a year, above the budget"
+            elif len(simulated) >= layouts_simulated and any(r.meets_objective for r, *_ in simulated):
+                why_not = (
+                    f"{len(simulated)} cheaper layouts were simulated and one meets the objective "
+                    "(--layouts simulates more)"
+                )
+            details: dict[str, Any] = {
+                "replicas_max": replicas,
+                # The stack priced: saved as stacks/Pulumi.<env>.yaml, `modelyard plan` and `tco` read it.
+                "stack_file": {"config": config},
+            }
+            result = None
+            if why_not is None:
+                stack = _with_objective(stack_model(settings), slo_ttft)
+                objective = (stack.objective.seconds, stack.objective.share)
+                result = simulate_model(stack, trace, options)
+                assert result.usd is not None
+                gpu_yearly = result.usd * w.per_year
+                details.update(
+                    gpu_yearly_usd=money(gpu_yearly),
+                    first_limit=result.first_limit,
+                    utilisation=None if result.utilisation is None else round(result.utilisation, 4),
+                )
+                yearly = fixed.monthly * MONTHS_PER_YEAR + gpu_yearly
+            else:
+                skipped.append(f"{layout.name} x{replicas}: {why_not}")
+                details.update(gpu_yearly_usd=money(part.floor_monthly * MONTHS_PER_YEAR), not_simulated=why_not)
             row = Row(
                 kind="self-hosted",
                 option=f"{layout.name} x{replicas}",
-                yearly_usd=fixed.monthly * MONTHS_PER_YEAR + gpu_yearly,
-                ttft_attainment=result.ttft_attainment,
-                meets_objective=result.met,
+                yearly_usd=yearly,
+                ttft_attainment=None if result is None else result.ttft_attainment,
+                meets_objective=None if result is None else result.met,
                 break_even=verdict,
                 data_leaves_vpc="no",
-                prices=[
-                    f"{price_basis}: ${stack.models[MODEL_KEY].node_usd_per_hour:.4f} a node-hour "
-                    f"<{instance_source(fleet.instance)[0]}>"
-                ],
-                included=f"GPU nodes as simulated, plus the {preset} stack's other AWS lines, people, tools and "
-                "hidden costs",
-                details={
-                    "replicas_max": replicas_max,
-                    # The stack simulated: saved as stacks/Pulumi.<env>.yaml, `modelyard plan` and `tco` read it.
-                    "stack_file": {"config": config},
-                    "gpu_yearly_usd": money(gpu_yearly),
-                    "first_limit": result.first_limit,
-                    "utilisation": None if result.utilisation is None else round(result.utilisation, 4),
-                },
+                prices=[f"{hourly[1]}: ${hourly[0]:.4f} a node-hour <{instance_source(fleet.instance)[0]}>"],
+                included=f"GPU nodes ({'as simulated' if result else 'all year'}), plus the {preset} stack's other "
+                "AWS lines, people, tools and hidden costs",
+                details=details,
             )
             rows.append(row)
-            simulated.append((row, layout, settings, stack, result, replicas_max))
+            if result is not None:
+                simulated.append((row, layout, settings, stack, result, replicas))
         book_ = pricer(simulated[0][2], book).book if simulated else (book or _default_book())
         hosted_offers = sorted(
             book_.hosted_open.get(model.name, ()),
@@ -599,10 +620,16 @@ def _default_book() -> PriceBook:
 
 
 def _choose(rows: Sequence[Row], budget: Decimal | None) -> tuple[Row | None, str | None]:
-    """The cheapest row meeting the objective within the budget (an API's own latency is taken to meet it)."""
+    """The cheapest row meeting the objective within the budget (an API's own latency is taken to meet it; a layout
+    not simulated is not a candidate)."""
     if budget is None:
         return None, None
-    meeting = [r for r in rows if r.meets_objective is not False and r.yearly_usd is not None]
+    meeting = [
+        r
+        for r in rows
+        if r.yearly_usd is not None
+        and (r.meets_objective or (r.meets_objective is None and r.kind in ("hosted", "proprietary")))
+    ]
     within = sorted((r for r in meeting if r.yearly_usd is not None and r.yearly_usd <= budget), key=_cost)
     if within:
         return within[0], None
@@ -634,7 +661,8 @@ def _assumptions(w: Workload, preset: str, fixed: Fixed | None, options: Options
         "API rows price the trace's own input and output tokens; break-even volumes use its ratio of input to "
         f"output tokens ({w.input_per_output}) as cost.input_tokens_per_output_token",
         "hybrid: replicas always on for the trace's mean rate, and gateway.model_rpm at the most requests a minute "
-        "they answer within the objective (searched with the simulator, to 2%); LiteLLM refuses the rest "
+        "they answer within the objective (searched with the simulator, to 5% of the busiest minute's requests); "
+        "LiteLLM refuses the rest "
         "(enforce_model_rate_limits) and its router falls back to the API; a request the servers time out or answer "
         "later than the objective is counted as overflow too (priced at the API, its GPU time still paid), and the "
         "API meets the objective for all of them",
