@@ -127,7 +127,7 @@ def test_a_budget_picks_the_cheapest_configuration_that_meets_the_objective(
         budget,
         "--json",
         "--markdown",
-        str(tmp_path / "advice.md"),
+        str(tmp_path / "advice.markdown"),
     )
     assert done.returncode == 0, done.stderr
     within = json.loads(done.stdout)
@@ -143,7 +143,7 @@ def test_a_budget_picks_the_cheapest_configuration_that_meets_the_objective(
         return [r for r in a["rows"] if r["kind"] == "self-hosted" and r["ttft_attainment"] is not None]
 
     assert 0 < len(simulated(within)) < len(simulated(advice))
-    assert cheapest["option"] in (tmp_path / "advice.md").read_text()
+    assert cheapest["option"] in (tmp_path / "advice.markdown").read_text()
 
 
 def test_a_budget_too_small_says_why_nothing_fits() -> None:

@@ -770,7 +770,7 @@ SHIPPED_TRAFFIC = ("bursty", "diurnal", "steady")
 
 @dataclass(frozen=True, kw_only=True)
 class TrafficSettings:
-    """A traffic profile the plan replays against the stack (docs/simulate.md#in-pull-requests)."""
+    """A traffic profile the plan replays against the stack (docs/simulate.md#6-in-pull-requests)."""
 
     trace: str | None = doc_field(
         "a shipped profile (steady, diurnal, bursty) or a trace file's path from the project folder (.csv: the "
@@ -1234,7 +1234,7 @@ class Settings:
         "usage assumptions, people and hidden costs of the TCO (docs/cost.md)", default_factory=CostSettings
     )
     traffic: TrafficSettings = doc_field(
-        "a traffic profile the plan simulates (docs/simulate.md#in-pull-requests)", default_factory=TrafficSettings
+        "a traffic profile the plan simulates (docs/simulate.md#6-in-pull-requests)", default_factory=TrafficSettings
     )
     deploy: DeploySettings = doc_field(
         "where `pulumi up` of each layer runs: one stack, or an AWS-layer stack and a Kubernetes-layer stack "
