@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "components.simulate.command",
         "replay a request trace against a stack: TTFT attainment, replicas, cost",
     ),
+    "advise": (
+        "components.advise.command",
+        "one workload: self-hosting per layout, hosted and proprietary APIs, a hybrid; cost, TTFT, break-even",
+    ),
     "check": ("components.tools.check", "after `up`: one streamed chat request, time to first token"),
     "eval": ("components.tools.evaluation", "an eval set through the gateway; pass rates; gate a candidate revision"),
     "orphans": ("components.tools.orphans", "around `pulumi destroy`: what is left with the stack's or cluster's tags"),

@@ -294,7 +294,7 @@ def _node_group(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     disk = template_disk if template_disk is not None else _int(inputs.get("diskSize"), 20)
     disk_basis = "from its launch template" if template_disk is not None else "EKS default disk size unless set"
     gp3 = p.price("ebs_gp3_gb_month")
-    source = _instance_source(instance)
+    source = instance_source(instance)
     lines = [
         Line(
             id=r["key"],
@@ -792,7 +792,7 @@ def _free_reason(r: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _instance_source(instance: catalog.InstanceType) -> tuple[str, str]:
+def instance_source(instance: catalog.InstanceType) -> tuple[str, str]:
     key = instance.sources.get("price", "")
     source = catalog.sources().get(key)
     if source is None:
@@ -1015,7 +1015,7 @@ def _capacity_price(pool: Any, instance: catalog.InstanceType, p: Pricer) -> tup
     """Hourly price of one node for the pool's capacity, with a note and the price source's quality."""
     assert instance.on_demand_usd_per_hour is not None
     base = instance.on_demand_usd_per_hour * p.region_multiplier
-    quality = _instance_source(instance)[1]
+    quality = instance_source(instance)[1]
     if pool.capacity is Capacity.SPOT:
         if instance.spot is None:
             return base, "spot with no sourced discount: priced on-demand", "U"
@@ -1105,7 +1105,7 @@ def fleet_lines(settings: Settings, fleets: list[Fleet], p: Pricer) -> list[Line
             continue
         hourly, note, quality = _capacity_price(pool, f.instance, p)
         node_hours = (_d(f.always_nodes) + _d(f.burst_nodes) * burst) * HOURS_PER_MONTH
-        source = _instance_source(f.instance)[0]
+        source = instance_source(f.instance)[0]
         if pool.capacity is Capacity.SPOT and f.instance.spot is not None:
             spot_source = catalog.sources().get(f.instance.spot.source)
             if spot_source is not None:
@@ -1283,7 +1283,7 @@ def _offer_json(o: HostedOffer, ratio: Decimal) -> dict[str, Any]:
     }
 
 
-def _gpu_part(f: Fleet, settings: Settings, p: Pricer) -> economics.Part | None:
+def gpu_part(f: Fleet, settings: Settings, p: Pricer) -> economics.Part | None:
     """The model's GPU nodes for the break-even; None when their instance type has no sourced price."""
     if f.instance.on_demand_usd_per_hour is None:
         return None
@@ -1334,7 +1334,7 @@ def token_figures(
         )
         same = [o for o in offers if o.same_model]
         cheapest = same[0] if same else None
-        part = _gpu_part(f, settings, p)
+        part = gpu_part(f, settings, p)
         replicas = f"{f.max_replicas} replica{'s' if f.max_replicas != 1 else ''} (replicas.max within the pool)"
         verdict: dict[str, Any] | None = None
         why_none = ""

@@ -564,6 +564,7 @@ def _cost_delta(
         "band": ch["band"],
         "per_million_output_tokens_before": cb.get("per_million_output_tokens"),
         "per_million_output_tokens_after": ch.get("per_million_output_tokens"),
+        "traffic": _traffic_delta(cb.get("traffic"), ch.get("traffic")),
         "lines": lines,
     }
 
@@ -637,6 +638,33 @@ def model_changes(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[str]
         elif old.canary != new.canary:
             lines.append(f"{name}: canary revision {old.canary} -> {new.canary}")
     return lines
+
+
+def _traffic_delta(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """How the change moves the simulated traffic profile (cost.traffic, settings `traffic`): None when neither plan
+    simulates one."""
+    if before is None and after is None:
+        return None
+
+    def pick(t: Mapping[str, Any] | None, key: str) -> Any:
+        return None if t is None else t.get(key)
+
+    same = (
+        before is not None and after is not None and all(before.get(k) == after.get(k) for k in ("trace", "rate_scale"))
+    )
+    return {
+        "trace": pick(after, "trace") or pick(before, "trace"),
+        "rate_scale": pick(after, "rate_scale") or pick(before, "rate_scale"),
+        "comparable": same,
+        **{
+            f"{key}_{side}": pick(t, key)
+            for key in ("ttft_attainment", "met", "usd_per_million_output_tokens", "ttft_p99_seconds", "first_limit")
+            for side, t in (("before", before), ("after", after))
+        },
+        "objective": None
+        if after is None
+        else f"{after['objective_share']:.0%} within {after['ttft_objective_seconds']:g} s",
+    }
 
 
 def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
@@ -765,6 +793,33 @@ def _cost_summary(cost: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def traffic_summary(cost: Mapping[str, Any] | None) -> str | None:
+    """One sentence: the change in TTFT attainment and cost per token on the stack's traffic profile."""
+    t = (cost or {}).get("traffic")
+    if not t:
+        return None
+    before, after = t["ttft_attainment_before"], t["ttft_attainment_after"]
+    if before is not None and after is not None:
+        points = (after - before) * 100
+        moved = f"{_share(before)} -> {_share(after)} ({points:+.1f} points)"
+    else:
+        moved = f"{_share(before)} -> {_share(after)}"
+    per_token = f"{_usd(t['usd_per_million_output_tokens_before'])} -> {_usd(t['usd_per_million_output_tokens_after'])}"
+    text = (
+        f"Traffic `{t['trace']}` x{t['rate_scale']:g} (simulated): TTFT attainment {moved} against "
+        f"{t['objective'] or 'the objective'}; GPU $ per million output tokens {per_token}"
+    )
+    if t["met_before"] and t["met_after"] is False:
+        text += "; the change makes the stack miss its objective on this traffic"
+    if not t["comparable"]:
+        text += " (the profile itself changed: not like for like)"
+    return text
+
+
 def _counts(n: Mapping[str, int]) -> str:
     moved = f", {n['move']} to move" if n.get("move") else ""
     return f"{n['create']} to add, {n['update']} to change, {n['replace']} to replace, {n['delete']} to delete{moved}."
@@ -785,6 +840,8 @@ def render_text(diff: Mapping[str, Any]) -> str:
         *_cost_summary(diff["cost"]),
         *(f"Model {line}" for line in diff.get("models", [])),
     ]
+    if traffic := traffic_summary(diff["cost"]):
+        out.append(traffic)
     for w in diff["warnings"]:
         out.append(f"!! WARNING: {w}")
     for note in diff.get("notes", []):
@@ -894,6 +951,8 @@ def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int
     ]
     if diff.get("models"):
         head_lines += ["**Models:**", ""] + [f"- {_escape(line)}" for line in diff["models"]] + [""]
+    if traffic := traffic_summary(diff["cost"]):
+        head_lines += [f"**{traffic}.**", ""]
     if diff["warnings"]:
         head_lines += ["> [!CAUTION]"] + [f"> **{_escape(w)}**  " for w in diff["warnings"]] + [""]
     if diff.get("notes"):

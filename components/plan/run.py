@@ -76,9 +76,13 @@ def plan_stack(project_dir: Path, stack: str, *, preview: bool = False) -> dict[
                 exported = recording.exported
             references[f"{ORGANIZATION}/{stack_file.project}/{stack_file.stack}"] = exported
             recordings.append(recording)
-    return build_plan(
-        settings=stacks[0][1], recordings=recordings, catalog_date=_catalog_date(), project_dir=project_dir
-    )
+    settings = stacks[0][1]
+    plan = build_plan(settings=settings, recordings=recordings, catalog_date=_catalog_date(), project_dir=project_dir)
+    if settings.traffic.trace is not None and plan.get("cost"):
+        from components.simulate.profile import traffic_summary
+
+        plan["cost"]["traffic"] = traffic_summary(settings, project_dir)
+    return plan
 
 
 def _catalog_date() -> str:

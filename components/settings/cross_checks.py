@@ -16,6 +16,7 @@ from components.settings.types import (
     ENDPOINTS_WITHOUT_NAT,
     FSX_CAPACITY_STEP_GIB,
     FSX_FIRST_CAPACITIES_GIB,
+    SHIPPED_TRAFFIC,
     Capacity,
     DataPolicy,
     EndpointAccess,
@@ -1024,6 +1025,30 @@ def cost_budget(s: Settings) -> Iterator[Problem]:
         yield _p("cost.budget.emails", "lists an address twice")
 
 
+def traffic_refs(s: Settings) -> Iterator[Problem]:
+    t = s.traffic
+    if t.trace is None:
+        for name in ("model", "tenant"):
+            if getattr(t, name) is not None:
+                yield _p(f"traffic.{name}", "set without traffic.trace")
+        return
+    if t.trace not in SHIPPED_TRAFFIC and not t.trace.endswith((".csv", ".jsonl")):
+        yield _p("traffic.trace", f"{t.trace!r}: one of {', '.join(SHIPPED_TRAFFIC)}, or a .csv or .jsonl file's path")
+    if ".." in t.trace.split("/"):
+        yield _p("traffic.trace", f"{t.trace!r}: a path inside the project folder")
+    if t.model is not None and t.model not in s.models:
+        yield _p("traffic.model", f"{t.model!r} is not a key of models{close_matches(t.model, s.models)}")
+    if t.tenant is not None and t.tenant not in s.tenants:
+        yield _p("traffic.tenant", f"{t.tenant!r} is not a key of tenants{close_matches(t.tenant, s.tenants)}")
+    if (
+        t.model is not None
+        and t.tenant is not None
+        and t.tenant in s.tenants
+        and t.model not in s.tenants[t.tenant].models
+    ):
+        yield _p("traffic.tenant", f"tenant {t.tenant!r} may not call {t.model!r} (tenants.{t.tenant}.models)")
+
+
 RULES: tuple[Rule, ...] = (
     stack_name,
     region_known,
@@ -1057,6 +1082,7 @@ RULES: tuple[Rule, ...] = (
     deploy_layers,
     deploy_charts,
     cost_budget,
+    traffic_refs,
 )
 
 

@@ -818,6 +818,35 @@ class ClusterSettings:
 _KMS_KEY_ARN = r"arn:aws(-[a-z]+)*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}"
 
 
+# The traffic profiles the kit ships (components/simulate/data/<name>.csv, written by components.simulate.generate).
+SHIPPED_TRAFFIC = ("bursty", "diurnal", "steady")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrafficSettings:
+    """A traffic profile the plan replays against the stack (docs/simulate.md#6-in-pull-requests)."""
+
+    trace: str | None = doc_field(
+        "a shipped profile (steady, diurnal, bursty) or a trace file's path from the project folder (.csv: the "
+        "Azure LLM inference trace; .jsonl); the plan's cost then carries the simulated TTFT attainment and cost per "
+        "token, and the plan diff of a pull request their change; null: none",
+        default=None,
+        pattern=r"[A-Za-z0-9_][A-Za-z0-9_./-]*",
+        pattern_doc="a profile name or a relative path",
+    )
+    model: str | None = doc_field(
+        "the model every request of the trace goes to (a key of models); null: the stack's only model, or the "
+        "JSONL's own",
+        default=None,
+    )
+    tenant: str | None = doc_field(
+        "the tenant every request comes from (a key of tenants); null: the only tenant that calls the model, or "
+        "the JSONL's own",
+        default=None,
+    )
+    rate_scale: float = doc_field("arrivals x this (docs/simulate.md)", default=1.0, minimum=0.01, maximum=1000)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeploySettings:
     """Where `pulumi up` of each layer runs (docs/deploy.md)."""
@@ -1263,6 +1292,9 @@ class Settings:
     )
     cost: CostSettings = doc_field(
         "usage assumptions, people and hidden costs of the TCO (docs/cost.md)", default_factory=CostSettings
+    )
+    traffic: TrafficSettings = doc_field(
+        "a traffic profile the plan simulates (docs/simulate.md#6-in-pull-requests)", default_factory=TrafficSettings
     )
     deploy: DeploySettings = doc_field(
         "where `pulumi up` of each layer runs: one stack, or an AWS-layer stack and a Kubernetes-layer stack "
