@@ -94,3 +94,13 @@ def test_docs_name_no_internal_issue_numbers():
             if re.search(r"\bissues? \d+", bare) or re.search(r"\bthe \w+ issue\b", bare):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "say what the text means instead of an internal issue number:\n" + "\n".join(found)
+
+
+def test_benchmark_resource_counts_are_the_plans(plans):
+    """The resource column of docs/benchmarks.md's plan-speed table is what each shipped stack plans today."""
+    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    rows = {
+        m[1]: int(m[2]) for m in re.finditer(r"^\| (\w[\w-]*) \| (\d+) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", text, re.M)
+    }
+    assert rows, "docs/benchmarks.md has no plan-speed table"
+    assert rows == {stack: len(plans[stack]["resources"]) for stack in rows}, "re-run python -m components.bench"
