@@ -18,6 +18,27 @@ def tls_only(bucket_arn: str) -> dict[str, object]:
     }
 
 
+def bucket_key(
+    name: str,
+    *,
+    description: str,
+    tags: dict[str, str],
+    stateful: pulumi.ResourceOptions,
+    child: pulumi.ResourceOptions,
+) -> aws.kms.Key:
+    """A customer key for a bucket's objects, rotated yearly, with the alias `alias/<name>`; kept like the bucket."""
+    key = aws.kms.Key(
+        f"{name}-key",
+        description=description,
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        tags=tags,
+        opts=stateful,
+    )
+    aws.kms.Alias(f"{name}-key", name=f"alias/{name}", target_key_id=key.key_id, opts=child)
+    return key
+
+
 def harden_bucket(
     name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, kms_key_arn: pulumi.Input[str] | None
 ) -> None:

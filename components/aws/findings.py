@@ -26,7 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import findings_forwarder
-from components.aws.iam import account_administers_key, assume_role_policy
+from components.aws.iam import account_administers_key, assume_role_policy, topic_tls_only
 from components.contract import PAGE_ROUTE, ROUTE_ALERT_SEVERITY, TICKET_ROUTE
 from components.settings.types import AlertReceiverKind, FindingSeverity
 
@@ -122,14 +122,7 @@ def topic_policy(values: list[str]) -> str:
                     "Resource": topic_arn,
                     "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
                 },
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "sns:Publish",
-                    "Resource": topic_arn,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                topic_tls_only(topic_arn),
             ],
         },
         sort_keys=True,

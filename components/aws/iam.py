@@ -33,6 +33,18 @@ def account_administers_key(account: str) -> dict[str, object]:
     }
 
 
+def topic_tls_only(topic_arn: str) -> dict[str, object]:
+    """The topic policy statement every SNS topic of the kit carries: nothing is published over plain HTTP."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sns:Publish",
+        "Resource": topic_arn,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
 # Node roles (system nodes, Karpenter's and the static GPU pools' nodes): the kubelet's EC2 reads, Pod Identity
 # (eks-auth:AssumeRoleForPodIdentity, in the worker node policy) and image pulls. No CNI permissions: the VPC CNI

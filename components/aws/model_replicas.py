@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.buckets import harden_bucket, tls_only
+from components.aws.buckets import bucket_key, harden_bucket, tls_only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,15 +55,13 @@ class ModelReplica(pulumi.ComponentResource):
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True)
         # A key of the replica's own region: KMS keys are regional, and S3 encrypts replicas with a key of the
         # destination's region (AWS, Amazon S3 User Guide, "Replicating encrypted objects").
-        key = aws.kms.Key(
-            f"{name}-key",
+        key = bucket_key(
+            name,
             description=f"{name}: replicated model weights at rest ({args.region})",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
-            opts=stateful,
+            stateful=stateful,
+            child=child,
         )
-        aws.kms.Alias(f"{name}-key", name=f"alias/{name}", target_key_id=key.key_id, opts=child)
         bucket = aws.s3.Bucket(f"{name}-bucket", bucket=args.bucket_name, tags=tags, opts=stateful)
         harden_bucket(f"{name}-bucket", bucket, child, kms_key_arn=key.arn)
         aws.s3.BucketLifecycleConfiguration(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.buckets import expire_logs, harden_bucket, tls_only
+from components.aws.buckets import bucket_key, expire_logs, harden_bucket, tls_only
 from components.aws.iam import POD_IDENTITY_TRUST
 
 
@@ -152,15 +152,7 @@ class ModelStorage(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True)
 
-        key = aws.kms.Key(
-            f"{name}-key",
-            description=f"{name}: model weights at rest",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags,
-            opts=stateful,
-        )
-        aws.kms.Alias(f"{name}-key", name=f"alias/{name}", target_key_id=key.key_id, opts=child)
+        key = bucket_key(name, description=f"{name}: model weights at rest", tags=tags, stateful=stateful, child=child)
 
         # Server access logs go to a bucket of their own. S3 log delivery cannot write with a
         # customer KMS key, so it uses SSE-S3, and its policy carries no encryption-header rule.

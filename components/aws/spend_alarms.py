@@ -24,7 +24,7 @@ from decimal import Decimal
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.iam import account_administers_key
+from components.aws.iam import account_administers_key, topic_tls_only
 
 # Percent of the amount: actual spend at 80 and 100 (a warning, then the line), forecast at 100 (early warning).
 ACTUAL_THRESHOLDS = (80, 100)
@@ -87,14 +87,7 @@ def topic_policy(values: list[str]) -> str:
                     "Resource": topic_arn,
                     "Condition": {"StringEquals": {"aws:SourceAccount": account}},
                 },
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "sns:Publish",
-                    "Resource": topic_arn,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                topic_tls_only(topic_arn),
             ],
         },
         sort_keys=True,
