@@ -1130,15 +1130,15 @@ def test_a_stopping_server_finishes_what_it_holds(stack_cases, stack_rendered) -
             assert pod["terminationGracePeriodSeconds"] >= SERVER_PRE_STOP_SECONDS + GENERATION_TIMEOUT_SECONDS
 
 
-def test_only_a_single_replica_model_is_kept_from_voluntary_disruption(
+def test_only_a_model_that_may_run_one_replica_is_kept_from_voluntary_disruption(
     stack_cases, stack_rendered, make_settings, chart
 ):
     for case, (settings, model) in stack_cases.items():
-        single = settings.models[model].replicas.max == 1
+        single = settings.models[model].replicas.min == 1
         for template in pod_templates(stack_rendered[case]).values():
             annotations = template["metadata"].get("annotations") or {}
             assert (annotations.get("karpenter.sh/do-not-disrupt") == "true") is single, case
-    # No shipped model is capped at one replica: the pilot's 8B capped so is.
+    # The pilot's 8B capped at one replica is kept as well.
     single = make_settings("minimal", models={"llama-8b": {"replicas": {"min": 1, "max": 1}}})
     values = serving_values(args_of(single), "llama-8b", bucket="pilot-models")
     rendered = render(chart, values, name="llama-8b", namespace="tenant-internal")

@@ -336,9 +336,10 @@ def serving_values(
         # up to the longest generation the gateway allows (rollouts, drains and scale-down never cut one short).
         "preStopSeconds": SERVER_PRE_STOP_SECONDS,
         "terminationGracePeriodSeconds": SERVER_PRE_STOP_SECONDS + GENERATION_TIMEOUT_SECONDS,
-        # One replica at most: no other serves while it moves, so Karpenter may not take its node for consolidation
-        # or expiry (a drain for an interruption or by hand still does; the plan and docs say it has no HA).
-        "podAnnotations": {"karpenter.sh/do-not-disrupt": "true"} if model_settings.replicas.max == 1 else {},
+        # A model that may run on one replica (replicas.min 1): while it does, no other serves when it moves, so
+        # Karpenter may not take its node for consolidation, drift or expiry (a Spot interruption or a drain by hand
+        # still does; the plan and docs say it has no HA then).
+        "podAnnotations": {"karpenter.sh/do-not-disrupt": "true"} if model_settings.replicas.min == 1 else {},
         "progressDeadlineMinutes": deadline_minutes,
         "resources": {
             "requests": {"cpu": str(cpu), "memory": f"{memory_gi}Gi"},

@@ -82,7 +82,10 @@ def availability_lines(plan: Mapping[str, Any]) -> list[str]:
                 "loaded (set replicas.max to 2 or more for HA)"
             )
         elif a["high_availability"] == HighAvailability.WHEN_SCALED_OUT:
-            what = "no HA while the load keeps it at one replica (set replicas.min to 2 for HA)"
+            what = (
+                "no HA while the load keeps it at one replica; Karpenter does not consolidate or replace its nodes "
+                "for drift (do-not-disrupt) (set replicas.min to 2 for HA)"
+            )
         elif a["zone_spread"] == "DoNotSchedule":
             what = "HA, spread over the pool's zones as a requirement (no zone holds two before each holds one)"
         else:
