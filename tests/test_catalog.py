@@ -245,3 +245,17 @@ def test_cold_start_streaming_beats_copying_and_names_its_parts() -> None:
     assert estimate(671.0, WeightsLoad.STREAM, WeightsCheck.FULL).weights_seconds > stream.weights_seconds
     with pytest.raises(ValueError):
         estimate(0, WeightsLoad.STREAM)
+
+
+def test_every_gpu_family_has_a_sourced_node_launch_time(data_dir: Path) -> None:
+    """The simulator and the cold-start estimate read a node's launch time per instance family: a GPU family without
+    one (a new family added to the catalog) is refused, naming the family, instead of silently taking a default."""
+    for instance in load_catalog(DATA_DIR).instances.values():
+        assert (instance.node_launch_seconds is None) == (instance.gpu is None), instance.name
+        if instance.gpu is not None:
+            assert instance.sources["node_launch"] in load_catalog(DATA_DIR).sources
+    edit(data_dir, "instances.yaml", lambda d: d["node_launch"].pop("g6e"))
+    problems = problems_of(data_dir)
+    assert any("instances.g6e.xlarge.spec.family: g6e has no node_launch entry" in p for p in problems)
+    edit(data_dir, "instances.yaml", lambda d: d["node_launch"]["g5"].pop("source"))
+    assert any(p.startswith("instances.yaml: node_launch.g5") for p in problems_of(data_dir))

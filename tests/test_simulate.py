@@ -331,3 +331,29 @@ def test_tco_from_a_trace_says_which_utilisation_it_used() -> None:
 def test_render_svg_is_deterministic(pilot: StackModel) -> None:
     trace = read(DATA / "steady.csv")
     assert render_svg(simulate_model(pilot, trace)) == render_svg(simulate_model(pilot, trace))
+
+
+def test_a_pools_measured_node_launch_reaches_the_simulation_and_a_faster_one_never_attains_less() -> None:
+    """`gpu_pools.<p>.node_launch_seconds` (a team's own measurement) replaces the catalog's per-family figure in the
+    cold start the simulator replays; on a burst above the running replicas, a faster launch never attains less."""
+    base = stack_settings("pilot")
+    (pool_name,) = base.pools
+    shares = []
+    for seconds in (900, 300, 60):
+        pools = {pool_name: dataclasses.replace(base.pools[pool_name], node_launch_seconds=seconds)}
+        stack = unlimited(stack_model(dataclasses.replace(base, pools=pools)))
+        m = stack.models["llama-8b"]
+        assert m.cold_start.node_launch_seconds == seconds
+        assert m.autoscaler is not None
+        # Room to scale to what the burst needs: the launch time, not a ceiling, decides how long it queues.
+        model = dataclasses.replace(m, autoscaler=dataclasses.replace(m.autoscaler, max_replicas=8))
+        stack = dataclasses.replace(
+            stack,
+            models={"llama-8b": model},
+            pools={m.pool: dataclasses.replace(stack.pools[m.pool], max_gpus=8)},
+            quotas=dict.fromkeys(stack.quotas, 64),
+        )
+        per_replica = m.capacity_output_tokens_per_second / 200
+        shares.append(simulate_model(stack, poisson(3 * per_replica, 3600, seed=5)).ttft_attainment)
+    assert shares == sorted(shares), shares
+    assert shares[0] < shares[-1], shares  # the launch time matters on this trace, so the test can fail

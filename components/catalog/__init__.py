@@ -169,6 +169,9 @@ class InstanceType:
     local_nvme_gb: int
     efa_interfaces: int  # 0: no EFA
     architecture: CpuArchitecture
+    node_launch_seconds: (
+        int | None
+    )  # EC2 launch to GPUs advertised, per family (instances.yaml node_launch); None: system
     on_demand_usd_per_hour: Decimal | None  # None: no sourced price (see price_note)
     price_note: str
     spot: SpotDiscount | None  # None: no sourced spot figure
@@ -584,9 +587,21 @@ def _load_gpus(data: Mapping[str, Any], reader: _Reader) -> dict[str, Gpu]:
 _NO_GPU = "none"
 
 
+def _load_node_launch(data: Mapping[str, Any], reader: _Reader) -> dict[str, tuple[str, int]]:
+    """Per GPU family: (source, seconds from Karpenter's launch request to a node advertising its GPUs)."""
+    launches: dict[str, tuple[str, int]] = {}
+    section = _section(data, "instances.yaml", "node_launch", reader.problems)
+    for family in section:
+        group = reader.group(section, family, {"seconds": _integer(1)}, "instances.yaml: node_launch")
+        if group is not None:
+            launches[family] = (group[0], group[1]["seconds"])
+    return launches
+
+
 def _load_instances(data: Mapping[str, Any], gpus: Mapping[str, Gpu], reader: _Reader) -> dict[str, InstanceType]:
     instances: dict[str, InstanceType] = {}
     gpu_names = {**gpus, _NO_GPU: None}
+    launches = _load_node_launch(data, reader)
     for name, raw in _section(data, "instances.yaml", "instances", reader.problems).items():
         path = f"instances.yaml: instances.{name}"
         record = reader.mapping(raw, path)
@@ -643,6 +658,14 @@ def _load_instances(data: Mapping[str, Any], gpus: Mapping[str, Gpu], reader: _R
         group_sources = {"spec": spec[0], "price": price[0]}
         if spot is not None:
             group_sources["spot"] = spot[0]
+        launch = launches.get(figures["family"]) if has_gpus else None
+        if has_gpus and launch is None:
+            reader.problems.append(
+                f"{path}.spec.family: {figures['family']} has no node_launch entry (seconds, source)"
+            )
+            continue
+        if launch is not None:
+            group_sources["node_launch"] = launch[0]
         instances[name] = InstanceType(
             name=name,
             family=figures["family"],
@@ -654,6 +677,7 @@ def _load_instances(data: Mapping[str, Any], gpus: Mapping[str, Gpu], reader: _R
             local_nvme_gb=figures["local_nvme_gb"],
             efa_interfaces=figures["efa_interfaces"],
             architecture=figures["architecture"],
+            node_launch_seconds=launch[1] if launch is not None else None,
             on_demand_usd_per_hour=price[1]["on_demand_usd_per_hour"],
             price_note=price[1]["note"],
             spot=spot_discount,

@@ -56,6 +56,7 @@ def instance_types() -> list[dict[str, Any]]:
             "memory_mib": i.memory_mib,
             "efa_interfaces": i.efa_interfaces,
             "fp8": i.supports_fp8,
+            "node_launch_seconds": i.node_launch_seconds,
             "on_demand_usd_per_hour": None if i.on_demand_usd_per_hour is None else str(i.on_demand_usd_per_hour),
             "price_note": i.price_note,
             "sources": dict(i.sources),
@@ -138,12 +139,23 @@ def render(topic: str, entries: list[dict[str, Any]]) -> list[str]:
                 str(e["vcpu"]),
                 f"{e['memory_mib'] // 1024:,}",
                 str(e["efa_interfaces"] or "-"),
+                f"{e['node_launch_seconds']} s" if e["node_launch_seconds"] else "-",
                 f"${e['on_demand_usd_per_hour']}" if e["on_demand_usd_per_hour"] else "no sourced price",
                 _sources(e["sources"]),
             ]
             for e in entries
         ]
-        header = ["instance type", "GPUs", "MiB per GPU", "vCPU", "GiB", "EFA", "on demand /h (us-east-1)", "sources"]
+        header = [
+            "instance type",
+            "GPUs",
+            "MiB per GPU",
+            "vCPU",
+            "GiB",
+            "EFA",
+            "node launch",
+            "on demand /h (us-east-1)",
+            "sources",
+        ]
         return _table(header, rows)
     if topic == "licenses":
         rows = [

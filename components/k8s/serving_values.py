@@ -44,7 +44,7 @@ from components.contract import (
 from components.errors import UnbuildableSetting
 from components.settings.types import Interconnect, ModelSettings, NatMode, PoolSettings
 from components.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, SizingOption, fit_on
-from components.sizing.cold_start import STREAM_CONCURRENCY, ColdStart, WeightsLoad, estimate
+from components.sizing.cold_start import STREAM_CONCURRENCY, ColdStart, WeightsLoad, estimate, node_launch
 from components.sizing.core import weights_gb
 from components.sizing.throughput import Batching, Replica, batching
 
@@ -166,8 +166,19 @@ def cold_start(
     checkpoint_gb, _ = weights_gb(model, pushed)
     load = weights_load(model_name, model_settings, option.nodes_per_replica)
     return estimate(
-        checkpoint_gb, load, model_settings.weights.check, fsx_throughput_mb_per_second=fsx_throughput_mb_per_second
+        checkpoint_gb,
+        load,
+        model_settings.weights.check,
+        fsx_throughput_mb_per_second=fsx_throughput_mb_per_second,
+        node_launch_seconds=pool_node_launch_seconds(pool),
     )
+
+
+def pool_node_launch_seconds(pool: PoolSettings) -> int:
+    """A new node of the pool serves GPUs after: the team's measurement, else its slowest family's catalog figure."""
+    if pool.node_launch_seconds is not None:
+        return pool.node_launch_seconds
+    return max(node_launch(resolve_instance(name)) for name in pool.instance_types)
 
 
 def _fsx_throughput(args: ServingArgs) -> float | None:
@@ -278,7 +289,11 @@ def serving_values(
     if load is WeightsLoad.FSX and args.fsx is None:
         raise UnbuildableSetting(f"{path}.weights.load", "fsx needs the stack's FSx file system (storage.fsx)")
     starting = estimate(
-        checkpoint_gb, load, model_settings.weights.check, fsx_throughput_mb_per_second=_fsx_throughput(args)
+        checkpoint_gb,
+        load,
+        model_settings.weights.check,
+        fsx_throughput_mb_per_second=_fsx_throughput(args),
+        node_launch_seconds=pool_node_launch_seconds(pool),
     )
     # The startup probe covers vLLM's own start; the deadline everything from the rollout on, a new node included.
     startup_minutes = math.ceil(starting.engine_seconds / 60)

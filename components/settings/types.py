@@ -257,6 +257,14 @@ class PoolSettings:
         pattern_doc="a capacity reservation id such as cr-0123456789abcdef0",
     )
     interconnect: Interconnect = doc_field("network between the pool's nodes", default=Interconnect.STANDARD)
+    node_launch_seconds: int | None = doc_field(
+        "seconds from Karpenter's launch request to a node advertising its GPUs, as your team measured it (e.g. "
+        "with awslabs/node-latency-for-k8s); the cold-start estimate, the rollout deadline and `modelyard simulate` "
+        "use it; null: the catalog's figure for the pool's slowest instance family (an unverified 300 s budget)",
+        default=None,
+        minimum=10,
+        maximum=3600,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

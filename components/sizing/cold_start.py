@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from components.catalog import Model, WeightDtype
+from components.catalog import InstanceType, Model, WeightDtype
 
 
 class WeightsLoad(StrEnum):
@@ -41,8 +41,9 @@ class WeightsCheck(StrEnum):
     FULL = "full"  # every byte re-hashed: the copy on the node, or a full read of the bucket's objects
 
 
-# EC2 launch, boot of the EKS GPU AMI, kubelet joining and the NVIDIA device plugin advertising the GPUs.
-# Assumption: no public measurement for GPU instances was found; Karpenter's own figure is for small CPU nodes.
+# EC2 launch, boot of the EKS GPU AMI, kubelet joining and the NVIDIA device plugin advertising the GPUs: per
+# instance family in the catalog (instances.yaml node_launch, source NODE-LAUNCH-GPU), replaced by a pool's
+# `node_launch_seconds` where a team measured its own. This is the budget where no family is known.
 NODE_LAUNCH_SECONDS = 300
 # A first pull of the ~10 GB vLLM image (ECR pull-through cache where there is no NAT). Assumption: 10 minutes
 # (about 17 MB/s, the slow end of a first pull that also fills the cache); a later pull on a warm cache is faster.
@@ -132,9 +133,11 @@ def estimate(
     check: WeightsCheck = WeightsCheck.QUICK,
     *,
     fsx_throughput_mb_per_second: float | None = None,
+    node_launch_seconds: int = NODE_LAUNCH_SECONDS,
 ) -> ColdStart:
     """The cold start of a replica whose pushed checkpoint holds `checkpoint_gb` GB (10^9 bytes); fsx needs the file
-    system's baseline throughput (`FsxSettings.throughput_mb_per_second`)."""
+    system's baseline throughput (`FsxSettings.throughput_mb_per_second`); node_launch_seconds: the pool's (its
+    setting, else its instance family's catalog figure)."""
     if not checkpoint_gb > 0:
         raise ValueError(f"checkpoint_gb must be positive, got {checkpoint_gb}")
     if load is WeightsLoad.FSX:
@@ -159,7 +162,7 @@ def estimate(
         load=load,
         check=check,
         checkpoint_gb=checkpoint_gb,
-        node_launch_seconds=NODE_LAUNCH_SECONDS,
+        node_launch_seconds=node_launch_seconds,
         image_pull_seconds=IMAGE_PULL_SECONDS,
         weights_seconds=math.ceil(weights),
         engine_seconds=math.ceil(into_gpu) + ENGINE_START_SECONDS,
@@ -175,16 +178,27 @@ def pushed_checkpoint_gb(model: Model, served: WeightDtype) -> float:
     return weights_gb(model, pushed)[0]
 
 
-def for_layout(model: Model, served: WeightDtype, nodes_per_replica: int) -> ColdStart:
+def for_layout(model: Model, served: WeightDtype, nodes_per_replica: int, instance: InstanceType) -> ColdStart:
     """The cold start of a layout with the kit's default weight path: stream on one node, copy across nodes."""
     load = WeightsLoad.STREAM if nodes_per_replica == 1 else WeightsLoad.COPY
-    return estimate(pushed_checkpoint_gb(model, served), load)
+    return estimate(pushed_checkpoint_gb(model, served), load, node_launch_seconds=node_launch(instance))
+
+
+def node_launch(instance: InstanceType) -> int:
+    """Seconds until a new node of this type serves GPUs: its family's catalog figure (NODE_LAUNCH_SECONDS for a
+    type without one)."""
+    return instance.node_launch_seconds or NODE_LAUNCH_SECONDS
 
 
 def assumptions_markdown() -> str:
     """The cold-start constants as a markdown table, for docs/serving.md (a test keeps the two equal)."""
     rows = [
-        ("node launch", f"{NODE_LAUNCH_SECONDS} s", "assumption: EC2 launch, GPU AMI boot, join, device plugin"),
+        (
+            "node launch",
+            f"{NODE_LAUNCH_SECONDS} s",
+            "per instance family in the catalog (all 300 s: assumption, no public GPU figure found), or the pool's "
+            "`node_launch_seconds`",
+        ),
         ("image pull", f"{IMAGE_PULL_SECONDS} s", "assumption: first pull of the ~10 GB vLLM image"),
         ("copy S3 to NVMe", f"{COPY_GB_PER_SECOND:g} GB/s", "assumption: half of ~1 GB/s with 64 requests"),
         ("full check (SHA-256)", f"{FULL_CHECK_GB_PER_SECOND:g} GB/s", "assumption: up to 16 hashing threads"),

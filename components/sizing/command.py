@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TextIO
 
-from components.catalog import KnownGood, UnknownNameError, WeightDtype, resolve_model, sources
+from components.catalog import KnownGood, UnknownNameError, WeightDtype, resolve_instance, resolve_model, sources
 from components.sizing.cold_start import for_layout
 from components.sizing.core import (
     DEFAULT_CONCURRENCY,
@@ -274,7 +274,9 @@ def to_json(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> list[
                 "known_good": [_known_good_json(entry) for entry in option.known_good],
                 "rank": rank,
                 # One replica on a new node, with the kit's default weight path (docs/serving.md#cold-starts).
-                "cold_start": for_layout(result.model, option.dtype, option.nodes_per_replica).to_json(),
+                "cold_start": for_layout(
+                    result.model, option.dtype, option.nodes_per_replica, resolve_instance(option.instance)
+                ).to_json(),
                 "rank_by_usd_per_hour": hourly_rank[option.instance],
                 "rank_by_usd_per_million_output_tokens": token_rank[option.instance],
                 "reason": None,
@@ -357,6 +359,7 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
     rows: list[tuple[str, ...]] = [header]
     for rank, option in enumerate(_ranked(result, sort), start=1):
         memory = option.memory
+        cold = for_layout(model, option.dtype, option.nodes_per_replica, resolve_instance(option.instance))
         rows.append(
             (
                 str(rank),
@@ -370,7 +373,7 @@ def render_table(result: SizingResult, sort: SortKey = SortKey.USD_PER_HOUR) -> 
                 f"{option.throughput.output_tokens_per_second:,.0f}",
                 f"{option.throughput.ttft_seconds * 1000:,.0f} ms",
                 f"{option.throughput.tpot_seconds * 1000:,.1f} ms",
-                f"{-(-for_layout(model, option.dtype, option.nodes_per_replica).total_seconds // 60)} min",
+                f"{-(-cold.total_seconds // 60)} min",
                 f"{memory.weights_gb:,.1f} + {memory.kv_cache_gb:,.1f} + {memory.overhead_gb:,.1f}"
                 f" / {memory.usable_gb:,.1f}",
                 f"{memory.per_gpu_spare_gb:,.1f}",
