@@ -104,3 +104,11 @@ def test_benchmark_resource_counts_are_the_plans(plans):
     }
     assert rows, "docs/benchmarks.md has no plan-speed table"
     assert rows == {stack: len(plans[stack]["resources"]) for stack in rows}, "re-run python -m components.bench"
+
+
+def test_the_benchmark_says_whether_the_speed_goal_is_met_and_by_how_much_it_is_missed():
+    from components.bench import goal_line
+
+    assert goal_line({"pilot": 1.1, "core": 1.19}) == "goal 1.2x the floor: met (slowest: core 1.19x)"
+    missed = goal_line({"pilot": 1.63, "core": 2.0})
+    assert missed.startswith("goal 1.2x the floor: missed by 67% on core (2.00x); why: ")
