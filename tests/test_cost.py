@@ -328,3 +328,20 @@ def test_a_static_pool_is_priced_once(tmp_path) -> None:
         stack_cost(elastic, build_settings(project="modelyard", stack="custom", config=config_for("minimal")))
     )
     assert Decimal(elastic_lines["controllers/gpu/l40s/llama-8b"]["monthly"]) > 0
+
+
+def test_buckets_are_priced_by_what_they_hold_not_by_their_name(plans) -> None:
+    """Every bucket name carries the project's name ("modelyard-..."): only the model bucket is priced at the weights'
+    size, and at the checkpoints `models push` stores (core serves Llama 3.1 405B in fp8 from its bf16 checkpoint,
+    812 GB, two revisions), not at the served dtype's size."""
+    from components.catalog import WeightDtype, resolve_model
+    from components.sizing.core import weights_gb
+
+    core = plans["core"]
+    lines = {line["id"]: line for line in core["cost"]["lines"]}
+    buckets = {r["name"]: lines[r["key"]] for r in core["resources"] if r["type"] == "aws:s3/bucket:Bucket"}
+    assert "checkpoints" in buckets["models-bucket"]["basis"]
+    assert all("logs or bundles" in line["basis"] for name, line in buckets.items() if name != "models-bucket")
+    weights_gb_on_bucket = Decimal(buckets["models-bucket"]["basis"].split(" GB")[0])
+    bf16_405b = weights_gb(resolve_model("llama-3.1-405b"), WeightDtype.BF16)[0]
+    assert weights_gb_on_bucket >= Decimal(2 * bf16_405b)

@@ -303,3 +303,12 @@ def test_verify_replicas_checks_every_replica_against_the_sources_manifest(bucke
     # Without --replicas only the source is checked; --replicas on a stack without replicas is bad input.
     assert cli_main(["models", "verify", *stack]) == 0
     assert cli_main(["models", "verify", "--stack", "pilot", "--name", "llama-3.1-8b", "--replicas"]) == 2
+
+
+def test_the_replica_holds_the_weights_and_is_priced_like_the_source(replicated) -> None:
+    """The replica's bucket stores the same checkpoints as the source bucket: the same GB at S3's price."""
+    lines = {line["id"]: line for line in replicated["cost"]["lines"]}
+    (source,) = [r for r in by_type(replicated, "aws:s3/bucket:Bucket") if r["name"] == "models-bucket"]
+    replica = _replica(replicated, "aws:s3/bucket:Bucket")
+    assert "checkpoints" in lines[replica["key"]]["basis"]
+    assert lines[replica["key"]]["basis"] == lines[source["key"]]["basis"]

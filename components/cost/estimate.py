@@ -442,14 +442,22 @@ def _budget(r: Mapping[str, Any], p: Pricer) -> list[Line]:
     ]
 
 
-def _bucket(r: Mapping[str, Any], p: Pricer, *, settings: Settings) -> list[Line]:
+# The components whose `<name>-bucket` child holds the weights: the model bucket and its replicas in other regions.
+WEIGHTS_BUCKET_OWNERS = ("modelyard:aws:ModelStorage", "modelyard:aws:ModelReplica")
+
+
+def _bucket(r: Mapping[str, Any], p: Pricer, *, settings: Settings, parent_type: str | None) -> list[Line]:
+    """The weights' buckets at the served checkpoints' size; any other bucket (access logs, the trail, the deploy
+    runner's source bundles) at the log allowance. Known by the component that owns the bucket, not by its name (a
+    project named "modelyard" puts "model" in every bucket's name)."""
     name = str(r["inputs"].get("bucket") or r["name"])
-    if "model" not in name or "log" in name or "trail" in name:
-        gb = p.assume("log_gb_per_month")
-        basis = f"{gb} GB of access logs (cost.log_gb_per_month)"
-    else:
+    parent_name = str(r.get("parent") or "").split("::")[0].rsplit("/", 1)[-1]
+    if parent_type in WEIGHTS_BUCKET_OWNERS and r["name"] == f"{parent_name}-bucket":
         gb = _storage_gb(settings)
-        basis = f"{gb} GB: the served models' weights, two revisions each"
+        basis = f"{gb} GB: the served models' checkpoints, two revisions each"
+    else:
+        gb = p.assume("log_gb_per_month")
+        basis = f"{gb} GB of logs or bundles (cost.log_gb_per_month)"
     return [
         p.aws(
             id=r["key"],
@@ -809,18 +817,20 @@ def _region_text(p: Pricer) -> str:
 
 
 def _weights_gb(settings: Settings, *, revisions: int) -> Decimal:
-    """GB of the served models' weights (each model and dtype once), `revisions` revisions each, rounded up."""
-    from components.sizing.core import weights_gb
+    """GB of the served models' checkpoints as `models push` puts them in the bucket (each model and checkpoint once:
+    a model served in fp8 from its bf16 checkpoint, which vLLM quantizes while loading, stores the bf16 one),
+    `revisions` revisions each, rounded up."""
+    from components.sizing.cold_start import pushed_checkpoint_gb, pushed_dtype
 
     total = 0.0
     seen: set[tuple[str, str]] = set()
     for m in settings.models.values():
         model = catalog.resolve_model(m.model)
-        dtype = m.dtype or model.native_dtype
-        if (model.name, dtype) in seen:
+        pushed = pushed_dtype(model, m.dtype or model.native_dtype)
+        if (model.name, pushed) in seen:
             continue
-        seen.add((model.name, dtype))
-        total += weights_gb(model, dtype)[0] * revisions
+        seen.add((model.name, pushed))
+        total += pushed_checkpoint_gb(model, pushed) * revisions
     return Decimal(math.ceil(total))
 
 
@@ -861,6 +871,7 @@ def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[
     lines: list[Line] = []
     free: Counter[tuple[str, str]] = Counter()
     resources = plan["resources"]
+    resources_by_key = {str(r["key"]): r for r in resources}
     by_type: dict[str, list[Mapping[str, Any]]] = {}
     for r in resources:
         by_type.setdefault(r["type"], []).append(r)
@@ -881,7 +892,8 @@ def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[
             interface = [e for e in by_type[r["type"]] if e["inputs"].get("vpcEndpointType") == "Interface"]
             lines += _vpc_endpoint(r, p, count=max(1, len(interface)))
         elif r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
-            lines += _bucket(r, p, settings=settings)
+            parent = resources_by_key.get(str(r.get("parent")))
+            lines += _bucket(r, p, settings=settings, parent_type=parent["type"] if parent else None)
         elif r["type"] == REPLICATION_CONFIG:
             lines += _replication(r, p, settings=settings)
         elif r["type"] == "aws:guardduty/detector:Detector":

@@ -174,8 +174,12 @@ def pushed_checkpoint_gb(model: Model, served: WeightDtype) -> float:
     has one, else the native one (vLLM quantizes it to fp8 while loading)."""
     from components.sizing.core import weights_gb
 
-    pushed = served if served is model.native_dtype or served in model.checkpoints else model.native_dtype
-    return weights_gb(model, pushed)[0]
+    return weights_gb(model, pushed_dtype(model, served))[0]
+
+
+def pushed_dtype(model: Model, served: WeightDtype) -> WeightDtype:
+    """The checkpoint `models push` stores to serve `served`: its own where the catalog has one, else the native."""
+    return served if served is model.native_dtype or served in model.checkpoints else model.native_dtype
 
 
 def for_layout(model: Model, served: WeightDtype, nodes_per_replica: int, instance: InstanceType) -> ColdStart:
