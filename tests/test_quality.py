@@ -326,6 +326,26 @@ def test_quality_waits_for_the_gateway_and_the_monitoring_stack(quality_plan: di
     assert by_key[job["parent"]]["type"] == "modelyard:k8s:Quality"
 
 
+def test_with_the_image_cache_the_pushgateway_comes_through_it(tmp_path: Path) -> None:
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/docker-hub"
+    overrides = {
+        "cluster": {"image_cache": {"mode": "on", "docker_hub_secret_arn": secret, "github_secret_arn": secret}},
+        "gateway": {"keys": {"quality": {"key": {"secure": "v1:cipher"}, "tenant": "internal"}}},
+        "quality": QUALITY,
+    }
+    plan = plan_with(tmp_path, "minimal", overrides)
+    (deployment,) = [
+        m["object"]
+        for m in plan["manifests"]
+        if m["object"]["kind"] == "Deployment" and m["object"]["metadata"]["name"] == contract.PUSHGATEWAY_NAME
+    ]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == (
+        f"123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub/prom/pushgateway:v1.11.3@{quality.PUSHGATEWAY_DIGEST}"
+    )
+    assert evaluate(plan) == []
+
+
 # --- the runner, as the CronJob runs it ------------------------------------------------------------------
 
 
