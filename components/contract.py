@@ -113,6 +113,40 @@ from it (the chart's ServiceMonitor), so dashboards, alerts and the autoscaler t
 REVISION_METRIC_LABEL = "revision"
 
 
+# Quality in production (docs/lifecycle.md#quality-in-production): the eval runner's CronJob pushes one group of
+# series per model to the Pushgateway; the alert rules and the dashboards read them by these names.
+QUALITY_NAMESPACE = "quality"
+QUALITY_RUNNER = "eval-runner"
+"""The CronJob and its service account in QUALITY_NAMESPACE."""
+PUSHGATEWAY_NAME = "pushgateway"
+PUSHGATEWAY_PORT = 9091
+QUALITY_JOB = "modelyard-quality"
+"""The `job` label of every pushed series (the Pushgateway's grouping key, kept by the ServiceMonitor's honorLabels)."""
+QUALITY_PASS_RATE = "modelyard_quality_pass_rate"
+"""Gauge, labels model and set: passed / items of the model's last complete run (0-1)."""
+QUALITY_MIN_PASS_RATE = "modelyard_quality_min_pass_rate"
+"""Gauge: the model's quality.models.<m>.min_pass_rate, pushed beside the rate so the alert compares the two."""
+QUALITY_ITEMS = "modelyard_quality_items"
+"""Gauge: items in the set of the last complete run."""
+QUALITY_ITEMS_PASSED = "modelyard_quality_items_passed"
+"""Gauge: items the model passed in its last complete run."""
+QUALITY_LAST_SUCCESS = "modelyard_quality_last_success_timestamp_seconds"
+"""Gauge: Unix time the last complete run ended."""
+QUALITY_RUN_SUCCEEDED = "modelyard_quality_last_run_succeeded"
+"""Gauge: 1 when the model's last run graded every item, 0 when the gateway refused or failed a request (the last
+complete run's rate stays as it was)."""
+
+
+def gateway_url() -> str:
+    """The gateway's address inside the cluster (its Service)."""
+    return f"http://{GATEWAY_NAME}.{GATEWAY_NAMESPACE}.svc.cluster.local:{GATEWAY_PORT}"
+
+
+def pushgateway_url() -> str:
+    """The Pushgateway's address inside the cluster (its Service in QUALITY_NAMESPACE)."""
+    return f"http://{PUSHGATEWAY_NAME}.{QUALITY_NAMESPACE}.svc.cluster.local:{PUSHGATEWAY_PORT}"
+
+
 def canary_release(model: str) -> str:
     """The Helm release of a model's canary (models.<m>.canary): beside the stable release `<model>`, same namespace."""
     return f"{model}{CANARY_SUFFIX}"

@@ -66,6 +66,7 @@ from components.k8s.monitoring.values import (
     PROMETHEUS_URL,
     ReceiverKind,
 )
+from components.k8s.quality import PUSHGATEWAY_REGISTRY, Quality, QualityArgs, QualityModel
 from components.k8s.serving import FsxVolume, Serving, ServingArgs
 from components.options import after
 from components.settings import Settings
@@ -580,10 +581,29 @@ def build_kubernetes_layer(settings: Settings, layer: AwsLayer, *, aws_parts: Ma
         # The TargetGroupBinding is the controller's CRD.
         gateway_waits.append(controller)
     # After monitoring: the gateway's ServiceMonitor is a CRD of kube-prometheus-stack.
-    Gateway(
+    gateway = Gateway(
         "gateway",
         args=gateway_args(settings, layer),
         opts=on(on_cluster, *gateway_waits),
+    )
+    if settings.quality is not None:
+        # After the gateway it calls and the monitoring stack whose CRDs (ServiceMonitor, PrometheusRule) it uses.
+        Quality("quality", args=quality_args(settings, layer), opts=on(on_cluster, monitoring, gateway))
+
+
+def quality_args(settings: Settings, layer: AwsLayer) -> QualityArgs:
+    """The Quality component's args from `quality` (validated: its key and models exist)."""
+    q = settings.quality
+    assert q is not None, "quality_args is for stacks with quality"
+    return QualityArgs(
+        image=q.image,
+        key=settings.gateway.keys[q.key].key,
+        models={m: QualityModel(set=spec.set, min_pass_rate=spec.min_pass_rate) for m, spec in q.models.items()},
+        schedule=q.schedule,
+        timeout_seconds=q.timeout_seconds,
+        kubernetes_version=settings.cluster.version,
+        runbook_base_url=settings.monitoring.runbook_base_url,
+        pushgateway_registry=registry_of(settings, layer)(PUSHGATEWAY_REGISTRY),
     )
 
 

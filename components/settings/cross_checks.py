@@ -10,7 +10,8 @@ from functools import cache
 from components import catalog
 from components.catalog import s3_ranges
 from components.contract import ChartSource, canary_release, serving_fullname
-from components.errors import Problem
+from components.errors import InputError, Problem
+from components.evalsets import load_set, set_path, shipped_sets
 from components.settings.schema import close_matches
 from components.settings.types import (
     ENDPOINTS_WITHOUT_NAT,
@@ -1049,6 +1050,42 @@ def traffic_refs(s: Settings) -> Iterator[Problem]:
         yield _p("traffic.tenant", f"tenant {t.tenant!r} may not call {t.model!r} (tenants.{t.tenant}.models)")
 
 
+def quality_refs(s: Settings) -> Iterator[Problem]:
+    """The quality CronJob's key, models and eval sets exist; the key's tenant may call every model it grades; each
+    set is a valid eval set (read once here, so a broken set never reaches a ConfigMap)."""
+    q = s.quality
+    if q is None:
+        return
+    tenant = None
+    if q.key not in s.gateway.keys:
+        yield _p("quality.key", f"no key {q.key!r} in gateway.keys{close_matches(q.key, s.gateway.keys)}")
+    else:
+        tenant = s.gateway.key_tenants()[q.key]
+    if not q.models:
+        yield _p("quality.models", "name at least one model to grade (a key of models)")
+    for model, spec in q.models.items():
+        if model not in s.models:
+            yield _p(f"quality.models.{model}", f"no model {model!r} in models{close_matches(model, s.models)}")
+        elif tenant is not None and tenant in s.tenants and model not in s.tenants[tenant].models:
+            yield _p(
+                f"quality.models.{model}",
+                f"the key {q.key!r} calls for tenant {tenant!r}, which may not call {model!r} "
+                f"(tenants.{tenant}.models)",
+            )
+        if spec.set not in shipped_sets():
+            yield _p(
+                f"quality.models.{model}.set",
+                f"no eval set {spec.set!r} in components/tools/evalsets/ ({', '.join(shipped_sets())})"
+                + close_matches(spec.set, shipped_sets()),
+            )
+            continue
+        try:
+            load_set(set_path(spec.set))
+        except InputError as exc:
+            for problem in exc.problems:
+                yield _p(f"quality.models.{model}.set", f"{problem.path}: {problem.message}")
+
+
 RULES: tuple[Rule, ...] = (
     stack_name,
     region_known,
@@ -1083,6 +1120,7 @@ RULES: tuple[Rule, ...] = (
     deploy_charts,
     cost_budget,
     traffic_refs,
+    quality_refs,
 )
 
 

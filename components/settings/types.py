@@ -855,6 +855,72 @@ class TrafficSettings:
     rate_scale: float = doc_field("arrivals x this (docs/simulate.md)", default=1.0, minimum=0.01, maximum=1000)
 
 
+# An image reference pinned by digest: [registry/]repository[:tag]@sha256:<64 hex>.
+IMAGE_BY_DIGEST = (
+    r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"@sha256:[0-9a-f]{64}"
+)
+IMAGE_BY_DIGEST_DOC = "an image pinned by digest: <registry>/<repository>[:<tag>]@sha256:<64 lower-case hex>"
+# Five cron fields (minute hour day-of-month month day-of-week), as a Kubernetes CronJob's schedule takes them.
+CRON_SCHEDULE = r"[0-9*/,-]+( [0-9*/,-]+){2} [0-9A-Za-z*/,-]+ [0-9A-Za-z*/,-]+"
+CRON_SCHEDULE_DOC = "five cron fields: minute hour day-of-month month day-of-week, such as 0 */6 * * *"
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityModelSettings:
+    """One model whose answers the quality CronJob grades on every run (docs/lifecycle.md#quality-in-production)."""
+
+    set: str = doc_field(
+        "the eval set: the name of a JSONL file in components/tools/evalsets/ (the kit ships general: 24 items); "
+        "validated when the settings are built, mounted into the runner from a ConfigMap",
+        default="general",
+        pattern=r"[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?",
+        pattern_doc="a file name without .jsonl: lower-case letters, digits, '-' and '_'",
+    )
+    min_pass_rate: float = doc_field(
+        "the alert ModelQualityBelowThreshold fires when a run passes fewer of the set's items than this share "
+        "(0.9: 90%)",
+        default=0.9,
+        minimum=0.01,
+        maximum=1,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualitySettings:
+    """Quality in production (docs/lifecycle.md#quality-in-production): a CronJob runs eval sets through the
+    gateway on a schedule and pushes pass rates to a Pushgateway that Prometheus scrapes; an alert fires on a
+    rate below its model's min_pass_rate. Off (null) in the shipped presets."""
+
+    image: str = doc_field(
+        "the eval runner's image, built by your team from deploy/eval-runner/Dockerfile and pushed to a registry "
+        "the nodes can pull from (the kit cannot ship a built image)",
+        pattern=IMAGE_BY_DIGEST,
+        pattern_doc=IMAGE_BY_DIGEST_DOC,
+    )
+    key: str = doc_field(
+        "the gateway key the runner calls with (a key of gateway.keys): its tenant must be allowed every model "
+        "listed here; its value is copied into a Secret of the quality namespace"
+    )
+    schedule: str = doc_field(
+        "when the CronJob runs (UTC); each run sends every item of every model's set once",
+        default="0 */6 * * *",
+        pattern=CRON_SCHEDULE,
+        pattern_doc=CRON_SCHEDULE_DOC,
+    )
+    models: Mapping[str, QualityModelSettings] = doc_field(
+        "models graded on every run, by key of models (the name clients call, so a canary's share is included)",
+        default_factory=lambda: MappingProxyType({}),
+    )
+    timeout_seconds: int = doc_field(
+        "seconds one request may take; a run may take at most this times the number of items, plus a minute, "
+        "before Kubernetes stops it (activeDeadlineSeconds)",
+        default=120,
+        minimum=5,
+        maximum=600,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeploySettings:
     """Where `pulumi up` of each layer runs (docs/deploy.md)."""
@@ -1303,6 +1369,11 @@ class Settings:
     )
     traffic: TrafficSettings = doc_field(
         "a traffic profile the plan simulates (docs/simulate.md#6-in-pull-requests)", default_factory=TrafficSettings
+    )
+    quality: QualitySettings | None = doc_field(
+        "eval sets run through the gateway on a schedule, pass rates as metrics, an alert on a low rate "
+        "(docs/lifecycle.md#quality-in-production); null: off",
+        default=None,
     )
     deploy: DeploySettings = doc_field(
         "where `pulumi up` of each layer runs: one stack, or an AWS-layer stack and a Kubernetes-layer stack "

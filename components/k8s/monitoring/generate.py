@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from components import catalog
+from components.contract import REVISION_METRIC_LABEL as REVISION
 from components.k8s.monitoring.assets import DASHBOARDS_DIR, RULES_DIR
 from components.k8s.monitoring.values import (
     DCGM_JOB,
@@ -214,12 +215,16 @@ def _dashboard(uid: str, title: str, description: str, variables: list[dict[str,
 
 
 def serving_dashboard() -> dict[str, Any]:
-    sel = 'namespace=~"$namespace", model_name=~"$model"'
+    # Every series of a model server carries its revision (the chart's ServiceMonitor copies the pod label
+    # REVISION_LABEL): the traffic, error and latency panels split by it, so a canary shows beside its stable set.
+    sel = f'namespace=~"$namespace", model_name=~"$model", {REVISION}=~"$revision"'
     rate = "[$__rate_interval]"
+    by = f"model_name, {REVISION}"
+    legend = f"{{{{model_name}}}} {{{{{REVISION}}}}}"
 
     def quantile(q: float, family: str) -> tuple[str, str]:
-        expr = f"histogram_quantile({q}, sum by (model_name, le) (rate({family}_bucket{{{sel}}}{rate})))"
-        return expr, f"{{{{model_name}}}} p{int(q * 100)}"
+        expr = f"histogram_quantile({q}, sum by ({by}, le) (rate({family}_bucket{{{sel}}}{rate})))"
+        return expr, f"{legend} p{int(q * 100)}"
 
     panels = [
         _panel(
@@ -227,8 +232,8 @@ def serving_dashboard() -> dict[str, Any]:
             "Requests per second (finished)",
             [
                 (
-                    f"sum by (model_name, finished_reason) (rate(vllm:request_success_total{{{sel}}}{rate}))",
-                    "{{model_name}} {{finished_reason}}",
+                    f"sum by ({by}, finished_reason) (rate(vllm:request_success_total{{{sel}}}{rate}))",
+                    f"{legend} {{{{finished_reason}}}}",
                 )
             ],
             x=0,
@@ -240,20 +245,21 @@ def serving_dashboard() -> dict[str, Any]:
             "Errors",
             [
                 (
-                    "sum by (model_name, finished_reason) "
+                    f"sum by ({by}, finished_reason) "
                     f'(rate(vllm:request_success_total{{{sel}, finished_reason=~"abort|error"}}{rate}))',
-                    "{{model_name}} {{finished_reason}}",
+                    f"{legend} {{{{finished_reason}}}}",
                 ),
                 (
-                    f'sum by (namespace) (rate(http_requests_total{{container="{SERVING_CONTAINER}", '
-                    f'namespace=~"$namespace", status="5xx"}}{rate}))',
-                    "{{namespace}} HTTP 5xx",
+                    f'sum by (namespace, {REVISION}) (rate(http_requests_total{{container="{SERVING_CONTAINER}", '
+                    f'namespace=~"$namespace", {REVISION}=~"$revision", status="5xx"}}{rate}))',
+                    f"{{{{namespace}}}} {{{{{REVISION}}}}} HTTP 5xx",
                 ),
             ],
             x=12,
             y=0,
             unit="reqps",
-            description="Requests vLLM finished as abort or error, and HTTP 5xx answers of the model servers.",
+            description="Requests vLLM finished as abort or error, and HTTP 5xx answers of the model servers, by "
+            "revision.",
         ),
         _panel(
             3,
@@ -262,7 +268,8 @@ def serving_dashboard() -> dict[str, Any]:
             x=0,
             y=8,
             unit="s",
-            description="Objective: 99% of requests within 2.5 s (alerts TtftBudgetBurnFast/Slow).",
+            description="By revision. Objective: 99% of requests within 2.5 s (alerts TtftBudgetBurnFast/Slow; "
+            "RevisionTtftWorse compares a model's revisions).",
         ),
         _panel(
             4,
@@ -276,8 +283,8 @@ def serving_dashboard() -> dict[str, Any]:
             5,
             "Output tokens per second",
             [
-                (f"sum by (model_name) (rate(vllm:generation_tokens_total{{{sel}}}{rate}))", "{{model_name}} output"),
-                (f"sum by (model_name) (rate(vllm:prompt_tokens_total{{{sel}}}{rate}))", "{{model_name}} prompt"),
+                (f"sum by ({by}) (rate(vllm:generation_tokens_total{{{sel}}}{rate}))", f"{legend} output"),
+                (f"sum by ({by}) (rate(vllm:prompt_tokens_total{{{sel}}}{rate}))", f"{legend} prompt"),
             ],
             x=0,
             y=16,
@@ -327,6 +334,11 @@ def serving_dashboard() -> dict[str, Any]:
     variables = [
         _variable("namespace", "Namespace", "label_values(vllm:num_requests_running, namespace)"),
         _variable("model", "Model", 'label_values(vllm:num_requests_running{namespace=~"$namespace"}, model_name)'),
+        _variable(
+            REVISION,
+            "Revision",
+            f'label_values(vllm:num_requests_running{{namespace=~"$namespace", model_name=~"$model"}}, {REVISION})',
+        ),
     ]
     return _dashboard(
         "modelyard-serving",
