@@ -4,6 +4,7 @@ simulated; the budget picks the cheapest configuration that meets the objective,
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,55 @@ def test_a_budget_picks_the_cheapest_configuration_that_meets_the_objective(
 
     assert 0 < len(simulated(within)) < len(simulated(advice))
     assert cheapest["option"] in (tmp_path / "advice.markdown").read_text()
+    _docs_show(within)
+
+
+def _docs_show(within: dict[str, Any]) -> None:
+    """docs/simulate.md prints this run (`advise ... --rate-scale 6 --budget 200000`): every row it shows, the choice,
+    and the figures of its reading are this run's."""
+    text = (ROOT / "docs" / "simulate.md").read_text().split("## 5. The decision", 1)[1].split("## 6.", 1)[0]
+    block = text.split("```\nAdvice for ", 1)[1].split("```", 1)[0]
+    w = within["workload"]
+    assert f"{w['requests']} requests over {w['window_seconds'] / 3600:.2f} h, {w['output_tokens']:,} output" in block
+    rows = {(r["kind"], r["option"]): r for r in within["rows"]}
+    shown = [ln for ln in block.splitlines() if re.match(r"(self-hosted|hybrid|hosted|proprietary) ", ln)]
+    assert len(shown) >= 10, block
+    for line in shown:
+        kind, rest = line.split(" ", 1)
+        (option,) = [o for k, o in rows if k == kind and rest.strip().startswith(o + "  ")]
+        r = rows[(kind, option)]
+        cells = re.split(r"\s{2,}", rest.strip())
+        assert cells[1] == f"${Decimal(r['yearly_usd']):,.0f}", line
+        attained = "not simulated" if r["ttft_attainment"] is None else f"{r['ttft_attainment']:.1%}"
+        assert cells[2] == attained, line
+        v = r["break_even"]
+        even = (
+            "-"
+            if v is None
+            else "never"
+            if not v["can_break_even"]
+            else f"{Decimal(v['break_even_million_output_tokens_per_month']):,} Mtok/mo"
+        )
+        assert cells[3] == even and cells[4] == r["data_leaves_vpc"], line
+    choice = rows[next(k for k in rows if k[1] == within["choice"])]
+    assert (
+        "Within $200,000 a year, the cheapest configuration meeting the objective: "
+        f"{within['choice']} (${Decimal(choice['yearly_usd']):,.0f} a year)"
+    ) in block
+    # The reading: the cheapest self-hosted layout, the preset's other costs, GPT-5's break-even, the traffic a month.
+    reading = " ".join(text.split("Reading it:", 1)[1].split())
+    (first, *_) = [r for r in within["rows"] if r["kind"] == "self-hosted"]
+    assert (
+        f"meet the objective for ${Decimal(first['yearly_usd']):,.0f} a year, "
+        f"of which ${Decimal(within['fixed_monthly_usd']) * 12:,.0f}"
+    ) in reading
+    gpt5 = rows[("proprietary", "OpenAI GPT-5")]["break_even"]
+    assert f"above {Decimal(gpt5['break_even_million_output_tokens_per_month']):,.0f} million" in reading
+    hundreds = Decimal(w["million_output_tokens_per_month"]).quantize(Decimal("1E2"))
+    assert f"this traffic is about {hundreds:,.0f}." in reading
+    assert f"about {hundreds:,.0f} million output tokens a\nmonth" in text
+    (hybrid, *_) = [r for r in within["rows"] if r["kind"] == "hybrid"]
+    assert f"only at {hybrid['gateway_model_rpm']} requests a minute" in reading
 
 
 def test_a_budget_too_small_says_why_nothing_fits() -> None:

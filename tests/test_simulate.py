@@ -311,10 +311,35 @@ def test_the_docs_plot_is_what_the_command_draws(tmp_path: Path) -> None:
         "6",
         "--plot",
         str(tmp_path / "plot.svg"),
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "plot.svg").read_text() == (ROOT / "docs" / "simulate-product-diurnal.svg").read_text()
-    assert "docs/simulate-product-diurnal.svg" in (ROOT / "docs" / "simulate.md").read_text()
+    doc = " ".join((ROOT / "docs" / "simulate.md").read_text().split("## 4. A walk-through", 1)[1].split())
+    assert "docs/simulate-product-diurnal.svg" in doc
+    # The walk-through's figures are this run's.
+    result = json.loads(done.stdout)
+    llama = result["models"]["llama-8b"]
+    limits = {limit["limit"]: limit for limit in result["limits"]}
+    timeline = llama["timeline"]
+    first_new_node = next(
+        s for s, n in zip(timeline["seconds"], timeline["nodes"], strict=True) if n > timeline["nodes"][0]
+    )
+    offered = result["requests"]["offered"]
+    wanted_at = limits["replicas.max"]["at_seconds"]
+    figures = {
+        "about 18 requests a second at the peak": f"about {generate.SHIPPED['diurnal'][1] * 6:.0f} requests a second",
+        "seventh replica at 18 minutes": f"a seventh replica {wanted_at / 60:.0f} minutes in",
+        "replicas.max is 6": f"(replicas.max is {llama['replicas']['max']}: the first limit to bite)",
+        "new nodes after 40 minutes": f"new nodes come only after {first_new_node // 600 * 10} minutes",
+        "15% time out": f"{result['requests']['timed_out'] / offered:.0%} of the requests time out",
+        "attainment 13%": f"attainment is {result['slo']['ttft_attainment']:.0%}",
+    }
+    assert result["first_limit"] == "replicas.max" and llama["replicas"]["max"] == 6
+    assert limits["replicas.max"]["what"] == "llama-8b: wanted 7"
+    assert max(timeline["queue"]) >= 1000, "the queue grows to thousands"
+    for what, sentence in figures.items():
+        assert sentence in doc, (what, sentence)
 
 
 def test_tco_from_a_trace_says_which_utilisation_it_used() -> None:
