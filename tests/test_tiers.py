@@ -114,11 +114,14 @@ def test_a_stack_that_did_not_pin_its_nat_mode_is_told_which_setting_keeps_its_p
     assert any("pin modelyard:network.nat" in w and "network-public-use1-az1" in w for w in warnings)
 
 
-def test_a_changed_vpc_cidr_shows_the_cluster_and_everything_on_the_vpc_replaced(plans, tmp_path) -> None:
+def test_a_changed_vpc_cidr_shows_the_cluster_everything_on_the_vpc_and_on_the_cluster_replaced(
+    plans, tmp_path
+) -> None:
     project = _project(tmp_path, "pilot", "minimal")
     stack_file = project / "stacks" / "Pulumi.pilot.yaml"
     stack_file.write_text(stack_file.read_text().replace("cidr: 10.40.0.0/16", "cidr: 10.41.0.0/16"))
-    diff = diff_plans(plans["pilot"], plan_stack(project, "pilot"))
+    head = plan_stack(project, "pilot")
+    diff = diff_plans(plans["pilot"], head)
     replaced = {c["type"] for c in diff["changes"] if c["action"] == "replace"}
     assert {
         "aws:ec2/vpc:Vpc",
@@ -128,8 +131,23 @@ def test_a_changed_vpc_cidr_shows_the_cluster_and_everything_on_the_vpc_replaced
         "aws:ec2/routeTable:RouteTable",
         "aws:ec2/vpcEndpoint:VpcEndpoint",
         "aws:ec2/natGateway:NatGateway",
+        # They take the cluster's name, which stays: the engine replaces them because the cluster is replaced.
+        "aws:eks/addon:Addon",
+        "aws:eks/accessEntry:AccessEntry",
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
     } <= replaced
     (cluster,) = [c for c in diff["changes"] if c["type"] == "aws:eks/cluster:Cluster"]
+    on_cluster = {
+        r["key"]
+        for r in head["resources"]
+        if cluster["key"] in (r.get("property_dependencies") or {}).get("clusterName", [])
+    }
+    actions = {c["key"]: c for c in diff["changes"]}
+    assert len(on_cluster) >= 8 and all(actions[k]["action"] == "replace" for k in on_cluster)
+    # The node group is replaced for its own subnets; the add-ons, access entries, associations follow the cluster.
+    assert {k for k in on_cluster if actions[k]["cascade"] == cluster["key"]} == {
+        k for k in on_cluster if not k.endswith("aws:eks/nodeGroup:NodeGroup")
+    }
     assert [f["path"] for f in cluster["fields"] if f["forces_replacement"]] == ["vpcConfig.subnetIds"]
     assert any('pin modelyard:network.cidr: "10.40.0.0/16"' in w for w in diff["warnings"])
     assert any("REPLACES stateful aws:eks/cluster:Cluster" in w for w in diff["warnings"])
