@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import catalog
-from components.aws.account_security import AccountSecurity, account_security_args
+from components.aws.account_security import AccountSecurity, account_security_args, alert_receivers
 from components.aws.cluster import Cluster, ClusterArgs
 from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupArgs
 from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs, source_bucket_name
@@ -354,6 +354,8 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
                 monthly_usd=None if budget.monthly_usd is None else Decimal(str(budget.monthly_usd)),
                 anomaly_usd=None if budget.anomaly_usd is None else Decimal(str(budget.anomaly_usd)),
                 emails=budget.emails,
+                receivers=alert_receivers(settings),
+                region=settings.region,
                 tags=settings.tags_for("spend"),
             ),
             opts=on_aws,

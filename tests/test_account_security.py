@@ -161,9 +161,9 @@ def test_findings_stay_in_guardduty_where_routing_is_off(tmp_path: Path) -> None
     )
     assert by_type(plan, DETECTOR)
     assert not [r for r in plan["resources"] if r["type"] == FINDINGS]
-    assert not [t for t in by_type(plan, "aws:sns/topic:Topic") if "findings" in t["name"]] and not by_type(
-        plan, "aws:lambda/function:Function"
-    )
+    assert not [t for t in by_type(plan, "aws:sns/topic:Topic") if "findings" in t["name"]]
+    # Only the spend alerts' forwarder (docs/cost.md#spend-alarms) takes the receivers.
+    assert [f["name"] for f in by_type(plan, "aws:lambda/function:Function")] == ["spend-forwarder"]
     assert "findings_topic_arn" not in plan["outputs"]
 
 
@@ -246,7 +246,7 @@ def test_severity_bands_page_from_high_and_ticket_below() -> None:
 
 
 def test_the_forwarder_runs_outside_the_vpc_with_the_receivers_secrets_by_arn(routed) -> None:
-    function = one(routed, "aws:lambda/function:Function")
+    function = one(routed, "aws:lambda/function:Function", "findings")
     inputs = function["inputs"]
     # No VPC: AWS gives it a way out that needs neither the stack's NAT nor the cluster.
     assert "vpcConfig" not in inputs
@@ -254,7 +254,7 @@ def test_the_forwarder_runs_outside_the_vpc_with_the_receivers_secrets_by_arn(ro
     source = FORWARDER_SOURCE.read_text()
     digest = hashlib.sha256(source.encode()).hexdigest()
     assert inputs["code"] == {"archive": {"findings_forwarder.py": {"asset": f"(inline text, sha256 {digest})"}}}
-    secrets = {r["name"]: r for r in by_type(routed, "aws:secretsmanager/secret:Secret")}
+    secrets = {r["name"]: r for r in by_type(routed, "aws:secretsmanager/secret:Secret") if "findings" in r["name"]}
     arns = {
         name.rsplit("-", 1)[-1]: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{s['inputs']['namePrefix']}"
         for name, s in secrets.items()
@@ -270,10 +270,8 @@ def test_the_forwarder_runs_outside_the_vpc_with_the_receivers_secrets_by_arn(ro
     # Every secret value is a secret of the plan, in a Secrets Manager secret of its own, under the findings key.
     key_arn = one(routed, "aws:sns/topic:Topic", "findings")["inputs"]["kmsMasterKeyId"]
     assert {s["inputs"]["kmsKeyId"] for s in secrets.values()} == {key_arn}
-    assert [v["inputs"]["secretString"] for v in by_type(routed, "aws:secretsmanager/secretVersion:SecretVersion")] == [
-        SECRET,
-        SECRET,
-    ]
+    versions = [v for v in by_type(routed, "aws:secretsmanager/secretVersion:SecretVersion") if "findings" in v["name"]]
+    assert [v["inputs"]["secretString"] for v in versions] == [SECRET, SECRET]
     assert SECRET_PLACEHOLDER not in json.dumps(routed)
     # Its role: its own log group, those secrets, and the key only through Secrets Manager.
     role = statements(one(routed, "aws:iam/rolePolicy:RolePolicy", "findings")["inputs"]["policy"])
@@ -288,9 +286,9 @@ def test_the_forwarder_runs_outside_the_vpc_with_the_receivers_secrets_by_arn(ro
     assert inputs["loggingConfig"]["logGroup"] == log_group == f"/aws/lambda/{inputs['name']}"
     # SNS may invoke it, from the findings topic only, and it is subscribed to that topic.
     topic_arn = f"arn:aws:sns:us-east-1:123456789012:{one(routed, 'aws:sns/topic:Topic', 'findings')['inputs']['name']}"
-    permission = one(routed, "aws:lambda/permission:Permission")["inputs"]
+    permission = one(routed, "aws:lambda/permission:Permission", "findings")["inputs"]
     assert (permission["principal"], permission["sourceArn"]) == ("sns.amazonaws.com", topic_arn)
-    subscription = one(routed, "aws:sns/topicSubscription:TopicSubscription")["inputs"]
+    subscription = one(routed, "aws:sns/topicSubscription:TopicSubscription", "findings")["inputs"]
     assert (subscription["protocol"], subscription["topic"]) == ("lambda", topic_arn)
     assert [v for rule in RULES for v in rule.check(routed)] == []
 
@@ -477,7 +475,7 @@ def test_a_receiver_only_the_kubernetes_layer_has_is_refused_where_findings_are_
     # Set in the AWS layer's file (and again in the Kubernetes layer's, as every secret), both layers see it.
     stacks["x"]["modelyard:monitoring"] = copy.deepcopy(stacks["x-k8s"]["modelyard:monitoring"])
     plan = plan_stack(_project(tmp_path / "both", stacks), "x")
-    assert one(plan, "aws:lambda/function:Function")
+    assert one(plan, "aws:lambda/function:Function", "findings")
     # Or the findings stay in GuardDuty.
     stacks = copy.deepcopy(stacks)
     del stacks["x"]["modelyard:monitoring"]

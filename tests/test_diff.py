@@ -600,3 +600,65 @@ def test_one_old_urn_claimed_twice_is_a_warning(settings) -> None:
     diff = diff_plans(priced(settings, logs), priced(settings, one, two))
     assert {c["key"]: c["action"] for c in diff["changes"]} == {"one": "move", "two": "create"}
     assert any("refuses two resources aliased to one" in w for w in diff["warnings"])
+
+
+def _cascade_program(service_cidr: str) -> Any:
+    """An EKS cluster (its service CIDR forces a replacement, its name is fixed); an add-on that takes the cluster's
+    name; a log group named after the add-on (stateful); a parameter that holds the name in a field that does not
+    force a replacement."""
+
+    def program() -> None:
+        import pulumi_aws as aws
+
+        child = pulumi.ResourceOptions(provider=aws.Provider("aws", region="us-east-1"))
+        cluster = aws.eks.Cluster(
+            "cascade-eks",
+            name="cascade",
+            role_arn="arn:aws:iam::123456789012:role/eks",
+            vpc_config={"subnet_ids": ["subnet-1", "subnet-2"]},
+            kubernetes_network_config={"service_ipv4_cidr": service_cidr},
+            opts=child,
+        )
+        addon = aws.eks.Addon("cascade-coredns", cluster_name=cluster.name, addon_name="coredns", opts=child)
+        aws.cloudwatch.LogGroup(
+            "cascade-logs", name=addon.cluster_name.apply(lambda n: f"/eks/{n}/coredns"), opts=child
+        )
+        aws.ssm.Parameter("cascade-name", name="/cascade/cluster", type="String", value=cluster.name, opts=child)
+
+    return program
+
+
+def test_what_takes_a_replaced_resource_in_a_replace_forcing_input_is_replaced_with_it(tmp_path, settings) -> None:
+    """The engine replaces a dependent whose replace-forcing input comes from a replaced resource (per-input
+    property dependencies, recorded in the plan), transitively; the same name in an in-place input changes nothing."""
+    base = _planned(tmp_path, settings, _cascade_program("172.20.0.0/16"))
+    head = _planned(tmp_path, settings, _cascade_program("172.21.0.0/16"))
+    cluster, addon, logs = (
+        f"us-east-1/{name}"
+        for name in (
+            "cascade-eks::aws:eks/cluster:Cluster",
+            "cascade-coredns::aws:eks/addon:Addon",
+            "cascade-logs::aws:cloudwatch/logGroup:LogGroup",
+        )
+    )
+    by_key = {r["key"]: r for r in head["resources"]}
+    assert by_key[addon]["property_dependencies"] == {"clusterName": [cluster]}
+    assert by_key[logs]["property_dependencies"] == {"name": [addon]}
+    # Same settings, same plan: no cascade.
+    assert diff_plans(base, _planned(tmp_path, settings, _cascade_program("172.20.0.0/16")))["changes"] == []
+    diff = diff_plans(base, head)
+    changes = {c["key"]: c for c in diff["changes"]}
+    assert {k: c["action"] for k, c in changes.items()} == {cluster: "replace", addon: "replace", logs: "replace"}
+    assert changes[cluster]["cascade"] is None
+    assert changes[addon]["cascade"] == cluster and changes[logs]["cascade"] == addon
+    assert [(f["path"], f["before"], f["after"], f["forces_replacement"]) for f in changes[addon]["fields"]] == [
+        ("clusterName", "cascade", "(known after apply)", True)
+    ]
+    loud = [w for w in diff["warnings"] if "cascade-logs" in w]
+    assert loud == [
+        "REPLACES stateful aws:cloudwatch/logGroup:LogGroup cascade-logs (name): it takes name from "
+        f"{addon}, which is replaced, so the engine replaces it too: the old one is deleted with its data"
+    ]
+    assert f"+- {addon} (replace: follows the replacement of {cluster})" in render_text(diff)
+    markdown = render_markdown(diff, head)
+    assert "[!CAUTION]" in markdown and f"(follows the replacement of `{addon}`) **STATEFUL**" in markdown

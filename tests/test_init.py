@@ -37,6 +37,15 @@ def test_a_stack_in_another_region_plans(project, capsys, preset):
     assert "stack eu (preset " in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("preset", "nat"), [("minimal", "single"), ("moderate", "per-zone"), ("enterprise", "none")])
+def test_the_stack_file_pins_the_presets_nat_mode(project, preset, nat):
+    """The NAT mode belongs to the stack like its range: a later move to another preset keeps its public subnets."""
+    assert _init(project, "--stack", "s", "--preset", preset, "--region", "eu-west-1") == 0
+    text = (project / "stacks" / "Pulumi.s.yaml").read_text()
+    assert yaml.safe_load(text)["config"]["modelyard:network"]["nat"] == nat
+    assert f"# network.nat {nat}: the preset's NAT mode, pinned here because it belongs to the stack" in text
+
+
 def test_zones_are_chosen_where_the_preset_types_are_offered(project, monkeypatch):
     from components.catalog import regions as regions_module
     from components.catalog.regions import Region

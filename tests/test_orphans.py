@@ -150,3 +150,28 @@ def test_the_plan_names_what_is_retained():
         "logs:log-group",
         "/aws/eks/c/cluster",
     )
+
+
+def test_a_pvcs_volume_carries_the_stacks_tags_and_is_found(account, plans, capsys):
+    """The EBS CSI add-on's configuration in the plan gives every volume the driver creates the stack's tags and the
+    cluster's: tagged as the driver tags them (its tagging page: CSIVolumeName, ebs.csi.aws.com/cluster, the PVC's
+    name, `--extra-tags` and `--k8s-tag-cluster-id`), the volume is found; without that configuration it is not."""
+    (addon,) = [r for r in plans["pilot"]["resources"] if r["name"] == "cluster-aws-ebs-csi-driver"]
+    controller = json.loads(addon["inputs"]["configurationValues"])["controller"]
+    assert controller["k8sTagClusterId"] == CLUSTER
+    assert controller["extraVolumeTags"]["modelyard:stack"] == "pilot"
+    driver = {"CSIVolumeName": "pvc-a3ab0567", "ebs.csi.aws.com/cluster": "true",
+              "kubernetes.io/created-for/pvc/name": "prometheus-db"}  # fmt: skip
+    ec2 = account.client("ec2")
+    untagged = ec2.create_volume(Size=50, AvailabilityZone="us-east-1a", TagSpecifications=ec2_tags("volume", driver))
+    tags = {
+        **driver,
+        **controller["extraVolumeTags"],
+        f"kubernetes.io/cluster/{controller['k8sTagClusterId']}": "owned",
+    }
+    volume = ec2.create_volume(Size=50, AvailabilityZone="us-east-1a", TagSpecifications=ec2_tags("volume", tags))
+    capsys.readouterr()
+    assert main(["orphans", "--stack", "pilot", "--json"]) == 0
+    found = {(o["group"], o["kind"], o["name"]) for o in json.loads(capsys.readouterr().out)["orphans"]}
+    assert ("outside-pulumi", "ec2:volume", volume["VolumeId"]) in found
+    assert not [name for _, _, name in found if name == untagged["VolumeId"]]

@@ -52,9 +52,15 @@ def test_plan_has_the_v1_shape(plans, stack):
     }
     for resource in plan["resources"]:
         assert (
-            fields | {"stack", "urn"} <= set(resource) <= fields | {"stack", "urn", "options", "aliases", "alias_urns"}
+            fields | {"stack", "urn"}
+            <= set(resource)
+            <= fields | {"stack", "urn", "options", "aliases", "alias_urns", "property_dependencies"}
         )
         assert all(SNAKE.fullmatch(k) for k in resource)
+        # Per input (as the engine spells it), the keys its value comes from: all among the resource's dependencies.
+        for prop, keys in resource.get("property_dependencies", {}).items():
+            assert prop in resource["inputs"] and keys and keys == sorted(keys)
+            assert set(keys) <= set(resource["depends_on"])
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)

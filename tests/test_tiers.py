@@ -78,10 +78,9 @@ def test_product_to_enterprise_keeps_its_network_and_state_and_moves_its_kuberne
     head = plan_stack(_project(tmp_path, "product", "enterprise"), "product")
     base = plans["product"]
     diff = diff_plans(base, head)
-    # Without NAT (the enterprise preset) nothing needs the public subnets: the only loss, named with its pin.
-    lost = _lost(diff)
-    assert lost and all(line.startswith("delete ") and "network-public-" in line for line in lost)
-    assert any("pin modelyard:network.nat" in w and "network-public-use1-az1" in w for w in diff["warnings"])
+    # The stack file pins its NAT mode (per-zone) as it pins its range: the public subnets and NAT gateways stay.
+    assert _lost(diff) == []
+    assert not [c for c in diff["changes"] if c["type"].startswith("aws:ec2/") and c["action"] in ("replace", "delete")]
 
     moves = state_moves(base, head)
     (move,) = moves.moves
@@ -99,20 +98,30 @@ def test_product_to_enterprise_keeps_its_network_and_state_and_moves_its_kuberne
     assert not [c for c in moved_diff["changes"] if c["action"] == "replace" and c["key"] in moved_keys]
 
 
-def test_product_to_enterprise_with_the_pins_loses_nothing(plans, tmp_path) -> None:
-    pins = "  modelyard:network:\n    cidr: 10.50.0.0/16\n    nat: per-zone\n"
+def test_a_stack_that_did_not_pin_its_nat_mode_is_told_which_setting_keeps_its_public_subnets(plans, tmp_path) -> None:
+    """A stack file written before the NAT mode was the stack's takes the enterprise preset's `nat: none`: nothing
+    needs the public subnets then, and each deletion names the pin that keeps it."""
     project = _project(tmp_path, "product", "enterprise")
     stack_file = project / "stacks" / "Pulumi.product.yaml"
-    stack_file.write_text(stack_file.read_text().replace("  modelyard:network:\n    cidr: 10.50.0.0/16\n", pins))
+    text = stack_file.read_text()
+    assert "    nat: per-zone\n" in text
+    stack_file.write_text(text.replace("    nat: per-zone\n", ""))
     head = plan_stack(project, "product")
-    assert _lost(diff_plans(apply_moves(plans["product"], state_moves(plans["product"], head)), head)) == []
+    lost = _lost(diff_plans(apply_moves(plans["product"], state_moves(plans["product"], head)), head))
+    zones = ("use1-az1", "use1-az2", "use1-az4")
+    assert sorted(lost) == [f"delete us-east-1/network/network-public-{z}::aws:ec2/subnet:Subnet" for z in zones]
+    warnings = diff_plans(plans["product"], head)["warnings"]
+    assert any("pin modelyard:network.nat" in w and "network-public-use1-az1" in w for w in warnings)
 
 
-def test_a_changed_vpc_cidr_shows_the_cluster_and_everything_on_the_vpc_replaced(plans, tmp_path) -> None:
+def test_a_changed_vpc_cidr_shows_the_cluster_everything_on_the_vpc_and_on_the_cluster_replaced(
+    plans, tmp_path
+) -> None:
     project = _project(tmp_path, "pilot", "minimal")
     stack_file = project / "stacks" / "Pulumi.pilot.yaml"
     stack_file.write_text(stack_file.read_text().replace("cidr: 10.40.0.0/16", "cidr: 10.41.0.0/16"))
-    diff = diff_plans(plans["pilot"], plan_stack(project, "pilot"))
+    head = plan_stack(project, "pilot")
+    diff = diff_plans(plans["pilot"], head)
     replaced = {c["type"] for c in diff["changes"] if c["action"] == "replace"}
     assert {
         "aws:ec2/vpc:Vpc",
@@ -122,8 +131,23 @@ def test_a_changed_vpc_cidr_shows_the_cluster_and_everything_on_the_vpc_replaced
         "aws:ec2/routeTable:RouteTable",
         "aws:ec2/vpcEndpoint:VpcEndpoint",
         "aws:ec2/natGateway:NatGateway",
+        # They take the cluster's name, which stays: the engine replaces them because the cluster is replaced.
+        "aws:eks/addon:Addon",
+        "aws:eks/accessEntry:AccessEntry",
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
     } <= replaced
     (cluster,) = [c for c in diff["changes"] if c["type"] == "aws:eks/cluster:Cluster"]
+    on_cluster = {
+        r["key"]
+        for r in head["resources"]
+        if cluster["key"] in (r.get("property_dependencies") or {}).get("clusterName", [])
+    }
+    actions = {c["key"]: c for c in diff["changes"]}
+    assert len(on_cluster) >= 8 and all(actions[k]["action"] == "replace" for k in on_cluster)
+    # The node group is replaced for its own subnets; the add-ons, access entries, associations follow the cluster.
+    assert {k for k in on_cluster if actions[k]["cascade"] == cluster["key"]} == {
+        k for k in on_cluster if not k.endswith("aws:eks/nodeGroup:NodeGroup")
+    }
     assert [f["path"] for f in cluster["fields"] if f["forces_replacement"]] == ["vpcConfig.subnetIds"]
     assert any('pin modelyard:network.cidr: "10.40.0.0/16"' in w for w in diff["warnings"])
     assert any("REPLACES stateful aws:eks/cluster:Cluster" in w for w in diff["warnings"])

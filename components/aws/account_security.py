@@ -104,6 +104,18 @@ class AccountSecurityArgs:
     protect: bool = True
 
 
+def alert_receivers(settings: Settings) -> dict[str, FindingsReceiver]:
+    """The receivers of the stack's settings (monitoring.receivers) by route, each secret kept secret, for the
+    forwarders of the AWS layer (GuardDuty findings, spend alerts): in a split deployment, those of the AWS layer's
+    own stack file (docs/deploy.md)."""
+    return {
+        route: FindingsReceiver(
+            kind=receiver.kind, secret=pulumi.Output.secret(receiver.secret), slack_channel=receiver.slack_channel
+        )
+        for route, receiver in settings.monitoring.receivers.items()
+    }
+
+
 def account_security_args(
     settings: Settings, *, model_bucket_arn: pulumi.Input[str], account_id: pulumi.Input[str]
 ) -> AccountSecurityArgs | None:
@@ -120,14 +132,7 @@ def account_security_args(
             region=settings.region,
             account_id=account_id,
             min_severity=security.findings_min_severity,
-            receivers={
-                route: FindingsReceiver(
-                    kind=receiver.kind,
-                    secret=pulumi.Output.secret(receiver.secret),
-                    slack_channel=receiver.slack_channel,
-                )
-                for route, receiver in settings.monitoring.receivers.items()
-            },
+            receivers=alert_receivers(settings),
             tags=tags,
         )
     return AccountSecurityArgs(

@@ -88,6 +88,14 @@ FSX_CSI_POLICY = json.dumps(
 FSX_CSI_SERVICE_ACCOUNT = "fsx-csi-controller-sa"
 
 
+def ebs_csi_configuration(cluster_name: str, tags: Mapping[str, str]) -> dict[str, object]:
+    """The EBS CSI driver add-on's configuration: the volumes it creates for PersistentVolumeClaims carry the stack's
+    tags (`controller.extraVolumeTags`, the driver's `--extra-tags`) and `kubernetes.io/cluster/<cluster>: owned`
+    (`controller.k8sTagClusterId`), so that Budgets and Cost Explorer count them to the stack and `modelyard orphans`
+    finds them (docs/destroy.md). For every StorageClass, the kit's gp3 and any a team adds."""
+    return {"controller": {"extraVolumeTags": dict(sorted(tags.items())), "k8sTagClusterId": cluster_name}}
+
+
 def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity] | None) -> str:
     for identity in identities or ():
         for oidc in identity.oidcs or ():
@@ -268,6 +276,7 @@ class Cluster(pulumi.ComponentResource):
         )
         ebs_csi = addon(
             addons.EBS_CSI,
+            configuration=ebs_csi_configuration(args.cluster_name, tags),
             pod_identity=[
                 aws.eks.AddonPodIdentityAssociationArgs(role_arn=ebs_role.arn, service_account="ebs-csi-controller-sa")
             ],

@@ -185,103 +185,142 @@ class FindingsRoute(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
         if args.receivers:
-            self._forwarder(name, args, key, topic, tags)
+            bands = severity_bands(args.min_severity, list(args.receivers))
+            build_forwarder(
+                self,
+                name,
+                ForwarderArgs(
+                    function_name=f"{args.name}-findings-forwarder",
+                    description="Sends GuardDuty findings to the stack's alert receivers (docs/security.md)",
+                    secret_prefix=f"{args.name}/findings-",
+                    what="GuardDuty findings",
+                    region=args.region,
+                    routes={route: (args.receivers[route], low, below) for route, (low, below) in bands.items()},
+                    source=None,
+                ),
+                key=key,
+                topic=topic,
+                tags=tags,
+            )
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": topic.arn})
 
-    def _forwarder(
-        self,
-        name: str,
-        args: FindingsRouteArgs,
-        key: aws.kms.Key,
-        topic: aws.sns.Topic,
-        tags: dict[str, str],
-    ) -> None:
-        child = pulumi.ResourceOptions(parent=self)
-        function_name = f"{args.name}-findings-forwarder"
-        bands = severity_bands(args.min_severity, list(args.receivers))
-        secrets: dict[str, aws.secretsmanager.Secret] = {}
-        for route in bands:
-            receiver = args.receivers[route]
-            secrets[route] = aws.secretsmanager.Secret(
-                f"{name}-{route}",
-                name_prefix=f"{args.name}/findings-{route}-",
-                description=f"the {receiver.kind.value} receiver of GuardDuty findings routed to {route}",
-                kms_key_id=key.arn,
-                tags=tags,
-                opts=child,
-            )
-            aws.secretsmanager.SecretVersion(
-                f"{name}-{route}",
-                secret_id=secrets[route].id,
-                secret_string=pulumi.Output.secret(receiver.secret),
-                opts=child,
-            )
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/lambda/{function_name}",
-            retention_in_days=FORWARDER_LOG_DAYS,
+
+@dataclass(frozen=True, kw_only=True)
+class ForwarderArgs:
+    """One forwarder (components/aws/findings_forwarder.py) subscribed to one topic."""
+
+    function_name: str
+    description: str
+    secret_prefix: str
+    """Prefix of the receivers' secrets' names (`<prefix><route>-`)."""
+    what: str
+    """What it forwards, in the secrets' descriptions ("GuardDuty findings", "spend alerts")."""
+    region: str
+    routes: Mapping[str, tuple[FindingsReceiver, float, float | None]]
+    """By route: its receiver and the [low, below) severity band it carries (spend alerts: one route, any)."""
+    source: str | None
+    """findings_forwarder.SOURCE_ENV: None for GuardDuty findings, SPEND for spend alerts."""
+
+
+def build_forwarder(
+    owner: pulumi.Resource,
+    name: str,
+    args: ForwarderArgs,
+    *,
+    key: aws.kms.Key,
+    topic: aws.sns.Topic,
+    tags: Mapping[str, str],
+) -> None:
+    """The forwarder's resources under `owner`, named `<name>-...`: one Secrets Manager secret per route under the
+    topic's key, its log group, role, function, SNS's permission to invoke it and its subscription to the topic.
+    FindingsRoute and SpendAlarms each build one, from the same source file."""
+    child = pulumi.ResourceOptions(parent=owner)
+    tags = dict(tags)
+    secrets: dict[str, aws.secretsmanager.Secret] = {}
+    for route, (receiver, _, _) in args.routes.items():
+        secrets[route] = aws.secretsmanager.Secret(
+            f"{name}-{route}",
+            name_prefix=f"{args.secret_prefix}{route}-",
+            description=f"the {receiver.kind.value} receiver of {args.what} routed to {route}",
+            kms_key_id=key.arn,
             tags=tags,
             opts=child,
         )
-        role = aws.iam.Role(
-            f"{name}-forwarder", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), tags=tags, opts=child
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-forwarder",
-            role=role.id,
-            policy=pulumi.Output.all(logs.arn, key.arn, *[s.arn for s in secrets.values()]).apply(
-                lambda v: forwarder_policy(region=args.region, log_group_arn=v[0], key_arn=v[1], secret_arns=v[2:])
-            ),
+        aws.secretsmanager.SecretVersion(
+            f"{name}-{route}",
+            secret_id=secrets[route].id,
+            secret_string=pulumi.Output.secret(receiver.secret),
             opts=child,
         )
-        routes = pulumi.Output.all(*[secrets[route].arn for route in bands]).apply(
-            lambda arns: json.dumps(
-                [
-                    {
-                        "name": route,
-                        "alert_severity": ROUTE_ALERT_SEVERITY[route],
-                        "low": low,
-                        "below": below,
-                        "kind": args.receivers[route].kind.value,
-                        "secret_arn": arn,
-                        "slack_channel": args.receivers[route].slack_channel,
-                    }
-                    for (route, (low, below)), arn in zip(bands.items(), arns, strict=True)
-                ],
-                sort_keys=True,
-            )
+    logs = aws.cloudwatch.LogGroup(
+        f"{name}-logs",
+        name=f"/aws/lambda/{args.function_name}",
+        retention_in_days=FORWARDER_LOG_DAYS,
+        tags=tags,
+        opts=child,
+    )
+    role = aws.iam.Role(
+        f"{name}-forwarder", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), tags=tags, opts=child
+    )
+    role_policy = aws.iam.RolePolicy(
+        f"{name}-forwarder",
+        role=role.id,
+        policy=pulumi.Output.all(logs.arn, key.arn, *[s.arn for s in secrets.values()]).apply(
+            lambda v: forwarder_policy(region=args.region, log_group_arn=v[0], key_arn=v[1], secret_arns=v[2:])
+        ),
+        opts=child,
+    )
+    routes = pulumi.Output.all(*[secrets[route].arn for route in args.routes]).apply(
+        lambda arns: json.dumps(
+            [
+                {
+                    "name": route,
+                    "alert_severity": ROUTE_ALERT_SEVERITY[route],
+                    "low": low,
+                    "below": below,
+                    "kind": receiver.kind.value,
+                    "secret_arn": arn,
+                    "slack_channel": receiver.slack_channel,
+                }
+                for (route, (receiver, low, below)), arn in zip(args.routes.items(), arns, strict=True)
+            ],
+            sort_keys=True,
         )
-        function = aws.lambda_.Function(
-            f"{name}-forwarder",
-            name=function_name,
-            description="Sends GuardDuty findings to the stack's alert receivers (docs/security.md)",
-            role=role.arn,
-            runtime=FORWARDER_RUNTIME,
-            architectures=["arm64"],
-            handler=f"{FORWARDER_SOURCE.stem}.handler",
-            code=pulumi.AssetArchive({FORWARDER_SOURCE.name: pulumi.StringAsset(FORWARDER_SOURCE.read_text())}),
-            memory_size=128,
-            timeout=FORWARDER_TIMEOUT_SECONDS,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={findings_forwarder.ROUTES_ENV: routes}),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=logs.name, application_log_level="INFO", system_log_level="WARN"
-            ),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
-        )
-        permission = aws.lambda_.Permission(
-            f"{name}-forwarder",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            principal="sns.amazonaws.com",
-            source_arn=topic.arn,
-            opts=child,
-        )
-        aws.sns.TopicSubscription(
-            f"{name}-forwarder",
-            topic=topic.arn,
-            protocol="lambda",
-            endpoint=function.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
-        )
+    )
+    variables: dict[str, pulumi.Input[str]] = {findings_forwarder.ROUTES_ENV: routes}
+    if args.source is not None:
+        variables[findings_forwarder.SOURCE_ENV] = args.source
+    function = aws.lambda_.Function(
+        f"{name}-forwarder",
+        name=args.function_name,
+        description=args.description,
+        role=role.arn,
+        runtime=FORWARDER_RUNTIME,
+        architectures=["arm64"],
+        handler=f"{FORWARDER_SOURCE.stem}.handler",
+        code=pulumi.AssetArchive({FORWARDER_SOURCE.name: pulumi.StringAsset(FORWARDER_SOURCE.read_text())}),
+        memory_size=128,
+        timeout=FORWARDER_TIMEOUT_SECONDS,
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+            log_format="JSON", log_group=logs.name, application_log_level="INFO", system_log_level="WARN"
+        ),
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=[role_policy]),
+    )
+    permission = aws.lambda_.Permission(
+        f"{name}-forwarder",
+        action="lambda:InvokeFunction",
+        function=function.name,
+        principal="sns.amazonaws.com",
+        source_arn=topic.arn,
+        opts=child,
+    )
+    aws.sns.TopicSubscription(
+        f"{name}-forwarder",
+        topic=topic.arn,
+        protocol="lambda",
+        endpoint=function.arn,
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=[permission]),
+    )

@@ -1,4 +1,5 @@
-"""GuardDuty findings to the stack's alert receivers: the AWS Lambda function subscribed to the findings topic.
+"""GuardDuty findings and spend alerts to the stack's alert receivers: the AWS Lambda function subscribed to the
+findings topic (FindingsRoute), and the same code subscribed to the spend topic (SpendAlarms, `SOURCE_ENV` spend).
 
 It runs in Lambda's Python runtime, outside the VPC: AWS gives it a way to Slack, PagerDuty or a webhook that does
 not depend on the stack's NAT (presets without NAT have none) nor on the cluster (a compromised cluster is what
@@ -10,6 +11,11 @@ severity band holds it (FINDINGS_ROUTES, set by FindingsRoute: page from high, t
 own format: a PagerDuty Events API v2 event deduplicated by the finding's id, a Slack message, or Alertmanager's
 webhook payload (what a webhook receiver of the stack already parses). Secrets (a URL or a routing key) are read
 from Secrets Manager by ARN, never logged. A failed delivery raises, so Lambda retries it.
+
+A spend alert (AWS Budgets or Cost Anomaly Detection publishing to the spend topic) goes to the one route the spend
+forwarder is given (ticket, or page where the stack has no ticket receiver), in the same receiver formats. Its text is
+what AWS published (the SNS subject and message), forwarded as it is: the kit parses none of it, since AWS documents
+no schema for these messages.
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 ROUTES_ENV = "FINDINGS_ROUTES"
+# What the function forwards: GuardDuty findings (absent: the findings forwarder) or spend alerts.
+SOURCE_ENV = "ALERT_SOURCE"
+SPEND = "spend"
+BUDGETS_CONSOLE_URL = "https://console.aws.amazon.com/billing/home#/budgets"
+# Slack shows up to 40,000 characters of a message's text; a spend alert's is far shorter, this only bounds it.
+TEXT_LIMIT = 3000
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 TIMEOUT_SECONDS = 10
 # PagerDuty Events API v2 severities, from GuardDuty's bands (critical 9+, high 7+, medium 4+, low).
@@ -185,6 +197,85 @@ def alertmanager_webhook(finding: Finding, route: Route) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class SpendAlert:
+    """One message of the spend topic, as SNS hands it to Lambda (its subject and text as AWS published them)."""
+
+    message_id: str
+    topic_arn: str
+    subject: str
+    text: str
+    timestamp: str
+
+    @property
+    def summary(self) -> str:
+        first = next((line.strip() for line in self.text.splitlines() if line.strip()), "")
+        return self.subject or first or "AWS spend alert"
+
+
+def spend_alert_from(sns: Mapping[str, Any]) -> SpendAlert:
+    """The alert of one SNS record's `Sns` object (Lambda's SNS event: MessageId, TopicArn, Subject, Message,
+    Timestamp)."""
+    return SpendAlert(
+        message_id=str(sns["MessageId"]),
+        topic_arn=str(sns.get("TopicArn") or ""),
+        subject=str(sns.get("Subject") or ""),
+        text=str(sns.get("Message") or "")[:TEXT_LIMIT],
+        timestamp=str(sns.get("Timestamp") or ""),
+    )
+
+
+def spend_pagerduty_event(alert: SpendAlert, route: Route, routing_key: str) -> dict[str, Any]:
+    return {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": f"spend/{alert.message_id}",  # SNS redelivers a message under its id: one incident
+        "payload": {
+            "summary": alert.summary[:1024],
+            "source": alert.topic_arn or "aws-spend",
+            "severity": "critical" if route.alert_severity == "critical" else "warning",
+            "group": "spend",
+            "class": "spend-alert",
+            "custom_details": {"message": alert.text},
+            **({"timestamp": alert.timestamp} if alert.timestamp else {}),
+        },
+        "links": [{"href": BUDGETS_CONSOLE_URL, "text": "AWS Budgets"}],
+    }
+
+
+def spend_slack_message(alert: SpendAlert, channel: str | None) -> dict[str, Any]:
+    text = "\n".join((f"*{_slack_escape(alert.summary)}*", _slack_escape(alert.text)))
+    return {"text": text, **({"channel": channel} if channel else {})}
+
+
+def spend_alertmanager_webhook(alert: SpendAlert, route: Route) -> dict[str, Any]:
+    """Alertmanager's webhook payload (version 4), one firing alert per message."""
+    labels = {"alertname": "SpendAlert", "severity": route.alert_severity, "topic": alert.topic_arn}
+    annotations = {"summary": alert.summary, "description": alert.text}
+    return {
+        "version": "4",
+        "groupKey": f"spend/{alert.message_id}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": route.name,
+        "groupLabels": {"alertname": "SpendAlert"},
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
+        "externalURL": BUDGETS_CONSOLE_URL,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": alert.timestamp,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": BUDGETS_CONSOLE_URL,
+                "fingerprint": alert.message_id,
+            }
+        ],
+    }
+
+
 class DeliveryError(RuntimeError):
     """A receiver refused a finding or could not be reached (Lambda retries the message)."""
 
@@ -231,6 +322,21 @@ def deliver(
     return route.name
 
 
+def deliver_spend(alert: SpendAlert, route: Route, *, secret_of: Callable[[str], str]) -> str:
+    """Send one spend alert to the spend forwarder's route; the route's name."""
+    secret = secret_of(route.secret_arn)
+    if route.kind == "pagerduty":
+        status = post_json(PAGERDUTY_EVENTS_URL, spend_pagerduty_event(alert, route, secret))
+    elif route.kind == "slack":
+        status = post_json(secret, spend_slack_message(alert, route.slack_channel))
+    elif route.kind == "webhook":
+        status = post_json(secret, spend_alertmanager_webhook(alert, route))
+    else:
+        raise ValueError(f"route {route.name}: unknown receiver kind {route.kind!r}")
+    log.info("spend alert %s: %s via %s, %d", alert.message_id, route.name, route.kind, status)
+    return route.name
+
+
 _secrets: dict[str, str] = {}
 
 
@@ -248,6 +354,10 @@ def _secret(arn: str) -> str:
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Lambda's entry point: an SNS event, one record per message."""
     routes = routes_from(os.environ[ROUTES_ENV])
+    if os.environ.get(SOURCE_ENV) == SPEND:
+        (route,) = routes  # the spend forwarder has one route
+        spent = [deliver_spend(spend_alert_from(r["Sns"]), route, secret_of=_secret) for r in event.get("Records", [])]
+        return {"delivered": spent, "unrouted": 0}
     sent: list[str | None] = []
     for record in event.get("Records", []):
         finding = finding_from(json.loads(record["Sns"]["Message"]))

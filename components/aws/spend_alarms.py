@@ -7,7 +7,11 @@
     account, and the account's other spend is not this stack's) and a subscription that alerts at once on an
     anomaly whose total impact reaches `anomaly_usd`;
   - both notify an SNS topic encrypted with its own key, which only AWS Budgets and Cost Anomaly Detection of this
-    account may publish to; the e-mails of cost.budget.emails are subscribed to it and named on the budget.
+    account may publish to; the e-mails of cost.budget.emails are subscribed to it and named on the budget;
+  - where the stack has alert receivers (monitoring.receivers), the forwarder that takes GuardDuty findings to them
+    (components/aws/findings_forwarder.py, built by components/aws/findings.py build_forwarder) is subscribed to the
+    topic too, a function of its own: every alert to the ticket route's receiver, or to page's where the stack has
+    no ticket receiver (a spend alert asks for a look within the day, not a wake-up).
 
 The budget's amount is a setting, not the plan's estimate: the estimate is computed from every resource the program
 registers, so a resource of that same program cannot take it as an input. The plan compares the two and warns when
@@ -18,13 +22,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws import findings_forwarder
+from components.aws.findings import FindingsReceiver, ForwarderArgs, build_forwarder
 from components.aws.iam import account_administers_key, topic_tls_only
+from components.contract import PAGE_ROUTE, TICKET_ROUTE
 
 # Percent of the amount: actual spend at 80 and 100 (a warning, then the line), forecast at 100 (early warning).
 ACTUAL_THRESHOLDS = (80, 100)
@@ -46,8 +53,17 @@ class SpendAlarmsArgs:
     anomaly_usd: Decimal | None
     """The anomaly subscription's threshold on total impact (None: no monitor)."""
     emails: Sequence[str]
+    receivers: Mapping[str, FindingsReceiver] = field(default_factory=dict)
+    """The stack's alert receivers by route (monitoring.receivers); none: the topic and its e-mails only."""
+    region: str = ""
+    """The stack's region (the forwarder's policy names Secrets Manager of it); needed with receivers."""
     tags: Mapping[str, str]
     protect: bool = True
+
+
+def spend_route(routes: Sequence[str]) -> str | None:
+    """The route spend alerts go to: ticket, else page, else none."""
+    return next((route for route in (TICKET_ROUTE, PAGE_ROUTE) if route in routes), None)
 
 
 def key_policy(account: str) -> str:
@@ -109,9 +125,10 @@ class SpendAlarms(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
         topic_name = f"{args.name}-spend-alerts"
+        route = spend_route(list(args.receivers))
         key = aws.kms.Key(
             f"{name}-key",
-            description=f"Spend alerts topic {topic_name}",
+            description=f"Spend alerts topic {topic_name}" + (" and its receiver's secret" if route else ""),
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=pulumi.Output.from_input(args.account_id).apply(key_policy),
@@ -180,6 +197,24 @@ class SpendAlarms(pulumi.ComponentResource):
                 ),
                 tags=tags,
                 opts=published,
+            )
+        if route is not None:
+            build_forwarder(
+                self,
+                name,
+                ForwarderArgs(
+                    function_name=f"{args.name}-spend-forwarder",
+                    description="Sends AWS Budgets and Cost Anomaly Detection alerts to the stack's alert receivers "
+                    "(docs/cost.md#spend-alarms)",
+                    secret_prefix=f"{args.name}/spend-",
+                    what="spend alerts",
+                    region=args.region,
+                    routes={route: (args.receivers[route], 0.0, None)},
+                    source=findings_forwarder.SPEND,
+                ),
+                key=key,
+                topic=topic,
+                tags=tags,
             )
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": topic.arn})

@@ -113,7 +113,9 @@ FREE_TYPES: Mapping[str, str] = {
     ),
     "aws:sns/topicPolicy:TopicPolicy": "topic policies are free",
     "aws:sns/topicSubscription:TopicSubscription": "subscriptions are free (deliveries are on the topic line)",
-    "aws:lambda/function:Function": "billed per invocation and GB-second, one per GuardDuty finding (not modelled)",
+    "aws:lambda/function:Function": (
+        "billed per invocation and GB-second, one per GuardDuty finding or spend alert (not modelled)"
+    ),
     "aws:lambda/permission:Permission": "function permissions are free",
     "pulumi:pulumi:StackReference": "a read of another stack's outputs",
     "aws:costexplorer/anomalyMonitor:AnomalyMonitor": (

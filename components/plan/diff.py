@@ -54,6 +54,8 @@ REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {
         "remoteAccess",
     ),
     "aws:eks/addon:Addon": ("addonName", "clusterName"),
+    # UpdatePodIdentityAssociation changes the role only: another cluster, namespace or service account is a new one.
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": ("clusterName", "namespace", "serviceAccount"),
     "aws:ec2/vpc:Vpc": ("cidrBlock", "instanceTenancy"),
     "aws:ec2/subnet:Subnet": ("cidrBlock", "availabilityZoneId", "availabilityZone", "vpcId", "ipv6Native"),
     "aws:ec2/natGateway:NatGateway": ("subnetId", "allocationId", "connectivityType", "privateIp"),
@@ -224,6 +226,7 @@ class ResourceChange:
     fields: list[FieldChange] = field(default_factory=list)
     moved_from: str | None = None  # the key in BASE of the resource `pulumi up` finds it as (URN, alias)
     reason: str | None = None  # why `pulumi up` cannot find it in BASE although its key is the same
+    cascade: str | None = None  # the replaced resource (HEAD key) a replace-forcing input of this one comes from
 
     @property
     def loud(self) -> bool:
@@ -484,6 +487,7 @@ def _resource_changes(
                 )
             )
     _bind_to_vpc(changes, head)
+    changes = _cascade(changes, head)
     return changes, matching.warnings, matching.notes
 
 
@@ -507,6 +511,67 @@ def _bind_to_vpc(changes: list[ResourceChange], head: Mapping[str, Any]) -> None
             if (f.path == path or f.path.startswith(path + "[")) and not f.ignored:
                 change.fields[i] = FieldChange(path=f.path, before=f.before, after=f.after, forces_replacement=True)
                 change.action = "replace"
+
+
+def _cascade(changes: list[ResourceChange], head: Mapping[str, Any]) -> list[ResourceChange]:
+    """Replacements that follow from others, as `pulumi preview` shows them. A replaced resource's outputs are
+    unknown until it is created again, and a resource named in its inputs (as the kit names nearly every one: EKS
+    clusters, roles, buckets, log groups, Kubernetes objects) is deleted before it is replaced, where the engine
+    replaces every resource with a replace-forcing input that depends on it (the state's per-input
+    `propertyDependencies`; plan JSON `property_dependencies`), and so on down. The mock ids follow replace-forcing
+    inputs (components/plan/engine.py: identity), so a new id already shows; this adds what takes the replaced
+    resource's name or another input that stays the same, such as the node groups, add-ons, access entries and pod
+    identity associations of a replaced cluster. Returns the changes, sorted by key."""
+    by_key = {c.key: c for c in changes}
+    replaced = {c.key for c in changes if c.action == "replace"}
+    resources = [r for r in head.get("resources", []) if r.get("custom", True) and r.get("property_dependencies")]
+    found = True
+    while found:  # to a fixed point: a cascade may reach a resource registered before the one it follows
+        found = False
+        for r in resources:
+            change = by_key.get(r["key"])
+            if r["key"] in replaced or (change is not None and change.action in ("create", "delete")):
+                continue
+            ignored = (r.get("options") or {}).get("ignore_changes", [])
+            flat: dict[str, Any] | None = None
+            forced: list[tuple[str, Any, str]] = []  # (input path, its value, the replaced resource it comes from)
+            for prop, keys in sorted(r["property_dependencies"].items()):
+                upstream = sorted(set(keys) & replaced)
+                if not upstream:
+                    continue
+                flat = flatten(r.get("inputs") or {}) if flat is None else flat
+                forced += [
+                    (path, value, upstream[0])
+                    for path, value in flat.items()
+                    if (path == prop or path.startswith(prop + ".") or path.startswith(prop + "["))
+                    and forces(r["type"], path)
+                    and not any(path == i or path.startswith(i + ".") for i in ignored)
+                ]
+            if not forced:
+                continue
+            if change is None:
+                change = ResourceChange(
+                    key=r["key"],
+                    type=r["type"],
+                    name=r["name"],
+                    action="replace",
+                    stateful=r["type"] in STATEFUL_TYPES,
+                    protected=bool(r.get("protect")),
+                    retained=bool(r.get("retain_on_delete")),
+                )
+                by_key[change.key] = change
+                changes.append(change)
+            shown = {f.path for f in change.fields}
+            change.fields += [
+                FieldChange(path=path, before=_show(value), after=UNKNOWN, forces_replacement=True)
+                for path, value, _ in forced
+                if path not in shown
+            ]
+            change.action = "replace"
+            change.cascade = forced[0][2]
+            replaced.add(change.key)
+            found = True
+    return sorted(changes, key=lambda c: c.key)
 
 
 def _line_id(line_id: str, renamed: Mapping[str, str]) -> str:
@@ -681,6 +746,11 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
                 f"REPLACES stateful {c.type} {c.name} ({why}): {c.reason}, so `pulumi up` does not find it under its "
                 f"new URN: the old one is deleted with its data and a new one created; {keeps}"
             )
+        elif c.action == "replace" and c.cascade:
+            text = (
+                f"REPLACES stateful {c.type} {c.name} ({why}): it takes {why} from {c.cascade}, which is replaced, so "
+                "the engine replaces it too: the old one is deleted with its data"
+            )
         elif c.action == "replace":
             text = f"REPLACES stateful {c.type} {c.name} ({why}): the old one is deleted with its data"
             if c.moved_from:
@@ -722,6 +792,7 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, An
                 "retained": c.retained,
                 "moved_from": c.moved_from,
                 "reason": c.reason,
+                "cascade": c.cascade,
                 "fields": [
                     {
                         "path": f.path,
@@ -829,6 +900,8 @@ def _action(c: Mapping[str, Any]) -> str:
     """`update`, `move from <old key>`, `replace, moved from <old key>`, `replace: <reason>`."""
     if c.get("reason"):
         return f"{c['action']}: {c['reason']}"
+    if c.get("cascade"):
+        return f"{c['action']}: follows the replacement of {c['cascade']}"
     if not c.get("moved_from"):
         return str(c["action"])
     return f"move from {c['moved_from']}" if c["action"] == "move" else f"{c['action']}, moved from {c['moved_from']}"
@@ -978,6 +1051,7 @@ def render_markdown(diff: Mapping[str, Any], head: Mapping[str, Any], limit: int
             loud = " **STATEFUL**" if c["stateful"] and c["action"] in ("replace", "delete") else ""
             moved = f" (from `{c['moved_from']}`)" if c.get("moved_from") else ""
             moved += f" ({_escape(c['reason'])})" if c.get("reason") else ""
+            moved += f" (follows the replacement of `{c['cascade']}`)" if c.get("cascade") else ""
             body.append(f"- `{c['action']}` `{c['key']}`{moved}{loud}")
             if c["fields"]:
                 body += ["", "  | field | before | after | replaces |", "  |---|---|---|---|"]

@@ -266,6 +266,13 @@ def _resource(
         "depends_on": sorted({keys[u] for u in r.dependency_urns if u in keys}),
         "inputs": _inputs(r, keys),
     }
+    property_dependencies = {
+        prop: deps
+        for prop, urns in sorted(r.property_dependency_urns.items())
+        if (deps := sorted({keys[u] for u in urns if u in keys}))
+    }
+    if property_dependencies:  # per input, the resources its value comes from (the diff's replacement cascade)
+        entry["property_dependencies"] = property_dependencies
     if aliases.get(r.urn):  # only where there are some: a plan without aliases keeps its bytes
         entry["aliases"] = aliases[r.urn]
     if urns.get(r.urn):

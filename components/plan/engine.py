@@ -82,6 +82,9 @@ class Registration:
     retain_on_delete: bool
     dependency_urns: list[str]
     inputs: dict[str, Any]
+    property_dependency_urns: dict[str, list[str]] = field(default_factory=dict)
+    """Per input, the resources its value comes from (the request's propertyDependencies, as the engine keeps them in
+    the state): what the diff follows when one of them is replaced."""
     ignore_changes: list[str]
     custom_timeouts: dict[str, str]
     aliases: list[AliasSpec] = field(default_factory=list)
@@ -360,6 +363,9 @@ class RecordingMonitor(mocks.MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 dependency_urns=list(request.dependencies),
                 inputs=raw,
+                property_dependency_urns={
+                    prop: list(deps.urns) for prop, deps in request.propertyDependencies.items() if deps.urns
+                },
                 ignore_changes=list(request.ignoreChanges),
                 custom_timeouts={k: v for k, v in json_format.MessageToDict(request.customTimeouts).items() if v},
                 aliases=alias_specs(request),

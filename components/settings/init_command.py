@@ -5,12 +5,15 @@ the zones that offer every GPU instance type of the preset's pools where the fil
 ones otherwise, said in the file); a pool pinned to one zone moves to the first chosen zone offering its types.
 `--models` keeps only the named models of the preset (the tenants keep those among theirs). Values the user must
 set before `pulumi up` are written as placeholders and marked: the plan runs with them, `modelyard preflight` and
-`pulumi up` refuse them, naming the key. An existing stack file is never overwritten.
+`pulumi up` refuse them, naming the key. The preset's NAT mode is written into the stack file: like the VPC's range it
+belongs to the stack, so that moving the stack to another preset keeps its public subnets and NAT gateways
+(docs/upgrades.md, "Changing tier"). An existing stack file is never overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -22,6 +25,7 @@ from components.errors import ExitCode, InputError, Problem
 from components.settings.load import load_preset, preset_names
 from components.settings.placeholders import DOCUMENTATION_NETWORKS
 from components.settings.schema import close_matches
+from components.settings.types import NetworkSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -72,11 +76,17 @@ def choose_zones(preset: dict[str, Any], region: str) -> tuple[list[str], bool]:
     return chosen, offering is not None
 
 
+def preset_nat(preset: dict[str, Any]) -> str:
+    """The NAT mode a stack on this preset gets: the preset's `network.nat`, else the setting's default."""
+    default = next(f.default for f in dataclasses.fields(NetworkSettings) if f.name == "nat")
+    return str((preset.get("network") or {}).get("nat") or default)
+
+
 def stack_config(preset_name: str, preset: dict[str, Any], region: str, models: list[str] | None) -> dict[str, Any]:
     """The stack's `config:` mapping (only what differs from the preset) and nothing else."""
     zones, _ = choose_zones(preset, region)
     config: dict[str, Any] = {"modelyard:preset": preset_name, "modelyard:region": region}
-    config["modelyard:network"] = {"zone_ids": zones}
+    config["modelyard:network"] = {"zone_ids": zones, "nat": preset_nat(preset)}
     from components.catalog.regions import regions
 
     entry = regions()[region]
@@ -153,6 +163,9 @@ def render(
         f"# Stack {stack}: preset {preset_name} in {region}, written by `modelyard init`.",
         f"# Plan it offline: modelyard plan --stack {stack}. Every key: docs/settings.md.",
         f"# Zones {zones}: {where}.",
+        f"# network.nat {config['modelyard:network']['nat']}: the preset's NAT mode, pinned here because it belongs to "
+        "the stack: moving to a preset with another one then keeps the public subnets and NAT gateways "
+        '(docs/upgrades.md, "Changing tier").',
         *(f"# FILL before `pulumi up` (preflight and up refuse it): {p.path}: {p.message}" for p in fill),
     ]
     return "\n".join(notes) + "\n" + body

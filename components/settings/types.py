@@ -219,7 +219,12 @@ class NetworkSettings:
     zone_ids: tuple[str, ...] = doc_field(
         "2 or 3 availability-zone IDs of the region (IDs, e.g. use1-az1, name the same zone in every account)"
     )
-    nat: NatMode = doc_field("NAT gateways for egress from private subnets", default=NatMode.SINGLE)
+    nat: NatMode = doc_field(
+        "NAT gateways for egress from private subnets. Like cidr it belongs to the stack: `modelyard init` pins the "
+        "preset's in the stack file, so that a move to another preset keeps it; a change to none deletes the public "
+        'subnets and NAT gateways (docs/upgrades.md, "Changing tier")',
+        default=NatMode.SINGLE,
+    )
     interface_endpoints: tuple[InterfaceEndpoint, ...] | None = doc_field(
         "interface endpoints to create; null: when nat is none, all that a node without NAT needs, plus "
         "bedrock-runtime when a tenant may fall back to Bedrock (gateway.fallbacks); else none",
