@@ -151,6 +151,14 @@ def test_a_changed_vpc_cidr_shows_the_cluster_everything_on_the_vpc_and_on_the_c
     assert [f["path"] for f in cluster["fields"] if f["forces_replacement"]] == ["vpcConfig.subnetIds"]
     assert any('pin modelyard:network.cidr: "10.40.0.0/16"' in w for w in diff["warnings"])
     assert any("REPLACES stateful aws:eks/cluster:Cluster" in w for w in diff["warnings"])
+    # The Kubernetes provider's kubeconfig comes from the replaced cluster: pulumi-kubernetes replaces a provider whose
+    # kubeconfig is unknown, and the engine every object of a replaced provider, stateful ones loudly.
+    (provider,) = [c for c in diff["changes"] if c["type"] == "pulumi:providers:kubernetes"]
+    assert provider["action"] == "replace" and provider["cascade"] == cluster["key"]
+    objects = [r["key"] for r in head["resources"] if r.get("provider") == provider["key"] and r["custom"]]
+    assert objects and all(
+        actions[k]["action"] == "replace" and actions[k]["cascade"] == provider["key"] for k in objects
+    )
 
 
 def test_a_subnet_change_within_its_vpc_updates_the_cluster_in_place(plans, pilot_moderate) -> None:

@@ -137,6 +137,10 @@ REPLACE_FORCING: Mapping[str, tuple[str, ...]] = {
     ),
     "aws:guardduty/detectorFeature:DetectorFeature": ("detectorId", "name"),
     "aws:lb/loadBalancer:LoadBalancer": ("name", "namePrefix", "internal", "loadBalancerType"),
+    # pulumi-kubernetes' DiffConfig replaces the provider when its kubeconfig is unknown ("we can't tell for sure if a
+    # computed value has changed, so we make the conservative choice and force a replacement"), as it is while the
+    # cluster it comes from is replaced; or when the kubeconfig names another cluster.
+    "pulumi:providers:kubernetes": ("kubeconfig",),
 }
 KUBERNETES_REPLACE_FORCING = ("metadata.name", "metadata.namespace", "apiVersion", "kind")
 
@@ -524,7 +528,11 @@ def _cascade(changes: list[ResourceChange], head: Mapping[str, Any]) -> list[Res
     identity associations of a replaced cluster. Returns the changes, sorted by key."""
     by_key = {c.key: c for c in changes}
     replaced = {c.key for c in changes if c.action == "replace"}
-    resources = [r for r in head.get("resources", []) if r.get("custom", True) and r.get("property_dependencies")]
+    resources = [
+        r
+        for r in head.get("resources", [])
+        if r.get("custom", True) and (r.get("property_dependencies") or r.get("provider"))
+    ]
     found = True
     while found:  # to a fixed point: a cascade may reach a resource registered before the one it follows
         found = False
@@ -535,7 +543,11 @@ def _cascade(changes: list[ResourceChange], head: Mapping[str, Any]) -> list[Res
             ignored = (r.get("options") or {}).get("ignore_changes", [])
             flat: dict[str, Any] | None = None
             forced: list[tuple[str, Any, str]] = []  # (input path, its value, the replaced resource it comes from)
-            for prop, keys in sorted(r["property_dependencies"].items()):
+            if r.get("provider") in replaced:
+                # The engine replaces every resource of a replaced provider: its new instance may manage a new place
+                # (a new cluster), where the old objects do not exist.
+                forced.append(("(provider)", r["provider"], r["provider"]))
+            for prop, keys in sorted((r.get("property_dependencies") or {}).items()):
                 upstream = sorted(set(keys) & replaced)
                 if not upstream:
                     continue
