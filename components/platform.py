@@ -21,6 +21,7 @@ import pulumi_aws as aws
 
 from components import catalog
 from components.aws.account_security import AccountSecurity, account_security_args, alert_receivers
+from components.aws.cells import CellHealth, CellHealthArgs, EntryCell, GlobalEntry, GlobalEntryArgs
 from components.aws.cluster import Cluster, ClusterArgs
 from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupArgs
 from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs, source_bucket_name
@@ -70,8 +71,10 @@ from components.k8s.quality import PUSHGATEWAY_REGISTRY, Quality, QualityArgs, Q
 from components.k8s.serving import FsxVolume, Serving, ServingArgs
 from components.options import after
 from components.settings import Settings
+from components.settings.cells import Deployment, Routing
 from components.settings.types import GatewayExposure as Exposure
 from components.settings.types import InterfaceEndpoint, NatMode, StackLayer
+from components.tagging import tags_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +118,37 @@ class AwsLayer:
         return cls(**{field.name: reference.get_output(field.name) for field in dataclasses.fields(cls)})
 
 
+# Every CellOutputs field starts with it: the outputs a global stack reads.
+CELL_OUTPUT_PREFIX = "cell_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellOutputs:
+    """What the global stack takes from each cell of a deployment across regions (docs/regions.md): the cell's AWS
+    layer's stack outputs, by field name, read through a stack reference. Only a cell (deploy.global_stack) exports
+    them."""
+
+    cell_region: pulumi.Input[str]
+    cell_vpc_id: pulumi.Input[str]
+    """The VPC the entry's private hosted zone is attached to."""
+    cell_gateway_dns_name: pulumi.Input[str]
+    """The gateway NLB's own DNS name and canonical hosted zone: the entry's alias target."""
+    cell_gateway_zone_id: pulumi.Input[str]
+    cell_health_alarm_name: pulumi.Input[str]
+    """The CloudWatch alarm (in cell_region) the entry's health check of this cell reads."""
+    cell_model_bucket: pulumi.Input[str]
+    """The cell's model bucket and its key: where another cell's replication writes (storage.replicas.<r>.cell)."""
+    cell_model_key_arn: pulumi.Input[str]
+
+    def export(self) -> None:
+        for field in dataclasses.fields(self):
+            pulumi.export(field.name, getattr(self, field.name))
+
+    @classmethod
+    def from_reference(cls, reference: pulumi.StackReference) -> CellOutputs:
+        return cls(**{field.name: reference.get_output(field.name) for field in dataclasses.fields(cls)})
+
+
 def aws_stack_reference(settings: Settings) -> str:
     """The fully qualified name of a split deployment's AWS-layer stack (`<organization>/<project>/<stack>`;
     with an S3 backend the organization is `organization`)."""
@@ -151,6 +185,18 @@ def replicate_models(
     destinations: dict[str, ReplicationDestination] = {}
     replicas: list[pulumi.Resource] = []
     for region in sorted(settings.storage.replicas):
+        cell = settings.storage.replicas[region].cell
+        if cell is not None:
+            # The cell's own bucket and key, created and kept by the cell's stack, applied before this one.
+            outputs = CellOutputs.from_reference(
+                pulumi.StackReference(f"replica-{region}", stack_name=cell_stack_reference(settings.project, cell))
+            )
+            destinations[region] = ReplicationDestination(
+                bucket_arn=pulumi.Output.concat("arn:aws:s3:::", outputs.cell_model_bucket),
+                key_arn=outputs.cell_model_key_arn,
+                prefixes=settings.replicated_prefixes(region),
+            )
+            continue
         regional = aws.Provider(f"{settings.name}-aws-{region}", region=region)
         replica = ModelReplica(
             f"models-{region}",
@@ -363,6 +409,26 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         pulumi.export("spend_topic_arn", spend.topic_arn)
     gateway = gateway_aws_side(settings, network=network, cluster=cluster, on_aws=on_aws)
     parts.update(gateway.parts)
+    if settings.deploy.global_stack is not None and gateway.exposure is not None:
+        health = CellHealth(
+            "cell-health",
+            args=CellHealthArgs(
+                name=settings.name,
+                load_balancer_arn_suffix=gateway.exposure.load_balancer_arn_suffix,
+                target_group_arn_suffix=gateway.exposure.target_group_arn_suffix,
+                tags=settings.tags_for("gateway"),
+            ),
+            opts=on_aws,
+        )
+        CellOutputs(
+            cell_region=settings.region,
+            cell_vpc_id=network.vpc_id,
+            cell_gateway_dns_name=gateway.exposure.load_balancer_dns_name,
+            cell_gateway_zone_id=gateway.exposure.load_balancer_zone_id,
+            cell_health_alarm_name=health.alarm_name,
+            cell_model_bucket=storage.bucket_name,
+            cell_model_key_arn=storage.key_arn,
+        ).export()
     kubernetes_stack = settings.kubernetes_stack
     if kubernetes_stack is not None:
         deploy = settings.deploy
@@ -427,6 +493,8 @@ class GatewayAwsSide:
     redis_port: pulumi.Input[int] = 0
     redis_password: pulumi.Input[str] = ""
     target_group_arn: pulumi.Input[str] = ""
+    exposure: GatewayExposure | None = None
+    """The load balancer (gateway.hostname): a cell's health alarm watches it."""
     parts: Mapping[str, pulumi.Resource] = dataclasses.field(default_factory=dict)
 
 
@@ -493,8 +561,53 @@ def gateway_aws_side(
         # The controller's Pod Identity association, before its first pod starts.
         parts["gateway-exposure"] = exposure
         side["target_group_arn"] = exposure.target_group_arn
+        side["exposure"] = exposure
         pulumi.export("gateway_endpoint", exposure.endpoint)
     return GatewayAwsSide(**side, parts=parts)
+
+
+def cell_stack_reference(project: str, stack: str) -> str:
+    """The fully qualified name of a cell's AWS-layer stack, as aws_stack_reference names a split deployment's."""
+    return f"{pulumi.get_organization()}/{project}/{stack}"
+
+
+def build_global(deployment: Deployment) -> None:
+    """The global stack of a deployment across regions: one DNS entry over the cells' gateways (docs/regions.md).
+    Its settings and every cell's are already valid."""
+    g = deployment.settings
+    pulumi.export("entry", f"https://{g.entry}")
+    pulumi.export("entry_tenants", deployment.entry_tenants())
+    pulumi.export("cells", dict(sorted(g.cells.items())))
+    provider = aws.Provider(f"{g.project}-{g.stack}-aws", region=g.region)
+    cells: dict[str, EntryCell] = {}
+    for region, stack in sorted(g.cells.items()):
+        reference = pulumi.StackReference(f"cell-{region}", stack_name=cell_stack_reference(g.project, stack))
+        outputs = CellOutputs.from_reference(reference)
+        failover = None
+        if g.routing is Routing.FAILOVER:
+            failover = "PRIMARY" if region == g.primary else "SECONDARY"
+        cells[region] = EntryCell(
+            vpc_id=outputs.cell_vpc_id,
+            load_balancer_dns_name=outputs.cell_gateway_dns_name,
+            load_balancer_zone_id=outputs.cell_gateway_zone_id,
+            alarm_name=outputs.cell_health_alarm_name,
+            failover=failover,
+        )
+    # Tagged as the cell of the provider's region (else the first) tags its resources: its cost center pays the entry.
+    home = deployment.cells.get(g.region) or deployment.cells[min(deployment.cells)]
+    tags = tags_for(
+        project=g.project,
+        stack=g.stack,
+        preset=home.preset,
+        component="global-entry",
+        cost_center=home.cost_center,
+        extra=home.tags.extra,
+    )
+    GlobalEntry(
+        "entry",
+        args=GlobalEntryArgs(zone_name=g.zone_name, entry=g.entry, cells=cells, tags=tags),
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
 
 
 def public_gateway(settings: Settings) -> bool:

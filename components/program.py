@@ -8,8 +8,9 @@ from pathlib import Path
 import pulumi
 
 from components.errors import InputError
-from components.platform import build_platform
+from components.platform import build_global, build_platform
 from components.settings import Settings, build_settings
+from components.settings.cells import build_deployment, is_global
 
 
 def stack_config() -> dict[str, str]:
@@ -46,6 +47,20 @@ def run(*, deploying: bool = False) -> None:
 
     `deploying`: the Pulumi CLI runs the program (__main__.py), so placeholders the offline plan accepts
     (components/settings/placeholders.py) are refused too."""
+    config = stack_config()
+    if is_global(config):
+        try:
+            stacks_dir = STACKS_DIR.get()
+            deployment = build_deployment(
+                project=pulumi.get_project(),
+                stack=pulumi.get_stack(),
+                config=config,
+                project_dir=stacks_dir.parent if stacks_dir is not None else Path.cwd(),
+            )
+        except InputError as exc:
+            raise pulumi.RunError(exc.render()) from None
+        build_global(deployment)
+        return
     try:
         settings = settings_from_engine()
         if deploying:

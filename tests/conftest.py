@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 # One entry per deployment: a Kubernetes layer's stack (`modelyard:layer_of`) is planned with its AWS layer's.
 SHIPPED_STACKS = StackFile.deployments(ROOT)
+# Global stacks of deployments across regions: planned with their cells (`global_plans`).
+GLOBAL_STACKS = StackFile.global_stacks(ROOT)
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +32,14 @@ def root() -> Path:
 def plans() -> dict[str, dict[str, Any]]:
     """Plan JSON of every shipped stack, with plausible outputs (as after an apply)."""
     return {stack: plan_stack(ROOT, stack) for stack in SHIPPED_STACKS}
+
+
+@pytest.fixture(scope="session")
+def global_plans(plans: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Plan JSON of every shipped global stack (docs/regions.md), from the cells' plans above."""
+    from components.plan.run import plan_global
+
+    return {stack: plan_global(ROOT, stack, cell_plans=plans) for stack in GLOBAL_STACKS}
 
 
 @pytest.fixture(scope="session")

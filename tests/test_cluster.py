@@ -113,7 +113,8 @@ def test_secrets_are_encrypted_with_a_rotating_kms_key(plans, stack):
     assert key["inputs"]["enableKeyRotation"] is True
     encryption = cluster["inputs"]["encryptionConfig"]
     assert encryption["resources"] == ["secrets"]
-    assert encryption["provider"]["keyArn"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
+    region = plan["outputs"]["region"]
+    assert encryption["provider"]["keyArn"].startswith(f"arn:aws:kms:{region}:123456789012:key/")
     assert key["key"] in cluster["depends_on"]
 
 
@@ -271,7 +272,8 @@ def test_karpenter_interruption_queue_is_encrypted_and_fed_by_every_event(plans,
         "EC2 Instance State-change Notification",
     }
     targets = [t for t in by_type(plan, "aws:cloudwatch/eventTarget:EventTarget") if "karpenter" in t["name"]]
-    assert len(targets) == 4 and all(t["inputs"]["arn"].startswith("arn:aws:sqs:us-east-1:") for t in targets)
+    queue = f"arn:aws:sqs:{plan['outputs']['region']}:"
+    assert len(targets) == 4 and all(t["inputs"]["arn"].startswith(queue) for t in targets)
     policy = json.loads(_one(plan, "aws:sqs/queuePolicy:QueuePolicy")["inputs"]["policy"])
     assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in str(s) for s in policy["Statement"])
 
@@ -490,6 +492,7 @@ def test_karpenter_controller_policy_is_upstreams_statement_by_statement():
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_karpenter_controller_writes_nothing_unscoped(plans, stack):
     plan = plans[stack]
+    region = plan["outputs"]["region"]
     statements = _karpenter_policy(plan)
     for statement in statements:
         assert statement["Effect"] == "Allow"
@@ -498,18 +501,18 @@ def test_karpenter_controller_writes_nothing_unscoped(plans, stack):
             continue
         # Unconditioned writes: only the queue's messages, or what RunInstances merely references.
         if statement["Sid"] == "AllowInterruptionQueueActions":
-            assert _resources(statement) == [f"arn:aws:sqs:us-east-1:123456789012:modelyard-{stack}-karpenter"]
+            assert _resources(statement) == [f"arn:aws:sqs:{region}:123456789012:modelyard-{stack}-karpenter"]
             continue
         assert set(writes) <= {"ec2:RunInstances", "ec2:CreateFleet"}, statement["Sid"]
         for resource in _resources(statement):
-            assert resource != "*" and resource.startswith("arn:aws:ec2:us-east-1:"), resource
+            assert resource != "*" and resource.startswith(f"arn:aws:ec2:{region}:"), resource
             assert resource.endswith(REFERENCED_ONLY), resource
     # Nothing but reads (and pricing, which has no resources) on "*", and reads of EC2 only in the region.
     for statement in statements:
         if "*" in _resources(statement):
             assert all(_is_read(a) for a in _actions(statement)), statement["Sid"]
             if any(a.startswith("ec2:") for a in _actions(statement)):
-                assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}
+                assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": region}}
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)

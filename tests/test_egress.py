@@ -86,6 +86,8 @@ def first_host(cidr: str) -> str:
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_a_tenant_pod_reaches_dns_the_gateway_the_agent_its_namespace_and_its_regions_s3_only(plans, stack):
+    region = plans[stack]["outputs"]["region"]  # the eu-west-1 cell too
+    s3_address = str(next(ipaddress.ip_network(s3_ranges.region_cidrs(region)[0]).hosts()))
     settings = settings_of(stack)
     policies = network_policy_objects(plans[stack])
     vpc_host = first_host(settings.network.cidr)
@@ -102,10 +104,10 @@ def test_a_tenant_pod_reaches_dns_the_gateway_the_agent_its_namespace_and_its_re
             assert reach(GATEWAY, GATEWAY_PORT)
             assert reach(external(POD_IDENTITY_AGENT.split("/")[0]), 80)
             assert reach(pod(namespace, MODEL_SERVER), 8000)
-            assert reach(external("52.216.8.1"), 443)  # S3 of us-east-1
+            assert reach(external(s3_address), 443)  # S3 of the stack's region
             # Not: S3 off 443, IMDS, the VPC (nodes, interface endpoints, internal load balancers), other tenants,
             # another pod of kube-system or the gateway's namespace on another port, the internet.
-            assert not reach(external("52.216.8.1"), 80)
+            assert not reach(external(s3_address), 80)
             assert not reach(external("169.254.169.254"), 80)
             assert not reach(external(vpc_host), 443)
             assert not any(reach(pod(other, MODEL_SERVER), 8000) for other in others)
@@ -116,13 +118,14 @@ def test_a_tenant_pod_reaches_dns_the_gateway_the_agent_its_namespace_and_its_re
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_every_s3_range_of_the_region_is_reachable_and_no_other_regions(plans, stack):
+    region = plans[stack]["outputs"]["region"]  # the eu-west-1 cell too
     policies = network_policy_objects(plans[stack])
     table = s3_ranges.s3_ranges().regions
-    own = [ipaddress.ip_network(c) for c in table[REGION]]
+    own = [ipaddress.ip_network(c) for c in table[region]]
     me = pod(f"tenant-{next(iter(settings_of(stack).tenants))}")
-    for cidr in table[REGION]:
+    for cidr in table[region]:
         assert egress_allows(policies, source=me, destination=external(first_host(cidr)), port=443), cidr
-    elsewhere = [c for region, cidrs in table.items() if region != REGION for c in cidrs]
+    elsewhere = [c for region, cidrs in table.items() if region != region for c in cidrs]
     for cidr in elsewhere:
         host = first_host(cidr)
         if any(ipaddress.ip_address(host) in n for n in own):
@@ -274,6 +277,7 @@ def test_the_endpoint_check_catches_the_default_full_access_policy():
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_the_s3_endpoint_admits_the_stacks_buckets_and_what_nodes_read_only(plans, stack):
+    region = plans[stack]["outputs"]["region"]  # the eu-west-1 cell too
     settings = settings_of(stack)
     policy = endpoint_policy(plans[stack])
     statements = {s["Sid"]: s for s in policy["Statement"]}
@@ -296,10 +300,10 @@ def test_the_s3_endpoint_admits_the_stacks_buckets_and_what_nodes_read_only(plan
             assert not admits(action, arn), (action, arn)
     # The model bucket's access logs are written by S3's log delivery, from outside the VPC.
     assert not admits("s3:PutObject", f"arn:aws:s3:::modelyard-{stack}-models-{ACCOUNT}-logs/access/x")
-    layers = f"arn:aws:s3:::prod-{REGION}-starport-layer-bucket/sha256/abc"
+    layers = f"arn:aws:s3:::prod-{region}-starport-layer-bucket/sha256/abc"
     assert admits("s3:GetObject", layers) and not admits("s3:PutObject", layers)
-    assert admits("s3:GetObject", f"arn:aws:s3:::al2023-repos-{REGION}-de612dc2/core/mirrors/latest/x")
-    registry = f"arn:aws:s3:::prod-registry-k8s-io-{REGION}/containers/images/sha256:abc"
+    assert admits("s3:GetObject", f"arn:aws:s3:::al2023-repos-{region}-de612dc2/core/mirrors/latest/x")
+    registry = f"arn:aws:s3:::prod-registry-k8s-io-{region}/containers/images/sha256:abc"
     # Nodes without the pull-through cache pull kube-state-metrics and LWS from registry.k8s.io themselves.
     assert admits("s3:GetObject", registry) is (not settings.image_cache_on)
     assert not admits("s3:PutObject", registry)
@@ -358,25 +362,27 @@ def test_a_tenant_calling_a_model_it_does_not_own_cannot_read_its_weights(plans)
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_the_weights_key_is_usable_only_by_s3_for_the_model_bucket(plans, stack):
+    region = plans[stack]["outputs"]["region"]  # the eu-west-1 cell too
+    elsewhere = "us-west-2" if region == "eu-west-1" else "eu-west-1"
     plan = plans[stack]
     bucket = f"arn:aws:s3:::modelyard-{stack}-models-{ACCOUNT}"
-    via_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": bucket}
+    via_s3 = {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": bucket}
     roles = [f"models-read-{t}" for t in settings_of(stack).tenants] + ["models-writer"]
     for role in roles:
         policy = read_policy(plan, role)
         (statement,) = [s for s in policy["Statement"] if any(a.startswith("kms:") for a in _actions(s))]
         resource = statement["Resource"]
-        assert resource.startswith(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/"), "the key itself, not every key"
+        assert resource.startswith(f"arn:aws:kms:{region}:{ACCOUNT}:key/"), "the key itself, not every key"
         actions = ["kms:Decrypt"] + (["kms:GenerateDataKey"] if role == "models-writer" else [])
         for action in actions:
             assert document_allows(policy, action, resource, via_s3), (role, action)
             # Directly (no S3 in between), through another service, or for another bucket under the same key.
             assert not document_allows(policy, action, resource, {}), role
             assert not document_allows(
-                policy, action, resource, {**via_s3, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}
+                policy, action, resource, {**via_s3, "kms:ViaService": f"s3.{elsewhere}.amazonaws.com"}
             )
             assert not document_allows(
-                policy, action, resource, {**via_s3, "kms:ViaService": f"ssm.{REGION}.amazonaws.com"}
+                policy, action, resource, {**via_s3, "kms:ViaService": f"ssm.{region}.amazonaws.com"}
             )
             other_bucket = {**via_s3, "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::another-bucket"}
             assert not document_allows(policy, action, resource, other_bucket), role

@@ -20,7 +20,12 @@ from components.k8s.isolation import (
 )
 from tests.conftest import SHIPPED_STACKS, by_type, plan_with
 
-TENANTS = {"core": ["analytics", "core"], "pilot": ["internal"], "product": ["internal", "product"]}
+TENANTS = {
+    "core": ["analytics", "assistant", "core"],
+    "core-eu": ["assistant", "eu-health"],
+    "pilot": ["internal"],
+    "product": ["internal", "product"],
+}
 GATEWAY_PEER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}},
     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "litellm"}},
@@ -127,7 +132,9 @@ def test_egress_is_dns_gateway_pod_identity_same_namespace_and_regional_s3(plans
             },
             {
                 # The S3 ranges of the stack's region (tests/test_egress.py evaluates what this admits).
-                "to": [{"ipBlock": {"cidr": cidr}} for cidr in s3_ranges.region_cidrs("us-east-1")],
+                "to": [
+                    {"ipBlock": {"cidr": cidr}} for cidr in s3_ranges.region_cidrs(plans[stack]["outputs"]["region"])
+                ],
                 "ports": [{"protocol": "TCP", "port": 443}],
             },
         ]

@@ -242,7 +242,9 @@ def multi_node_settings() -> Settings:
 
     stack_file = StackFile.load(ROOT, "core")
     # Copying, the stack needs no file system.
-    overrides = config_for("enterprise", models={"llama-405b": MULTI_NODE_MODEL}, storage={"fsx": None})
+    # The stack's own model entries (its owner of llama-8b) stay: the override adds to them.
+    models = {**json.loads(stack_file.engine_config().get("modelyard:models", "{}")), "llama-405b": MULTI_NODE_MODEL}
+    overrides = config_for("enterprise", models=models, storage={"fsx": None})
     config = {**stack_file.engine_config(), **overrides}
     return build_settings(project=stack_file.project, stack="core", config=config)
 
@@ -1186,7 +1188,13 @@ def test_fsx_models_read_the_mount(chart: helm.Chart, stack_cases, stack_rendere
     two_nodes = build_settings(
         project=stack_file.project,
         stack="core",
-        config={**stack_file.engine_config(), **config_for("enterprise", models={"llama-405b": config})},
+        config={
+            **stack_file.engine_config(),
+            **config_for(
+                "enterprise",
+                models={**json.loads(stack_file.engine_config().get("modelyard:models", "{}")), "llama-405b": config},
+            ),
+        },
     )
     values = stack_values(two_nodes, model)
     assert values["weights"]["load"] == "fsx" and values["vllm"]["nodesPerReplica"] == 2

@@ -23,7 +23,9 @@ def test_bucket_is_encrypted_with_its_kms_key_and_a_bucket_key(plans, stack):
     )
     (rule,) = sse["inputs"]["rules"]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
-    assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith("arn:aws:kms:us-east-1:")
+    assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith(
+        f"arn:aws:kms:{plan['outputs']['region']}:"
+    )
     assert rule["bucketKeyEnabled"] is True
     key = _of(plan, "aws:kms/key:Key", "models-key")
     assert key["inputs"]["enableKeyRotation"] is True

@@ -99,7 +99,17 @@ def test_the_pilot_gateway_has_no_state_and_no_load_balancer(plans: dict[str, An
 
 def test_the_split_gateway_is_the_one_stack_gateway(plans: dict[str, Any], tmp_path: Path) -> None:
     """The core deployment's Kubernetes layer gets the same gateway as one stack holding both layers."""
-    one_stack = plan_with(tmp_path, "enterprise", ENTERPRISE_ONE_STACK)
+    import yaml
+
+    from tests.conftest import ROOT
+
+    # core's own settings (its gateway hostname, tenants, cell) in one stack; its replication into core-eu's bucket
+    # does not reach the gateway, and the scratch project has no core-eu.
+    core = yaml.safe_load((ROOT / "stacks" / "Pulumi.core.yaml").read_text())["config"]
+    overrides = {k.removeprefix("modelyard:"): v for k, v in core.items() if k != "modelyard:preset"}
+    overrides["deploy"] = {**overrides["deploy"], **ENTERPRISE_ONE_STACK["deploy"]}
+    overrides.update(cluster=ENTERPRISE_ONE_STACK["cluster"], storage={"replicas": None})
+    one_stack = plan_with(tmp_path, "enterprise", overrides)
 
     def gateway_objects(plan: dict[str, Any]) -> dict[str, Any]:
         return {r["key"]: r["inputs"] for r in plan["resources"] if r["key"].startswith("gateway/")}
@@ -196,7 +206,8 @@ def test_a_split_deployment_gives_the_gateway_its_bedrock_role_though_the_keys_a
     tenant = next(iter(yaml.safe_load((ROOT / "stacks" / "presets" / "enterprise.yaml").read_text())["tenants"]))
     stacks = {
         "ent": {
-            **core,
+            # Not a cell here: no core-eu to replicate into, no hostname for a cell's load balancer.
+            **{k: v for k, v in core.items() if k not in ("modelyard:storage", "modelyard:deploy")},
             "modelyard:tenants": {tenant: {"data": "external-allowed"}},
             "modelyard:gateway": {"fallbacks": {"llama-8b": {"provider": "bedrock", "model": BEDROCK_MODEL}}},
         },

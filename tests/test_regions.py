@@ -141,9 +141,12 @@ def test_replication_is_priced_as_inter_region_transfer_and_the_replica_as_stora
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
-def test_shipped_stacks_have_no_replica(plans, stack) -> None:
-    assert not by_type(plans[stack], REPLICATION)
-    assert not any(line["group"] == "usage" and "replication" in line["item"] for line in plans[stack]["cost"]["lines"])
+def test_only_core_replicates_and_only_into_its_eu_cell(plans, stack) -> None:
+    """The one shipped replica is the eu-west-1 cell's own bucket (tests/test_cells.py); no other stack replicates."""
+    replicated = bool(by_type(plans[stack], REPLICATION))
+    priced = any(line["group"] == "usage" and "replication" in line["item"] for line in plans[stack]["cost"]["lines"])
+    assert replicated == priced == (stack == "core")
+    assert not [r for r in by_type(plans[stack], "aws:s3/bucket:Bucket") if r["name"].startswith("models-eu-west-1")]
 
 
 FALLBACK = {"llama-8b": {"provider": "openai", "model": "gpt-4o", "api_key": "sk-provider-0123456789"}}

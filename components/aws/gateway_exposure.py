@@ -137,6 +137,12 @@ class GatewayExposure(pulumi.ComponentResource):
     """The load balancer's security group."""
     controller_role_arn: pulumi.Output[str]
     """The AWS Load Balancer Controller's Pod Identity role."""
+    load_balancer_dns_name: pulumi.Output[str]
+    """The NLB's own DNS name and its canonical hosted zone: what alias records (a global entry's) point at."""
+    load_balancer_zone_id: pulumi.Output[str]
+    load_balancer_arn_suffix: pulumi.Output[str]
+    """The NLB's and its target group's ARN suffixes: the dimensions of their CloudWatch metrics."""
+    target_group_arn_suffix: pulumi.Output[str]
 
     def __init__(self, name: str, *, args: GatewayExposureArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelyard:aws:GatewayExposure", name, None, opts)
@@ -323,8 +329,16 @@ class GatewayExposure(pulumi.ComponentResource):
         self.dns_name = pulumi.Output.from_input(hostname)
         self.security_group_id = security_group.id
         self.controller_role_arn = controller_role.arn
+        self.load_balancer_dns_name = load_balancer.dns_name
+        self.load_balancer_zone_id = load_balancer.zone_id
+        self.load_balancer_arn_suffix = load_balancer.arn_suffix
+        self.target_group_arn_suffix = target_group.arn_suffix
         self.register_outputs(
             {
+                "load_balancer_dns_name": self.load_balancer_dns_name,
+                "load_balancer_zone_id": self.load_balancer_zone_id,
+                "load_balancer_arn_suffix": self.load_balancer_arn_suffix,
+                "target_group_arn_suffix": self.target_group_arn_suffix,
                 "target_group_arn": self.target_group_arn,
                 "endpoint": self.endpoint,
                 "dns_name": self.dns_name,

@@ -177,7 +177,13 @@ def render_text(cost: dict[str, Any], *, stack: str, preset: str) -> str:
     w(f"Monthly total  {usd(cost['monthly_total'])}")
     w(f"Annual total   {usd(cost['annual_total'])}")
     band = cost["band"]
-    if band is None:
+    out += cell_lines(cost)
+    if band is None and cost.get("deployment"):
+        w(
+            f"Band: judged with its deployment (a cell of {cost['deployment']}: "
+            f"modelyard tco --stack {cost['deployment']})"
+        )
+    elif band is None:
         w("Band: none (the preset names no cost tier)")
     else:
         inside = "inside" if band["within"] else "OUTSIDE"
@@ -235,6 +241,21 @@ def _cost_from_trace(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str
     return cost
 
 
+def cell_lines(cost: dict[str, Any]) -> list[str]:
+    """A global stack's cost: each cell's total beside the entry's own resources (docs/regions.md)."""
+    cells = cost.get("cells")
+    if not cells:
+        return []
+    out = ["By region (each cell's own TCO, at its region's prices; the entry's resources in AWS above):"]
+    for region, c in cells.items():
+        out.append(
+            f"  {region:<16}{c['stack']:<14}{usd(c['monthly_total']):>14} a month  {usd(c['annual_total']):>16} a year"
+            f"  (AWS {usd(c['aws_monthly'])} a month, prices x{c['region_price_multiplier']})"
+        )
+    out.append(f"  {'global entry':<30}{usd(cost['global_monthly']):>14} a month")
+    return out
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -254,7 +275,9 @@ def render_markdown(cost: dict[str, Any], *, stack: str, preset: str) -> str:
         ]
     band = cost["band"]
     verdict = (
-        "no cost tier, so no band"
+        f"a cell, judged with its deployment (`modelyard tco --stack {cost['deployment']}`)"
+        if band is None and cost.get("deployment")
+        else "no cost tier, so no band"
         if band is None
         else f"{'inside' if band['within'] else '**outside**'} the {band['preset']} band, "
         f"{usd(band['low'])} to {usd(band['high'])} a year"
@@ -271,6 +294,14 @@ def render_markdown(cost: dict[str, Any], *, stack: str, preset: str) -> str:
         monthly = Decimal(cost["aws_monthly"] if category == "aws" else cost["by_category"][category])
         out.append(f"| {title} | {usd(monthly)} | {usd(monthly * 12)} |")
     out += [f"| **Total** | **{usd(cost['monthly_total'])}** | **{usd(cost['annual_total'])}** |", ""]
+    if cost.get("cells"):
+        out += ["| region | cell | a month | a year | AWS a month |", "|---|---|---:|---:|---:|"]
+        out += [
+            f"| {region} | `{c['stack']}` | {usd(c['monthly_total'])} | {usd(c['annual_total'])} "
+            f"| {usd(c['aws_monthly'])} |"
+            for region, c in cost["cells"].items()
+        ]
+        out += [f"| global entry | | {usd(cost['global_monthly'])} | | {usd(cost['global_monthly'])} |", ""]
     for category, title in sections:
         out += [f"#### {title}", "", "| a month | item | basis | source |", "|---:|---|---|---|"]
         for ln in (ln for ln in cost["lines"] if ln["category"] == category):
@@ -298,6 +329,8 @@ def main(argv: list[str]) -> int:
     from components.plan.run import plan_stack
 
     plan = plan_stack(args.project_dir, args.stack)
+    if args.trace is not None and plan.get("cells"):
+        raise InputError(Problem(path="--trace", message="a trace replays against one cell: name a cell's stack"))
     if args.trace is not None:
         plan["cost"] = _cost_from_trace(args, plan)
     elif any(v is not None for v in (args.model, args.tenant)) or args.rate_scale != 1 or args.seed:

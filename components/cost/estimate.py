@@ -27,6 +27,7 @@ from components.contract import GPU_ROOT_VOLUME_GIB, POOL_LABEL, SYSTEM_POOL, ca
 from components.cost import economics
 from components.cost.prices import QUALITIES, HostedOffer, Price, PriceBook, default_book
 from components.errors import InputError, Problem
+from components.settings.cells import Deployment
 from components.settings.types import Capacity, CostSettings, PoolKind, Settings, Tier
 
 CURRENCY = "USD"
@@ -1508,7 +1509,9 @@ def stack_cost(plan: Mapping[str, Any], settings: Settings, book: PriceBook | No
             cat: money(sum((ln.monthly for ln in lines if ln.category == cat), Decimal(0)))
             for cat in ("aws", "people", "tools", "hidden")
         },
-        "band": _band(settings.tier, annual),
+        # A cell is judged with its deployment (the global stack's plan), not against the band on its own.
+        "band": None if settings.deploy.global_stack is not None else _band(settings.tier, annual),
+        **({"deployment": settings.deploy.global_stack} if settings.deploy.global_stack is not None else {}),
         "budget": budget_check(settings, aws_monthly),
         "region": settings.region,
         "region_price_multiplier": str(p.region_multiplier),
@@ -1550,3 +1553,62 @@ _GROUP_ORDER = {
 
 def _line_order(ln: Line) -> tuple[int, int, str]:
     return (_CATEGORY_ORDER.get(ln.category, 9), _GROUP_ORDER.get(ln.group, 9), ln.id)
+
+
+def deployment_cost(
+    plan: Mapping[str, Any], deployment: Deployment, cells: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The plan JSON's `cost` object for a global stack: the cost of the whole deployment across regions. Each cell's
+    cost is its own plan's (`cells`, by region: AWS at that region's prices, its people, tools and hidden costs); the
+    entry's resources (hosted zone, health checks) are priced here. The band is judged on the total: a cell alone is
+    part of a deployment, not a tier of its own."""
+    g = deployment.settings
+    # Route 53 is priced from the us-east-1 list: the global stack's provider region, at that region's multiplier.
+    home = next((c for c in deployment.cells.values() if c.region == g.region), deployment.cells[min(deployment.cells)])
+    p = pricer(home)
+    lines, free = plan_lines(plan, home, p)
+    own = sum((ln.monthly for ln in lines), Decimal(0))
+    aws_monthly = own + sum((Decimal(c["aws_monthly"]) for c in cells.values()), Decimal(0))
+    monthly = own + sum((Decimal(c["monthly_total"]) for c in cells.values()), Decimal(0))
+    annual = monthly * MONTHS_PER_YEAR
+    tiers = {c.tier for c in deployment.cells.values()}
+    categories = ("aws", "people", "tools", "hidden")
+    return {
+        "currency": CURRENCY,
+        "monthly_total": money(monthly),
+        "annual_total": money(annual),
+        "aws_monthly": money(aws_monthly),
+        "aws_annual": money(aws_monthly * MONTHS_PER_YEAR),
+        "global_monthly": money(own),
+        "by_category": {
+            cat: money(
+                sum((Decimal(c["by_category"][cat]) for c in cells.values()), Decimal(0)) + (own if cat == "aws" else 0)
+            )
+            for cat in categories
+        },
+        "cells": {
+            region: {
+                "stack": g.cells[region],
+                "monthly_total": c["monthly_total"],
+                "annual_total": c["annual_total"],
+                "aws_monthly": c["aws_monthly"],
+                "by_category": c["by_category"],
+                "region_price_multiplier": c["region_price_multiplier"],
+            }
+            for region, c in sorted(cells.items())
+        },
+        # Cells of one tier share its band; cells of several are judged against none.
+        "band": _band(tiers.pop() if len(tiers) == 1 else None, annual),
+        "region": g.region,
+        "region_price_multiplier": str(p.region_multiplier),
+        "lines": [ln.to_json() for ln in sorted(lines, key=_line_order)],
+        "free": free,
+        "unpriced": sorted(ln.id for ln in lines if ln.status != "priced"),
+        "assumptions": {
+            "prices": sorted(
+                {f"{k}: ${pr.usd} per {pr.unit} ({pr.source.citation})" for k, pr in p.used.items() if pr.assumed}
+            ),
+            "usage": dict(sorted(p.assumptions.items())),
+            "hours_per_month": str(HOURS_PER_MONTH),
+        },
+    }

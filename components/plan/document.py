@@ -21,6 +21,7 @@ from components.plan.charts import RELEASE_TYPES, local_chart, render_release
 from components.plan.engine import AliasSpec, Recording, Registration, normalise, secret_map_keys
 from components.plan.urn import ROOT_TYPE, create_urn, new_urn, parse_urn
 from components.settings import Settings
+from components.settings.cells import Deployment
 
 SCHEMA = "modelyard.plan/v1"
 _PACKAGES = ("pulumi", "pulumi-aws", "pulumi-kubernetes")
@@ -409,3 +410,29 @@ def build_plan(
 def type_counts(plan: dict[str, Any]) -> list[tuple[str, int]]:
     counts = Counter(r["type"] for r in plan["resources"])
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def build_global_plan(*, deployment: Deployment, recording: Recording, catalog_date: str) -> dict[str, Any]:
+    """The plan of a global stack (docs/regions.md): its own resources and outputs; `cost` is added by the caller
+    (the deployment's, cells included). `preset` is its cells' preset, `cells` which stack serves each region."""
+    keys = resource_keys(recording.registrations, recording.stack_urn)
+    g = deployment.settings
+    first = deployment.cells[min(deployment.cells)]
+    return {
+        "schema": SCHEMA,
+        "project": g.project,
+        "stack": g.stack,
+        "stacks": [recording.stack],
+        "preset": first.preset,
+        "cells": dict(sorted(g.cells.items())),
+        "meta": {
+            "kit_version": _version("modelyard"),
+            "catalog_date": catalog_date,
+            "packages": {p: _version(p) for p in _PACKAGES},
+        },
+        "resources": sorted(plan_resources(recording, keys), key=lambda e: e["key"]),
+        "manifests": [],
+        "outputs": dict(sorted((k, normalise(v, urn_keys=keys)) for k, v in recording.outputs.items())),
+        "serving": {},
+        "cost": None,
+    }

@@ -190,7 +190,15 @@ def _service_outputs(typ: str, rid: str, state: Mapping[str, Any], region: str) 
     """The outputs AWS computes that the kit reads (addresses, zone ids, validation records), deterministic."""
     token = hashlib.sha256(rid.encode()).hexdigest()[:12]
     if typ == "aws:lb/loadBalancer:LoadBalancer":
-        return {"dnsName": f"{rid[:20]}-{token}.elb.{region}.amazonaws.com", "zoneId": _zone_id(f"{rid}-lb")}
+        # The ARN suffix (CloudWatch's LoadBalancer dimension) is the ARN after "loadbalancer/", as _ARNS shapes it.
+        return {
+            "dnsName": f"{rid[:20]}-{token}.elb.{region}.amazonaws.com",
+            # Each region's load balancers have their own canonical hosted zone.
+            "zoneId": _zone_id(f"{rid}-{region}-lb"),
+            "arnSuffix": f"net/{rid}/{rid[-16:]}",
+        }
+    if typ == "aws:lb/targetGroup:TargetGroup":
+        return {"arnSuffix": f"targetgroup/{rid[:32]}/{rid[-16:]}"}
     if typ == "aws:route53/zone:Zone":
         return {"zoneId": _zone_id(rid)}
     if typ == "aws:route53/record:Record":

@@ -51,6 +51,8 @@ def cost_summary(plan: dict[str, Any]) -> str:
     )
     budget = cost.get("budget") or {}
     warning = f"\nwarning: {budget['warning']}" if budget.get("warning") else ""
+    if band is None and cost.get("deployment"):
+        return f"{totals}; a cell, judged with its deployment (modelyard tco --stack {cost['deployment']}){warning}"
     if band is None:
         return f"{totals}; no cost tier, so no band{warning}"
     verdict = "inside" if band["within"] else "OUTSIDE"

@@ -557,6 +557,22 @@ def deploy_layers(s: Settings) -> Iterator[Problem]:
         yield _p("deploy.kubernetes_stack", "must differ from the AWS layer's stack")
 
 
+def deploy_cell(s: Settings) -> Iterator[Problem]:
+    """A cell of a global stack (deploy.global_stack) is reached through its gateway's load balancer: the entry's
+    records alias it and its health check reads the alarm on it (docs/regions.md)."""
+    global_stack = s.deploy.global_stack
+    if global_stack is None:
+        return
+    if global_stack == s.deployment:
+        yield _p("deploy.global_stack", "must name another stack: the global stack's file sets modelyard:global")
+    if s.gateway.hostname is None:
+        yield _p(
+            "deploy.global_stack",
+            "a cell is reached through its gateway's load balancer, which exists only with gateway.hostname: set "
+            "one (this cell's own name; the global entry's records point at the same load balancer)",
+        )
+
+
 def deploy_charts(s: Settings) -> Iterator[Problem]:
     """Upstream charts must be reachable where `pulumi up` of the Kubernetes layer runs: only the deploy runner's
     image holds the bundle, and a runner in a VPC without NAT reaches no chart repository."""
@@ -961,8 +977,10 @@ def storage_replicas(s: Settings) -> Iterator[Problem]:
             yield _p(path, f"unknown AWS region {region!r}" + close_matches(region, known_regions()))
         if region == s.region:
             yield _p(path, f"{region} is the stack's own region (the model bucket is there): name another region")
+        if replica.cell is not None and replica.cell == s.deployment:
+            yield _p(f"{path}.cell", "must name another stack: the cell in the replica's region")
         bucket = f"{s.name}-models-{'0' * _ACCOUNT_ID_CHARS}-{region}"
-        if len(bucket) > _BUCKET_NAME_MAX:
+        if replica.cell is None and len(bucket) > _BUCKET_NAME_MAX:
             yield _p(
                 path,
                 f"the replica bucket's name <project>-<stack>-models-<account id>-{region} would be {len(bucket)} "
@@ -1117,6 +1135,7 @@ RULES: tuple[Rule, ...] = (
     entries_once,
     tags_extra,
     deploy_layers,
+    deploy_cell,
     deploy_charts,
     cost_budget,
     traffic_refs,

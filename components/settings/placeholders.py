@@ -48,4 +48,13 @@ def placeholders(settings: Settings) -> list[Problem]:
                 message=f"account {DOCUMENTATION_ACCOUNT} is AWS's documentation example: give your KMS key's ARN",
             )
         )
+    certificate = settings.gateway.certificate_arn
+    if certificate and f":{DOCUMENTATION_ACCOUNT}:" in certificate:
+        problems.append(
+            Problem(
+                path="modelyard:gateway.certificate_arn",
+                message=f"account {DOCUMENTATION_ACCOUNT} is AWS's documentation example: give your certificate's ARN "
+                "(for a cell: one naming its hostname and the global entry, docs/regions.md)",
+            )
+        )
     return problems

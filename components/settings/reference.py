@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from components.settings.cells import GLOBAL_KEY, GlobalSettings
 from components.settings.schema import reference_rows
 from components.settings.types import Settings
 
@@ -20,7 +21,8 @@ PRESETS_DOC = DOCS / "presets.md"
 
 
 def render_markdown() -> str:
-    rows = reference_rows(Settings, "")
+    # A global stack's file holds modelyard:global alone (docs/regions.md): its keys follow a stack's.
+    rows = reference_rows(Settings, "") + reference_rows(GlobalSettings, GLOBAL_KEY)
     lines = ["| config key | type | default | meaning |", "|---|---|---|---|"]
     for path, kind, default, doc in rows:
         key = f"modelyard:{path}"

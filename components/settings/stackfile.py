@@ -138,8 +138,17 @@ class StackFile:
     @classmethod
     def deployments(cls, project_dir: Path) -> list[str]:
         """Stacks that name a deployment: all but Kubernetes layers (`modelyard:layer_of`), which are planned
-        with their AWS layer's stack."""
-        return [s for s in cls.available(project_dir) if "modelyard:layer_of" not in cls.load(project_dir, s).config]
+        with their AWS layer's stack, and global stacks (`modelyard:global`), which hold no cluster (global_stacks)."""
+        return [
+            s
+            for s in cls.available(project_dir)
+            if not {"modelyard:layer_of", "modelyard:global"} & set(cls.load(project_dir, s).config)
+        ]
+
+    @classmethod
+    def global_stacks(cls, project_dir: Path) -> list[str]:
+        """Global stacks of deployments across regions (docs/regions.md): planned with their cells."""
+        return [s for s in cls.available(project_dir) if "modelyard:global" in cls.load(project_dir, s).config]
 
     def engine_config(self) -> dict[str, str]:
         return {key: _engine_text(value) for key, value in self.config.items()}

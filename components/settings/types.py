@@ -348,6 +348,15 @@ class StorageReplicaSettings:
         "pinned to regions (tenants.<t>.regions) only to one of its regions",
         default=(),
     )
+    cell: str | None = doc_field(
+        "the cell of a deployment across regions (the stack holding its AWS layer, in this region) whose own model "
+        "bucket is the replica: replication writes into that bucket with that cell's key, read through a stack "
+        "reference (docs/regions.md), and the cell's servers read the weights there; null: this stack creates the "
+        "replica's bucket and key",
+        default=None,
+        pattern=STACK_NAME,
+        pattern_doc=STACK_NAME_DOC,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -971,6 +980,15 @@ class DeploySettings:
         default=None,
         pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
         pattern_doc="a Docker tag: letters, digits, _ . -, at most 128, not starting with . or -",
+    )
+    global_stack: str | None = doc_field(
+        "the global stack this deployment is a cell of (docs/regions.md): the stack whose file sets "
+        "`modelyard:global` and points one DNS name at every cell's gateway. A cell needs gateway.hostname; it "
+        "creates an alarm on its gateway load balancer's healthy targets (the entry's health check reads it) and "
+        "exports what the global stack reads (CellOutputs); null: not a cell",
+        default=None,
+        pattern=STACK_NAME,
+        pattern_doc=STACK_NAME_DOC,
     )
     charts: ChartSource = doc_field(
         "where the Kubernetes provider takes the upstream Helm charts from at preview and up: upstream, their "

@@ -714,11 +714,18 @@ def _run(args: argparse.Namespace) -> int:
     print(f"s3://{target.bucket}/{target.prefix}: every object matches the manifest" + how)
     if not args.replicas:
         return ExitCode.OK
+    # A replica that is a cell's own bucket (storage.replicas.<region>.cell) is named as that cell's model bucket.
+    account = target.bucket.rsplit("-", 1)[1]
     replicas = {
         region: Target(
-            aws.open_clients(args.profile, region), replica_bucket_name(target.bucket, region), args.name, args.revision
+            aws.open_clients(args.profile, region),
+            model_bucket_name(settings.project, replica.cell, account)
+            if replica.cell is not None
+            else replica_bucket_name(target.bucket, region),
+            args.name,
+            args.revision,
         )
-        for region in settings.storage.replicas
+        for region, replica in settings.storage.replicas.items()
     }
     problems = verify_replicas(target, replicas, deep=args.deep)
     if problems:
