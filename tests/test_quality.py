@@ -393,10 +393,17 @@ def test_the_dashboard_queries_parse_and_read_what_the_runner_pushes(tmp_path: P
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_dashboard_is_only_in_stacks_with_quality(quality_plan: dict[str, Any]) -> None:
-    names = {m["object"]["metadata"]["name"] for m in quality_plan["manifests"] if m["object"]["kind"] == "ConfigMap"}
-    assert f"dashboard-{quality.DASHBOARD_UID}" in names
-    assert f"dashboard-{quality.DASHBOARD_UID}" not in {o["metadata"]["name"] for o in assets.dashboard_config_maps()}
+def test_the_dashboard_is_only_in_stacks_with_quality(
+    quality_plan: dict[str, Any], plans: dict[str, dict[str, Any]]
+) -> None:
+    def dashboards(plan: dict[str, Any]) -> set[str]:
+        return {m["object"]["metadata"]["name"] for m in plan["manifests"] if m["object"]["kind"] == "ConfigMap"}
+
+    assert f"dashboard-{quality.DASHBOARD_UID}" in dashboards(quality_plan)
+    # The shipped stacks have quality off: neither the dashboard nor any other object of the component.
+    for stack, plan in plans.items():
+        assert f"dashboard-{quality.DASHBOARD_UID}" not in dashboards(plan), stack
+        assert not [m for m in plan["manifests"] if m["source"].startswith("quality/")], stack
 
 
 # --- a stack with quality on, planned --------------------------------------------------------------------
