@@ -12,7 +12,7 @@ layer load it without pulling Pulumi or a provider.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -107,6 +107,9 @@ MAX_RELEASE_NAME = 53
 """Helm's limit on release names (they become label values and parts of object names)."""
 CANARY_SUFFIX = "-canary"
 REVISION_ALIAS_SEPARATOR = "@"
+HYBRID_SUFFIX = "@hybrid"
+"""`<model>@hybrid`: the gateway's name of a model's servers with a fallback to a proprietary API (tenants with
+`data: external-allowed` call it through a key alias of `<model>`)."""
 REVISION_LABEL = "modelyard.dev/revision"
 """The model revision a server runs: on its pods, and as the `revision` label of every series Prometheus scrapes
 from it (the chart's ServiceMonitor), so dashboards, alerts and the autoscaler tell a canary from the stable set."""
@@ -135,6 +138,16 @@ QUALITY_LAST_SUCCESS = "modelyard_quality_last_success_timestamp_seconds"
 QUALITY_RUN_SUCCEEDED = "modelyard_quality_last_run_succeeded"
 """Gauge: 1 when the model's last run graded every item, 0 when the gateway refused or failed a request (the last
 complete run's rate stays as it was)."""
+QUALITY_MAX_DROP = "modelyard_quality_max_drop"
+"""Gauge: the model's quality.models.<m>.max_drop, pushed beside the rate: ModelQualityDropped fires when the rate
+falls more than this below its best of the window, CanaryQualityWorse when a canary's is this far below its stable's."""
+QUALITY_TRACK_LABEL = "track"
+"""Label of every pushed series besides `model`, `revision` (REVISION_METRIC_LABEL) and `set`: which server set of
+the model the revision is, QUALITY_TRACK_STABLE or QUALITY_TRACK_CANARY (a model without a canary: stable)."""
+QUALITY_TRACK_STABLE = "stable"
+QUALITY_TRACK_CANARY = "canary"
+QUALITY_GROUPING_LABELS = ("model", REVISION_METRIC_LABEL)
+"""The Pushgateway's grouping key of one graded revision, after `job`: /metrics/job/<job>/model/<m>/revision/<r>."""
 
 
 def gateway_url() -> str:
@@ -156,6 +169,36 @@ def revision_alias(model: str, revision: str) -> str:
     """The gateway's name for one revision of a model (`<model>@<revision>`): what `modelyard eval` addresses, so a
     canary and its stable servers can be compared through the gateway while clients keep calling `<model>`."""
     return f"{model}{REVISION_ALIAS_SEPARATOR}{revision}"
+
+
+def revision_aliases(model: str, stable_revision: str, canary_revision: str) -> tuple[str, str]:
+    """The gateway's names of a model with a canary, one per server set: (stable, canary)."""
+    return revision_alias(model, stable_revision), revision_alias(model, canary_revision)
+
+
+def tenant_model_names(
+    models: Iterable[str], *, fallback_models: Iterable[str], canaries: Mapping[str, tuple[str, str]]
+) -> list[str]:
+    """Every model name a tenant's keys may call at the gateway: its models, `<model>@hybrid` for those it may fall
+    back on, and for each of its models with a canary (`canaries`: model -> (stable revision, canary revision)) both
+    `<model>@<revision>` names. The gateway's tenants file lists exactly these; the settings check the quality
+    runner's key against them."""
+    own = sorted(models)
+    return (
+        own
+        + [m + HYBRID_SUFFIX for m in fallback_models]
+        + [name for m in own if m in canaries for name in revision_aliases(m, *canaries[m])]
+    )
+
+
+def quality_targets(model: str, stable_revision: str, canary_revision: str | None) -> list[tuple[str, str, str]]:
+    """What the quality runner grades for one model, as (the name it calls at the gateway, revision, track): the
+    model's name alone without a canary; with one, each server set alone by its `<model>@<revision>` name, so neither
+    rate is the traffic-weighted mix of the two. The settings check the runner's key may call every name."""
+    if canary_revision is None:
+        return [(model, stable_revision, QUALITY_TRACK_STABLE)]
+    stable, canary = revision_aliases(model, stable_revision, canary_revision)
+    return [(stable, stable_revision, QUALITY_TRACK_STABLE), (canary, canary_revision, QUALITY_TRACK_CANARY)]
 
 
 def serving_fullname(release: str) -> str:

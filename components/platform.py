@@ -713,7 +713,16 @@ def quality_args(settings: Settings, layer: AwsLayer) -> QualityArgs:
     return QualityArgs(
         image=q.image,
         key=settings.gateway.keys[q.key].key,
-        models={m: QualityModel(set=spec.set, min_pass_rate=spec.min_pass_rate) for m, spec in q.models.items()},
+        models={
+            m: QualityModel(
+                set=spec.set,
+                min_pass_rate=spec.min_pass_rate,
+                max_drop=spec.max_drop,
+                revision=settings.models[m].revision,
+                canary_revision=canary.revision if (canary := settings.models[m].canary) is not None else None,
+            )
+            for m, spec in q.models.items()
+        },
         schedule=q.schedule,
         timeout_seconds=q.timeout_seconds,
         kubernetes_version=settings.cluster.version,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -43,6 +45,18 @@ KUBERNETES_VERSION = "1.33.0"
 CRD_GROUPS = frozenset({"monitoring.coreos.com"})
 CHECKOV_SKIPS = Path(quality.__file__).with_name("quality-checkov-skips.yaml")
 QUALITY = {"image": IMAGE, "key": "quality", "models": {"llama-8b": {"set": "general", "min_pass_rate": 0.9}}}
+CANARY_MODELS = {
+    "llama-8b": {
+        "model": "llama-3.1-8b",
+        "pool": "l40s",
+        "dtype": "bf16",
+        "revision": "v1",
+        "replicas": {"min": 1, "max": 1},
+        "canary": {"revision": "v2", "weight": 20},
+    }
+}
+CANARY = {"models": CANARY_MODELS, "pools": {"l40s": {"max_gpus": 2}}}
+"""The minimal preset's model on revision v1 with a canary of v2 (the pool and quota hold both)."""
 
 
 def settings_of(q: dict[str, Any] | None = None, **config: Any) -> Settings:
@@ -65,12 +79,16 @@ def problems(q: dict[str, Any], **config: Any) -> dict[str, str]:
     return {p.path: p.message for p in exc.value.problems}
 
 
+def canary_settings() -> Settings:
+    return settings_of(None, tenants={"internal": {"models": ["llama-8b"], "gpu_quota": 2}}, **CANARY)
+
+
 def args_of(settings: Settings | None = None) -> quality.QualityArgs:
     return quality_args(settings or settings_of(), aws_layer())
 
 
-def rendered_objects() -> list[dict[str, Any]]:
-    return quality.manifests(args_of(), key=KEY)
+def rendered_objects(settings: Settings | None = None) -> list[dict[str, Any]]:
+    return quality.manifests(args_of(settings), key=KEY)
 
 
 # --- settings --------------------------------------------------------------------------------------------
@@ -105,6 +123,24 @@ def test_key_models_and_sets_must_exist_and_agree() -> None:
     assert "may not call 'llama-8b'" in found["modelyard:quality.models.llama-8b"]
 
 
+def test_with_a_canary_the_key_must_be_able_to_call_each_revision() -> None:
+    # Allowed the model, its tenant may call both `<model>@<revision>` names (the gateway's tenants file lists them).
+    settings = canary_settings()
+    (model,) = args_of(settings).models.values()
+    assert [name for name, _, _ in model.targets("llama-8b")] == ["llama-8b@v1", "llama-8b@v2"]
+    tenants = gateway_tenants(gateway_args(settings, aws_layer()))["tenants"]
+    assert {"llama-8b@v1", "llama-8b@v2"} <= set(tenants["internal"]["models"])
+    # A key of a tenant not allowed the model: refused, naming the key and the revision names it would call.
+    found = problems(
+        QUALITY,
+        tenants={"internal": {"models": ["llama-8b"], "gpu_quota": 2}, "other": {"models": []}},
+        gateway={"keys": {"quality": {"key": KEY, "tenant": "other"}}},
+        **CANARY,
+    )
+    message = found["modelyard:quality.models.llama-8b"]
+    assert "the key 'quality'" in message and "'llama-8b@v1', 'llama-8b@v2'" in message, message
+
+
 @pytest.mark.parametrize(
     ("field", "value"), [("schedule", "every hour"), ("schedule", "0 * * *"), ("timeout_seconds", 0)]
 )
@@ -134,6 +170,23 @@ def test_bad_quality_settings_exit_2_naming_the_key(tmp_path: Path, capsys: pyte
     (stacks / "Pulumi.q.yaml").write_text(yaml.safe_dump({"config": config}))
     assert cli.main(["plan", "--stack", "q", "--project-dir", str(tmp_path)]) == 2
     assert "modelyard:quality.image" in capsys.readouterr().err
+    # A canary's revisions the runner's key may not call: exit 2, naming the key.
+    config = {
+        "modelyard:preset": "minimal",
+        "modelyard:quality": QUALITY,
+        "modelyard:gateway": {"keys": {"quality": {"key": KEY, "tenant": "other"}}},
+        "modelyard:tenants": {"internal": {"models": ["llama-8b"], "gpu_quota": 2}, "other": {"models": []}},
+        **{f"modelyard:{k}": v for k, v in CANARY.items()},
+    }
+    (stacks / "Pulumi.q.yaml").write_text(yaml.safe_dump({"config": config}))
+    assert cli.main(["plan", "--stack", "q", "--project-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "modelyard:quality.models.llama-8b" in err and "the key 'quality'" in err and "llama-8b@v2" in err, err
+
+
+def test_max_drop_is_a_share() -> None:
+    found = problems({**QUALITY, "models": {"llama-8b": {"max_drop": 0}}})
+    assert "modelyard:quality.models.llama-8b.max_drop" in found
 
 
 # --- objects ---------------------------------------------------------------------------------------------
@@ -190,15 +243,34 @@ def test_the_cron_job_is_restricted_bounded_and_never_overlaps() -> None:
 
 
 def test_the_runner_config_and_set_are_what_the_settings_name() -> None:
-    (config_map,) = [o for o in rendered_objects() if o["kind"] == "ConfigMap"]
+    (config_map,) = [
+        o for o in rendered_objects() if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "eval-runner"
+    ]
     config = json.loads(config_map["data"]["runner.json"])
     assert config["endpoint"] == contract.gateway_url() and config["pushgateway"] == contract.pushgateway_url()
     assert config["models"] == {
-        "llama-8b": {"set": "general", "set_file": "/etc/modelyard/quality/general.jsonl", "min_pass_rate": 0.9}
+        "llama-8b": {
+            "set": "general",
+            "set_file": "/etc/modelyard/quality/general.jsonl",
+            "min_pass_rate": 0.9,
+            "max_drop": 0.1,
+            # No canary: the name clients call, under the stable revision (the minimal preset's default, main).
+            "targets": [{"name": "llama-8b", "revision": "main", "track": "stable"}],
+        }
     }
     assert config_map["data"]["general.jsonl"] == GENERAL_SET.read_text()
-    # The key is not in the ConfigMap; it is the Secret's only value.
-    assert KEY not in json.dumps(config_map)
+    # With a canary: each revision alone, and a run's deadline counts both.
+    objects = rendered_objects(canary_settings())
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "eval-runner"]
+    targets = json.loads(config_map["data"]["runner.json"])["models"]["llama-8b"]["targets"]
+    assert targets == [
+        {"name": "llama-8b@v1", "revision": "v1", "track": "stable"},
+        {"name": "llama-8b@v2", "revision": "v2", "track": "canary"},
+    ]
+    (job,) = [o for o in objects if o["kind"] == "CronJob"]
+    assert job["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 2 * 24 * 120 + 60
+    # The key is not in a ConfigMap; it is the Secret's only value.
+    assert KEY not in json.dumps([o for o in rendered_objects() if o["kind"] == "ConfigMap"])
     (secret,) = [o for o in rendered_objects() if o["kind"] == "Secret"]
     assert secret["stringData"] == {"key": KEY}
 
@@ -283,8 +355,55 @@ def test_every_quality_alert_is_tested_and_documented() -> None:
         assert f"| {name} | {rule['labels']['severity']} |" in doc, name
     # The rule reads the names the runner pushes (one contract).
     exprs = " ".join(rule["expr"] for rule in quality.alert_rules())
-    for name in (contract.QUALITY_PASS_RATE, contract.QUALITY_MIN_PASS_RATE, contract.QUALITY_RUN_SUCCEEDED):
+    for name in (
+        contract.QUALITY_PASS_RATE,
+        contract.QUALITY_MIN_PASS_RATE,
+        contract.QUALITY_RUN_SUCCEEDED,
+        contract.QUALITY_MAX_DROP,
+        f'{contract.QUALITY_TRACK_LABEL}="{contract.QUALITY_TRACK_CANARY}"',
+    ):
         assert name in exprs
+
+
+def test_the_dashboard_queries_parse_and_read_what_the_runner_pushes(tmp_path: Path) -> None:
+    """Every query of "modelyard / Quality" through `promtool check rules` (as recording rules, the model variable
+    replaced by what Grafana sends for All), and only the metric names of the contract."""
+    promtool = require_tool("promtool")
+    (config_map,) = [o for o in rendered_objects() if o["metadata"]["name"] == f"dashboard-{quality.DASHBOARD_UID}"]
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["quality.json"])
+    assert dashboard == quality.quality_dashboard() and dashboard["uid"] == quality.DASHBOARD_UID
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)) == 4
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    exprs.append(variable["query"]["query"].removeprefix("label_values(").removesuffix(", model)"))
+    pushed_names = {
+        v for k, v in vars(contract).items() if k.startswith("QUALITY_") and str(v).startswith("modelyard_")
+    }
+    for expr in exprs:
+        used = set(re.findall(r"\bmodelyard_[a-z_]+", expr))
+        assert used and used <= pushed_names, expr
+    rules = [{"record": f"dashboard:query_{i}", "expr": e.replace("$model", ".*")} for i, e in enumerate(exprs)]
+    (tmp_path / "dashboard.yaml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(tmp_path / "dashboard.yaml")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_dashboard_is_only_in_stacks_with_quality(
+    quality_plan: dict[str, Any], plans: dict[str, dict[str, Any]]
+) -> None:
+    def dashboards(plan: dict[str, Any]) -> set[str]:
+        return {m["object"]["metadata"]["name"] for m in plan["manifests"] if m["object"]["kind"] == "ConfigMap"}
+
+    assert f"dashboard-{quality.DASHBOARD_UID}" in dashboards(quality_plan)
+    # The shipped stacks have quality off: neither the dashboard nor any other object of the component.
+    for stack, plan in plans.items():
+        assert f"dashboard-{quality.DASHBOARD_UID}" not in dashboards(plan), stack
+        assert not [m for m in plan["manifests"] if m["source"].startswith("quality/")], stack
 
 
 # --- a stack with quality on, planned --------------------------------------------------------------------
@@ -349,23 +468,50 @@ def test_with_the_image_cache_the_pushgateway_comes_through_it(tmp_path: Path) -
 # --- the runner, as the CronJob runs it ------------------------------------------------------------------
 
 
-class RecordingPushgateway:
-    """Records what the runner sends (method, path, body); answers as the Pushgateway does (200 for PUT/POST)."""
+def grouping_key(path: str) -> tuple[tuple[str, str], ...]:
+    """/metrics/job/<job>/<label>/<value>... -> the grouping key's (label, value) pairs, job first."""
+    parts = [unquote(part) for part in path.removeprefix("/metrics/").split("/")]
+    return tuple(zip(parts[::2], parts[1::2], strict=True))
 
-    def __init__(self) -> None:
+
+class RecordingPushgateway:
+    """Records what the runner sends (method, path, body) and keeps groups as the Pushgateway does: PUT and POST
+    (200) create or change the group of their path's grouping key, DELETE (202) removes it, GET /api/v1/metrics lists
+    every group's grouping key under `data[].labels` (the Pushgateway's query API, README "Query API")."""
+
+    def __init__(self, groups: list[dict[str, str]] | None = None) -> None:
         self.pushes: list[tuple[str, str, str]] = []
+        self.deleted: list[str] = []
+        self.groups: set[tuple[tuple[str, str], ...]] = {tuple(g.items()) for g in groups or []}
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def _answer(self, status: int, body: bytes = b"") -> None:
+                self.send_response(status)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def _record(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
                 gateway.pushes.append((self.command, self.path, body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
+                gateway.groups.add(grouping_key(self.path))
+                self._answer(200)
+
+            def do_DELETE(self) -> None:
+                gateway.deleted.append(self.path)
+                gateway.groups.discard(grouping_key(self.path))
+                self._answer(202)
+
+            def do_GET(self) -> None:
+                if self.path != "/api/v1/metrics":
+                    self._answer(404)
+                    return
+                data = [{"labels": dict(key), "last_push_successful": True} for key in sorted(gateway.groups)]
+                self._answer(200, json.dumps({"status": "success", "data": data}).encode())
 
             do_PUT = _record
             do_POST = _record
@@ -395,10 +541,13 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FakeB
         backend.stop()
 
 
-def run_runner(tmp_path: Path, endpoint: str, pushgateway: str, key: str) -> subprocess.CompletedProcess[str]:
+def run_runner(
+    tmp_path: Path, endpoint: str, pushgateway: str, key: str, settings: Settings | None = None
+) -> subprocess.CompletedProcess[str]:
     """The CronJob's command, `python -m components.tools.quality --config ...`, with the config the ConfigMap holds;
     only addresses and paths change (the gateway's and Pushgateway's URLs, where the key and set are mounted)."""
-    (config_map,) = [o for o in rendered_objects() if o["kind"] == "ConfigMap"]
+    objects = rendered_objects(settings)
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "eval-runner"]
     config = json.loads(config_map["data"]["runner.json"])
     for name, text in config_map["data"].items():
         (tmp_path / name).write_text(text)
@@ -407,7 +556,7 @@ def run_runner(tmp_path: Path, endpoint: str, pushgateway: str, key: str) -> sub
     for spec in config["models"].values():
         spec["set_file"] = str(tmp_path / Path(spec["set_file"]).name)
     (tmp_path / "runner.json").write_text(json.dumps(config))
-    (job,) = [o for o in rendered_objects() if o["kind"] == "CronJob"]
+    (job,) = [o for o in objects if o["kind"] == "CronJob"]
     (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     command = [sys.executable if c == "python" else c for c in container["command"]]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HTTP_PROXY", "http_proxy"))}
@@ -436,11 +585,12 @@ def test_the_runner_pushes_each_models_pass_rate(proxy: tuple[str, FakeBackend],
     pushgateway = RecordingPushgateway()
     result = run_runner(tmp_path, url, pushgateway.url, KEY)
     assert result.returncode == 0, result.stderr
-    assert "llama-8b (general): 18/24 passed, 75.0%, below its minimum 90.0%" in result.stdout
+    assert "llama-8b (general, revision main, stable): 18/24 passed, 75.0%, below its minimum 90.0%" in result.stdout
     ((method, path, body),) = pushgateway.pushes
-    assert (method, path) == ("PUT", f"/metrics/job/{contract.QUALITY_JOB}/model/llama-8b")
+    assert (method, path) == ("PUT", f"/metrics/job/{contract.QUALITY_JOB}/model/llama-8b/revision/main")
     metrics = pushed(body)
-    assert metrics[contract.QUALITY_PASS_RATE] == ({"set": "general"}, 0.75)
+    assert metrics[contract.QUALITY_PASS_RATE] == ({"set": "general", "track": "stable"}, 0.75)
+    assert metrics[contract.QUALITY_MAX_DROP][1] == 0.1
     assert metrics[contract.QUALITY_ITEMS][1] == 24 and metrics[contract.QUALITY_ITEMS_PASSED][1] == 18
     assert metrics[contract.QUALITY_MIN_PASS_RATE][1] == 0.9 and metrics[contract.QUALITY_RUN_SUCCEEDED][1] == 1
     assert metrics[contract.QUALITY_LAST_SUCCESS][1] > 1.7e9
@@ -458,8 +608,65 @@ def test_a_refused_run_pushes_a_failure_and_keeps_the_last_rate(proxy: tuple[str
     assert result.returncode == 3, result.stdout + result.stderr
     ((method, path, body),) = pushgateway.pushes
     # POST replaces only the series it names: the last complete run's rate stays.
-    assert method == "POST" and path.endswith("/model/llama-8b")
-    assert pushed(body) == {contract.QUALITY_RUN_SUCCEEDED: ({"set": "general"}, 0.0)}
+    assert method == "POST" and path.endswith("/model/llama-8b/revision/main")
+    assert pushed(body) == {contract.QUALITY_RUN_SUCCEEDED: ({"set": "general", "track": "stable"}, 0.0)}
+
+
+@pytest.fixture(scope="module")
+def canary_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, FakeBackend]]]:
+    """The real proxy with the gateway config of a stack with a canary of llama-8b and quality on; each revision's
+    servers are a fake backend of their own (each route's address is its revision's backend)."""
+    args = gateway_args(canary_settings(), aws_layer())
+    backends = {"v1": FakeBackend("v1").start(), "v2": FakeBackend("v2").start()}
+    config = gateway_config(args)
+    for entry in config["model_list"]:
+        entry["litellm_params"]["api_base"] = backends[entry["model_info"]["modelyard_revision"]].url
+    config["router_settings"]["num_retries"] = 0
+    tenants = gateway_tenants(args)
+    tenants["tenants"]["internal"].update(rpm_limit=None, tpm_limit=None)
+    tmp = tmp_path_factory.mktemp("quality-canary-proxy")
+    try:
+        keys, env = {"quality": KEY}, {MASTER_KEY_ENV: MASTER}
+        with running_proxy(tmp, config=config, tenants=tenants, keys=keys, env=env) as (url, _):
+            yield url, backends
+    finally:
+        for backend in backends.values():
+            backend.stop()
+
+
+def test_with_a_canary_each_revision_is_graded_alone(
+    canary_proxy: tuple[str, dict[str, FakeBackend]], tmp_path: Path
+) -> None:
+    """The canary answers a quarter of the set wrong, the stable servers none: the canary's revision alone shows the
+    lower rate (graded through the mix, both would show about 95%)."""
+    url, backends = canary_proxy
+    backends["v1"].answer = oracle({})
+    backends["v2"].answer = oracle(WRONG_ANSWERS)
+    # What an earlier runner left: the per-model group of runners before revisions, and a rolled-back canary's.
+    job = contract.QUALITY_JOB
+    stale = [{"job": job, "model": "llama-8b"}, {"job": job, "model": "llama-8b", "revision": "v0"}]
+    other_job = {"job": "some-batch-job", "model": "llama-8b"}
+    pushgateway = RecordingPushgateway([*stale, other_job])
+    result = run_runner(tmp_path, url, pushgateway.url, KEY, canary_settings())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "llama-8b@v1 (general, revision v1, stable): 24/24 passed, 100.0%" in result.stdout
+    assert "llama-8b@v2 (general, revision v2, canary): 18/24 passed, 75.0%, below its minimum 90.0%" in result.stdout
+    by_path = {path: pushed(body) for method, path, body in pushgateway.pushes if method == "PUT"}
+    assert by_path.keys() == {f"/metrics/job/{job}/model/llama-8b/revision/{r}" for r in ("v1", "v2")}
+    stable = by_path[f"/metrics/job/{job}/model/llama-8b/revision/v1"]
+    canary = by_path[f"/metrics/job/{job}/model/llama-8b/revision/v2"]
+    assert stable[contract.QUALITY_PASS_RATE] == ({"set": "general", "track": "stable"}, 1.0)
+    assert canary[contract.QUALITY_PASS_RATE] == ({"set": "general", "track": "canary"}, 0.75)
+    # Each revision's servers got the whole set once, by the served name; none went by the weighted mix.
+    assert len(backends["v1"].requests) == 24 and len(backends["v2"].requests) == 24
+    assert {r["body"]["model"] for b in backends.values() for r in b.requests} == {"llama-8b"}
+    # The stale groups of this job are gone; another job's group and the graded revisions' stay.
+    assert sorted(pushgateway.deleted) == [
+        f"/metrics/job/{job}/model/llama-8b",
+        f"/metrics/job/{job}/model/llama-8b/revision/v0",
+    ]
+    assert {dict(key).get("revision") for key in pushgateway.groups if dict(key)["job"] == job} == {"v1", "v2"}
+    assert tuple(other_job.items()) in pushgateway.groups
 
 
 def test_the_runner_exits_3_when_the_pushgateway_is_unreachable(proxy: tuple[str, FakeBackend], tmp_path: Path) -> None:

@@ -8,7 +8,12 @@ One namespace, `quality` (Pod Security restricted), holds:
 - a Pushgateway (the official image, pinned by digest; kube-prometheus-stack has none), which Prometheus scrapes
   through a ServiceMonitor with honorLabels (the pushed `job` and `model` labels are kept);
 - NetworkPolicies: nothing in or out but DNS, runner -> gateway, runner -> Pushgateway, Prometheus -> Pushgateway;
-- the alert rules ModelQualityBelowThreshold and ModelQualityRunFailing (a PrometheusRule).
+- the alert rules ModelQualityBelowThreshold, ModelQualityDropped, CanaryQualityWorse and ModelQualityRunFailing
+  (a PrometheusRule), and the Grafana dashboard "modelyard / Quality" (a ConfigMap for Grafana's sidecar), both in the
+  monitoring namespace.
+
+A model with a canary is graded per revision, each server set alone by its `<model>@<revision>` name; every series
+carries `model`, `revision`, `track` (stable or canary) and `set`.
 
 Pure functions build every object (the tests validate the same dicts); ``Quality`` registers them.
 """
@@ -30,18 +35,33 @@ from components.contract import (
     GATEWAY_PORT,
     PUSHGATEWAY_NAME,
     PUSHGATEWAY_PORT,
+    QUALITY_ITEMS,
+    QUALITY_ITEMS_PASSED,
+    QUALITY_LAST_SUCCESS,
+    QUALITY_MAX_DROP,
     QUALITY_MIN_PASS_RATE,
     QUALITY_NAMESPACE,
     QUALITY_PASS_RATE,
     QUALITY_RUN_SUCCEEDED,
     QUALITY_RUNNER,
+    QUALITY_TRACK_CANARY,
+    QUALITY_TRACK_LABEL,
+    QUALITY_TRACK_STABLE,
+    REVISION_METRIC_LABEL,
     gateway_url,
     pushgateway_url,
+    quality_targets,
     system_node_selector,
 )
 from components.evalsets import load_set, set_path
 from components.k8s.monitoring.assets import RUNBOOK_BASE_URL
-from components.k8s.monitoring.values import MONITORING_NAMESPACE, PROMETHEUS_POD_LABELS, SCRAPE_SELECTOR_LABELS
+from components.k8s.monitoring.generate import dashboard, panel, query_variable
+from components.k8s.monitoring.values import (
+    DASHBOARD_LABEL,
+    MONITORING_NAMESPACE,
+    PROMETHEUS_POD_LABELS,
+    SCRAPE_SELECTOR_LABELS,
+)
 
 PUSHGATEWAY_REGISTRY = "docker.io"
 PUSHGATEWAY_IMAGE = "prom/pushgateway"
@@ -62,6 +82,10 @@ RUNNER_LABELS: Mapping[str, str] = MappingProxyType({"app.kubernetes.io/name": Q
 PUSHGATEWAY_LABELS: Mapping[str, str] = MappingProxyType({"app.kubernetes.io/name": PUSHGATEWAY_NAME})
 PART_OF = {"app.kubernetes.io/part-of": "modelyard"}
 RULE_NAME = "modelyard-quality"
+DASHBOARD_UID = "modelyard-quality"
+DROP_WINDOW = "7d"
+"""How far back ModelQualityDropped looks for a revision's best rate: 28 runs at the default schedule, and no longer
+than the minimal preset's Prometheus keeps (7 days, docs/monitoring.md), so the window is the same in every preset."""
 # What a run may take beyond its requests: pod start and the pushes.
 RUN_SLACK_SECONDS = 60
 
@@ -74,6 +98,17 @@ class QualityModel:
     """The shipped eval set's name (components/tools/evalsets/<set>.jsonl)."""
     min_pass_rate: float
     """Below this share of passed items, ModelQualityBelowThreshold fires."""
+    max_drop: float = 0.1
+    """A fall of more than this below the revision's best of DROP_WINDOW: ModelQualityDropped; a canary this far below
+    its stable revision: CanaryQualityWorse."""
+    revision: str = "main"
+    """The stable servers' revision (models.<m>.revision)."""
+    canary_revision: str | None = None
+    """The canary's revision (models.<m>.canary.revision): both are then graded alone, by `<model>@<revision>`."""
+
+    def targets(self, model: str) -> list[tuple[str, str, str]]:
+        """(name called at the gateway, revision, track) of each run of the set (components.contract)."""
+        return quality_targets(model, self.revision, self.canary_revision)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,7 +177,16 @@ def runner_config(args: QualityArgs) -> dict[str, Any]:
         "key_file": f"{KEY_DIR}/{KEY_FIELD}",
         "timeout_seconds": args.timeout_seconds,
         "models": {
-            model: {"set": spec.set, "set_file": f"{CONFIG_DIR}/{spec.set}.jsonl", "min_pass_rate": spec.min_pass_rate}
+            model: {
+                "set": spec.set,
+                "set_file": f"{CONFIG_DIR}/{spec.set}.jsonl",
+                "min_pass_rate": spec.min_pass_rate,
+                "max_drop": spec.max_drop,
+                "targets": [
+                    {"name": name, "revision": revision, "track": track}
+                    for name, revision, track in spec.targets(model)
+                ],
+            }
             for model, spec in sorted(args.models.items())
         },
     }
@@ -155,8 +199,8 @@ def config_map(args: QualityArgs) -> dict[str, Any]:
 
 
 def requests_per_run(args: QualityArgs) -> int:
-    """Chat requests one run sends: every item of every graded model's set."""
-    return sum(len(load_set(set_path(spec.set))) for spec in args.models.values())
+    """Chat requests one run sends: every item of every graded model's set, once per graded revision."""
+    return sum(len(load_set(set_path(spec.set))) * len(spec.targets(m)) for m, spec in args.models.items())
 
 
 def run_deadline_seconds(args: QualityArgs) -> int:
@@ -381,19 +425,62 @@ def network_policies() -> list[dict[str, Any]]:
 
 
 def alert_rules(runbook_base_url: str = RUNBOOK_BASE_URL) -> list[dict[str, Any]]:
-    """The quality alerts (promtool tests: tests/quality.test.yaml)."""
-    by = "max by (model, set)"
+    """The quality alerts (promtool tests: tests/quality.test.yaml). Each is per model, revision and set; `track` is
+    left out of the groupings (a promoted canary's revision moves from track canary to stable and keeps its history)
+    except where CanaryQualityWorse needs it to tell the canary from the stable set."""
+    key = f"model, {REVISION_METRIC_LABEL}, set"
+    by = f"max by ({key})"
+    track = QUALITY_TRACK_LABEL
     rules: list[dict[str, Any]] = [
         {
             "alert": "ModelQualityBelowThreshold",
             "expr": f"{by} ({QUALITY_PASS_RATE}) < {by} ({QUALITY_MIN_PASS_RATE})",
             "labels": {"severity": "warning"},
             "annotations": {
-                "summary": "{{ $labels.model }} passed less of its eval set than its minimum",
+                "summary": "{{ $labels.model }} ({{ $labels.revision }}) passed less of its eval set than its minimum",
                 "description": (
                     "The last complete run of the eval set {{ $labels.set }} through the gateway passed "
-                    "{{ $value | humanizePercentage }} of its items, below quality.models.{{ $labels.model }}"
-                    ".min_pass_rate."
+                    "{{ $value | humanizePercentage }} of its items on revision {{ $labels.revision }}, below "
+                    "quality.models.{{ $labels.model }}.min_pass_rate."
+                ),
+            },
+        },
+        {
+            # The best of the window minus now, against the model's own margin (pushed beside the rate). Both sides
+            # keep only model, revision and set, so the window spans a revision's move from canary to stable.
+            "alert": "ModelQualityDropped",
+            "expr": (
+                f"({by} (max_over_time({QUALITY_PASS_RATE}[{DROP_WINDOW}])) - {by} ({QUALITY_PASS_RATE}))"
+                f" > {by} ({QUALITY_MAX_DROP})"
+            ),
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.model }} ({{ $labels.revision }}) passes less of its eval set than it did",
+                "description": (
+                    f"Revision {{{{ $labels.revision }}}} now passes {{{{ $value | humanizePercentage }}}} fewer of "
+                    f"the eval set {{{{ $labels.set }}}}'s items than at its best of the last {DROP_WINDOW}, more "
+                    "than quality.models.{{ $labels.model }}.max_drop. Nobody changed the revision: look for what "
+                    "changed under it (image, vLLM arguments, GPU type, files under the same revision)."
+                ),
+            },
+        },
+        {
+            # stable - canary, with the canary's labels (group_right), against the canary's margin.
+            "alert": "CanaryQualityWorse",
+            "expr": (
+                f'(max by (model, set) ({QUALITY_PASS_RATE}{{{track}="{QUALITY_TRACK_STABLE}"}})'
+                f" - on (model, set) group_right"
+                f' {by} ({QUALITY_PASS_RATE}{{{track}="{QUALITY_TRACK_CANARY}"}}))'
+                f' > on ({key}) {by} ({QUALITY_MAX_DROP}{{{track}="{QUALITY_TRACK_CANARY}"}})'
+            ),
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "The canary {{ $labels.revision }} of {{ $labels.model }} passes less than its stable set",
+                "description": (
+                    "The canary's revision {{ $labels.revision }} passed {{ $value | humanizePercentage }} fewer of "
+                    "the eval set {{ $labels.set }}'s items than the stable revision in their last complete runs, "
+                    "more than quality.models.{{ $labels.model }}.max_drop. Do not promote it; compare the two "
+                    "with modelyard eval before raising its weight."
                 ),
             },
         },
@@ -402,10 +489,11 @@ def alert_rules(runbook_base_url: str = RUNBOOK_BASE_URL) -> list[dict[str, Any]
             "expr": f"{by} ({QUALITY_RUN_SUCCEEDED}) == 0",
             "labels": {"severity": "warning"},
             "annotations": {
-                "summary": "The eval runner could not grade {{ $labels.model }}",
+                "summary": "The eval runner could not grade {{ $labels.model }} ({{ $labels.revision }})",
                 "description": (
-                    "The last scheduled run of {{ $labels.set }} against {{ $labels.model }} stopped: the gateway "
-                    "refused or failed a request. The pass rate shown is the last complete run's."
+                    "The last scheduled run of {{ $labels.set }} against {{ $labels.model }} revision "
+                    "{{ $labels.revision }} stopped: the gateway refused or failed a request. The pass rate shown "
+                    "is the last complete run's."
                 ),
             },
         },
@@ -429,6 +517,102 @@ def prometheus_rule(runbook_base_url: str = RUNBOOK_BASE_URL) -> dict[str, Any]:
     }
 
 
+def quality_dashboard() -> dict[str, Any]:
+    """ "modelyard / Quality": pass rates by model and revision, the fall below each revision's best of the drop
+    window, the canary's difference to its stable set, and the runs' state (the names of components/contract.py)."""
+    sel = 'model=~"$model"'
+    by = f"model, {REVISION_METRIC_LABEL}"
+    legend = f"{{{{model}}}} {{{{{REVISION_METRIC_LABEL}}}}}"
+    track = QUALITY_TRACK_LABEL
+    panels = [
+        panel(
+            1,
+            "Pass rate by model and revision",
+            [
+                (f"max by ({by}, {track}) ({QUALITY_PASS_RATE}{{{sel}}})", f"{legend} ({{{{{track}}}}})"),
+                (f"max by (model) ({QUALITY_MIN_PASS_RATE}{{{sel}}})", "{{model}} minimum"),
+            ],
+            x=0,
+            y=0,
+            w=24,
+            unit="percentunit",
+            description="Share of the eval set each revision passed in its last complete scheduled run "
+            "(a canary and its stable set graded alone), and each model's quality.models.<m>.min_pass_rate.",
+        ),
+        panel(
+            2,
+            f"Fall below the best of {DROP_WINDOW}",
+            [
+                (
+                    f"max by ({by}) (max_over_time({QUALITY_PASS_RATE}{{{sel}}}[{DROP_WINDOW}]))"
+                    f" - max by ({by}) ({QUALITY_PASS_RATE}{{{sel}}})",
+                    legend,
+                ),
+                (f"max by ({by}) ({QUALITY_MAX_DROP}{{{sel}}})", f"{legend} max_drop"),
+            ],
+            x=0,
+            y=8,
+            unit="percentunit",
+            description="ModelQualityDropped fires where the fall exceeds the model's max_drop.",
+        ),
+        panel(
+            3,
+            "Canary minus stable",
+            [
+                (
+                    f'max by ({by}) ({QUALITY_PASS_RATE}{{{sel}, {track}="{QUALITY_TRACK_CANARY}"}})'
+                    " - on (model) group_left"
+                    f' max by (model) ({QUALITY_PASS_RATE}{{{sel}, {track}="{QUALITY_TRACK_STABLE}"}})',
+                    f"{legend} (canary)",
+                ),
+            ],
+            x=12,
+            y=8,
+            unit="percentunit",
+            description="Below minus max_drop, CanaryQualityWorse fires. Empty without a canary.",
+        ),
+        panel(
+            4,
+            "Last runs",
+            [
+                (f"max by ({by}, set) ({QUALITY_ITEMS_PASSED}{{{sel}}})", "passed"),
+                (f"max by ({by}, set) ({QUALITY_ITEMS}{{{sel}}})", "items"),
+                (f"max by ({by}, set) ({QUALITY_RUN_SUCCEEDED}{{{sel}}})", "last run succeeded"),
+                (f"max by ({by}, set) ({QUALITY_LAST_SUCCESS}{{{sel}}}) * 1000", "last complete run"),
+            ],
+            x=0,
+            y=16,
+            w=24,
+            kind="table",
+            instant=True,
+            description="Per revision: items passed of the set in the last complete run, whether the last run "
+            "succeeded (0: ModelQualityRunFailing), and when the last complete run ended.",
+        ),
+    ]
+    variables = [query_variable("model", "Model", f"label_values({QUALITY_PASS_RATE}, model)")]
+    return dashboard(
+        DASHBOARD_UID,
+        "modelyard / Quality",
+        "Scheduled eval runs through the gateway (modelyard:quality): pass rates by model and revision.",
+        variables,
+        panels,
+    )
+
+
+def dashboard_config_map() -> dict[str, Any]:
+    """The quality dashboard for Grafana's sidecar, beside the kit's others (only in a stack with quality on)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"dashboard-{DASHBOARD_UID}",
+            "namespace": MONITORING_NAMESPACE,
+            "labels": {DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1], **PART_OF},
+        },
+        "data": {"quality.json": json.dumps(quality_dashboard(), indent=2, sort_keys=True) + "\n"},
+    }
+
+
 def manifests(args: QualityArgs, *, key: str, registry: str = PUSHGATEWAY_REGISTRY) -> list[dict[str, Any]]:
     """Every object, namespace first (`key` in place of the secret key: the component passes an Output)."""
     return [
@@ -442,6 +626,7 @@ def manifests(args: QualityArgs, *, key: str, registry: str = PUSHGATEWAY_REGIST
         service_monitor(),
         *network_policies(),
         prometheus_rule(args.runbook_base_url),
+        dashboard_config_map(),
     ]
 
 

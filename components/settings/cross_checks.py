@@ -9,7 +9,7 @@ from functools import cache
 
 from components import catalog
 from components.catalog import s3_ranges
-from components.contract import ChartSource, canary_release, serving_fullname
+from components.contract import ChartSource, canary_release, quality_targets, serving_fullname, tenant_model_names
 from components.errors import InputError, Problem
 from components.evalsets import load_set, set_path, shipped_sets
 from components.settings.schema import close_matches
@@ -1069,7 +1069,8 @@ def traffic_refs(s: Settings) -> Iterator[Problem]:
 
 
 def quality_refs(s: Settings) -> Iterator[Problem]:
-    """The quality CronJob's key, models and eval sets exist; the key's tenant may call every model it grades; each
+    """The quality CronJob's key, models and eval sets exist; the key's tenant may call every name the runner calls
+    (a model's name, or with a canary its `<model>@<revision>` names, as the gateway exposes them to the tenant); each
     set is a valid eval set (read once here, so a broken set never reaches a ConfigMap)."""
     q = s.quality
     if q is None:
@@ -1081,15 +1082,32 @@ def quality_refs(s: Settings) -> Iterator[Problem]:
         tenant = s.gateway.key_tenants()[q.key]
     if not q.models:
         yield _p("quality.models", "name at least one model to grade (a key of models)")
+    callable_names: set[str] = set()
+    if tenant is not None and tenant in s.tenants:
+        # The names the gateway lets the key's tenant call, by the gateway's own rule (tenants file).
+        canaries = {m: (spec.revision, spec.canary.revision) for m, spec in s.models.items() if spec.canary}
+        callable_names = set(
+            tenant_model_names(s.tenants[tenant].models, fallback_models=s.hybrid_models(tenant), canaries=canaries)
+        )
     for model, spec in q.models.items():
         if model not in s.models:
             yield _p(f"quality.models.{model}", f"no model {model!r} in models{close_matches(model, s.models)}")
-        elif tenant is not None and tenant in s.tenants and model not in s.tenants[tenant].models:
-            yield _p(
-                f"quality.models.{model}",
-                f"the key {q.key!r} calls for tenant {tenant!r}, which may not call {model!r} "
-                f"(tenants.{tenant}.models)",
-            )
+        elif tenant is not None and tenant in s.tenants:
+            served = s.models[model]
+            # With a canary the runner calls each revision alone (<model>@<revision>), not the model's name.
+            names = [
+                name
+                for name, _, _ in quality_targets(
+                    model, served.revision, served.canary.revision if served.canary else None
+                )
+            ]
+            missing = [name for name in names if name not in callable_names]
+            if missing:
+                yield _p(
+                    f"quality.models.{model}",
+                    f"the key {q.key!r} calls for tenant {tenant!r}, which may not call "
+                    f"{', '.join(repr(n) for n in missing)} (tenants.{tenant}.models)",
+                )
         if spec.set not in shipped_sets():
             yield _p(
                 f"quality.models.{model}.set",

@@ -898,13 +898,22 @@ class QualityModelSettings:
         minimum=0.01,
         maximum=1,
     )
+    max_drop: float = doc_field(
+        "the alert ModelQualityDropped fires when a revision's pass rate falls more than this below its best of the "
+        "last 7 days, and CanaryQualityWorse when a canary's is more than this below its stable revision's (0.1: 10 "
+        "points, more than 2 of the general set's 24 items; a larger set tells smaller drops from noise)",
+        default=0.1,
+        minimum=0.01,
+        maximum=1,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class QualitySettings:
     """Quality in production (docs/lifecycle.md#quality-in-production): a CronJob runs eval sets through the
-    gateway on a schedule and pushes pass rates to a Pushgateway that Prometheus scrapes; an alert fires on a
-    rate below its model's min_pass_rate. Off (null) in the shipped presets."""
+    gateway on a schedule (each revision of a model with a canary alone) and pushes pass rates to a Pushgateway that
+    Prometheus scrapes; alerts fire on a rate below its model's min_pass_rate or fallen by more than max_drop. Off
+    (null) in the shipped presets."""
 
     image: str = doc_field(
         "the eval runner's image, built by your team from deploy/eval-runner/Dockerfile and pushed to a registry "
@@ -914,7 +923,8 @@ class QualitySettings:
     )
     key: str = doc_field(
         "the gateway key the runner calls with (a key of gateway.keys): its tenant must be allowed every model "
-        "listed here; its value is copied into a Secret of the quality namespace"
+        "listed here (and so their <model>@<revision> names); its value is copied into a Secret of the quality "
+        "namespace"
     )
     schedule: str = doc_field(
         "when the CronJob runs (UTC); each run sends every item of every model's set once",
@@ -923,7 +933,8 @@ class QualitySettings:
         pattern_doc=CRON_SCHEDULE_DOC,
     )
     models: Mapping[str, QualityModelSettings] = doc_field(
-        "models graded on every run, by key of models (the name clients call, so a canary's share is included)",
+        "models graded on every run, by key of models: the name clients call, or with a canary each revision alone "
+        "(<model>@<revision>, stable and canary)",
         default_factory=lambda: MappingProxyType({}),
     )
     timeout_seconds: int = doc_field(

@@ -2,23 +2,31 @@
 
     python -m components.tools.quality --config /etc/modelyard/quality/runner.json
 
-For every model of the config it sends the model's eval set through the gateway exactly as `modelyard eval` does
+For every target of every model of the config (the model's name; with a canary, each revision alone by its
+`<model>@<revision>` name) it sends the model's eval set through the gateway exactly as `modelyard eval` does
 (components.tools.evaluation: temperature 0, a seed, the same graders), then pushes the result to the Pushgateway in
-Prometheus' text format, one group per model (`/metrics/job/<QUALITY_JOB>/model/<model>`):
+Prometheus' text format, one group per model and revision (`/metrics/job/<QUALITY_JOB>/model/<m>/revision/<r>`),
+every series labelled with the set and the track (stable or canary):
 
-- a complete run PUTs the group: pass rate, items, items passed, the model's min_pass_rate, the time it ended, and
-  `last_run_succeeded 1` (PUT replaces the whole group);
+- a complete run PUTs the group: pass rate, items, items passed, the model's min_pass_rate and max_drop, the time it
+  ended, and `last_run_succeeded 1` (PUT replaces the whole group);
 - a run the gateway refused or failed POSTs `last_run_succeeded 0` alone (POST replaces only the series of that name),
   so the last complete run's rate stays visible beside the failure.
 
-Exit codes: 0 every model graded and pushed (a low pass rate is the alert's business, not the Job's), 2 a bad config
-or set, 3 a model could not be graded or the Pushgateway refused a push (the Job then shows failed too).
+Then it deletes the job's groups that no longer name a target (a promoted or rolled-back canary's old revision, a
+model no longer graded, the per-model groups of runners before revisions): the Pushgateway keeps a group until it is
+deleted, and a rolled-back canary's low rate would hold its alert forever.
+
+Exit codes: 0 every target graded and pushed (a low pass rate is the alert's business, not the Job's), 2 a bad config
+or set, 3 a target could not be graded or the Pushgateway refused a request (the Job then shows failed too).
 The config (a ConfigMap, components/k8s/quality.py writes it):
 
     {"endpoint": "http://litellm.gateway.svc.cluster.local:4000", "pushgateway": "http://pushgateway.quality...:9091",
      "key_file": "/var/run/modelyard/key/key", "timeout_seconds": 120, "seed": 1234,
      "models": {"llama-8b": {"set": "general", "set_file": "/etc/modelyard/evalsets/general.jsonl",
-                             "min_pass_rate": 0.9}}}
+                             "min_pass_rate": 0.9, "max_drop": 0.1,
+                             "targets": [{"name": "llama-8b@v1", "revision": "v1", "track": "stable"},
+                                         {"name": "llama-8b@v2", "revision": "v2", "track": "canary"}]}}}
 """
 
 from __future__ import annotations
@@ -36,13 +44,18 @@ from pathlib import Path
 from typing import Any
 
 from components.contract import (
+    QUALITY_GROUPING_LABELS,
     QUALITY_ITEMS,
     QUALITY_ITEMS_PASSED,
     QUALITY_JOB,
     QUALITY_LAST_SUCCESS,
+    QUALITY_MAX_DROP,
     QUALITY_MIN_PASS_RATE,
     QUALITY_PASS_RATE,
     QUALITY_RUN_SUCCEEDED,
+    QUALITY_TRACK_CANARY,
+    QUALITY_TRACK_LABEL,
+    QUALITY_TRACK_STABLE,
 )
 from components.errors import EnvironmentBlocked, ExitCode, InputError, Problem
 from components.evalsets import load_set
@@ -53,11 +66,24 @@ PUSH_TIMEOUT_SECONDS = 30
 HELP = {
     QUALITY_PASS_RATE: "Share of the eval set's items the model passed in its last complete run (0-1).",
     QUALITY_MIN_PASS_RATE: "The model's quality.models.<m>.min_pass_rate: below it, ModelQualityBelowThreshold.",
+    QUALITY_MAX_DROP: "The model's quality.models.<m>.max_drop: ModelQualityDropped and CanaryQualityWorse's margin.",
     QUALITY_ITEMS: "Items in the eval set of the last complete run.",
     QUALITY_ITEMS_PASSED: "Items the model passed in its last complete run.",
     QUALITY_LAST_SUCCESS: "Unix time the last complete run ended.",
     QUALITY_RUN_SUCCEEDED: "1: the last run graded every item; 0: the gateway refused or failed a request.",
 }
+
+
+TRACKS = (QUALITY_TRACK_STABLE, QUALITY_TRACK_CANARY)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One run of a model's set: the name called at the gateway, and the revision and track it is pushed under."""
+
+    name: str
+    revision: str
+    track: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +92,8 @@ class ModelCheck:
     set_name: str
     set_file: Path
     min_pass_rate: float
+    max_drop: float
+    targets: tuple[Target, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,15 +141,19 @@ def load_config(path: Path) -> RunnerConfig:
         at = f"{where}.models.{model}"
         if not isinstance(spec, dict):
             raise InputError(Problem(path=at, message="an object with set, set_file and min_pass_rate"))
-        rate = _require(spec, "min_pass_rate", (int, float), at)
-        if not 0 < rate <= 1:
-            raise InputError(Problem(path=f"{at}.min_pass_rate", message="a share above 0, at most 1"))
+        shares = {}
+        for field in ("min_pass_rate", "max_drop"):
+            shares[field] = _require(spec, field, (int, float), at)
+            if not 0 < shares[field] <= 1:
+                raise InputError(Problem(path=f"{at}.{field}", message="a share above 0, at most 1"))
         models.append(
             ModelCheck(
                 model=model,
                 set_name=_require(spec, "set", str, at),
                 set_file=Path(_require(spec, "set_file", str, at)),
-                min_pass_rate=float(rate),
+                min_pass_rate=float(shares["min_pass_rate"]),
+                max_drop=float(shares["max_drop"]),
+                targets=_targets(_require(spec, "targets", list, at), f"{at}.targets"),
             )
         )
     return RunnerConfig(
@@ -134,41 +166,92 @@ def load_config(path: Path) -> RunnerConfig:
     )
 
 
+def _targets(raw: list[Any], where: str) -> tuple[Target, ...]:
+    if not raw:
+        raise InputError(Problem(path=where, message="name at least one target"))
+    targets = []
+    for index, item in enumerate(raw):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise InputError(Problem(path=at, message="an object with name, revision and track"))
+        track = _require(item, "track", str, at)
+        if track not in TRACKS:
+            raise InputError(Problem(path=f"{at}.track", message=f"one of {', '.join(TRACKS)}, not {track!r}"))
+        name, revision = _require(item, "name", str, at), _require(item, "revision", str, at)
+        if not name or not revision or "/" in revision:
+            raise InputError(Problem(path=at, message="a non-empty name and a revision without '/'"))
+        targets.append(Target(name=name, revision=revision, track=track))
+    return tuple(targets)
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def exposition(values: Mapping[str, float], *, set_name: str) -> str:
-    """Prometheus text format (0.0.4): each gauge with its HELP and TYPE, labelled with the set."""
+def exposition(values: Mapping[str, float], *, set_name: str, track: str) -> str:
+    """Prometheus text format (0.0.4): each gauge with its HELP and TYPE, labelled with the set and the track (the
+    model and revision come from the group's grouping key)."""
+    labels = f'set="{_label(set_name)}",{QUALITY_TRACK_LABEL}="{_label(track)}"'
     lines = []
     for name, value in values.items():
-        lines += [
-            f"# HELP {name} {HELP[name]}",
-            f"# TYPE {name} gauge",
-            f'{name}{{set="{_label(set_name)}"}} {value!r}',
-        ]
+        lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} gauge", f"{name}{{{labels}}} {value!r}"]
     return "\n".join(lines) + "\n"
 
 
-def group_url(pushgateway: str, model: str) -> str:
-    """The Pushgateway's group of one model: the grouping key job and model."""
-    job, name = urllib.parse.quote(QUALITY_JOB, safe=""), urllib.parse.quote(model, safe="")
-    return f"{pushgateway.rstrip('/')}/metrics/job/{job}/model/{name}"
+def _group_path(pushgateway: str, labels: Mapping[str, str]) -> str:
+    """/metrics/job/<job>/<label>/<value>... for a grouping key (`job` first, as the Pushgateway's API wants it)."""
+    parts = [("job", labels["job"]), *sorted((k, v) for k, v in labels.items() if k != "job")]
+    path = "/".join(f"{urllib.parse.quote(k, safe='')}/{urllib.parse.quote(v, safe='')}" for k, v in parts)
+    return f"{pushgateway.rstrip('/')}/metrics/{path}"
 
 
-def push(url: str, body: str, *, method: str) -> None:
-    """PUT (replace the group) or POST (replace the series named in the body); EnvironmentBlocked if refused."""
-    request = urllib.request.Request(
-        url, data=body.encode(), method=method, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
-    )
+def group_labels(model: str, revision: str) -> dict[str, str]:
+    """The grouping key of one graded revision."""
+    return {"job": QUALITY_JOB, **dict(zip(QUALITY_GROUPING_LABELS, (model, revision), strict=True))}
+
+
+def group_url(pushgateway: str, model: str, revision: str) -> str:
+    """The Pushgateway's group of one revision of a model: the grouping key job, model and revision."""
+    return _group_path(pushgateway, group_labels(model, revision))
+
+
+def request(url: str, *, method: str, body: str | None = None) -> bytes:
+    """One request to the Pushgateway; EnvironmentBlocked if it refuses or cannot be reached."""
+    headers = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"} if body is not None else {}
+    sent = urllib.request.Request(url, data=None if body is None else body.encode(), method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=PUSH_TIMEOUT_SECONDS) as response:
-            response.read()
+        with urllib.request.urlopen(sent, timeout=PUSH_TIMEOUT_SECONDS) as response:
+            return bytes(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")[:300]
         raise EnvironmentBlocked(f"the Pushgateway answered {exc.code} to {method} {url}: {detail}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise EnvironmentBlocked(f"cannot reach the Pushgateway at {url}: {exc}") from None
+
+
+def push(url: str, body: str, *, method: str) -> None:
+    """PUT (replace the group) or POST (replace the series named in the body); EnvironmentBlocked if refused."""
+    request(url, method=method, body=body)
+
+
+def delete_stale_groups(pushgateway: str, current: set[tuple[str, str]]) -> list[dict[str, str]]:
+    """Delete the job's groups whose (model, revision) is not graded any more; returns their grouping keys. The
+    Pushgateway lists its groups at GET /api/v1/metrics (`data[].labels` is each group's grouping key)."""
+    listing = request(f"{pushgateway.rstrip('/')}/api/v1/metrics", method="GET")
+    try:
+        groups = json.loads(listing)["data"]
+        keys = [{str(k): str(v) for k, v in group["labels"].items()} for group in groups]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EnvironmentBlocked(f"the Pushgateway's /api/v1/metrics is not its group listing: {exc}") from None
+    stale = [
+        labels
+        for labels in keys
+        if labels.get("job") == QUALITY_JOB
+        and (labels.get("model", ""), labels.get(QUALITY_GROUPING_LABELS[1], "")) not in current
+    ]
+    for labels in stale:
+        request(_group_path(pushgateway, labels), method="DELETE")
+    return stale
 
 
 def result_values(result: RunResult, check: ModelCheck, *, ended: float) -> dict[str, float]:
@@ -177,6 +260,7 @@ def result_values(result: RunResult, check: ModelCheck, *, ended: float) -> dict
         QUALITY_ITEMS: float(result.total),
         QUALITY_ITEMS_PASSED: float(len(result.passed)),
         QUALITY_MIN_PASS_RATE: check.min_pass_rate,
+        QUALITY_MAX_DROP: check.max_drop,
         QUALITY_LAST_SUCCESS: round(ended, 3),
         QUALITY_RUN_SUCCEEDED: 1.0,
     }
@@ -194,28 +278,34 @@ def main(argv: list[str]) -> int:
     sets = {check.model: load_set(check.set_file) for check in config.models}
     failed: list[str] = []
     for check in config.models:
-        url = group_url(config.pushgateway, check.model)
-        try:
-            result = run(
-                endpoint=config.endpoint,
-                model=check.model,
-                key=key or None,
-                items=sets[check.model],
-                seed=config.seed,
-                timeout=config.timeout_seconds,
+        for target in check.targets:
+            url = group_url(config.pushgateway, check.model, target.revision)
+            labels = {"set_name": check.set_name, "track": target.track}
+            try:
+                result = run(
+                    endpoint=config.endpoint,
+                    model=target.name,
+                    key=key or None,
+                    items=sets[check.model],
+                    seed=config.seed,
+                    timeout=config.timeout_seconds,
+                )
+            except EnvironmentBlocked as exc:
+                print(f"{target.name}: not graded: {exc}", file=sys.stderr)
+                failed.append(target.name)
+                push(url, exposition({QUALITY_RUN_SUCCEEDED: 0.0}, **labels), method="POST")
+                continue
+            push(url, exposition(result_values(result, check, ended=time.time()), **labels), method="PUT")
+            verdict = "below" if result.rate < check.min_pass_rate else "at or above"
+            print(
+                f"{target.name} ({check.set_name}, revision {target.revision}, {target.track}): "
+                f"{len(result.passed)}/{result.total} passed, {result.rate:.1%}, "
+                f"{verdict} its minimum {check.min_pass_rate:.1%}"
+                + (f"; failed: {', '.join(result.failed)}" if result.failed else "")
             )
-        except EnvironmentBlocked as exc:
-            print(f"{check.model}: not graded: {exc}", file=sys.stderr)
-            failed.append(check.model)
-            push(url, exposition({QUALITY_RUN_SUCCEEDED: 0.0}, set_name=check.set_name), method="POST")
-            continue
-        push(url, exposition(result_values(result, check, ended=time.time()), set_name=check.set_name), method="PUT")
-        verdict = "below" if result.rate < check.min_pass_rate else "at or above"
-        print(
-            f"{check.model} ({check.set_name}): {len(result.passed)}/{result.total} passed, {result.rate:.1%}, "
-            f"{verdict} its minimum {check.min_pass_rate:.1%}"
-            + (f"; failed: {', '.join(result.failed)}" if result.failed else "")
-        )
+    current = {(check.model, target.revision) for check in config.models for target in check.targets}
+    for labels in delete_stale_groups(config.pushgateway, current):
+        print(f"deleted the group {labels} of a revision or model no longer graded")
     if failed:
         print(f"not graded: {', '.join(failed)}", file=sys.stderr)
         return ExitCode.ENVIRONMENT

@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 from components.contract import (
     CANARY_SUFFIX,
     GENERATION_TIMEOUT_SECONDS,
+    HYBRID_SUFFIX,
     canary_release,
     revision_alias,
     serving_fullname,
+    tenant_model_names,
     tenant_namespace,
 )
 from components.settings.types import FallbackProvider
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 
 # The serving chart's Service port (charts/llm-serving values: service.port).
 SERVING_PORT = 8000
-HYBRID_SUFFIX = "@hybrid"
 FALLBACK_PREFIX = "fallback/"
 AUTH_MODULE = "modelyard_auth"
 AUTH_MODULE_FILE = Path(__file__).resolve().parent / "files" / f"{AUTH_MODULE}.py"
@@ -165,15 +166,13 @@ def _revision_routes(args: GatewayArgs, model: str) -> list[dict[str, Any]]:
     return routes
 
 
-def tenant_models(args: GatewayArgs, models: tuple[str, ...]) -> list[str]:
-    """The revision names (`<model>@<revision>`) a tenant's keys may call besides its models: those of its models
-    that have a canary."""
-    return [
-        revision_alias(m, revision)
-        for m in sorted(models)
-        if (canary := args.canaries.get(m)) is not None
-        for revision in (canary.stable_revision, canary.revision)
-    ]
+def tenant_models(args: GatewayArgs, tenant: str) -> list[str]:
+    """Every name a tenant's keys may call (components.contract.tenant_model_names, which the settings also check the
+    quality runner's key against): its models, `<model>@hybrid` where it may fall back, and `<model>@<revision>` for
+    its models with a canary."""
+    spec = args.tenants[tenant]
+    canaries = {m: (c.stable_revision, c.revision) for m, c in args.canaries.items()}
+    return tenant_model_names(spec.models, fallback_models=spec.fallback_models, canaries=canaries)
 
 
 def key_digest(key: str) -> str:
@@ -276,9 +275,7 @@ def gateway_tenants(args: GatewayArgs) -> dict[str, Any]:
     tenants: dict[str, Any] = {}
     for tenant, spec in sorted(args.tenants.items()):
         tenants[tenant] = {
-            "models": sorted(spec.models)
-            + [m + HYBRID_SUFFIX for m in spec.fallback_models]
-            + tenant_models(args, spec.models),
+            "models": tenant_models(args, tenant),
             "aliases": {m: m + HYBRID_SUFFIX for m in spec.fallback_models},
             "rpm_limit": spec.rpm_limit,
             "tpm_limit": spec.tpm_limit,

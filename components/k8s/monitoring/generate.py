@@ -139,7 +139,7 @@ def render_cost_rules() -> str:
 _DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
-def _variable(name: str, label: str, query: str, *, include_all: bool = True) -> dict[str, Any]:
+def query_variable(name: str, label: str, query: str, *, include_all: bool = True) -> dict[str, Any]:
     return {
         "name": name,
         "label": label,
@@ -160,7 +160,7 @@ def _datasource_variable() -> dict[str, Any]:
     return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus", "current": {}}
 
 
-def _panel(
+def panel(
     panel_id: int,
     title: str,
     targets: Sequence[tuple[str, str]],
@@ -196,7 +196,7 @@ def _panel(
     }
 
 
-def _dashboard(uid: str, title: str, description: str, variables: list[dict[str, Any]], panels: list[dict[str, Any]]):
+def dashboard(uid: str, title: str, description: str, variables: list[dict[str, Any]], panels: list[dict[str, Any]]):
     return {
         "uid": uid,
         "title": title,
@@ -227,7 +227,7 @@ def serving_dashboard() -> dict[str, Any]:
         return expr, f"{legend} p{int(q * 100)}"
 
     panels = [
-        _panel(
+        panel(
             1,
             "Requests per second (finished)",
             [
@@ -240,7 +240,7 @@ def serving_dashboard() -> dict[str, Any]:
             y=0,
             unit="reqps",
         ),
-        _panel(
+        panel(
             2,
             "Errors",
             [
@@ -261,7 +261,7 @@ def serving_dashboard() -> dict[str, Any]:
             description="Requests vLLM finished as abort or error, and HTTP 5xx answers of the model servers, by "
             "revision.",
         ),
-        _panel(
+        panel(
             3,
             "Time to first token",
             [quantile(0.5, "vllm:time_to_first_token_seconds"), quantile(0.95, "vllm:time_to_first_token_seconds")],
@@ -271,7 +271,7 @@ def serving_dashboard() -> dict[str, Any]:
             description="By revision. Objective: 99% of requests within 2.5 s (alerts TtftBudgetBurnFast/Slow; "
             "RevisionTtftWorse compares a model's revisions).",
         ),
-        _panel(
+        panel(
             4,
             "Inter-token latency",
             [quantile(0.5, "vllm:inter_token_latency_seconds"), quantile(0.95, "vllm:inter_token_latency_seconds")],
@@ -279,7 +279,7 @@ def serving_dashboard() -> dict[str, Any]:
             y=8,
             unit="s",
         ),
-        _panel(
+        panel(
             5,
             "Output tokens per second",
             [
@@ -289,7 +289,7 @@ def serving_dashboard() -> dict[str, Any]:
             x=0,
             y=16,
         ),
-        _panel(
+        panel(
             6,
             "Requests waiting and running",
             [
@@ -299,7 +299,7 @@ def serving_dashboard() -> dict[str, Any]:
             x=12,
             y=16,
         ),
-        _panel(
+        panel(
             7,
             "KV cache use",
             [(f"max by (model_name, pod) (vllm:kv_cache_usage_perc{{{sel}}})", "{{model_name}} {{pod}}")],
@@ -308,14 +308,14 @@ def serving_dashboard() -> dict[str, Any]:
             unit="percentunit",
             description="Above 90% for 20 minutes raises KvCacheSaturated.",
         ),
-        _panel(
+        panel(
             8,
             "Preemptions per second",
             [(f"sum by (model_name) (rate(vllm:num_preemptions_total{{{sel}}}{rate}))", "{{model_name}}")],
             x=12,
             y=24,
         ),
-        _panel(
+        panel(
             9,
             "Share of requests over the TTFT objective (1h)",
             [("namespace_model_name:vllm_ttft_over_objective:ratio_rate1h{" + sel + "}", "{{model_name}}")],
@@ -323,7 +323,7 @@ def serving_dashboard() -> dict[str, Any]:
             y=32,
             unit="percentunit",
         ),
-        _panel(
+        panel(
             10,
             "Model servers up",
             [(f'sum by (namespace) (up{{container="{SERVING_CONTAINER}", namespace=~"$namespace"}})', "{{namespace}}")],
@@ -332,15 +332,17 @@ def serving_dashboard() -> dict[str, Any]:
         ),
     ]
     variables = [
-        _variable("namespace", "Namespace", "label_values(vllm:num_requests_running, namespace)"),
-        _variable("model", "Model", 'label_values(vllm:num_requests_running{namespace=~"$namespace"}, model_name)'),
-        _variable(
+        query_variable("namespace", "Namespace", "label_values(vllm:num_requests_running, namespace)"),
+        query_variable(
+            "model", "Model", 'label_values(vllm:num_requests_running{namespace=~"$namespace"}, model_name)'
+        ),
+        query_variable(
             REVISION,
             "Revision",
             f'label_values(vllm:num_requests_running{{namespace=~"$namespace", model_name=~"$model"}}, {REVISION})',
         ),
     ]
-    return _dashboard(
+    return dashboard(
         "modelyard-serving",
         "modelyard / Serving",
         f"vLLM model servers (metric names as vLLM {VLLM_VERSION} exposes them).",
@@ -366,7 +368,7 @@ def gateway_dashboard() -> dict[str, Any]:
         return expr, f"{{{{requested_model}}}} p{int(q * 100)}"
 
     panels = [
-        _panel(
+        panel(
             1,
             "Requests per second by tenant and model",
             [(f"sum by (user, requested_model) (rate({total}{{{sel}}}{rate}))", "{{user}} {{requested_model}}")],
@@ -374,7 +376,7 @@ def gateway_dashboard() -> dict[str, Any]:
             y=0,
             unit="reqps",
         ),
-        _panel(
+        panel(
             2,
             "Failed requests by status",
             [
@@ -388,7 +390,7 @@ def gateway_dashboard() -> dict[str, Any]:
             unit="reqps",
             description="Requests the gateway answered with an error, by HTTP status (429: rate limited).",
         ),
-        _panel(
+        panel(
             3,
             "Share of requests failing (429 left out)",
             [
@@ -403,7 +405,7 @@ def gateway_dashboard() -> dict[str, Any]:
             unit="percentunit",
             description="Above 5% over 10 minutes, at over 0.1 requests a second, raises GatewayErrorRateHigh.",
         ),
-        _panel(
+        panel(
             4,
             "Rate limited (429) by tenant",
             [(f'sum by (user) (rate({failed}{{{sel}, exception_status="429"}}{rate}))', "{{user}}")],
@@ -412,7 +414,7 @@ def gateway_dashboard() -> dict[str, Any]:
             unit="reqps",
             description="Over 10% of a tenant's requests for 15 minutes raises GatewayTenantRateLimited.",
         ),
-        _panel(
+        panel(
             5,
             "Fallbacks to a provider",
             [
@@ -434,7 +436,7 @@ def gateway_dashboard() -> dict[str, Any]:
                 "prompts leaving the VPC (GatewayFallingBackToProvider). By key: the metric has no tenant label."
             ),
         ),
-        _panel(
+        panel(
             6,
             "End-to-end latency at the gateway",
             [quantile(0.5), quantile(0.95)],
@@ -443,7 +445,7 @@ def gateway_dashboard() -> dict[str, Any]:
             unit="s",
             description="From the request reaching the proxy to the end of its processing (auth, hooks, the model).",
         ),
-        _panel(
+        panel(
             7,
             "Gateway targets up",
             [(f"sum (up{{{job}}})", "up")],
@@ -454,10 +456,10 @@ def gateway_dashboard() -> dict[str, Any]:
         ),
     ]
     variables = [
-        _variable("tenant", "Tenant", f"label_values({total}{{{job}}}, user)"),
-        _variable("model", "Model", f'label_values({total}{{{job}, user=~"$tenant"}}, requested_model)'),
+        query_variable("tenant", "Tenant", f"label_values({total}{{{job}}}, user)"),
+        query_variable("model", "Model", f'label_values({total}{{{job}, user=~"$tenant"}}, requested_model)'),
     ]
-    return _dashboard(
+    return dashboard(
         "modelyard-gateway",
         "modelyard / Gateway",
         "The LiteLLM gateway: requests, failures, rate limits and fallbacks per tenant and model "
@@ -470,10 +472,10 @@ def gateway_dashboard() -> dict[str, Any]:
 def gpus_dashboard() -> dict[str, Any]:
     sel = 'node=~"$node"'
     panels = [
-        _panel(
+        panel(
             1, "GPU utilisation", [(f"DCGM_FI_DEV_GPU_UTIL{{{sel}}}", "{{node}} gpu{{gpu}}")], x=0, y=0, unit="percent"
         ),
-        _panel(
+        panel(
             2,
             "GPU memory used",
             [
@@ -487,11 +489,11 @@ def gpus_dashboard() -> dict[str, Any]:
             unit="percentunit",
             description="vLLM reserves most GPU memory for its KV cache at start: high and flat is normal.",
         ),
-        _panel(
+        panel(
             3, "GPU temperature", [(f"DCGM_FI_DEV_GPU_TEMP{{{sel}}}", "{{node}} gpu{{gpu}}")], x=0, y=8, unit="celsius"
         ),
-        _panel(4, "Power draw", [(f"DCGM_FI_DEV_POWER_USAGE{{{sel}}}", "{{node}} gpu{{gpu}}")], x=12, y=8, unit="watt"),
-        _panel(
+        panel(4, "Power draw", [(f"DCGM_FI_DEV_POWER_USAGE{{{sel}}}", "{{node}} gpu{{gpu}}")], x=12, y=8, unit="watt"),
+        panel(
             5,
             "Last XID error (0: none)",
             [(f"DCGM_FI_DEV_XID_ERRORS{{{sel}}}", "{{node}} gpu{{gpu}}")],
@@ -499,7 +501,7 @@ def gpus_dashboard() -> dict[str, Any]:
             y=16,
             description="See docs/runbooks/GpuXidError.md for what each XID means.",
         ),
-        _panel(
+        panel(
             6,
             "Tensor core activity",
             [(f"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{{{sel}}}", "{{node}} gpu{{gpu}}")],
@@ -507,7 +509,7 @@ def gpus_dashboard() -> dict[str, Any]:
             y=16,
             unit="percentunit",
         ),
-        _panel(
+        panel(
             7,
             "GPUs per node: advertised vs reporting",
             [
@@ -519,14 +521,14 @@ def gpus_dashboard() -> dict[str, Any]:
             w=24,
         ),
     ]
-    variables = [_variable("node", "Node", "label_values(DCGM_FI_DEV_GPU_TEMP, node)")]
-    return _dashboard("modelyard-gpus", "modelyard / GPUs", "GPU health from the DCGM exporter.", variables, panels)
+    variables = [query_variable("node", "Node", "label_values(DCGM_FI_DEV_GPU_TEMP, node)")]
+    return dashboard("modelyard-gpus", "modelyard / GPUs", "GPU health from the DCGM exporter.", variables, panels)
 
 
 def cost_dashboard() -> dict[str, Any]:
     hours = "$__range_s / 3600"
     panels = [
-        _panel(
+        panel(
             1,
             "GPU spend now",
             [("modelyard:gpu_cost_usd_per_hour", "$/hr")],
@@ -538,8 +540,8 @@ def cost_dashboard() -> dict[str, Any]:
             kind="stat",
             description="Every GPU node priced at its on-demand rate from the kit's catalog.",
         ),
-        _panel(2, "GPUs now", [("modelyard:gpus", "GPUs")], x=6, y=0, w=6, h=5, kind="stat"),
-        _panel(
+        panel(2, "GPUs now", [("modelyard:gpus", "GPUs")], x=6, y=0, w=6, h=5, kind="stat"),
+        panel(
             3,
             "GPU hours in range",
             [(f"avg_over_time(modelyard:gpus[$__range]) * {hours}", "GPU hours")],
@@ -549,7 +551,7 @@ def cost_dashboard() -> dict[str, Any]:
             h=5,
             kind="stat",
         ),
-        _panel(
+        panel(
             4,
             "GPU spend in range",
             [(f"avg_over_time(modelyard:gpu_cost_usd_per_hour[$__range]) * {hours}", "$")],
@@ -560,7 +562,7 @@ def cost_dashboard() -> dict[str, Any]:
             unit="currencyUSD",
             kind="stat",
         ),
-        _panel(
+        panel(
             5,
             "Cost per million output tokens (all GPUs)",
             [("modelyard:cost_per_million_output_tokens_usd", "all models")],
@@ -569,7 +571,7 @@ def cost_dashboard() -> dict[str, Any]:
             unit="currencyUSD",
             description="GPU $/hr / (output tokens/s x 3600) x 1e6, idle GPUs included.",
         ),
-        _panel(
+        panel(
             6,
             "Cost per million output tokens by model",
             [
@@ -583,7 +585,7 @@ def cost_dashboard() -> dict[str, Any]:
             unit="currencyUSD",
             description="The GPUs a model's pods request, priced per GPU of their node, over its output tokens.",
         ),
-        _panel(
+        panel(
             7,
             "$/hr by instance type",
             [("sum by (instance_type) (modelyard:node_price_usd_per_hour)", "{{instance_type}}")],
@@ -591,7 +593,7 @@ def cost_dashboard() -> dict[str, Any]:
             y=13,
             unit="currencyUSD",
         ),
-        _panel(
+        panel(
             8,
             "$/hr by node pool",
             [("sum by (nodepool) (modelyard:node_price_usd_per_hour)", "{{nodepool}}")],
@@ -599,7 +601,7 @@ def cost_dashboard() -> dict[str, Any]:
             y=13,
             unit="currencyUSD",
         ),
-        _panel(
+        panel(
             9,
             "$/hr on idle GPU nodes (no GPU above 5% now)",
             [
@@ -613,7 +615,7 @@ def cost_dashboard() -> dict[str, Any]:
             y=21,
             unit="currencyUSD",
         ),
-        _panel(
+        panel(
             10,
             "Catalog prices (on-demand $/hr)",
             [(PRICE_RECORD, "{{instance_type}}")],
@@ -624,8 +626,10 @@ def cost_dashboard() -> dict[str, Any]:
             instant=True,
         ),
     ]
-    variables = [_variable("namespace", "Namespace", "label_values(modelyard:model_gpu_cost_usd_per_hour, namespace)")]
-    return _dashboard(
+    variables = [
+        query_variable("namespace", "Namespace", "label_values(modelyard:model_gpu_cost_usd_per_hour, namespace)")
+    ]
+    return dashboard(
         "modelyard-cost",
         "modelyard / Cost",
         "GPU hours and $ per million tokens, priced from the kit's catalog.",
