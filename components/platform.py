@@ -31,6 +31,7 @@ from components.aws.gateway_identity import GatewayIdentity, GatewayIdentityArgs
 from components.aws.gateway_state import GatewayState, GatewayStateArgs
 from components.aws.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
+from components.aws.metrics_workspace import MetricsWorkspace, MetricsWorkspaceArgs, MetricsWriter
 from components.aws.model_replicas import (
     ModelReplica,
     ModelReplicaArgs,
@@ -58,12 +59,14 @@ from components.k8s.load_balancer_controller import (
     LoadBalancerController,
     LoadBalancerControllerArgs,
 )
-from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs
+from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs, RemoteWriteTarget
 from components.k8s.monitoring.logs import ContainerLogs, ContainerLogsArgs
 from components.k8s.monitoring.values import (
     IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK_RELEASE,
+    MONITORING_NAMESPACE,
     PROMETHEUS_POD_LABELS,
+    PROMETHEUS_SERVICE_ACCOUNT,
     PROMETHEUS_URL,
     ReceiverKind,
 )
@@ -71,7 +74,7 @@ from components.k8s.quality import PUSHGATEWAY_REGISTRY, Quality, QualityArgs, Q
 from components.k8s.serving import FsxVolume, Serving, ServingArgs
 from components.options import after
 from components.settings import Settings
-from components.settings.cells import Deployment, Routing
+from components.settings.cells import Deployment, Routing, workspace_region
 from components.settings.types import GatewayExposure as Exposure
 from components.settings.types import InterfaceEndpoint, NatMode, StackLayer
 from components.tagging import tags_for
@@ -608,6 +611,40 @@ def build_global(deployment: Deployment) -> None:
         args=GlobalEntryArgs(zone_name=g.zone_name, entry=g.entry, cells=cells, tags=tags),
         opts=pulumi.ResourceOptions(provider=provider),
     )
+    metrics_region = workspace_region(deployment)
+    if metrics_region is not None:
+        build_metrics_workspace(deployment, region=metrics_region, provider=provider, tags=tags)
+
+
+def build_metrics_workspace(
+    deployment: Deployment, *, region: str, provider: aws.Provider, tags: Mapping[str, str]
+) -> None:
+    """The deployment's one metrics workspace and a writer role per cell (monitoring.remote_write in every cell)."""
+    g = deployment.settings
+    providers: dict[str, aws.Provider] = {g.region: provider}
+    for cell_region in sorted({region, *deployment.cells}):
+        if cell_region not in providers:
+            providers[cell_region] = aws.Provider(f"{g.project}-{g.stack}-aws-{cell_region}", region=cell_region)
+    workspace = MetricsWorkspace(
+        "metrics",
+        args=MetricsWorkspaceArgs(
+            name=f"{g.project}-{g.stack}",
+            region=region,
+            writers={
+                cell_region: MetricsWriter(
+                    cluster_name=cell.name,
+                    provider=providers[cell_region],
+                    namespace=MONITORING_NAMESPACE,
+                    service_account=PROMETHEUS_SERVICE_ACCOUNT,
+                )
+                for cell_region, cell in sorted(deployment.cells.items())
+            },
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(provider=providers[region]),
+    )
+    pulumi.export("metrics_workspace_arn", workspace.workspace_arn)
+    pulumi.export(METRICS_REMOTE_WRITE_URL, workspace.remote_write_url)
 
 
 def public_gateway(settings: Settings) -> bool:
@@ -740,6 +777,7 @@ def monitoring_args(settings: Settings, layer: AwsLayer) -> MonitoringArgs:
         charts=settings.deploy.charts,
         runbook_base_url=settings.monitoring.runbook_base_url,
         image_mirrors=image_mirrors(settings, layer.account_id),
+        remote_write=remote_write_target(settings),
         receivers={
             # The component makes the value a Pulumi secret where it uses it (its Secret).
             route: AlertReceiver(
@@ -747,6 +785,36 @@ def monitoring_args(settings: Settings, layer: AwsLayer) -> MonitoringArgs:
             )
             for route, receiver in settings.monitoring.receivers.items()
         },
+    )
+
+
+# The global stack's output a cell's Kubernetes layer reads for its remote write.
+METRICS_REMOTE_WRITE_URL = "metrics_remote_write_url"
+
+
+def kept_in_region(settings: Settings, workspace: str) -> tuple[tuple[str, str], ...]:
+    """(tenant, namespace) of the tenants whose series must not leave for a workspace in `workspace`: pinned to
+    regions (tenants.<t>.regions) that do not include it (docs/regions.md, "Observability across regions")."""
+    return tuple(
+        (name, tenant_namespace(name))
+        for name, tenant in sorted(settings.tenants.items())
+        if tenant.regions and workspace not in tenant.regions
+    )
+
+
+def remote_write_target(settings: Settings) -> RemoteWriteTarget | None:
+    """A cell's remote write (monitoring.remote_write): the URL from its global stack, applied before this layer."""
+    remote_write = settings.monitoring.remote_write
+    global_stack = settings.deploy.global_stack
+    if remote_write is None or global_stack is None:
+        return None
+    reference = pulumi.StackReference("global-stack", stack_name=cell_stack_reference(settings.project, global_stack))
+    return RemoteWriteTarget(
+        url=reference.get_output(METRICS_REMOTE_WRITE_URL),
+        region=remote_write.region,
+        cell=settings.deployment,
+        cell_region=settings.region,
+        kept_in_region=kept_in_region(settings, remote_write.region),
     )
 
 

@@ -131,6 +131,7 @@ def identity(typ: str, urn: str, inputs: Mapping[str, Any]) -> str:
 
 # Resource-id prefixes AWS uses, so mock ids look like what a user sees in the console.
 _ID_PREFIXES = {
+    "aws:amp/workspace:Workspace": "ws",
     "aws:ec2/vpc:Vpc": "vpc",
     "aws:ec2/subnet:Subnet": "subnet",
     "aws:ec2/internetGateway:InternetGateway": "igw",
@@ -150,6 +151,7 @@ _ID_PREFIXES = {
 _ARNS: dict[str, Callable[[str, Mapping[str, Any]], tuple[str, str]]] = {
     "aws:cloudwatch/logGroup:LogGroup": lambda rid, i: ("logs", f"log-group:{i.get('name', rid)}"),
     "aws:iam/role:Role": lambda rid, i: ("iam", f"role/{i.get('name', rid)}"),
+    "aws:amp/workspace:Workspace": lambda rid, i: ("aps", f"workspace/{rid}"),
     "aws:ec2/vpc:Vpc": lambda rid, i: ("ec2", f"vpc/{rid}"),
     "aws:ec2/subnet:Subnet": lambda rid, i: ("ec2", f"subnet/{rid}"),
     "aws:ec2/securityGroup:SecurityGroup": lambda rid, i: ("ec2", f"security-group/{rid}"),

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime import rpc
 
 from components.errors import InputError, Problem
 from components.plan.document import build_plan
 from components.plan.engine import ORGANIZATION, StackOutputs, run_program
-from components.platform import CELL_OUTPUT_PREFIX
+from components.platform import CELL_OUTPUT_PREFIX, METRICS_REMOTE_WRITE_URL
 from components.settings import Settings, build_settings
 from components.settings.stackfile import StackFile
 from components.settings.types import StackLayer
@@ -63,6 +64,7 @@ def plan_stack(project_dir: Path, stack: str, *, preview: bool = False) -> dict[
     stacks = deployment(project_dir, stack)
     recordings = []
     references: dict[str, StackOutputs] = replica_cells(project_dir, stacks[0][1])
+    references.update(global_workspace(stacks[0][1]))
     with warnings.catch_warnings():
         # pulumi_aws 7 warns on import of its deprecated S3 *V2 classes, which the kit does not use.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws\..*")
@@ -119,6 +121,20 @@ def replica_cells(project_dir: Path, settings: Settings) -> dict[str, StackOutpu
         values = {k: v for k, v in exported.values.items() if k.startswith(CELL_OUTPUT_PREFIX)}
         found[f"{ORGANIZATION}/{cell_file.project}/{replica.cell}"] = StackOutputs(values=values, secret_names=[])
     return found
+
+
+def global_workspace(settings: Settings) -> dict[str, StackOutputs]:
+    """A cell writing to its deployment's metrics workspace reads its URL from the global stack. The global stack
+    is applied after the cell's AWS layer and plans every cell first: a cell's own plan shows the URL as unknown
+    (every other value of the remote write is the cell's own)."""
+    global_stack = settings.deploy.global_stack
+    if settings.monitoring.remote_write is None or global_stack is None:
+        return {}
+    return {
+        f"{ORGANIZATION}/{settings.project}/{global_stack}": StackOutputs(
+            values={METRICS_REMOTE_WRITE_URL: rpc.UNKNOWN}, secret_names=[]
+        )
+    }
 
 
 def plan_global(

@@ -190,7 +190,43 @@ def _cell_problems(g: GlobalSettings, cells: Mapping[str, Settings]) -> list[Pro
                 )
             )
     problems += _tenant_problems(cells)
+    problems += _remote_write_problems(cells)
     return problems
+
+
+def _remote_write_problems(cells: Mapping[str, Settings]) -> list[Problem]:
+    """One workspace for the deployment: every cell writes to it (monitoring.remote_write), in one region, or none."""
+    regions = {r: c.monitoring.remote_write.region for r, c in cells.items() if c.monitoring.remote_write is not None}
+    if not regions:
+        return []
+    problems: list[Problem] = []
+    for region, cell in sorted(cells.items()):
+        if region not in regions:
+            problems.append(
+                _p(
+                    f"cells.{region}",
+                    f"other cells write their metrics to the deployment's workspace, stack {cell.stack!r} does not: "
+                    "set monitoring.remote_write in every cell (a cross-region view without a cell is not one)",
+                )
+            )
+    if len(set(regions.values())) > 1:
+        named = ", ".join(f"{cells[r].stack} {w}" for r, w in sorted(regions.items()))
+        problems.append(
+            _p(
+                "cells",
+                f"the cells name different workspace regions ({named}): monitoring.remote_write.region is "
+                "the one workspace's region, the same in every cell",
+            )
+        )
+    return problems
+
+
+def workspace_region(deployment: Deployment) -> str | None:
+    """The region of the deployment's metrics workspace (None: no cell writes to one)."""
+    for cell in deployment.cells.values():
+        if cell.monitoring.remote_write is not None:
+            return cell.monitoring.remote_write.region
+    return None
 
 
 def _tenant_problems(cells: Mapping[str, Settings]) -> list[Problem]:

@@ -143,6 +143,11 @@ def network_endpoints(s: Settings) -> Iterator[Problem]:
             f"the gateway reaches Bedrock (the fallback of {', '.join(bedrock)} in gateway.fallbacks) only through "
             f"an endpoint; add {InterfaceEndpoint.BEDROCK_RUNTIME.value}"
         )
+    if s.monitoring.remote_write is not None and InterfaceEndpoint.APS_WORKSPACES not in listed:
+        reasons.append(
+            "Prometheus writes to the metrics workspace (monitoring.remote_write) only through an endpoint; add "
+            f"{InterfaceEndpoint.APS_WORKSPACES.value}"
+        )
     if reasons:
         yield _p(
             "network.interface_endpoints",
@@ -570,6 +575,33 @@ def deploy_cell(s: Settings) -> Iterator[Problem]:
             "deploy.global_stack",
             "a cell is reached through its gateway's load balancer, which exists only with gateway.hostname: set "
             "one (this cell's own name; the global entry's records point at the same load balancer)",
+        )
+
+
+def monitoring_remote_write(s: Settings) -> Iterator[Problem]:
+    """Remote write goes to the workspace of the cell's global stack, which the Kubernetes layer reads after the
+    global stack is applied; without NAT the cell reaches Amazon Managed Service for Prometheus only through its
+    own region's aps-workspaces endpoint (docs/regions.md, "Observability across regions")."""
+    remote_write = s.monitoring.remote_write
+    if remote_write is None:
+        return
+    if s.deploy.global_stack is None:
+        yield _p(
+            "monitoring.remote_write",
+            "a cell only: the workspace is its global stack's; set deploy.global_stack (docs/regions.md)",
+        )
+    if s.deploy.layers is Layers.ONE_STACK:
+        yield _p(
+            "monitoring.remote_write",
+            "needs split layers (deploy.layers): the Kubernetes layer reads the workspace from the global stack, "
+            "which is applied after the cell's AWS layer and before its Kubernetes layer",
+        )
+    if s.network.nat is NatMode.NONE and remote_write.region != s.region:
+        yield _p(
+            "monitoring.remote_write.region",
+            f"the cell has no NAT (network.nat: none): its Prometheus reaches Amazon Managed Service for Prometheus "
+            f"only through the aps-workspaces interface endpoint of {s.region}, which does not serve a workspace in "
+            f"{remote_write.region}. Put the workspace in {s.region}, or give this cell NAT",
         )
 
 
@@ -1154,6 +1186,7 @@ RULES: tuple[Rule, ...] = (
     tags_extra,
     deploy_layers,
     deploy_cell,
+    monitoring_remote_write,
     deploy_charts,
     cost_budget,
     traffic_refs,

@@ -51,6 +51,7 @@ class InterfaceEndpoint(StrEnum):
     LOGS = "logs"
     SSM = "ssm"
     BEDROCK_RUNTIME = "bedrock-runtime"  # the gateway's Bedrock fallbacks (InvokeModel), where there is no NAT
+    APS_WORKSPACES = "aps-workspaces"  # Prometheus's remote write to Amazon Managed Service for Prometheus
 
 
 # What a node with no NAT needs (docs/network.md#endpoints): image pulls (ECR api, dkr; layers come from S3
@@ -227,7 +228,8 @@ class NetworkSettings:
     )
     interface_endpoints: tuple[InterfaceEndpoint, ...] | None = doc_field(
         "interface endpoints to create; null: when nat is none, all that a node without NAT needs, plus "
-        "bedrock-runtime when a tenant may fall back to Bedrock (gateway.fallbacks); else none",
+        "bedrock-runtime when a tenant may fall back to Bedrock (gateway.fallbacks) and aps-workspaces with "
+        "monitoring.remote_write; else none",
         default=None,
     )
     flow_logs: FlowLogSettings = doc_field("VPC flow logs to CloudWatch", default_factory=FlowLogSettings)
@@ -1317,6 +1319,19 @@ class AlertmanagerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RemoteWriteSettings:
+    """A cell's Prometheus writing every series (but a pinned tenant's, docs/regions.md) to the deployment's one
+    Amazon Managed Service for Prometheus workspace, which the global stack creates."""
+
+    region: str = doc_field(
+        "the workspace's region, the same in every cell of the deployment; a cell without NAT must be in it (its "
+        "aps-workspaces interface endpoint reaches its own region's service only)",
+        pattern=r"[a-z]{2}(-[a-z]+)+-\d",
+        pattern_doc="an AWS region such as us-east-1",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class MonitoringSettings:
     runbook_base_url: str = doc_field(
         "where the alerts' runbook links point: your copy of the kit's docs/runbooks/ as a web page (the default "
@@ -1341,6 +1356,12 @@ class MonitoringSettings:
         "shipping (`kubectl logs` only, no CloudWatch ingestion to pay)",
         default=None,
         allowed=LOG_RETENTION_DAYS,
+    )
+    remote_write: RemoteWriteSettings | None = doc_field(
+        "a cell only (deploy.global_stack, split layers): remote write to the deployment's Amazon Managed Service "
+        "for Prometheus workspace, with the labels cell and region (docs/regions.md); null: the cell's Prometheus "
+        "alone",
+        default=None,
     )
 
 
@@ -1538,7 +1559,8 @@ class Settings:
         """What the stack needs when nat is none: every node endpoint, and bedrock-runtime for a Bedrock
         fallback in use (without NAT the gateway reaches Bedrock only through it)."""
         bedrock = (InterfaceEndpoint.BEDROCK_RUNTIME,) if self.bedrock_models_in_use else ()
-        return ENDPOINTS_WITHOUT_NAT + bedrock
+        remote_write = (InterfaceEndpoint.APS_WORKSPACES,) if self.monitoring.remote_write is not None else ()
+        return ENDPOINTS_WITHOUT_NAT + bedrock + remote_write
 
     @property
     def interface_endpoints(self) -> tuple[InterfaceEndpoint, ...]:

@@ -28,6 +28,7 @@ from components.k8s.monitoring.values import (
     ROUTES,
     ReceiverKind,
     ReceiverSpec,
+    RemoteWrite,
     alertmanager_config,
     dcgm_exporter_values,
     monitoring_values,
@@ -72,9 +73,44 @@ class MonitoringArgs:
     """Registry host (values.IMAGE_HOSTS) -> the registry serving its images, for stacks without NAT: the ECR
     pull-through cache (components.aws.image_cache.mirrored) or, for nvcr.io, a hand-made ECR mirror.
     Default: pull from the upstream registries."""
+    remote_write: RemoteWriteTarget | None = None
+    """A cell writing to its deployment's metrics workspace (monitoring.remote_write); default: none."""
     receivers: Mapping[str, AlertReceiver] = field(default_factory=lambda: MappingProxyType({}))
     """Receivers by route ("page", "ticket"); a route without one delivers nowhere (alerts still show in
     Alertmanager and Grafana). Default: none."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteWriteTarget:
+    """The workspace a cell's Prometheus writes to: values.RemoteWrite with the URL as the global stack's output."""
+
+    url: pulumi.Input[str]
+    """The workspace's remote-write URL (the global stack's `metrics_remote_write_url`)."""
+    region: str
+    cell: str
+    cell_region: str
+    kept_in_region: tuple[tuple[str, str], ...] = ()
+
+
+def _stack_values(args: MonitoringArgs) -> pulumi.Output[dict[str, Any]]:
+    target = args.remote_write
+    if target is None:
+        return pulumi.Output.from_input(args.image_mirrors).apply(
+            lambda mirrors: monitoring_values(args, image_mirrors=mirrors)
+        )
+
+    # The URL stays an Output inside the values: known to `pulumi up` (the global stack was applied), unknown to the
+    # offline plan of a cell, which then shows every other value still.
+    remote_write = RemoteWrite(
+        url=target.url,
+        region=target.region,
+        cell=target.cell,
+        cell_region=target.cell_region,
+        kept_in_region=target.kept_in_region,
+    )
+    return pulumi.Output.from_input(args.image_mirrors).apply(
+        lambda mirrors: monitoring_values(args, image_mirrors=mirrors, remote_write=remote_write)
+    )
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -108,9 +144,7 @@ class Monitoring(pulumi.ComponentResource):
             version=KUBE_PROMETHEUS_STACK.version,
             repository_opts=repository,
             namespace=namespace.metadata["name"],
-            values=pulumi.Output.from_input(args.image_mirrors).apply(
-                lambda mirrors: monitoring_values(args, image_mirrors=mirrors)
-            ),
+            values=_stack_values(args),
             skip_crds=True,
             timeout=RELEASE_TIMEOUT_SECONDS,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, operator_crds]),

@@ -105,6 +105,54 @@ NODE_LABELS_FOR_COST = (
     POOL_LABEL,
 )
 
+# Prometheus's service account (the chart's <fullname>-prometheus): the cross-region workspace's writer role is
+# associated with it through EKS Pod Identity (components/aws/metrics_workspace.py).
+PROMETHEUS_SERVICE_ACCOUNT = f"{KUBE_PROMETHEUS_STACK_RELEASE}-prometheus"
+
+# The label the gateway's series name a tenant by (the kit's auth module sets LiteLLM's `user` to the key's tenant).
+GATEWAY_TENANT_LABEL = "user"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteWrite:
+    """Where a cell's Prometheus copies its series (docs/regions.md, "Observability across regions")."""
+
+    url: object
+    """A str or a pulumi Output of one: the workspace's remote-write endpoint (https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>/...)."""
+    region: str
+    """The workspace's region: SigV4 signs for it."""
+    cell: str
+    """The cell's name (its AWS layer's stack): the `cell` label every copied series carries."""
+    cell_region: str
+    """The cell's region: the `region` label."""
+    kept_in_region: tuple[tuple[str, str], ...] = ()
+    """(tenant, its namespace) of tenants pinned to regions without the workspace's: their series stay in the
+    cell (dropped from remote write, kept by the cell's Prometheus)."""
+
+
+def remote_write_spec(remote_write: RemoteWrite) -> list[dict[str, Any]]:
+    """prometheusSpec.remoteWrite (the Prometheus CRD's RemoteWriteSpec): SigV4 with the pod's own credentials (EKS
+    Pod Identity; no roleArn: the associated role is the pod's), a pinned tenant's series dropped before they leave."""
+    spec: dict[str, Any] = {"url": remote_write.url, "sigv4": {"region": remote_write.region}}
+    if remote_write.kept_in_region:
+        tenants = "|".join(sorted(t for t, _ in remote_write.kept_in_region))
+        namespaces = "|".join(sorted(n for _, n in remote_write.kept_in_region))
+        spec["writeRelabelConfigs"] = [
+            # The tenant's model servers (and anything else in its namespace).
+            {"sourceLabels": ["namespace"], "regex": namespaces, "action": "drop"},
+            # The gateway's series of the tenant's requests.
+            {"sourceLabels": [GATEWAY_TENANT_LABEL], "regex": tenants, "action": "drop"},
+        ]
+    return [spec]
+
+
+def _with_remote_write(values: dict[str, Any], remote_write: RemoteWrite) -> None:
+    spec = values["prometheus"]["prometheusSpec"]
+    spec["externalLabels"] = {**spec["externalLabels"], "cell": remote_write.cell, "region": remote_write.cell_region}
+    spec["remoteWrite"] = remote_write_spec(remote_write)
+    values["prometheus"]["serviceAccount"] = {"create": True, "name": PROMETHEUS_SERVICE_ACCOUNT}
+
+
 # Dashboards: ConfigMaps with this label are loaded by Grafana's sidecar (kube-prometheus-stack default).
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
 
@@ -268,7 +316,12 @@ def alertmanager_config(
     }
 
 
-def monitoring_values(args: MonitoringArgs, *, image_mirrors: Mapping[str, str] | None = None) -> dict[str, Any]:
+def monitoring_values(
+    args: MonitoringArgs,
+    *,
+    image_mirrors: Mapping[str, str] | None = None,
+    remote_write: RemoteWrite | None = None,
+) -> dict[str, Any]:
     """Helm values for kube-prometheus-stack, sized by `args.prometheus` and `args.alertmanager`, its series
     labelled with `args.cluster_name` (the rest of `args` is the component's wiring).
 
@@ -276,6 +329,8 @@ def monitoring_values(args: MonitoringArgs, *, image_mirrors: Mapping[str, str] 
     `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`); hosts not in it are pulled directly.
     """
     values = _stack_values(args.prometheus, args.alertmanager, cluster_name=args.cluster_name)
+    if remote_write is not None:
+        _with_remote_write(values, remote_write)
     for path, host in KUBE_PROMETHEUS_STACK_IMAGES:
         if image_mirrors and host in image_mirrors:
             _set_path(values, path, "registry", image_mirrors[host])

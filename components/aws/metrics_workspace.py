@@ -1,0 +1,125 @@
+"""MetricsWorkspace: the cross-region view of a deployment's metrics (docs/regions.md, "Observability across regions").
+
+One Amazon Managed Service for Prometheus workspace, created by the global stack in the region every cell names
+(monitoring.remote_write.region), encrypted with a customer managed key of that region; per cell a role that EKS Pod
+Identity gives the cell's Prometheus, allowed `aps:RemoteWrite` to this workspace and nothing else. The cells'
+Kubernetes layers read `metrics_remote_write_url` from the global stack and write there with SigV4.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.iam import POD_IDENTITY_TRUST
+
+# What a writer may do: RemoteWrite only (AWS's own AmazonPrometheusRemoteWriteAccess, scoped to one workspace).
+REMOTE_WRITE_ACTIONS = ("aps:RemoteWrite",)
+
+
+def remote_write_url(region: str, workspace_id: str) -> str:
+    """The workspace's remote-write endpoint (Amazon Managed Service for Prometheus user guide, "Ingest metrics")."""
+    return f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{workspace_id}/api/v1/remote_write"
+
+
+def remote_write_policy(workspace_arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "RemoteWriteToTheDeploymentsWorkspace",
+                    "Effect": "Allow",
+                    "Action": list(REMOTE_WRITE_ACTIONS),
+                    "Resource": workspace_arn,
+                }
+            ],
+        }
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsWriter:
+    """One cell whose Prometheus writes to the workspace."""
+
+    cluster_name: str
+    """The cell's EKS cluster (`<project>-<cell stack>`), whose Pod Identity agent hands out the role."""
+    provider: aws.Provider
+    """An AWS provider of the cell's region: the Pod Identity association is the cluster's (regional)."""
+    namespace: str
+    """Prometheus's namespace (components.contract.MONITORING_NAMESPACE)."""
+    service_account: str
+    """Prometheus's service account (values.PROMETHEUS_SERVICE_ACCOUNT)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsWorkspaceArgs:
+    name: str
+    """Names the workspace's alias and key alias: the global stack's `<project>-<stack>`."""
+    region: str
+    """The workspace's region (the provider in `opts` must be of this region)."""
+    writers: Mapping[str, MetricsWriter]
+    """The cells that write, by region."""
+    tags: Mapping[str, str]
+
+
+class MetricsWorkspace(pulumi.ComponentResource):
+    """An Amazon Managed Service for Prometheus workspace (KMS-encrypted) and one remote-write role per cell."""
+
+    workspace_arn: pulumi.Output[str]
+    remote_write_url: pulumi.Output[str]
+    writer_role_arns: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, *, args: MetricsWorkspaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if not args.writers:
+            raise ValueError("MetricsWorkspace needs a cell that writes to it")
+        super().__init__("modelyard:aws:MetricsWorkspace", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Encryption at rest of the metrics workspace {args.name} (Amazon Managed Prometheus)",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags={**tags, "Name": f"{name}-key"},
+            # The workspace's data is readable only while the key exists.
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
+        aws.kms.Alias(f"{name}-key", name=f"alias/{args.name}-metrics", target_key_id=key.key_id, opts=child)
+        workspace = aws.amp.Workspace(
+            f"{name}-workspace",
+            alias=f"{args.name}-metrics",
+            kms_key_arn=key.arn,
+            tags={**tags, "Name": f"{name}-workspace"},
+            # Stateful (the deployment's metrics history): a destroy leaves it, like the model bucket.
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
+        policy = workspace.arn.apply(remote_write_policy)
+        self.writer_role_arns = {}
+        for region, writer in sorted(args.writers.items()):
+            role = aws.iam.Role(
+                f"{name}-writer-{region}",
+                description=f"Prometheus of {writer.cluster_name} writing to {args.name}'s metrics workspace",
+                assume_role_policy=POD_IDENTITY_TRUST,
+                max_session_duration=3600,
+                tags=tags,
+                opts=child,
+            )
+            aws.iam.RolePolicy(f"{name}-writer-{region}", role=role.id, policy=policy, opts=child)
+            aws.eks.PodIdentityAssociation(
+                f"{name}-writer-{region}",
+                cluster_name=writer.cluster_name,
+                namespace=writer.namespace,
+                service_account=writer.service_account,
+                role_arn=role.arn,
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, provider=writer.provider),
+            )
+            self.writer_role_arns[region] = role.arn
+        self.workspace_arn = workspace.arn
+        self.remote_write_url = workspace.id.apply(lambda ws: remote_write_url(args.region, ws))
+        self.register_outputs({"workspace_arn": self.workspace_arn, "remote_write_url": self.remote_write_url})
