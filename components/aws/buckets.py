@@ -39,6 +39,18 @@ def bucket_key(
     return key
 
 
+def expire_old_versions(days: int) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    """The lifecycle rule of a weights bucket (the source and its replicas): old versions go after `days`."""
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id="expire-old-versions",
+        status="Enabled",
+        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+        noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+            noncurrent_days=days
+        ),
+    )
+
+
 def harden_bucket(
     name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions, *, kms_key_arn: pulumi.Input[str] | None
 ) -> None:

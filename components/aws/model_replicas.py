@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.buckets import bucket_key, harden_bucket, tls_only
+from components.aws.buckets import bucket_key, expire_old_versions, harden_bucket, tls_only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,16 +67,7 @@ class ModelReplica(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-bucket",
             bucket=bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-old-versions",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=args.noncurrent_version_days
-                    ),
-                )
-            ],
+            rules=[expire_old_versions(args.noncurrent_version_days)],
             opts=child,
         )
         aws.s3.BucketPolicy(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.buckets import bucket_key, expire_logs, harden_bucket, tls_only
+from components.aws.buckets import bucket_key, expire_logs, expire_old_versions, harden_bucket, tls_only
 from components.aws.iam import POD_IDENTITY_TRUST
 
 
@@ -203,14 +203,7 @@ class ModelStorage(pulumi.ComponentResource):
             f"{name}-bucket",
             bucket=bucket.id,
             rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-old-versions",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=args.noncurrent_version_days
-                    ),
-                ),
+                expire_old_versions(args.noncurrent_version_days),
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
                     id="abort-incomplete-uploads",
                     status="Enabled",
