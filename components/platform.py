@@ -31,6 +31,7 @@ from components.aws.gateway_identity import GatewayIdentity, GatewayIdentityArgs
 from components.aws.gateway_state import GatewayState, GatewayStateArgs
 from components.aws.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from components.aws.image_cache import ImageCache, ImageCacheArgs, mirrored
+from components.aws.metrics_peering import MetricsPeering, MetricsPeeringArgs, PeeredVpc
 from components.aws.metrics_workspace import MetricsWorkspace, MetricsWorkspaceArgs, MetricsWriter
 from components.aws.model_replicas import (
     ModelReplica,
@@ -74,7 +75,7 @@ from components.k8s.quality import PUSHGATEWAY_REGISTRY, Quality, QualityArgs, Q
 from components.k8s.serving import FsxVolume, Serving, ServingArgs
 from components.options import after
 from components.settings import Settings
-from components.settings.cells import Deployment, Routing, workspace_region
+from components.settings.cells import Deployment, Routing, peered_cells, workspace_region
 from components.settings.types import GatewayExposure as Exposure
 from components.settings.types import InterfaceEndpoint, NatMode, StackLayer
 from components.tagging import tags_for
@@ -134,6 +135,10 @@ class CellOutputs:
     cell_region: pulumi.Input[str]
     cell_vpc_id: pulumi.Input[str]
     """The VPC the entry's private hosted zone is attached to."""
+    cell_vpc_cidr: pulumi.Input[str]
+    cell_private_subnet_ids: pulumi.Input[Sequence[str]]
+    cell_private_route_table_ids: pulumi.Input[Sequence[str]]
+    """Where the metrics peering puts its endpoint and routes (components/aws/metrics_peering.py)."""
     cell_gateway_dns_name: pulumi.Input[str]
     """The gateway NLB's own DNS name and canonical hosted zone: the entry's alias target."""
     cell_gateway_zone_id: pulumi.Input[str]
@@ -426,6 +431,9 @@ def build_aws_layer(settings: Settings) -> tuple[AwsLayer, dict[str, pulumi.Reso
         CellOutputs(
             cell_region=settings.region,
             cell_vpc_id=network.vpc_id,
+            cell_vpc_cidr=settings.network.cidr,
+            cell_private_subnet_ids=network.private_subnet_ids,
+            cell_private_route_table_ids=network.private_route_table_ids,
             cell_gateway_dns_name=gateway.exposure.load_balancer_dns_name,
             cell_gateway_zone_id=gateway.exposure.load_balancer_zone_id,
             cell_health_alarm_name=health.alarm_name,
@@ -583,9 +591,10 @@ def build_global(deployment: Deployment) -> None:
     pulumi.export("cells", dict(sorted(g.cells.items())))
     provider = aws.Provider(f"{g.project}-{g.stack}-aws", region=g.region)
     cells: dict[str, EntryCell] = {}
+    cell_outputs: dict[str, CellOutputs] = {}
     for region, stack in sorted(g.cells.items()):
         reference = pulumi.StackReference(f"cell-{region}", stack_name=cell_stack_reference(g.project, stack))
-        outputs = CellOutputs.from_reference(reference)
+        outputs = cell_outputs[region] = CellOutputs.from_reference(reference)
         failover = None
         if g.routing is Routing.FAILOVER:
             failover = "PRIMARY" if region == g.primary else "SECONDARY"
@@ -613,11 +622,18 @@ def build_global(deployment: Deployment) -> None:
     )
     metrics_region = workspace_region(deployment)
     if metrics_region is not None:
-        build_metrics_workspace(deployment, region=metrics_region, provider=provider, tags=tags)
+        build_metrics_workspace(
+            deployment, region=metrics_region, provider=provider, cell_outputs=cell_outputs, tags=tags
+        )
 
 
 def build_metrics_workspace(
-    deployment: Deployment, *, region: str, provider: aws.Provider, tags: Mapping[str, str]
+    deployment: Deployment,
+    *,
+    region: str,
+    provider: aws.Provider,
+    cell_outputs: Mapping[str, CellOutputs],
+    tags: Mapping[str, str],
 ) -> None:
     """The deployment's one metrics workspace and a writer role per cell (monitoring.remote_write in every cell)."""
     g = deployment.settings
@@ -645,6 +661,35 @@ def build_metrics_workspace(
     )
     pulumi.export("metrics_workspace_arn", workspace.workspace_arn)
     pulumi.export(METRICS_REMOTE_WRITE_URL, workspace.remote_write_url)
+    peers = peered_cells(deployment)
+    if not peers:
+        return
+
+    def vpc(cell_region: str) -> PeeredVpc:
+        outputs = cell_outputs[cell_region]
+        cell = deployment.cells[cell_region]
+        return PeeredVpc(
+            region=cell_region,
+            vpc_id=outputs.cell_vpc_id,
+            cidr=cell.network.cidr,
+            private_route_table_ids=outputs.cell_private_route_table_ids,
+            route_tables=len(cell.network.zone_ids),
+            provider=providers[cell_region],
+        )
+
+    # Validation (global.cells) puts a cell in the workspace's region whenever a cell is peered to it.
+    MetricsPeering(
+        "metrics-peering",
+        args=MetricsPeeringArgs(
+            name=f"{g.project}-{g.stack}",
+            workspace_arn=workspace.workspace_arn,
+            home=vpc(region),
+            home_private_subnet_ids=cell_outputs[region].cell_private_subnet_ids,
+            peers={cell_region: vpc(cell_region) for cell_region in peers},
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
 
 
 def public_gateway(settings: Settings) -> bool:

@@ -87,7 +87,7 @@ def test_the_entry_has_a_latency_record_per_cell_health_checked_through_its_alar
 
 
 def test_the_entrys_private_zone_is_attached_to_every_cells_vpc_and_kept(entry, plans) -> None:
-    (zone,) = by_type(entry, "aws:route53/zone:Zone")
+    (zone,) = [z for z in by_type(entry, "aws:route53/zone:Zone") if z["name"] == "entry-zone"]
     assert zone["inputs"]["name"] == "llm.example.internal"
     assert sorted((v["vpcRegion"], v["vpcId"]) for v in zone["inputs"]["vpcs"]) == sorted(
         (region, plans[stack]["outputs"]["cell_vpc_id"]) for region, stack in CELLS.items()
@@ -138,7 +138,11 @@ def test_the_deployments_tco_is_its_cells_plus_the_entry_and_inside_the_enterpri
     cost = entry["cost"]
     cells = sum((Decimal(plans[s]["cost"]["monthly_total"]) for s in CELLS.values()), Decimal(0))
     assert Decimal(cost["monthly_total"]) == cells + Decimal(cost["global_monthly"])
-    assert Decimal(cost["global_monthly"]) == Decimal("1.50")  # one zone and two health checks at $0.50
+    # The entry's zone and two health checks at $0.50, and the metrics workspace, its key, peering and endpoint
+    # (tests/test_metrics_peering.py).
+    entry_lines = [ln for ln in cost["lines"] if ln["id"].startswith("us-east-1/entry/")]
+    assert sum(Decimal(ln["monthly"]) for ln in entry_lines) == Decimal("1.50")
+    assert Decimal(cost["global_monthly"]) == sum(Decimal(ln["monthly"]) for ln in cost["lines"])
     low, high = BANDS[Tier.ENTERPRISE]
     assert cost["band"]["within"] and low <= Decimal(cost["annual_total"]) <= high
     assert {r: c["stack"] for r, c in cost["cells"].items()} == CELLS
@@ -211,7 +215,7 @@ CORE_TENANTS = {"assistant": {"models": ["llama-8b"], "rpm_limit": 600, "tpm_lim
         ),
         # A cell that does not say it is one (no alarm for the entry's health check).
         (
-            {"core-eu": {"deploy": {"secrets_key_arn": EU_KEY}}},
+            {"core-eu": {"deploy": {"secrets_key_arn": EU_KEY}, "monitoring": None}},
             "global.cells.eu-west-1",
             "is not a cell of 'core-global'",
         ),
@@ -262,9 +266,10 @@ def test_failover_routing_names_a_primary_and_a_secondary(tmp_path, plans) -> No
 
     project = _project(tmp_path, {"core-global": {"global": {**GLOBAL, "routing": "failover", "primary": "us-east-1"}}})
     plan = plan_global(project, "core-global", cell_plans=plans)
-    policies = {r["name"]: r["inputs"]["failoverRoutingPolicies"] for r in by_type(plan, RECORD)}
+    records = [r for r in by_type(plan, RECORD) if r["name"].startswith("entry-")]
+    policies = {r["name"]: r["inputs"]["failoverRoutingPolicies"] for r in records}
     assert policies == {"entry-us-east-1": [{"type": "PRIMARY"}], "entry-eu-west-1": [{"type": "SECONDARY"}]}
-    assert not any("latencyRoutingPolicies" in r["inputs"] for r in by_type(plan, RECORD))
+    assert not any("latencyRoutingPolicies" in r["inputs"] for r in records)
 
 
 def test_a_replica_cell_that_is_not_a_cell_of_that_region_exits_2(tmp_path, capsys) -> None:

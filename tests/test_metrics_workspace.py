@@ -1,7 +1,8 @@
 """Observability across regions (docs/regions.md): every cell's Prometheus writes to the deployment's one Amazon
 Managed Service for Prometheus workspace, created by the global stack, each cell through a role that may only
 aps:RemoteWrite to it; a pinned tenant's series stay in their cell; a cell without NAT outside the workspace's region
-is refused."""
+writes over a VPC peering the global stack makes to the workspace region's cell, whose endpoint admits only it; the
+workspace and the peering are priced."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from components.cli import main as cli_main
 from components.errors import InputError
 from components.settings.cells import deployment_of
 from tests.conftest import by_type
@@ -111,23 +111,23 @@ def test_a_cell_without_nat_in_the_workspaces_region_needs_the_aps_endpoint(writ
     assert "writeRelabelConfigs" not in remote  # core pins no tenant
 
 
-def test_the_shipped_deployment_does_not_write_remotely(plans) -> None:
-    for stack in ("core", "core-eu", "pilot", "product"):
+def test_the_shipped_deployment_writes_remotely_and_the_single_region_stacks_do_not(plans) -> None:
+    for stack in ("pilot", "product"):
         assert "remoteWrite" not in _stack_values(plans[stack])["prometheus"]["prometheusSpec"]
+    for stack in ("core", "core-eu"):
+        (remote,) = _stack_values(plans[stack])["prometheus"]["prometheusSpec"]["remoteWrite"]
+        assert remote["sigv4"] == {"region": "us-east-1"}
 
 
-def test_a_cell_without_nat_outside_the_workspaces_region_exits_2_naming_the_key(tmp_path, capsys) -> None:
-    project = _project(tmp_path, {"core": {"monitoring": REMOTE_WRITE}, "core-eu": {"monitoring": REMOTE_WRITE}})
-    code = cli_main(["plan", "--stack", "core-eu", "--project-dir", str(project)])
-    err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err
-    assert "modelyard:monitoring.remote_write.region" in err and "aps-workspaces interface endpoint of eu-west-1" in err
+def test_a_cell_with_nat_is_not_peered(global_plan) -> None:
+    assert not by_type(global_plan, "aws:ec2/vpcPeeringConnection:VpcPeeringConnection")
+    assert not [r for r in global_plan["resources"] if r["type"] == "modelyard:aws:MetricsPeering"]
 
 
 @pytest.mark.parametrize(
     ("changes", "path", "words"),
     [
-        ({"core": {"monitoring": REMOTE_WRITE}}, "global.cells.eu-west-1", "set monitoring.remote_write in every cell"),
+        ({"core-eu": {"monitoring": None}}, "global.cells.eu-west-1", "set monitoring.remote_write in every cell"),
         (
             {
                 "core": {"monitoring": REMOTE_WRITE, "network": {"cidr": "10.60.0.0/16", "nat": "single"}},

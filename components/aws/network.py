@@ -258,6 +258,7 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
         self.private_subnet_by_zone = {z: s.id for z, s in zip(args.zone_ids, private_subnets, strict=True)}
+        self.private_route_table_ids = pulumi.Output.all(*[rt.id for rt in private_route_tables])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
         self.register_outputs(
             {

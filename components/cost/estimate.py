@@ -59,6 +59,8 @@ FREE_TYPES: Mapping[str, str] = {
     "aws:ec2/routeTable:RouteTable": "route tables are free",
     "aws:ec2/route:Route": "routes are free",
     "aws:ec2/routeTableAssociation:RouteTableAssociation": "route table associations are free",
+    "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter": "accepting a peering is free (the "
+    "traffic is priced on the requester's line)",
     "aws:ec2/internetGateway:InternetGateway": "internet gateways are free (traffic is priced as egress)",
     "aws:ec2/securityGroup:SecurityGroup": "security groups are free",
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "security groups are free",
@@ -728,6 +730,9 @@ def _unpriced(r: Mapping[str, Any], why: str) -> Line:
 
 Pricing = Callable[[Mapping[str, Any], Pricer], list[Line]]
 REPLICATION_CONFIG = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+METRICS_WORKSPACE = "aws:amp/workspace:Workspace"
+PEERING = "aws:ec2/vpcPeeringConnection:VpcPeeringConnection"
+METRICS_PEERING = "modelyard:aws:MetricsPeering"
 
 PRICERS: Mapping[str, Pricing] = {
     "aws:eks/cluster:Cluster": _eks_cluster,
@@ -869,7 +874,136 @@ def _replication(r: Mapping[str, Any], p: Pricer, *, settings: Settings) -> list
     ]
 
 
-def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[list[Line], list[dict[str, Any]]]:
+# --- metrics across regions (docs/cost.md, "Metrics across regions") -------------------------------------------
+
+# The kit leaves prometheusSpec.scrapeInterval at the Prometheus Operator's default, 30 s: each series is one sample
+# every 30 s.
+SCRAPE_INTERVAL_SECONDS = Decimal(30)
+SAMPLES_PER_SERIES_MONTH = HOURS_PER_MONTH * 3600 / SCRAPE_INTERVAL_SECONDS
+# Measured: `python -m components.cost.remote_write_bench` (docs/benchmarks.md): a Prometheus 2.42 scraping a node
+# exporter and itself every 30 s, remote-writing snappy-compressed protobuf; bytes on the wire over samples sent.
+REMOTE_WRITE_BYTES_PER_SAMPLE = Decimal("32.31")
+# What AMP stores: samples "typically 1 or 2 bytes" (its pricing page), the upper figure; metadata not counted.
+AMP_STORED_BYTES_PER_SAMPLE = Decimal(2)
+# AMP keeps a workspace's samples 150 days unless its retention is changed (the kit does not change it).
+AMP_RETENTION_MONTHS = Decimal(150) * 24 / HOURS_PER_MONTH
+AMP_TIERS: tuple[tuple[Decimal | None, str], ...] = (
+    (Decimal(2_000_000_000), "amp_ingest_10m_first_2b"),
+    (Decimal(250_000_000_000), "amp_ingest_10m_next_250b"),
+    (None, "amp_ingest_10m_over_252b"),
+)
+GB = Decimal(2**30)
+
+
+@dataclass(frozen=True)
+class MetricsTraffic:
+    """What each writing cell sends to the deployment's metrics workspace, by cell region (a global stack's cost)."""
+
+    series: Mapping[str, int]
+    stacks: Mapping[str, str]
+
+    def samples(self, region: str) -> Decimal:
+        return Decimal(self.series[region]) * SAMPLES_PER_SERIES_MONTH
+
+    def wire_gb(self, region: str) -> Decimal:
+        return self.samples(region) * REMOTE_WRITE_BYTES_PER_SAMPLE / GB
+
+    def record(self, p: Pricer) -> None:
+        for region, stack in sorted(self.stacks.items()):
+            p.assumptions[f"cost.metrics_active_series ({stack})"] = str(self.series[region])
+
+
+def metrics_traffic(deployment: Deployment) -> MetricsTraffic | None:
+    writing = {r: c for r, c in deployment.cells.items() if c.monitoring.remote_write is not None}
+    if not writing:
+        return None
+    return MetricsTraffic(
+        series={r: c.cost.metrics_active_series for r, c in writing.items()},
+        stacks={r: c.stack for r, c in writing.items()},
+    )
+
+
+def _amp_ingestion(samples: Decimal, p: Pricer) -> tuple[Decimal, list[str]]:
+    """The month's ingestion at AMP's tiers (the account's free tier not counted)."""
+    total, left, keys = Decimal(0), samples, []
+    for size, key in AMP_TIERS:
+        part = left if size is None else min(left, size)
+        if part <= 0:
+            break
+        total += part / 10_000_000 * p.price(key)
+        keys.append(key)
+        left -= part
+    return total, keys
+
+
+def _metrics_workspace(r: Mapping[str, Any], p: Pricer, traffic: MetricsTraffic) -> list[Line]:
+    traffic.record(p)
+    samples = sum((traffic.samples(region) for region in traffic.series), Decimal(0))
+    ingestion, keys = _amp_ingestion(samples, p)
+    stored_gb = samples * AMP_RETENTION_MONTHS * AMP_STORED_BYTES_PER_SAMPLE / GB
+    storage = stored_gb * p.price("amp_storage_gb_month")
+    cells = ", ".join(f"{traffic.stacks[region]} {traffic.series[region]:,}" for region in sorted(traffic.series))
+    return [
+        p.aws(
+            id=r["key"],
+            group="observability",
+            item="metrics workspace (Amazon Managed Service for Prometheus)",
+            monthly=ingestion + storage,
+            keys=[*keys, "amp_storage_gb_month"],
+            basis=(
+                f"series {cells} (cost.metrics_active_series) x {SAMPLES_PER_SERIES_MONTH:,.0f} samples a month "
+                f"(one per {SCRAPE_INTERVAL_SECONDS} s) = {samples / 1_000_000_000:,.2f} billion samples ingested; "
+                f"{cents(stored_gb)} GB stored ({AMP_STORED_BYTES_PER_SAMPLE} bytes a sample, 150 days); queries "
+                "not counted"
+            ),
+            resource=r["key"],
+        )
+    ]
+
+
+def _metrics_peering(r: Mapping[str, Any], p: Pricer, traffic: MetricsTraffic) -> list[Line]:
+    """The remote write of a cell without NAT crossing regions over its peering (billed as inter-region transfer)."""
+    region = str(r["key"]).split("/", 1)[0]
+    traffic.record(p)
+    gb = traffic.wire_gb(region)
+    return [
+        p.aws(
+            id=r["key"],
+            group="usage",
+            item=f"metrics of {traffic.stacks[region]} across regions (VPC peering)",
+            monthly=gb * p.price("transfer_inter_region_gb"),
+            keys=["transfer_inter_region_gb"],
+            basis=(
+                f"{traffic.series[region]:,} series x {SAMPLES_PER_SERIES_MONTH:,.0f} samples a month x "
+                f"{REMOTE_WRITE_BYTES_PER_SAMPLE} bytes a sample on the wire (measured) = {cents(gb)} GB a month"
+            ),
+            resource=r["key"],
+        )
+    ]
+
+
+def _metrics_endpoint(r: Mapping[str, Any], p: Pricer, traffic: MetricsTraffic, peers: Iterable[str]) -> list[Line]:
+    """The endpoint the peered cells write through: its hours, and their remote write as GB processed."""
+    subnets = r["inputs"].get("subnetIds")
+    zones = len(subnets) if isinstance(subnets, list) and subnets else p.zones
+    gb = sum((traffic.wire_gb(region) for region in peers), Decimal(0))
+    return [
+        p.aws(
+            id=r["key"],
+            group="network",
+            item=f"interface endpoint aps-workspaces for the peered cells ({zones} zones)",
+            monthly=p.price("interface_endpoint_hour") * HOURS_PER_MONTH * zones
+            + p.price("interface_endpoint_gb") * gb,
+            keys=["interface_endpoint_hour", "interface_endpoint_gb"],
+            basis=f"{zones} zones x 730 h + {cents(gb)} GB (the peered cells' remote write)",
+            resource=r["key"],
+        )
+    ]
+
+
+def plan_lines(
+    plan: Mapping[str, Any], settings: Settings, p: Pricer, *, metrics: MetricsTraffic | None = None
+) -> tuple[list[Line], list[dict[str, Any]]]:
     """AWS lines for the plan's resources, and the free types with their counts and reasons."""
     lines: list[Line] = []
     free: Counter[tuple[str, str]] = Counter()
@@ -885,8 +1019,21 @@ def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[
                     p.template_disks[r["key"]] = int(size)
     for r in resources:
         reason = _free_reason(r)
+        parent = resources_by_key.get(str(r.get("parent")))
         if reason is not None:
             free[(r["type"], reason)] += 1
+        elif metrics is not None and r["type"] == METRICS_WORKSPACE:
+            lines += _metrics_workspace(r, p, metrics)
+        elif metrics is not None and r["type"] == PEERING:
+            lines += _metrics_peering(r, p, metrics)
+        elif (
+            metrics is not None
+            and r["type"] == "aws:ec2/vpcEndpoint:VpcEndpoint"
+            and parent is not None
+            and parent["type"] == METRICS_PEERING
+        ):
+            peers = [str(c["key"]).split("/", 1)[0] for c in by_type.get(PEERING, ())]
+            lines += _metrics_endpoint(r, p, metrics, peers)
         elif r["type"] in PRICERS:
             lines += PRICERS[r["type"]](r, p)
         elif r["type"] == "aws:ec2/natGateway:NatGateway":
@@ -895,7 +1042,6 @@ def plan_lines(plan: Mapping[str, Any], settings: Settings, p: Pricer) -> tuple[
             interface = [e for e in by_type[r["type"]] if e["inputs"].get("vpcEndpointType") == "Interface"]
             lines += _vpc_endpoint(r, p, count=max(1, len(interface)))
         elif r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
-            parent = resources_by_key.get(str(r.get("parent")))
             lines += _bucket(r, p, settings=settings, parent_type=parent["type"] if parent else None)
         elif r["type"] == REPLICATION_CONFIG:
             lines += _replication(r, p, settings=settings)
@@ -1566,7 +1712,7 @@ def deployment_cost(
     # Route 53 is priced from the us-east-1 list: the global stack's provider region, at that region's multiplier.
     home = next((c for c in deployment.cells.values() if c.region == g.region), deployment.cells[min(deployment.cells)])
     p = pricer(home)
-    lines, free = plan_lines(plan, home, p)
+    lines, free = plan_lines(plan, home, p, metrics=metrics_traffic(deployment))
     own = sum((ln.monthly for ln in lines), Decimal(0))
     aws_monthly = own + sum((Decimal(c["aws_monthly"]) for c in cells.values()), Decimal(0))
     monthly = own + sum((Decimal(c["monthly_total"]) for c in cells.values()), Decimal(0))

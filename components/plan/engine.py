@@ -144,6 +144,7 @@ _ID_PREFIXES = {
     "aws:ec2/flowLog:FlowLog": "fl",
     "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
     "aws:ec2/route:Route": "r",
+    "aws:ec2/vpcPeeringConnection:VpcPeeringConnection": "pcx",
     "aws:fsx/lustreFileSystem:LustreFileSystem": "fs",
 }
 
@@ -203,6 +204,18 @@ def _service_outputs(typ: str, rid: str, state: Mapping[str, Any], region: str) 
         return {"arnSuffix": f"targetgroup/{rid[:32]}/{rid[-16:]}"}
     if typ == "aws:route53/zone:Zone":
         return {"zoneId": _zone_id(rid)}
+    if typ == "aws:ec2/vpcEndpoint:VpcEndpoint" and state.get("vpcEndpointType") == "Interface":
+        # The endpoint's own regional name first (vpce-<id>-<suffix>.<service>.<region>.vpce.amazonaws.com), in
+        # the region's hosted zone of endpoint names; then one name per zone (not modelled).
+        service = str(state.get("serviceName", "")).removeprefix(f"com.amazonaws.{region}.")
+        return {
+            "dnsEntries": [
+                {
+                    "dnsName": f"{rid}-{token[:8]}.{service}.{region}.vpce.amazonaws.com",
+                    "hostedZoneId": _zone_id(f"vpce-{region}"),
+                }
+            ]
+        }
     if typ == "aws:route53/record:Record":
         return {"fqdn": str(state.get("name", ""))}
     if typ == "aws:acm/certificate:Certificate":

@@ -10,6 +10,7 @@ served by no cell outside them.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,7 +20,7 @@ from components.errors import InputError, Problem
 from components.settings.load import NAMESPACE, build_settings, decode_config
 from components.settings.schema import Converter, doc_field
 from components.settings.stackfile import StackFile
-from components.settings.types import Settings
+from components.settings.types import NatMode, Settings
 
 # The config key that makes a stack the global stack of a deployment across regions.
 GLOBAL_KEY = "global"
@@ -218,7 +219,45 @@ def _remote_write_problems(cells: Mapping[str, Settings]) -> list[Problem]:
                 "the one workspace's region, the same in every cell",
             )
         )
+    workspace = next(iter(set(regions.values()))) if len(set(regions.values())) == 1 else None
+    peers = [r for r in sorted(cells) if workspace is not None and _peered(cells[r], workspace)]
+    if peers and workspace not in cells:
+        named = ", ".join(cells[r].stack for r in peers)
+        problems.append(
+            _p(
+                "cells",
+                f"{named} (no NAT) reach{'es' if len(peers) == 1 else ''} the workspace in {workspace} only over a "
+                f"peering to the deployment's cell there, and there is none: put the workspace "
+                "(monitoring.remote_write.region) in a cell's region, or give those cells NAT",
+            )
+        )
+    elif peers and workspace is not None:
+        home = cells[workspace]
+        for region in peers:
+            cell = cells[region]
+            if ipaddress.ip_network(cell.network.cidr).overlaps(ipaddress.ip_network(home.network.cidr)):
+                problems.append(
+                    _p(
+                        f"cells.{region}",
+                        f"stack {cell.stack!r} (no NAT) reaches the metrics workspace over a VPC peering to "
+                        f"{home.stack!r}, and peered VPCs may not overlap: {cell.network.cidr} overlaps "
+                        f"{home.network.cidr} (network.cidr is the stack's for good: give the new cell another range)",
+                    )
+                )
     return problems
+
+
+def _peered(cell: Settings, workspace: str) -> bool:
+    """A cell without NAT writing to a workspace in another region: the global stack peers it (docs/regions.md)."""
+    return cell.monitoring.remote_write is not None and cell.network.nat is NatMode.NONE and cell.region != workspace
+
+
+def peered_cells(deployment: Deployment) -> list[str]:
+    """The regions of the cells the global stack peers to the workspace's cell."""
+    workspace = workspace_region(deployment)
+    if workspace is None:
+        return []
+    return [r for r, cell in sorted(deployment.cells.items()) if _peered(cell, workspace)]
 
 
 def workspace_region(deployment: Deployment) -> str | None:

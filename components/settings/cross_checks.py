@@ -143,7 +143,7 @@ def network_endpoints(s: Settings) -> Iterator[Problem]:
             f"the gateway reaches Bedrock (the fallback of {', '.join(bedrock)} in gateway.fallbacks) only through "
             f"an endpoint; add {InterfaceEndpoint.BEDROCK_RUNTIME.value}"
         )
-    if s.monitoring.remote_write is not None and InterfaceEndpoint.APS_WORKSPACES not in listed:
+    if s.writes_metrics_in_region and InterfaceEndpoint.APS_WORKSPACES not in listed:
         reasons.append(
             "Prometheus writes to the metrics workspace (monitoring.remote_write) only through an endpoint; add "
             f"{InterfaceEndpoint.APS_WORKSPACES.value}"
@@ -580,8 +580,9 @@ def deploy_cell(s: Settings) -> Iterator[Problem]:
 
 def monitoring_remote_write(s: Settings) -> Iterator[Problem]:
     """Remote write goes to the workspace of the cell's global stack, which the Kubernetes layer reads after the
-    global stack is applied; without NAT the cell reaches Amazon Managed Service for Prometheus only through its
-    own region's aps-workspaces endpoint (docs/regions.md, "Observability across regions")."""
+    global stack is applied. A cell without NAT reaches a workspace of its own region through its aps-workspaces
+    endpoint, one in another region over the peering the global stack makes (validated there, with every cell:
+    components/settings/cells.py; docs/regions.md, "Observability across regions")."""
     remote_write = s.monitoring.remote_write
     if remote_write is None:
         return
@@ -595,13 +596,6 @@ def monitoring_remote_write(s: Settings) -> Iterator[Problem]:
             "monitoring.remote_write",
             "needs split layers (deploy.layers): the Kubernetes layer reads the workspace from the global stack, "
             "which is applied after the cell's AWS layer and before its Kubernetes layer",
-        )
-    if s.network.nat is NatMode.NONE and remote_write.region != s.region:
-        yield _p(
-            "monitoring.remote_write.region",
-            f"the cell has no NAT (network.nat: none): its Prometheus reaches Amazon Managed Service for Prometheus "
-            f"only through the aps-workspaces interface endpoint of {s.region}, which does not serve a workspace in "
-            f"{remote_write.region}. Put the workspace in {s.region}, or give this cell NAT",
         )
 
 

@@ -1120,6 +1120,14 @@ class CostSettings:
         default=None,
         minimum=0,
     )
+    metrics_active_series: int = doc_field(
+        "series this cell's Prometheus writes to the deployment's metrics workspace (monitoring.remote_write), "
+        "priced as Amazon Managed Service for Prometheus ingestion and storage, and as inter-region transfer over "
+        "the peering of a cell without NAT in another region; an assumption until you read "
+        "prometheus_tsdb_head_series on the cell's Prometheus",
+        default=100_000,
+        minimum=0,
+    )
     trail_data_events_per_month: int = doc_field(
         "object reads and writes of the model bucket a month, priced as CloudTrail data events where "
         "security.cloudtrail_data_events is on (weights are read at every model server start)",
@@ -1324,8 +1332,9 @@ class RemoteWriteSettings:
     Amazon Managed Service for Prometheus workspace, which the global stack creates."""
 
     region: str = doc_field(
-        "the workspace's region, the same in every cell of the deployment; a cell without NAT must be in it (its "
-        "aps-workspaces interface endpoint reaches its own region's service only)",
+        "the workspace's region, the same in every cell of the deployment and one of the cells' regions when a "
+        "cell without NAT is elsewhere: the global stack peers that cell's VPC to the cell of the workspace's region "
+        "(an interface endpoint serves its own region only)",
         pattern=r"[a-z]{2}(-[a-z]+)+-\d",
         pattern_doc="an AWS region such as us-east-1",
     )
@@ -1559,8 +1568,15 @@ class Settings:
         """What the stack needs when nat is none: every node endpoint, and bedrock-runtime for a Bedrock
         fallback in use (without NAT the gateway reaches Bedrock only through it)."""
         bedrock = (InterfaceEndpoint.BEDROCK_RUNTIME,) if self.bedrock_models_in_use else ()
-        remote_write = (InterfaceEndpoint.APS_WORKSPACES,) if self.monitoring.remote_write is not None else ()
+        remote_write = (InterfaceEndpoint.APS_WORKSPACES,) if self.writes_metrics_in_region else ()
         return ENDPOINTS_WITHOUT_NAT + bedrock + remote_write
+
+    @property
+    def writes_metrics_in_region(self) -> bool:
+        """Prometheus writes to a workspace of the stack's own region: through its own aps-workspaces endpoint
+        where there is no NAT (a workspace elsewhere is reached over the global stack's peering)."""
+        remote_write = self.monitoring.remote_write
+        return remote_write is not None and remote_write.region == self.region
 
     @property
     def interface_endpoints(self) -> tuple[InterfaceEndpoint, ...]:
