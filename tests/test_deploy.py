@@ -34,8 +34,10 @@ CHARTS_BY_STACK = {
 def _layer(resource: dict[str, Any]) -> str:
     if resource["type"].startswith(KUBERNETES_PREFIXES) or resource["type"].startswith("modelyard:k8s:"):
         return "kubernetes"
-    if resource["type"] == "pulumi:pulumi:StackReference" and resource["name"] == "aws-layer":
-        return "join"  # core's other reference, to its eu-west-1 cell's bucket, belongs to the AWS layer
+    if resource["type"] == "pulumi:pulumi:StackReference" and resource["name"] in ("aws-layer", "global-stack"):
+        # The Kubernetes layer's references: its AWS layer, and the global stack (the metrics workspace's URLs).
+        # core's other reference, to its eu-west-1 cell's bucket, belongs to the AWS layer.
+        return "join"
     return "aws"
 
 

@@ -106,7 +106,10 @@ def test_the_split_gateway_is_the_one_stack_gateway(plans: dict[str, Any], tmp_p
     # core's own settings (its gateway hostname, tenants, cell) in one stack; its replication into core-eu's bucket
     # does not reach the gateway, and the scratch project has no core-eu.
     core = yaml.safe_load((ROOT / "stacks" / "Pulumi.core.yaml").read_text())["config"]
-    overrides = {k.removeprefix("modelyard:"): v for k, v in core.items() if k != "modelyard:preset"}
+    # Not its remote write either: a cell's Prometheus writes to its global stack's workspace.
+    overrides = {
+        k.removeprefix("modelyard:"): v for k, v in core.items() if k not in ("modelyard:preset", "modelyard:monitoring")
+    }
     overrides["deploy"] = {**overrides["deploy"], **ENTERPRISE_ONE_STACK["deploy"]}
     overrides.update(cluster=ENTERPRISE_ONE_STACK["cluster"], storage={"replicas": None})
     one_stack = plan_with(tmp_path, "enterprise", overrides)
@@ -207,7 +210,11 @@ def test_a_split_deployment_gives_the_gateway_its_bedrock_role_though_the_keys_a
     stacks = {
         "ent": {
             # Not a cell here: no core-eu to replicate into, no hostname for a cell's load balancer.
-            **{k: v for k, v in core.items() if k not in ("modelyard:storage", "modelyard:deploy")},
+            **{
+                k: v
+                for k, v in core.items()
+                if k not in ("modelyard:storage", "modelyard:deploy", "modelyard:monitoring")
+            },
             "modelyard:tenants": {tenant: {"data": "external-allowed"}},
             "modelyard:gateway": {"fallbacks": {"llama-8b": {"provider": "bedrock", "model": BEDROCK_MODEL}}},
         },
