@@ -56,7 +56,7 @@ def query_policy(workspace_arn: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class MetricsWriter:
-    """One cell whose Prometheus writes to the workspace."""
+    """One cell whose Prometheus writes to the workspace and whose Grafana queries it."""
 
     cluster_name: str
     """The cell's EKS cluster (`<project>-<cell stack>`), whose Pod Identity agent hands out the role."""
