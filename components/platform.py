@@ -63,6 +63,7 @@ from components.k8s.load_balancer_controller import (
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs, RemoteWriteTarget
 from components.k8s.monitoring.logs import ContainerLogs, ContainerLogsArgs
 from components.k8s.monitoring.values import (
+    GRAFANA_SERVICE_ACCOUNT,
     IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK_RELEASE,
     MONITORING_NAMESPACE,
@@ -635,7 +636,8 @@ def build_metrics_workspace(
     cell_outputs: Mapping[str, CellOutputs],
     tags: Mapping[str, str],
 ) -> None:
-    """The deployment's one metrics workspace and a writer role per cell (monitoring.remote_write in every cell)."""
+    """The deployment's one metrics workspace, and per cell a writer role (Prometheus) and a query role (Grafana)
+    (monitoring.remote_write in every cell)."""
     g = deployment.settings
     providers: dict[str, aws.Provider] = {g.region: provider}
     for cell_region in sorted({region, *deployment.cells}):
@@ -652,6 +654,7 @@ def build_metrics_workspace(
                     provider=providers[cell_region],
                     namespace=MONITORING_NAMESPACE,
                     service_account=PROMETHEUS_SERVICE_ACCOUNT,
+                    reader_service_account=GRAFANA_SERVICE_ACCOUNT,
                 )
                 for cell_region, cell in sorted(deployment.cells.items())
             },
@@ -661,6 +664,7 @@ def build_metrics_workspace(
     )
     pulumi.export("metrics_workspace_arn", workspace.workspace_arn)
     pulumi.export(METRICS_REMOTE_WRITE_URL, workspace.remote_write_url)
+    pulumi.export(METRICS_QUERY_URL, workspace.query_url)
     peers = peered_cells(deployment)
     if not peers:
         return
@@ -833,8 +837,9 @@ def monitoring_args(settings: Settings, layer: AwsLayer) -> MonitoringArgs:
     )
 
 
-# The global stack's output a cell's Kubernetes layer reads for its remote write.
+# The global stack's outputs a cell's Kubernetes layer reads: where its Prometheus writes, where its Grafana queries.
 METRICS_REMOTE_WRITE_URL = "metrics_remote_write_url"
+METRICS_QUERY_URL = "metrics_query_url"
 
 
 def kept_in_region(settings: Settings, workspace: str) -> tuple[tuple[str, str], ...]:
@@ -848,7 +853,8 @@ def kept_in_region(settings: Settings, workspace: str) -> tuple[tuple[str, str],
 
 
 def remote_write_target(settings: Settings) -> RemoteWriteTarget | None:
-    """A cell's remote write (monitoring.remote_write): the URL from its global stack, applied before this layer."""
+    """A cell's remote write (monitoring.remote_write) and its Grafana's view of the workspace: the URLs from its global
+    stack, applied before this layer."""
     remote_write = settings.monitoring.remote_write
     global_stack = settings.deploy.global_stack
     if remote_write is None or global_stack is None:
@@ -856,6 +862,7 @@ def remote_write_target(settings: Settings) -> RemoteWriteTarget | None:
     reference = pulumi.StackReference("global-stack", stack_name=cell_stack_reference(settings.project, global_stack))
     return RemoteWriteTarget(
         url=reference.get_output(METRICS_REMOTE_WRITE_URL),
+        query_url=reference.get_output(METRICS_QUERY_URL),
         region=remote_write.region,
         cell=settings.deployment,
         cell_region=settings.region,

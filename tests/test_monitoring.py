@@ -33,6 +33,7 @@ from components.k8s.monitoring.logs import (
 from components.k8s.monitoring.values import (
     DCGM_EXPORTER_REPO,
     DCGM_EXPORTER_VERSION,
+    DEPLOYMENT_DATASOURCE,
     GATEWAY_JOB,
     GATEWAY_JOB_NAMESPACE,
     GPU_PRESENT_LABEL,
@@ -227,17 +228,78 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
 def test_dashboards_are_grafana_json_with_known_metrics() -> None:
     allowed = assets.allowed_series_names()
     found = dashboards()
-    assert set(found) == {"serving.json", "gateway.json", "gpus.json", "cost.json"}
+    assert set(found) == {"serving.json", "gateway.json", "gpus.json", "cost.json", "cells.json"}
     for name, dashboard in found.items():
         assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36, name
         ids = [panel["id"] for panel in dashboard["panels"]]
         assert len(ids) == len(set(ids)), name
+        # A cell's dashboards read the Prometheus chosen in their variable; the Cells dashboard the workspace only.
+        source = (
+            {"type": "prometheus", "uid": DEPLOYMENT_DATASOURCE}
+            if name == assets.CELLS_DASHBOARD.name
+            else {"type": "prometheus", "uid": "${datasource}"}
+        )
         for panel in dashboard["panels"]:
-            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, (name, panel["title"])
+            assert panel["datasource"] == source, (name, panel["title"])
             assert panel["targets"], (name, panel["title"])
+            assert all(target["datasource"] == source for target in panel["targets"]), (name, panel["title"])
         for expr in dashboard_queries(dashboard):
             unknown = series_names(expr) - allowed
             assert not unknown, f"{name}: {expr} uses {unknown}, not in metrics.yaml nor recorded"
+
+
+def _cells_dashboard() -> dict[str, Any]:
+    return dashboards()[assets.CELLS_DASHBOARD.name]
+
+
+def test_the_cells_dashboard_reads_every_cell_from_the_deployment_data_source() -> None:
+    """modelyard / Cells: `region` then `cell` variables over the external labels every remote-written series carries
+    (multi-select, All by default), no data source variable, and every query narrowed to the chosen cells."""
+    dashboard = _cells_dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert list(variables) == ["region", "cell"]
+    assert variables["region"]["query"]["query"] == "label_values(up, region)"
+    assert variables["cell"]["query"]["query"] == 'label_values(up{region=~"$region"}, cell)'
+    for variable in variables.values():
+        assert variable["datasource"] == {"type": "prometheus", "uid": DEPLOYMENT_DATASOURCE}
+        assert variable["multi"] and variable["includeAll"] and variable["current"]["value"] == ["$__all"]
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    for expr in exprs:
+        selectors = re.findall(r"\{[^}]*\}", expr)
+        assert selectors and all('cell=~"$cell"' in sel and 'region=~"$region"' in sel for sel in selectors), expr
+        assert re.search(r"\bby \([^)]*\bcell\b", expr), f"not split by cell: {expr}"
+    # What the view promises: the gateway's traffic and errors, TTFT p95 per model, queues, GPUs, replicas, alerts.
+    used = set().union(*(series_names(e) for e in exprs))
+    assert {
+        "litellm_proxy_total_requests_metric_total",
+        "litellm_proxy_failed_requests_metric_total",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "DCGM_FI_DEV_GPU_UTIL",
+        "kube_pod_status_ready",
+        "ALERTS",
+    } <= used
+
+
+def test_the_cells_dashboard_queries_pass_promtool(tmp_path: Path) -> None:
+    """Every query of the Cells dashboard, Grafana's variables replaced by what it sends for All, parsed by
+    `promtool check rules` (as recording rules)."""
+    promtool = require_tool("promtool")
+    exprs = dashboard_queries(_cells_dashboard())
+    grafana = {"$__rate_interval": "5m", "$cell": ".*", "$region": ".*"}
+    rules = []
+    for index, expr in enumerate(exprs):
+        for variable, value in grafana.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, expr
+        rules.append({"record": f"dashboard:cells_query_{index}", "expr": expr})
+    (tmp_path / "cells.yaml").write_text(yaml.safe_dump({"groups": [{"name": "cells", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(tmp_path / "cells.yaml")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout, result.stdout
 
 
 def test_rules_use_known_metrics() -> None:
@@ -308,7 +370,7 @@ def test_cost_rules_price_every_priced_gpu_type_from_the_catalog() -> None:
 def rendered_objects() -> list[dict[str, Any]]:
     return [
         assets.namespace_object(),
-        *assets.dashboard_config_maps(),
+        *assets.dashboard_config_maps(deployment_view=True),
         *assets.prometheus_rules(),
         alertmanager_config(4),
     ]
@@ -576,7 +638,9 @@ def test_component_installs_pinned_charts_dashboards_and_rules_with_the_callers_
 
     rules = [r for r in children if r.type == "kubernetes:monitoring.coreos.com/v1:PrometheusRule"]
     maps = [r for r in children if r.type == "kubernetes:core/v1:ConfigMap"]
-    assert len(rules) == len(assets.rule_files()) and len(maps) == len(assets.dashboard_files())
+    # pilot does not write to a metrics workspace: no Cells dashboard.
+    assert len(rules) == len(assets.rule_files()) and len(maps) == len(assets.dashboard_files(deployment_view=False))
+    assert "monitoring-dashboard-modelyard-cells" not in by_name
     assert all(by_name["monitoring-kube-prometheus-stack"].urn in r.dependency_urns for r in rules)
 
     # The receiver's key is in a Secret of its own, marked secret; the routing references it by name.

@@ -107,9 +107,8 @@ def test_the_split_gateway_is_the_one_stack_gateway(plans: dict[str, Any], tmp_p
     # does not reach the gateway, and the scratch project has no core-eu.
     core = yaml.safe_load((ROOT / "stacks" / "Pulumi.core.yaml").read_text())["config"]
     # Not its remote write either: a cell's Prometheus writes to its global stack's workspace.
-    overrides = {
-        k.removeprefix("modelyard:"): v for k, v in core.items() if k not in ("modelyard:preset", "modelyard:monitoring")
-    }
+    left_out = ("modelyard:preset", "modelyard:monitoring")
+    overrides = {k.removeprefix("modelyard:"): v for k, v in core.items() if k not in left_out}
     overrides["deploy"] = {**overrides["deploy"], **ENTERPRISE_ONE_STACK["deploy"]}
     overrides.update(cluster=ENTERPRISE_ONE_STACK["cluster"], storage={"replicas": None})
     one_stack = plan_with(tmp_path, "enterprise", overrides)

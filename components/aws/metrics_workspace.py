@@ -1,9 +1,10 @@
 """MetricsWorkspace: the cross-region view of a deployment's metrics (docs/regions.md, "Observability across regions").
 
 One Amazon Managed Service for Prometheus workspace, created by the global stack in the region every cell names
-(monitoring.remote_write.region), encrypted with a customer managed key of that region; per cell a role that EKS Pod
-Identity gives the cell's Prometheus, allowed `aps:RemoteWrite` to this workspace and nothing else. The cells'
-Kubernetes layers read `metrics_remote_write_url` from the global stack and write there with SigV4.
+(monitoring.remote_write.region), encrypted with a customer managed key of that region; per cell two roles that EKS
+Pod Identity gives the cell's pods: its Prometheus's, allowed `aps:RemoteWrite` to this workspace and nothing else, and
+its Grafana's, allowed to query it and nothing else. The cells' Kubernetes layers read `metrics_remote_write_url` and
+`metrics_query_url` from the global stack and write and read there with SigV4.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from components.aws.iam import POD_IDENTITY_TRUST
 
 # What a writer may do: RemoteWrite only (AWS's own AmazonPrometheusRemoteWriteAccess, scoped to one workspace).
 REMOTE_WRITE_ACTIONS = ("aps:RemoteWrite",)
+# What a reader may do: the actions of AWS's AmazonPrometheusQueryAccess (policy version v1: "aps:GetLabels",
+# "aps:GetMetricMetadata", "aps:GetSeries", "aps:QueryMetrics" on "*"), scoped to one workspace.
+QUERY_ACTIONS = ("aps:GetLabels", "aps:GetMetricMetadata", "aps:GetSeries", "aps:QueryMetrics")
 
 
 def remote_write_url(region: str, workspace_id: str) -> str:
@@ -26,25 +30,33 @@ def remote_write_url(region: str, workspace_id: str) -> str:
     return f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{workspace_id}/api/v1/remote_write"
 
 
-def remote_write_policy(workspace_arn: str) -> str:
+def query_url(region: str, workspace_id: str) -> str:
+    """The workspace's Prometheus-compatible query endpoint, without `/api/v1/...` (a Grafana data source's URL; the
+    Amazon Managed Service for Prometheus user guide, "Set up Grafana open source ... for use with Amazon Managed
+    Service for Prometheus")."""
+    return f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{workspace_id}"
+
+
+def _workspace_policy(sid: str, actions: tuple[str, ...], workspace_arn: str) -> str:
     return json.dumps(
         {
             "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "RemoteWriteToTheDeploymentsWorkspace",
-                    "Effect": "Allow",
-                    "Action": list(REMOTE_WRITE_ACTIONS),
-                    "Resource": workspace_arn,
-                }
-            ],
+            "Statement": [{"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": workspace_arn}],
         }
     )
 
 
+def remote_write_policy(workspace_arn: str) -> str:
+    return _workspace_policy("RemoteWriteToTheDeploymentsWorkspace", REMOTE_WRITE_ACTIONS, workspace_arn)
+
+
+def query_policy(workspace_arn: str) -> str:
+    return _workspace_policy("QueryTheDeploymentsWorkspace", QUERY_ACTIONS, workspace_arn)
+
+
 @dataclass(frozen=True, kw_only=True)
 class MetricsWriter:
-    """One cell whose Prometheus writes to the workspace."""
+    """One cell whose Prometheus writes to the workspace and whose Grafana queries it."""
 
     cluster_name: str
     """The cell's EKS cluster (`<project>-<cell stack>`), whose Pod Identity agent hands out the role."""
@@ -53,7 +65,9 @@ class MetricsWriter:
     namespace: str
     """Prometheus's namespace (components.contract.MONITORING_NAMESPACE)."""
     service_account: str
-    """Prometheus's service account (values.PROMETHEUS_SERVICE_ACCOUNT)."""
+    """Prometheus's service account (values.PROMETHEUS_SERVICE_ACCOUNT): the writer role's."""
+    reader_service_account: str
+    """Grafana's service account (values.GRAFANA_SERVICE_ACCOUNT), in the same namespace: the query role's."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,11 +82,14 @@ class MetricsWorkspaceArgs:
 
 
 class MetricsWorkspace(pulumi.ComponentResource):
-    """An Amazon Managed Service for Prometheus workspace (KMS-encrypted) and one remote-write role per cell."""
+    """An Amazon Managed Service for Prometheus workspace (KMS-encrypted), and per cell a remote-write role (its
+    Prometheus) and a query role (its Grafana)."""
 
     workspace_arn: pulumi.Output[str]
     remote_write_url: pulumi.Output[str]
+    query_url: pulumi.Output[str]
     writer_role_arns: dict[str, pulumi.Output[str]]
+    reader_role_arns: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, *, args: MetricsWorkspaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if not args.writers:
@@ -98,28 +115,46 @@ class MetricsWorkspace(pulumi.ComponentResource):
             # Stateful (the deployment's metrics history): a destroy leaves it, like the model bucket.
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )
-        policy = workspace.arn.apply(remote_write_policy)
+        policies = {
+            "writer": workspace.arn.apply(remote_write_policy),
+            "reader": workspace.arn.apply(query_policy),
+        }
         self.writer_role_arns = {}
+        self.reader_role_arns = {}
         for region, writer in sorted(args.writers.items()):
-            role = aws.iam.Role(
-                f"{name}-writer-{region}",
-                description=f"Prometheus of {writer.cluster_name} writing to {args.name}'s metrics workspace",
-                assume_role_policy=POD_IDENTITY_TRUST,
-                max_session_duration=3600,
-                tags=tags,
-                opts=child,
-            )
-            aws.iam.RolePolicy(f"{name}-writer-{region}", role=role.id, policy=policy, opts=child)
-            aws.eks.PodIdentityAssociation(
-                f"{name}-writer-{region}",
-                cluster_name=writer.cluster_name,
-                namespace=writer.namespace,
-                service_account=writer.service_account,
-                role_arn=role.arn,
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=self, provider=writer.provider),
-            )
-            self.writer_role_arns[region] = role.arn
+            roles = {
+                # Prometheus copies the cell's series in.
+                "writer": (writer.service_account, "Prometheus", "writing to"),
+                # Grafana's "deployment" data source reads every cell's series back (the Cells dashboard).
+                "reader": (writer.reader_service_account, "Grafana", "querying"),
+            }
+            for role_kind, (service_account, who, verb) in roles.items():
+                role = aws.iam.Role(
+                    f"{name}-{role_kind}-{region}",
+                    description=f"{who} of {writer.cluster_name} {verb} {args.name}'s metrics workspace",
+                    assume_role_policy=POD_IDENTITY_TRUST,
+                    max_session_duration=3600,
+                    tags=tags,
+                    opts=child,
+                )
+                aws.iam.RolePolicy(f"{name}-{role_kind}-{region}", role=role.id, policy=policies[role_kind], opts=child)
+                aws.eks.PodIdentityAssociation(
+                    f"{name}-{role_kind}-{region}",
+                    cluster_name=writer.cluster_name,
+                    namespace=writer.namespace,
+                    service_account=service_account,
+                    role_arn=role.arn,
+                    tags=tags,
+                    opts=pulumi.ResourceOptions(parent=self, provider=writer.provider),
+                )
+                (self.writer_role_arns if role_kind == "writer" else self.reader_role_arns)[region] = role.arn
         self.workspace_arn = workspace.arn
         self.remote_write_url = workspace.id.apply(lambda ws: remote_write_url(args.region, ws))
-        self.register_outputs({"workspace_arn": self.workspace_arn, "remote_write_url": self.remote_write_url})
+        self.query_url = workspace.id.apply(lambda ws: query_url(args.region, ws))
+        self.register_outputs(
+            {
+                "workspace_arn": self.workspace_arn,
+                "remote_write_url": self.remote_write_url,
+                "query_url": self.query_url,
+            }
+        )

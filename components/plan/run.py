@@ -13,7 +13,7 @@ from pulumi.runtime import rpc
 from components.errors import InputError, Problem
 from components.plan.document import build_plan
 from components.plan.engine import ORGANIZATION, StackOutputs, run_program
-from components.platform import CELL_OUTPUT_PREFIX, METRICS_REMOTE_WRITE_URL
+from components.platform import CELL_OUTPUT_PREFIX, METRICS_QUERY_URL, METRICS_REMOTE_WRITE_URL
 from components.settings import Settings, build_settings
 from components.settings.stackfile import StackFile
 from components.settings.types import StackLayer
@@ -124,15 +124,15 @@ def replica_cells(project_dir: Path, settings: Settings) -> dict[str, StackOutpu
 
 
 def global_workspace(settings: Settings) -> dict[str, StackOutputs]:
-    """A cell writing to its deployment's metrics workspace reads its URL from the global stack. The global stack
-    is applied after the cell's AWS layer and plans every cell first: a cell's own plan shows the URL as unknown
-    (every other value of the remote write is the cell's own)."""
+    """A cell writing to its deployment's metrics workspace reads its URLs (remote write, and query for its Grafana)
+    from the global stack. The global stack is applied after the cell's AWS layer and plans every cell first: a cell's
+    own plan shows the URLs as unknown (every other value of the remote write and the data source is the cell's own)."""
     global_stack = settings.deploy.global_stack
     if settings.monitoring.remote_write is None or global_stack is None:
         return {}
     return {
         f"{ORGANIZATION}/{settings.project}/{global_stack}": StackOutputs(
-            values={METRICS_REMOTE_WRITE_URL: rpc.UNKNOWN}, secret_names=[]
+            values={METRICS_REMOTE_WRITE_URL: rpc.UNKNOWN, METRICS_QUERY_URL: rpc.UNKNOWN}, secret_names=[]
         )
     }
 

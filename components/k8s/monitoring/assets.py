@@ -39,8 +39,14 @@ def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.yaml"))
 
 
-def dashboard_files() -> list[Path]:
-    return sorted(DASHBOARDS_DIR.glob("*.json"))
+# The cross-region dashboard: it queries the deployment's metrics workspace (values.DEPLOYMENT_DATASOURCE), a data
+# source Grafana has only in a cell that writes there (monitoring.remote_write).
+CELLS_DASHBOARD = DASHBOARDS_DIR / "cells.json"
+
+
+def dashboard_files(*, deployment_view: bool = True) -> list[Path]:
+    """Every dashboard file; without `deployment_view`, those of the cell's own Prometheus only."""
+    return sorted(p for p in DASHBOARDS_DIR.glob("*.json") if deployment_view or p != CELLS_DASHBOARD)
 
 
 def load_rule(path: Path) -> dict[str, Any]:
@@ -89,10 +95,11 @@ def recorded_names() -> set[str]:
     }
 
 
-def dashboard_config_maps() -> list[dict[str, Any]]:
-    """One ConfigMap per dashboard, labelled for Grafana's sidecar."""
+def dashboard_config_maps(*, deployment_view: bool = False) -> list[dict[str, Any]]:
+    """One ConfigMap per dashboard, labelled for Grafana's sidecar; the Cells dashboard only with `deployment_view`
+    (a cell writing to the deployment's workspace)."""
     objects = []
-    for path in dashboard_files():
+    for path in dashboard_files(deployment_view=deployment_view):
         text = path.read_text()
         uid = json.loads(text)["uid"]
         objects.append(

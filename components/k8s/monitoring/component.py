@@ -82,10 +82,13 @@ class MonitoringArgs:
 
 @dataclass(frozen=True, kw_only=True)
 class RemoteWriteTarget:
-    """The workspace a cell's Prometheus writes to: values.RemoteWrite with the URL as the global stack's output."""
+    """The workspace a cell's Prometheus writes to and its Grafana reads: values.RemoteWrite with the URLs as the global
+    stack's outputs."""
 
     url: pulumi.Input[str]
     """The workspace's remote-write URL (the global stack's `metrics_remote_write_url`)."""
+    query_url: pulumi.Input[str]
+    """The workspace's query URL (the global stack's `metrics_query_url`): Grafana's "deployment" data source."""
     region: str
     cell: str
     cell_region: str
@@ -99,10 +102,11 @@ def _stack_values(args: MonitoringArgs) -> pulumi.Output[dict[str, Any]]:
             lambda mirrors: monitoring_values(args, image_mirrors=mirrors)
         )
 
-    # The URL stays an Output inside the values: known to `pulumi up` (the global stack was applied), unknown to the
+    # The URLs stay Outputs inside the values: known to `pulumi up` (the global stack was applied), unknown to the
     # offline plan of a cell, which then shows every other value still.
     remote_write = RemoteWrite(
         url=target.url,
+        query_url=target.query_url,
         region=target.region,
         cell=target.cell,
         cell_region=target.cell_region,
@@ -165,7 +169,8 @@ class Monitoring(pulumi.ComponentResource):
             timeout=RELEASE_TIMEOUT_SECONDS,
             opts=after_stack,
         )
-        for config_map in assets.dashboard_config_maps():
+        # The Cells dashboard reads the deployment's workspace: only where this cell writes there (Grafana reads it).
+        for config_map in assets.dashboard_config_maps(deployment_view=args.remote_write is not None):
             _apply(f"{name}-{config_map['metadata']['name']}", config_map, after_namespace)
         for rule in assets.prometheus_rules(runbook_base_url=args.runbook_base_url):
             _apply(f"{name}-{rule['metadata']['name']}", rule, after_stack)

@@ -2,7 +2,8 @@
 
 - ``rules/cost.yaml``: one price series per GPU instance type of the catalog (on-demand $/hr), and the
   cost rules built on them: $/hr per node, per pod and per model, and cost per million output tokens.
-- ``dashboards/{serving,gateway,gpus,cost}.json``: the Grafana dashboards.
+- ``dashboards/{serving,gateway,gpus,cost}.json``: the Grafana dashboards of a cell's own Prometheus, and
+  ``dashboards/cells.json``: every cell side by side, from the deployment's metrics workspace (docs/regions.md).
 
 Run ``python -m components.k8s.monitoring.generate`` after changing the catalog or this file.
 """
@@ -18,10 +19,12 @@ from typing import Any
 import yaml
 
 from components import catalog
+from components.contract import ALERT_ROUTES, ROUTE_ALERT_SEVERITY
 from components.contract import REVISION_METRIC_LABEL as REVISION
 from components.k8s.monitoring.assets import DASHBOARDS_DIR, RULES_DIR
 from components.k8s.monitoring.values import (
     DCGM_JOB,
+    DEPLOYMENT_DATASOURCE,
     GATEWAY_JOB,
     GATEWAY_JOB_NAMESPACE,
     KUBE_PROMETHEUS_STACK_RELEASE,
@@ -139,19 +142,27 @@ def render_cost_rules() -> str:
 _DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
-def query_variable(name: str, label: str, query: str, *, include_all: bool = True) -> dict[str, Any]:
+def query_variable(
+    name: str,
+    label: str,
+    query: str,
+    *,
+    include_all: bool = True,
+    datasource: dict[str, str] = _DATASOURCE,
+    all_by_default: bool = False,
+) -> dict[str, Any]:
     return {
         "name": name,
         "label": label,
         "type": "query",
-        "datasource": _DATASOURCE,
+        "datasource": datasource,
         "definition": query,
         "query": {"query": query, "refId": name},
         "refresh": 2,
         "includeAll": include_all,
         "multi": include_all,
         "allValue": ".*",
-        "current": {},
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if all_by_default else {},
         "sort": 1,
     }
 
@@ -173,20 +184,21 @@ def panel(
     kind: str = "timeseries",
     description: str = "",
     instant: bool = False,
+    datasource: dict[str, str] = _DATASOURCE,
 ) -> dict[str, Any]:
     return {
         "id": panel_id,
         "type": kind,
         "title": title,
         "description": description,
-        "datasource": _DATASOURCE,
+        "datasource": datasource,
         "gridPos": {"x": x, "y": y, "w": w, "h": h},
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
         "options": {},
         "targets": [
             {
                 "refId": chr(ord("A") + index),
-                "datasource": _DATASOURCE,
+                "datasource": datasource,
                 "expr": expr,
                 "legendFormat": legend,
                 **({"instant": True, "range": False, "format": "table"} if instant else {}),
@@ -196,7 +208,16 @@ def panel(
     }
 
 
-def dashboard(uid: str, title: str, description: str, variables: list[dict[str, Any]], panels: list[dict[str, Any]]):
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    variables: list[dict[str, Any]],
+    panels: list[dict[str, Any]],
+    *,
+    datasource_variable: bool = True,
+):
+    """A dashboard; with `datasource_variable`, its panels read the Prometheus data source chosen in a variable."""
     return {
         "uid": uid,
         "title": title,
@@ -208,7 +229,7 @@ def dashboard(uid: str, title: str, description: str, variables: list[dict[str, 
         "version": 1,
         "refresh": "1m",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": [_datasource_variable(), *variables]},
+        "templating": {"list": [*([_datasource_variable()] if datasource_variable else []), *variables]},
         "annotations": {"list": []},
         "panels": panels,
     }
@@ -638,11 +659,144 @@ def cost_dashboard() -> dict[str, Any]:
     )
 
 
+# The Cells dashboard reads Grafana's "deployment" data source (values.deployment_datasource), never the cell's own.
+_DEPLOYMENT = {"type": "prometheus", "uid": DEPLOYMENT_DATASOURCE}
+
+
+def cells_dashboard() -> dict[str, Any]:
+    """Every cell of the deployment side by side, from the metrics workspace its cells write to: every series there
+    carries the external labels `cell` and `region` (values._with_remote_write). A pinned tenant's series are not
+    there (dropped before they leave its cell)."""
+    cells = 'cell=~"$cell", region=~"$region"'
+    gateway = f'job="{GATEWAY_JOB}", namespace="{GATEWAY_JOB_NAMESPACE}", {cells}'
+    rate = "[$__rate_interval]"
+    total = "litellm_proxy_total_requests_metric_total"
+    failed = "litellm_proxy_failed_requests_metric_total"
+    severities = "|".join(ROUTE_ALERT_SEVERITY[route] for route in ALERT_ROUTES)
+
+    def cell_panel(panel_id: int, title: str, targets: Sequence[tuple[str, str]], **kwargs: Any) -> dict[str, Any]:
+        return panel(panel_id, title, targets, datasource=_DEPLOYMENT, **kwargs)
+
+    panels = [
+        cell_panel(
+            1,
+            "Gateway requests per second by cell",
+            [(f"sum by (cell) (rate({total}{{{gateway}}}{rate}))", "{{cell}}")],
+            x=0,
+            y=0,
+            unit="reqps",
+            description="Requests the cell's LiteLLM gateway received (only with gateway.master_key).",
+        ),
+        cell_panel(
+            2,
+            "Gateway error rate by cell (429 left out)",
+            [
+                (
+                    f'sum by (cell) (rate({failed}{{{gateway}, exception_status!="429"}}{rate}))'
+                    f" / sum by (cell) (rate({total}{{{gateway}}}{rate}))",
+                    "{{cell}}",
+                )
+            ],
+            x=12,
+            y=0,
+            unit="percentunit",
+            description="The share GatewayErrorRateHigh watches in each cell (above 5% over 10 minutes).",
+        ),
+        cell_panel(
+            3,
+            "Time to first token p95 by cell and model",
+            [
+                (
+                    "histogram_quantile(0.95, sum by (cell, model_name, le) "
+                    f"(rate(vllm:time_to_first_token_seconds_bucket{{{cells}}}{rate})))",
+                    "{{cell}} {{model_name}}",
+                )
+            ],
+            x=0,
+            y=8,
+            unit="s",
+            description="All revisions of a model in a cell together (the Serving dashboard of a cell splits them).",
+        ),
+        cell_panel(
+            4,
+            "Requests running and waiting by cell and model",
+            [
+                (
+                    f"sum by (cell, model_name) (vllm:num_requests_running{{{cells}}})",
+                    "{{cell}} {{model_name}} running",
+                ),
+                (
+                    f"sum by (cell, model_name) (vllm:num_requests_waiting{{{cells}}})",
+                    "{{cell}} {{model_name}} waiting",
+                ),
+            ],
+            x=12,
+            y=8,
+        ),
+        cell_panel(
+            5,
+            "GPU utilisation by cell",
+            [(f"avg by (cell) (DCGM_FI_DEV_GPU_UTIL{{{cells}}})", "{{cell}}")],
+            x=0,
+            y=16,
+            unit="percent",
+            description="The mean over every GPU the cell's DCGM exporter reports.",
+        ),
+        cell_panel(
+            6,
+            "Ready model server replicas by cell and model",
+            [
+                (
+                    f'sum by (cell, model_name) (kube_pod_status_ready{{condition="true", {cells}}}'
+                    " * on (cell, namespace, pod) group_left (model_name) "
+                    f"group by (cell, namespace, pod, model_name) (vllm:num_requests_running{{{cells}}}))",
+                    "{{cell}} {{model_name}}",
+                )
+            ],
+            x=12,
+            y=16,
+            description="Pods ready by Kubernetes among those serving a model (a pod loading its model has no vLLM "
+            "series yet and is not counted).",
+        ),
+        cell_panel(
+            7,
+            "Firing alerts by cell",
+            [
+                (
+                    f'count by (cell, severity) (ALERTS{{alertstate="firing", severity=~"{severities}", {cells}}})',
+                    "{{cell}} {{severity}}",
+                )
+            ],
+            x=0,
+            y=24,
+            w=24,
+            description="The kit's alerts (critical pages, warning opens a ticket) firing in each cell's Prometheus; "
+            "each cell's Alertmanager routes its own.",
+        ),
+    ]
+    variables = [
+        query_variable("region", "Region", "label_values(up, region)", datasource=_DEPLOYMENT, all_by_default=True),
+        query_variable(
+            "cell", "Cell", 'label_values(up{region=~"$region"}, cell)', datasource=_DEPLOYMENT, all_by_default=True
+        ),
+    ]
+    return dashboard(
+        "modelyard-cells",
+        "modelyard / Cells",
+        'Every cell of the deployment side by side, from its metrics workspace (docs/regions.md, "Observability '
+        'across regions"); a tenant pinned to regions without the workspace is not in it.',
+        variables,
+        panels,
+        datasource_variable=False,
+    )
+
+
 DASHBOARDS = {
     "serving.json": serving_dashboard,
     "gateway.json": gateway_dashboard,
     "gpus.json": gpus_dashboard,
     "cost.json": cost_dashboard,
+    "cells.json": cells_dashboard,
 }
 
 

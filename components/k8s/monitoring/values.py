@@ -108,6 +108,14 @@ NODE_LABELS_FOR_COST = (
 # Prometheus's service account (the chart's <fullname>-prometheus): the cross-region workspace's writer role is
 # associated with it through EKS Pod Identity (components/aws/metrics_workspace.py).
 PROMETHEUS_SERVICE_ACCOUNT = f"{KUBE_PROMETHEUS_STACK_RELEASE}-prometheus"
+# Grafana's service account, named in the values where the cell reads the workspace (the grafana subchart's default
+# would be its fullname, <release>-grafana): the workspace's query role is associated with it through EKS Pod Identity.
+GRAFANA_SERVICE_ACCOUNT = f"{KUBE_PROMETHEUS_STACK_RELEASE}-grafana"
+
+# Grafana's data source over the deployment's metrics workspace (every cell's series): its name and uid, which the
+# Cells dashboard (dashboards/cells.json) names. A uid survives Grafana 13's migration of SigV4 Prometheus data
+# sources to the Amazon Managed Service for Prometheus plugin type.
+DEPLOYMENT_DATASOURCE = "deployment"
 
 # The label the gateway's series name a tenant by (the kit's auth module sets LiteLLM's `user` to the key's tenant).
 GATEWAY_TENANT_LABEL = "user"
@@ -119,6 +127,9 @@ class RemoteWrite:
 
     url: object
     """A str or a pulumi Output of one: the workspace's remote-write endpoint (https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>/...)."""
+    query_url: object
+    """A str or a pulumi Output of one: the workspace's query endpoint
+    (https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>), the URL of Grafana's "deployment" data source."""
     region: str
     """The workspace's region: SigV4 signs for it."""
     cell: str
@@ -146,11 +157,44 @@ def remote_write_spec(remote_write: RemoteWrite) -> list[dict[str, Any]]:
     return [spec]
 
 
+# The external label naming a Prometheus replica, as the workspace's deduplication expects it.
+WORKSPACE_REPLICA_LABEL = "__replica__"
+
+
+def deployment_datasource(remote_write: RemoteWrite) -> dict[str, Any]:
+    """Grafana's read-only data source over the workspace (Grafana's provisioning format, through
+    kube-prometheus-stack's `grafana.additionalDataSources`): SigV4 with the AWS SDK's default credentials
+    (`sigV4AuthType: default`, here the pod's EKS Pod Identity credentials) for the workspace's region (Grafana docs,
+    "Connect to Amazon Managed Service for Prometheus", example provisioning configuration)."""
+    return {
+        "name": DEPLOYMENT_DATASOURCE,
+        "uid": DEPLOYMENT_DATASOURCE,
+        "type": "prometheus",
+        "access": "proxy",
+        "url": remote_write.query_url,
+        "isDefault": False,
+        "editable": False,
+        "jsonData": {"sigV4Auth": True, "sigV4AuthType": "default", "sigV4Region": remote_write.region},
+    }
+
+
 def _with_remote_write(values: dict[str, Any], remote_write: RemoteWrite) -> None:
     spec = values["prometheus"]["prometheusSpec"]
     spec["externalLabels"] = {**spec["externalLabels"], "cell": remote_write.cell, "region": remote_write.cell_region}
     spec["remoteWrite"] = remote_write_spec(remote_write)
+    # The workspace keeps one copy of what a cell's Prometheus replicas both send: it deduplicates samples carrying
+    # the same `cluster` and different `__replica__` labels, and drops `__replica__` (Amazon Managed Service for
+    # Prometheus user guide, "Set up high availability data ... using the Prometheus Operator Helm chart"). With the
+    # operator's default replica label (prometheus_replica) every series would be there once per replica, and the
+    # Cells dashboard's sums twice what the cell serves.
+    spec["replicaExternalLabelName"] = WORKSPACE_REPLICA_LABEL
     values["prometheus"]["serviceAccount"] = {"create": True, "name": PROMETHEUS_SERVICE_ACCOUNT}
+    grafana = values["grafana"]
+    # The query role's Pod Identity association names this account (components/aws/metrics_workspace.py).
+    grafana["serviceAccount"] = {"create": True, "name": GRAFANA_SERVICE_ACCOUNT}
+    # Grafana offers SigV4 on a data source only with this on (off by default in its defaults.ini).
+    grafana["grafana.ini"] = {"auth": {"sigv4_auth_enabled": True}}
+    grafana["additionalDataSources"] = [deployment_datasource(remote_write)]
 
 
 # Dashboards: ConfigMaps with this label are loaded by Grafana's sidecar (kube-prometheus-stack default).
