@@ -113,7 +113,15 @@ def test_core_replicates_its_weights_into_the_eu_cells_own_bucket_with_its_key(p
     (config,) = by_type(plans["core"], "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
     (rule,) = config["inputs"]["rules"]
     eu = plans["core-eu"]["outputs"]
-    assert rule["filter"] == {"prefix": "models/"}  # no tenant's prefix leaves us-east-1
+    # Only the weights of the one model core-eu serves; no tenant's prefix leaves us-east-1.
+    assert rule["filter"] == {"prefix": "models/llama-3.1-8b/"}
+    policy = next(
+        json.loads(p["inputs"]["policy"])
+        for p in by_type(plans["core"], "aws:iam/rolePolicy:RolePolicy")
+        if p["name"] == "models-replication-role"
+    )
+    (read,) = [st for st in policy["Statement"] if st["Sid"] == "ReadSourceVersions"]
+    assert all(arn.endswith("/models/llama-3.1-8b/*") for arn in read["Resource"])
     assert rule["destination"]["bucket"] == f"arn:aws:s3:::{eu['cell_model_bucket']}"
     assert rule["destination"]["encryptionConfiguration"] == {"replicaKmsKeyId": eu["cell_model_key_arn"]}
     assert eu["cell_model_key_arn"].startswith("arn:aws:kms:eu-west-1:")
@@ -122,7 +130,23 @@ def test_core_replicates_its_weights_into_the_eu_cells_own_bucket_with_its_key(p
     line = next(
         ln for ln in plans["core"]["cost"]["lines"] if ln["item"] == f"replication to {eu['cell_model_bucket']}"
     )
-    assert Decimal(line["monthly"]) > 0
+    # One revision a month of llama-8b's 16 GB at $0.02 a GB: what crosses, not the 405B's and DeepSeek's too.
+    assert Decimal(line["monthly"]) == Decimal("0.34") and "(llama-3.1-8b)" in line["basis"]
+
+
+def test_a_replica_missing_a_model_its_cell_serves_is_refused_naming_the_key(tmp_path, capsys) -> None:
+    replicas = {"eu-west-1": {"cell": "core-eu", "models": ["llama-405b"]}}
+    project = _project(tmp_path, {"core": {"storage": {"replicas": replicas}}})
+    with pytest.raises(InputError) as refused:
+        deployment_of(project, "core-global")
+    messages = [f"{p.path}: {p.message}" for p in refused.value.problems]
+    assert any(
+        m.startswith("modelyard:storage.replicas.eu-west-1.models:") and "serves llama-3.1-8b" in m for m in messages
+    ), messages
+    # The cell's own plan refuses it too (it reads the cell it replicates into).
+    assert cli_main(["plan", "--stack", "core", "--project-dir", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert "modelyard:storage.replicas.eu-west-1.models" in err and "Traceback" not in err
 
 
 def test_the_eu_cell_serves_only_the_small_model_for_its_tenants(plans) -> None:

@@ -177,6 +177,11 @@ FALLBACK = {"llama-8b": {"provider": "openai", "model": "gpt-4o", "api_key": "sk
             "storage.replicas.eu-west-1.tenants[0]",
             "no tenant 'nobody'",
         ),
+        (
+            {"storage": {"replicas": {"eu-west-1": {"models": ["llama-9b"]}}}},
+            "storage.replicas.eu-west-1.models[0]",
+            "no model 'llama-9b'",
+        ),
     ],
 )
 def test_residency_and_replica_violations_are_refused_naming_the_key(make_settings, overrides, path, words) -> None:
@@ -303,6 +308,16 @@ def test_verify_replicas_checks_every_replica_against_the_sources_manifest(bucke
     replica.put_object(Bucket=REPLICA, Key=f"{PREFIX}{MANIFEST}", Body=b'{"files": []}')
     assert cli_main(verify) == 3
     assert "differs from the source's" in capsys.readouterr().err
+    # A replica that lists its models holds only theirs: another model's revision is skipped there, and said so.
+    pilot = yaml.safe_load((project / "stacks" / "Pulumi.pilot.yaml").read_text())
+    pilot["config"]["modelyard:storage"] = {"replicas": {"eu-west-1": {"models": ["llama-8b"]}}}
+    (project / "stacks" / "Pulumi.pilot.yaml").write_text(yaml.safe_dump(pilot))
+    other = ["--stack", "pilot", "--project-dir", str(project), "--name", "qwen3-8b"]
+    assert cli_main(["models", "push", str(folder), *other]) == 0
+    assert cli_main(["models", "verify", *other, "--replicas"]) == 0
+    assert "qwen3-8b is not replicated to eu-west-1 (storage.replicas.eu-west-1.models)" in capsys.readouterr().out
+    assert cli_main(verify) == 3  # llama-3.1-8b is still checked there (its manifest was broken above)
+    capsys.readouterr()
     # Without --replicas only the source is checked; --replicas on a stack without replicas is bad input.
     assert cli_main(["models", "verify", *stack]) == 0
     assert cli_main(["models", "verify", "--stack", "pilot", "--name", "llama-3.1-8b", "--replicas"]) == 2

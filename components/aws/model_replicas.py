@@ -5,7 +5,8 @@ versioning (replication needs it on both sides), every public access block, ACLs
 lifecycle; the bucket and its key are stateful, so protected and retained like the source's.
 
 ModelReplication: on the source bucket, one replication configuration with a rule per replica and prefix (models/,
-and tenants/<tenant>/ only where storage.replicas.<region>.tenants lists the tenant), and the role S3 assumes for it:
+or models/<model>/ of each model storage.replicas.<region>.models lists, and tenants/<tenant>/ only where
+storage.replicas.<region>.tenants lists the tenant), and the role S3 assumes for it:
 read the source's object versions under those prefixes, decrypt with the source key through S3 of the source region
 for this bucket, write replicas into each destination under the same prefixes, encrypt with that destination's key
 through S3 of its region for its bucket. Nothing else.
@@ -169,9 +170,15 @@ def replication_policy(
 
 
 def _rule_id(region: str, prefix: str) -> str:
-    """models/ -> models-to-eu-west-1; tenants/acme/ -> tenant-acme-to-eu-west-1."""
+    """models/ -> models-to-eu-west-1; models/llama-3.1-8b/ -> model-llama-3.1-8b-to-eu-west-1;
+    tenants/acme/ -> tenant-acme-to-eu-west-1."""
     parts = prefix.strip("/").split("/")
-    what = "models" if parts == ["models"] else f"tenant-{parts[1]}"
+    if parts == ["models"]:
+        what = "models"
+    elif parts[0] == "models":
+        what = f"model-{parts[1]}"
+    else:
+        what = f"tenant-{parts[1]}"
     return f"{what}-to-{region}"
 
 

@@ -824,10 +824,10 @@ def _region_text(p: Pricer) -> str:
     return f"; x{p.region_multiplier} region rule ({p.region})" if p.region_multiplier != 1 else ""
 
 
-def _weights_gb(settings: Settings, *, revisions: int) -> Decimal:
+def _weights_gb(settings: Settings, *, revisions: int, only: set[str] | None = None) -> Decimal:
     """GB of the served models' checkpoints as `models push` puts them in the bucket (each model and checkpoint once:
     a model served in fp8 from its bf16 checkpoint, which vLLM quantizes while loading, stores the bf16 one),
-    `revisions` revisions each, rounded up."""
+    `revisions` revisions each, rounded up; `only`: those of these catalog names."""
     from components.sizing.cold_start import pushed_checkpoint_gb, pushed_dtype
 
     total = 0.0
@@ -835,7 +835,7 @@ def _weights_gb(settings: Settings, *, revisions: int) -> Decimal:
     for m in settings.models.values():
         model = catalog.resolve_model(m.model)
         pushed = pushed_dtype(model, m.dtype or model.native_dtype)
-        if (model.name, pushed) in seen:
+        if (model.name, pushed) in seen or (only is not None and model.name not in only):
             continue
         seen.add((model.name, pushed))
         total += pushed_checkpoint_gb(model, pushed) * revisions
@@ -848,30 +848,38 @@ def _storage_gb(settings: Settings) -> Decimal:
 
 def _replication(r: Mapping[str, Any], p: Pricer, *, settings: Settings) -> list[Line]:
     """Inter-region transfer of what S3 replicates, per destination bucket: cost.replication_gb_per_month, else one
-    new revision of every served model's weights a month (replicated objects are billed as transfer out of the
-    source region; S3's replication requests are not counted)."""
+    new revision a month of the weights replicated there (every served model's under models/, or the models the
+    replica lists) (replicated objects are billed as transfer out of the source region; S3's replication requests
+    are not counted)."""
     chosen = settings.cost.replication_gb_per_month
-    if chosen is not None:
-        gb = p.assume("replication_gb_per_month")
-        basis = f"{gb} GB/month to each replica (cost.replication_gb_per_month)"
-    else:
-        gb = _weights_gb(settings, revisions=1)
-        basis = f"{gb} GB/month to each replica: one new revision of the served models' weights"
-    buckets = sorted(
-        {str((rule.get("destination") or {}).get("bucket", "")) for rule in r["inputs"].get("rules") or []}
-    )
-    return [
-        p.aws(
-            id=f"{r['key']}/{bucket}",
-            group="usage",
-            item=f"replication to {bucket.removeprefix('arn:aws:s3:::')}",
-            monthly=p.price("transfer_inter_region_gb") * gb,
-            keys=["transfer_inter_region_gb"],
-            basis=basis,
-            resource=r["key"],
+    prefixes: dict[str, set[str]] = {}
+    for rule in r["inputs"].get("rules") or []:
+        bucket = str((rule.get("destination") or {}).get("bucket", ""))
+        prefixes.setdefault(bucket, set()).add(str((rule.get("filter") or {}).get("prefix", "")))
+    lines = []
+    for bucket, replicated in sorted(prefixes.items()):
+        if chosen is not None:
+            gb = p.assume("replication_gb_per_month")
+            basis = f"{gb} GB/month to each replica (cost.replication_gb_per_month)"
+        elif "models/" in replicated:
+            gb = _weights_gb(settings, revisions=1)
+            basis = f"{gb} GB/month to each replica: one new revision of the served models' weights"
+        else:
+            names = {p.removeprefix("models/").strip("/") for p in replicated if p.startswith("models/")}
+            gb = _weights_gb(settings, revisions=1, only=names)
+            basis = f"{gb} GB/month: one new revision of the weights replicated there ({', '.join(sorted(names))})"
+        lines.append(
+            p.aws(
+                id=f"{r['key']}/{bucket}",
+                group="usage",
+                item=f"replication to {bucket.removeprefix('arn:aws:s3:::')}",
+                monthly=p.price("transfer_inter_region_gb") * gb,
+                keys=["transfer_inter_region_gb"],
+                basis=basis,
+                resource=r["key"],
+            )
         )
-        for bucket in buckets
-    ]
+    return lines
 
 
 # --- metrics across regions (docs/cost.md, "Metrics across regions") -------------------------------------------

@@ -115,6 +115,11 @@ def replica_cells(project_dir: Path, settings: Settings) -> dict[str, StackOutpu
             raise InputError(
                 Problem(path=path, message=f"stack {replica.cell!r} replicates into a cell itself: keep one source")
             )
+        from components.settings.cells import unreplicated_weights
+
+        unserved = unreplicated_weights(settings, region, cell)
+        if unserved:
+            raise InputError(unserved)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws\..*")
             exported = run_program(cell_file, preview=False).exported

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from components import catalog
 from components.errors import InputError, Problem
 from components.settings.load import NAMESPACE, build_settings, decode_config
 from components.settings.schema import Converter, doc_field
@@ -192,6 +193,10 @@ def _cell_problems(g: GlobalSettings, cells: Mapping[str, Settings]) -> list[Pro
             )
     problems += _tenant_problems(cells)
     problems += _remote_write_problems(cells)
+    for source in cells.values():
+        for region, replica in sorted(source.storage.replicas.items()):
+            if replica.cell is not None and region in cells and cells[region].stack == replica.cell:
+                problems += unreplicated_weights(source, region, cells[region])
     return problems
 
 
@@ -245,6 +250,26 @@ def _remote_write_problems(cells: Mapping[str, Settings]) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def unreplicated_weights(source: Settings, region: str, cell: Settings) -> list[Problem]:
+    """A replica that lists its models (storage.replicas.<region>.models) must hold every model the cell of that
+    region serves: its servers read the weights from the replica and would find none."""
+    replicated = source.replicated_model_names(region)
+    if replicated is None:
+        return []
+    served = {catalog.resolve_model(m.model).name: key for key, m in cell.models.items()}
+    missing = sorted(name for name in served if name not in replicated)
+    if not missing:
+        return []
+    named = ", ".join(f"{name} (its model {served[name]!r})" for name in missing)
+    return [
+        Problem(
+            path=f"{NAMESPACE}:storage.replicas.{region}.models",
+            message=f"stack {cell.stack!r} serves {named} from this replica, whose weights would not be replicated "
+            f"there: add the model to stack {source.stack!r}'s storage.replicas.{region}.models",
+        )
+    ]
 
 
 def _peered(cell: Settings, workspace: str) -> bool:

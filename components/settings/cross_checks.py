@@ -966,6 +966,7 @@ def entries_once(s: Settings) -> Iterator[Problem]:
         **{f"tenants.{name}.principals": tenant.principals for name, tenant in s.tenants.items()},
         **{f"tenants.{name}.regions": tenant.regions for name, tenant in s.tenants.items()},
         **{f"storage.replicas.{region}.tenants": r.tenants for region, r in s.storage.replicas.items()},
+        **{f"storage.replicas.{region}.models": r.models for region, r in s.storage.replicas.items()},
     }
     for path, entries in lists.items():
         first: dict[str, int] = {}
@@ -1015,6 +1016,9 @@ def storage_replicas(s: Settings) -> Iterator[Problem]:
         for i, tenant in enumerate(replica.tenants):
             if tenant not in s.tenants:
                 yield _p(f"{path}.tenants[{i}]", f"no tenant {tenant!r} in tenants" + close_matches(tenant, s.tenants))
+        for i, model in enumerate(replica.models):
+            if model not in s.models:
+                yield _p(f"{path}.models[{i}]", f"no model {model!r} in models" + close_matches(model, s.models))
 
 
 def residency(s: Settings) -> Iterator[Problem]:

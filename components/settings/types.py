@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from components import catalog
 from components.catalog import WeightDtype
 from components.contract import ALERT_ROUTES, ChartSource
 from components.settings.schema import doc_field
@@ -348,6 +349,11 @@ class StorageReplicaSettings:
     tenants: tuple[str, ...] = doc_field(
         "tenants (keys of tenants) whose prefix tenants/<tenant>/ is replicated there as well as models/; a tenant "
         "pinned to regions (tenants.<t>.regions) only to one of its regions",
+        default=(),
+    )
+    models: tuple[str, ...] = doc_field(
+        "models (keys of models) whose weights are replicated there, each under its own prefix "
+        "models/<catalog name>/: the models the replica's region serves; empty: all of models/",
         default=(),
     )
     cell: str | None = doc_field(
@@ -1489,9 +1495,19 @@ class Settings:
         )
 
     def replicated_prefixes(self, region: str) -> tuple[str, ...]:
-        """What S3 replication copies to the replica in `region` (a key of storage.replicas): models/, then the
-        prefix of each tenant the replica lists."""
-        return ("models/", *(f"tenants/{t}/" for t in sorted(self.storage.replicas[region].tenants)))
+        """What S3 replication copies to the replica in `region` (a key of storage.replicas): models/ (or the prefix
+        of each model the replica lists), then the prefix of each tenant it lists."""
+        replica = self.storage.replicas[region]
+        models = self.replicated_model_names(region)
+        weights = ("models/",) if models is None else tuple(f"models/{name}/" for name in models)
+        return (*weights, *(f"tenants/{t}/" for t in sorted(replica.tenants)))
+
+    def replicated_model_names(self, region: str) -> tuple[str, ...] | None:
+        """The catalog names of the models whose weights the replica in `region` receives (None: all of models/)."""
+        listed = self.storage.replicas[region].models
+        if not listed:
+            return None
+        return tuple(sorted({catalog.resolve_model(self.models[m].model).name for m in listed if m in self.models}))
 
     def model_owner(self, model: str) -> str | None:
         """The tenant a model's servers belong to: `owner`, else the only tenant listing it (None: no tenant)."""

@@ -714,6 +714,14 @@ def _run(args: argparse.Namespace) -> int:
     print(f"s3://{target.bucket}/{target.prefix}: every object matches the manifest" + how)
     if not args.replicas:
         return ExitCode.OK
+    # A replica that lists its models (storage.replicas.<region>.models) holds only those: the others are skipped.
+    skipped = sorted(
+        region
+        for region in settings.storage.replicas
+        if (names := settings.replicated_model_names(region)) is not None and args.name not in names
+    )
+    for region in skipped:
+        print(f"{args.name} is not replicated to {region} (storage.replicas.{region}.models): not checked there")
     # A replica that is a cell's own bucket (storage.replicas.<region>.cell) is named as that cell's model bucket.
     account = target.bucket.rsplit("-", 1)[1]
     replicas = {
@@ -726,6 +734,7 @@ def _run(args: argparse.Namespace) -> int:
             args.revision,
         )
         for region, replica in settings.storage.replicas.items()
+        if region not in skipped
     }
     problems = verify_replicas(target, replicas, deep=args.deep)
     if problems:
