@@ -68,6 +68,13 @@ LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 MONITORING_NAMESPACE = "monitoring"
 FLUENT_BIT_SERVICE_ACCOUNT = "aws-for-fluent-bit"
 """Fluent Bit's service account in MONITORING_NAMESPACE, bound to the container log group's write role."""
+METRICS_QUERY_PROXY = "aps-query-proxy"
+"""The SigV4 signing proxy in MONITORING_NAMESPACE through which a writing cell's Grafana queries the deployment's
+metrics workspace: its Deployment, Service and service account, which the workspace's query role's Pod Identity
+association names (components/k8s/monitoring/query_proxy.py, components/aws/metrics_workspace.py)."""
+POD_IDENTITY_AGENT = "169.254.170.23/32"
+"""The EKS Pod Identity agent, link-local on every node, port 80: a pod holding an AWS role fetches its credentials
+there, so its NetworkPolicy must admit it."""
 
 GATEWAY_NAMESPACE = "gateway"
 GATEWAY_NAME = "litellm"

@@ -47,6 +47,7 @@ from components.aws.tenant_identities import TenantIdentities, TenantIdentitiesA
 from components.contract import (
     GATEWAY_NAME,
     GATEWAY_NAMESPACE,
+    METRICS_QUERY_PROXY,
     MODEL_SERVER_SERVICE_ACCOUNT,
     subnet_layout,
     tenant_namespace,
@@ -63,7 +64,6 @@ from components.k8s.load_balancer_controller import (
 from components.k8s.monitoring.component import AlertReceiver, Monitoring, MonitoringArgs, RemoteWriteTarget
 from components.k8s.monitoring.logs import ContainerLogs, ContainerLogsArgs
 from components.k8s.monitoring.values import (
-    GRAFANA_SERVICE_ACCOUNT,
     IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK_RELEASE,
     MONITORING_NAMESPACE,
@@ -636,8 +636,8 @@ def build_metrics_workspace(
     cell_outputs: Mapping[str, CellOutputs],
     tags: Mapping[str, str],
 ) -> None:
-    """The deployment's one metrics workspace, and per cell a writer role (Prometheus) and a query role (Grafana)
-    (monitoring.remote_write in every cell)."""
+    """The deployment's one metrics workspace, and per cell a writer role (Prometheus) and a query role (the query proxy
+    Grafana reads through) (monitoring.remote_write in every cell)."""
     g = deployment.settings
     providers: dict[str, aws.Provider] = {g.region: provider}
     for cell_region in sorted({region, *deployment.cells}):
@@ -654,7 +654,7 @@ def build_metrics_workspace(
                     provider=providers[cell_region],
                     namespace=MONITORING_NAMESPACE,
                     service_account=PROMETHEUS_SERVICE_ACCOUNT,
-                    reader_service_account=GRAFANA_SERVICE_ACCOUNT,
+                    reader_service_account=METRICS_QUERY_PROXY,
                 )
                 for cell_region, cell in sorted(deployment.cells.items())
             },

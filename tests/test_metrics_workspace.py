@@ -1,8 +1,9 @@
 """Observability across regions (docs/regions.md): every cell's Prometheus writes to the deployment's one Amazon
 Managed Service for Prometheus workspace, created by the global stack, each cell through a role that may only
 aps:RemoteWrite to it; each cell's Grafana reads it back (the Cells dashboard) through a role that may only query it;
-a pinned tenant's series stay in their cell; a cell without NAT outside the workspace's region writes over a VPC
-peering the global stack makes (tests/test_metrics_peering.py)."""
+the SigV4 signing proxy Grafana queries through (Grafana 13 signs no more) holds that role; a pinned tenant's series
+stay in their cell; a cell without NAT outside the workspace's region writes over a VPC peering the global stack makes
+(tests/test_metrics_peering.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ from typing import Any
 
 import pytest
 
+from components.aws.image_cache import mirrored
+from components.contract import METRICS_QUERY_PROXY, MONITORING_NAMESPACE
 from components.errors import InputError
 from components.k8s.charts import BUNDLE_DIR
+from components.k8s.monitoring import query_proxy
 from components.k8s.monitoring.values import (
     DEPLOYMENT_DATASOURCE,
-    GRAFANA_SERVICE_ACCOUNT,
+    GRAFANA_POD_LABELS,
+    IMAGE_HOSTS,
     KUBE_PROMETHEUS_STACK,
+    QUERY_PROXY_IMAGE_DIGEST,
+    QUERY_PROXY_IMAGE_HOST,
+    QUERY_PROXY_IMAGE_TAG,
     RemoteWrite,
     monitoring_values,
 )
@@ -44,6 +52,17 @@ def global_plan(writing) -> dict[str, Any]:
     from components.plan.run import plan_global
 
     return plan_global(writing, "core-global")
+
+
+def _proxy_objects(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The workspace query proxy's objects in a cell's plan, by kind."""
+    found = {
+        m["object"]["kind"]: m["object"]
+        for m in plan["manifests"]
+        if m["object"]["metadata"].get("name") == METRICS_QUERY_PROXY
+        and m["object"]["metadata"].get("namespace") == MONITORING_NAMESPACE
+    }
+    return found
 
 
 def _stack_values(plan: dict[str, Any]) -> dict[str, Any]:
@@ -116,40 +135,189 @@ def test_each_cells_grafana_may_only_query_the_workspace(global_plan, writing_ce
     assert json.loads(roles["metrics-reader-eu-west-1"]["inputs"]["assumeRolePolicy"])["Statement"][0]["Principal"] == {
         "Service": "pods.eks.amazonaws.com"
     }
-    # The association names the service account the cell's Grafana runs as (its values name it).
+    # The association names the service account the cell's query proxy runs as, as the cell's plan makes it.
     associations = {a["name"]: a for a in by_type(global_plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation")}
     eu = associations["metrics-reader-eu-west-1"]
-    grafana = _stack_values(writing_cell)["grafana"]
+    proxy = _proxy_objects(writing_cell)
+    account = proxy["ServiceAccount"]["metadata"]
     assert eu["key"].startswith("eu-west-1/")
     assert (eu["inputs"]["clusterName"], eu["inputs"]["namespace"], eu["inputs"]["serviceAccount"]) == (
         "modelyard-core-eu",
-        "monitoring",
-        grafana["serviceAccount"]["name"],
+        account["namespace"],
+        account["name"],
     )
-    assert grafana["serviceAccount"] == {"create": True, "name": GRAFANA_SERVICE_ACCOUNT}
+    assert proxy["Deployment"]["spec"]["template"]["spec"]["serviceAccountName"] == account["name"]
+    # Grafana holds no AWS identity any more: no account of its own named, none associated.
+    assert "serviceAccount" not in _stack_values(writing_cell)["grafana"]
+    assert not [a for a in associations.values() if "grafana" in a["inputs"]["serviceAccount"]]
     assert global_plan["outputs"]["metrics_query_url"] == global_plan["outputs"][
         "metrics_remote_write_url"
     ].removesuffix("/api/v1/remote_write")
 
 
-def test_a_cells_grafana_reads_the_workspace_with_sigv4_read_only(writing_cell) -> None:
+def test_a_cells_grafana_reads_the_workspace_through_the_proxy_without_sigv4(writing_cell) -> None:
     grafana = _stack_values(writing_cell)["grafana"]
-    assert grafana["grafana.ini"] == {"auth": {"sigv4_auth_enabled": True}}
+    # Grafana 13's core Prometheus data source signs no more: no SigV4 anywhere in Grafana's values.
+    assert "grafana.ini" not in grafana and "sigv4" not in json.dumps(grafana).lower()
     (source,) = grafana["additionalDataSources"]
-    assert (source["name"], source["uid"], source["type"], source["access"]) == (
-        DEPLOYMENT_DATASOURCE,
-        DEPLOYMENT_DATASOURCE,
-        "prometheus",
-        "proxy",
-    )
-    # The workspace's region signs; the pod's own credentials (Pod Identity) through the SDK's default chain.
-    assert source["jsonData"] == {"sigV4Auth": True, "sigV4AuthType": "default", "sigV4Region": "us-east-1"}
-    assert source["editable"] is False and source["isDefault"] is False
-    # The cell's own plan cannot know the workspace (the global stack is applied after it): unknown, like the write URL.
+    assert source == {
+        "name": DEPLOYMENT_DATASOURCE,
+        "uid": DEPLOYMENT_DATASOURCE,
+        "type": "prometheus",
+        "access": "proxy",
+        # The cell's own plan cannot know the workspace (the global stack is applied after it): null like the write URL.
+        "url": None,
+        "isDefault": False,
+        "editable": False,
+    }
     remote = _stack_values(writing_cell)["prometheus"]["prometheusSpec"]["remoteWrite"][0]
-    assert source["url"] == remote["url"]
+    assert remote["url"] is None
     names = {m["object"]["metadata"]["name"] for m in writing_cell["manifests"] if m["object"]["kind"] == "ConfigMap"}
     assert "dashboard-modelyard-cells" in names
+
+
+def _monitoring_registrations(settings, query_url: str) -> dict[str, Any]:
+    """The Monitoring component of a writing cell under the offline engine, the global stack's query URL known."""
+    import dataclasses
+
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    from components.k8s.monitoring.component import Monitoring, RemoteWriteTarget
+    from components.plan.engine import run_program
+    from components.plan.run import load_settings
+    from components.platform import monitoring_args
+
+    stack_file, _ = load_settings(Path(__file__).resolve().parent.parent, "pilot")
+    target = RemoteWriteTarget(
+        url=f"{query_url}/api/v1/remote_write",
+        query_url=query_url,
+        region="us-east-1",
+        cell="x",
+        cell_region="eu-west-1",
+    )
+
+    def program() -> None:
+        Monitoring(
+            "monitoring",
+            args=dataclasses.replace(monitoring_args(settings, aws_layer()), remote_write=target),
+            opts=pulumi.ResourceOptions(provider=k8s.Provider("k8s", kubeconfig="{}", namespace="default")),
+        )
+
+    recording = run_program(stack_file, preview=False, program=program)
+    return {r.name: r.inputs for r in recording.registrations}
+
+
+def test_grafanas_data_source_is_the_proxy_services_dns_name_port_and_the_workspaces_path(make_settings) -> None:
+    registered = _monitoring_registrations(
+        make_settings("moderate"), "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123"
+    )
+    (source,) = registered["monitoring-kube-prometheus-stack"]["values"]["grafana"]["additionalDataSources"]
+    service = registered[f"monitoring-service-{METRICS_QUERY_PROXY}"]
+    (port,) = service["spec"]["ports"]
+    host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+    assert source["url"] == f"http://{host}:{int(port['port'])}/workspaces/ws-0123"
+    assert source["url"] == "http://aps-query-proxy.monitoring.svc:8005/workspaces/ws-0123"
+    assert "jsonData" not in source
+    # The Service reaches the proxy's pods on the port the proxy listens on.
+    deployment = registered[f"monitoring-deployment-{METRICS_QUERY_PROXY}"]["spec"]
+    assert service["spec"]["selector"].items() <= deployment["template"]["metadata"]["labels"].items()
+    (container,) = deployment["template"]["spec"]["containers"]
+    (listening,) = container["ports"]
+    assert (listening["name"], int(listening["containerPort"])) == (port["targetPort"], int(port["port"]))
+    assert container["args"][container["args"].index("--port") + 1] == f":{int(port['port'])}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-0123",  # another region than the signing one
+        "https://example.com/workspaces/ws-0123",
+        "http://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123",
+        "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/",
+        "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123/api/v1/remote_write",
+    ],
+)
+def test_a_query_url_the_proxy_would_sign_wrongly_is_refused(url) -> None:
+    with pytest.raises(ValueError, match="metrics_query_url"):
+        query_proxy.datasource_url(url, "us-east-1")
+
+
+def test_the_proxy_signs_for_aps_in_the_workspaces_region_not_the_cells(writing_cell) -> None:
+    # core-eu runs in eu-west-1; the workspace is in us-east-1: the proxy signs for, and sends to, us-east-1.
+    (container,) = _proxy_objects(writing_cell)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == [
+        "--name",
+        "aps",
+        "--region",
+        "us-east-1",
+        "--host",
+        "aps-workspaces.us-east-1.amazonaws.com",
+        "--port",
+        ":8005",
+    ]
+
+
+def test_the_proxys_image_is_pinned_and_pulled_through_the_cache_without_nat(plans) -> None:
+    assert QUERY_PROXY_IMAGE_HOST in IMAGE_HOSTS
+    pinned = f"aws-observability/aws-sigv4-proxy:{QUERY_PROXY_IMAGE_TAG}@{QUERY_PROXY_IMAGE_DIGEST}"
+    assert QUERY_PROXY_IMAGE_DIGEST.startswith("sha256:") and len(QUERY_PROXY_IMAGE_DIGEST) == 71
+    # core and core-eu have no NAT: the image comes through the ECR pull-through cache of the cell's own region.
+    for stack, region in (("core", "us-east-1"), ("core-eu", "eu-west-1")):
+        (container,) = _proxy_objects(plans[stack])["Deployment"]["spec"]["template"]["spec"]["containers"]
+        account = container["image"].split(".", 1)[0]
+        registry = mirrored(QUERY_PROXY_IMAGE_HOST, account=account, region=region)
+        assert registry != QUERY_PROXY_IMAGE_HOST
+        assert container["image"] == f"{registry}/{pinned}", stack
+
+
+def test_without_the_cache_the_proxy_pulls_from_ecr_public() -> None:
+    (_, deployment, *_) = query_proxy.objects("us-east-1")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == (
+        f"public.ecr.aws/aws-observability/aws-sigv4-proxy:{QUERY_PROXY_IMAGE_TAG}@{QUERY_PROXY_IMAGE_DIGEST}"
+    )
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_the_proxy_admits_only_grafanas_pods_and_reaches_only_dns_the_agent_and_https(writing_cell) -> None:
+    proxy = _proxy_objects(writing_cell)
+    policy = proxy["NetworkPolicy"]["spec"]
+    pod_labels = proxy["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert _selects(policy["podSelector"]["matchLabels"], pod_labels)
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    (ingress,) = policy["ingress"]
+    # One peer: pods of the proxy's namespace (no namespaceSelector) carrying Grafana's labels, on the proxy's port.
+    assert ingress == {
+        "from": [{"podSelector": {"matchLabels": dict(GRAFANA_POD_LABELS)}}],
+        "ports": [{"protocol": "TCP", "port": 8005}],
+    }
+    assert not _selects(dict(GRAFANA_POD_LABELS), pod_labels)  # the proxy's own pods are not among them
+    ports = sorted((p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"])
+    assert ports == [("TCP", 53), ("TCP", 80), ("TCP", 443), ("UDP", 53)]
+    (agent,) = [r for r in policy["egress"] if r["ports"] == [{"protocol": "TCP", "port": 80}]]
+    assert agent["to"] == [{"ipBlock": {"cidr": "169.254.170.23/32"}}]
+
+
+def test_the_proxy_runs_restricted_off_gpu_nodes_without_an_api_token(writing_cell) -> None:
+    proxy = _proxy_objects(writing_cell)
+    assert proxy["ServiceAccount"]["automountServiceAccountToken"] is False
+    pod = proxy["Deployment"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsUser"] == 65532 and pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [{"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}]
+    # Probes open a connection only: an HTTP probe would be proxied to the workspace as a signed query.
+    assert "tcpSocket" in container["readinessProbe"] and "tcpSocket" in container["livenessProbe"]
 
 
 def test_the_workspace_keeps_one_copy_of_a_cells_prometheus_replicas(writing_cell) -> None:
@@ -192,7 +360,11 @@ def test_the_pinned_chart_renders_a_writing_cells_values_into_valid_objects(make
         )
     query = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123"
     remote_write = RemoteWrite(
-        url=f"{query}/api/v1/remote_write", query_url=query, region="us-east-1", cell="product", cell_region="us-east-1"
+        url=f"{query}/api/v1/remote_write",
+        datasource_url=query_proxy.datasource_url(query, "us-east-1"),
+        region="us-east-1",
+        cell="product",
+        cell_region="us-east-1",
     )
     values = monitoring_values(monitoring_args(make_settings("moderate"), aws_layer()), remote_write=remote_write)
     with helm.Chart.load(chart_path) as chart:
@@ -207,18 +379,23 @@ def test_the_pinned_chart_renders_a_writing_cells_values_into_valid_objects(make
     ]
     assert validate_strict(objects, "1.33.0", frozenset({"monitoring.coreos.com"})) == {"monitoring.coreos.com"}
     by_kind_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
-    assert ("ServiceAccount", GRAFANA_SERVICE_ACCOUNT) in by_kind_name
-    (grafana,) = [
-        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "kube-prometheus-stack-grafana"
+    # The query proxy's NetworkPolicy admits the pods carrying GRAFANA_POD_LABELS: Grafana's, and no other pod.
+    pods = {
+        o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")
+    }
+    assert [n for n, labels in pods.items() if _selects(dict(GRAFANA_POD_LABELS), labels)] == [
+        "kube-prometheus-stack-grafana"
     ]
-    assert grafana["spec"]["template"]["spec"]["serviceAccountName"] == GRAFANA_SERVICE_ACCOUNT
     ini = by_kind_name[("ConfigMap", "kube-prometheus-stack-grafana")]["data"]["grafana.ini"]
-    assert "[auth]\nsigv4_auth_enabled = true" in ini
+    assert "sigv4" not in ini
     sources = yaml.safe_load(
         by_kind_name[("ConfigMap", "kube-prometheus-stack-grafana-datasource")]["data"]["datasource.yaml"]
     )
     (deployment,) = [d for d in sources["datasources"] if d["name"] == DEPLOYMENT_DATASOURCE]
-    assert deployment["url"] == query and deployment["jsonData"]["sigV4Region"] == "us-east-1"
+    assert deployment["url"] == "http://aps-query-proxy.monitoring.svc:8005/workspaces/ws-0123"
+    assert "jsonData" not in deployment
     prometheus = by_kind_name[("Prometheus", "kube-prometheus-stack-prometheus")]["spec"]
     assert prometheus["replicaExternalLabelName"] == "__replica__" and prometheus["remoteWrite"][0]["sigv4"] == {
         "region": "us-east-1"
@@ -246,7 +423,7 @@ def test_the_remote_write_url_is_the_global_stacks_output() -> None:
 
     url = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
     spec = remote_write_spec(
-        RemoteWrite(url=url, query_url=None, region="us-east-1", cell="core", cell_region="us-east-1")
+        RemoteWrite(url=url, datasource_url=None, region="us-east-1", cell="core", cell_region="us-east-1")
     )
     assert spec == [{"url": url, "sigv4": {"region": "us-east-1"}}]
 
@@ -265,16 +442,18 @@ def test_the_shipped_deployment_writes_remotely_and_the_single_region_stacks_do_
     for stack in ("pilot", "product"):
         values = _stack_values(plans[stack])
         assert "remoteWrite" not in values["prometheus"]["prometheusSpec"]
-        # Nor reads the workspace: no data source, no SigV4, no Cells dashboard.
+        # Nor reads the workspace: no data source, no query proxy, no Cells dashboard.
         assert not {"additionalDataSources", "grafana.ini", "serviceAccount"} & set(values["grafana"])
         names = {m["object"]["metadata"]["name"] for m in plans[stack]["manifests"]}
         assert "dashboard-modelyard-cells" not in names and "dashboard-modelyard-serving" in names
+        assert METRICS_QUERY_PROXY not in names
     for stack in ("core", "core-eu"):
         values = _stack_values(plans[stack])
         (remote,) = values["prometheus"]["prometheusSpec"]["remoteWrite"]
         assert remote["sigv4"] == {"region": "us-east-1"}
         (source,) = values["grafana"]["additionalDataSources"]
-        assert source["jsonData"]["sigV4Region"] == "us-east-1"
+        assert "jsonData" not in source and "grafana.ini" not in values["grafana"]
+        assert sorted(_proxy_objects(plans[stack])) == ["Deployment", "NetworkPolicy", "Service", "ServiceAccount"]
         names = {m["object"]["metadata"]["name"] for m in plans[stack]["manifests"]}
         assert "dashboard-modelyard-cells" in names
 

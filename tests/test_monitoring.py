@@ -22,7 +22,7 @@ from components import contract
 from components.aws.container_logs import ContainerLogGroup, ContainerLogGroupArgs
 from components.contract import SECRET
 from components.k8s.charts import UPSTREAM_CHARTS
-from components.k8s.monitoring import assets, generate
+from components.k8s.monitoring import assets, generate, query_proxy
 from components.k8s.monitoring.component import AlertReceiver, Monitoring
 from components.k8s.monitoring.logs import (
     FLUENT_BIT_VERSION,
@@ -373,6 +373,8 @@ def rendered_objects() -> list[dict[str, Any]]:
         *assets.dashboard_config_maps(deployment_view=True),
         *assets.prometheus_rules(),
         alertmanager_config(4),
+        # A writing cell's workspace query proxy (ServiceAccount, Deployment, Service, NetworkPolicy).
+        *query_proxy.objects("us-east-1"),
     ]
 
 
@@ -415,7 +417,10 @@ def test_checkov_finds_nothing_outside_the_skip_list(checkov_run: dict[str, Any]
     failed = [f"{f['check_id']} {f['resource']}" for r in reports for f in r["results"]["failed_checks"]]
     assert failed == []
     summary = reports[0]["summary"]
-    assert summary["parsing_errors"] == 0 and summary["resource_count"] == len(rendered_objects())
+    # Every object was read; checkov also checks a Deployment's pod template (the query proxy's) as a Pod of its own.
+    deployments = sum(1 for o in rendered_objects() if o["kind"] == "Deployment")
+    assert deployments == 1
+    assert summary["parsing_errors"] == 0 and summary["resource_count"] == len(rendered_objects()) + deployments
 
 
 # --- Helm values ------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 One Amazon Managed Service for Prometheus workspace, created by the global stack in the region every cell names
 (monitoring.remote_write.region), encrypted with a customer managed key of that region; per cell two roles that EKS
 Pod Identity gives the cell's pods: its Prometheus's, allowed `aps:RemoteWrite` to this workspace and nothing else, and
-its Grafana's, allowed to query it and nothing else. The cells' Kubernetes layers read `metrics_remote_write_url` and
-`metrics_query_url` from the global stack and write and read there with SigV4.
+its workspace query proxy's (the SigV4 signing proxy its Grafana queries through), allowed to query it and nothing
+else. The cells' Kubernetes layers read `metrics_remote_write_url` and `metrics_query_url` from the global stack and
+write and read there with SigV4.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def query_policy(workspace_arn: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class MetricsWriter:
-    """One cell whose Prometheus writes to the workspace and whose Grafana queries it."""
+    """One cell whose Prometheus writes to the workspace and whose Grafana queries it (through its query proxy)."""
 
     cluster_name: str
     """The cell's EKS cluster (`<project>-<cell stack>`), whose Pod Identity agent hands out the role."""
@@ -67,7 +68,8 @@ class MetricsWriter:
     service_account: str
     """Prometheus's service account (values.PROMETHEUS_SERVICE_ACCOUNT): the writer role's."""
     reader_service_account: str
-    """Grafana's service account (values.GRAFANA_SERVICE_ACCOUNT), in the same namespace: the query role's."""
+    """The workspace query proxy's service account (components.contract.METRICS_QUERY_PROXY), in the same namespace:
+    the query role's. The proxy signs the queries of the cell's Grafana, which holds no AWS identity."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +85,7 @@ class MetricsWorkspaceArgs:
 
 class MetricsWorkspace(pulumi.ComponentResource):
     """An Amazon Managed Service for Prometheus workspace (KMS-encrypted), and per cell a remote-write role (its
-    Prometheus) and a query role (its Grafana)."""
+    Prometheus) and a query role (its workspace query proxy, which signs its Grafana's queries)."""
 
     workspace_arn: pulumi.Output[str]
     remote_write_url: pulumi.Output[str]
@@ -125,8 +127,9 @@ class MetricsWorkspace(pulumi.ComponentResource):
             roles = {
                 # Prometheus copies the cell's series in.
                 "writer": (writer.service_account, "Prometheus", "writing to"),
-                # Grafana's "deployment" data source reads every cell's series back (the Cells dashboard).
-                "reader": (writer.reader_service_account, "Grafana", "querying"),
+                # Grafana's "deployment" data source reads every cell's series back (the Cells dashboard) through the
+                # query proxy, which signs with this role.
+                "reader": (writer.reader_service_account, "Grafana's query proxy", "querying"),
             }
             for role_kind, (service_account, who, verb) in roles.items():
                 role = aws.iam.Role(

@@ -35,6 +35,7 @@ from components.contract import (
     GATEWAY_PORT,
     MODEL_SERVER_SERVICE_ACCOUNT,
     MONITORING_NAMESPACE,
+    POD_IDENTITY_AGENT,
     TENANT_LABEL,
     TENANT_NAMESPACE_PREFIX,
     tenant_namespace,
@@ -43,7 +44,6 @@ from components.k8s.monitoring.values import PROMETHEUS_POD_LABELS
 from components.settings.types import Settings, TenantEgress
 
 MODEL_SERVER_COMPONENT = ("app.kubernetes.io/component", "model-server")  # charts/llm-serving labels
-POD_IDENTITY_AGENT = "169.254.170.23/32"  # EKS Pod Identity agent, link-local on every node, port 80
 HTTPS = 443
 # A tenant with egress internet may open HTTPS to 0.0.0.0/0 minus these: nothing private, so no other pod,
 # node, internal load balancer, interface endpoint or peered network (RFC 1918, CGNAT, link-local incl. IMDS)

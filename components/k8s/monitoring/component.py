@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 from components.contract import ChartSource
 from components.k8s.charts import chart_source
 from components.k8s.crds import crd_release
-from components.k8s.monitoring import assets
+from components.k8s.monitoring import assets, query_proxy
 from components.k8s.monitoring.values import (
     DCGM_EXPORTER,
     DCGM_EXPORTER_RELEASE,
@@ -25,6 +25,7 @@ from components.k8s.monitoring.values import (
     KUBE_PROMETHEUS_STACK_RELEASE,
     MONITORING_NAMESPACE,
     PROMETHEUS_OPERATOR_CRDS,
+    QUERY_PROXY_IMAGE_HOST,
     ROUTES,
     ReceiverKind,
     ReceiverSpec,
@@ -88,7 +89,8 @@ class RemoteWriteTarget:
     url: pulumi.Input[str]
     """The workspace's remote-write URL (the global stack's `metrics_remote_write_url`)."""
     query_url: pulumi.Input[str]
-    """The workspace's query URL (the global stack's `metrics_query_url`): Grafana's "deployment" data source."""
+    """The workspace's query URL (the global stack's `metrics_query_url`): its path is where Grafana's "deployment"
+    data source asks the workspace query proxy (query_proxy.datasource_url)."""
     region: str
     cell: str
     cell_region: str
@@ -106,7 +108,10 @@ def _stack_values(args: MonitoringArgs) -> pulumi.Output[dict[str, Any]]:
     # offline plan of a cell, which then shows every other value still.
     remote_write = RemoteWrite(
         url=target.url,
-        query_url=target.query_url,
+        # None where the global stack has no such output (the offline plan of a cell): shown as null, like `url`.
+        datasource_url=pulumi.Output.from_input(target.query_url).apply(
+            lambda url: None if url is None else query_proxy.datasource_url(url, target.region)
+        ),
         region=target.region,
         cell=target.cell,
         cell_region=target.cell_region,
@@ -169,6 +174,8 @@ class Monitoring(pulumi.ComponentResource):
             timeout=RELEASE_TIMEOUT_SECONDS,
             opts=after_stack,
         )
+        if args.remote_write is not None:
+            self._query_proxy(name, args, args.remote_write.region, after_namespace)
         # The Cells dashboard reads the deployment's workspace: only where this cell writes there (Grafana reads it).
         for config_map in assets.dashboard_config_maps(deployment_view=args.remote_write is not None):
             _apply(f"{name}-{config_map['metadata']['name']}", config_map, after_namespace)
@@ -179,6 +186,20 @@ class Monitoring(pulumi.ComponentResource):
 
         self.namespace = namespace.metadata["name"]
         self.register_outputs({"namespace": self.namespace})
+
+    def _query_proxy(self, name: str, args: MonitoringArgs, region: str, opts: pulumi.ResourceOptions) -> None:
+        """The SigV4 proxy Grafana queries the workspace through (query_proxy.py), image mirrored like the others."""
+        registry = pulumi.Output.from_input(args.image_mirrors).apply(
+            lambda mirrors: mirrors.get(QUERY_PROXY_IMAGE_HOST, QUERY_PROXY_IMAGE_HOST)
+        )
+        for obj in query_proxy.objects(region):
+            resource_name = f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}"
+            if obj["kind"] == "Deployment":
+                # Only the image waits for the account (the pull-through cache's registry): the plan shows the rest.
+                template = obj["spec"]["template"]
+                (container,) = template["spec"]["containers"]
+                container["image"] = registry.apply(query_proxy.image)
+            _apply(resource_name, obj, opts)
 
     def _alert_routing(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions) -> None:
         """One Secret per receiver, and the AlertmanagerConfig that routes to them."""
@@ -220,6 +241,19 @@ def _apply(resource_name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions
         return k8s.core.v1.Namespace(resource_name, metadata=obj["metadata"], opts=opts)
     if kind == "ConfigMap":
         return k8s.core.v1.ConfigMap(resource_name, metadata=obj["metadata"], data=obj["data"], opts=opts)
+    if kind == "ServiceAccount":
+        return k8s.core.v1.ServiceAccount(
+            resource_name,
+            metadata=obj["metadata"],
+            automount_service_account_token=obj["automountServiceAccountToken"],
+            opts=opts,
+        )
+    if kind == "Deployment":
+        return k8s.apps.v1.Deployment(resource_name, metadata=obj["metadata"], spec=obj["spec"], opts=opts)
+    if kind == "Service":
+        return k8s.core.v1.Service(resource_name, metadata=obj["metadata"], spec=obj["spec"], opts=opts)
+    if kind == "NetworkPolicy":
+        return k8s.networking.v1.NetworkPolicy(resource_name, metadata=obj["metadata"], spec=obj["spec"], opts=opts)
     return k8s.apiextensions.CustomResource(
         resource_name,
         api_version=obj["apiVersion"],

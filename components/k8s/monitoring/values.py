@@ -54,6 +54,19 @@ DCGM_EXPORTER_REPO = DCGM_EXPORTER.repository
 DCGM_EXPORTER_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter"
 DCGM_EXPORTER_IMAGE_TAG = "4.5.3-4.8.2-distroless"
 
+# The SigV4 signing proxy through which a writing cell's Grafana queries the deployment's metrics workspace
+# (query_proxy.py): awslabs/aws-sigv4-proxy release v1.11.1 (tag of 2026-02-11) as AWS publishes it on ECR Public.
+# The image is FROM scratch: one static Go binary (ENTRYPOINT `./aws-sigv4-proxy`) and CA certificates; aws-sdk-go
+# v1.55.7 at that tag (go.mod; v1.55.8 came after it), whose default credential chain reads EKS Pod Identity's
+# AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE and admits the agent's 169.254.170.23
+# (aws/defaults/defaults.go). The digest is the one recorded for this tag in a public repository (acourtiol/magelift),
+# not read from the registry here (unverified offline): `docker buildx imagetools inspect
+# public.ecr.aws/aws-observability/aws-sigv4-proxy:1.11.1` confirms it.
+QUERY_PROXY_IMAGE_HOST = "public.ecr.aws"
+QUERY_PROXY_IMAGE_REPOSITORY = "aws-observability/aws-sigv4-proxy"
+QUERY_PROXY_IMAGE_TAG = "1.11.1"
+QUERY_PROXY_IMAGE_DIGEST = "sha256:34bbec3cb98403d3e040ec1dadb53bb02285f70d2f0ead2d16435fd30980abaa"
+
 # The vLLM release whose metric names the dashboards and rules use: the one charts/llm-serving pins
 # (a test keeps them equal). metrics.yaml lists the names, read from vllm/v1/metrics/loggers.py of the
 # PyPI wheel vllm==0.17.1. Names changed between releases: vllm:gpu_cache_usage_perc became
@@ -108,13 +121,15 @@ NODE_LABELS_FOR_COST = (
 # Prometheus's service account (the chart's <fullname>-prometheus): the cross-region workspace's writer role is
 # associated with it through EKS Pod Identity (components/aws/metrics_workspace.py).
 PROMETHEUS_SERVICE_ACCOUNT = f"{KUBE_PROMETHEUS_STACK_RELEASE}-prometheus"
-# Grafana's service account, named in the values where the cell reads the workspace (the grafana subchart's default
-# would be its fullname, <release>-grafana): the workspace's query role is associated with it through EKS Pod Identity.
-GRAFANA_SERVICE_ACCOUNT = f"{KUBE_PROMETHEUS_STACK_RELEASE}-grafana"
+# Labels of Grafana's pods as the grafana subchart (12.11.1) sets them: `grafana.selectorLabels` in its _helpers.tpl,
+# app.kubernetes.io/name = the chart's name (kube-prometheus-stack sets no nameOverride), app.kubernetes.io/instance =
+# the release. The workspace query proxy's NetworkPolicy admits these pods only (query_proxy.py).
+GRAFANA_POD_LABELS: MappingProxyType[str, str] = MappingProxyType(
+    {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": KUBE_PROMETHEUS_STACK_RELEASE}
+)
 
 # Grafana's data source over the deployment's metrics workspace (every cell's series): its name and uid, which the
-# Cells dashboard (dashboards/cells.json) names. A uid survives Grafana 13's migration of SigV4 Prometheus data
-# sources to the Amazon Managed Service for Prometheus plugin type.
+# Cells dashboard (dashboards/cells.json) names.
 DEPLOYMENT_DATASOURCE = "deployment"
 
 # The label the gateway's series name a tenant by (the kit's auth module sets LiteLLM's `user` to the key's tenant).
@@ -127,11 +142,12 @@ class RemoteWrite:
 
     url: object
     """A str or a pulumi Output of one: the workspace's remote-write endpoint (https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>/...)."""
-    query_url: object
-    """A str or a pulumi Output of one: the workspace's query endpoint
-    (https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>), the URL of Grafana's "deployment" data source."""
+    datasource_url: object
+    """A str or a pulumi Output of one: the URL of Grafana's "deployment" data source, the workspace query proxy's
+    Service and the workspace's path (query_proxy.datasource_url of the workspace's query URL,
+    http://aps-query-proxy.monitoring.svc:8005/workspaces/<id>)."""
     region: str
-    """The workspace's region: SigV4 signs for it."""
+    """The workspace's region: SigV4 signs for it (Prometheus's remote write, the query proxy)."""
     cell: str
     """The cell's name (its AWS layer's stack): the `cell` label every copied series carries."""
     cell_region: str
@@ -163,18 +179,17 @@ WORKSPACE_REPLICA_LABEL = "__replica__"
 
 def deployment_datasource(remote_write: RemoteWrite) -> dict[str, Any]:
     """Grafana's read-only data source over the workspace (Grafana's provisioning format, through
-    kube-prometheus-stack's `grafana.additionalDataSources`): SigV4 with the AWS SDK's default credentials
-    (`sigV4AuthType: default`, here the pod's EKS Pod Identity credentials) for the workspace's region (Grafana docs,
-    "Connect to Amazon Managed Service for Prometheus", example provisioning configuration)."""
+    kube-prometheus-stack's `grafana.additionalDataSources`): a plain Prometheus data source on the workspace query
+    proxy, which signs with SigV4 (query_proxy.py). Grafana 13's core Prometheus data source signs no more, and the
+    plugin that does is not in its image (docs/regions.md, "The cross-region view")."""
     return {
         "name": DEPLOYMENT_DATASOURCE,
         "uid": DEPLOYMENT_DATASOURCE,
         "type": "prometheus",
         "access": "proxy",
-        "url": remote_write.query_url,
+        "url": remote_write.datasource_url,
         "isDefault": False,
         "editable": False,
-        "jsonData": {"sigV4Auth": True, "sigV4AuthType": "default", "sigV4Region": remote_write.region},
     }
 
 
@@ -189,12 +204,8 @@ def _with_remote_write(values: dict[str, Any], remote_write: RemoteWrite) -> Non
     # Cells dashboard's sums twice what the cell serves.
     spec["replicaExternalLabelName"] = WORKSPACE_REPLICA_LABEL
     values["prometheus"]["serviceAccount"] = {"create": True, "name": PROMETHEUS_SERVICE_ACCOUNT}
-    grafana = values["grafana"]
-    # The query role's Pod Identity association names this account (components/aws/metrics_workspace.py).
-    grafana["serviceAccount"] = {"create": True, "name": GRAFANA_SERVICE_ACCOUNT}
-    # Grafana offers SigV4 on a data source only with this on (off by default in its defaults.ini).
-    grafana["grafana.ini"] = {"auth": {"sigv4_auth_enabled": True}}
-    grafana["additionalDataSources"] = [deployment_datasource(remote_write)]
+    # Grafana holds no AWS identity: the query proxy signs (its own service account is the query role's).
+    values["grafana"]["additionalDataSources"] = [deployment_datasource(remote_write)]
 
 
 # Dashboards: ConfigMaps with this label are loaded by Grafana's sidecar (kube-prometheus-stack default).
@@ -219,8 +230,8 @@ KUBE_PROMETHEUS_STACK_IMAGES: tuple[tuple[str, str], ...] = (
     ("prometheus-node-exporter.image", "quay.io"),
 )
 # nvcr.io is not an upstream the ECR pull-through cache supports: without NAT, mirror the DCGM image into
-# ECR by hand and map "nvcr.io" to that registry.
-IMAGE_HOSTS = tuple(sorted({host for _, host in KUBE_PROMETHEUS_STACK_IMAGES} | {"nvcr.io"}))
+# ECR by hand and map "nvcr.io" to that registry. public.ecr.aws serves the workspace query proxy of writing cells.
+IMAGE_HOSTS = tuple(sorted({host for _, host in KUBE_PROMETHEUS_STACK_IMAGES} | {"nvcr.io", QUERY_PROXY_IMAGE_HOST}))
 
 
 def _set_path(values: dict[str, Any], dotted: str, key: str, value: Any) -> None:
@@ -244,7 +255,7 @@ def _resources(cpu: str, memory: str) -> dict[str, Any]:
 
 
 # Keep the stack off GPU nodes even if a GPU node were ever left untainted: GPUs cost 10-100x a CPU node.
-_OFF_GPU_NODES: dict[str, Any] = {
+OFF_GPU_NODES: dict[str, Any] = {
     "nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "DoesNotExist"}]}]
@@ -412,8 +423,8 @@ def _stack_values(
         "windowsMonitoring": {"enabled": False},
         "prometheusOperator": {
             "resources": _resources("100m", "256Mi"),
-            "affinity": _OFF_GPU_NODES,
-            "admissionWebhooks": {"patch": {"resources": small, "affinity": _OFF_GPU_NODES}},
+            "affinity": OFF_GPU_NODES,
+            "admissionWebhooks": {"patch": {"resources": small, "affinity": OFF_GPU_NODES}},
             "prometheusConfigReloader": {"resources": small},
         },
         "prometheus": {
@@ -423,7 +434,7 @@ def _stack_values(
                 "retentionSize": _retention_size(prometheus.storage_gib),
                 "storageSpec": _pvc(prometheus.storage_gib),
                 "resources": _resources(prometheus.cpu, prometheus.memory),
-                "affinity": _OFF_GPU_NODES,
+                "affinity": OFF_GPU_NODES,
                 "externalLabels": {"cluster": cluster_name},
                 # Select ServiceMonitors, PodMonitors and rules by SCRAPE_SELECTOR_LABELS in every namespace.
                 "serviceMonitorSelectorNilUsesHelmValues": True,
@@ -439,14 +450,14 @@ def _stack_values(
                 "replicas": alertmanager.replicas,
                 "storage": _pvc(alertmanager.storage_gib),
                 "resources": _resources("50m", "128Mi"),
-                "affinity": _OFF_GPU_NODES,
+                "affinity": OFF_GPU_NODES,
             },
         },
         "grafana": {
             "enabled": True,
             "defaultDashboardsTimezone": "utc",
             "resources": _resources("100m", "256Mi"),
-            "affinity": _OFF_GPU_NODES,
+            "affinity": OFF_GPU_NODES,
             # Dashboards are code: loaded from ConfigMaps by the sidecar, not edited in the UI.
             "sidecar": {
                 "resources": small,
@@ -461,7 +472,7 @@ def _stack_values(
         },
         "kube-state-metrics": {
             "resources": _resources("50m", "256Mi"),
-            "affinity": _OFF_GPU_NODES,
+            "affinity": OFF_GPU_NODES,
             # Node labels the cost panels group by (instance type for the price, pool, zone).
             "metricLabelsAllowlist": [f"nodes=[{','.join(NODE_LABELS_FOR_COST)}]"],
         },
