@@ -189,3 +189,20 @@ def test_the_bytes_per_sample_benchmark_measures_a_real_prometheus_remote_write(
     assert m["samples_sent"] > 100 and m["bytes_received"] > 0 and m["series"] > 100
     # Snappy-compressed protobuf: a few to a few dozen bytes a sample, never the raw text exposition's ~100.
     assert 2 < m["bytes_per_sample"] < 100
+
+
+def test_two_peers_with_overlapping_ranges_are_refused() -> None:
+    """The workspace cell routes back to every peer: a third cell reusing core-eu's range could not be told apart."""
+    import dataclasses
+
+    from components.plan.run import load_settings
+    from tests.conftest import ROOT
+
+    core, eu = load_settings(ROOT, "core")[1], load_settings(ROOT, "core-eu")[1]
+    third = dataclasses.replace(eu, stack="core-de", region="eu-central-1")
+    from components.settings.cells import _remote_write_problems
+
+    assert not _remote_write_problems({"us-east-1": core, "eu-west-1": eu})
+    problems = _remote_write_problems({"us-east-1": core, "eu-west-1": eu, "eu-central-1": third})
+    assert [p.path for p in problems] == ["modelyard:global.cells.eu-west-1"]
+    assert "could not route back to both" in problems[0].message

@@ -249,6 +249,19 @@ def _remote_write_problems(cells: Mapping[str, Settings]) -> list[Problem]:
                         f"{home.network.cidr} (network.cidr is the stack's for good: give the new cell another range)",
                     )
                 )
+        # The workspace cell routes back to every peer: two peers' ranges may not overlap either.
+        for i, first in enumerate(peers):
+            for second in peers[i + 1 :]:
+                a, b = cells[first].network.cidr, cells[second].network.cidr
+                if ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b)):
+                    problems.append(
+                        _p(
+                            f"cells.{second}",
+                            f"stack {cells[second].stack!r} and stack {cells[first].stack!r} are both peered to "
+                            f"{home.stack!r} for the metrics workspace, and their ranges overlap ({b}, {a}): "
+                            f"{home.stack!r} could not route back to both",
+                        )
+                    )
     return problems
 
 
