@@ -73,6 +73,14 @@ METRICS_QUERY_PROXY = "aps-query-proxy"
 metrics workspace: its Deployment, Service and service account, which the workspace's query role's Pod Identity
 association names (components/k8s/monitoring/query_proxy.py, components/aws/metrics_workspace.py)."""
 POD_IDENTITY_AGENT = "169.254.170.23/32"
+
+
+def aps_workspaces_host(region: str) -> str:
+    """The host of every Amazon Managed Service for Prometheus workspace of `region` (its user guide, endpoints):
+    Prometheus writes there, the query proxy signs for it, and the metrics peering's private zone is named after it."""
+    return f"aps-workspaces.{region}.amazonaws.com"
+
+
 """The EKS Pod Identity agent, link-local on every node, port 80: a pod holding an AWS role fetches its credentials
 there, so its NetworkPolicy must admit it."""
 

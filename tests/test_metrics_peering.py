@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from components.aws.metrics_peering import ENDPOINT_ACTIONS, service_zone_name
+from components.aws.metrics_peering import ENDPOINT_ACTIONS
 from components.aws.metrics_workspace import remote_write_url
+from components.contract import aps_workspaces_host
 from components.cost import estimate
 from components.errors import InputError
 from components.settings.cells import deployment_of
@@ -80,7 +81,7 @@ def test_the_endpoint_admits_only_the_peer_and_only_the_deployments_workspace(de
 
 def test_the_peer_resolves_the_workspaces_own_url_to_the_endpoint(deployment, plans) -> None:
     zone = _one(deployment, "aws:route53/zone:Zone", name="metrics-peering")
-    name = service_zone_name("us-east-1")
+    name = aps_workspaces_host("us-east-1")
     # The name in the URL the cell's Prometheus writes to is the zone's: no other URL is configured.
     assert remote_write_url("us-east-1", "ws-1").startswith(f"https://{name}/")
     assert zone["inputs"]["name"] == name

@@ -27,20 +27,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-# What a peered pod may do through the endpoint: write (Prometheus) and read (Grafana's view) the deployment's
-# workspace; the names of AWS's AmazonPrometheusRemoteWriteAccess and AmazonPrometheusQueryAccess policies.
-ENDPOINT_ACTIONS = (
-    "aps:RemoteWrite",
-    "aps:QueryMetrics",
-    "aps:GetSeries",
-    "aps:GetLabels",
-    "aps:GetMetricMetadata",
-)
+from components.aws.metrics_workspace import QUERY_ACTIONS, REMOTE_WRITE_ACTIONS
+from components.contract import aps_workspaces_host
 
-
-def service_zone_name(region: str) -> str:
-    """The name Prometheus resolves: the workspace's remote-write host (components/aws/metrics_workspace.py)."""
-    return f"aps-workspaces.{region}.amazonaws.com"
+# What a peered pod may do through the endpoint: write (Prometheus, the writer role) and read (the query proxy, the
+# query role) the deployment's workspace.
+ENDPOINT_ACTIONS = (*REMOTE_WRITE_ACTIONS, *QUERY_ACTIONS)
 
 
 def endpoint_policy(workspace_arn: str) -> str:
@@ -154,7 +146,7 @@ class MetricsPeering(pulumi.ComponentResource):
             self.peering_ids[region] = peering.id
         zone = aws.route53.Zone(
             f"{name}-zone",
-            name=service_zone_name(home.region),
+            name=aps_workspaces_host(home.region),
             comment=f"Amazon Managed Service for Prometheus of {home.region} through {args.name}'s peering (modelyard)",
             vpcs=[
                 aws.route53.ZoneVpcArgs(vpc_id=peer.vpc_id, vpc_region=region)
@@ -170,7 +162,7 @@ class MetricsPeering(pulumi.ComponentResource):
         aws.route53.Record(
             f"{name}-zone-apex",
             zone_id=zone.zone_id,
-            name=service_zone_name(home.region),
+            name=aps_workspaces_host(home.region),
             type="A",
             aliases=[
                 aws.route53.RecordAliasArgs(

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.iam import POD_IDENTITY_TRUST
+from components.contract import aps_workspaces_host
 
 # What a writer may do: RemoteWrite only (AWS's own AmazonPrometheusRemoteWriteAccess, scoped to one workspace).
 REMOTE_WRITE_ACTIONS = ("aps:RemoteWrite",)
@@ -28,14 +29,14 @@ QUERY_ACTIONS = ("aps:GetLabels", "aps:GetMetricMetadata", "aps:GetSeries", "aps
 
 def remote_write_url(region: str, workspace_id: str) -> str:
     """The workspace's remote-write endpoint (Amazon Managed Service for Prometheus user guide, "Ingest metrics")."""
-    return f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{workspace_id}/api/v1/remote_write"
+    return f"https://{aps_workspaces_host(region)}/workspaces/{workspace_id}/api/v1/remote_write"
 
 
 def query_url(region: str, workspace_id: str) -> str:
     """The workspace's Prometheus-compatible query endpoint, without `/api/v1/...` (a Grafana data source's URL; the
     Amazon Managed Service for Prometheus user guide, "Set up Grafana open source ... for use with Amazon Managed
     Service for Prometheus")."""
-    return f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{workspace_id}"
+    return f"https://{aps_workspaces_host(region)}/workspaces/{workspace_id}"
 
 
 def _workspace_policy(sid: str, actions: tuple[str, ...], workspace_arn: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from components.contract import METRICS_QUERY_PROXY, MONITORING_NAMESPACE, POD_IDENTITY_AGENT
+from components.contract import METRICS_QUERY_PROXY, MONITORING_NAMESPACE, POD_IDENTITY_AGENT, aps_workspaces_host
 from components.k8s.monitoring.values import (
     GRAFANA_POD_LABELS,
     OFF_GPU_NODES,
@@ -38,11 +38,6 @@ LABELS = {"app.kubernetes.io/name": METRICS_QUERY_PROXY, "app.kubernetes.io/part
 SELECTOR = {"app.kubernetes.io/name": METRICS_QUERY_PROXY}
 
 
-def workspace_host(region: str) -> str:
-    """The host of every workspace of `region` (Amazon Managed Service for Prometheus user guide, endpoints)."""
-    return f"aps-workspaces.{region}.amazonaws.com"
-
-
 def service_url() -> str:
     """The proxy's Service inside the cluster: Grafana's data source starts with it."""
     return f"http://{METRICS_QUERY_PROXY}.{MONITORING_NAMESPACE}.svc:{PORT}"
@@ -58,7 +53,7 @@ def datasource_url(query_url: str, region: str) -> str:
     workspace = path.removeprefix("/workspaces/")
     if (
         parts.scheme != "https"
-        or parts.netloc != workspace_host(region)
+        or parts.netloc != aps_workspaces_host(region)
         or not path.startswith("/workspaces/")
         or not workspace
         or "/" in workspace
@@ -67,7 +62,7 @@ def datasource_url(query_url: str, region: str) -> str:
     ):
         raise ValueError(
             f"metrics_query_url {query_url!r} (the global stack's output) is not a workspace query URL of "
-            f"monitoring.remote_write.region {region}: https://{workspace_host(region)}/workspaces/<id>"
+            f"monitoring.remote_write.region {region}: https://{aps_workspaces_host(region)}/workspaces/<id>"
         )
     return f"{service_url()}{path}"
 
@@ -95,7 +90,7 @@ def image(registry: str = QUERY_PROXY_IMAGE_HOST) -> str:
 def args(region: str) -> list[str]:
     """The proxy's flags: sign for `aps` in the workspace's region, send everything to that region's workspace host
     (the path is Grafana's: /workspaces/<id>/api/v1/...), listen on PORT."""
-    return ["--name", SIGNING_NAME, "--region", region, "--host", workspace_host(region), "--port", f":{PORT}"]
+    return ["--name", SIGNING_NAME, "--region", region, "--host", aps_workspaces_host(region), "--port", f":{PORT}"]
 
 
 def deployment(region: str, *, registry: str = QUERY_PROXY_IMAGE_HOST) -> dict[str, Any]:
