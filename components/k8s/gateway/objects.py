@@ -22,6 +22,7 @@ from components.contract import (
     GATEWAY_POD_LABELS,
     GATEWAY_PORT,
     GATEWAY_REDIS_PORT,
+    POD_IDENTITY_AGENT,
     SERVER_PRE_STOP_SECONDS,
     system_node_selector,
     tenant_namespace,
@@ -417,7 +418,7 @@ def network_policies(args: GatewayArgs) -> list[dict[str, Any]]:
         )
     if FallbackProvider.BEDROCK in providers:
         # The Pod Identity agent, which hands the pod its role's credentials.
-        egress.append({"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"protocol": "TCP", "port": 80}]})
+        egress.append({"to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}], "ports": [{"protocol": "TCP", "port": 80}]})
     return [
         {
             "apiVersion": "networking.k8s.io/v1",
