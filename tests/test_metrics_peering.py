@@ -207,3 +207,26 @@ def test_two_peers_with_overlapping_ranges_are_refused() -> None:
     problems = _remote_write_problems({"us-east-1": core, "eu-west-1": eu, "eu-central-1": third})
     assert [p.path for p in problems] == ["modelyard:global.cells.eu-west-1"]
     assert "could not route back to both" in problems[0].message
+
+
+def test_the_docs_give_the_measured_bytes_and_the_shipped_lines_as_the_plan_prices_them(deployment) -> None:
+    from tests.conftest import ROOT
+
+    figures = {
+        "workspace": _line(deployment, "aws:amp/workspace:Workspace")["monthly"],
+        "peering": _line(deployment, "aws:ec2/vpcPeeringConnection:VpcPeeringConnection")["monthly"],
+        "endpoint": next(
+            ln["monthly"]
+            for ln in deployment["cost"]["lines"]
+            if ln["id"].startswith("us-east-1/metrics-peering/")
+            and ln["id"].endswith("::aws:ec2/vpcEndpoint:VpcEndpoint")
+        ),
+    }
+    for page in ("regions.md", "cost.md"):
+        text = " ".join((ROOT / "docs" / page).read_text().split())
+        assert f"{estimate.REMOTE_WRITE_BYTES_PER_SAMPLE} bytes" in text, page
+        assert (
+            f"the workspace ${figures['workspace']} a month, the peering ${figures['peering']}, the endpoint "
+            f"${figures['endpoint']}" in text
+        ), page
+    assert f"**{estimate.REMOTE_WRITE_BYTES_PER_SAMPLE}**" in (ROOT / "docs" / "benchmarks.md").read_text()
