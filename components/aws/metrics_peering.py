@@ -20,14 +20,13 @@ VPC's range, never the peer's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.metrics_workspace import QUERY_ACTIONS, REMOTE_WRITE_ACTIONS
+from components.aws.metrics_workspace import QUERY_ACTIONS, REMOTE_WRITE_ACTIONS, workspace_policy
 from components.contract import aps_workspaces_host
 
 # What a peered pod may do through the endpoint: write (Prometheus, the writer role) and read (the query proxy, the
@@ -36,20 +35,7 @@ ENDPOINT_ACTIONS = (*REMOTE_WRITE_ACTIONS, *QUERY_ACTIONS)
 
 
 def endpoint_policy(workspace_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "OnlyTheDeploymentsWorkspace",
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": list(ENDPOINT_ACTIONS),
-                    "Resource": workspace_arn,
-                }
-            ],
-        }
-    )
+    return workspace_policy("OnlyTheDeploymentsWorkspace", ENDPOINT_ACTIONS, workspace_arn, any_principal=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,21 +39,21 @@ def query_url(region: str, workspace_id: str) -> str:
     return f"https://{aps_workspaces_host(region)}/workspaces/{workspace_id}"
 
 
-def _workspace_policy(sid: str, actions: tuple[str, ...], workspace_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": workspace_arn}],
-        }
-    )
+def workspace_policy(sid: str, actions: tuple[str, ...], workspace_arn: str, *, any_principal: bool = False) -> str:
+    """One statement allowing `actions` on the workspace alone: a role's policy, or (`any_principal`) an endpoint's."""
+    statement: dict[str, object] = {"Sid": sid, "Effect": "Allow"}
+    if any_principal:
+        statement["Principal"] = "*"
+    statement.update({"Action": list(actions), "Resource": workspace_arn})
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
 def remote_write_policy(workspace_arn: str) -> str:
-    return _workspace_policy("RemoteWriteToTheDeploymentsWorkspace", REMOTE_WRITE_ACTIONS, workspace_arn)
+    return workspace_policy("RemoteWriteToTheDeploymentsWorkspace", REMOTE_WRITE_ACTIONS, workspace_arn)
 
 
 def query_policy(workspace_arn: str) -> str:
-    return _workspace_policy("QueryTheDeploymentsWorkspace", QUERY_ACTIONS, workspace_arn)
+    return workspace_policy("QueryTheDeploymentsWorkspace", QUERY_ACTIONS, workspace_arn)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -373,21 +373,23 @@ def _vpc_endpoint(r: Mapping[str, Any], p: Pricer, *, count: int) -> list[Line]:
                 resource=r["key"],
             )
         ]
-    subnets = inputs.get("subnetIds")
-    zones = len(subnets) if isinstance(subnets, list) and subnets else p.zones
     gb = p.assume("endpoint_gb_per_month") / count
-    monthly = p.price("interface_endpoint_hour") * HOURS_PER_MONTH * zones + p.price("interface_endpoint_gb") * gb
-    return [
-        p.aws(
-            id=r["key"],
-            group="network",
-            item=f"interface endpoint {service} ({zones} zones)",
-            monthly=monthly,
-            keys=["interface_endpoint_hour", "interface_endpoint_gb"],
-            basis=f"{zones} zones x 730 h + {cents(gb)} GB (cost.endpoint_gb_per_month split over {count})",
-            resource=r["key"],
-        )
-    ]
+    return [_interface_endpoint(r, p, what=service, gb=gb, of=f"cost.endpoint_gb_per_month split over {count}")]
+
+
+def _interface_endpoint(r: Mapping[str, Any], p: Pricer, *, what: str, gb: Decimal, of: str) -> Line:
+    """An interface endpoint's hours in each of its zones (`len(subnetIds)`), and `gb` processed a month."""
+    subnets = r["inputs"].get("subnetIds")
+    zones = len(subnets) if isinstance(subnets, list) and subnets else p.zones
+    return p.aws(
+        id=r["key"],
+        group="network",
+        item=f"interface endpoint {what} ({zones} zones)",
+        monthly=p.price("interface_endpoint_hour") * HOURS_PER_MONTH * zones + p.price("interface_endpoint_gb") * gb,
+        keys=["interface_endpoint_hour", "interface_endpoint_gb"],
+        basis=f"{zones} zones x 730 h + {cents(gb)} GB ({of})",
+        resource=r["key"],
+    )
 
 
 def _log_group(r: Mapping[str, Any], p: Pricer) -> list[Line]:
@@ -992,21 +994,9 @@ def _metrics_peering(r: Mapping[str, Any], p: Pricer, traffic: MetricsTraffic) -
 
 def _metrics_endpoint(r: Mapping[str, Any], p: Pricer, traffic: MetricsTraffic, peers: Iterable[str]) -> list[Line]:
     """The endpoint the peered cells write through: its hours, and their remote write as GB processed."""
-    subnets = r["inputs"].get("subnetIds")
-    zones = len(subnets) if isinstance(subnets, list) and subnets else p.zones
     gb = sum((traffic.wire_gb(region) for region in peers), Decimal(0))
-    return [
-        p.aws(
-            id=r["key"],
-            group="network",
-            item=f"interface endpoint aps-workspaces for the peered cells ({zones} zones)",
-            monthly=p.price("interface_endpoint_hour") * HOURS_PER_MONTH * zones
-            + p.price("interface_endpoint_gb") * gb,
-            keys=["interface_endpoint_hour", "interface_endpoint_gb"],
-            basis=f"{zones} zones x 730 h + {cents(gb)} GB (the peered cells' remote write)",
-            resource=r["key"],
-        )
-    ]
+    what = "aps-workspaces for the peered cells"
+    return [_interface_endpoint(r, p, what=what, gb=gb, of="the peered cells' remote write")]
 
 
 def plan_lines(
